@@ -1,0 +1,69 @@
+package gateway
+
+import "time"
+
+// DefaultTenant is the organization id every key is scoped by until
+// multi-organization support lands.
+const DefaultTenant = "default"
+
+// Source says how a user or group came to exist.
+type Source string
+
+const (
+	SourceSCIM        Source = "scim"
+	SourceJIT         Source = "jit"
+	SourceManual      Source = "manual"
+	SourceSelfService Source = "self_service"
+)
+
+// User is a provisioned person. The typed fields are the ones the gateway
+// indexes, enforces and sends downstream; Attributes keeps the full
+// protocol document (SCIM attributes by canonical name, extensions under
+// their schema URN) so that an IdP reads back exactly what it wrote.
+// Attributes never holds id, meta, schemas or password.
+type User struct {
+	ID          string         `json:"id"`
+	Tenant      string         `json:"tenant"`
+	UserName    string         `json:"userName"`
+	ExternalID  string         `json:"externalId,omitempty"`
+	Active      bool           `json:"active"`
+	GivenName   string         `json:"givenName,omitempty"`
+	FamilyName  string         `json:"familyName,omitempty"`
+	DisplayName string         `json:"displayName,omitempty"`
+	Emails      []string       `json:"emails,omitempty"` // lower-cased, primary first
+	Source      Source         `json:"source"`
+	Pool        string         `json:"pool,omitempty"`
+	Role        string         `json:"role,omitempty"`
+	Attributes  map[string]any `json:"attributes,omitempty"`
+	Created     time.Time      `json:"created"`
+	Modified    time.Time      `json:"modified"`
+	Version     uint64         `json:"version"`
+}
+
+// PrimaryEmail is the first email, or "".
+func (u *User) PrimaryEmail() string {
+	if len(u.Emails) == 0 {
+		return ""
+	}
+	return u.Emails[0]
+}
+
+// Group is a set of users. Membership is stored as edges beside the group,
+// not inside it, so that large groups do not rewrite one huge record.
+type Group struct {
+	ID          string         `json:"id"`
+	Tenant      string         `json:"tenant"`
+	DisplayName string         `json:"displayName"`
+	ExternalID  string         `json:"externalId,omitempty"`
+	Source      Source         `json:"source"`
+	Attributes  map[string]any `json:"attributes,omitempty"` // without members
+	Created     time.Time      `json:"created"`
+	Modified    time.Time      `json:"modified"`
+	Version     uint64         `json:"version"`
+}
+
+// Member is one membership edge as seen from a group.
+type Member struct {
+	UserID  string `json:"value"`
+	Display string `json:"display,omitempty"`
+}
