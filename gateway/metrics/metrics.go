@@ -1,0 +1,44 @@
+// Package metrics holds Gatehouse's Prometheus collectors. They are
+// registered on a registry passed in, never on the global default, so that
+// tests and several gateways in one process do not collide.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is every collector the gateway updates.
+type Metrics struct {
+	SCIMRequests       *prometheus.CounterVec
+	SCIMDuration       *prometheus.HistogramVec
+	SCIMAuthFailures   prometheus.Counter
+	SCIMEventsRecorded *prometheus.CounterVec
+}
+
+// New creates the collectors and registers them (plus the Go and process
+// collectors) on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		SCIMRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "scim", Name: "requests_total",
+			Help: "SCIM requests by resource, method and response status.",
+		}, []string{"resource", "method", "status"}),
+		SCIMDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "gatehouse", Subsystem: "scim", Name: "request_duration_seconds",
+			Help:    "SCIM request latency by resource and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"resource", "method"}),
+		SCIMAuthFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "scim", Name: "auth_failures_total",
+			Help: "SCIM requests rejected for a missing or wrong bearer token.",
+		}),
+		SCIMEventsRecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "scim", Name: "writes_total",
+			Help: "Successful SCIM writes by resource and operation.",
+		}, []string{"resource", "operation"}),
+	}
+	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMEventsRecorded,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,131 @@
+package provision
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// userChanges names what differs between two versions of a user: the typed
+// fields by name, and any other attribute of the protocol document by its
+// top-level key, sorted.
+func userChanges(a, b *gateway.User) []string {
+	var out []string
+	add := func(name string, differ bool) {
+		if differ {
+			out = append(out, name)
+		}
+	}
+	add("active", a.Active != b.Active)
+	add("userName", a.UserName != b.UserName)
+	add("externalId", a.ExternalID != b.ExternalID)
+	add("name.givenName", a.GivenName != b.GivenName)
+	add("name.familyName", a.FamilyName != b.FamilyName)
+	add("displayName", a.DisplayName != b.DisplayName)
+	add("emails", !slices.Equal(a.Emails, b.Emails))
+	add("pool", a.Pool != b.Pool)
+	add("role", a.Role != b.Role)
+	covered := map[string]bool{"active": true, "userName": true, "externalId": true, "displayName": true, "emails": true}
+	for _, k := range attributeChanges(a.Attributes, b.Attributes) {
+		if !covered[k] && !(k == "name" && slices.Contains(out, "name.givenName") || k == "name" && slices.Contains(out, "name.familyName")) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func groupChanges(a, b *gateway.Group) []string {
+	var out []string
+	if a.DisplayName != b.DisplayName {
+		out = append(out, "displayName")
+	}
+	if a.ExternalID != b.ExternalID {
+		out = append(out, "externalId")
+	}
+	for _, k := range attributeChanges(a.Attributes, b.Attributes) {
+		if k != "displayName" && k != "externalId" {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// attributeChanges returns the top-level keys whose values differ.
+func attributeChanges(a, b map[string]any) []string {
+	var out []string
+	for k, av := range a {
+		if bv, ok := b[k]; !ok || !reflect.DeepEqual(av, bv) {
+			out = append(out, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func dedupeMembers(ms []gateway.Member) []gateway.Member {
+	seen := make(map[string]bool, len(ms))
+	out := ms[:0:0]
+	for _, m := range ms {
+		if m.UserID == "" || seen[m.UserID] {
+			continue
+		}
+		seen[m.UserID] = true
+		out = append(out, m)
+	}
+	return out
+}
+
+func memberIDs(ms []gateway.Member) []string {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	return ids
+}
+
+// diffMembers returns the user ids added and removed, each sorted.
+func diffMembers(old, cur []gateway.Member) (added, removed []string) {
+	before := make(map[string]bool, len(old))
+	for _, m := range old {
+		before[m.UserID] = true
+	}
+	after := make(map[string]bool, len(cur))
+	for _, m := range cur {
+		after[m.UserID] = true
+		if !before[m.UserID] {
+			added = append(added, m.UserID)
+		}
+	}
+	for id := range before {
+		if !after[id] {
+			removed = append(removed, id)
+		}
+	}
+	sort.Strings(added)
+	sort.Strings(removed)
+	return added, removed
+}
+
+// snapshotUser copies a user for an event so later changes to the record
+// cannot alter what was recorded.
+func snapshotUser(u *gateway.User) *gateway.User {
+	c := *u
+	c.Emails = slices.Clone(u.Emails)
+	c.Attributes = maps.Clone(u.Attributes)
+	return &c
+}
+
+func snapshotGroup(g *gateway.Group) *gateway.Group {
+	c := *g
+	c.Attributes = maps.Clone(g.Attributes)
+	return &c
+}
