@@ -28,9 +28,12 @@ func userChanges(a, b *gateway.User) []string {
 	add("emails", !slices.Equal(a.Emails, b.Emails))
 	add("pool", a.Pool != b.Pool)
 	add("role", a.Role != b.Role)
+	// Document keys already reported through a typed field are skipped;
+	// "name" is reported only for parts without a typed field (formatted…).
 	covered := map[string]bool{"active": true, "userName": true, "externalId": true, "displayName": true, "emails": true}
+	covered["name"] = a.GivenName != b.GivenName || a.FamilyName != b.FamilyName
 	for _, k := range attributeChanges(a.Attributes, b.Attributes) {
-		if !covered[k] && !(k == "name" && slices.Contains(out, "name.givenName") || k == "name" && slices.Contains(out, "name.familyName")) {
+		if !covered[k] {
 			out = append(out, k)
 		}
 	}

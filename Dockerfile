@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1
+# Build a static binary, then ship it alone on a distroless base as a
+# non-root user.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/gatehouse . \
+ && mkdir -p /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/gatehouse /usr/local/bin/gatehouse
+# bbolt data lives here, owned by the nonroot user (65532); mount a volume
+# to keep it across restarts.
+COPY --from=build --chown=65532:65532 /out/data /var/lib/gatehouse
+WORKDIR /var/lib/gatehouse
+ENV GATEHOUSE_DATA_DIR=/var/lib/gatehouse \
+    GATEHOUSE_LISTEN=:8080 \
+    GATEHOUSE_OPS_LISTEN=:9090
+USER nonroot:nonroot
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/gatehouse"]
+CMD ["serve"]
