@@ -1,0 +1,455 @@
+// Package config is Gatehouse's configuration: the YAML schema, defaults,
+// strict decoding, GATEHOUSE_* environment overrides, secret references
+// and validation that reports every problem at once.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. The doc tags feed Reference().
+type Config struct {
+	Listen       string       `yaml:"listen" doc:"main listener: SCIM, SSO and proxy"`
+	OpsListen    string       `yaml:"ops_listen" doc:"operations listener: /metrics, /healthz, /readyz"`
+	PublicURL    string       `yaml:"public_url" doc:"external URL of the gateway (scheme://host[:port]); meta.location and SSO URLs are built from it"`
+	DataDir      string       `yaml:"data_dir" doc:"directory holding the bbolt database gatehouse.db"`
+	PathPrefix   string       `yaml:"path_prefix" doc:"every gateway endpoint lives under this path (no '_': Okta refuses it)"`
+	Log          Log          `yaml:"log"`
+	SCIM         SCIM         `yaml:"scim"`
+	SSO          SSO          `yaml:"sso"`
+	Provisioning Provisioning `yaml:"provisioning"`
+	Store        Store        `yaml:"store"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level" doc:"debug, info, warn or error"`
+	Format string `yaml:"format" doc:"json or text"`
+}
+
+// SCIM configures the SCIM 2.0 server.
+type SCIM struct {
+	Token        Secret `yaml:"token" doc:"bearer token the IdP presents (secret; env:NAME and file:PATH allowed)"`
+	MaxBodyBytes int64  `yaml:"max_body_bytes" doc:"larger request bodies are refused with 413"`
+	MaxResults   int    `yaml:"max_results" doc:"largest page a list request returns"`
+}
+
+// SSO configures single sign-on.
+type SSO struct {
+	Protocol string  `yaml:"protocol" doc:"none, saml, oidc, or external (the app or another proxy does login)"`
+	SAML     SSOSAML `yaml:"saml"`
+	OIDC     SSOOIDC `yaml:"oidc"`
+}
+
+// SSOSAML configures the SAML service provider.
+type SSOSAML struct {
+	IDPMetadataURL  string `yaml:"idp_metadata_url" doc:"URL of the IdP's SAML metadata"`
+	IDPMetadataFile string `yaml:"idp_metadata_file" doc:"path of the IdP's SAML metadata (instead of the URL)"`
+}
+
+// SSOOIDC configures the OIDC relying party.
+type SSOOIDC struct {
+	Issuer       string `yaml:"issuer" doc:"OIDC issuer URL, exactly as the IdP announces it"`
+	ClientID     string `yaml:"client_id" doc:"OIDC client id"`
+	ClientSecret Secret `yaml:"client_secret" doc:"OIDC client secret (secret)"`
+}
+
+// Provisioning configures how users come to exist.
+type Provisioning struct {
+	Method      string `yaml:"method" doc:"manual, self_service, scim or jit: exactly one is active; scim and jit need SSO"`
+	DefaultPool string `yaml:"default_pool" doc:"pool new users are put in"`
+	DefaultRole string `yaml:"default_role" doc:"role new users get"`
+	EmailDomain string `yaml:"email_domain" doc:"organization email domain a self-service link is bound to"`
+}
+
+// Store configures the bbolt store.
+type Store struct {
+	FSync       bool     `yaml:"fsync" doc:"fsync every commit; turn off only for tests"`
+	OpenTimeout Duration `yaml:"open_timeout" doc:"how long to wait for the database file lock"`
+}
+
+// Default returns the configuration with every default applied.
+func Default() *Config {
+	return &Config{
+		Listen:       ":8080",
+		OpsListen:    "127.0.0.1:9090",
+		DataDir:      "./gatehouse-data",
+		PathPrefix:   "/gatehouse",
+		Log:          Log{Level: "info", Format: "json"},
+		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200},
+		SSO:          SSO{Protocol: "none"},
+		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user"},
+		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file at path (if
+// any, strictly decoded), then GATEHOUSE_* variables from environ, then
+// secret references resolved. Problems with values are reported by
+// Validate; Load fails only when input cannot be read or parsed.
+func Load(path string, environ []string) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(cfg, environ); err != nil {
+		return nil, err
+	}
+	env := envMap(environ)
+	cfg.SCIM.Token.resolve(env)
+	cfg.SSO.OIDC.ClientSecret.resolve(env)
+	return cfg, nil
+}
+
+// Problem is one thing wrong with the configuration.
+type Problem struct {
+	Path    string // dotted key, e.g. scim.max_results
+	Message string
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Message }
+
+// Validate returns every problem in the configuration.
+func (c *Config) Validate() []Problem {
+	var ps []Problem
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	for path, addr := range map[string]string{"listen": c.Listen, "ops_listen": c.OpsListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add(path, "%q is not host:port (e.g. :8080 or 127.0.0.1:9090)", addr)
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			add("public_url", "%q must be an absolute http(s) URL without query, e.g. https://app.example.com", c.PublicURL)
+		}
+	} else if c.SSO.Protocol == "saml" || c.SSO.Protocol == "oidc" {
+		add("public_url", "is required when sso.protocol is %q: the IdP redirects browsers to it", c.SSO.Protocol)
+	}
+	if c.DataDir == "" {
+		add("data_dir", "must not be empty")
+	}
+	switch {
+	case !strings.HasPrefix(c.PathPrefix, "/") || strings.HasSuffix(c.PathPrefix, "/"):
+		add("path_prefix", "%q must start with / and not end with / (e.g. /gatehouse)", c.PathPrefix)
+	case strings.Contains(c.PathPrefix, "_"):
+		add("path_prefix", "%q must not contain '_': Okta refuses SCIM base URLs with underscores", c.PathPrefix)
+	}
+	oneOf := func(path, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		add(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "json", "text")
+	if c.SCIM.MaxBodyBytes <= 0 {
+		add("scim.max_body_bytes", "must be greater than 0")
+	}
+	if c.SCIM.MaxResults < 1 || c.SCIM.MaxResults > 10000 {
+		add("scim.max_results", "%d is outside 1..10000", c.SCIM.MaxResults)
+	}
+	c.SCIM.Token.problems("scim.token", add)
+	c.SSO.OIDC.ClientSecret.problems("sso.oidc.client_secret", add)
+	oneOf("sso.protocol", c.SSO.Protocol, "none", "saml", "oidc", "external")
+	switch c.SSO.Protocol {
+	case "saml":
+		if (c.SSO.SAML.IDPMetadataURL == "") == (c.SSO.SAML.IDPMetadataFile == "") {
+			add("sso.saml", "set exactly one of idp_metadata_url and idp_metadata_file")
+		}
+	case "oidc":
+		if c.SSO.OIDC.Issuer == "" {
+			add("sso.oidc.issuer", "is required when sso.protocol is \"oidc\"")
+		}
+		if c.SSO.OIDC.ClientID == "" {
+			add("sso.oidc.client_id", "is required when sso.protocol is \"oidc\"")
+		}
+	}
+	oneOf("provisioning.method", c.Provisioning.Method, "manual", "self_service", "scim", "jit")
+	if (c.Provisioning.Method == "scim" || c.Provisioning.Method == "jit") && c.SSO.Protocol == "none" {
+		add("provisioning.method", "%q requires single sign-on: set sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml, oidc or external", c.Provisioning.Method)
+	}
+	if c.Provisioning.Method == "scim" && !c.SCIM.Token.IsSet() && c.SCIM.Token.ref == "" {
+		add("scim.token", "is required when provisioning.method is \"scim\" (GATEHOUSE_SCIM_TOKEN)")
+	}
+	if c.Provisioning.Method == "self_service" && c.Provisioning.EmailDomain == "" {
+		add("provisioning.email_domain", "is required when provisioning.method is \"self_service\"")
+	}
+	if c.Provisioning.DefaultPool == "" {
+		add("provisioning.default_pool", "must not be empty")
+	}
+	if c.Provisioning.DefaultRole == "" {
+		add("provisioning.default_role", "must not be empty")
+	}
+	if c.Store.OpenTimeout <= 0 {
+		add("store.open_timeout", "must be a positive duration such as 5s")
+	}
+	return ps
+}
+
+// SCIMEnabled says whether SCIM is served and, if not, which setting to
+// change; the sentence is shown to IdPs in a SCIM error body.
+func (c *Config) SCIMEnabled() (bool, string) {
+	switch {
+	case c.Provisioning.Method != "scim":
+		return false, fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; set provisioning.method (GATEHOUSE_PROVISIONING_METHOD) to \"scim\".", c.Provisioning.Method)
+	case c.SSO.Protocol == "none":
+		return false, "SCIM provisioning is disabled: it requires single sign-on; set sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml, oidc or external."
+	case !c.SCIM.Token.IsSet():
+		return false, "SCIM provisioning is disabled: no token is configured; set scim.token (GATEHOUSE_SCIM_TOKEN)."
+	}
+	return true, ""
+}
+
+// Redacted renders the effective configuration as YAML, secrets hidden.
+func (c *Config) Redacted() string {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Sprintf("# cannot render configuration: %v\n", err)
+	}
+	return string(b)
+}
+
+// Secret is a sensitive value. It prints, marshals and logs as
+// [REDACTED]; Value returns the real thing.
+type Secret struct {
+	value string
+	ref   string // env:NAME or file:PATH, when it came from one
+	err   string // why the reference could not be resolved
+}
+
+// NewSecret wraps a literal value.
+func NewSecret(v string) Secret { return Secret{value: v} }
+
+func (s Secret) Value() string    { return s.value }
+func (s Secret) IsSet() bool      { return s.value != "" }
+func (s Secret) String() string   { return s.redacted() }
+func (s Secret) GoString() string { return s.redacted() }
+
+func (s Secret) redacted() string {
+	if s.value == "" && s.ref == "" {
+		return ""
+	}
+	return "[REDACTED]"
+}
+
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.redacted()) }
+
+func (s Secret) MarshalYAML() (any, error)    { return s.redacted(), nil }
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.redacted()) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.redacted()), nil }
+
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	var v string
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	s.set(v)
+	return nil
+}
+
+func (s *Secret) set(v string) {
+	*s = Secret{value: v}
+	if strings.HasPrefix(v, "env:") || strings.HasPrefix(v, "file:") {
+		*s = Secret{ref: v}
+	}
+}
+
+func (s *Secret) resolve(env map[string]string) {
+	switch {
+	case strings.HasPrefix(s.ref, "env:"):
+		name := strings.TrimPrefix(s.ref, "env:")
+		if s.value = env[name]; s.value == "" {
+			s.err = fmt.Sprintf("references environment variable %s, which is not set or empty", name)
+		}
+	case strings.HasPrefix(s.ref, "file:"):
+		path := strings.TrimPrefix(s.ref, "file:")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			s.err = fmt.Sprintf("references file %s, which cannot be read: %v", path, err)
+			return
+		}
+		if s.value = strings.TrimSpace(string(b)); s.value == "" {
+			s.err = fmt.Sprintf("references file %s, which is empty", path)
+		}
+	}
+}
+
+func (s Secret) problems(path string, add func(string, string, ...any)) {
+	if s.err != "" {
+		add(path, "%s", s.err)
+	}
+}
+
+// Duration is a time.Duration written as "5s" in YAML and env.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var v string
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	p, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 5s)", n.Line, v)
+	}
+	*d = Duration(p)
+	return nil
+}
+
+// EnvPrefix starts every environment override.
+const EnvPrefix = "GATEHOUSE_"
+
+// field is one configuration key found by walking the struct.
+type field struct {
+	path string // dotted
+	doc  string
+	v    reflect.Value
+}
+
+func fields(cfg *Config) []field {
+	var out []field
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			path := name
+			if prefix != "" {
+				path = prefix + "." + name
+			}
+			fv := v.Field(i)
+			if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(Secret{}) {
+				walk(path, fv)
+				continue
+			}
+			out = append(out, field{path: path, doc: sf.Tag.Get("doc"), v: fv})
+		}
+	}
+	walk("", reflect.ValueOf(cfg).Elem())
+	return out
+}
+
+// EnvName is the environment variable overriding a dotted key.
+func EnvName(path string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+func applyEnv(cfg *Config, environ []string) error {
+	byEnv := map[string]field{}
+	for _, f := range fields(cfg) {
+		byEnv[EnvName(f.path)] = f
+	}
+	var errs []error
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, EnvPrefix) {
+			continue
+		}
+		f, known := byEnv[k]
+		if !known {
+			errs = append(errs, fmt.Errorf("%s matches no configuration key", k))
+			continue
+		}
+		if err := setValue(f.v, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func setValue(v reflect.Value, s string) error {
+	switch p := v.Addr().Interface().(type) {
+	case *string:
+		*p = s
+	case *Secret:
+		p.set(s)
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean (true or false)", s)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		*p = n
+	case *int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		*p = n
+	case *Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 5s)", s)
+		}
+		*p = Duration(d)
+	default:
+		return fmt.Errorf("unsupported type %s", v.Type())
+	}
+	return nil
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// KeyDoc documents one configuration key.
+type KeyDoc struct {
+	Path, Env, Default, Description string
+}
+
+// Reference lists every key with its environment variable, default and
+// description, generated from the struct so docs and code cannot drift.
+func Reference() []KeyDoc {
+	var out []KeyDoc
+	for _, f := range fields(Default()) {
+		def := fmt.Sprint(f.v.Interface())
+		out = append(out, KeyDoc{Path: f.path, Env: EnvName(f.path), Default: def, Description: f.doc})
+	}
+	return out
+}

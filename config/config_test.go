@@ -1,0 +1,221 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"listen": ":8080", "ops_listen": "127.0.0.1:9090", "data_dir": "./gatehouse-data", "path_prefix": "/gatehouse",
+		"max_body": int64(1 << 20), "max_results": 200, "protocol": "none", "method": "manual", "pool": "default", "role": "user",
+		"fsync": true, "timeout": 5 * time.Second,
+	}
+	got := map[string]any{
+		"listen": cfg.Listen, "ops_listen": cfg.OpsListen, "data_dir": cfg.DataDir, "path_prefix": cfg.PathPrefix,
+		"max_body": cfg.SCIM.MaxBodyBytes, "max_results": cfg.SCIM.MaxResults, "protocol": cfg.SSO.Protocol, "method": cfg.Provisioning.Method,
+		"pool": cfg.Provisioning.DefaultPool, "role": cfg.Provisioning.DefaultRole, "fsync": cfg.Store.FSync, "timeout": time.Duration(cfg.Store.OpenTimeout),
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("default %s = %v, want %v", k, got[k], w)
+		}
+	}
+	if ps := cfg.Validate(); len(ps) != 0 {
+		t.Errorf("defaults have problems: %v", ps)
+	}
+}
+
+func TestLoadFileAndEnv(t *testing.T) {
+	path := writeFile(t, `
+listen: ":9000"
+public_url: https://app.example.com
+scim:
+  token: literal-token
+  max_results: 50
+sso:
+  protocol: external
+provisioning:
+  method: scim
+store:
+  open_timeout: 2s
+`)
+	cfg, err := Load(path, []string{"GATEHOUSE_SCIM_MAX_RESULTS=75", "GATEHOUSE_PROVISIONING_DEFAULT_ROLE=viewer", "OTHER=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":9000" || cfg.SCIM.Token.Value() != "literal-token" || cfg.SCIM.MaxResults != 75 ||
+		cfg.Provisioning.DefaultRole != "viewer" || time.Duration(cfg.Store.OpenTimeout) != 2*time.Second {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	if ok, reason := cfg.SCIMEnabled(); !ok {
+		t.Fatalf("SCIM not enabled: %s", reason)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        []string
+		want       string
+	}{
+		{"unknown yaml key", "scim:\n  tokn: x\n", nil, "tokn"},
+		{"bad yaml type", "scim:\n  max_results: many\n", nil, "line 2"},
+		{"bad duration", "store:\n  open_timeout: soon\n", nil, "duration"},
+		{"unknown env var", "", []string{"GATEHOUSE_SCIM_TOKNE=x"}, "GATEHOUSE_SCIM_TOKNE matches no configuration key"},
+		{"bad env int", "", []string{"GATEHOUSE_SCIM_MAX_RESULTS=abc"}, "GATEHOUSE_SCIM_MAX_RESULTS"},
+		{"bad env bool", "", []string{"GATEHOUSE_STORE_FSYNC=maybe"}, "GATEHOUSE_STORE_FSYNC"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = writeFile(t, tc.file)
+			}
+			_, err := Load(path, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretReferences(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, ref string
+		env       []string
+		value     string
+		problem   string
+	}{
+		{"env ref", "env:MY_TOKEN", []string{"MY_TOKEN=from-env"}, "from-env", ""},
+		{"missing env", "env:NOPE", nil, "", "NOPE"},
+		{"file ref trims newline", "file:" + tokenFile, nil, "from-file", ""},
+		{"missing file", "file:" + filepath.Join(dir, "absent"), nil, "", "cannot be read"},
+		{"literal", "plain", nil, "plain", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := append([]string{"GATEHOUSE_SCIM_TOKEN=" + tc.ref, "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim"}, tc.env...)
+			cfg, err := Load("", env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.SCIM.Token.Value() != tc.value {
+				t.Errorf("value = %q, want %q", cfg.SCIM.Token.Value(), tc.value)
+			}
+			ps := fmt.Sprint(cfg.Validate())
+			if tc.problem == "" && ps != "[]" || tc.problem != "" && !strings.Contains(ps, "scim.token: ") && !strings.Contains(ps, tc.problem) {
+				t.Errorf("problems = %s, want one about %q", ps, tc.problem)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	cfg, err := Load("", []string{
+		"GATEHOUSE_LISTEN=nonsense", "GATEHOUSE_PATH_PREFIX=/gate_house", "GATEHOUSE_SCIM_MAX_RESULTS=0",
+		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=loud", "GATEHOUSE_PUBLIC_URL=ftp://x",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, p := range cfg.Validate() {
+		paths = append(paths, p.Path)
+	}
+	got := strings.Join(paths, " ")
+	for _, want := range []string{"listen", "path_prefix", "scim.max_results", "provisioning.method", "scim.token", "log.level", "public_url"} {
+		if !strings.Contains(" "+got+" ", " "+want+" ") {
+			t.Errorf("problems %v lack %s", paths, want)
+		}
+	}
+	for _, p := range cfg.Validate() {
+		if p.Path == "provisioning.method" && !strings.Contains(p.Message, "sso.protocol") {
+			t.Errorf("scim without SSO must name sso.protocol: %s", p)
+		}
+	}
+}
+
+func TestSCIMEnabledReasons(t *testing.T) {
+	cases := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"GATEHOUSE_PROVISIONING_METHOD=manual"}, "provisioning.method"},
+		{[]string{"GATEHOUSE_PROVISIONING_METHOD=scim"}, "sso.protocol"},
+		{[]string{"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_SSO_PROTOCOL=saml"}, "scim.token"},
+	}
+	for _, tc := range cases {
+		cfg, err := Load("", tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, reason := cfg.SCIMEnabled()
+		if ok || !strings.Contains(reason, tc.want) {
+			t.Errorf("%v: SCIMEnabled = %v %q, want a reason naming %s", tc.env, ok, reason, tc.want)
+		}
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	const secret = "s3cr3t-value-xyz"
+	cfg, err := Load("", []string{"GATEHOUSE_SCIM_TOKEN=" + secret, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET=" + secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("cfg", "token", cfg.SCIM.Token, "cfg", cfg)
+	js, _ := json.Marshal(cfg)
+	outputs := map[string]string{
+		"Redacted": cfg.Redacted(), "Sprint": fmt.Sprint(cfg.SCIM.Token), "Sprintf %+v": fmt.Sprintf("%+v %#v", cfg, cfg.SCIM.Token),
+		"slog": logs.String(), "json": string(js),
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s leaks the secret: %s", name, out)
+		}
+	}
+	if !strings.Contains(cfg.Redacted(), "[REDACTED]") {
+		t.Errorf("Redacted() does not mark the secret: %s", cfg.Redacted())
+	}
+}
+
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	ref := Reference()
+	if len(ref) < 15 {
+		t.Fatalf("only %d keys", len(ref))
+	}
+	for _, k := range ref {
+		if k.Description == "" {
+			t.Errorf("%s has no doc tag", k.Path)
+		}
+		if k.Env != EnvName(k.Path) {
+			t.Errorf("%s env %s", k.Path, k.Env)
+		}
+	}
+}
