@@ -1,0 +1,38 @@
+// Package bolt is Gatehouse's gateway.Store on bbolt (go.etcd.io/bbolt).
+//
+// # Layout
+//
+// One file, data_dir/gatehouse.db. Top-level buckets:
+//
+//	meta                      schema_version → uint64 big-endian (currently 1)
+//	tenants                   one nested bucket per organization id ("default")
+//
+// Inside each tenant bucket (every key is therefore scoped by tenant):
+//
+//	users                     user id → JSON gateway.User
+//	groups                    group id → JSON gateway.Group (without members)
+//	idx_user_username         fold(userName) → user id            UNIQUE
+//	idx_user_externalid       externalId 0x00 user id → ""        exact match
+//	idx_user_email            lower(email) 0x00 user id → ""      every email of the user
+//	idx_group_displayname     fold(displayName) → group id        UNIQUE
+//	idx_group_externalid      externalId 0x00 group id → ""
+//	edges_group_user          group id 0x00 user id → member display
+//	edges_user_group          user id 0x00 group id → ""
+//	outbox                    seq (uint64 big-endian, NextSequence) → JSON gateway.Event
+//	counters                  "users" | "groups" | "outbox" → uint64 big-endian
+//
+// fold is strings.ToLower: userName and group displayName are
+// case-insensitive (RFC 7643 caseExact=false). Membership edges are written
+// in both directions in the same transaction, so "members of a group" and
+// "groups of a user" are both prefix scans. Ids are UUIDv7 strings, which
+// sort by creation time: list order is stable and inserts append.
+//
+// # Transactions
+//
+// Every change writes the record, its index entries, its edges and its
+// outbox events in one transaction (the transactional outbox). Writes go
+// through DB.Batch so that concurrent requests share one fsync (group
+// commit); functions passed to Batch compute everything from the
+// transaction and may run more than once. Reads decode records inside a
+// View transaction (decoding copies), so no bbolt memory escapes.
+package bolt

@@ -1,0 +1,374 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+type groupStore struct{ s *Store }
+
+func getGroup(tb *bolt.Bucket, id string) (*gateway.Group, error) {
+	raw := tb.Bucket(bGroups).Get([]byte(id))
+	if raw == nil {
+		return nil, nil
+	}
+	g := &gateway.Group{}
+	if err := json.Unmarshal(raw, g); err != nil {
+		return nil, fmt.Errorf("decode group %q: %w", id, err)
+	}
+	return g, nil
+}
+
+func putGroup(tb *bolt.Bucket, g *gateway.Group) error {
+	raw, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("encode group %q: %w", g.ID, err)
+	}
+	return tb.Bucket(bGroups).Put([]byte(g.ID), raw)
+}
+
+func groupNameTaken(tb *bolt.Bucket, name, exceptID string) error {
+	if owner := tb.Bucket(bGroupName).Get([]byte(fold(name))); owner != nil && string(owner) != exceptID {
+		return gateway.Errorf(gateway.ErrConflict, "a group named %q already exists (displayName is unique and case-insensitive)", name)
+	}
+	return nil
+}
+
+func indexGroup(tb *bolt.Bucket, g *gateway.Group, add bool) error {
+	name := tb.Bucket(bGroupName)
+	ext := tb.Bucket(bGroupExtID)
+	if !add {
+		if err := name.Delete([]byte(fold(g.DisplayName))); err != nil {
+			return err
+		}
+		if g.ExternalID != "" {
+			return ext.Delete(pair(g.ExternalID, g.ID))
+		}
+		return nil
+	}
+	if err := name.Put([]byte(fold(g.DisplayName)), []byte(g.ID)); err != nil {
+		return err
+	}
+	if g.ExternalID != "" {
+		return ext.Put(pair(g.ExternalID, g.ID), nil)
+	}
+	return nil
+}
+
+func members(tb *bolt.Bucket, groupID string) []gateway.Member {
+	var out []gateway.Member
+	p := pair(groupID, "")
+	c := tb.Bucket(bGroupUser).Cursor()
+	for k, v := c.Seek(p); k != nil && strings.HasPrefix(string(k), string(p)); k, v = c.Next() {
+		out = append(out, gateway.Member{UserID: string(k[len(p):]), Display: string(v)})
+	}
+	return out
+}
+
+// missingUsers returns the member ids that name no user, sorted.
+func missingUsers(tb *bolt.Bucket, ms []gateway.Member) []string {
+	users := tb.Bucket(bUsers)
+	var missing []string
+	for _, m := range ms {
+		if users.Get([]byte(m.UserID)) == nil {
+			missing = append(missing, m.UserID)
+		}
+	}
+	sort.Strings(missing)
+	return missing
+}
+
+func unknownMembers(missing []string) error {
+	return gateway.Errorf(gateway.ErrInvalid, "members name no existing user: %s (provision the users first, or leave them out)", strings.Join(missing, ", "))
+}
+
+// setMembers brings the group's edges (both directions) from old to cur.
+func setMembers(tb *bolt.Bucket, groupID string, old, cur []gateway.Member) error {
+	gu, ug := tb.Bucket(bGroupUser), tb.Bucket(bUserGroup)
+	keep := make(map[string]bool, len(cur))
+	for _, m := range cur {
+		keep[m.UserID] = true
+		if err := gu.Put(pair(groupID, m.UserID), []byte(m.Display)); err != nil {
+			return err
+		}
+		if err := ug.Put(pair(m.UserID, groupID), nil); err != nil {
+			return err
+		}
+	}
+	for _, m := range old {
+		if keep[m.UserID] {
+			continue
+		}
+		if err := gu.Delete(pair(groupID, m.UserID)); err != nil {
+			return err
+		}
+		if err := ug.Delete(pair(m.UserID, groupID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.Member, events []gateway.Event) error {
+	g.Version = 1
+	err := gs.s.write(ctx, g.Tenant, func(tb *bolt.Bucket) error {
+		if tb.Bucket(bGroups).Get([]byte(g.ID)) != nil {
+			return gateway.Errorf(gateway.ErrConflict, "group id %q already exists", g.ID)
+		}
+		if err := groupNameTaken(tb, g.DisplayName, ""); err != nil {
+			return err
+		}
+		if missing := missingUsers(tb, ms); len(missing) > 0 {
+			return unknownMembers(missing)
+		}
+		if err := putGroup(tb, g); err != nil {
+			return err
+		}
+		if err := indexGroup(tb, g, true); err != nil {
+			return err
+		}
+		if err := setMembers(tb, g.ID, nil, ms); err != nil {
+			return err
+		}
+		if err := addCounter(tb, counterGroups, 1); err != nil {
+			return err
+		}
+		return appendEvents(tb, g.Tenant, events)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: create group: %w", err)
+	}
+	return nil
+}
+
+func (gs groupStore) Get(ctx context.Context, tenant, id string) (*gateway.Group, error) {
+	var g *gateway.Group
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		var err error
+		g, err = getGroup(tb, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: get group: %w", err)
+	}
+	if g == nil {
+		return nil, notFound("Group", id)
+	}
+	return g, nil
+}
+
+func (gs groupStore) GetMany(ctx context.Context, tenant string, ids []string) ([]*gateway.Group, error) {
+	out := make([]*gateway.Group, 0, len(ids))
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		for _, id := range ids {
+			g, err := getGroup(tb, id)
+			if err != nil {
+				return err
+			}
+			if g != nil {
+				out = append(out, g)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: get groups: %w", err)
+	}
+	return out, nil
+}
+
+func (gs groupStore) Members(ctx context.Context, tenant, id string) ([]gateway.Member, error) {
+	var out []gateway.Member
+	found := false
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil || tb.Bucket(bGroups).Get([]byte(id)) == nil {
+			return nil
+		}
+		found = true
+		out = members(tb, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: group members: %w", err)
+	}
+	if !found {
+		return nil, notFound("Group", id)
+	}
+	return out, nil
+}
+
+func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.GroupUpdateFunc) (*gateway.Group, []gateway.Member, error) {
+	var rg *gateway.Group
+	var rm []gateway.Member
+	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		old, err := getGroup(tb, id)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return notFound("Group", id)
+		}
+		if ifVersion != 0 && old.Version != ifVersion {
+			return preconditionFailed("Group", id, old.Version)
+		}
+		oldMembers := members(tb, id)
+		mine, _ := getGroup(tb, id)
+		ng, ms, events, err := fn(mine, members(tb, id))
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			rg, rm = old, oldMembers
+			return nil
+		}
+		ng.ID, ng.Tenant, ng.Version = old.ID, old.Tenant, old.Version+1
+		if fold(ng.DisplayName) != fold(old.DisplayName) {
+			if err := groupNameTaken(tb, ng.DisplayName, id); err != nil {
+				return err
+			}
+		}
+		if missing := missingUsers(tb, ms); len(missing) > 0 {
+			return unknownMembers(missing)
+		}
+		if err := indexGroup(tb, old, false); err != nil {
+			return err
+		}
+		if err := indexGroup(tb, ng, true); err != nil {
+			return err
+		}
+		if err := putGroup(tb, ng); err != nil {
+			return err
+		}
+		if err := setMembers(tb, id, oldMembers, ms); err != nil {
+			return err
+		}
+		rg, rm = ng, ms
+		return appendEvents(tb, tenant, events)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bolt: update group: %w", err)
+	}
+	return rg, rm, nil
+}
+
+func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error)) error {
+	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		old, err := getGroup(tb, id)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return notFound("Group", id)
+		}
+		if ifVersion != 0 && old.Version != ifVersion {
+			return preconditionFailed("Group", id, old.Version)
+		}
+		ms := members(tb, id)
+		events, err := fn(old, ms)
+		if err != nil {
+			return err
+		}
+		if err := setMembers(tb, id, ms, nil); err != nil {
+			return err
+		}
+		if err := indexGroup(tb, old, false); err != nil {
+			return err
+		}
+		if err := tb.Bucket(bGroups).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := addCounter(tb, counterGroups, -1); err != nil {
+			return err
+		}
+		return appendEvents(tb, tenant, events)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: delete group: %w", err)
+	}
+	return nil
+}
+
+func (gs groupStore) Lookup(ctx context.Context, tenant string, index gateway.GroupIndex, value string) ([]string, error) {
+	var ids []string
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		switch index {
+		case gateway.GroupByDisplayName:
+			if id := tb.Bucket(bGroupName).Get([]byte(fold(value))); id != nil {
+				ids = []string{string(id)}
+			}
+		case gateway.GroupByExternalID:
+			ids = prefixed(tb.Bucket(bGroupExtID), value)
+		case gateway.GroupByMember:
+			ids = prefixed(tb.Bucket(bUserGroup), value)
+		default:
+			return fmt.Errorf("unknown group index %q", index)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: lookup groups: %w", err)
+	}
+	return ids, nil
+}
+
+func (gs groupStore) List(ctx context.Context, tenant string, offset, limit int) ([]*gateway.Group, int, error) {
+	out := []*gateway.Group{}
+	total := 0
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		total = counter(tb, counterGroups)
+		return page(tb.Bucket(bGroups), offset, limit, func(v []byte) error {
+			g := &gateway.Group{}
+			if err := json.Unmarshal(v, g); err != nil {
+				return fmt.Errorf("decode group: %w", err)
+			}
+			out = append(out, g)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("bolt: list groups: %w", err)
+	}
+	return out, total, nil
+}
+
+func (gs groupStore) Scan(ctx context.Context, tenant string, fn func(*gateway.Group) bool) error {
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		c := tb.Bucket(bGroups).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			g := &gateway.Group{}
+			if err := json.Unmarshal(v, g); err != nil {
+				return fmt.Errorf("decode group %q: %w", k, err)
+			}
+			if !fn(g) {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: scan groups: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,268 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// SchemaVersion is the layout version this code reads and writes.
+const SchemaVersion = 1
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketTenants = []byte("tenants")
+	keyVersion    = []byte("schema_version")
+
+	bUsers        = []byte("users")
+	bGroups       = []byte("groups")
+	bUserName     = []byte("idx_user_username")
+	bUserExtID    = []byte("idx_user_externalid")
+	bUserEmail    = []byte("idx_user_email")
+	bGroupName    = []byte("idx_group_displayname")
+	bGroupExtID   = []byte("idx_group_externalid")
+	bGroupUser    = []byte("edges_group_user")
+	bUserGroup    = []byte("edges_user_group")
+	bOutbox       = []byte("outbox")
+	bCounters     = []byte("counters")
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters}
+
+	counterUsers  = []byte("users")
+	counterGroups = []byte("groups")
+	counterOutbox = []byte("outbox")
+)
+
+// Options tunes Open.
+type Options struct {
+	// Timeout bounds the wait for the file lock another process holds.
+	Timeout time.Duration
+	// NoSync skips fsync on commit: for tests and benchmarks only, a crash
+	// can then lose acknowledged writes.
+	NoSync bool
+	// BatchDelay is how long a write waits for others to share its commit.
+	// Default 2ms: long enough to gather a burst of concurrent IdP
+	// requests into one fsync, short against an fsync's own cost.
+	BatchDelay time.Duration
+}
+
+// Store implements gateway.Store.
+type Store struct {
+	db *bolt.DB
+}
+
+var _ gateway.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Timeout == 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        opts.Timeout,
+		NoSync:         opts.NoSync,
+		NoFreelistSync: true, // the freelist is rebuilt at open; commits write less
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	db.MaxBatchDelay = opts.BatchDelay
+	if db.MaxBatchDelay == 0 {
+		db.MaxBatchDelay = 2 * time.Millisecond
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketTenants); err != nil {
+			return err
+		}
+		v := meta.Get(keyVersion)
+		if v == nil {
+			return meta.Put(keyVersion, u64(SchemaVersion))
+		}
+		if got := binary.BigEndian.Uint64(v); got != SchemaVersion {
+			return fmt.Errorf("database schema version %d is not supported by this gatehouse (it reads version %d); use the matching release or restore a backup", got, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: initialise %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database; committed writes are already durable.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) Users() gateway.UserStore   { return userStore{s} }
+func (s *Store) Groups() gateway.GroupStore { return groupStore{s} }
+func (s *Store) Outbox() gateway.Outbox     { return outboxStore{s} }
+
+// view runs fn in a read transaction on tenant's bucket; fn gets nil when
+// the tenant has no data yet.
+func (s *Store) view(ctx context.Context, tenant string, fn func(tb *bolt.Bucket) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		return fn(tx.Bucket(bucketTenants).Bucket([]byte(tenant)))
+	})
+}
+
+// write runs fn in a group-committed write transaction on tenant's bucket
+// (created on first use). fn may run more than once.
+func (s *Store) write(ctx context.Context, tenant string, fn func(tb *bolt.Bucket) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		tb, err := tenantBucket(tx, tenant)
+		if err != nil {
+			return err
+		}
+		return fn(tb)
+	})
+}
+
+func tenantBucket(tx *bolt.Tx, tenant string) (*bolt.Bucket, error) {
+	if tenant == "" {
+		return nil, errors.New("empty tenant id")
+	}
+	tenants := tx.Bucket(bucketTenants)
+	if tb := tenants.Bucket([]byte(tenant)); tb != nil {
+		return tb, nil
+	}
+	tb, err := tenants.CreateBucket([]byte(tenant))
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range tenantBuckets {
+		if _, err := tb.CreateBucket(name); err != nil {
+			return nil, err
+		}
+	}
+	return tb, nil
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func fold(s string) string { return strings.ToLower(s) }
+
+// pair builds the composite key a 0x00 b.
+func pair(a, b string) []byte {
+	k := make([]byte, 0, len(a)+1+len(b))
+	k = append(k, a...)
+	k = append(k, 0)
+	return append(k, b...)
+}
+
+// prefixed returns the second halves of the keys in b that start with a 0x00.
+func prefixed(b *bolt.Bucket, a string) []string {
+	var out []string
+	p := pair(a, "")
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		out = append(out, string(k[len(p):]))
+	}
+	return out
+}
+
+func addCounter(tb *bolt.Bucket, key []byte, delta int64) error {
+	b := tb.Bucket(bCounters)
+	var n uint64
+	if v := b.Get(key); v != nil {
+		n = binary.BigEndian.Uint64(v)
+	}
+	n = uint64(int64(n) + delta)
+	return b.Put(key, u64(n))
+}
+
+func counter(tb *bolt.Bucket, key []byte) int {
+	if v := tb.Bucket(bCounters).Get(key); v != nil {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// appendEvents writes events to the tenant's outbox, assigning Seq.
+func appendEvents(tb *bolt.Bucket, tenant string, events []gateway.Event) error {
+	ob := tb.Bucket(bOutbox)
+	for i := range events {
+		seq, err := ob.NextSequence()
+		if err != nil {
+			return err
+		}
+		events[i].Seq = seq
+		if events[i].Tenant == "" {
+			events[i].Tenant = tenant
+		}
+		raw, err := json.Marshal(&events[i])
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		if err := ob.Put(u64(seq), raw); err != nil {
+			return err
+		}
+	}
+	return addCounter(tb, counterOutbox, int64(len(events)))
+}
+
+func notFound(kind, id string) error {
+	return gateway.Errorf(gateway.ErrNotFound, "%s %q not found", kind, id)
+}
+
+func preconditionFailed(kind, id string, have uint64) error {
+	return gateway.Errorf(gateway.ErrPreconditionFailed, "%s %q has changed (its version is %d): read it again and retry", kind, id, have)
+}
+
+// outboxStore reads the outbox.
+type outboxStore struct{ s *Store }
+
+func (o outboxStore) After(ctx context.Context, tenant string, seq uint64, limit int) ([]gateway.Event, error) {
+	var out []gateway.Event
+	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		c := tb.Bucket(bOutbox).Cursor()
+		for k, v := c.Seek(u64(seq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			var e gateway.Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read outbox: %w", err)
+	}
+	return out, nil
+}
+
+func (o outboxStore) Len(ctx context.Context, tenant string) (int, error) {
+	n := 0
+	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb != nil {
+			n = counter(tb, counterOutbox)
+		}
+		return nil
+	})
+	return n, err
+}

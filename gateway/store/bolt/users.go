@@ -1,0 +1,321 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+type userStore struct{ s *Store }
+
+func getUser(tb *bolt.Bucket, id string) (*gateway.User, error) {
+	raw := tb.Bucket(bUsers).Get([]byte(id))
+	if raw == nil {
+		return nil, nil
+	}
+	u := &gateway.User{}
+	if err := json.Unmarshal(raw, u); err != nil {
+		return nil, fmt.Errorf("decode user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+func putUser(tb *bolt.Bucket, u *gateway.User) error {
+	raw, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("encode user %q: %w", u.ID, err)
+	}
+	return tb.Bucket(bUsers).Put([]byte(u.ID), raw)
+}
+
+func userNameTaken(tb *bolt.Bucket, userName, exceptID string) error {
+	if owner := tb.Bucket(bUserName).Get([]byte(fold(userName))); owner != nil && string(owner) != exceptID {
+		return gateway.Errorf(gateway.ErrConflict, "userName %q is already taken (userName is unique and case-insensitive)", userName)
+	}
+	return nil
+}
+
+// indexUser adds (add=true) or removes u's index entries.
+func indexUser(tb *bolt.Bucket, u *gateway.User, add bool) error {
+	type entry struct {
+		b   []byte
+		key []byte
+		val []byte
+	}
+	entries := []entry{{bUserName, []byte(fold(u.UserName)), []byte(u.ID)}}
+	if u.ExternalID != "" {
+		entries = append(entries, entry{bUserExtID, pair(u.ExternalID, u.ID), nil})
+	}
+	for _, e := range u.Emails {
+		entries = append(entries, entry{bUserEmail, pair(strings.ToLower(e), u.ID), nil})
+	}
+	for _, e := range entries {
+		b := tb.Bucket(e.b)
+		var err error
+		if add {
+			err = b.Put(e.key, e.val)
+		} else {
+			err = b.Delete(e.key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (us userStore) Create(ctx context.Context, u *gateway.User, events []gateway.Event) error {
+	u.Version = 1
+	err := us.s.write(ctx, u.Tenant, func(tb *bolt.Bucket) error {
+		if tb.Bucket(bUsers).Get([]byte(u.ID)) != nil {
+			return gateway.Errorf(gateway.ErrConflict, "user id %q already exists", u.ID)
+		}
+		if err := userNameTaken(tb, u.UserName, ""); err != nil {
+			return err
+		}
+		if err := putUser(tb, u); err != nil {
+			return err
+		}
+		if err := indexUser(tb, u, true); err != nil {
+			return err
+		}
+		if err := addCounter(tb, counterUsers, 1); err != nil {
+			return err
+		}
+		return appendEvents(tb, u.Tenant, events)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: create user: %w", err)
+	}
+	return nil
+}
+
+func (us userStore) Get(ctx context.Context, tenant, id string) (*gateway.User, error) {
+	var u *gateway.User
+	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		var err error
+		u, err = getUser(tb, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: get user: %w", err)
+	}
+	if u == nil {
+		return nil, notFound("User", id)
+	}
+	return u, nil
+}
+
+func (us userStore) GetMany(ctx context.Context, tenant string, ids []string) ([]*gateway.User, error) {
+	out := make([]*gateway.User, 0, len(ids))
+	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		for _, id := range ids {
+			u, err := getUser(tb, id)
+			if err != nil {
+				return err
+			}
+			if u != nil {
+				out = append(out, u)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: get users: %w", err)
+	}
+	return out, nil
+}
+
+func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.UserUpdateFunc) (*gateway.User, error) {
+	var result *gateway.User
+	err := us.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		old, err := getUser(tb, id)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return notFound("User", id)
+		}
+		if ifVersion != 0 && old.Version != ifVersion {
+			return preconditionFailed("User", id, old.Version)
+		}
+		// fn gets its own copy: it may keep or modify it.
+		mine, _ := getUser(tb, id)
+		nu, events, err := fn(mine)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			// Nothing changed: write nothing, keep the version.
+			result = old
+			return nil
+		}
+		nu.ID, nu.Tenant, nu.Version = old.ID, old.Tenant, old.Version+1
+		if fold(nu.UserName) != fold(old.UserName) {
+			if err := userNameTaken(tb, nu.UserName, id); err != nil {
+				return err
+			}
+		}
+		if err := indexUser(tb, old, false); err != nil {
+			return err
+		}
+		if err := indexUser(tb, nu, true); err != nil {
+			return err
+		}
+		if err := putUser(tb, nu); err != nil {
+			return err
+		}
+		result = nu
+		return appendEvents(tb, tenant, events)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: update user: %w", err)
+	}
+	return result, nil
+}
+
+func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.UserDeleteFunc) error {
+	err := us.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		old, err := getUser(tb, id)
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			return notFound("User", id)
+		}
+		if ifVersion != 0 && old.Version != ifVersion {
+			return preconditionFailed("User", id, old.Version)
+		}
+		groups := prefixed(tb.Bucket(bUserGroup), id)
+		events, err := fn(old, slices.Clone(groups))
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if err := tb.Bucket(bGroupUser).Delete(pair(g, id)); err != nil {
+				return err
+			}
+			if err := tb.Bucket(bUserGroup).Delete(pair(id, g)); err != nil {
+				return err
+			}
+		}
+		if err := indexUser(tb, old, false); err != nil {
+			return err
+		}
+		if err := tb.Bucket(bUsers).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := addCounter(tb, counterUsers, -1); err != nil {
+			return err
+		}
+		return appendEvents(tb, tenant, events)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: delete user: %w", err)
+	}
+	return nil
+}
+
+func (us userStore) Lookup(ctx context.Context, tenant string, index gateway.UserIndex, value string) ([]string, error) {
+	var ids []string
+	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		switch index {
+		case gateway.UserByUserName:
+			if id := tb.Bucket(bUserName).Get([]byte(fold(value))); id != nil {
+				ids = []string{string(id)}
+			}
+		case gateway.UserByExternalID:
+			ids = prefixed(tb.Bucket(bUserExtID), value)
+		case gateway.UserByEmail:
+			ids = prefixed(tb.Bucket(bUserEmail), strings.ToLower(value))
+		default:
+			return fmt.Errorf("unknown user index %q", index)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: lookup users: %w", err)
+	}
+	return ids, nil
+}
+
+func (us userStore) List(ctx context.Context, tenant string, offset, limit int) ([]*gateway.User, int, error) {
+	out := []*gateway.User{}
+	total := 0
+	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		total = counter(tb, counterUsers)
+		return page(tb.Bucket(bUsers), offset, limit, func(v []byte) error {
+			u := &gateway.User{}
+			if err := json.Unmarshal(v, u); err != nil {
+				return fmt.Errorf("decode user: %w", err)
+			}
+			out = append(out, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("bolt: list users: %w", err)
+	}
+	return out, total, nil
+}
+
+// page skips offset keys without decoding them and hands the next limit
+// values to fn.
+func page(b *bolt.Bucket, offset, limit int, fn func(v []byte) error) error {
+	if limit <= 0 {
+		return nil
+	}
+	c := b.Cursor()
+	k, v := c.First()
+	for i := 0; i < offset && k != nil; i++ {
+		k, v = c.Next()
+	}
+	for n := 0; k != nil && n < limit; n++ {
+		if err := fn(v); err != nil {
+			return err
+		}
+		k, v = c.Next()
+	}
+	return nil
+}
+
+func (us userStore) Scan(ctx context.Context, tenant string, fn func(*gateway.User) bool) error {
+	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		c := tb.Bucket(bUsers).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			u := &gateway.User{}
+			if err := json.Unmarshal(v, u); err != nil {
+				return fmt.Errorf("decode user %q: %w", k, err)
+			}
+			if !fn(u) {
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: scan users: %w", err)
+	}
+	return nil
+}
