@@ -1,0 +1,219 @@
+package query
+
+import (
+	"encoding/json"
+	"net/url"
+	"testing"
+
+	scimfilter "github.com/elimity-com/scim/filter"
+	"github.com/elimity-com/scim/optional"
+	"github.com/elimity-com/scim/schema"
+	"github.com/scim2/filter-parser/v2"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+const enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+// userResource mirrors what the SCIM server passes: the core User schema
+// with the common attributes, and the enterprise extension.
+func userResource() Resource {
+	s := schema.CoreUserSchema()
+	id := schema.SimpleCoreAttribute(schema.SimpleStringParams(schema.StringParams{CaseExact: true, Name: "id", Mutability: schema.AttributeMutabilityReadOnly(), Description: optional.NewString("id")}))
+	ext := schema.SimpleCoreAttribute(schema.SimpleStringParams(schema.StringParams{CaseExact: true, Name: "externalId"}))
+	attrs := schema.Attributes{id, ext}
+	for _, a := range schema.CommonAttributes() {
+		if a.Name() == "meta" {
+			attrs = append(attrs, a)
+		}
+	}
+	s.Attributes = append(attrs, s.Attributes...)
+	return Resource{Core: s, Extensions: []schema.Schema{schema.ExtensionEnterpriseUser()}}
+}
+
+func TestNormalizeFilter(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"valid unchanged", `userName eq "ada@example.com"`, `userName eq "ada@example.com"`},
+		{"ALL-CAPS value unchanged", `userName eq "ADA@EXAMPLE.COM"`, `userName eq "ADA@EXAMPLE.COM"`},
+		{"percent inside quoted value unchanged", `userName eq "100%25sure"`, `userName eq "100%25sure"`},
+		{"entra double-encoded", url.QueryEscape(`userName eq "a@b.c"`), `userName eq "a@b.c"`},
+		{"entra double-encoded with %20", `userName%20eq%20%22a%40b.c%22`, `userName eq "a@b.c"`},
+		{"entra email sub-attribute after value filter", `emails[type eq "work"].value eq "x@y.z"`, `emails[type eq "work" and value eq "x@y.z"]`},
+		{"sub-attribute pr", `emails[type eq "work"].value pr`, `emails[type eq "work" and value pr]`},
+		{"or inside hoisted filter is left alone", `emails[type eq "work" or type eq "home"].value eq "x"`, `emails[type eq "work" or type eq "home"].value eq "x"`},
+		{"unquoted externalId", `externalId eq 5a3b-77`, `externalId eq "5a3b-77"`},
+		{"literals stay bare", `active eq true and x eq 5 and y eq null`, `active eq true and x eq 5 and y eq null`},
+		{"combined and", `userName eq "a" and externalId eq abc`, `userName eq "a" and externalId eq "abc"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := NormalizeFilter(tc.in)
+			if got != tc.want {
+				t.Fatalf("NormalizeFilter(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if _, err := filter.ParseFilter([]byte(got)); err != nil && tc.in != tc.want {
+				t.Fatalf("normalized filter does not parse: %v", err)
+			}
+		})
+	}
+}
+
+// TestIdPFiltersParseAndValidate: every filter Okta and Entra send, after
+// normalisation, parses and passes the library's schema validation.
+func TestIdPFiltersParseAndValidate(t *testing.T) {
+	res := userResource()
+	for _, f := range []string{
+		`userName eq "ada@example.com"`,
+		`userName eq "ADA@EXAMPLE.COM"`,
+		`externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef"`,
+		`externalId eq 0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef`,
+		`emails[type eq "work"].value eq "a@b.c"`,
+		`id eq "x"`,
+		`meta.lastModified gt "2011-05-13T04:42:34Z"`,
+		url.QueryEscape(`userName eq "a@b.c"`),
+	} {
+		n := NormalizeFilter(f)
+		v, err := scimfilter.NewValidator(n, res.Core, res.Extensions...)
+		if err != nil {
+			t.Errorf("%q → %q does not parse: %v", f, n, err)
+			continue
+		}
+		if err := v.Validate(); err != nil {
+			t.Errorf("%q → %q fails library validation: %v", f, n, err)
+		}
+	}
+}
+
+func parse(t *testing.T, f string) filter.Expression {
+	t.Helper()
+	e, err := filter.ParseFilter([]byte(f))
+	if err != nil {
+		t.Fatalf("parse %q: %v", f, err)
+	}
+	return e
+}
+
+func TestPlan(t *testing.T) {
+	cases := []struct {
+		name, filter string
+		kind         Kind
+		want         QueryPlan
+	}{
+		{"userName", `userName eq "Ada@X"`, Users, QueryPlan{string(gateway.UserByUserName), "Ada@X"}},
+		{"URN-prefixed userName", `urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a"`, Users, QueryPlan{string(gateway.UserByUserName), "a"}},
+		{"externalId", `externalId eq "e1"`, Users, QueryPlan{string(gateway.UserByExternalID), "e1"}},
+		{"id", `id eq "i1"`, Users, QueryPlan{IndexID, "i1"}},
+		{"emails.value lower-cased", `emails.value eq "A@B.C"`, Users, QueryPlan{string(gateway.UserByEmail), "a@b.c"}},
+		{"emails value path", `emails[type eq "work" and value eq "a@b.c"]`, Users, QueryPlan{string(gateway.UserByEmail), "a@b.c"}},
+		{"and picks the most selective", `emails.value eq "a@b.c" and userName eq "u"`, Users, QueryPlan{string(gateway.UserByUserName), "u"}},
+		{"and with one indexable side", `title pr and externalId eq "e"`, Users, QueryPlan{string(gateway.UserByExternalID), "e"}},
+		{"group displayName", `displayName eq "Eng"`, Groups, QueryPlan{string(gateway.GroupByDisplayName), "Eng"}},
+		{"group externalId", `externalId eq "g"`, Groups, QueryPlan{string(gateway.GroupByExternalID), "g"}},
+		{"group member value", `members.value eq "u1"`, Groups, QueryPlan{string(gateway.GroupByMember), "u1"}},
+		{"group member value path", `members[value eq "u1"]`, Groups, QueryPlan{string(gateway.GroupByMember), "u1"}},
+		{"or scans", `userName eq "a" or userName eq "b"`, Users, QueryPlan{}},
+		{"not scans", `not (userName eq "a")`, Users, QueryPlan{}},
+		{"sw scans", `userName sw "a"`, Users, QueryPlan{}},
+		{"displayName on users scans", `displayName eq "A"`, Users, QueryPlan{}},
+		{"extension URN is not core", `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "1"`, Users, QueryPlan{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Plan(parse(t, tc.filter), tc.kind); got != tc.want {
+				t.Fatalf("Plan = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func sampleUser() map[string]any {
+	var doc map[string]any
+	_ = json.Unmarshal([]byte(`{
+		"id": "u-1", "externalId": "Ext-1", "userName": "Ada@Example.com", "active": true, "title": "",
+		"name": {"givenName": "Ada", "familyName": "Lovelace"},
+		"emails": [{"value": "ada@example.com", "type": "work", "primary": true}, {"value": "ada@home.org", "type": "home"}],
+		"meta": {"resourceType": "User", "created": "2024-01-01T10:00:00Z", "lastModified": "2024-06-01T10:00:00Z"},
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D", "employeeNumber": "701984", "manager": {"value": "m-1"}}
+	}`), &doc)
+	return doc
+}
+
+func TestMatch(t *testing.T) {
+	res := userResource()
+	doc := sampleUser()
+	cases := []struct {
+		filter string
+		want   bool
+	}{
+		{`userName eq "ada@example.com"`, true}, // caseExact=false
+		{`userName eq "ADA@EXAMPLE.COM"`, true},
+		{`id eq "U-1"`, false}, // caseExact=true
+		{`id eq "u-1"`, true},
+		{`externalId eq "ext-1"`, false}, // caseExact
+		{`userName ne "bob"`, true},
+		{`userName ne "ada@example.com"`, false},
+		{`nickName ne "x"`, true}, // absent is ne
+		{`userName co "EXAMPLE"`, true},
+		{`userName sw "ada"`, true},
+		{`userName ew ".com"`, true},
+		{`userName ew ".org"`, false},
+		{`name.familyName gt "K"`, true},
+		{`name.familyName lt "K"`, false},
+		{`name.familyName ge "Lovelace"`, true},
+		{`name.familyName le "Lovelace"`, true},
+		{`active eq true`, true},
+		{`active eq false`, false},
+		{`title pr`, false}, // empty string is not present
+		{`emails pr`, true},
+		{`nickName pr`, false},
+		{`emails.value eq "ada@home.org"`, true}, // any element
+		{`emails[type eq "work" and value co "example"]`, true},
+		{`emails[type eq "home" and value co "example"]`, false},
+		{`emails[not (type eq "work")]`, true},
+		{`emails eq "ada@home.org"`, true}, // complex without sub compares value
+		{`meta.lastModified gt "2024-03-01T00:00:00Z"`, true},
+		{`meta.created gt "2024-03-01T00:00:00Z"`, false},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "r&d"`, true},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m-1"`, true},
+		{`userName eq "x" or active eq true`, true},
+		{`userName eq "x" and active eq true`, false},
+		{`not (userName eq "x")`, true},
+		{`nickName eq null`, true},
+		{`userName eq null`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.filter, func(t *testing.T) {
+			got, err := Match(parse(t, tc.filter), doc, res)
+			if err != nil || got != tc.want {
+				t.Fatalf("Match = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{`active gt true`, `userName gt null`} {
+		if _, err := Match(parse(t, bad), doc, res); err == nil {
+			t.Errorf("%s: want a not-comparable error", bad)
+		}
+	}
+}
+
+func FuzzFilter(f *testing.F) {
+	for _, s := range []string{
+		`userName eq "a"`, `emails[type eq "work"].value eq "x"`, `externalId eq abc`, `not (a pr) or b gt 5`,
+		`userName%20eq%20%22a%22`, `emails[type eq "work" or x eq "y"].value pr`, `a[b[c eq 1]].d eq 2`, `]].x eq`, `"`,
+	} {
+		f.Add(s)
+	}
+	res := userResource()
+	doc := sampleUser()
+	f.Fuzz(func(t *testing.T, raw string) {
+		n := NormalizeFilter(raw)
+		e, err := filter.ParseFilter([]byte(n))
+		if err != nil {
+			return
+		}
+		_ = Plan(e, Users)
+		_ = Plan(e, Groups)
+		_, _ = Match(e, doc, res)
+		_ = References(e, "members")
+	})
+}
