@@ -1,0 +1,110 @@
+package conformance
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/gatehouse-id/gatehouse"
+
+// importRules keeps the package boundaries of DESIGN.md: for a package
+// path prefix (relative to the module), the module-internal import
+// prefixes it may use. Longest matching prefix wins.
+var importRules = map[string][]string{
+	"config":            {},
+	"gateway":           {},
+	"gateway/httpx":     {},
+	"gateway/metrics":   {},
+	"gateway/provision": {"gateway"},
+	"gateway/store":     {"gateway"},
+	"gateway/session":   {"gateway"},
+	"gateway/outbox":    {"gateway", "gateway/metrics"},
+	"gateway/scim":      {"gateway", "gateway/provision", "gateway/httpx", "gateway/metrics", "gateway/scim"},
+	"gateway/saml":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/saml"},
+	"gateway/oidc":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/oidc"},
+	"gateway/proxy":     {"gateway", "gateway/session", "gateway/httpx"},
+	"gateway/admin":     {"gateway", "gateway/provision", "gateway/httpx"},
+	"gateway/app":       {"*"},
+	"adapters":          {"gateway", "adapters"},
+	".":                 {"config", "gateway/app"},
+}
+
+// TestImportRules parses every non-test Go file and checks its
+// module-internal imports against importRules.
+func TestImportRules(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); strings.HasPrefix(name, ".") || name == "testdata" || name == "conformance" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		rel = filepath.ToSlash(rel)
+		allowed, ok := ruleFor(rel)
+		if !ok {
+			t.Errorf("%s: package %q has no import rule; add one to importRules", path, rel)
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			p := strings.Trim(imp.Path.Value, `"`)
+			if p != module && !strings.HasPrefix(p, module+"/") {
+				continue
+			}
+			target := strings.TrimPrefix(strings.TrimPrefix(p, module), "/")
+			if !permitted(allowed, target) {
+				t.Errorf("%s imports %s: %q may import only %v", path, p, rel, allowed)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ruleFor(pkg string) ([]string, bool) {
+	best, found := "", false
+	var allowed []string
+	for prefix, rule := range importRules {
+		if pkg == prefix || strings.HasPrefix(pkg, prefix+"/") {
+			if !found || len(prefix) > len(best) {
+				best, allowed, found = prefix, rule, true
+			}
+		}
+	}
+	return allowed, found
+}
+
+func permitted(allowed []string, target string) bool {
+	for _, a := range allowed {
+		if a == "*" || target == a {
+			return true
+		}
+		// "gateway/scim" lets a scim sub-package import its siblings, but
+		// "gateway" alone must not open every gateway/... package.
+		if a != "gateway" && strings.HasPrefix(target, a+"/") {
+			return true
+		}
+	}
+	return false
+}

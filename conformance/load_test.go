@@ -1,0 +1,200 @@
+package conformance
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestLoad is the bounded load run: the real binary (fsync on) on
+// loopback, driven over HTTP. It is skipped unless GATEHOUSE_LOAD=1:
+//
+//	GATEHOUSE_LOAD=1 GATEHOUSE_LOAD_USERS=100000 GATEHOUSE_LOAD_SECONDS=10 \
+//	  go test ./conformance -run TestLoad -v -timeout 30m
+//
+// Each scenario runs for a fixed time (bounded) and reports ops/s, p50 and
+// p99; the gateway's RSS is read from its own /metrics at the end.
+func TestLoad(t *testing.T) {
+	if os.Getenv("GATEHOUSE_LOAD") != "1" {
+		t.Skip("set GATEHOUSE_LOAD=1 to run the load test")
+	}
+	users := envInt("GATEHOUSE_LOAD_USERS", 1000)
+	seconds := time.Duration(envInt("GATEHOUSE_LOAD_SECONDS", 5)) * time.Second
+	p := startBinary(t, t.TempDir(), "GATEHOUSE_SCIM_TOKEN="+testToken, "GATEHOUSE_SSO_PROTOCOL=external",
+		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data")
+	base := "http://" + p.addr + "/gatehouse/scim/v2"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	do := func(method, url, body string, want int) error {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, url, rd)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/scim+json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			return fmt.Errorf("%s %s: status %d, want %d", method, url, resp.StatusCode, want)
+		}
+		return nil
+	}
+
+	// Seed: creates at concurrency 32 until `users` exist (this is also the
+	// durable create measurement).
+	var next atomic.Int64
+	ids := make([]string, users)
+	seed := run(t, "POST /Users (fsync, c=32)", 32, 0, func(int) (bool, error) {
+		i := next.Add(1) - 1
+		if i >= int64(users) {
+			return false, nil
+		}
+		return true, do("POST", base+"/Users", oktaUser(fmt.Sprintf("load%d@example.com", i), "Load", strconv.FormatInt(i, 10)), 201)
+	})
+	_ = ids
+	t.Log(seed)
+
+	lookups := run(t, "GET filter userName eq (c=16)", 16, seconds, func(w int) (bool, error) {
+		i := next.Add(7919) % int64(users)
+		return true, do("GET", base+"/Users?filter="+strings.ReplaceAll(fmt.Sprintf(`userName+eq+"LOAD%d@example.com"`, i), `"`, "%22"), "", 200)
+	})
+	t.Log(lookups)
+
+	list := run(t, "GET list page of 100 (c=16)", 16, seconds, func(int) (bool, error) {
+		start := next.Add(100)%int64(max(users-100, 1)) + 1
+		return true, do("GET", fmt.Sprintf("%s/Users?startIndex=%d&count=100", base, start), "", 200)
+	})
+	t.Log(list)
+
+	// PATCH deactivate/reactivate by id: fetch ids via one list walk.
+	var all []string
+	for start := 1; start <= users; start += 200 {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/Users?startIndex=%d&count=200&attributes=id", base, start), nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, part := range strings.Split(string(b), `"id":"`)[1:] {
+			all = append(all, part[:strings.IndexByte(part, '"')])
+		}
+	}
+	var flip atomic.Int64
+	patchRun := run(t, "PATCH active=false/true (fsync, c=32)", 32, seconds, func(int) (bool, error) {
+		n := flip.Add(1)
+		id := all[n%int64(len(all))]
+		return true, do("PATCH", base+"/Users/"+id, fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":%v}}]}`, (n/int64(len(all)))%2 == 1), 200)
+	})
+	t.Log(patchRun)
+
+	t.Logf("gateway RSS with %d users: %.1f MiB", users, rssMiB(t, "http://"+p.opsAddr+"/metrics"))
+	p.stop(t)
+}
+
+type loadResult struct {
+	name          string
+	n, errs       int
+	elapsed       time.Duration
+	p50, p99, max time.Duration
+	firstErr      error
+}
+
+func (r loadResult) String() string {
+	return fmt.Sprintf("%-40s %8d ops %8.0f ops/s  p50 %7.2fms  p99 %7.2fms  max %7.2fms  errors %d %v",
+		r.name, r.n, float64(r.n)/r.elapsed.Seconds(), ms(r.p50), ms(r.p99), ms(r.max), r.errs, r.firstErr)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// run calls op from `workers` goroutines until op says stop or `d` passes
+// (d == 0: until op says stop), recording each call's latency.
+func run(t *testing.T, name string, workers int, d time.Duration, op func(worker int) (bool, error)) loadResult {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		lats     []time.Duration
+		errs     int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for d == 0 || time.Now().Before(deadline) {
+				t0 := time.Now()
+				more, err := op(w)
+				if !more {
+					break
+				}
+				local = append(local, time.Since(t0))
+				if err != nil {
+					mu.Lock()
+					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res := loadResult{name: name, n: len(lats), errs: errs, elapsed: time.Since(start), firstErr: firstErr}
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		res.p50 = lats[len(lats)/2]
+		res.p99 = lats[len(lats)*99/100]
+		res.max = lats[len(lats)-1]
+	}
+	if errs > 0 {
+		t.Errorf("%s: %d errors, first: %v", name, errs, firstErr)
+	}
+	return res
+}
+
+func rssMiB(t *testing.T, metricsURL string) float64 {
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f / (1 << 20)
+		}
+	}
+	return 0
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,174 @@
+// Package app wires Gatehouse together: configuration to options, the
+// store, the provisioning core, the protocol servers, the operations
+// listener, and graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/metrics"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
+)
+
+// DBFile is the bbolt file inside data_dir.
+const DBFile = "gatehouse.db"
+
+// App is a running gateway.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    *bolt.Store
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
+	service  *provision.Service
+
+	main, ops       *http.Server
+	mainLn, opsLn   net.Listener
+	publicURL       string
+	shutdownTimeout time.Duration
+	serveErr        chan error
+}
+
+// New opens the store and builds the servers; it does not listen yet.
+func New(cfg *config.Config, log *slog.Logger) (*App, error) {
+	if problems := cfg.Validate(); len(problems) > 0 {
+		msgs := make([]string, len(problems))
+		for i, p := range problems {
+			msgs[i] = p.String()
+		}
+		return nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(msgs, "\n  "))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data_dir %q: %w", cfg.DataDir, err)
+	}
+	store, err := bolt.Open(filepath.Join(cfg.DataDir, DBFile), bolt.Options{
+		Timeout: time.Duration(cfg.Store.OpenTimeout),
+		NoSync:  !cfg.Store.FSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	a := &App{
+		cfg:             cfg,
+		log:             log,
+		store:           store,
+		registry:        reg,
+		metrics:         metrics.New(reg),
+		shutdownTimeout: 15 * time.Second,
+		serveErr:        make(chan error, 2),
+	}
+	a.service = provision.New(store, gateway.SystemClock{}, provision.Policy{
+		Method:      gateway.Source(cfg.Provisioning.Method),
+		DefaultPool: cfg.Provisioning.DefaultPool,
+		DefaultRole: cfg.Provisioning.DefaultRole,
+	})
+	return a, nil
+}
+
+// Start binds both listeners and serves in the background. With a port of
+// 0 the bound addresses are available from MainAddr and OpsAddr.
+func (a *App) Start() error {
+	var err error
+	if a.mainLn, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", a.cfg.Listen, err)
+	}
+	if a.opsLn, err = net.Listen("tcp", a.cfg.OpsListen); err != nil {
+		a.mainLn.Close()
+		return fmt.Errorf("listen ops %q: %w", a.cfg.OpsListen, err)
+	}
+	a.publicURL = strings.TrimRight(a.cfg.PublicURL, "/")
+	if a.publicURL == "" {
+		a.publicURL = "http://" + a.mainLn.Addr().String()
+		a.log.Warn("public_url is not set; SCIM meta.location uses the listen address", "public_url", a.publicURL)
+	}
+	handler, err := a.routes()
+	if err != nil {
+		a.mainLn.Close()
+		a.opsLn.Close()
+		return err
+	}
+	a.main = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	a.ops = &http.Server{Handler: a.opsRoutes(), ReadHeaderTimeout: 5 * time.Second}
+	go a.serve(a.main, a.mainLn)
+	go a.serve(a.ops, a.opsLn)
+	a.log.Info("gatehouse started", "listen", a.mainLn.Addr().String(), "ops_listen", a.opsLn.Addr().String(),
+		"scim_base", a.SCIMBaseURL(), "provisioning_method", a.cfg.Provisioning.Method, "sso_protocol", a.cfg.SSO.Protocol)
+	return nil
+}
+
+func (a *App) serve(s *http.Server, ln net.Listener) {
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.serveErr <- err
+	}
+}
+
+// Run starts the gateway and blocks until ctx is done or a listener fails,
+// then shuts down gracefully.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(); err != nil {
+		a.store.Close()
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-a.serveErr:
+	}
+	return errors.Join(runErr, a.Shutdown(context.Background()))
+}
+
+// Shutdown stops accepting requests, waits for in-flight ones (bounded),
+// and closes the store so that every committed write is on disk.
+func (a *App) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if a.main != nil {
+		errs = append(errs, a.main.Shutdown(ctx))
+	}
+	if a.ops != nil {
+		errs = append(errs, a.ops.Shutdown(ctx))
+	}
+	errs = append(errs, a.store.Close())
+	a.log.Info("gatehouse stopped")
+	return errors.Join(errs...)
+}
+
+// MainAddr is the bound address of the main listener.
+func (a *App) MainAddr() string { return a.mainLn.Addr().String() }
+
+// OpsAddr is the bound address of the operations listener.
+func (a *App) OpsAddr() string { return a.opsLn.Addr().String() }
+
+// SCIMBaseURL is the public SCIM base URL IdPs are configured with.
+func (a *App) SCIMBaseURL() string { return a.publicURL + a.cfg.PathPrefix + "/scim/v2" }
+
+// Store exposes the store to in-process tests and tools.
+func (a *App) Store() gateway.Store { return a.store }
+
+func (a *App) ready(ctx context.Context) error {
+	_, err := a.store.Outbox().Len(ctx, gateway.DefaultTenant)
+	return err
+}

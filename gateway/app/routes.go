@@ -1,0 +1,53 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/scim"
+)
+
+// routes is the one place the main listener's endpoints are declared.
+func (a *App) routes() (http.Handler, error) {
+	enabled, reason := a.cfg.SCIMEnabled()
+	disabled := ""
+	if !enabled {
+		disabled = reason
+	}
+	scimServer, err := scim.New(scim.Options{
+		Service:      a.service,
+		Store:        a.store,
+		Tenant:       gateway.DefaultTenant,
+		BaseURL:      a.SCIMBaseURL(),
+		Token:        a.cfg.SCIM.Token.Value(),
+		MaxBodyBytes: a.cfg.SCIM.MaxBodyBytes,
+		MaxResults:   a.cfg.SCIM.MaxResults,
+		Disabled:     disabled,
+		Logger:       a.log,
+		Metrics:      a.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build scim server: %w", err)
+	}
+	prefix := a.cfg.PathPrefix
+	mux := http.NewServeMux()
+	mux.Handle(prefix+"/scim/", http.StripPrefix(prefix+"/scim", scimServer))
+
+	var h http.Handler = mux
+	h = httpx.AccessLog(a.log, h)
+	h = httpx.Recover(a.log, h)
+	h = httpx.WithRequestID(h)
+	return h, nil
+}
+
+// opsRoutes serves the operations listener: metrics and health.
+func (a *App) opsRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
+	httpx.Health(mux, a.ready)
+	return mux
+}

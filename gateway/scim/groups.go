@@ -1,0 +1,137 @@
+package scim
+
+import (
+	"maps"
+	"net/http"
+
+	scimlib "github.com/elimity-com/scim"
+	"github.com/elimity-com/scim/optional"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/scim/patch"
+)
+
+// groupHandler implements the library's ResourceHandler for /Groups.
+type groupHandler struct{ s *Server }
+
+func (h *groupHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes) (scimlib.Resource, error) {
+	g, members, err := groupFromDoc(cleanDoc(attrs))
+	if err != nil {
+		return scimlib.Resource{}, toSCIMError(err)
+	}
+	g, err = h.s.opts.Service.CreateGroup(r.Context(), h.s.meta(r), g, members)
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "create group", err)
+	}
+	state(r).location = h.s.opts.BaseURL + "/Groups/" + g.ID
+	return h.s.groupResource(r, g, members), nil
+}
+
+func (h *groupHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
+	g, err := h.s.opts.Store.Groups().Get(r.Context(), h.s.opts.Tenant, id)
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "get group", err)
+	}
+	members, err := h.s.membersIfWanted(r, g.ID)
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "get group members", err)
+	}
+	return h.s.groupResource(r, g, members), nil
+}
+
+func (h *groupHandler) GetAll(r *http.Request, params scimlib.ListRequestParams) (scimlib.Page, error) {
+	groups, total, err := h.s.listGroups(r.Context(), params)
+	if err != nil {
+		return scimlib.Page{}, h.s.fail(r, "list groups", err)
+	}
+	page := scimlib.Page{TotalResults: total, Resources: make([]scimlib.Resource, 0, len(groups))}
+	for _, g := range groups {
+		members, err := h.s.membersIfWanted(r, g.ID)
+		if err != nil {
+			return scimlib.Page{}, h.s.fail(r, "list group members", err)
+		}
+		page.Resources = append(page.Resources, h.s.groupResource(r, g, members))
+	}
+	return page, nil
+}
+
+// Replace is PUT with the full member list (Okta AIW group push).
+func (h *groupHandler) Replace(r *http.Request, id string, attrs scimlib.ResourceAttributes) (scimlib.Resource, error) {
+	doc := cleanDoc(attrs)
+	g, members, err := h.s.opts.Service.UpdateGroup(r.Context(), h.s.meta(r), id, ifMatch(r), func(*gateway.Group, []gateway.Member) (*gateway.Group, []gateway.Member, error) {
+		return groupFromDoc(maps.Clone(doc))
+	})
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "replace group", err)
+	}
+	return h.s.groupResource(r, g, members), nil
+}
+
+// Patch answers 204 unless the client asked for attributes (RFC 7644
+// §3.5.2): Entra expects 204 for group PATCH, and echoing a large member
+// list back on every membership change is wasted work.
+func (h *groupHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOperation) (scimlib.Resource, error) {
+	g, members, err := h.s.opts.Service.UpdateGroup(r.Context(), h.s.meta(r), id, ifMatch(r), func(old *gateway.Group, oldMembers []gateway.Member) (*gateway.Group, []gateway.Member, error) {
+		doc := maps.Clone(old.Attributes)
+		if doc == nil {
+			doc = map[string]any{}
+		}
+		doc["displayName"] = old.DisplayName
+		if len(oldMembers) > 0 {
+			doc["members"] = membersDoc(oldMembers, "")
+		}
+		doc, err := patch.Apply(doc, ops, h.s.groupRes)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, k := range serverOwned {
+			delete(doc, k)
+		}
+		return groupFromDoc(doc)
+	})
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "patch group", err)
+	}
+	if r.URL.Query().Get("attributes") == "" {
+		state(r).etag = etag(g.Version)
+		return scimlib.Resource{}, nil
+	}
+	return h.s.groupResource(r, g, members), nil
+}
+
+func (h *groupHandler) Delete(r *http.Request, id string) error {
+	if err := h.s.opts.Service.DeleteGroup(r.Context(), h.s.meta(r), id, ifMatch(r)); err != nil {
+		return h.s.fail(r, "delete group", err)
+	}
+	return nil
+}
+
+// membersIfWanted loads a group's members unless the request excluded them
+// (Entra asks with excludedAttributes=members; skipping the read matters
+// for large groups).
+func (s *Server) membersIfWanted(r *http.Request, id string) ([]gateway.Member, error) {
+	if !projectionOf(r, groupSchemaURN).wants("members") {
+		return nil, nil
+	}
+	return s.opts.Store.Groups().Members(r.Context(), s.opts.Tenant, id)
+}
+
+func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gateway.Member) scimlib.Resource {
+	doc := make(map[string]any, len(g.Attributes)+2)
+	maps.Copy(doc, g.Attributes)
+	doc["displayName"] = g.DisplayName
+	delete(doc, "externalId")
+	doc["members"] = membersDoc(members, s.opts.BaseURL)
+	doc = projectionOf(r, groupSchemaURN).apply(doc)
+	st := state(r)
+	st.etag = etag(g.Version)
+	res := scimlib.Resource{
+		ID:         g.ID,
+		Attributes: doc,
+		Meta:       scimlib.Meta{Created: &g.Created, LastModified: &g.Modified, Version: st.etag},
+	}
+	if g.ExternalID != "" {
+		res.ExternalID = optional.NewString(g.ExternalID)
+	}
+	return res
+}

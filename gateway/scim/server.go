@@ -1,0 +1,313 @@
+// Package scim serves SCIM 2.0 (RFC 7643/7644) on top of
+// github.com/elimity-com/scim. The library routes, parses and validates;
+// this package adds what it leaves out and what Okta and Entra rely on:
+// bearer-token auth, body limits, IdP quirk normalisation, indexed filter
+// execution, paging, projection, the PATCH engine, ETags and If-Match,
+// absolute meta.location, and SCIM error mapping.
+package scim
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	scimlib "github.com/elimity-com/scim"
+	scimerrors "github.com/elimity-com/scim/errors"
+	"github.com/elimity-com/scim/optional"
+	"github.com/elimity-com/scim/schema"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/metrics"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/scim/patch"
+)
+
+const contentType = "application/scim+json"
+
+// Options configures a Server.
+type Options struct {
+	Service *provision.Service
+	Store   gateway.Store
+	Tenant  string
+	// BaseURL is the absolute public URL of the SCIM base, e.g.
+	// https://app.example.com/gatehouse/scim/v2; meta.location and the
+	// Location header are built from it.
+	BaseURL string
+	// Token is the bearer token IdPs present. Only its SHA-256 is kept.
+	Token        string
+	MaxBodyBytes int64
+	MaxResults   int
+	// Disabled, when non-empty, makes every request fail with a SCIM error
+	// carrying this sentence (which setting to change).
+	Disabled string
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
+}
+
+// Server is the SCIM endpoint. Mount it so that it sees paths starting
+// with /v2 (e.g. behind http.StripPrefix("/gatehouse/scim", s)).
+type Server struct {
+	opts      Options
+	tokenHash [sha256.Size]byte
+	lib       scimlib.Server
+	users     *userHandler
+	groups    *groupHandler
+	spc       []byte
+	// Each resource's schemas, for the PATCH engine and filter evaluation.
+	userRes, groupRes patch.Resource
+}
+
+// New builds a Server.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Tenant == "" {
+		opts.Tenant = gateway.DefaultTenant
+	}
+	if opts.MaxResults <= 0 {
+		opts.MaxResults = 200
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
+	// Entra sends booleans as "True"/"False" unless the tenant URL carries
+	// aadOptscim062020. The switch is global in the library; it only widens
+	// what is accepted, so setting it here on every New is harmless.
+	schema.SetAllowStringValues(true)
+
+	s := &Server{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token))}
+	s.userRes = patch.Resource{Core: userSchema(), Extensions: []schema.Schema{enterpriseSchema()}}
+	s.groupRes = patch.Resource{Core: groupSchema()}
+	s.users = &userHandler{s: s}
+	s.groups = &groupHandler{s: s}
+	lib, err := scimlib.NewServer(&scimlib.ServerArgs{
+		ServiceProviderConfig: &scimlib.ServiceProviderConfig{
+			DocumentationURI: optional.NewString("https://github.com/gatehouse-id/gatehouse#scim"),
+			MaxResults:       opts.MaxResults,
+			SupportFiltering: true,
+			SupportPatch:     true,
+			AuthenticationSchemes: []scimlib.AuthenticationScheme{{
+				Type: scimlib.AuthenticationTypeOauthBearerToken, Name: "OAuth Bearer Token",
+				Description: "Authentication with the bearer token configured as scim.token.", Primary: true,
+			}},
+		},
+		ResourceTypes: []scimlib.ResourceType{
+			{
+				ID: optional.NewString("User"), Name: "User", Endpoint: "/Users",
+				Description:      optional.NewString("User Account"),
+				Schema:           s.userRes.Core,
+				SchemaExtensions: []scimlib.SchemaExtension{{Schema: enterpriseSchema()}},
+				Handler:          s.users,
+			},
+			{
+				ID: optional.NewString("Group"), Name: "Group", Endpoint: "/Groups",
+				Description: optional.NewString("Group"),
+				Schema:      s.groupRes.Core,
+				Handler:     s.groups,
+			},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scim: build server: %w", err)
+	}
+	s.lib = lib
+	s.spc = serviceProviderConfig(opts)
+	return s, nil
+}
+
+// reqState travels with a request through the library into the handlers
+// and back out to the response writer.
+type reqState struct {
+	requestID string
+	location  string // set by Create: the new resource's URL
+	etag      string // set by handlers whose response may have no body
+}
+
+type stateKey struct{}
+
+func state(r *http.Request) *reqState {
+	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+		return st
+	}
+	return &reqState{}
+}
+
+func (s *Server) meta(r *http.Request) provision.Meta {
+	return provision.Meta{Tenant: s.opts.Tenant, Source: gateway.SourceSCIM, RequestID: state(r).requestID}
+}
+
+// ServeHTTP handles one SCIM request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	resource := resourceLabel(r.URL.Path)
+	rec := &httpx.StatusRecorder{ResponseWriter: w}
+	defer func() {
+		if s.opts.Metrics == nil {
+			return
+		}
+		status := rec.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.opts.Metrics.SCIMRequests.WithLabelValues(resource, r.Method, strconv.Itoa(status)).Inc()
+		s.opts.Metrics.SCIMDuration.WithLabelValues(resource, r.Method).Observe(time.Since(start).Seconds())
+	}()
+	w = rec
+	w.Header().Set("Content-Type", contentType)
+
+	if s.opts.Disabled != "" {
+		writeError(w, http.StatusForbidden, "", s.opts.Disabled)
+		return
+	}
+	if !s.authorized(r) {
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.SCIMAuthFailures.Inc()
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-scim"`)
+		writeError(w, http.StatusUnauthorized, "", "Authentication failed: send the SCIM token configured as scim.token in an \"Authorization: Bearer <token>\" header.")
+		return
+	}
+
+	st := &reqState{requestID: httpx.RequestID(r.Context())}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+
+	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+		if !s.readBody(w, r) {
+			return
+		}
+	}
+	if r.Method == http.MethodGet {
+		normalizeQuery(r)
+	}
+	if r.Method == http.MethodGet && strings.TrimPrefix(r.URL.Path, "/v2") == "/ServiceProviderConfig" {
+		_, _ = w.Write(s.spc)
+		return
+	}
+	s.lib.ServeHTTP(&scimWriter{ResponseWriter: w, s: s, st: st}, r)
+}
+
+// authorized checks the bearer token in constant time. Hashing both sides
+// first makes the comparison independent of the presented token's length.
+func (s *Server) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
+	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
+}
+
+// readBody enforces the media type and the body limit, normalises IdP
+// quirks in the body, and replaces r.Body with the result. It writes the
+// error response and returns false when the request must stop here.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/scim+json" && mt != "application/json") {
+			writeError(w, http.StatusUnsupportedMediaType, "", "Unsupported Content-Type: send application/scim+json or application/json.")
+			return false
+		}
+	}
+	limit := s.opts.MaxBodyBytes
+	tooLarge := fmt.Sprintf("The request body exceeds the limit of %d bytes (scim.max_body_bytes).", limit)
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "", tooLarge)
+		return false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, scimerrors.ScimTypeInvalidSyntax, "The request body could not be read.")
+		return false
+	}
+	if int64(len(body)) > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "", tooLarge)
+		return false
+	}
+	res := s.userRes
+	if strings.Contains(r.URL.Path, "/Groups") {
+		res = s.groupRes
+	}
+	if r.Method == http.MethodPatch {
+		body, err = patch.NormalizeRequest(body, res)
+	} else {
+		body, err = patch.NormalizeResource(body, res)
+	}
+	if err != nil {
+		se := toSCIMError(err)
+		writeError(w, se.Status, se.ScimType, se.Detail)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return true
+}
+
+// resourceLabel bounds the metrics' resource label to known endpoints.
+func resourceLabel(path string) string {
+	p := strings.TrimPrefix(path, "/v2/")
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		p = p[:i]
+	}
+	switch p {
+	case "Users", "Groups", "ServiceProviderConfig", "Schemas", "ResourceTypes":
+		return p
+	}
+	return "other"
+}
+
+// scimWriter adjusts the library's responses on the way out: an absolute
+// meta.location (the library writes a relative one), the Location header
+// on 201, and the ETag on bodiless responses.
+type scimWriter struct {
+	http.ResponseWriter
+	s           *Server
+	st          *reqState
+	wroteHeader bool
+}
+
+func (w *scimWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	if code == http.StatusCreated && w.st.location != "" {
+		w.Header().Set("Location", w.st.location)
+	}
+	if w.st.etag != "" && w.Header().Get("ETag") == "" {
+		w.Header().Set("ETag", w.st.etag)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// The library marshals meta with encoding/json, so a relative location is
+// always exactly `"location":"Users/` or `"location":"Groups/`; an
+// attribute value cannot produce that byte sequence because its quotes
+// would be escaped.
+var (
+	relUsers  = []byte(`"location":"Users/`)
+	relGroups = []byte(`"location":"Groups/`)
+)
+
+func (w *scimWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.s.opts.BaseURL != "" && (bytes.Contains(b, relUsers) || bytes.Contains(b, relGroups)) {
+		b = bytes.ReplaceAll(b, relUsers, []byte(`"location":"`+w.s.opts.BaseURL+`/Users/`))
+		b = bytes.ReplaceAll(b, relGroups, []byte(`"location":"`+w.s.opts.BaseURL+`/Groups/`))
+	}
+	return w.ResponseWriter.Write(b)
+}

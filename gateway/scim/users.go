@@ -1,0 +1,180 @@
+package scim
+
+import (
+	"context"
+	"maps"
+	"net/http"
+
+	scimlib "github.com/elimity-com/scim"
+	"github.com/elimity-com/scim/optional"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/scim/patch"
+)
+
+// userHandler implements the library's ResourceHandler for /Users.
+type userHandler struct{ s *Server }
+
+func (h *userHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes) (scimlib.Resource, error) {
+	u, err := userFromDoc(cleanDoc(attrs), true)
+	if err != nil {
+		return scimlib.Resource{}, toSCIMError(err)
+	}
+	u, err = h.s.opts.Service.CreateUser(r.Context(), h.s.meta(r), u)
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "create user", err)
+	}
+	state(r).location = h.s.opts.BaseURL + "/Users/" + u.ID
+	return h.s.userResource(r, u, nil), nil
+}
+
+func (h *userHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
+	u, err := h.s.opts.Store.Users().Get(r.Context(), h.s.opts.Tenant, id)
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "get user", err)
+	}
+	refs, err := h.s.groupRefs(r.Context(), []*gateway.User{u})
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "get user groups", err)
+	}
+	return h.s.userResource(r, u, refs[u.ID]), nil
+}
+
+func (h *userHandler) GetAll(r *http.Request, params scimlib.ListRequestParams) (scimlib.Page, error) {
+	users, total, err := h.s.listUsers(r.Context(), params)
+	if err != nil {
+		return scimlib.Page{}, h.s.fail(r, "list users", err)
+	}
+	refs, err := h.s.groupRefs(r.Context(), users)
+	if err != nil {
+		return scimlib.Page{}, h.s.fail(r, "list user groups", err)
+	}
+	page := scimlib.Page{TotalResults: total, Resources: make([]scimlib.Resource, 0, len(users))}
+	for _, u := range users {
+		page.Resources = append(page.Resources, h.s.userResource(r, u, refs[u.ID]))
+	}
+	return page, nil
+}
+
+// Replace is PUT: the document replaces the stored one. Okta's AIW apps
+// send every change, deactivation included, as GET then PUT. A PUT without
+// active keeps the current state rather than silently reactivating.
+func (h *userHandler) Replace(r *http.Request, id string, attrs scimlib.ResourceAttributes) (scimlib.Resource, error) {
+	doc := cleanDoc(attrs)
+	u, err := h.s.opts.Service.UpdateUser(r.Context(), h.s.meta(r), id, ifMatch(r), func(old *gateway.User) (*gateway.User, error) {
+		return userFromDoc(maps.Clone(doc), old.Active)
+	})
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "replace user", err)
+	}
+	return h.s.userWithGroups(r, u)
+}
+
+func (h *userHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOperation) (scimlib.Resource, error) {
+	u, err := h.s.opts.Service.UpdateUser(r.Context(), h.s.meta(r), id, ifMatch(r), func(old *gateway.User) (*gateway.User, error) {
+		doc, err := patch.Apply(old.Attributes, ops, h.s.userRes)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range serverOwned {
+			delete(doc, k)
+		}
+		return userFromDoc(doc, old.Active)
+	})
+	if err != nil {
+		return scimlib.Resource{}, h.s.fail(r, "patch user", err)
+	}
+	return h.s.userWithGroups(r, u)
+}
+
+func (h *userHandler) Delete(r *http.Request, id string) error {
+	if err := h.s.opts.Service.DeleteUser(r.Context(), h.s.meta(r), id, ifMatch(r)); err != nil {
+		return h.s.fail(r, "delete user", err)
+	}
+	return nil
+}
+
+func (s *Server) userWithGroups(r *http.Request, u *gateway.User) (scimlib.Resource, error) {
+	refs, err := s.groupRefs(r.Context(), []*gateway.User{u})
+	if err != nil {
+		return scimlib.Resource{}, s.fail(r, "get user groups", err)
+	}
+	return s.userResource(r, u, refs[u.ID]), nil
+}
+
+// userResource renders a user for the library. The attribute map is a
+// fresh copy: the library writes id, schemas and meta into it.
+func (s *Server) userResource(r *http.Request, u *gateway.User, groups []any) scimlib.Resource {
+	doc := make(map[string]any, len(u.Attributes)+2)
+	maps.Copy(doc, u.Attributes)
+	doc["active"] = u.Active
+	delete(doc, "externalId")
+	if len(groups) > 0 {
+		doc["groups"] = groups
+	}
+	doc = projectionOf(r, userSchemaURN).apply(doc)
+	st := state(r)
+	st.etag = etag(u.Version)
+	res := scimlib.Resource{
+		ID:         u.ID,
+		Attributes: doc,
+		Meta:       scimlib.Meta{Created: &u.Created, LastModified: &u.Modified, Version: st.etag},
+	}
+	if u.ExternalID != "" {
+		res.ExternalID = optional.NewString(u.ExternalID)
+	}
+	return res
+}
+
+// groupRefs returns, per user id, the user's groups as SCIM "groups"
+// values. One index lookup per user plus one read for all the groups.
+func (s *Server) groupRefs(ctx context.Context, users []*gateway.User) (map[string][]any, error) {
+	byUser := make(map[string][]string, len(users))
+	var all []string
+	for _, u := range users {
+		ids, err := s.opts.Store.Groups().Lookup(ctx, s.opts.Tenant, gateway.GroupByMember, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) > 0 {
+			byUser[u.ID] = ids
+			all = append(all, ids...)
+		}
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	groups, err := s.opts.Store.Groups().GetMany(ctx, s.opts.Tenant, all)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]string, len(groups))
+	for _, g := range groups {
+		names[g.ID] = g.DisplayName
+	}
+	out := make(map[string][]any, len(byUser))
+	for uid, ids := range byUser {
+		for _, gid := range ids {
+			ref := map[string]any{"value": gid, "type": "direct"}
+			if n, ok := names[gid]; ok {
+				ref["display"] = n
+			}
+			if s.opts.BaseURL != "" {
+				ref["$ref"] = s.opts.BaseURL + "/Groups/" + gid
+			}
+			out[uid] = append(out[uid], ref)
+		}
+	}
+	return out, nil
+}
+
+// fail converts a handler error to the SCIM error value the library
+// writes, logging server-side failures with the request id (never the
+// body or the cause's text on the wire).
+func (s *Server) fail(r *http.Request, what string, err error) error {
+	se := toSCIMError(err)
+	if se.Status >= http.StatusInternalServerError {
+		s.opts.Logger.ErrorContext(r.Context(), "scim request failed", "op", what, "error", err, "request_id", state(r).requestID)
+	}
+	return se
+}
