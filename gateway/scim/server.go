@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/scim/patch"
+	"github.com/gatehouse-id/gatehouse/gateway/scim/query"
 )
 
 const contentType = "application/scim+json"
@@ -64,7 +65,7 @@ type Server struct {
 	groups    *groupHandler
 	spc       []byte
 	// Each resource's schemas, for the PATCH engine and filter evaluation.
-	userRes, groupRes patch.Resource
+	userRes, groupRes query.Resource
 }
 
 // New builds a Server.
@@ -88,8 +89,8 @@ func New(opts Options) (*Server, error) {
 	schema.SetAllowStringValues(true)
 
 	s := &Server{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token))}
-	s.userRes = patch.Resource{Core: userSchema(), Extensions: []schema.Schema{enterpriseSchema()}}
-	s.groupRes = patch.Resource{Core: groupSchema()}
+	s.userRes = query.UserResource()
+	s.groupRes = query.GroupResource()
 	s.users = &userHandler{s: s}
 	s.groups = &groupHandler{s: s}
 	lib, err := scimlib.NewServer(&scimlib.ServerArgs{
@@ -108,7 +109,7 @@ func New(opts Options) (*Server, error) {
 				ID: optional.NewString("User"), Name: "User", Endpoint: "/Users",
 				Description:      optional.NewString("User Account"),
 				Schema:           s.userRes.Core,
-				SchemaExtensions: []scimlib.SchemaExtension{{Schema: enterpriseSchema()}},
+				SchemaExtensions: []scimlib.SchemaExtension{{Schema: s.userRes.Extensions[0]}},
 				Handler:          s.users,
 			},
 			{

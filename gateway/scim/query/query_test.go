@@ -6,30 +6,12 @@ import (
 	"testing"
 
 	scimfilter "github.com/elimity-com/scim/filter"
-	"github.com/elimity-com/scim/optional"
-	"github.com/elimity-com/scim/schema"
 	"github.com/scim2/filter-parser/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
-const enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-// userResource mirrors what the SCIM server passes: the core User schema
-// with the common attributes, and the enterprise extension.
-func userResource() Resource {
-	s := schema.CoreUserSchema()
-	id := schema.SimpleCoreAttribute(schema.SimpleStringParams(schema.StringParams{CaseExact: true, Name: "id", Mutability: schema.AttributeMutabilityReadOnly(), Description: optional.NewString("id")}))
-	ext := schema.SimpleCoreAttribute(schema.SimpleStringParams(schema.StringParams{CaseExact: true, Name: "externalId"}))
-	attrs := schema.Attributes{id, ext}
-	for _, a := range schema.CommonAttributes() {
-		if a.Name() == "meta" {
-			attrs = append(attrs, a)
-		}
-	}
-	s.Attributes = append(attrs, s.Attributes...)
-	return Resource{Core: s, Extensions: []schema.Schema{schema.ExtensionEnterpriseUser()}}
-}
+func userResource() Resource { return UserResource() }
 
 func TestNormalizeFilter(t *testing.T) {
 	cases := []struct{ name, in, want string }{
