@@ -2,7 +2,9 @@ package query
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
+	"reflect"
 	"testing"
 
 	scimfilter "github.com/elimity-com/scim/filter"
@@ -197,5 +199,50 @@ func FuzzFilter(f *testing.F) {
 		_ = Plan(e, Groups)
 		_, _ = Match(e, doc, res)
 		_ = References(e, "members")
+	})
+}
+
+// TestParseFastPathAgreesWithParser: the fast path builds exactly the AST
+// the general parser builds, and declines what it does not handle.
+func TestParseFastPathAgreesWithParser(t *testing.T) {
+	for _, f := range []string{
+		`userName eq "ada@example.com"`, `userName EQ "A"`, `emails.value eq "a@b.c"`, `title pr`,
+		`displayName sw "Eng"`, `externalId eq ""`,
+	} {
+		fast, ok := parseSimple(f)
+		if !ok {
+			t.Errorf("%s: fast path declined", f)
+			continue
+		}
+		slow, err := filter.ParseFilter([]byte(f))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if fmt.Sprint(fast) != fmt.Sprint(slow) || !reflect.DeepEqual(fast, slow) {
+			t.Errorf("%s: fast %#v, parser %#v", f, fast, slow)
+		}
+	}
+	for _, f := range []string{`userName eq "a\"b"`, `active eq true`, `a eq "x" and b eq "y"`, `emails[type eq "work"]`, `userName eq`, `1abc eq "x"`, `userName xx "a"`, `urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x"`} {
+		if _, ok := parseSimple(f); ok {
+			t.Errorf("%s: fast path must decline", f)
+		}
+	}
+}
+
+func FuzzParseAgreement(f *testing.F) {
+	f.Add(`userName eq "a"`)
+	f.Add(`emails.value co "x"`)
+	f.Fuzz(func(t *testing.T, s string) {
+		fast, ok := parseSimple(s)
+		if !ok {
+			return
+		}
+		slow, err := filter.ParseFilter([]byte(s))
+		if err != nil {
+			t.Fatalf("fast path accepted %q that the parser rejects: %v", s, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %#v, parser %#v", s, fast, slow)
+		}
 	})
 }
