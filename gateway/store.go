@@ -77,6 +77,15 @@ type GroupStore interface {
 	Lookup(ctx context.Context, tenant string, index GroupIndex, value string) ([]string, error)
 	List(ctx context.Context, tenant string, offset, limit int) ([]*Group, int, error)
 	Scan(ctx context.Context, tenant string, fn func(*Group) bool) error
+	// Memberships returns the groups of each given user, read in one
+	// transaction (a page of users needs them all at once).
+	Memberships(ctx context.Context, tenant string, userIDs []string) (map[string][]GroupRef, error)
+}
+
+// GroupRef names a group a user belongs to.
+type GroupRef struct {
+	ID          string
+	DisplayName string
 }
 
 // Outbox reads the events recorded with each change, in sequence order.

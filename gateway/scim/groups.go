@@ -6,6 +6,7 @@ import (
 
 	scimlib "github.com/elimity-com/scim"
 	"github.com/elimity-com/scim/optional"
+	"github.com/scim2/filter-parser/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/scim/patch"
@@ -39,8 +40,14 @@ func (h *groupHandler) Get(r *http.Request, id string) (scimlib.Resource, error)
 	return h.s.groupResource(r, g, members), nil
 }
 
+// GetAll is not reached for /Groups (ServeHTTP serves lists itself) but
+// keeps the handler complete.
 func (h *groupHandler) GetAll(r *http.Request, params scimlib.ListRequestParams) (scimlib.Page, error) {
-	groups, total, err := h.s.listGroups(r.Context(), params)
+	var expr filter.Expression
+	if params.FilterValidator != nil {
+		expr = params.FilterValidator.GetFilter()
+	}
+	groups, total, err := h.s.listGroups(r.Context(), expr, params.StartIndex-1, params.Count)
 	if err != nil {
 		return scimlib.Page{}, h.s.fail(r, "list groups", err)
 	}
@@ -117,21 +124,26 @@ func (s *Server) membersIfWanted(r *http.Request, id string) ([]gateway.Member, 
 }
 
 func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gateway.Member) scimlib.Resource {
-	doc := make(map[string]any, len(g.Attributes)+2)
-	maps.Copy(doc, g.Attributes)
-	doc["displayName"] = g.DisplayName
-	delete(doc, "externalId")
-	doc["members"] = membersDoc(members, s.opts.BaseURL)
-	doc = projectionOf(r, groupSchemaURN).apply(doc)
 	st := state(r)
 	st.etag = etag(g.Version)
 	res := scimlib.Resource{
 		ID:         g.ID,
-		Attributes: doc,
+		Attributes: s.groupAttrs(g, members, projectionOf(r, groupSchemaURN)),
 		Meta:       scimlib.Meta{Created: &g.Created, LastModified: &g.Modified, Version: st.etag},
 	}
 	if g.ExternalID != "" {
 		res.ExternalID = optional.NewString(g.ExternalID)
 	}
 	return res
+}
+
+// groupAttrs is a group's SCIM attributes without id, externalId, schemas
+// and meta, projected as the request asked.
+func (s *Server) groupAttrs(g *gateway.Group, members []gateway.Member, proj projection) map[string]any {
+	doc := make(map[string]any, len(g.Attributes)+2)
+	maps.Copy(doc, g.Attributes)
+	doc["displayName"] = g.DisplayName
+	delete(doc, "externalId")
+	doc["members"] = membersDoc(members, s.opts.BaseURL)
+	return proj.apply(doc)
 }

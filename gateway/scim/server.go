@@ -190,11 +190,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.Method == http.MethodGet {
-		normalizeQuery(r)
-	}
-	if r.Method == http.MethodGet && strings.TrimPrefix(r.URL.Path, "/v2") == "/ServiceProviderConfig" {
-		_, _ = w.Write(s.spc)
-		return
+		switch strings.TrimPrefix(r.URL.Path, "/v2") {
+		case "/Users":
+			s.serveList(w, r, false)
+			return
+		case "/Groups":
+			s.serveList(w, r, true)
+			return
+		case "/ServiceProviderConfig":
+			_, _ = w.Write(s.spc)
+			return
+		}
 	}
 	s.lib.ServeHTTP(&scimWriter{ResponseWriter: w, s: s, st: st}, r)
 }

@@ -1,12 +1,6 @@
 package scim
 
-import (
-	"encoding/json"
-	"net/http"
-	"net/url"
-
-	"github.com/gatehouse-id/gatehouse/gateway/scim/query"
-)
+import "encoding/json"
 
 // serviceProviderConfig says what this server really supports. The
 // library's own document claims no ETag support and a bulk endpoint limit
@@ -34,25 +28,4 @@ func serviceProviderConfig(opts Options) []byte {
 	}
 	b, _ := json.Marshal(doc)
 	return b
-}
-
-// normalizeQuery rewrites the filter parameter into a form the library's
-// parser accepts (Entra double-encodes it and uses a non-RFC
-// `emails[type eq "work"].value eq` form).
-func normalizeQuery(r *http.Request) {
-	if r.URL.RawQuery == "" {
-		return
-	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return // the library reports the bad query
-	}
-	f := q.Get("filter")
-	if f == "" {
-		return
-	}
-	if nf := query.NormalizeFilter(f); nf != f {
-		q.Set("filter", nf)
-		r.URL.RawQuery = q.Encode()
-	}
 }

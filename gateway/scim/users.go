@@ -7,6 +7,7 @@ import (
 
 	scimlib "github.com/elimity-com/scim"
 	"github.com/elimity-com/scim/optional"
+	"github.com/scim2/filter-parser/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/scim/patch"
@@ -40,8 +41,14 @@ func (h *userHandler) Get(r *http.Request, id string) (scimlib.Resource, error) 
 	return h.s.userResource(r, u, refs[u.ID]), nil
 }
 
+// GetAll is not reached for /Users (ServeHTTP serves lists itself, see
+// list.go) but keeps the handler complete.
 func (h *userHandler) GetAll(r *http.Request, params scimlib.ListRequestParams) (scimlib.Page, error) {
-	users, total, err := h.s.listUsers(r.Context(), params)
+	var expr filter.Expression
+	if params.FilterValidator != nil {
+		expr = params.FilterValidator.GetFilter()
+	}
+	users, total, err := h.s.listUsers(r.Context(), expr, params.StartIndex-1, params.Count)
 	if err != nil {
 		return scimlib.Page{}, h.s.fail(r, "list users", err)
 	}
@@ -104,20 +111,12 @@ func (s *Server) userWithGroups(r *http.Request, u *gateway.User) (scimlib.Resou
 
 // userResource renders a user for the library. The attribute map is a
 // fresh copy: the library writes id, schemas and meta into it.
-func (s *Server) userResource(r *http.Request, u *gateway.User, groups []any) scimlib.Resource {
-	doc := make(map[string]any, len(u.Attributes)+2)
-	maps.Copy(doc, u.Attributes)
-	doc["active"] = u.Active
-	delete(doc, "externalId")
-	if len(groups) > 0 {
-		doc["groups"] = groups
-	}
-	doc = projectionOf(r, userSchemaURN).apply(doc)
+func (s *Server) userResource(r *http.Request, u *gateway.User, groups []gateway.GroupRef) scimlib.Resource {
 	st := state(r)
 	st.etag = etag(u.Version)
 	res := scimlib.Resource{
 		ID:         u.ID,
-		Attributes: doc,
+		Attributes: s.userAttrs(u, groups, projectionOf(r, userSchemaURN)),
 		Meta:       scimlib.Meta{Created: &u.Created, LastModified: &u.Modified, Version: st.etag},
 	}
 	if u.ExternalID != "" {
@@ -126,46 +125,37 @@ func (s *Server) userResource(r *http.Request, u *gateway.User, groups []any) sc
 	return res
 }
 
-// groupRefs returns, per user id, the user's groups as SCIM "groups"
-// values. One index lookup per user plus one read for all the groups.
-func (s *Server) groupRefs(ctx context.Context, users []*gateway.User) (map[string][]any, error) {
-	byUser := make(map[string][]string, len(users))
-	var all []string
-	for _, u := range users {
-		ids, err := s.opts.Store.Groups().Lookup(ctx, s.opts.Tenant, gateway.GroupByMember, u.ID)
-		if err != nil {
-			return nil, err
+// userAttrs is a user's SCIM attributes, without id, externalId, schemas
+// and meta, projected as the request asked.
+func (s *Server) userAttrs(u *gateway.User, groups []gateway.GroupRef, proj projection) map[string]any {
+	doc := make(map[string]any, len(u.Attributes)+2)
+	maps.Copy(doc, u.Attributes)
+	doc["active"] = u.Active
+	delete(doc, "externalId")
+	if len(groups) > 0 {
+		refs := make([]any, len(groups))
+		for i, g := range groups {
+			ref := map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct"}
+			if s.opts.BaseURL != "" {
+				ref["$ref"] = s.opts.BaseURL + "/Groups/" + g.ID
+			}
+			refs[i] = ref
 		}
-		if len(ids) > 0 {
-			byUser[u.ID] = ids
-			all = append(all, ids...)
-		}
+		doc["groups"] = refs
 	}
-	if len(all) == 0 {
+	return proj.apply(doc)
+}
+
+// groupRefs returns the groups of each user, in one store read.
+func (s *Server) groupRefs(ctx context.Context, users []*gateway.User) (map[string][]gateway.GroupRef, error) {
+	if len(users) == 0 {
 		return nil, nil
 	}
-	groups, err := s.opts.Store.Groups().GetMany(ctx, s.opts.Tenant, all)
-	if err != nil {
-		return nil, err
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
 	}
-	names := make(map[string]string, len(groups))
-	for _, g := range groups {
-		names[g.ID] = g.DisplayName
-	}
-	out := make(map[string][]any, len(byUser))
-	for uid, ids := range byUser {
-		for _, gid := range ids {
-			ref := map[string]any{"value": gid, "type": "direct"}
-			if n, ok := names[gid]; ok {
-				ref["display"] = n
-			}
-			if s.opts.BaseURL != "" {
-				ref["$ref"] = s.opts.BaseURL + "/Groups/" + gid
-			}
-			out[uid] = append(out[uid], ref)
-		}
-	}
-	return out, nil
+	return s.opts.Store.Groups().Memberships(ctx, s.opts.Tenant, ids)
 }
 
 // fail converts a handler error to the SCIM error value the library

@@ -372,3 +372,34 @@ func (gs groupStore) Scan(ctx context.Context, tenant string, fn func(*gateway.G
 	}
 	return nil
 }
+
+func (gs groupStore) Memberships(ctx context.Context, tenant string, userIDs []string) (map[string][]gateway.GroupRef, error) {
+	out := map[string][]gateway.GroupRef{}
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		names := map[string]string{} // a page's users share few groups
+		for _, uid := range userIDs {
+			for _, gid := range prefixed(tb.Bucket(bUserGroup), uid) {
+				name, ok := names[gid]
+				if !ok {
+					g, err := getGroup(tb, gid)
+					if err != nil {
+						return err
+					}
+					if g != nil {
+						name = g.DisplayName
+					}
+					names[gid] = name
+				}
+				out[uid] = append(out[uid], gateway.GroupRef{ID: gid, DisplayName: name})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: memberships: %w", err)
+	}
+	return out, nil
+}
