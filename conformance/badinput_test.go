@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -239,10 +240,27 @@ func TestPagingAndProjection(t *testing.T) {
 			t.Errorf("filter %s: %d %s", f, r.status, r.raw)
 		}
 	}
-	want := map[string]int{`userName co "3@"`: 1, `userName ew "example.com" and not (name.familyName eq "2")`: 6, `name.familyName gt "4"`: 2, `emails pr`: 7, `title pr or userName eq "user0@example.com"`: 1}
+	want := map[string]int{`userName eq "user0@example.com" and name.familyName eq "9"`: 0, `userName eq "USER0@example.com" and name.familyName eq "0"`: 1, `userName co "3@"`: 1, `userName ew "example.com" and not (name.familyName eq "2")`: 6, `name.familyName gt "4"`: 2, `emails pr`: 7, `title pr or userName eq "user0@example.com"`: 1}
 	for f, n := range want {
 		if got := g.call("GET", "/Users?"+filterQuery(f), "").num(t, "totalResults"); got != n {
 			t.Errorf("filter %s: totalResults %d, want %d", f, got, n)
+		}
+	}
+}
+
+// TestListEntryEqualsSingleRead: a user in a list page (rendered by the
+// gateway from stored bytes) is exactly the user GET /Users/{id} returns
+// (rendered through the library), groups included.
+func TestListEntryEqualsSingleRead(t *testing.T) {
+	g := startGateway(t, "")
+	id := g.call("POST", "/Users", entraUser("eq@contoso.test", "ext-eq", "")).must(t, 201).str("id")
+	g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eq","members":[{"value":"`+id+`"}]}`).must(t, 201)
+	single := g.call("GET", "/Users/"+id, "").must(t, 200)
+	for _, q := range []string{"", "?" + filterQuery(`userName eq "EQ@contoso.test"`), "?" + filterQuery(`displayName pr`)} {
+		list := g.call("GET", "/Users"+q, "").must(t, 200)
+		entry, _ := list.get("Resources.0").(map[string]any)
+		if !reflect.DeepEqual(entry, single.body) {
+			t.Errorf("list%s entry differs from GET:\nlist %v\nget  %v", q, entry, single.body)
 		}
 	}
 }

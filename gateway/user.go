@@ -22,22 +22,22 @@ const (
 // their schema URN) so that an IdP reads back exactly what it wrote.
 // Attributes never holds id, meta, schemas or password.
 type User struct {
-	ID          string         `json:"id"`
-	Tenant      string         `json:"tenant"`
-	UserName    string         `json:"userName"`
-	ExternalID  string         `json:"externalId,omitempty"`
-	Active      bool           `json:"active"`
-	GivenName   string         `json:"givenName,omitempty"`
-	FamilyName  string         `json:"familyName,omitempty"`
-	DisplayName string         `json:"displayName,omitempty"`
-	Emails      []string       `json:"emails,omitempty"` // lower-cased, primary first
-	Source      Source         `json:"source"`
-	Pool        string         `json:"pool,omitempty"`
-	Role        string         `json:"role,omitempty"`
-	Attributes  map[string]any `json:"attributes,omitempty"`
-	Created     time.Time      `json:"created"`
-	Modified    time.Time      `json:"modified"`
-	Version     uint64         `json:"version"`
+	ID          string    `json:"id"`
+	Tenant      string    `json:"tenant"`
+	UserName    string    `json:"userName"`
+	ExternalID  string    `json:"externalId,omitempty"`
+	Active      bool      `json:"active"`
+	GivenName   string    `json:"givenName,omitempty"`
+	FamilyName  string    `json:"familyName,omitempty"`
+	DisplayName string    `json:"displayName,omitempty"`
+	Emails      []string  `json:"emails,omitempty"` // lower-cased, primary first
+	Source      Source    `json:"source"`
+	Pool        string    `json:"pool,omitempty"`
+	Role        string    `json:"role,omitempty"`
+	Attributes  Document  `json:"attributes"`
+	Created     time.Time `json:"created"`
+	Modified    time.Time `json:"modified"`
+	Version     uint64    `json:"version"`
 }
 
 // PrimaryEmail is the first email, or "".
@@ -51,15 +51,15 @@ func (u *User) PrimaryEmail() string {
 // Group is a set of users. Membership is stored as edges beside the group,
 // not inside it, so that large groups do not rewrite one huge record.
 type Group struct {
-	ID          string         `json:"id"`
-	Tenant      string         `json:"tenant"`
-	DisplayName string         `json:"displayName"`
-	ExternalID  string         `json:"externalId,omitempty"`
-	Source      Source         `json:"source"`
-	Attributes  map[string]any `json:"attributes,omitempty"` // without members
-	Created     time.Time      `json:"created"`
-	Modified    time.Time      `json:"modified"`
-	Version     uint64         `json:"version"`
+	ID          string    `json:"id"`
+	Tenant      string    `json:"tenant"`
+	DisplayName string    `json:"displayName"`
+	ExternalID  string    `json:"externalId,omitempty"`
+	Source      Source    `json:"source"`
+	Attributes  Document  `json:"attributes"` // without members
+	Created     time.Time `json:"created"`
+	Modified    time.Time `json:"modified"`
+	Version     uint64    `json:"version"`
 }
 
 // Member is one membership edge as seen from a group.

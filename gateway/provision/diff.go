@@ -1,8 +1,8 @@
 package provision
 
 import (
-	"maps"
-	"reflect"
+	"bytes"
+	"encoding/json"
 	"slices"
 	"sort"
 
@@ -58,11 +58,18 @@ func groupChanges(a, b *gateway.Group) []string {
 	return out
 }
 
-// attributeChanges returns the top-level keys whose values differ.
-func attributeChanges(a, b map[string]any) []string {
+// attributeChanges returns the top-level keys whose values differ. Values
+// are compared by their JSON encoding: a stored document decodes numbers
+// as json.Number where a fresh one holds int64, yet they are the same.
+func attributeChanges(da, db gateway.Document) []string {
+	a, errA := da.Map()
+	b, errB := db.Map()
+	if errA != nil || errB != nil {
+		return []string{"attributes"}
+	}
 	var out []string
 	for k, av := range a {
-		if bv, ok := b[k]; !ok || !reflect.DeepEqual(av, bv) {
+		if bv, ok := b[k]; !ok || !sameJSON(av, bv) {
 			out = append(out, k)
 		}
 	}
@@ -72,6 +79,12 @@ func attributeChanges(a, b map[string]any) []string {
 		}
 	}
 	return out
+}
+
+func sameJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 func dedupeMembers(ms []gateway.Member) []gateway.Member {
@@ -123,12 +136,10 @@ func diffMembers(old, cur []gateway.Member) (added, removed []string) {
 func snapshotUser(u *gateway.User) *gateway.User {
 	c := *u
 	c.Emails = slices.Clone(u.Emails)
-	c.Attributes = maps.Clone(u.Attributes)
 	return &c
 }
 
 func snapshotGroup(g *gateway.Group) *gateway.Group {
 	c := *g
-	c.Attributes = maps.Clone(g.Attributes)
 	return &c
 }

@@ -10,7 +10,17 @@ import (
 func TestUserChanges(t *testing.T) {
 	base := func() *gateway.User {
 		return &gateway.User{UserName: "a@x", Active: true, GivenName: "A", FamilyName: "B", Emails: []string{"a@x"},
-			Attributes: map[string]any{"userName": "a@x", "active": true, "name": map[string]any{"givenName": "A", "familyName": "B"}, "title": "Eng"}}
+			Attributes: gateway.NewDocument(map[string]any{"userName": "a@x", "active": true, "name": map[string]any{"givenName": "A", "familyName": "B"}, "title": "Eng"})}
+	}
+	// set changes one document key, keeping the document immutable.
+	set := func(u *gateway.User, k string, v any) {
+		m, _ := u.Attributes.Map()
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		u.Attributes = gateway.NewDocument(m)
 	}
 	cases := []struct {
 		name   string
@@ -18,17 +28,17 @@ func TestUserChanges(t *testing.T) {
 		want   []string
 	}{
 		{"nothing", func(*gateway.User) {}, nil},
-		{"deactivate", func(u *gateway.User) { u.Active = false; u.Attributes["active"] = false }, []string{"active"}},
-		{"rename", func(u *gateway.User) { u.UserName = "b@x"; u.Attributes["userName"] = "b@x" }, []string{"userName"}},
+		{"deactivate", func(u *gateway.User) { u.Active = false; set(u, "active", false) }, []string{"active"}},
+		{"rename", func(u *gateway.User) { u.UserName = "b@x"; set(u, "userName", "b@x") }, []string{"userName"}},
 		{"given name via document", func(u *gateway.User) {
 			u.GivenName = "Z"
-			u.Attributes["name"] = map[string]any{"givenName": "Z", "familyName": "B"}
+			set(u, "name", map[string]any{"givenName": "Z", "familyName": "B"})
 		}, []string{"name.givenName"}},
 		{"formatted name only", func(u *gateway.User) {
-			u.Attributes["name"] = map[string]any{"givenName": "A", "familyName": "B", "formatted": "A B"}
+			set(u, "name", map[string]any{"givenName": "A", "familyName": "B", "formatted": "A B"})
 		}, []string{"name"}},
-		{"untyped attribute", func(u *gateway.User) { u.Attributes["title"] = "CTO" }, []string{"title"}},
-		{"attribute removed", func(u *gateway.User) { delete(u.Attributes, "title") }, []string{"title"}},
+		{"untyped attribute", func(u *gateway.User) { set(u, "title", "CTO") }, []string{"title"}},
+		{"attribute removed", func(u *gateway.User) { set(u, "title", nil) }, []string{"title"}},
 		{"emails", func(u *gateway.User) { u.Emails = []string{"b@x"} }, []string{"emails"}},
 	}
 	for _, tc := range cases {

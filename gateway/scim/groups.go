@@ -25,7 +25,7 @@ func (h *groupHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes)
 		return scimlib.Resource{}, h.s.fail(r, "create group", err)
 	}
 	state(r).location = h.s.opts.BaseURL + "/Groups/" + g.ID
-	return h.s.groupResource(r, g, members), nil
+	return h.s.groupResource(r, g, members)
 }
 
 func (h *groupHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
@@ -37,7 +37,7 @@ func (h *groupHandler) Get(r *http.Request, id string) (scimlib.Resource, error)
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "get group members", err)
 	}
-	return h.s.groupResource(r, g, members), nil
+	return h.s.groupResource(r, g, members)
 }
 
 // GetAll is not reached for /Groups (ServeHTTP serves lists itself) but
@@ -57,7 +57,11 @@ func (h *groupHandler) GetAll(r *http.Request, params scimlib.ListRequestParams)
 		if err != nil {
 			return scimlib.Page{}, h.s.fail(r, "list group members", err)
 		}
-		page.Resources = append(page.Resources, h.s.groupResource(r, g, members))
+		res, err := h.s.groupResource(r, g, members)
+		if err != nil {
+			return scimlib.Page{}, err
+		}
+		page.Resources = append(page.Resources, res)
 	}
 	return page, nil
 }
@@ -71,7 +75,7 @@ func (h *groupHandler) Replace(r *http.Request, id string, attrs scimlib.Resourc
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "replace group", err)
 	}
-	return h.s.groupResource(r, g, members), nil
+	return h.s.groupResource(r, g, members)
 }
 
 // Patch answers 204 unless the client asked for attributes (RFC 7644
@@ -79,15 +83,15 @@ func (h *groupHandler) Replace(r *http.Request, id string, attrs scimlib.Resourc
 // list back on every membership change is wasted work.
 func (h *groupHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOperation) (scimlib.Resource, error) {
 	g, members, err := h.s.opts.Service.UpdateGroup(r.Context(), h.s.meta(r), id, ifMatch(r), func(old *gateway.Group, oldMembers []gateway.Member) (*gateway.Group, []gateway.Member, error) {
-		doc := maps.Clone(old.Attributes)
-		if doc == nil {
-			doc = map[string]any{}
+		doc, err := old.Attributes.Map()
+		if err != nil {
+			return nil, nil, err
 		}
 		doc["displayName"] = old.DisplayName
 		if len(oldMembers) > 0 {
 			doc["members"] = membersDoc(oldMembers, "")
 		}
-		doc, err := patch.Apply(doc, ops, h.s.groupRes)
+		doc, err = patch.Apply(doc, ops, h.s.groupRes)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -103,7 +107,7 @@ func (h *groupHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOper
 		state(r).etag = etag(g.Version)
 		return scimlib.Resource{}, nil
 	}
-	return h.s.groupResource(r, g, members), nil
+	return h.s.groupResource(r, g, members)
 }
 
 func (h *groupHandler) Delete(r *http.Request, id string) error {
@@ -123,27 +127,33 @@ func (s *Server) membersIfWanted(r *http.Request, id string) ([]gateway.Member, 
 	return s.opts.Store.Groups().Members(r.Context(), s.opts.Tenant, id)
 }
 
-func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gateway.Member) scimlib.Resource {
+func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gateway.Member) (scimlib.Resource, error) {
 	st := state(r)
 	st.etag = etag(g.Version)
+	doc, err := s.groupAttrs(g, members, projectionOf(r, groupSchemaURN))
+	if err != nil {
+		return scimlib.Resource{}, s.fail(r, "decode group", err)
+	}
 	res := scimlib.Resource{
 		ID:         g.ID,
-		Attributes: s.groupAttrs(g, members, projectionOf(r, groupSchemaURN)),
+		Attributes: doc,
 		Meta:       scimlib.Meta{Created: &g.Created, LastModified: &g.Modified, Version: st.etag},
 	}
 	if g.ExternalID != "" {
 		res.ExternalID = optional.NewString(g.ExternalID)
 	}
-	return res
+	return res, nil
 }
 
 // groupAttrs is a group's SCIM attributes without id, externalId, schemas
 // and meta, projected as the request asked.
-func (s *Server) groupAttrs(g *gateway.Group, members []gateway.Member, proj projection) map[string]any {
-	doc := make(map[string]any, len(g.Attributes)+2)
-	maps.Copy(doc, g.Attributes)
+func (s *Server) groupAttrs(g *gateway.Group, members []gateway.Member, proj projection) (map[string]any, error) {
+	doc, err := g.Attributes.Map()
+	if err != nil {
+		return nil, err
+	}
 	doc["displayName"] = g.DisplayName
 	delete(doc, "externalId")
 	doc["members"] = membersDoc(members, s.opts.BaseURL)
-	return proj.apply(doc)
+	return proj.apply(doc), nil
 }

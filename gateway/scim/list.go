@@ -1,9 +1,9 @@
 package scim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -72,12 +72,31 @@ func (s *Server) parseListParams(q url.Values, res query.Resource) (listParams, 
 	return p, nil
 }
 
+// listResponse is a page; Resources are encoded resources, assembled by
+// writeList without another pass of the JSON encoder over them.
 type listResponse struct {
-	Schemas      []string `json:"schemas"`
-	TotalResults int      `json:"totalResults"`
-	ItemsPerPage int      `json:"itemsPerPage"`
-	StartIndex   int      `json:"startIndex"`
-	Resources    []any    `json:"Resources"`
+	TotalResults int
+	StartIndex   int
+	Resources    [][]byte
+}
+
+func (l *listResponse) encode() []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"schemas":["` + listResponseURN + `"],"totalResults":`)
+	b.WriteString(strconv.Itoa(l.TotalResults))
+	b.WriteString(`,"itemsPerPage":`)
+	b.WriteString(strconv.Itoa(len(l.Resources)))
+	b.WriteString(`,"startIndex":`)
+	b.WriteString(strconv.Itoa(l.StartIndex))
+	b.WriteString(`,"Resources":[`)
+	for i, r := range l.Resources {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(r)
+	}
+	b.WriteString("]}")
+	return b.Bytes()
 }
 
 type metaJSON struct {
@@ -88,22 +107,51 @@ type metaJSON struct {
 	Version      string `json:"version"`
 }
 
-// resourceJSON completes an attribute map with the common attributes, as
-// the library does for single resources.
-func (s *Server) resourceJSON(doc map[string]any, rt, id, externalID string, created, modified time.Time, version uint64, schemas []string) map[string]any {
-	doc["id"] = id
-	if externalID != "" {
-		doc["externalId"] = externalID
-	}
-	doc["schemas"] = schemas
-	doc["meta"] = metaJSON{
+func (s *Server) resourceMeta(rt, id string, created, modified time.Time, version uint64) metaJSON {
+	return metaJSON{
 		ResourceType: rt,
 		Created:      created.Format(time.RFC3339),
 		LastModified: modified.Format(time.RFC3339),
 		Location:     s.opts.BaseURL + "/" + rt + "s/" + id,
 		Version:      etag(version),
 	}
-	return doc
+}
+
+// encodeResource completes a projected attribute map with the common
+// attributes, as the library does for single resources.
+func encodeResource(doc map[string]any, id, externalID string, schemas []string, meta metaJSON) ([]byte, error) {
+	doc["id"] = id
+	if externalID != "" {
+		doc["externalId"] = externalID
+	}
+	doc["schemas"] = schemas
+	doc["meta"] = meta
+	return json.Marshal(doc)
+}
+
+// spliceResource writes a resource without decoding its stored document:
+// the common attributes (and extra, e.g. groups) first, then the stored
+// JSON object's members. The stored document never holds id, schemas,
+// meta or groups (see serverOwned), so no key is written twice.
+func spliceResource(stored []byte, id string, schemas []string, meta metaJSON, extra map[string]any) ([]byte, error) {
+	var b bytes.Buffer
+	head := map[string]any{"id": id, "schemas": schemas, "meta": meta}
+	for k, v := range extra {
+		head[k] = v
+	}
+	h, err := json.Marshal(head)
+	if err != nil {
+		return nil, err
+	}
+	b.Grow(len(h) + len(stored))
+	b.Write(h[:len(h)-1]) // without the closing brace
+	if body := bytes.TrimSpace(stored[1:]); len(body) > 1 {
+		b.WriteByte(',')
+		b.Write(body)
+	} else {
+		b.WriteByte('}')
+	}
+	return b.Bytes(), nil
 }
 
 var (
@@ -125,7 +173,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, groups bool) 
 		return
 	}
 	proj := projection{include: attrList(q.Get("attributes"), urn), exclude: attrList(q.Get("excludedAttributes"), urn)}
-	out := listResponse{Schemas: []string{listResponseURN}, StartIndex: p.startIndex, Resources: []any{}}
+	out := listResponse{StartIndex: p.startIndex}
 	ctx := r.Context()
 	if groups {
 		err = s.renderGroups(ctx, p, proj, &out)
@@ -137,14 +185,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, groups bool) 
 		writeError(w, se.Status, se.ScimType, se.Detail)
 		return
 	}
-	out.ItemsPerPage = len(out.Resources)
-	body, err := json.Marshal(out)
-	if err != nil {
-		se := toSCIMError(s.fail(r, "encode list", err))
-		writeError(w, se.Status, se.ScimType, se.Detail)
-		return
-	}
-	_, _ = w.Write(body)
+	_, _ = w.Write(out.encode())
 }
 
 func (s *Server) renderUsers(ctx context.Context, p listParams, proj projection, out *listResponse) error {
@@ -160,8 +201,31 @@ func (s *Server) renderUsers(ctx context.Context, p listParams, proj projection,
 		}
 	}
 	for _, u := range users {
-		doc := s.userAttrs(u, refs[u.ID], proj)
-		out.Resources = append(out.Resources, s.resourceJSON(doc, "User", u.ID, u.ExternalID, u.Created, u.Modified, u.Version, userSchemas))
+		meta := s.resourceMeta("User", u.ID, u.Created, u.Modified, u.Version)
+		var res []byte
+		if proj.none() {
+			stored, err := u.Attributes.JSON()
+			if err != nil {
+				return err
+			}
+			var extra map[string]any
+			if gs := refs[u.ID]; len(gs) > 0 {
+				extra = map[string]any{"groups": s.groupValues(gs)}
+			}
+			res, err = spliceResource(stored, u.ID, userSchemas, meta, extra)
+			if err != nil {
+				return err
+			}
+		} else {
+			doc, err := s.userAttrs(u, refs[u.ID], proj)
+			if err != nil {
+				return err
+			}
+			if res, err = encodeResource(doc, u.ID, u.ExternalID, userSchemas, meta); err != nil {
+				return err
+			}
+		}
+		out.Resources = append(out.Resources, res)
 	}
 	return nil
 }
@@ -179,8 +243,15 @@ func (s *Server) renderGroups(ctx context.Context, p listParams, proj projection
 				return err
 			}
 		}
-		doc := s.groupAttrs(g, members, proj)
-		out.Resources = append(out.Resources, s.resourceJSON(doc, "Group", g.ID, g.ExternalID, g.Created, g.Modified, g.Version, groupSchemas))
+		doc, err := s.groupAttrs(g, members, proj)
+		if err != nil {
+			return err
+		}
+		res, err := encodeResource(doc, g.ID, g.ExternalID, groupSchemas, s.resourceMeta("Group", g.ID, g.Created, g.Modified, g.Version))
+		if err != nil {
+			return err
+		}
+		out.Resources = append(out.Resources, res)
 	}
 	return nil
 }
@@ -196,7 +267,12 @@ func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, 
 	var matched []*gateway.User
 	var evalErr error
 	keep := func(u *gateway.User) bool {
-		ok, err := query.Match(expr, userMatchDoc(u), s.userRes)
+		doc, err := userMatchDoc(u)
+		if err != nil {
+			evalErr = err
+			return false
+		}
+		ok, err := query.Match(expr, doc, s.userRes)
 		if err != nil {
 			evalErr = err
 			return false
@@ -224,8 +300,11 @@ func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, 
 			return nil, 0, err
 		}
 		slices.SortFunc(candidates, func(a, b *gateway.User) int { return strings.Compare(a.ID, b.ID) })
+		if plan.Exact {
+			matched = candidates // the index answers the filter exactly
+		}
 		for _, u := range candidates {
-			if !keep(u) {
+			if plan.Exact || !keep(u) {
 				break
 			}
 		}
@@ -277,7 +356,11 @@ func (s *Server) listGroups(ctx context.Context, expr filter.Expression, offset,
 				return nil, 0, err
 			}
 		}
-		ok, err := query.Match(expr, groupMatchDoc(g, members), s.groupRes)
+		doc, err := groupMatchDoc(g, members)
+		if err != nil {
+			return nil, 0, err
+		}
+		ok, err := query.Match(expr, doc, s.groupRes)
 		if err != nil {
 			return nil, 0, invalidFilter(err)
 		}
@@ -298,21 +381,25 @@ func paginate[T any](all []T, offset, count int) []T {
 
 // userMatchDoc is the document filters are evaluated against: the stored
 // attributes plus the common attributes the store keeps as fields.
-func userMatchDoc(u *gateway.User) map[string]any {
-	doc := make(map[string]any, len(u.Attributes)+3)
-	maps.Copy(doc, u.Attributes)
+func userMatchDoc(u *gateway.User) (map[string]any, error) {
+	doc, err := u.Attributes.Map()
+	if err != nil {
+		return nil, err
+	}
 	doc["id"] = u.ID
 	doc["active"] = u.Active
 	if u.ExternalID != "" {
 		doc["externalId"] = u.ExternalID
 	}
 	doc["meta"] = matchMeta("User", u.Created, u.Modified)
-	return doc
+	return doc, nil
 }
 
-func groupMatchDoc(g *gateway.Group, members []gateway.Member) map[string]any {
-	doc := make(map[string]any, len(g.Attributes)+4)
-	maps.Copy(doc, g.Attributes)
+func groupMatchDoc(g *gateway.Group, members []gateway.Member) (map[string]any, error) {
+	doc, err := g.Attributes.Map()
+	if err != nil {
+		return nil, err
+	}
 	doc["id"] = g.ID
 	doc["displayName"] = g.DisplayName
 	if g.ExternalID != "" {
@@ -322,7 +409,7 @@ func groupMatchDoc(g *gateway.Group, members []gateway.Member) map[string]any {
 		doc["members"] = membersDoc(members, "")
 	}
 	doc["meta"] = matchMeta("Group", g.Created, g.Modified)
-	return doc
+	return doc, nil
 }
 
 func matchMeta(rt string, created, modified time.Time) map[string]any {

@@ -36,7 +36,7 @@ func cleanDoc(attrs scimlib.ResourceAttributes) map[string]any {
 // userFromDoc derives the user's typed fields from its SCIM document.
 // activeDefault applies when the document has no active attribute.
 func userFromDoc(doc map[string]any, activeDefault bool) (*gateway.User, error) {
-	u := &gateway.User{Attributes: doc}
+	u := &gateway.User{}
 	u.UserName, _ = doc["userName"].(string)
 	if strings.TrimSpace(u.UserName) == "" {
 		return nil, gateway.Errorf(gateway.ErrInvalid, "userName is required and must not be empty")
@@ -53,6 +53,7 @@ func userFromDoc(doc map[string]any, activeDefault bool) (*gateway.User, error) 
 	}
 	u.DisplayName, _ = doc["displayName"].(string)
 	u.Emails = emailsOf(doc)
+	u.Attributes = gateway.NewDocument(doc)
 	return u, nil
 }
 
@@ -112,7 +113,7 @@ func groupFromDoc(doc map[string]any) (*gateway.Group, []gateway.Member, error) 
 		members = append(members, gateway.Member{UserID: v, Display: d})
 	}
 	delete(doc, "members")
-	g.Attributes = doc
+	g.Attributes = gateway.NewDocument(doc)
 	return g, members, nil
 }
 
@@ -177,6 +178,9 @@ func attrList(v, coreURN string) []string {
 	}
 	return out
 }
+
+// none reports whether the request asked for no projection.
+func (p projection) none() bool { return len(p.include) == 0 && len(p.exclude) == 0 }
 
 // wants reports whether a top-level attribute is returned at all.
 func (p projection) wants(attr string) bool {

@@ -26,7 +26,7 @@ func (h *userHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes) 
 		return scimlib.Resource{}, h.s.fail(r, "create user", err)
 	}
 	state(r).location = h.s.opts.BaseURL + "/Users/" + u.ID
-	return h.s.userResource(r, u, nil), nil
+	return h.s.userResource(r, u, nil)
 }
 
 func (h *userHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
@@ -38,7 +38,7 @@ func (h *userHandler) Get(r *http.Request, id string) (scimlib.Resource, error) 
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "get user groups", err)
 	}
-	return h.s.userResource(r, u, refs[u.ID]), nil
+	return h.s.userResource(r, u, refs[u.ID])
 }
 
 // GetAll is not reached for /Users (ServeHTTP serves lists itself, see
@@ -58,7 +58,11 @@ func (h *userHandler) GetAll(r *http.Request, params scimlib.ListRequestParams) 
 	}
 	page := scimlib.Page{TotalResults: total, Resources: make([]scimlib.Resource, 0, len(users))}
 	for _, u := range users {
-		page.Resources = append(page.Resources, h.s.userResource(r, u, refs[u.ID]))
+		res, err := h.s.userResource(r, u, refs[u.ID])
+		if err != nil {
+			return scimlib.Page{}, err
+		}
+		page.Resources = append(page.Resources, res)
 	}
 	return page, nil
 }
@@ -79,7 +83,11 @@ func (h *userHandler) Replace(r *http.Request, id string, attrs scimlib.Resource
 
 func (h *userHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOperation) (scimlib.Resource, error) {
 	u, err := h.s.opts.Service.UpdateUser(r.Context(), h.s.meta(r), id, ifMatch(r), func(old *gateway.User) (*gateway.User, error) {
-		doc, err := patch.Apply(old.Attributes, ops, h.s.userRes)
+		cur, err := old.Attributes.Map()
+		if err != nil {
+			return nil, err
+		}
+		doc, err := patch.Apply(cur, ops, h.s.userRes)
 		if err != nil {
 			return nil, err
 		}
@@ -106,44 +114,55 @@ func (s *Server) userWithGroups(r *http.Request, u *gateway.User) (scimlib.Resou
 	if err != nil {
 		return scimlib.Resource{}, s.fail(r, "get user groups", err)
 	}
-	return s.userResource(r, u, refs[u.ID]), nil
+	return s.userResource(r, u, refs[u.ID])
 }
 
 // userResource renders a user for the library. The attribute map is a
 // fresh copy: the library writes id, schemas and meta into it.
-func (s *Server) userResource(r *http.Request, u *gateway.User, groups []gateway.GroupRef) scimlib.Resource {
+func (s *Server) userResource(r *http.Request, u *gateway.User, groups []gateway.GroupRef) (scimlib.Resource, error) {
 	st := state(r)
 	st.etag = etag(u.Version)
+	doc, err := s.userAttrs(u, groups, projectionOf(r, userSchemaURN))
+	if err != nil {
+		return scimlib.Resource{}, s.fail(r, "decode user", err)
+	}
 	res := scimlib.Resource{
 		ID:         u.ID,
-		Attributes: s.userAttrs(u, groups, projectionOf(r, userSchemaURN)),
+		Attributes: doc,
 		Meta:       scimlib.Meta{Created: &u.Created, LastModified: &u.Modified, Version: st.etag},
 	}
 	if u.ExternalID != "" {
 		res.ExternalID = optional.NewString(u.ExternalID)
 	}
-	return res
+	return res, nil
 }
 
 // userAttrs is a user's SCIM attributes, without id, externalId, schemas
 // and meta, projected as the request asked.
-func (s *Server) userAttrs(u *gateway.User, groups []gateway.GroupRef, proj projection) map[string]any {
-	doc := make(map[string]any, len(u.Attributes)+2)
-	maps.Copy(doc, u.Attributes)
+func (s *Server) userAttrs(u *gateway.User, groups []gateway.GroupRef, proj projection) (map[string]any, error) {
+	doc, err := u.Attributes.Map()
+	if err != nil {
+		return nil, err
+	}
 	doc["active"] = u.Active
 	delete(doc, "externalId")
 	if len(groups) > 0 {
-		refs := make([]any, len(groups))
-		for i, g := range groups {
-			ref := map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct"}
-			if s.opts.BaseURL != "" {
-				ref["$ref"] = s.opts.BaseURL + "/Groups/" + g.ID
-			}
-			refs[i] = ref
-		}
-		doc["groups"] = refs
+		doc["groups"] = s.groupValues(groups)
 	}
-	return proj.apply(doc)
+	return proj.apply(doc), nil
+}
+
+// groupValues renders a user's groups as SCIM "groups" values.
+func (s *Server) groupValues(groups []gateway.GroupRef) []any {
+	refs := make([]any, len(groups))
+	for i, g := range groups {
+		ref := map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct"}
+		if s.opts.BaseURL != "" {
+			ref["$ref"] = s.opts.BaseURL + "/Groups/" + g.ID
+		}
+		refs[i] = ref
+	}
+	return refs
 }
 
 // groupRefs returns the groups of each user, in one store read.

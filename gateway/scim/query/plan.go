@@ -25,6 +25,9 @@ const IndexID = "id"
 type QueryPlan struct {
 	Index string // IndexID, a gateway.UserIndex or a gateway.GroupIndex
 	Value string
+	// Exact: the index lookup alone answers the filter (a single `eq` on
+	// an attribute whose index folds case exactly as the filter compares).
+	Exact bool
 }
 
 // preference orders indexes from most to least selective.
@@ -48,7 +51,9 @@ func rank(index string) int {
 func Plan(expr filter.Expression, kind Kind) QueryPlan {
 	switch e := expr.(type) {
 	case *filter.AttributeExpression:
-		return planEq(kind, e.AttributePath, e.Operator, e.CompareValue)
+		p := planEq(kind, e.AttributePath, e.Operator, e.CompareValue)
+		p.Exact = p.Index != ""
+		return p
 	case *filter.ValuePath:
 		return planValuePath(kind, e)
 	case *filter.LogicalExpression:
@@ -56,6 +61,8 @@ func Plan(expr filter.Expression, kind Kind) QueryPlan {
 			return QueryPlan{}
 		}
 		l, r := Plan(e.Left, kind), Plan(e.Right, kind)
+		// The other side still has to be checked on each candidate.
+		l.Exact, r.Exact = false, false
 		switch {
 		case l.Index == "":
 			return r
@@ -96,19 +103,19 @@ func planEq(kind Kind, p filter.AttributePath, op filter.CompareOperator, v any)
 	sub := strings.ToLower(p.SubAttributeName())
 	switch {
 	case name == "id" && sub == "":
-		return QueryPlan{IndexID, s}
+		return QueryPlan{Index: IndexID, Value: s}
 	case name == "externalid" && sub == "" && kind == Users:
-		return QueryPlan{string(gateway.UserByExternalID), s}
+		return QueryPlan{Index: string(gateway.UserByExternalID), Value: s}
 	case name == "externalid" && sub == "" && kind == Groups:
-		return QueryPlan{string(gateway.GroupByExternalID), s}
+		return QueryPlan{Index: string(gateway.GroupByExternalID), Value: s}
 	case name == "username" && sub == "" && kind == Users:
-		return QueryPlan{string(gateway.UserByUserName), s}
+		return QueryPlan{Index: string(gateway.UserByUserName), Value: s}
 	case name == "emails" && sub == "value" && kind == Users:
-		return QueryPlan{string(gateway.UserByEmail), strings.ToLower(s)}
+		return QueryPlan{Index: string(gateway.UserByEmail), Value: strings.ToLower(s)}
 	case name == "displayname" && sub == "" && kind == Groups:
-		return QueryPlan{string(gateway.GroupByDisplayName), s}
+		return QueryPlan{Index: string(gateway.GroupByDisplayName), Value: s}
 	case name == "members" && sub == "value" && kind == Groups:
-		return QueryPlan{string(gateway.GroupByMember), s}
+		return QueryPlan{Index: string(gateway.GroupByMember), Value: s}
 	}
 	return QueryPlan{}
 }

@@ -46,7 +46,7 @@ func nextID(prefix string) string {
 
 func newUser(name string, emails ...string) *gateway.User {
 	return &gateway.User{ID: nextID("u"), Tenant: tenant, UserName: name, Active: true, Emails: emails, ExternalID: "ext-" + name,
-		Attributes: map[string]any{"userName": name}}
+		Attributes: gateway.NewDocument(map[string]any{"userName": name})}
 }
 
 func ev(op gateway.Op) []gateway.Event {
