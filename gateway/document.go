@@ -68,3 +68,12 @@ func (d *Document) UnmarshalJSON(b []byte) error {
 	*d = Document{raw: bytes.Clone(b)}
 	return nil
 }
+
+// DocumentFromJSON wraps an encoded JSON object. The bytes must not change
+// afterwards (storage code passes a copy it owns).
+func DocumentFromJSON(raw []byte) Document {
+	if len(raw) == 0 {
+		return Document{}
+	}
+	return Document{raw: raw}
+}

@@ -134,24 +134,59 @@ func encodeResource(doc map[string]any, id, externalID string, schemas []string,
 // JSON object's members. The stored document never holds id, schemas,
 // meta or groups (see serverOwned), so no key is written twice.
 func spliceResource(stored []byte, id string, schemas []string, meta metaJSON, extra map[string]any) ([]byte, error) {
-	var b bytes.Buffer
-	head := map[string]any{"id": id, "schemas": schemas, "meta": meta}
+	b := make([]byte, 0, 320+len(stored))
+	b = append(b, `{"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"schemas":[`...)
+	for i, sc := range schemas {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, sc)
+	}
+	b = append(b, `],"meta":{"resourceType":`...)
+	b = appendString(b, meta.ResourceType)
+	b = append(b, `,"created":`...)
+	b = appendString(b, meta.Created)
+	b = append(b, `,"lastModified":`...)
+	b = appendString(b, meta.LastModified)
+	b = append(b, `,"location":`...)
+	b = appendString(b, meta.Location)
+	b = append(b, `,"version":`...)
+	b = appendString(b, meta.Version)
+	b = append(b, '}')
 	for k, v := range extra {
-		head[k] = v
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, ',')
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = append(b, enc...)
 	}
-	h, err := json.Marshal(head)
-	if err != nil {
-		return nil, err
-	}
-	b.Grow(len(h) + len(stored))
-	b.Write(h[:len(h)-1]) // without the closing brace
 	if body := bytes.TrimSpace(stored[1:]); len(body) > 1 {
-		b.WriteByte(',')
-		b.Write(body)
+		b = append(b, ',')
+		b = append(b, body...)
 	} else {
-		b.WriteByte('}')
+		b = append(b, '}')
 	}
-	return b.Bytes(), nil
+	return b, nil
+}
+
+// appendString appends s as a JSON string: directly when it holds only
+// printable ASCII that needs no escape (ids, timestamps, URLs), through
+// encoding/json otherwise.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 var (

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -19,17 +18,13 @@ func getGroup(tb *bolt.Bucket, id string) (*gateway.Group, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	g := &gateway.Group{}
-	if err := json.Unmarshal(raw, g); err != nil {
-		return nil, fmt.Errorf("decode group %q: %w", id, err)
-	}
-	return g, nil
+	return decodeGroup(raw)
 }
 
 func putGroup(tb *bolt.Bucket, g *gateway.Group) error {
-	raw, err := json.Marshal(g)
+	raw, err := encodeGroup(g)
 	if err != nil {
-		return fmt.Errorf("encode group %q: %w", g.ID, err)
+		return err
 	}
 	return tb.Bucket(bGroups).Put([]byte(g.ID), raw)
 }
@@ -336,9 +331,9 @@ func (gs groupStore) List(ctx context.Context, tenant string, offset, limit int)
 		}
 		total = counter(tb, counterGroups)
 		return page(tb.Bucket(bGroups), offset, limit, func(v []byte) error {
-			g := &gateway.Group{}
-			if err := json.Unmarshal(v, g); err != nil {
-				return fmt.Errorf("decode group: %w", err)
+			g, err := decodeGroup(v)
+			if err != nil {
+				return err
 			}
 			out = append(out, g)
 			return nil
@@ -357,9 +352,9 @@ func (gs groupStore) Scan(ctx context.Context, tenant string, fn func(*gateway.G
 		}
 		c := tb.Bucket(bGroups).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			g := &gateway.Group{}
-			if err := json.Unmarshal(v, g); err != nil {
-				return fmt.Errorf("decode group %q: %w", k, err)
+			g, err := decodeGroup(v)
+			if err != nil {
+				return fmt.Errorf("group %q: %w", k, err)
 			}
 			if !fn(g) {
 				return nil

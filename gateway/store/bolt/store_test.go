@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -103,8 +102,11 @@ func checkConsistency(t *testing.T, s *Store) {
 		nUsers := 0
 		_ = users.ForEach(func(k, v []byte) error {
 			nUsers++
-			var u gateway.User
-			_ = json.Unmarshal(v, &u)
+			u, err := decodeUser(v)
+			if err != nil {
+				t.Errorf("user %q: %v", k, err)
+				return nil
+			}
 			if got := tb.Bucket(bUserName).Get([]byte(fold(u.UserName))); string(got) != u.ID {
 				t.Errorf("user %s: userName index has %q", u.ID, got)
 			}

@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,17 +18,13 @@ func getUser(tb *bolt.Bucket, id string) (*gateway.User, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	u := &gateway.User{}
-	if err := json.Unmarshal(raw, u); err != nil {
-		return nil, fmt.Errorf("decode user %q: %w", id, err)
-	}
-	return u, nil
+	return decodeUser(raw)
 }
 
 func putUser(tb *bolt.Bucket, u *gateway.User) error {
-	raw, err := json.Marshal(u)
+	raw, err := encodeUser(u)
 	if err != nil {
-		return fmt.Errorf("encode user %q: %w", u.ID, err)
+		return err
 	}
 	return tb.Bucket(bUsers).Put([]byte(u.ID), raw)
 }
@@ -263,9 +258,9 @@ func (us userStore) List(ctx context.Context, tenant string, offset, limit int) 
 		}
 		total = counter(tb, counterUsers)
 		return page(tb.Bucket(bUsers), offset, limit, func(v []byte) error {
-			u := &gateway.User{}
-			if err := json.Unmarshal(v, u); err != nil {
-				return fmt.Errorf("decode user: %w", err)
+			u, err := decodeUser(v)
+			if err != nil {
+				return err
 			}
 			out = append(out, u)
 			return nil
@@ -304,9 +299,9 @@ func (us userStore) Scan(ctx context.Context, tenant string, fn func(*gateway.Us
 		}
 		c := tb.Bucket(bUsers).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			u := &gateway.User{}
-			if err := json.Unmarshal(v, u); err != nil {
-				return fmt.Errorf("decode user %q: %w", k, err)
+			u, err := decodeUser(v)
+			if err != nil {
+				return fmt.Errorf("user %q: %w", k, err)
 			}
 			if !fn(u) {
 				return nil
