@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,7 +105,8 @@ func TestLoad(t *testing.T) {
 	})
 	t.Log(patchRun)
 
-	t.Logf("gateway RSS with %d users: %.1f MiB", users, rssMiB(t, "http://"+p.opsAddr+"/metrics"))
+	t.Logf("gateway RSS with %d users: %.1f MiB (%s); database file %.1f MiB", users, rssMiB(t, "http://"+p.opsAddr+"/metrics"),
+		procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"), fileMiB(filepath.Join(p.cmd.Dir, "data", "gatehouse.db")))
 	p.stop(t)
 }
 
@@ -197,4 +199,29 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// procStatus reads memory lines of /proc/PID/status (Linux).
+func procStatus(pid int, keys ...string) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "no /proc"
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, k := range keys {
+			if strings.HasPrefix(line, k+":") {
+				out = append(out, strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func fileMiB(path string) float64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size()) / (1 << 20)
 }

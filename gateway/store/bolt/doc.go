@@ -9,8 +9,8 @@
 //
 // Inside each tenant bucket (every key is therefore scoped by tenant):
 //
-//	users                     user id → JSON gateway.User
-//	groups                    group id → JSON gateway.Group (without members)
+//	users                     user id → user record (see below)
+//	groups                    group id → group record (without members)
 //	idx_user_username         fold(userName) → user id            UNIQUE
 //	idx_user_externalid       externalId 0x00 user id → ""        exact match
 //	idx_user_email            lower(email) 0x00 user id → ""      every email of the user
@@ -26,6 +26,14 @@
 // in both directions in the same transaction, so "members of a group" and
 // "groups of a user" are both prefix scans. Ids are UUIDv7 strings, which
 // sort by creation time: list order is stable and inserts append.
+//
+// # Records
+//
+// A user or group record is a binary header holding the typed fields
+// (length-prefixed strings, varint times and version; see codec.go)
+// followed by the SCIM document as compact JSON. Reads slice the header
+// and hand the document on undecoded; list responses splice it into the
+// wire format as is. Outbox events are JSON (gateway.Event).
 //
 // # Transactions
 //

@@ -135,6 +135,9 @@ func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.
 		if err := addCounter(tb, counterGroups, 1); err != nil {
 			return err
 		}
+		if err := bumpGeneration(tb, bGroups); err != nil {
+			return err
+		}
 		return appendEvents(tb, g.Tenant, events)
 	})
 	if err != nil {
@@ -288,6 +291,9 @@ func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion ui
 		if err := addCounter(tb, counterGroups, -1); err != nil {
 			return err
 		}
+		if err := bumpGeneration(tb, bGroups); err != nil {
+			return err
+		}
 		return appendEvents(tb, tenant, events)
 	})
 	if err != nil {
@@ -330,7 +336,7 @@ func (gs groupStore) List(ctx context.Context, tenant string, offset, limit int)
 			return nil
 		}
 		total = counter(tb, counterGroups)
-		return page(tb.Bucket(bGroups), offset, limit, func(v []byte) error {
+		return gs.s.pager.page(tb, tenant, bGroups, offset, limit, func(v []byte) error {
 			g, err := decodeGroup(v)
 			if err != nil {
 				return err

@@ -36,6 +36,8 @@ var (
 	bCounters     = []byte("counters")
 	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters}
 
+	appendOnly = [][]byte{bUsers, bGroups, bOutbox}
+
 	counterUsers  = []byte("users")
 	counterGroups = []byte("groups")
 	counterOutbox = []byte("outbox")
@@ -56,7 +58,8 @@ type Options struct {
 
 // Store implements gateway.Store.
 type Store struct {
-	db *bolt.DB
+	db    *bolt.DB
+	pager *pager
 }
 
 var _ gateway.Store = (*Store)(nil)
@@ -100,7 +103,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: initialise %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, pager: newPager()}, nil
 }
 
 // Close closes the database; committed writes are already durable.
@@ -131,6 +134,13 @@ func (s *Store) write(ctx context.Context, tenant string, fn func(tb *bolt.Bucke
 		tb, err := tenantBucket(tx, tenant)
 		if err != nil {
 			return err
+		}
+		// Records and events are keyed by increasing values (UUIDv7 ids,
+		// sequence numbers), so inserts append: pack pages full instead of
+		// splitting them half-empty (bbolt's default), which more than
+		// halves these buckets and the memory their mapping occupies.
+		for _, name := range appendOnly {
+			tb.Bucket(name).FillPercent = 0.95
 		}
 		return fn(tb)
 	})

@@ -83,6 +83,9 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 		if err := addCounter(tb, counterUsers, 1); err != nil {
 			return err
 		}
+		if err := bumpGeneration(tb, bUsers); err != nil {
+			return err
+		}
 		return appendEvents(tb, u.Tenant, events)
 	})
 	if err != nil {
@@ -215,6 +218,9 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 		if err := addCounter(tb, counterUsers, -1); err != nil {
 			return err
 		}
+		if err := bumpGeneration(tb, bUsers); err != nil {
+			return err
+		}
 		return appendEvents(tb, tenant, events)
 	})
 	if err != nil {
@@ -257,7 +263,7 @@ func (us userStore) List(ctx context.Context, tenant string, offset, limit int) 
 			return nil
 		}
 		total = counter(tb, counterUsers)
-		return page(tb.Bucket(bUsers), offset, limit, func(v []byte) error {
+		return us.s.pager.page(tb, tenant, bUsers, offset, limit, func(v []byte) error {
 			u, err := decodeUser(v)
 			if err != nil {
 				return err
@@ -270,26 +276,6 @@ func (us userStore) List(ctx context.Context, tenant string, offset, limit int) 
 		return nil, 0, fmt.Errorf("bolt: list users: %w", err)
 	}
 	return out, total, nil
-}
-
-// page skips offset keys without decoding them and hands the next limit
-// values to fn.
-func page(b *bolt.Bucket, offset, limit int, fn func(v []byte) error) error {
-	if limit <= 0 {
-		return nil
-	}
-	c := b.Cursor()
-	k, v := c.First()
-	for i := 0; i < offset && k != nil; i++ {
-		k, v = c.Next()
-	}
-	for n := 0; k != nil && n < limit; n++ {
-		if err := fn(v); err != nil {
-			return err
-		}
-		k, v = c.Next()
-	}
-	return nil
 }
 
 func (us userStore) Scan(ctx context.Context, tenant string, fn func(*gateway.User) bool) error {
