@@ -69,6 +69,7 @@ func TestLoad(t *testing.T) {
 	})
 	_ = ids
 	t.Log(seed)
+	t.Logf("gateway RSS after seeding %d users: %.1f MiB (%s)", users, rssMiB(t, "http://"+p.opsAddr+"/metrics"), procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"))
 
 	lookups := run(t, "GET filter userName eq (c=16)", 16, seconds, func(w int) (bool, error) {
 		i := next.Add(7919) % int64(users)

@@ -194,3 +194,99 @@ func decodeGroup(v []byte) (*gateway.Group, error) {
 	g.Attributes = gateway.DocumentFromJSON(bytes.Clone(r.b))
 	return g, nil
 }
+
+// Outbox events use the same scheme (the seq is the key):
+//
+//	event: 0x01 | str id tenant op source requestId | varint occurredAt |
+//	       uvarint n, n × str changed | uvarint n, n × str memberIds |
+//	       byte has (1 user, 2 group) | [uvarint len, user record] |
+//	       [uvarint len, group record]
+func encodeEvent(e *gateway.Event) ([]byte, error) {
+	w := writer{b: make([]byte, 0, 512)}
+	w.b = append(w.b, recordFormat)
+	for _, s := range []string{e.ID, e.Tenant, string(e.Op), string(e.Source), e.RequestID} {
+		w.str(s)
+	}
+	w.time(e.OccurredAt)
+	for _, list := range [][]string{e.Changed, e.MemberIDs} {
+		w.uvarint(uint64(len(list)))
+		for _, s := range list {
+			w.str(s)
+		}
+	}
+	var has byte
+	if e.User != nil {
+		has |= 1
+	}
+	if e.Group != nil {
+		has |= 2
+	}
+	w.b = append(w.b, has)
+	if e.User != nil {
+		rec, err := encodeUser(e.User)
+		if err != nil {
+			return nil, err
+		}
+		w.uvarint(uint64(len(rec)))
+		w.b = append(w.b, rec...)
+	}
+	if e.Group != nil {
+		rec, err := encodeGroup(e.Group)
+		if err != nil {
+			return nil, err
+		}
+		w.uvarint(uint64(len(rec)))
+		w.b = append(w.b, rec...)
+	}
+	return w.b, nil
+}
+
+func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
+	r := reader{b: v}
+	if r.byte() != recordFormat {
+		return gateway.Event{}, fmt.Errorf("event %d: unknown format", seq)
+	}
+	e := gateway.Event{Seq: seq, ID: r.str(), Tenant: r.str(), Op: gateway.Op(r.str()), Source: gateway.Source(r.str()), RequestID: r.str()}
+	e.OccurredAt = r.time()
+	for _, list := range []*[]string{&e.Changed, &e.MemberIDs} {
+		if n := r.uvarint(); n > 0 && n <= uint64(len(r.b)) {
+			*list = make([]string, n)
+			for i := range *list {
+				(*list)[i] = r.str()
+			}
+		}
+	}
+	has := r.byte()
+	nested := func() []byte {
+		n := r.uvarint()
+		if n > uint64(len(r.b)) {
+			r.err = errCorrupt
+			return nil
+		}
+		rec := r.b[:n]
+		r.b = r.b[n:]
+		return rec
+	}
+	if has&1 != 0 {
+		if rec := nested(); r.err == nil {
+			u, err := decodeUser(rec)
+			if err != nil {
+				return gateway.Event{}, fmt.Errorf("event %d: %w", seq, err)
+			}
+			e.User = u
+		}
+	}
+	if has&2 != 0 {
+		if rec := nested(); r.err == nil {
+			g, err := decodeGroup(rec)
+			if err != nil {
+				return gateway.Event{}, fmt.Errorf("event %d: %w", seq, err)
+			}
+			e.Group = g
+		}
+	}
+	if r.err != nil {
+		return gateway.Event{}, fmt.Errorf("event %d: %w", seq, r.err)
+	}
+	return e, nil
+}

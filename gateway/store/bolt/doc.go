@@ -18,7 +18,7 @@
 //	idx_group_externalid      externalId 0x00 group id → ""
 //	edges_group_user          group id 0x00 user id → member display
 //	edges_user_group          user id 0x00 group id → ""
-//	outbox                    seq (uint64 big-endian, NextSequence) → JSON gateway.Event
+//	outbox                    seq (uint64 big-endian, NextSequence) → event record
 //	counters                  "users" | "groups" | "outbox" → uint64 big-endian
 //
 // fold is strings.ToLower: userName and group displayName are
@@ -33,7 +33,8 @@
 // (length-prefixed strings, varint times and version; see codec.go)
 // followed by the SCIM document as compact JSON. Reads slice the header
 // and hand the document on undecoded; list responses splice it into the
-// wire format as is. Outbox events are JSON (gateway.Event).
+// wire format as is. Outbox events use the same scheme, with the user or
+// group snapshot as a nested record.
 //
 // # Transactions
 //

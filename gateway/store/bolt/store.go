@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -222,7 +221,7 @@ func appendEvents(tb *bolt.Bucket, tenant string, events []gateway.Event) error 
 		if events[i].Tenant == "" {
 			events[i].Tenant = tenant
 		}
-		raw, err := json.Marshal(&events[i])
+		raw, err := encodeEvent(&events[i])
 		if err != nil {
 			return fmt.Errorf("encode event: %w", err)
 		}
@@ -252,9 +251,9 @@ func (o outboxStore) After(ctx context.Context, tenant string, seq uint64, limit
 		}
 		c := tb.Bucket(bOutbox).Cursor()
 		for k, v := c.Seek(u64(seq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			var e gateway.Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode event %d: %w", binary.BigEndian.Uint64(k), err)
+			e, err := decodeEvent(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
 			}
 			out = append(out, e)
 		}
