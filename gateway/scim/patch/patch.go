@@ -77,7 +77,7 @@ func applyOp(doc map[string]any, op scimlib.PatchOperation, res Resource) error 
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		p, err := filter.ParsePath([]byte(k))
+		p, err := query.ParsePath(k)
 		if err != nil {
 			return scimErr(scimerrors.ScimTypeInvalidPath, "cannot parse the key %q as an attribute path", k)
 		}

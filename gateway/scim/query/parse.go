@@ -90,3 +90,36 @@ func isName(s string) bool {
 }
 
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// ParsePath parses a PATCH path or path-less key. Plain keys (`active`,
+// `name.givenName`, `urn:…:User:employeeNumber`) are parsed here; anything
+// with a value filter goes to the general parser.
+func ParsePath(s string) (filter.Path, error) {
+	rest, uri := s, ""
+	if i := strings.LastIndexByte(s, ':'); i > 0 && strings.HasPrefix(s, "urn:") {
+		uri, rest = s[:i], s[i+1:]
+	}
+	if ap, ok := simplePath(rest); ok && (uri == "" || isURI(uri)) {
+		if uri != "" {
+			ap.URIPrefix = &uri
+		}
+		return filter.Path{AttributePath: ap}, nil
+	}
+	return filter.ParsePath([]byte(s))
+}
+
+// isURI matches the parser's URI grammar: segments of [A-Za-z0-9.]+
+// separated by colons.
+func isURI(s string) bool {
+	for _, seg := range strings.Split(s, ":") {
+		if seg == "" {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !isAlpha(c) && !(c >= '0' && c <= '9') && c != '.' {
+				return false
+			}
+		}
+	}
+	return true
+}

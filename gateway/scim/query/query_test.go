@@ -246,3 +246,36 @@ func FuzzParseAgreement(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePathAgreesWithParser(t *testing.T) {
+	for _, p := range []string{"active", "name.givenName", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value", "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+		`emails[type eq "work"].value`, `members[value eq "x"]`} {
+		got, err := ParsePath(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		want, err := filter.ParsePath([]byte(p))
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %#v, want %#v", p, got, want)
+		}
+	}
+}
+
+func FuzzParsePathAgreement(f *testing.F) {
+	f.Add("name.givenName")
+	f.Add("urn:a:b:c")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParsePath(s)
+		want, werr := filter.ParsePath([]byte(s))
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: fast err %v, parser err %v", s, err, werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: got %#v, want %#v", s, got, want)
+		}
+	})
+}
