@@ -255,7 +255,11 @@ func TestListEntryEqualsSingleRead(t *testing.T) {
 	g := startGateway(t, "")
 	id := g.call("POST", "/Users", entraUser("eq@contoso.test", "ext-eq", "")).must(t, 201).str("id")
 	g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eq","members":[{"value":"`+id+`"}]}`).must(t, 201)
+	patched := g.call("PATCH", "/Users/"+id, `{`+patchOp+`,"Operations":[{"op":"replace","value":{"title":"Eng"}}]}`).must(t, 200)
 	single := g.call("GET", "/Users/"+id, "").must(t, 200)
+	if !reflect.DeepEqual(patched.body, single.body) || patched.header.Get("ETag") != single.header.Get("ETag") {
+		t.Errorf("PATCH response differs from GET:\npatch %s\nget   %s", patched.raw, single.raw)
+	}
 	for _, q := range []string{"", "?" + filterQuery(`userName eq "EQ@contoso.test"`), "?" + filterQuery(`displayName pr`)} {
 		list := g.call("GET", "/Users"+q, "").must(t, 200)
 		entry, _ := list.get("Resources.0").(map[string]any)

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -185,7 +186,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 
 	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
-		if !s.readBody(w, r) {
+		body, ok := s.readBody(w, r)
+		if !ok {
+			return
+		}
+		if r.Method == http.MethodPatch && s.servePatch(w, r, body) {
 			return
 		}
 	}
@@ -220,28 +225,28 @@ func (s *Server) authorized(r *http.Request) bool {
 // readBody enforces the media type and the body limit, normalises IdP
 // quirks in the body, and replaces r.Body with the result. It writes the
 // error response and returns false when the request must stop here.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/scim+json" && mt != "application/json") {
 			writeError(w, http.StatusUnsupportedMediaType, "", "Unsupported Content-Type: send application/scim+json or application/json.")
-			return false
+			return nil, false
 		}
 	}
 	limit := s.opts.MaxBodyBytes
 	tooLarge := fmt.Sprintf("The request body exceeds the limit of %d bytes (scim.max_body_bytes).", limit)
 	if r.ContentLength > limit {
 		writeError(w, http.StatusRequestEntityTooLarge, "", tooLarge)
-		return false
+		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, scimerrors.ScimTypeInvalidSyntax, "The request body could not be read.")
-		return false
+		return nil, false
 	}
 	if int64(len(body)) > limit {
 		writeError(w, http.StatusRequestEntityTooLarge, "", tooLarge)
-		return false
+		return nil, false
 	}
 	res := s.userRes
 	if strings.Contains(r.URL.Path, "/Groups") {
@@ -255,10 +260,71 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		se := toSCIMError(err)
 		writeError(w, se.Status, se.ScimType, se.Detail)
-		return false
+		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
+	return body, true
+}
+
+// servePatch answers PATCH /Users/{id} and /Groups/{id} itself when the
+// operations have a simple shape (see patch.ParseSimple) and reports
+// whether it did; the library takes everything else.
+func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	rest := strings.TrimPrefix(r.URL.Path, "/v2")
+	var handler interface {
+		Patch(*http.Request, string, []scimlib.PatchOperation) (scimlib.Resource, error)
+	}
+	var res query.Resource
+	var rt string
+	switch {
+	case strings.HasPrefix(rest, "/Users/"):
+		handler, res, rt = s.users, s.userRes, "User"
+	case strings.HasPrefix(rest, "/Groups/"):
+		handler, res, rt = s.groups, s.groupRes, "Group"
+	default:
+		return false
+	}
+	id, err := url.PathUnescape(rest[len("/"+rt+"s/"):])
+	if err != nil || id == "" || strings.Contains(id, "/") {
+		return false
+	}
+	ops, ok := patch.ParseSimple(body, res)
+	if !ok {
+		return false
+	}
+	out, err := handler.Patch(r, id, ops)
+	if err != nil {
+		se := toSCIMError(err)
+		writeError(w, se.Status, se.ScimType, se.Detail)
+		return true
+	}
+	st := state(r)
+	if st.etag != "" {
+		w.Header().Set("ETag", st.etag)
+	}
+	if len(out.Attributes) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	schemas := userSchemas
+	if rt == "Group" {
+		schemas = groupSchemas
+	}
+	doc := map[string]any(out.Attributes)
+	externalID := ""
+	if out.ExternalID.Present() {
+		externalID = out.ExternalID.Value()
+	}
+	meta := s.resourceMeta(rt, out.ID, *out.Meta.Created, *out.Meta.LastModified, 0)
+	meta.Version = out.Meta.Version
+	enc, err := encodeResource(doc, out.ID, externalID, schemas, meta)
+	if err != nil {
+		se := toSCIMError(s.fail(r, "encode patch result", err))
+		writeError(w, se.Status, se.ScimType, se.Detail)
+		return true
+	}
+	_, _ = w.Write(enc)
 	return true
 }
 

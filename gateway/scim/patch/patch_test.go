@@ -277,6 +277,16 @@ func FuzzApply(f *testing.F) {
 			res, base = user, baseUser
 		}
 		ops, err := parseOps(t, body, res)
+		if norm, nerr := NormalizeRequest([]byte(body), res); nerr == nil {
+			if fast, ok := ParseSimple(norm, res); ok {
+				if err != nil {
+					t.Fatalf("fast path accepted what the library rejects (%v): %s", err, body)
+				}
+				if !reflect.DeepEqual(fast, ops) {
+					t.Fatalf("fast path and library disagree on %s", body)
+				}
+			}
+		}
 		if err == nil {
 			var m map[string]any
 			_ = json.Unmarshal([]byte(base), &m)
@@ -290,4 +300,57 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("error is not a 4xx SCIM error: %#v", err)
 		}
 	})
+}
+
+// TestParseSimpleAgreesWithLibrary: for every table body the fast parser
+// accepts, it produces exactly the operations the library produces.
+func TestParseSimpleAgreesWithLibrary(t *testing.T) {
+	user, group := query.UserResource(), query.GroupResource()
+	bodies := []struct {
+		res  Resource
+		body string
+	}{
+		{user, ops(`{"op":"replace","value":{"active":false}}`)},
+		{user, ops(`{"op":"Replace","path":"active","value":"False"}`)},
+		{user, ops(`{"op":"replace","value":{"name.givenName":"A","` + ent + `:employeeNumber":"42","active":"true"}}`)},
+		{user, ops(`{"op":"Add","path":"` + ent + `:manager","value":{"value":"m-1"}}`)},
+		{user, ops(`{"op":"add","path":"emails","value":[{"value":"b@example.com","type":"work","primary":true}]}`)},
+		{user, ops(`{"op":"remove","path":"name.givenName"}`)},
+		{group, ops(`{"op":"replace","value":{"id":"g1","displayName":"Engineering"}}`)},
+		{group, ops(`{"op":"Add","path":"members","value":[{"value":"u3"},{"value":"u4","display":"d"}]}`)},
+		{group, ops(`{"op":"Remove","path":"members","value":[{"value":"u1"}]}`)},
+		{group, ops(`{"op":"replace","path":"members","value":[]}`)},
+	}
+	for _, tc := range bodies {
+		norm, err := NormalizeRequest([]byte(tc.body), tc.res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, ok := ParseSimple(norm, tc.res)
+		if !ok {
+			t.Errorf("fast path declined %s", tc.body)
+			continue
+		}
+		lib, err := parseOps(t, tc.body, tc.res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fast, lib) {
+			fj, _ := json.Marshal(fast)
+			lj, _ := json.Marshal(lib)
+			t.Errorf("%s:\nfast %s\nlib  %s", tc.body, fj, lj)
+		}
+	}
+	for _, body := range []string{
+		ops(`{"op":"remove","path":"members[value eq \"u1\"]"}`),
+		ops(`{"op":"Replace","path":"emails[type eq \"work\"].value","value":"x"}`),
+		ops(`{"op":"replace","path":"active","value":{"x":1}}`),
+		ops(`{"op":"move","path":"active","value":true}`),
+		ops(`{"op":"replace","path":"shoeSize","value":"9"}`),
+		`{"schemas":["other"],"Operations":[{"op":"replace","path":"active","value":true}]}`,
+	} {
+		if _, ok := ParseSimple([]byte(body), user); ok {
+			t.Errorf("fast path must leave %s to the library", body)
+		}
+	}
 }
