@@ -241,11 +241,13 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 		if missing := missingUsers(tb, ms); len(missing) > 0 {
 			return unknownMembers(missing)
 		}
-		if err := indexGroup(tb, old, false); err != nil {
-			return err
-		}
-		if err := indexGroup(tb, ng, true); err != nil {
-			return err
+		if fold(ng.DisplayName) != fold(old.DisplayName) || ng.ExternalID != old.ExternalID {
+			if err := indexGroup(tb, old, false); err != nil {
+				return err
+			}
+			if err := indexGroup(tb, ng, true); err != nil {
+				return err
+			}
 		}
 		if err := putGroup(tb, ng); err != nil {
 			return err

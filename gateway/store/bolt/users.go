@@ -166,11 +166,15 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 				return err
 			}
 		}
-		if err := indexUser(tb, old, false); err != nil {
-			return err
-		}
-		if err := indexUser(tb, nu, true); err != nil {
-			return err
+		// Most updates (activation, names) leave the indexed values alone;
+		// rewriting their entries would only dirty index pages.
+		if fold(nu.UserName) != fold(old.UserName) || nu.ExternalID != old.ExternalID || !slices.Equal(nu.Emails, old.Emails) {
+			if err := indexUser(tb, old, false); err != nil {
+				return err
+			}
+			if err := indexUser(tb, nu, true); err != nil {
+				return err
+			}
 		}
 		if err := putUser(tb, nu); err != nil {
 			return err
