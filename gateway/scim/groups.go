@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	scimlib "github.com/elimity-com/scim"
-	"github.com/elimity-com/scim/optional"
 	"github.com/scim2/filter-parser/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -128,21 +127,11 @@ func (s *Server) membersIfWanted(r *http.Request, id string) ([]gateway.Member, 
 }
 
 func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gateway.Member) (scimlib.Resource, error) {
-	st := state(r)
-	st.etag = etag(g.Version)
 	doc, err := s.groupAttrs(g, members, projectionOf(r, groupSchemaURN))
 	if err != nil {
 		return scimlib.Resource{}, s.fail(r, "decode group", err)
 	}
-	res := scimlib.Resource{
-		ID:         g.ID,
-		Attributes: doc,
-		Meta:       scimlib.Meta{Created: &g.Created, LastModified: &g.Modified, Version: st.etag},
-	}
-	if g.ExternalID != "" {
-		res.ExternalID = optional.NewString(g.ExternalID)
-	}
-	return res, nil
+	return libResource(r, doc, g.ID, g.ExternalID, &g.Created, &g.Modified, g.Version), nil
 }
 
 // groupAttrs is a group's SCIM attributes without id, externalId, schemas

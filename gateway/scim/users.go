@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"time"
 
 	scimlib "github.com/elimity-com/scim"
 	"github.com/elimity-com/scim/optional"
@@ -117,24 +118,26 @@ func (s *Server) userWithGroups(r *http.Request, u *gateway.User) (scimlib.Resou
 	return s.userResource(r, u, refs[u.ID])
 }
 
-// userResource renders a user for the library. The attribute map is a
-// fresh copy: the library writes id, schemas and meta into it.
+// userResource renders a user for the library.
 func (s *Server) userResource(r *http.Request, u *gateway.User, groups []gateway.GroupRef) (scimlib.Resource, error) {
-	st := state(r)
-	st.etag = etag(u.Version)
 	doc, err := s.userAttrs(u, groups, projectionOf(r, userSchemaURN))
 	if err != nil {
 		return scimlib.Resource{}, s.fail(r, "decode user", err)
 	}
-	res := scimlib.Resource{
-		ID:         u.ID,
-		Attributes: doc,
-		Meta:       scimlib.Meta{Created: &u.Created, LastModified: &u.Modified, Version: st.etag},
+	return libResource(r, doc, u.ID, u.ExternalID, &u.Created, &u.Modified, u.Version), nil
+}
+
+// libResource wraps attributes for the library, which adds id, externalId,
+// schemas and meta to the map (so doc must be a fresh map), and records
+// the ETag for the response.
+func libResource(r *http.Request, doc map[string]any, id, externalID string, created, modified *time.Time, version uint64) scimlib.Resource {
+	st := state(r)
+	st.etag = etag(version)
+	res := scimlib.Resource{ID: id, Attributes: doc, Meta: scimlib.Meta{Created: created, LastModified: modified, Version: st.etag}}
+	if externalID != "" {
+		res.ExternalID = optional.NewString(externalID)
 	}
-	if u.ExternalID != "" {
-		res.ExternalID = optional.NewString(u.ExternalID)
-	}
-	return res, nil
+	return res
 }
 
 // userAttrs is a user's SCIM attributes, without id, externalId, schemas

@@ -161,7 +161,7 @@ func applyPath(doc map[string]any, kind string, p filter.Path, value any, res Re
 	}
 	if t.def.MultiValued() {
 		// emails.value without a filter addresses every element.
-		list := asList(t.container[t.key])
+		list := query.AsList(t.container[t.key])
 		if kind == "remove" {
 			for _, el := range list {
 				if m, ok := el.(map[string]any); ok {
@@ -205,16 +205,16 @@ func applyWhole(t target, kind string, value any) error {
 	case kind == "remove" && value != nil && t.def.MultiValued():
 		// Entra: {"op":"Remove","path":"members","value":[{"value":"id"}]}
 		// removes those members, not all of them.
-		list := asList(t.container[t.key])
-		for _, v := range asList(value) {
+		list := query.AsList(t.container[t.key])
+		for _, v := range query.AsList(value) {
 			list = slices.DeleteFunc(list, func(el any) bool { return sameElement(el, v) })
 		}
 		setList(t, list)
 	case kind == "remove":
 		delete(t.container, t.key)
 	case t.def.MultiValued() && kind == "add":
-		list := asList(t.container[t.key])
-		for _, v := range asList(value) {
+		list := query.AsList(t.container[t.key])
+		for _, v := range query.AsList(value) {
 			v = coerce(t.def, v)
 			if i := slices.IndexFunc(list, func(el any) bool { return sameElement(el, v) }); i >= 0 {
 				list[i] = v // same member or value: keep one, the newer
@@ -225,7 +225,7 @@ func applyWhole(t target, kind string, value any) error {
 		setList(t, list)
 	case t.def.MultiValued():
 		list := []any{}
-		for _, v := range asList(value) {
+		for _, v := range query.AsList(value) {
 			list = append(list, coerce(t.def, v))
 		}
 		setList(t, list)
@@ -307,7 +307,7 @@ func applyFiltered(t target, kind string, p filter.Path, value any) error {
 		return scimErr(scimerrors.ScimTypeInvalidPath, "a value filter needs a multi-valued complex attribute; %q is not one", t.key)
 	}
 	elemRes := query.Resource{Core: schema.Schema{Attributes: t.def.SubAttributes()}}
-	list := asList(t.container[t.key])
+	list := query.AsList(t.container[t.key])
 	var matched []int
 	for i, el := range list {
 		m, ok := el.(map[string]any)
@@ -451,16 +451,6 @@ func coerce(def schema.CoreAttribute, v any) any {
 		}
 	}
 	return v
-}
-
-func asList(v any) []any {
-	switch t := v.(type) {
-	case nil:
-		return nil
-	case []any:
-		return t
-	}
-	return []any{v}
 }
 
 func deepCopy(v any) any {

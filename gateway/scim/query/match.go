@@ -49,7 +49,7 @@ func match(expr filter.Expression, sc scope) (bool, error) {
 			return false, nil
 		}
 		inner := scope{attrs: def.SubAttributes(), res: sc.res}
-		for _, el := range asList(val) {
+		for _, el := range AsList(val) {
 			m, ok := el.(map[string]any)
 			if !ok {
 				continue
@@ -122,7 +122,9 @@ func lookup(doc map[string]any, key string) any {
 	return nil
 }
 
-func asList(v any) []any {
+// AsList views a SCIM attribute value as a list: nil for absent, the
+// elements of a multi-valued value, or the single value.
+func AsList(v any) []any {
 	switch t := v.(type) {
 	case nil:
 		return nil
@@ -163,13 +165,13 @@ func matchAttr(e *filter.AttributeExpression, sc scope) (bool, error) {
 			return false, nil
 		}
 		def = sdef
-		for _, el := range asList(val) {
+		for _, el := range AsList(val) {
 			if m, ok := el.(map[string]any); ok {
 				values = append(values, lookup(m, sdef.Name()))
 			}
 		}
 	} else {
-		values = asList(val)
+		values = AsList(val)
 	}
 	if e.Operator == filter.PR {
 		for _, v := range values {

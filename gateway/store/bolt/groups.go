@@ -29,6 +29,21 @@ func putGroup(tb *bolt.Bucket, g *gateway.Group) error {
 	return tb.Bucket(bGroups).Put([]byte(g.ID), raw)
 }
 
+// currentGroup reads the group a write applies to, checking its version
+// when ifVersion is not 0.
+func currentGroup(tb *bolt.Bucket, id string, ifVersion uint64) (*gateway.Group, error) {
+	g, err := getGroup(tb, id)
+	switch {
+	case err != nil:
+		return nil, err
+	case g == nil:
+		return nil, notFound("Group", id)
+	case ifVersion != 0 && g.Version != ifVersion:
+		return nil, preconditionFailed("Group", id, g.Version)
+	}
+	return g, nil
+}
+
 func groupNameTaken(tb *bolt.Bucket, name, exceptID string) error {
 	if owner := tb.Bucket(bGroupName).Get([]byte(fold(name))); owner != nil && string(owner) != exceptID {
 		return gateway.Errorf(gateway.ErrConflict, "a group named %q already exists (displayName is unique and case-insensitive)", name)
@@ -212,15 +227,9 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 	var rg *gateway.Group
 	var rm []gateway.Member
 	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		old, err := getGroup(tb, id)
+		old, err := currentGroup(tb, id, ifVersion)
 		if err != nil {
 			return err
-		}
-		if old == nil {
-			return notFound("Group", id)
-		}
-		if ifVersion != 0 && old.Version != ifVersion {
-			return preconditionFailed("Group", id, old.Version)
 		}
 		oldMembers := members(tb, id)
 		mine, _ := getGroup(tb, id)
@@ -266,15 +275,9 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 
 func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error)) error {
 	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		old, err := getGroup(tb, id)
+		old, err := currentGroup(tb, id, ifVersion)
 		if err != nil {
 			return err
-		}
-		if old == nil {
-			return notFound("Group", id)
-		}
-		if ifVersion != 0 && old.Version != ifVersion {
-			return preconditionFailed("Group", id, old.Version)
 		}
 		ms := members(tb, id)
 		events, err := fn(old, ms)

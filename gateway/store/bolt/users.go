@@ -29,6 +29,21 @@ func putUser(tb *bolt.Bucket, u *gateway.User) error {
 	return tb.Bucket(bUsers).Put([]byte(u.ID), raw)
 }
 
+// currentUser reads the user a write applies to, checking its version
+// when ifVersion is not 0.
+func currentUser(tb *bolt.Bucket, id string, ifVersion uint64) (*gateway.User, error) {
+	u, err := getUser(tb, id)
+	switch {
+	case err != nil:
+		return nil, err
+	case u == nil:
+		return nil, notFound("User", id)
+	case ifVersion != 0 && u.Version != ifVersion:
+		return nil, preconditionFailed("User", id, u.Version)
+	}
+	return u, nil
+}
+
 func userNameTaken(tb *bolt.Bucket, userName, exceptID string) error {
 	if owner := tb.Bucket(bUserName).Get([]byte(fold(userName))); owner != nil && string(owner) != exceptID {
 		return gateway.Errorf(gateway.ErrConflict, "userName %q is already taken (userName is unique and case-insensitive)", userName)
@@ -139,15 +154,9 @@ func (us userStore) GetMany(ctx context.Context, tenant string, ids []string) ([
 func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.UserUpdateFunc) (*gateway.User, error) {
 	var result *gateway.User
 	err := us.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		old, err := getUser(tb, id)
+		old, err := currentUser(tb, id, ifVersion)
 		if err != nil {
 			return err
-		}
-		if old == nil {
-			return notFound("User", id)
-		}
-		if ifVersion != 0 && old.Version != ifVersion {
-			return preconditionFailed("User", id, old.Version)
 		}
 		// fn gets its own copy: it may keep or modify it.
 		mine, _ := getUser(tb, id)
@@ -190,15 +199,9 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 
 func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.UserDeleteFunc) error {
 	err := us.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		old, err := getUser(tb, id)
+		old, err := currentUser(tb, id, ifVersion)
 		if err != nil {
 			return err
-		}
-		if old == nil {
-			return notFound("User", id)
-		}
-		if ifVersion != 0 && old.Version != ifVersion {
-			return preconditionFailed("User", id, old.Version)
 		}
 		groups := prefixed(tb.Bucket(bUserGroup), id)
 		events, err := fn(old, slices.Clone(groups))
