@@ -123,6 +123,10 @@ func Load(path string, environ []string) (*Config, error) {
 	return cfg, nil
 }
 
+// minTokenLength guards against guessable SCIM tokens: the token is the
+// only credential between the internet and the user directory.
+const minTokenLength = 16
+
 // Problem is one thing wrong with the configuration.
 type Problem struct {
 	Path    string // dotted key, e.g. scim.max_results
@@ -197,6 +201,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.Provisioning.Method == "scim" && !c.SCIM.Token.IsSet() && c.SCIM.Token.ref == "" {
 		add("scim.token", "is required when provisioning.method is \"scim\" (GATEHOUSE_SCIM_TOKEN)")
+	}
+	if v := c.SCIM.Token.Value(); v != "" && len(v) < minTokenLength {
+		add("scim.token", "is %d characters long; use at least %d random characters (e.g. openssl rand -base64 32)", len(v), minTokenLength)
 	}
 	if c.Provisioning.Method == "self_service" && c.Provisioning.EmailDomain == "" {
 		add("provisioning.email_domain", "is required when provisioning.method is \"self_service\"")

@@ -103,7 +103,7 @@ func TestLoadErrors(t *testing.T) {
 func TestSecretReferences(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte("from-file-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -112,11 +112,11 @@ func TestSecretReferences(t *testing.T) {
 		value     string
 		problem   string
 	}{
-		{"env ref", "env:MY_TOKEN", []string{"MY_TOKEN=from-env"}, "from-env", ""},
+		{"env ref", "env:MY_TOKEN", []string{"MY_TOKEN=from-env-0123456789"}, "from-env-0123456789", ""},
 		{"missing env", "env:NOPE", nil, "", "NOPE"},
-		{"file ref trims newline", "file:" + tokenFile, nil, "from-file", ""},
+		{"file ref trims newline", "file:" + tokenFile, nil, "from-file-0123456789", ""},
 		{"missing file", "file:" + filepath.Join(dir, "absent"), nil, "", "cannot be read"},
-		{"literal", "plain", nil, "plain", ""},
+		{"literal", "plain-0123456789abc", nil, "plain-0123456789abc", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,6 +141,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"GATEHOUSE_LISTEN=nonsense", "GATEHOUSE_PATH_PREFIX=/gate_house", "GATEHOUSE_SCIM_MAX_RESULTS=0",
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=loud", "GATEHOUSE_PUBLIC_URL=ftp://x",
 	})
+	short, _ := Load("", []string{"GATEHOUSE_SCIM_TOKEN=abc123"})
+	if ps := fmt.Sprint(short.Validate()); !strings.Contains(ps, "scim.token: is 6 characters long") {
+		t.Errorf("a short token must be a problem: %s", ps)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,9 @@ import (
 
 // Metrics is every collector the gateway updates.
 type Metrics struct {
-	SCIMRequests       *prometheus.CounterVec
-	SCIMDuration       *prometheus.HistogramVec
-	SCIMAuthFailures   prometheus.Counter
-	SCIMEventsRecorded *prometheus.CounterVec
+	SCIMRequests     *prometheus.CounterVec
+	SCIMDuration     *prometheus.HistogramVec
+	SCIMAuthFailures prometheus.Counter
 }
 
 // New creates the collectors and registers them (plus the Go and process
@@ -33,12 +32,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: "gatehouse", Subsystem: "scim", Name: "auth_failures_total",
 			Help: "SCIM requests rejected for a missing or wrong bearer token.",
 		}),
-		SCIMEventsRecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "gatehouse", Subsystem: "scim", Name: "writes_total",
-			Help: "Successful SCIM writes by resource and operation.",
-		}, []string{"resource", "operation"}),
 	}
-	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMEventsRecorded,
+	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
