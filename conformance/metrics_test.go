@@ -11,8 +11,15 @@ import (
 // count SCIM requests by resource, method and status.
 func TestOperationsListener(t *testing.T) {
 	g := startGateway(t, "")
-	g.call("GET", "/Users", "").must(t, 200)
-	g.callAuth("", "GET", "/Users", "").must(t, 401)
+	if r := g.call("GET", "/Users", "").must(t, 200); len(r.header.Get("X-Request-Id")) < 16 {
+		t.Errorf("no generated request id: %q", r.header.Get("X-Request-Id"))
+	}
+	if r := g.callAuth("", "GET", "/Users", "", "X-Request-Id", "proxy-id-42").must(t, 401); r.header.Get("X-Request-Id") != "proxy-id-42" {
+		t.Errorf("a proxy's request id must be echoed, got %q", r.header.Get("X-Request-Id"))
+	}
+	if r := g.call("GET", "/Users/x", "", "X-Request-Id", "bad id <script>"); r.header.Get("X-Request-Id") == "bad id <script>" {
+		t.Error("an unsafe request id must be replaced")
+	}
 	ops := "http://" + g.app.OpsAddr()
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
 		body := httpGet(t, ops+path, 200)
