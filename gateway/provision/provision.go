@@ -89,6 +89,7 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, u *gateway.User) (*gat
 		u.Role = s.policy.DefaultRole
 	}
 	u.Created, u.Modified = now, now
+	u.Version = 1
 	ev := s.event(m, gateway.OpUserCreated)
 	ev.User = snapshotUser(u)
 	if err := s.store.Users().Create(ctx, u, []gateway.Event{ev}); err != nil {
@@ -186,6 +187,7 @@ func (s *Service) CreateGroup(ctx context.Context, m Meta, g *gateway.Group, mem
 	g.Tenant = m.Tenant
 	g.Source = m.Source
 	g.Created, g.Modified = now, now
+	g.Version = 1
 	ev := s.event(m, gateway.OpGroupCreated)
 	ev.Group = snapshotGroup(g)
 	ev.MemberIDs = memberIDs(members)
