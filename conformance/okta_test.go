@@ -76,7 +76,7 @@ func TestOktaSequence(t *testing.T) {
 		t.Fatalf("outbox after create = %v", ops)
 	}
 	ev := g.events()[n0]
-	if ev.User == nil || ev.User.ID != id || ev.User.UserName != "ada.lovelace@example.com" || ev.Source != "scim" || ev.Seq == 0 || ev.ID == "" {
+	if ev.User == nil || ev.User.ID != id || ev.User.UserName != "ada.lovelace@example.com" || ev.User.Version != 1 || ev.Source != "scim" || ev.Seq == 0 || ev.ID == "" {
 		t.Errorf("user.created event = %+v", ev)
 	}
 
