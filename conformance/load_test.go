@@ -76,12 +76,14 @@ func TestLoad(t *testing.T) {
 		return true, do("GET", base+"/Users?filter="+strings.ReplaceAll(fmt.Sprintf(`userName+eq+"LOAD%d@example.com"`, i), `"`, "%22"), "", 200)
 	})
 	t.Log(lookups)
+	t.Logf("  RSS now %.1f MiB (%s)", rssMiB(t, "http://"+p.opsAddr+"/metrics"), procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"))
 
 	list := run(t, "GET list page of 100 (c=16)", 16, seconds, func(int) (bool, error) {
 		start := next.Add(100)%int64(max(users-100, 1)) + 1
 		return true, do("GET", fmt.Sprintf("%s/Users?startIndex=%d&count=100", base, start), "", 200)
 	})
 	t.Log(list)
+	t.Logf("  RSS now %.1f MiB (%s)", rssMiB(t, "http://"+p.opsAddr+"/metrics"), procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"))
 
 	// PATCH deactivate/reactivate by id: fetch ids via one list walk.
 	var all []string
@@ -105,6 +107,7 @@ func TestLoad(t *testing.T) {
 		return true, do("PATCH", base+"/Users/"+id, fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":%v}}]}`, (n/int64(len(all)))%2 == 1), 200)
 	})
 	t.Log(patchRun)
+	t.Logf("  RSS now %.1f MiB (%s)", rssMiB(t, "http://"+p.opsAddr+"/metrics"), procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"))
 
 	t.Logf("gateway RSS with %d users: %.1f MiB (%s); database file %.1f MiB", users, rssMiB(t, "http://"+p.opsAddr+"/metrics"),
 		procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"), fileMiB(filepath.Join(p.cmd.Dir, "data", "gatehouse.db")))
