@@ -2,7 +2,12 @@
 // resource document, with the forms Okta and Entra really send: path-less
 // merges, dotted and schema-URN keys, filtered paths that create a missing
 // element, Entra's "remove these members" and string booleans. The library
-// parses and validates operations; this package decides what they mean.
+// (elimity-com/scim) parses and validates operations; this package decides
+// what they mean.
+//
+// A document is a map of SCIM attributes by canonical schema name, with
+// extension attributes nested under their schema URN; it never holds id,
+// meta or schemas values of its own.
 package patch
 
 import (
@@ -21,18 +26,26 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/scim/query"
 )
 
-// Resource describes the resource type being patched.
+// Resource describes the resource type being patched: its core schema
+// (with the common attributes it accepts) and its extensions.
 type Resource = query.Resource
+
+const (
+	opAdd     = "add"
+	opReplace = "replace"
+	opRemove  = "remove"
+)
 
 func scimErr(t scimerrors.ScimType, format string, args ...any) error {
 	return scimerrors.ScimError{Status: http.StatusBadRequest, ScimType: t, Detail: fmt.Sprintf(format, args...)}
 }
 
 // Apply applies ops in order to a copy of doc and returns the result. It is
-// all or nothing: on error doc is untouched and the error is a 400
-// errors.ScimError value with a scimType.
+// all or nothing: on error doc is untouched, no document is returned and
+// the error is a 400 errors.ScimError value with a scimType (invalidPath,
+// invalidValue, invalidFilter, noTarget or mutability).
 func Apply(doc map[string]any, ops []scimlib.PatchOperation, res Resource) (map[string]any, error) {
-	out := deepCopy(doc).(map[string]any)
+	out, _ := deepCopy(doc).(map[string]any)
 	if out == nil {
 		out = map[string]any{}
 	}
@@ -45,6 +58,7 @@ func Apply(doc map[string]any, ops []scimlib.PatchOperation, res Resource) (map[
 			return nil, err
 		}
 	}
+	prune(out, res)
 	if err := validate(out, res); err != nil {
 		return nil, err
 	}
@@ -54,14 +68,17 @@ func Apply(doc map[string]any, ops []scimlib.PatchOperation, res Resource) (map[
 func applyOp(doc map[string]any, op scimlib.PatchOperation, res Resource) error {
 	kind := strings.ToLower(op.Op)
 	switch kind {
-	case "add", "replace", "remove":
+	case opAdd, opReplace, opRemove:
 	default:
 		return scimErr(scimerrors.ScimTypeInvalidValue, "unknown op %q: use add, replace or remove", op.Op)
+	}
+	if kind != opRemove && op.Value == nil {
+		return scimErr(scimerrors.ScimTypeInvalidValue, "%s needs a value", kind)
 	}
 	if op.Path != nil {
 		return applyPath(doc, kind, *op.Path, op.Value, res)
 	}
-	if kind == "remove" {
+	if kind == opRemove {
 		return scimErr(scimerrors.ScimTypeNoTarget, "remove needs a path")
 	}
 	values, ok := op.Value.(map[string]any)
@@ -69,8 +86,9 @@ func applyOp(doc map[string]any, op scimlib.PatchOperation, res Resource) error 
 		return scimErr(scimerrors.ScimTypeInvalidValue, "a path-less %s needs an object value", kind)
 	}
 	// Path-less add/replace merges each key into the resource (Okta's
-	// deactivation sends only {"active":false}). Keys may be dotted or
-	// schema-URN-prefixed paths. Sorted for a deterministic result.
+	// deactivation sends only {"active":false}); it never replaces the
+	// resource. Keys may be dotted or schema-URN-prefixed paths. Sorted so
+	// that "name" is applied before "name.givenName", deterministically.
 	keys := make([]string, 0, len(values))
 	for k := range values {
 		keys = append(keys, k)
@@ -93,43 +111,43 @@ type target struct {
 	container map[string]any // the map holding the attribute
 	def       schema.CoreAttribute
 	key       string // canonical name
-	ext       string // extension URN when the attribute lives in one
 }
 
 func locate(doc map[string]any, p filter.AttributePath, res Resource, create bool) (target, error) {
-	container, attrs, ext := doc, res.Core.Attributes, ""
+	container, attrs := doc, res.Core.Attributes
 	if uri := p.URI(); uri != "" && !strings.EqualFold(uri, res.Core.ID) {
-		found := false
-		for _, e := range res.Extensions {
-			if strings.EqualFold(uri, e.ID) {
-				found, attrs, ext = true, e.Attributes, e.ID
-				m, _ := doc[e.ID].(map[string]any)
-				if m == nil {
-					m = map[string]any{}
-					if create {
-						doc[e.ID] = m
-					}
-				}
-				container = m
-			}
-		}
-		if !found {
+		i := slices.IndexFunc(res.Extensions, func(e schema.Schema) bool { return strings.EqualFold(uri, e.ID) })
+		if i < 0 {
 			return target{}, scimErr(scimerrors.ScimTypeInvalidPath, "unknown schema %q", uri)
 		}
+		e := res.Extensions[i]
+		attrs = e.Attributes
+		m, _ := doc[e.ID].(map[string]any)
+		if m == nil {
+			// A remove must not leave an empty extension behind; for add and
+			// replace an empty one is pruned after the operations.
+			m = map[string]any{}
+			if create {
+				doc[e.ID] = m
+			}
+		}
+		container = m
 	}
 	def, ok := attrs.ContainsAttribute(p.AttributeName)
 	if !ok {
 		return target{}, scimErr(scimerrors.ScimTypeInvalidPath, "unknown attribute %q", p.AttributeName)
 	}
-	return target{container: container, def: def, key: def.Name(), ext: ext}, nil
+	return target{container: container, def: def, key: def.Name()}, nil
 }
 
+// checkMutable enforces RFC 7643 §2.2 for an operation that targets def
+// by its path: readOnly is never writable, immutable only by add.
 func checkMutable(def schema.CoreAttribute, kind, name string) error {
 	switch def.Mutability() {
 	case "readOnly":
 		return scimErr(scimerrors.ScimTypeMutability, "%q is read-only", name)
 	case "immutable":
-		if kind != "add" {
+		if kind != opAdd {
 			return scimErr(scimerrors.ScimTypeMutability, "%q is immutable: it can be set once but not replaced or removed", name)
 		}
 	}
@@ -137,7 +155,7 @@ func checkMutable(def schema.CoreAttribute, kind, name string) error {
 }
 
 func applyPath(doc map[string]any, kind string, p filter.Path, value any, res Resource) error {
-	t, err := locate(doc, p.AttributePath, res, kind != "remove")
+	t, err := locate(doc, p.AttributePath, res, kind != opRemove)
 	if err != nil {
 		return err
 	}
@@ -145,10 +163,10 @@ func applyPath(doc map[string]any, kind string, p filter.Path, value any, res Re
 	if err := checkMutable(t.def, kind, name); err != nil {
 		return err
 	}
-	attrSub := p.AttributePath.SubAttributeName()
 	if p.ValueExpression != nil {
 		return applyFiltered(t, kind, p, value)
 	}
+	attrSub := p.AttributePath.SubAttributeName()
 	if attrSub == "" {
 		return applyWhole(t, kind, value)
 	}
@@ -162,7 +180,7 @@ func applyPath(doc map[string]any, kind string, p filter.Path, value any, res Re
 	if t.def.MultiValued() {
 		// emails.value without a filter addresses every element.
 		list := query.AsList(t.container[t.key])
-		if kind == "remove" {
+		if kind == opRemove {
 			for _, el := range list {
 				if m, ok := el.(map[string]any); ok {
 					delete(m, sdef.Name())
@@ -170,23 +188,23 @@ func applyPath(doc map[string]any, kind string, p filter.Path, value any, res Re
 			}
 			return nil
 		}
-		if len(list) == 0 {
-			return scimErr(scimerrors.ScimTypeNoTarget, "%q has no values to set %q on", t.key, sdef.Name())
-		}
+		n := 0
 		for _, el := range list {
 			if m, ok := el.(map[string]any); ok {
 				m[sdef.Name()] = coerce(sdef, value)
+				n++
 			}
 		}
+		if n == 0 {
+			return scimErr(scimerrors.ScimTypeNoTarget, "%q has no values to set %q on", t.key, sdef.Name())
+		}
+		setList(t, list)
 		return nil
 	}
 	m, _ := t.container[t.key].(map[string]any)
-	if kind == "remove" {
+	if kind == opRemove {
 		if m != nil {
 			delete(m, sdef.Name())
-			if len(m) == 0 {
-				delete(t.container, t.key)
-			}
 		}
 		return nil
 	}
@@ -202,22 +220,23 @@ func applyPath(doc map[string]any, kind string, p filter.Path, value any, res Re
 // sub-attribute.
 func applyWhole(t target, kind string, value any) error {
 	switch {
-	case kind == "remove" && value != nil && t.def.MultiValued():
+	case kind == opRemove && value != nil && t.def.MultiValued():
 		// Entra: {"op":"Remove","path":"members","value":[{"value":"id"}]}
 		// removes those members, not all of them.
 		list := query.AsList(t.container[t.key])
 		for _, v := range query.AsList(value) {
+			v = coerce(t.def, v)
 			list = slices.DeleteFunc(list, func(el any) bool { return sameElement(el, v) })
 		}
 		setList(t, list)
-	case kind == "remove":
+	case kind == opRemove:
 		delete(t.container, t.key)
-	case t.def.MultiValued() && kind == "add":
+	case t.def.MultiValued() && kind == opAdd:
 		list := query.AsList(t.container[t.key])
 		for _, v := range query.AsList(value) {
 			v = coerce(t.def, v)
 			if i := slices.IndexFunc(list, func(el any) bool { return sameElement(el, v) }); i >= 0 {
-				list[i] = v // same member or value: keep one, the newer
+				list[i] = v // the same member or address again: keep one, the newer
 				continue
 			}
 			list = append(list, v)
@@ -226,30 +245,55 @@ func applyWhole(t target, kind string, value any) error {
 	case t.def.MultiValued():
 		list := []any{}
 		for _, v := range query.AsList(value) {
-			list = append(list, coerce(t.def, v))
+			v = coerce(t.def, v)
+			if !slices.ContainsFunc(list, func(el any) bool { return sameElement(el, v) }) {
+				list = append(list, v)
+			}
 		}
 		setList(t, list)
 	case t.def.HasSubAttributes():
-		// A complex attribute: the given sub-attributes replace or add;
-		// the others are left unchanged (RFC 7644 §3.5.2.1 and .3).
-		v, ok := value.(map[string]any)
-		if !ok {
-			return scimErr(scimerrors.ScimTypeInvalidValue, "%q needs an object value", t.key)
-		}
+		// A complex attribute: the given sub-attributes are added or
+		// replaced, the others are kept (RFC 7644 §3.5.2.1; for replace this
+		// is what Okta and Entra expect of `"name":{"givenName":"X"}`).
 		m, _ := t.container[t.key].(map[string]any)
 		if m == nil {
 			m = map[string]any{}
 		}
-		for k, sv := range v {
-			sdef, ok := t.def.SubAttributes().ContainsAttribute(k)
-			if !ok {
-				return scimErr(scimerrors.ScimTypeInvalidPath, "%q has no sub-attribute %q", t.key, k)
-			}
-			m[sdef.Name()] = coerce(sdef, sv)
+		if err := merge(m, t.def, kind, value); err != nil {
+			return err
 		}
 		t.container[t.key] = m
 	default:
 		t.container[t.key] = coerce(t.def, value)
+	}
+	return nil
+}
+
+// merge sets the sub-attributes given in value (a complex value) on el.
+// readOnly sub-attributes are dropped, as the library drops them from a
+// POST or PUT (manager.displayName); an immutable one may be set once but
+// not changed.
+func merge(el map[string]any, def schema.CoreAttribute, kind string, value any) error {
+	v, ok := value.(map[string]any)
+	if !ok {
+		return scimErr(scimerrors.ScimTypeInvalidValue, "%q needs an object value", def.Name())
+	}
+	for k, sv := range v {
+		sdef, ok := def.SubAttributes().ContainsAttribute(k)
+		if !ok {
+			return scimErr(scimerrors.ScimTypeInvalidPath, "%q has no sub-attribute %q", def.Name(), k)
+		}
+		nv := coerce(sdef, sv)
+		switch sdef.Mutability() {
+		case "readOnly":
+			continue
+		case "immutable":
+			old, has := el[sdef.Name()]
+			if (has && !reflect.DeepEqual(old, nv)) || (!has && kind == opReplace) {
+				return scimErr(scimerrors.ScimTypeMutability, "%q is immutable", def.Name()+"."+sdef.Name())
+			}
+		}
+		el[sdef.Name()] = nv
 	}
 	return nil
 }
@@ -280,25 +324,44 @@ func onePrimary(list []any) []any {
 }
 
 // sameElement says whether two values of a multi-valued attribute name the
-// same thing: by "value" for complex elements that have one (members,
-// emails), by equality otherwise.
+// same thing: for complex elements that have a "value", by that value
+// (compared exactly: member ids are caseExact) and by "type" when both
+// carry one, so that a member or an address added twice is kept once and
+// Entra's removal by {"value":id} finds the stored member whatever else it
+// carries; by equality otherwise.
 func sameElement(a, b any) bool {
 	am, aok := a.(map[string]any)
 	bm, bok := b.(map[string]any)
 	if aok && bok {
-		av, ahas := am["value"]
-		bv, bhas := bm["value"]
-		if ahas && bhas {
-			as, _ := av.(string)
-			bs, _ := bv.(string)
-			if as != "" || bs != "" {
-				at, _ := am["type"].(string)
-				bt, _ := bm["type"].(string)
-				return as == bs && (at == "" || bt == "" || strings.EqualFold(at, bt))
-			}
+		as, aIsStr := am["value"].(string)
+		bs, bIsStr := bm["value"].(string)
+		if aIsStr && bIsStr && (as != "" || bs != "") {
+			at, _ := am["type"].(string)
+			bt, _ := bm["type"].(string)
+			return as == bs && (at == "" || bt == "" || strings.EqualFold(at, bt))
 		}
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// elementAttrs is the schema a value filter on def is evaluated against.
+// Member ids are compared exactly although RFC 7643's schema leaves
+// members.value caseExact=false: two ids that differ only in case are two
+// resources, and removing the wrong member is worse than removing none.
+func elementAttrs(def schema.CoreAttribute) schema.Attributes {
+	subs := def.SubAttributes()
+	if !strings.EqualFold(def.Name(), "members") {
+		return subs
+	}
+	out := slices.Clone(subs)
+	for i, a := range out {
+		if a.Name() == "value" && a.AttributeType() == "string" && !a.CaseExact() {
+			out[i] = schema.SimpleCoreAttribute(schema.SimpleStringParams(schema.StringParams{
+				Name: a.Name(), CaseExact: true, Mutability: schema.AttributeMutabilityImmutable(),
+			}))
+		}
+	}
+	return out
 }
 
 // applyFiltered handles attr[filter] and attr[filter].sub.
@@ -306,7 +369,7 @@ func applyFiltered(t target, kind string, p filter.Path, value any) error {
 	if !t.def.MultiValued() || !t.def.HasSubAttributes() {
 		return scimErr(scimerrors.ScimTypeInvalidPath, "a value filter needs a multi-valued complex attribute; %q is not one", t.key)
 	}
-	elemRes := query.Resource{Core: schema.Schema{Attributes: t.def.SubAttributes()}}
+	elemRes := query.Resource{Core: schema.Schema{Attributes: elementAttrs(t.def)}}
 	list := query.AsList(t.container[t.key])
 	var matched []int
 	for i, el := range list {
@@ -322,10 +385,6 @@ func applyFiltered(t target, kind string, p filter.Path, value any) error {
 			matched = append(matched, i)
 		}
 	}
-	// The library validates a value for attr[filter] as a list of one.
-	if l, ok := value.([]any); ok && len(l) == 1 && p.SubAttributeName() == "" {
-		value = l[0]
-	}
 	sub := p.SubAttributeName()
 	var sdef schema.CoreAttribute
 	if sub != "" {
@@ -336,10 +395,21 @@ func applyFiltered(t target, kind string, p filter.Path, value any) error {
 		if err := checkMutable(sdef, kind, t.key+"."+sub); err != nil {
 			return err
 		}
+	} else if kind != opRemove {
+		// The library validates the value of attr[filter] as a list of
+		// elements; a filtered path addresses one element's sub-attributes.
+		l, isList := value.([]any)
+		if isList && len(l) != 1 {
+			return scimErr(scimerrors.ScimTypeInvalidValue, "%q[filter] needs one object value", t.key)
+		}
+		if isList {
+			value = l[0]
+		}
 	}
-	if kind == "remove" {
-		// Removing what is not there is a no-op rather than noTarget: Okta
-		// retries membership removals, and a retry must not fail.
+	if kind == opRemove {
+		// Removing what is not there is a no-op rather than RFC 7644's
+		// noTarget: Okta and Entra retry membership removals, and a retry
+		// of a removal that did happen must not fail.
 		if sub == "" {
 			for _, i := range slices.Backward(matched) {
 				list = slices.Delete(list, i, i+1)
@@ -354,26 +424,16 @@ func applyFiltered(t target, kind string, p filter.Path, value any) error {
 	}
 	if len(matched) == 0 {
 		// Entra: Replace emails[type eq "work"].value on a user without a
-		// work email creates it from the filter's equalities.
+		// work email creates it from the filter's equalities. A replace of
+		// whole elements (no sub-attribute) has nothing to replace.
 		seed, ok := equalities(p.ValueExpression, t.def)
-		if !ok {
+		if !ok || (sub == "" && kind == opReplace) {
 			return scimErr(scimerrors.ScimTypeNoTarget, "no value of %q matches the filter", t.key)
 		}
 		if sub != "" {
 			seed[sdef.Name()] = coerce(sdef, value)
-		} else {
-			v, ok := value.(map[string]any)
-			if !ok {
-				return scimErr(scimerrors.ScimTypeInvalidValue, "%q[filter] needs an object value", t.key)
-			}
-			if kind == "replace" {
-				return scimErr(scimerrors.ScimTypeNoTarget, "no value of %q matches the filter", t.key)
-			}
-			for k, sv := range v {
-				if d, ok := t.def.SubAttributes().ContainsAttribute(k); ok {
-					seed[d.Name()] = coerce(d, sv)
-				}
-			}
+		} else if err := merge(seed, t.def, opAdd, value); err != nil {
+			return err
 		}
 		setList(t, append(list, seed))
 		return nil
@@ -384,34 +444,30 @@ func applyFiltered(t target, kind string, p filter.Path, value any) error {
 			el[sdef.Name()] = coerce(sdef, value)
 			continue
 		}
-		v, ok := value.(map[string]any)
-		if !ok {
-			return scimErr(scimerrors.ScimTypeInvalidValue, "%q[filter] needs an object value", t.key)
-		}
-		for k, sv := range v {
-			d, ok := t.def.SubAttributes().ContainsAttribute(k)
-			if !ok {
-				return scimErr(scimerrors.ScimTypeInvalidPath, "%q has no sub-attribute %q", t.key, k)
-			}
-			el[d.Name()] = coerce(d, sv)
+		if err := merge(el, t.def, kind, value); err != nil {
+			return err
 		}
 	}
 	setList(t, list)
 	return nil
 }
 
-// equalities returns the sub-attribute values a filter made only of `eq`
-// terms joined by `and` pins down, to seed a new element.
+// equalities returns the sub-attribute values that a filter made only of
+// `eq` terms joined by `and` pins down, to seed a new element. Contradicting
+// terms (type eq "a" and type eq "b") pin down nothing.
 func equalities(e filter.Expression, def schema.CoreAttribute) (map[string]any, bool) {
 	switch x := e.(type) {
 	case *filter.AttributeExpression:
+		if x == nil || x.Operator != filter.EQ || x.AttributePath.SubAttributeName() != "" || x.AttributePath.URI() != "" || x.CompareValue == nil {
+			return nil, false
+		}
 		d, ok := def.SubAttributes().ContainsAttribute(x.AttributePath.AttributeName)
-		if x.Operator != filter.EQ || !ok || x.AttributePath.SubAttributeName() != "" || x.CompareValue == nil {
+		if !ok || d.Mutability() == "readOnly" {
 			return nil, false
 		}
 		return map[string]any{d.Name(): coerce(d, x.CompareValue)}, true
 	case *filter.LogicalExpression:
-		if x.Operator != filter.AND {
+		if x == nil || x.Operator != filter.AND {
 			return nil, false
 		}
 		l, lok := equalities(x.Left, def)
@@ -420,6 +476,9 @@ func equalities(e filter.Expression, def schema.CoreAttribute) (map[string]any, 
 			return nil, false
 		}
 		for k, v := range r {
+			if old, ok := l[k]; ok && !reflect.DeepEqual(old, v) {
+				return nil, false
+			}
 			l[k] = v
 		}
 		return l, true
@@ -427,8 +486,10 @@ func equalities(e filter.Expression, def schema.CoreAttribute) (map[string]any, 
 	return nil, false
 }
 
-// coerce converts Entra's string booleans ("True", "False") for boolean
-// attributes, recursing into complex values.
+// coerce brings a value to the document's canonical form: Entra's string
+// booleans ("True", "False") become booleans whatever the library's global
+// SetAllowStringValues says, sub-attribute names take their schema
+// spelling, and readOnly sub-attributes are dropped.
 func coerce(def schema.CoreAttribute, v any) any {
 	switch {
 	case def.AttributeType() == "boolean":
@@ -441,10 +502,12 @@ func coerce(def schema.CoreAttribute, v any) any {
 		if m, ok := v.(map[string]any); ok {
 			out := make(map[string]any, len(m))
 			for k, sv := range m {
-				if sd, ok := def.SubAttributes().ContainsAttribute(k); ok {
+				sd, ok := def.SubAttributes().ContainsAttribute(k)
+				switch {
+				case !ok:
+					out[k] = sv // left for validation to judge
+				case sd.Mutability() != "readOnly":
 					out[sd.Name()] = coerce(sd, sv)
-				} else {
-					out[k] = sv
 				}
 			}
 			return out
@@ -453,8 +516,14 @@ func coerce(def schema.CoreAttribute, v any) any {
 	return v
 }
 
+// deepCopy copies a JSON-shaped value. Other slice and map types (a
+// []map[string]any built in Go) are copied into []any and map[string]any,
+// so that nothing in the result is shared with the input and the engine
+// sees one shape.
 func deepCopy(v any) any {
 	switch t := v.(type) {
+	case nil, string, bool, float64:
+		return v
 	case map[string]any:
 		if t == nil {
 			return map[string]any(nil)
@@ -471,16 +540,66 @@ func deepCopy(v any) any {
 		}
 		return l
 	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && rv.IsNil() {
+			return []any(nil)
+		}
+		l := make([]any, rv.Len())
+		for i := range l {
+			l[i] = deepCopy(rv.Index(i).Interface())
+		}
+		return l
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String {
+			return v
+		}
+		m := make(map[string]any, rv.Len())
+		for it := rv.MapRange(); it.Next(); {
+			m[it.Key().String()] = deepCopy(it.Value().Interface())
+		}
+		return m
+	}
 	return v
 }
 
+// prune drops unassigned values (null, {} and [] all mean "unassigned" in
+// RFC 7643 §2.5) and empty extensions, so that removing the last
+// sub-attribute or member leaves no husk behind.
+func prune(doc map[string]any, res Resource) {
+	for _, e := range res.Extensions {
+		if m, ok := doc[e.ID].(map[string]any); ok {
+			pruneMap(m)
+		}
+	}
+	pruneMap(doc)
+}
+
+func pruneMap(m map[string]any) {
+	for k, v := range m {
+		switch t := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			if len(t) == 0 {
+				delete(m, k)
+			}
+		case []any:
+			if len(t) == 0 {
+				delete(m, k)
+			}
+		}
+	}
+}
+
 // validate checks the patched document against the schemas: required
-// attributes present, values of the right types.
+// attributes present, values of the right types; and that every group
+// member names a resource.
 func validate(doc map[string]any, res Resource) error {
 	check := func(s schema.Schema, part any) error {
 		if _, se := s.Validate(part); se != nil {
-			return scimerrors.ScimError{Status: http.StatusBadRequest, ScimType: scimerrors.ScimTypeInvalidValue,
-				Detail: "the result would not be a valid resource: " + requiredHint(s, part, se)}
+			return scimErr(scimerrors.ScimTypeInvalidValue, "the result would not be a valid resource: %s", requiredHint(s, part, se))
 		}
 		return nil
 	}
@@ -494,6 +613,16 @@ func validate(doc map[string]any, res Resource) error {
 			}
 		}
 	}
+	// RFC 7643's schema does not mark members.value required, but a member
+	// without one names nobody and the store could not resolve it.
+	if def, ok := res.Core.Attributes.ContainsAttribute("members"); ok && def.MultiValued() {
+		for _, el := range query.AsList(doc[def.Name()]) {
+			m, _ := el.(map[string]any)
+			if s, _ := m["value"].(string); s == "" {
+				return scimErr(scimerrors.ScimTypeInvalidValue, "every member needs a non-empty \"value\"")
+			}
+		}
+	}
 	return nil
 }
 
@@ -504,5 +633,8 @@ func requiredHint(s schema.Schema, part any, se *scimerrors.ScimError) string {
 			return fmt.Sprintf("%q is required", a.Name())
 		}
 	}
-	return se.Detail
+	if se.Detail != "" {
+		return se.Detail
+	}
+	return string(se.ScimType)
 }
