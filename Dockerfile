@@ -21,5 +21,8 @@ ENV GATEHOUSE_DATA_DIR=/var/lib/gatehouse \
     GATEHOUSE_OPS_LISTEN=:9090
 USER nonroot:nonroot
 EXPOSE 8080 9090
+# distroless has no shell or curl: the binary checks its own ops listener.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/gatehouse", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/gatehouse"]
 CMD ["serve"]

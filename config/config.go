@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,11 @@ type Config struct {
 	SSO          SSO          `yaml:"sso"`
 	Provisioning Provisioning `yaml:"provisioning"`
 	Store        Store        `yaml:"store"`
+
+	// Warnings are things Load noticed that do not stop the gateway, such
+	// as GATEHOUSE_* variables that match no key (Kubernetes injects
+	// GATEHOUSE_PORT and friends for a Service named gatehouse).
+	Warnings []string `yaml:"-"`
 }
 
 // Log configures structured logging.
@@ -114,9 +120,11 @@ func Load(path string, environ []string) (*Config, error) {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
-	if err := applyEnv(cfg, environ); err != nil {
+	warnings, err := applyEnv(cfg, environ)
+	if err != nil {
 		return nil, err
 	}
+	cfg.Warnings = warnings
 	env := envMap(environ)
 	cfg.SCIM.Token.resolve(env)
 	cfg.SSO.OIDC.ClientSecret.resolve(env)
@@ -376,7 +384,11 @@ func EnvName(path string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
 }
 
-func applyEnv(cfg *Config, environ []string) error {
+// applyEnv sets the keys named by GATEHOUSE_* variables. A variable that
+// matches no key is a warning, not an error: the environment is shared
+// with the platform (Kubernetes service links) and must not stop the
+// gateway. A bad value for a real key is an error.
+func applyEnv(cfg *Config, environ []string) (warnings []string, err error) {
 	byEnv := map[string]field{}
 	for _, f := range fields(cfg) {
 		byEnv[EnvName(f.path)] = f
@@ -389,14 +401,54 @@ func applyEnv(cfg *Config, environ []string) error {
 		}
 		f, known := byEnv[k]
 		if !known {
-			errs = append(errs, fmt.Errorf("%s matches no configuration key", k))
+			warnings = append(warnings, unknownEnv(k, byEnv))
 			continue
 		}
 		if err := setValue(f.v, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 		}
 	}
-	return errors.Join(errs...)
+	sort.Strings(warnings)
+	return warnings, errors.Join(errs...)
+}
+
+// unknownEnv explains a GATEHOUSE_* variable that sets nothing.
+func unknownEnv(name string, known map[string]field) string {
+	rest := strings.TrimPrefix(name, EnvPrefix)
+	if rest == "PORT" || strings.HasPrefix(rest, "PORT_") || strings.HasPrefix(rest, "SERVICE_") {
+		return name + " matches no configuration key and is ignored (it looks like a Kubernetes service link variable)"
+	}
+	best, bestDist := "", 3 // suggest only close matches: typos, not other words
+	for k := range known {
+		if d := editDistance(name, k); d < bestDist || d == bestDist && best != "" && k < best {
+			best, bestDist = k, d
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf("%s matches no configuration key and is ignored; did you mean %s?", name, best)
+	}
+	return name + " matches no configuration key and is ignored"
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func setValue(v reflect.Value, s string) error {

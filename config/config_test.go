@@ -82,7 +82,6 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown yaml key", "scim:\n  tokn: x\n", nil, "tokn"},
 		{"bad yaml type", "scim:\n  max_results: many\n", nil, "line 2"},
 		{"bad duration", "store:\n  open_timeout: soon\n", nil, "duration"},
-		{"unknown env var", "", []string{"GATEHOUSE_SCIM_TOKNE=x"}, "GATEHOUSE_SCIM_TOKNE matches no configuration key"},
 		{"bad env int", "", []string{"GATEHOUSE_SCIM_MAX_RESULTS=abc"}, "GATEHOUSE_SCIM_MAX_RESULTS"},
 		{"bad env bool", "", []string{"GATEHOUSE_STORE_FSYNC=maybe"}, "GATEHOUSE_STORE_FSYNC"},
 	}
@@ -221,5 +220,43 @@ func TestReferenceDocumentsEveryKey(t *testing.T) {
 		if k.Env != EnvName(k.Path) {
 			t.Errorf("%s env %s", k.Path, k.Env)
 		}
+	}
+}
+
+// TestUnknownEnvIsAWarning: Kubernetes injects GATEHOUSE_SERVICE_HOST,
+// GATEHOUSE_PORT and GATEHOUSE_PORT_8080_TCP… for a Service named
+// gatehouse; they, and typos, must not stop the gateway, and each is
+// explained.
+func TestUnknownEnvIsAWarning(t *testing.T) {
+	cfg, err := Load("", []string{
+		"GATEHOUSE_SERVICE_HOST=10.0.0.7",
+		"GATEHOUSE_SERVICE_PORT=8080",
+		"GATEHOUSE_PORT=tcp://10.0.0.7:8080",
+		"GATEHOUSE_PORT_8080_TCP=tcp://10.0.0.7:8080",
+		"GATEHOUSE_PORT_8080_TCP_PROTO=tcp",
+		"GATEHOUSE_SCIM_TOKNE=x",
+		"GATEHOUSE_SCIM_MAX_RESULTS=50",
+	})
+	if err != nil {
+		t.Fatalf("unknown variables must not fail Load: %v", err)
+	}
+	if cfg.SCIM.MaxResults != 50 {
+		t.Fatalf("known variables still apply: %d", cfg.SCIM.MaxResults)
+	}
+	if len(cfg.Warnings) != 6 {
+		t.Fatalf("want one warning per unknown variable, got %q", cfg.Warnings)
+	}
+	all := strings.Join(cfg.Warnings, "\n")
+	for _, want := range []string{
+		"GATEHOUSE_SERVICE_HOST matches no configuration key and is ignored (it looks like a Kubernetes service link variable)",
+		"GATEHOUSE_PORT_8080_TCP_PROTO matches no configuration key and is ignored (it looks like a Kubernetes",
+		"GATEHOUSE_SCIM_TOKNE matches no configuration key and is ignored; did you mean GATEHOUSE_SCIM_TOKEN?",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+	if problems := cfg.Validate(); len(problems) != 0 {
+		t.Errorf("warnings are not problems: %v", problems)
 	}
 }

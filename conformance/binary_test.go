@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -116,7 +117,11 @@ func TestBinaryServeWithThreeSettings(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	env := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim"}
+	env := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim",
+		// What Kubernetes injects for a Service named gatehouse: ignored
+		// with a warning, never a reason to refuse to start.
+		"GATEHOUSE_SERVICE_HOST=10.96.0.12", "GATEHOUSE_SERVICE_PORT=8080", "GATEHOUSE_PORT=tcp://10.96.0.12:8080",
+		"GATEHOUSE_PORT_8080_TCP=tcp://10.96.0.12:8080", "GATEHOUSE_PORT_8080_TCP_ADDR=10.96.0.12"}
 	// data_dir defaults to ./gatehouse-data relative to the working dir.
 	p := startBinary(t, dir, env...)
 	g := &gatewayUnderTest{t: t, base: "http://" + p.addr + "/gatehouse/scim/v2", client: http.DefaultClient}
@@ -137,7 +142,81 @@ func TestBinaryServeWithThreeSettings(t *testing.T) {
 			t.Fatalf("logs contain a secret %q:\n%s", secret, logs)
 		}
 	}
+	if !strings.Contains(logs, `GATEHOUSE_PORT_8080_TCP_ADDR matches no configuration key and is ignored`) || !strings.Contains(logs, `"level":"WARN"`) {
+		t.Errorf("unknown GATEHOUSE_ variables must be logged as warnings:\n%s", logs)
+	}
 	if !strings.Contains(logs, `"msg":"http request"`) || !strings.Contains(logs, `"request_id"`) {
 		t.Errorf("expected structured access logs with request ids:\n%s", logs)
+	}
+}
+
+// runBinary runs gatehouse with args to completion and returns its exit
+// code and combined output.
+func runBinary(t *testing.T, dir string, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(gatehouseBinary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	}
+	t.Fatalf("run %v: %v", args, err)
+	return 0, ""
+}
+
+// TestBinaryRefusesDamagedOrLockedDatabase: a truncated or empty
+// gatehouse.db, or one another Gatehouse holds, stops serve with exit 1 and
+// a sentence that says what is wrong and what to do: no stack trace, and
+// never a silently empty directory.
+func TestBinaryRefusesDamagedOrLockedDatabase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	env := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim",
+		"GATEHOUSE_DATA_DIR=" + dir, "GATEHOUSE_STORE_OPEN_TIMEOUT=300ms"}
+	p := startBinary(t, dir, env...)
+	g := &gatewayUnderTest{t: t, base: "http://" + p.addr + "/gatehouse/scim/v2", client: http.DefaultClient}
+	for i := range 50 {
+		g.call("POST", "/Users", oktaUser(fmt.Sprintf("user%d@example.com", i), "A", "B")).must(t, 201)
+	}
+	// A second gateway on the same data_dir while the first runs.
+	code, out := runBinary(t, dir, append(env, "GATEHOUSE_LISTEN="+freeAddr(t), "GATEHOUSE_OPS_LISTEN="+freeAddr(t)), "serve")
+	if code != 1 || !strings.Contains(out, "locked by another process") || !strings.Contains(out, filepath.Join(dir, "gatehouse.db")) {
+		t.Fatalf("second gateway on a held file: exit %d\n%s", code, out)
+	}
+	p.stop(t)
+
+	db := filepath.Join(dir, "gatehouse.db")
+	raw, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{"truncated": raw[:len(raw)/3], "empty": {}} {
+		if err := os.WriteFile(db, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out := runBinary(t, dir, append(env, "GATEHOUSE_LISTEN="+freeAddr(t), "GATEHOUSE_OPS_LISTEN="+freeAddr(t)), "serve")
+		if code != 1 {
+			t.Fatalf("%s file: exit %d, want 1\n%s", name, code, out)
+		}
+		for _, want := range []string{"is damaged", "backup"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s file: output lacks %q:\n%s", name, want, out)
+			}
+		}
+		for _, trace := range []string{"goroutine ", "panic:", ".go:"} {
+			if strings.Contains(out, trace) {
+				t.Errorf("%s file: output has a stack trace (%q):\n%s", name, trace, out)
+			}
+		}
+		if after, _ := os.ReadFile(db); len(after) != len(content) {
+			t.Errorf("%s file was modified", name)
+		}
 	}
 }

@@ -17,19 +17,19 @@ import (
 )
 
 // TestLoad is the bounded load run: the real binary (fsync on) on
-// loopback, driven over HTTP. It is skipped unless GATEHOUSE_LOAD=1:
+// loopback, driven over HTTP. It is skipped unless GHTEST_LOAD=1:
 //
-//	GATEHOUSE_LOAD=1 GATEHOUSE_LOAD_USERS=100000 GATEHOUSE_LOAD_SECONDS=10 \
+//	GHTEST_LOAD=1 GHTEST_LOAD_USERS=100000 GHTEST_LOAD_SECONDS=10 \
 //	  go test ./conformance -run TestLoad -v -timeout 30m
 //
 // Each scenario runs for a fixed time (bounded) and reports ops/s, p50 and
 // p99; the gateway's RSS is read from its own /metrics at the end.
 func TestLoad(t *testing.T) {
-	if os.Getenv("GATEHOUSE_LOAD") != "1" {
-		t.Skip("set GATEHOUSE_LOAD=1 to run the load test")
+	if os.Getenv("GHTEST_LOAD") != "1" {
+		t.Skip("set GHTEST_LOAD=1 to run the load test")
 	}
-	users := envInt("GATEHOUSE_LOAD_USERS", 1000)
-	seconds := time.Duration(envInt("GATEHOUSE_LOAD_SECONDS", 5)) * time.Second
+	users := envInt("GHTEST_LOAD_USERS", 1000)
+	seconds := time.Duration(envInt("GHTEST_LOAD_SECONDS", 5)) * time.Second
 	p := startBinary(t, t.TempDir(), "GATEHOUSE_SCIM_TOKEN="+testToken, "GATEHOUSE_SSO_PROTOCOL=external",
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data")
 	base := "http://" + p.addr + "/gatehouse/scim/v2"

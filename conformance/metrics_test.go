@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -55,4 +56,56 @@ func httpGet(t *testing.T, url string, status int) string {
 		t.Fatalf("GET %s = %d: %s", url, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// TestMetricSeriesStayBounded: neither an unauthenticated client nor an
+// authenticated one can create new time series with made-up methods and
+// paths: every label takes its value from a fixed set.
+func TestMetricSeriesStayBounded(t *testing.T) {
+	g := startGateway(t, "")
+	ops := "http://" + g.app.OpsAddr() + "/metrics"
+	series := func() map[string]bool {
+		out := map[string]bool{}
+		for _, line := range strings.Split(httpGet(t, ops, 200), "\n") {
+			if strings.HasPrefix(line, "gatehouse_scim_requests_total{") {
+				name, _, _ := strings.Cut(line, "} ")
+				out[name] = true
+			}
+		}
+		return out
+	}
+	// Prime every series an ordinary client reaches.
+	methods := []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+	for _, m := range methods {
+		for _, auth := range []string{"Bearer " + testToken, ""} {
+			g.callAuth(auth, m, "/Users", "")
+			g.callAuth(auth, m, "/Nope", "")
+		}
+	}
+	before := series()
+	for i := range 200 {
+		method := fmt.Sprintf("X%dMETHOD", i)
+		path := fmt.Sprintf("/Random%d/%d", i, i*7)
+		for _, auth := range []string{"Bearer " + testToken, "", "Bearer wrong"} {
+			g.callAuth(auth, method, path, "")
+			g.callAuth(auth, methods[i%len(methods)], path, "")
+		}
+	}
+	after := series()
+	var added []string
+	for s := range after {
+		if !before[s] {
+			added = append(added, s)
+		}
+	}
+	// Unknown methods may add one "other" series per resource and status,
+	// never one per request.
+	if len(added) > 6 {
+		t.Fatalf("random methods and paths created %d new series: %v", len(added), added)
+	}
+	for _, s := range added {
+		if !strings.Contains(s, `method="other"`) {
+			t.Errorf("unexpected new series %s", s)
+		}
+	}
 }

@@ -41,6 +41,7 @@ type App struct {
 	publicURL       string
 	shutdownTimeout time.Duration
 	serveErr        chan error
+	workers         []Worker // stopped in reverse order, after the servers
 }
 
 // New opens the store and builds the servers; it does not listen yet.
@@ -51,6 +52,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 			msgs[i] = p.String()
 		}
 		return nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(msgs, "\n  "))
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration: " + w)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %q: %w", cfg.DataDir, err)
@@ -102,20 +106,27 @@ func (a *App) Start() error {
 		a.opsLn.Close()
 		return err
 	}
-	a.main = &http.Server{
-		Handler:           handler,
+	a.main = a.newServer(handler)
+	a.ops = a.newServer(a.opsRoutes())
+	go a.serve(a.main, a.mainLn)
+	go a.serve(a.ops, a.opsLn)
+	a.log.Info("gatehouse started", "listen", a.mainLn.Addr().String(), "ops_listen", a.opsLn.Addr().String(),
+		"scim_base", a.SCIMBaseURL(), "provisioning_method", a.cfg.Provisioning.Method, "sso_protocol", a.cfg.SSO.Protocol)
+	return nil
+}
+
+// newServer applies the same timeouts to every listener: without them an
+// idle keep-alive connection, or a client that sends headers slowly, holds
+// a goroutine and a file descriptor forever.
+func (a *App) newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	a.ops = &http.Server{Handler: a.opsRoutes(), ReadHeaderTimeout: 5 * time.Second}
-	go a.serve(a.main, a.mainLn)
-	go a.serve(a.ops, a.opsLn)
-	a.log.Info("gatehouse started", "listen", a.mainLn.Addr().String(), "ops_listen", a.opsLn.Addr().String(),
-		"scim_base", a.SCIMBaseURL(), "provisioning_method", a.cfg.Provisioning.Method, "sso_protocol", a.cfg.SSO.Protocol)
-	return nil
 }
 
 func (a *App) serve(s *http.Server, ln net.Listener) {
@@ -139,8 +150,16 @@ func (a *App) Run(ctx context.Context) error {
 	return errors.Join(runErr, a.Shutdown(context.Background()))
 }
 
-// Shutdown stops accepting requests, waits for in-flight ones (bounded),
-// and closes the store so that every committed write is on disk.
+// Worker is a background task the gateway runs beside its servers (the
+// outbox dispatcher, metadata refresh). Stop returns once it has stopped.
+type Worker interface {
+	Stop(ctx context.Context) error
+}
+
+// Shutdown stops in dependency order: the servers first (no new requests,
+// in-flight ones finish, bounded), then the background workers (which may
+// still need the store), then the store, so that every committed write is
+// on disk.
 func (a *App) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.shutdownTimeout)
 	defer cancel()
@@ -150,6 +169,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	if a.ops != nil {
 		errs = append(errs, a.ops.Shutdown(ctx))
+	}
+	for i := len(a.workers) - 1; i >= 0; i-- {
+		errs = append(errs, a.workers[i].Stop(ctx))
 	}
 	errs = append(errs, a.store.Close())
 	a.log.Info("gatehouse stopped")

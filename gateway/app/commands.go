@@ -46,6 +46,9 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	fmt.Fprint(stdout, cfg.Redacted())
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	problems := cfg.Validate()
 	for _, p := range problems {
 		fmt.Fprintln(stderr, "problem:", p.String())

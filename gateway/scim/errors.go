@@ -39,6 +39,8 @@ func toSCIMError(err error) scimerrors.ScimError {
 		return scimerrors.ScimError{Status: http.StatusPreconditionFailed, Detail: msg}
 	case gateway.ErrForbidden:
 		return scimerrors.ScimError{Status: http.StatusForbidden, Detail: msg}
+	case gateway.ErrUnavailable:
+		return scimerrors.ScimError{Status: http.StatusServiceUnavailable, Detail: msg}
 	default:
 		return scimerrors.ScimError{Status: http.StatusInternalServerError, Detail: msg}
 	}

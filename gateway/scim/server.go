@@ -163,8 +163,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.opts.Metrics.SCIMRequests.WithLabelValues(resource, r.Method, strconv.Itoa(status)).Inc()
-		s.opts.Metrics.SCIMDuration.WithLabelValues(resource, r.Method).Observe(time.Since(start).Seconds())
+		method := methodLabel(r.Method)
+		s.opts.Metrics.SCIMRequests.WithLabelValues(resource, method, statusLabel(status)).Inc()
+		s.opts.Metrics.SCIMDuration.WithLabelValues(resource, method).Observe(time.Since(start).Seconds())
 	}()
 	w = rec
 	w.Header().Set("Content-Type", contentType)
@@ -326,6 +327,25 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, body []byte)
 	}
 	_, _ = w.Write(enc)
 	return true
+}
+
+// methodLabel bounds the metrics' method label: the raw method comes from
+// the client, before the token is checked, and each new value would be a
+// new time series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return m
+	}
+	return "other"
+}
+
+// statusLabel bounds the status label to the codes the server writes.
+func statusLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }
 
 // resourceLabel bounds the metrics' resource label to known endpoints.

@@ -19,10 +19,10 @@ import (
 // TestFootprint reports how much space 100,000 users (and their creation
 // events) take, bucket by bucket. Opt-in, it takes ~15 s:
 //
-//	GATEHOUSE_FOOTPRINT=1 go test ./gateway/store/bolt -run Footprint -v
+//	GHTEST_FOOTPRINT=1 go test ./gateway/store/bolt -run Footprint -v
 func TestFootprint(t *testing.T) {
-	if os.Getenv("GATEHOUSE_FOOTPRINT") == "" {
-		t.Skip("set GATEHOUSE_FOOTPRINT=1")
+	if os.Getenv("GHTEST_FOOTPRINT") == "" {
+		t.Skip("set GHTEST_FOOTPRINT=1")
 	}
 	path := filepath.Join(t.TempDir(), "s.db")
 	s, _ := Open(path, Options{NoSync: true})

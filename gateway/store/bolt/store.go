@@ -6,10 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
@@ -63,19 +67,19 @@ type Store struct {
 
 var _ gateway.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database at path.
+// Open opens (creating if needed) the database at path. A file that
+// another process holds, or that is damaged, is refused with an error that
+// says so and what to do; Open never panics on a bad file.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        opts.Timeout,
-		NoSync:         opts.NoSync,
-		NoFreelistSync: true, // the freelist is rebuilt at open; commits write less
-		FreelistType:   bolt.FreelistMapType,
-	})
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	db, err := openDB(path, opts)
 	if err != nil {
-		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+		return nil, err
 	}
 	db.MaxBatchDelay = opts.BatchDelay
 	if db.MaxBatchDelay == 0 {
@@ -105,6 +109,82 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{db: db, pager: newPager()}, nil
 }
 
+// checkFile refuses an existing file of zero bytes: bbolt would silently
+// make it a new, empty directory, and the IdP's users would seem gone.
+func checkFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("bolt: %s: %w", path, err)
+	case fi.IsDir():
+		return fmt.Errorf("bolt: %s is a directory, not a database file", path)
+	case fi.Size() == 0:
+		return &DamagedError{Path: path, Reason: "the file is empty (0 bytes)"}
+	}
+	return nil
+}
+
+// DamagedError says the database file cannot be read as a Gatehouse store.
+type DamagedError struct {
+	Path   string
+	Reason string
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("the database file %s is damaged: %s. Gatehouse will not start on it, so that nothing is lost or overwritten. "+
+		"To recover, stop Gatehouse, keep the damaged file aside (mv %s %s.damaged) and copy your latest backup of gatehouse.db in its place; "+
+		"with no backup, remove it to start empty (the IdP's next full sync provisions users and groups again, under new ids)",
+		e.Path, e.Reason, e.Path, e.Path)
+}
+
+// openDB opens the bbolt file, turning a held lock and a damaged file
+// into errors that say so. bbolt asserts (panics) on pages it cannot make
+// sense of, and a read past the end of a truncated mapping is a fault:
+// both are recovered here.
+func openDB(path string, opts Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, &DamagedError{Path: path, Reason: fmt.Sprint(v)}
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        opts.Timeout,
+		NoSync:         opts.NoSync,
+		NoFreelistSync: true, // the freelist is rebuilt at open; commits write less
+		FreelistType:   bolt.FreelistMapType,
+	})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("bolt: %s is locked by another process (most likely another Gatehouse using the same data_dir); "+
+			"waited %s (store.open_timeout). Stop the other process or give this one its own data_dir", path, opts.Timeout)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum), errors.Is(err, bolterrors.ErrVersionMismatch),
+		err != nil && strings.Contains(err.Error(), "file size too small"):
+		return nil, &DamagedError{Path: path, Reason: err.Error()}
+	case err != nil:
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	// A file cut short can still have valid meta pages; its pages then
+	// end before the meta page says they do.
+	fi, statErr := os.Stat(path)
+	if statErr != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: %s: %w", path, statErr)
+	}
+	var want int64
+	_ = db.View(func(tx *bolt.Tx) error { want = tx.Size(); return nil })
+	if fi.Size() < want {
+		db.Close()
+		return nil, &DamagedError{Path: path, Reason: fmt.Sprintf("it is %d bytes long but its metadata describes %d bytes (it was truncated, or copied while being written)", fi.Size(), want)}
+	}
+	return db, nil
+}
+
 // Close closes the database; committed writes are already durable.
 func (s *Store) Close() error { return s.db.Close() }
 
@@ -118,9 +198,18 @@ func (s *Store) view(ctx context.Context, tenant string, fn func(tb *bolt.Bucket
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
+	return unavailable(s.db.View(func(tx *bolt.Tx) error {
 		return fn(tx.Bucket(bucketTenants).Bucket([]byte(tenant)))
-	})
+	}))
+}
+
+// unavailable marks the errors of a store that is closing: the request
+// may be retried against this or another instance.
+func unavailable(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return &gateway.Error{Code: gateway.ErrUnavailable, Message: "The gateway is shutting down; retry the request.", Err: err}
+	}
+	return err
 }
 
 // write runs fn in a group-committed write transaction on tenant's bucket
@@ -129,7 +218,7 @@ func (s *Store) write(ctx context.Context, tenant string, fn func(tb *bolt.Bucke
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return unavailable(s.db.Batch(func(tx *bolt.Tx) error {
 		tb, err := tenantBucket(tx, tenant)
 		if err != nil {
 			return err
@@ -142,7 +231,7 @@ func (s *Store) write(ctx context.Context, tenant string, fn func(tb *bolt.Bucke
 			tb.Bucket(name).FillPercent = 0.95
 		}
 		return fn(tb)
-	})
+	}))
 }
 
 func tenantBucket(tx *bolt.Tx, tenant string) (*bolt.Bucket, error) {
