@@ -17,12 +17,12 @@ import (
 // lists and asserts the SCIM error and that neither the directory nor the
 // outbox changed.
 func TestBadInputChangesNothing(t *testing.T) {
-	g := startGateway(t, "", "GATEHOUSE_SCIM_MAX_BODY_BYTES=4096")
+	g := startGateway(t, "", "GATEHOUSE_SCIM_MAX_BODY_BYTES=65536")
 	id := g.call("POST", "/Users", oktaUser("ada@example.com", "Ada", "Lovelace")).must(t, 201).str("id")
 	gid := g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng"}`).must(t, 201).str("id")
 	before := g.call("GET", "/Users/"+id, "").must(t, 200).raw
 
-	big := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"x","displayName":"` + strings.Repeat("a", 5000) + `"}`
+	big := `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"x","displayName":"` + strings.Repeat("a", 70000) + `"}`
 	patch := func(ops string) string { return `{` + patchOp + `,"Operations":[` + ops + `]}` }
 	cases := []struct {
 		name, method, path, body string
@@ -59,6 +59,27 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"invalid filter", "GET", "/Users?" + filterQuery(`userName eq`), "", nil, 400, "invalidFilter"},
 		{"filter on unknown attribute", "GET", "/Users?" + filterQuery(`shoeSize gt 3`), "", nil, 400, "invalidFilter"},
 		{"non-integer count", "GET", "/Users?count=ten", "", nil, 400, ""},
+		{"PATCH remove active", "PATCH", "/Users/" + id, patch(`{"op":"remove","path":"active"}`), nil, 400, "invalidValue"},
+		{"PATCH Remove Active (case)", "PATCH", "/Users/" + id, patch(`{"op":"Remove","path":"Active"}`), nil, 400, "invalidValue"},
+		{"POST trailing data after the object", "POST", "/Users", oktaUser("trail@example.com", "T", "D") + ` {"userName":"second"}`, nil, 400, "invalidSyntax"},
+		{"PUT trailing data", "PUT", "/Users/" + id, oktaUser("ada@example.com", "Changed", "X") + `]`, nil, 400, "invalidSyntax"},
+		{"PATCH trailing data", "PATCH", "/Users/" + id, patch(`{"op":"replace","path":"displayName","value":"X"}`) + `{}`, nil, 400, "invalidSyntax"},
+		{"POST without schemas", "POST", "/Users", `{"userName":"noschemas@example.com"}`, nil, 400, "invalidValue"},
+		{"POST schemas not an array", "POST", "/Users", `{"schemas":"urn:ietf:params:scim:schemas:core:2.0:User","userName":"s@example.com"}`, nil, 400, "invalidValue"},
+		{"POST only unknown schema", "POST", "/Users", `{"schemas":["urn:example:custom"],"userName":"u@example.com"}`, nil, 400, "invalidValue"},
+		{"POST Group schema to /Users", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"userName":"g@example.com"}`, nil, 400, "invalidValue"},
+		{"POST invalid UTF-8", "POST", "/Users", "{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"bad\xff@example.com\"}", nil, 400, "invalidSyntax"},
+		{"POST lone surrogate escape", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bad\ud800@example.com"}`, nil, 400, "invalidSyntax"},
+		{"PATCH invalid UTF-8", "PATCH", "/Users/" + id, patch("{\"op\":\"replace\",\"path\":\"displayName\",\"value\":\"\xc3\x28\"}"), nil, 400, "invalidSyntax"},
+		{"POST deeply nested body", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"deep@example.com","x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, nil, 400, "invalidSyntax"},
+		{"POST schemas key inside the extension", "POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ext@example.com","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"schemas":["x"],"department":"d"}}`, nil, 400, "invalidValue"},
+		{"PATCH schemas key inside the extension", "PATCH", "/Users/" + id, patch(`{"op":"add","value":{"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"schemas":["x"],"department":"d"}}}`), nil, 400, "invalidValue"},
+		{"PATCH path with deeply nested filter", "PATCH", "/Users/" + id, patch(`{"op":"replace","path":"emails[` + strings.Repeat("(", 5000) + `type eq \"work\"` + strings.Repeat(")", 5000) + `].value","value":"x"}`), nil, 400, "invalidPath"},
+		{"300k nested parentheses in a filter", "GET", "/Users?" + filterQuery(strings.Repeat("(", 300000)), "", nil, 400, "invalidFilter"},
+		{"filter too long", "GET", "/Users?" + filterQuery(`userName eq "`+strings.Repeat("a", 5000)+`"`), "", nil, 400, "invalidFilter"},
+		{"too many or-terms", "GET", "/Users?" + filterQuery(strings.Repeat(`userName eq "a" or `, 100)+`userName eq "b"`), "", nil, 400, "invalidFilter"},
+		{"POST to ServiceProviderConfig", "POST", "/ServiceProviderConfig", `{}`, nil, 405, ""},
+		{"unknown method", "FROB", "/Users/" + id, "", nil, 405, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,7 +58,15 @@ func (s *Server) parseListParams(q url.Values, res query.Resource) (listParams, 
 	if f == "" {
 		return p, nil
 	}
+	if err := query.CheckLimits(f); err != nil {
+		return p, scimerrors.ScimError{Status: http.StatusBadRequest, ScimType: scimerrors.ScimTypeInvalidFilter,
+			Detail: "The filter is refused: " + err.Error() + "."}
+	}
 	f = query.NormalizeFilter(f)
+	if err := query.CheckLimits(f); err != nil { // normalisation may expand it
+		return p, scimerrors.ScimError{Status: http.StatusBadRequest, ScimType: scimerrors.ScimTypeInvalidFilter,
+			Detail: "The filter is refused: " + err.Error() + "."}
+	}
 	expr, err := query.Parse(f)
 	if err != nil {
 		return p, scimerrors.ScimError{Status: http.StatusBadRequest, ScimType: scimerrors.ScimTypeInvalidFilter,
@@ -194,13 +202,13 @@ var (
 	groupSchemas = []string{groupSchemaURN}
 )
 
-// serveList answers GET /Users and GET /Groups.
-func (s *Server) serveList(w http.ResponseWriter, r *http.Request, groups bool) {
+// serveList answers GET /Users and GET /Groups, and their .search, with
+// the query parameters in q.
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, groups bool, q url.Values) {
 	res, urn := s.userRes, userSchemaURN
 	if groups {
 		res, urn = s.groupRes, groupSchemaURN
 	}
-	q := r.URL.Query()
 	p, err := s.parseListParams(q, res)
 	if err != nil {
 		se := toSCIMError(err)

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -185,30 +184,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	st := &reqState{requestID: httpx.RequestID(r.Context())}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	lib := &scimWriter{ResponseWriter: w, s: s, st: st}
 
-	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
-		body, ok := s.readBody(w, r)
-		if !ok {
+	ep := route(r.URL.Path)
+	if !methodAllowed(w, r, ep) {
+		return
+	}
+	switch ep.kind {
+	case epServiceProviderConfig:
+		_, _ = w.Write(s.spc)
+	case epSchemas, epResourceTypes:
+		s.lib.ServeHTTP(lib, r)
+	case epSearch, epRootSearch:
+		s.serveSearch(w, r, ep)
+	case epCollection:
+		if r.Method == http.MethodGet {
+			q := r.URL.Query()
+			s.serveList(w, r, ep.groups, q)
 			return
 		}
-		if r.Method == http.MethodPatch && s.servePatch(w, r, body) {
-			return
+		if _, ok := s.readBody(w, r, ep); ok {
+			s.lib.ServeHTTP(lib, r)
+		}
+	case epResource:
+		switch r.Method {
+		case http.MethodGet:
+			s.serveGet(w, r, ep)
+		case http.MethodDelete:
+			s.lib.ServeHTTP(lib, r)
+		default: // PUT, PATCH
+			body, ok := s.readBody(w, r, ep)
+			if !ok || r.Method == http.MethodPatch && s.servePatch(w, r, ep, body) {
+				return
+			}
+			s.lib.ServeHTTP(lib, r)
 		}
 	}
-	if r.Method == http.MethodGet {
-		switch strings.TrimPrefix(r.URL.Path, "/v2") {
-		case "/Users":
-			s.serveList(w, r, false)
-			return
-		case "/Groups":
-			s.serveList(w, r, true)
-			return
-		case "/ServiceProviderConfig":
-			_, _ = w.Write(s.spc)
-			return
-		}
-	}
-	s.lib.ServeHTTP(&scimWriter{ResponseWriter: w, s: s, st: st}, r)
 }
 
 // authorized checks the bearer token in constant time. Hashing both sides
@@ -226,7 +237,7 @@ func (s *Server) authorized(r *http.Request) bool {
 // readBody enforces the media type and the body limit, normalises IdP
 // quirks in the body, and replaces r.Body with the result. It writes the
 // error response and returns false when the request must stop here.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, ep endpoint) ([]byte, bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/scim+json" && mt != "application/json") {
@@ -249,14 +260,20 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		writeError(w, http.StatusRequestEntityTooLarge, "", tooLarge)
 		return nil, false
 	}
-	res := s.userRes
-	if strings.Contains(r.URL.Path, "/Groups") {
-		res = s.groupRes
+	res, name := s.userRes, "/Users"
+	if ep.groups {
+		res, name = s.groupRes, "/Groups"
 	}
-	if r.Method == http.MethodPatch {
+	err = checkJSON(body)
+	switch {
+	case err != nil:
+	case r.Method == http.MethodPatch:
 		body, err = patch.NormalizeRequest(body, res)
-	} else {
-		body, err = patch.NormalizeResource(body, res)
+	case ep.kind == epSearch || ep.kind == epRootSearch:
+	default:
+		if err = checkSchemas(body, res, name); err == nil {
+			body, err = patch.NormalizeResource(body, res)
+		}
 	}
 	if err != nil {
 		se := toSCIMError(err)
@@ -271,25 +288,18 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 // servePatch answers PATCH /Users/{id} and /Groups/{id} itself when the
 // operations have a simple shape (see patch.ParseSimple) and reports
 // whether it did; the library takes everything else.
-func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	rest := strings.TrimPrefix(r.URL.Path, "/v2")
+func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, ep endpoint, body []byte) bool {
 	var handler interface {
 		Patch(*http.Request, string, []scimlib.PatchOperation) (scimlib.Resource, error)
 	}
 	var res query.Resource
 	var rt string
-	switch {
-	case strings.HasPrefix(rest, "/Users/"):
-		handler, res, rt = s.users, s.userRes, "User"
-	case strings.HasPrefix(rest, "/Groups/"):
+	if ep.groups {
 		handler, res, rt = s.groups, s.groupRes, "Group"
-	default:
-		return false
+	} else {
+		handler, res, rt = s.users, s.userRes, "User"
 	}
-	id, err := url.PathUnescape(rest[len("/"+rt+"s/"):])
-	if err != nil || id == "" || strings.Contains(id, "/") {
-		return false
-	}
+	id := ep.id
 	ops, ok := patch.ParseSimple(body, res)
 	if !ok {
 		return false

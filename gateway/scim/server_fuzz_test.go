@@ -68,8 +68,16 @@ func FuzzServer(f *testing.F) {
 		`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bob","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"manager":"m"}}`,
 		`{"displayName":"x","members":[{"value":"USER","type":"Group"}]}`,
 		`userName eq "ada"`, `emails[type eq "work"].value eq "a@x"`, `members[value eq "USER"]`, `meta.created gt 5`, `active gt true`,
+		// Deep nesting: filters, PATCH paths and JSON bodies.
+		strings.Repeat("(", 3000) + `userName eq "a"` + strings.Repeat(")", 3000),
+		strings.Repeat("not (", 500) + `active eq true` + strings.Repeat(")", 500),
+		`emails[` + strings.Repeat("(", 2000) + `type eq "work"` + strings.Repeat(")", 2000) + `].value eq "x"`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"emails[` + strings.Repeat("(", 2000) + `type eq \"work\"` + strings.Repeat(")", 2000) + `].value","value":"x"}]}`,
+		`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"deep","x":` + strings.Repeat(`{"a":`, 5000) + `1` + strings.Repeat("}", 5000) + `}`,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"` + strings.Repeat("(", 3000) + `"}`,
+		strings.Repeat("[", 10000),
 	} {
-		for kind := range uint8(6) {
+		for kind := range uint8(7) {
 			f.Add(kind, seed)
 		}
 	}
@@ -77,7 +85,7 @@ func FuzzServer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind uint8, input string) {
 		input = strings.ReplaceAll(input, "USER", uid)
 		var r *http.Request
-		switch kind % 6 {
+		switch kind % 7 {
 		case 0:
 			r = httptest.NewRequest("PATCH", "/v2/Users/"+uid, strings.NewReader(input))
 		case 1:
@@ -90,12 +98,14 @@ func FuzzServer(f *testing.F) {
 			r = httptest.NewRequest("GET", "/v2/Users?filter="+url.QueryEscape(input), nil)
 		case 5:
 			r = httptest.NewRequest("GET", "/v2/Groups?filter="+url.QueryEscape(input)+"&excludedAttributes=members", nil)
+		case 6:
+			r = httptest.NewRequest("POST", "/v2/Users/.search", strings.NewReader(input))
 		}
 		r.Header.Set("Authorization", "Bearer "+fuzzToken)
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, r)
 		if w.Code >= 500 {
-			t.Fatalf("kind %d input %q: %d %s", kind%6, input, w.Code, w.Body)
+			t.Fatalf("kind %d input %q: %d %s", kind%7, input, w.Code, w.Body)
 		}
 	})
 }

@@ -2,11 +2,13 @@ package scim
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/http"
 	"time"
 
 	scimlib "github.com/elimity-com/scim"
+	scimerrors "github.com/elimity-com/scim/errors"
 	"github.com/elimity-com/scim/optional"
 	"github.com/scim2/filter-parser/v2"
 
@@ -91,6 +93,11 @@ func (h *userHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOpera
 		doc, err := patch.Apply(cur, ops, h.s.userRes)
 		if err != nil {
 			return nil, err
+		}
+		if _, ok := doc["active"]; !ok {
+			// active has no default: removing it would either silently
+			// keep the old value or invent one.
+			return nil, valueError("active cannot be removed: replace it with true or false instead.")
 		}
 		for _, k := range serverOwned {
 			delete(doc, k)
@@ -180,10 +187,21 @@ func (s *Server) groupRefs(ctx context.Context, users []*gateway.User) (map[stri
 	return s.opts.Store.Groups().Memberships(ctx, s.opts.Tenant, ids)
 }
 
+// statusClientClosed is what the metrics and access log record for a
+// request whose client went away before the answer (nginx's 499): it is
+// neither a server fault nor a client error worth a log line.
+const statusClientClosed = 499
+
 // fail converts a handler error to the SCIM error value the library
 // writes, logging server-side failures with the request id (never the
-// body or the cause's text on the wire).
+// body or the cause's text on the wire). A request whose client went
+// away is not a failure of the server: it is logged at debug level and
+// answered 499; a write that committed before that stays committed.
 func (s *Server) fail(r *http.Request, what string, err error) error {
+	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		s.opts.Logger.DebugContext(r.Context(), "scim request abandoned by the client", "op", what, "request_id", state(r).requestID)
+		return scimerrors.ScimError{Status: statusClientClosed, Detail: "The client closed the request."}
+	}
 	se := toSCIMError(err)
 	if se.Status >= http.StatusInternalServerError {
 		s.opts.Logger.ErrorContext(r.Context(), "scim request failed", "op", what, "error", err, "request_id", state(r).requestID)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	scimerrors "github.com/elimity-com/scim/errors"
+
+	"github.com/gatehouse-id/gatehouse/gateway/scim/query"
 )
 
 const patchOpURN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -72,6 +74,9 @@ func NormalizeRequest(body []byte, res Resource) ([]byte, error) {
 		opName, _ := name.(string)
 		pathKey, _ := lookupKeyName(op, "path")
 		pathStr, _ := op[pathKey].(string)
+		if err := query.CheckLimits(pathStr); err != nil {
+			return nil, scimErr(scimerrors.ScimTypeInvalidPath, "the path of operation %q is refused: %v", opName, err)
+		}
 		if strings.EqualFold(opName, "remove") && pathStr == "" {
 			return nil, scimErr(scimerrors.ScimTypeNoTarget, "a remove operation needs a path naming what to remove")
 		}
@@ -94,7 +99,9 @@ func NormalizeRequest(body []byte, res Resource) ([]byte, error) {
 			if !ok {
 				continue
 			}
-			flattenSchemaObjects(m, res)
+			if err := flattenSchemaObjects(m, res); err != nil {
+				return nil, err
+			}
 			for k, mv := range m {
 				if !isManagerPath(k, res) {
 					continue
@@ -167,7 +174,7 @@ func NormalizeResource(body []byte, res Resource) ([]byte, error) {
 // for the extension schemas, and into {"a": 1} for the core schema. Keys
 // are visited in order so that a collision resolves the same way every
 // time (the nested form wins).
-func flattenSchemaObjects(m map[string]any, res Resource) {
+func flattenSchemaObjects(m map[string]any, res Resource) error {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -181,6 +188,9 @@ func flattenSchemaObjects(m map[string]any, res Resource) {
 		prefix := ""
 		if ext, ok := extensionURN(k, res); ok {
 			prefix = ext + ":"
+			if _, has := lookupKeyName(obj, "schemas"); has {
+				return ExtensionSchemasError(ext)
+			}
 		} else if !strings.EqualFold(k, res.Core.ID) {
 			continue
 		}
@@ -189,6 +199,13 @@ func flattenSchemaObjects(m map[string]any, res Resource) {
 			m[prefix+sk] = sv
 		}
 	}
+	return nil
+}
+
+// ExtensionSchemasError refuses a "schemas" key inside an extension object;
+// POST, PUT and PATCH share it so that the rule and its wording are one.
+func ExtensionSchemasError(ext string) error {
+	return scimErr(scimerrors.ScimTypeInvalidValue, "The %s object has an unexpected key \"schemas\": schema URNs belong only in the top-level \"schemas\" attribute.", ext)
 }
 
 // extensionURN reports whether p is the bare id of one of the extensions

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 
 	scimfilter "github.com/elimity-com/scim/filter"
@@ -278,4 +279,31 @@ func FuzzParsePathAgreement(f *testing.F) {
 			t.Fatalf("%q: got %#v, want %#v", s, got, want)
 		}
 	})
+}
+
+func TestCheckLimits(t *testing.T) {
+	cases := []struct {
+		name, filter string
+		ok           bool
+	}{
+		{"okta lookup", `userName eq "ada@example.com"`, true},
+		{"entra probe", `externalId eq "0c8f"`, true},
+		{"operators inside a string do not count", `displayName eq "` + strings.Repeat("and or not ((( ", 100) + `"`, true},
+		{"attribute names containing or", `organization eq "x" and orders pr`, true},
+		{"nested within limit", strings.Repeat("(", MaxFilterDepth) + `userName eq "a"` + strings.Repeat(")", MaxFilterDepth), true},
+		{"too deep", strings.Repeat("(", MaxFilterDepth+1) + `userName eq "a"` + strings.Repeat(")", MaxFilterDepth+1), false},
+		{"deep brackets", `emails` + strings.Repeat("[", 40) + `type eq "w"`, false},
+		{"300k parens", strings.Repeat("(", 300000), false},
+		{"too long", `userName eq "` + strings.Repeat("a", MaxFilterLength) + `"`, false},
+		{"too many terms", strings.Repeat(`userName eq "a" or `, MaxFilterTerms+1) + `userName eq "b"`, false},
+		{"many not", strings.Repeat("not (", 10) + `active eq true` + strings.Repeat(")", 10), true},
+		{"escaped quote in string", `displayName eq "a\"((((((((((((((((((((((("`, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckLimits(tc.filter); (err == nil) != tc.ok {
+				t.Fatalf("CheckLimits = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
 }
