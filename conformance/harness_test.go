@@ -234,3 +234,21 @@ func (g *gatewayUnderTest) opsSince(n int) []string {
 }
 
 func jsonString(v string) string { b, _ := json.Marshal(v); return string(b) }
+
+// callNoFatal sends a request from any goroutine and returns its status
+// (0 when it could not be sent).
+func (g *gatewayUnderTest) callNoFatal(method, path, body string) int {
+	req, err := http.NewRequest(method, g.base+path, strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -6,10 +6,19 @@ import "context"
 // a group writes the record, its indexes and its outbox events in one
 // transaction: either all of it is durable or none of it is.
 //
-// Update and Delete take a function that computes the change from the
+// The provisioning core owns the records' identity and bookkeeping: it
+// stamps ID, Tenant, Version and the timestamps before it calls the store,
+// and takes event snapshots after stamping, so an event says exactly what
+// was stored. The store checks that stamping (a new record is at version
+// 1, a change at the stored version + 1) and refuses anything else as an
+// internal error.
+//
+// Update and Delete take a function that decides the change from the
 // current record inside the transaction. It may run more than once (writes
-// are group-committed and retried), so it must not have side effects beyond
-// its return values.
+// are group-committed and retried), so it must be cheap and free of side
+// effects beyond its return values: heavy work (applying a large PATCH)
+// happens before the call, with the version it was computed from passed
+// as ifVersion.
 type Store interface {
 	Users() UserStore
 	Groups() GroupStore
@@ -35,18 +44,37 @@ const (
 	GroupByMember      GroupIndex = "member"      // user id → groups holding it
 )
 
-// UserUpdateFunc computes the new version of a user. Returning an error
-// aborts the transaction and nothing is written.
-type UserUpdateFunc func(old *User) (*User, []Event, error)
+// UserChange is what a UserUpdateFunc decides. A write that changes
+// nothing says so with Unchanged, never by leaving Events empty: logins
+// and role changes write records without protocol events, and some events
+// (an invitation) are recorded without a change to the record.
+type UserChange struct {
+	User      *User   // the new record, stamped (Version = stored + 1)
+	Events    []Event // recorded in the same transaction
+	Unchanged bool    // leave the record and its version as they are; Events are still recorded
+}
 
-// UserDeleteFunc computes the events of a deletion; groups are the ids of
-// the groups the user was a member of (their edges go with the user).
-type UserDeleteFunc func(old *User, groups []string) ([]Event, error)
+// UserUpdateFunc decides the change to a user. Returning an error aborts
+// the transaction and nothing is written.
+type UserUpdateFunc func(cur *User) (UserChange, error)
+
+// UserDeletion is what a UserDeleteFunc decides: the events, and the
+// groups the user leaves, stamped (their member lists change, so their
+// versions move).
+type UserDeletion struct {
+	Events []Event
+	Groups []*Group
+}
+
+// UserDeleteFunc decides the deletion of a user given the groups it is a
+// member of (their edges go with the user).
+type UserDeleteFunc func(cur *User, groups []*Group) (UserDeletion, error)
 
 // UserStore persists users. Errors are *Error values: ErrNotFound,
 // ErrConflict (userName taken, any case), ErrPreconditionFailed (ifVersion
 // is non-zero and differs from the stored version).
 type UserStore interface {
+	// Create stores a new, stamped user (Version 1).
 	Create(ctx context.Context, u *User, events []Event) error
 	Get(ctx context.Context, tenant, id string) (*User, error)
 	GetMany(ctx context.Context, tenant string, ids []string) ([]*User, error) // skips missing ids
@@ -60,20 +88,38 @@ type UserStore interface {
 	Scan(ctx context.Context, tenant string, fn func(*User) bool) error
 }
 
-// GroupUpdateFunc computes the new version of a group and its full member
-// list from the current ones.
-type GroupUpdateFunc func(old *Group, members []Member) (*Group, []Member, []Event, error)
+// GroupChange is what a GroupUpdateFunc decides: the new, stamped
+// record and the membership edges to write (new members, or a new
+// display) and to remove. Unchanged works as in UserChange.
+type GroupChange struct {
+	Group     *Group
+	Put       []Member // edges to add or overwrite
+	Remove    []string // user ids whose edges go
+	Events    []Event
+	Unchanged bool
+}
+
+// GroupUpdateFunc decides the change to a group.
+type GroupUpdateFunc func(cur *Group) (GroupChange, error)
+
+// GroupDeleteFunc decides the events of a group's deletion.
+type GroupDeleteFunc func(cur *Group, members []Member) ([]Event, error)
 
 // GroupStore persists groups and their membership edges (stored in both
 // directions in the same transaction). A member id that names no user is
-// rejected with ErrInvalid naming the id, and nothing is written.
+// rejected with ErrInvalid naming the id, and nothing is written. Every
+// change of a group's members moves its version, so a version names one
+// member list.
 type GroupStore interface {
+	// Create stores a new, stamped group (Version 1) with its members.
 	Create(ctx context.Context, g *Group, members []Member, events []Event) error
 	Get(ctx context.Context, tenant, id string) (*Group, error)
+	// GetWithMembers reads a group and its members in one transaction.
+	GetWithMembers(ctx context.Context, tenant, id string) (*Group, []Member, error)
 	GetMany(ctx context.Context, tenant string, ids []string) ([]*Group, error)
 	Members(ctx context.Context, tenant, id string) ([]Member, error)
-	Update(ctx context.Context, tenant, id string, ifVersion uint64, fn GroupUpdateFunc) (*Group, []Member, error)
-	Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn func(old *Group, members []Member) ([]Event, error)) error
+	Update(ctx context.Context, tenant, id string, ifVersion uint64, fn GroupUpdateFunc) (*Group, error)
+	Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn GroupDeleteFunc) error
 	Lookup(ctx context.Context, tenant string, index GroupIndex, value string) ([]string, error)
 	List(ctx context.Context, tenant string, offset, limit int) ([]*Group, int, error)
 	Scan(ctx context.Context, tenant string, fn func(*Group) bool) error

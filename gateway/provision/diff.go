@@ -108,38 +108,36 @@ func memberIDs(ms []gateway.Member) []string {
 	return ids
 }
 
-// diffMembers returns the user ids added and removed, each sorted.
-func diffMembers(old, cur []gateway.Member) (added, removed []string) {
-	before := make(map[string]bool, len(old))
+// memberDelta is how a member list changes.
+type memberDelta struct {
+	added, removed []string         // user ids, sorted
+	put            []gateway.Member // edges to write: new members and new displays
+}
+
+// diffMembers compares two member lists in linear time.
+func diffMembers(old, cur []gateway.Member) memberDelta {
+	var d memberDelta
+	before := make(map[string]string, len(old))
 	for _, m := range old {
-		before[m.UserID] = true
+		before[m.UserID] = m.Display
 	}
 	after := make(map[string]bool, len(cur))
 	for _, m := range cur {
 		after[m.UserID] = true
-		if !before[m.UserID] {
-			added = append(added, m.UserID)
+		display, had := before[m.UserID]
+		if !had {
+			d.added = append(d.added, m.UserID)
+		}
+		if !had || display != m.Display {
+			d.put = append(d.put, m)
 		}
 	}
-	for id := range before {
-		if !after[id] {
-			removed = append(removed, id)
+	for _, m := range old {
+		if !after[m.UserID] {
+			d.removed = append(d.removed, m.UserID)
 		}
 	}
-	sort.Strings(added)
-	sort.Strings(removed)
-	return added, removed
-}
-
-// snapshotUser copies a user for an event so later changes to the record
-// cannot alter what was recorded.
-func snapshotUser(u *gateway.User) *gateway.User {
-	c := *u
-	c.Emails = slices.Clone(u.Emails)
-	return &c
-}
-
-func snapshotGroup(g *gateway.Group) *gateway.Group {
-	c := *g
-	return &c
+	sort.Strings(d.added)
+	sort.Strings(d.removed)
+	return d
 }

@@ -73,7 +73,8 @@ func TestDiffMembers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			added, removed := diffMembers(tc.old, tc.cur)
+			d := diffMembers(tc.old, tc.cur)
+			added, removed := d.added, d.removed
 			if !slices.Equal(added, tc.added) || !slices.Equal(removed, tc.removed) {
 				t.Fatalf("diffMembers = +%v -%v, want +%v -%v", added, removed, tc.added, tc.removed)
 			}

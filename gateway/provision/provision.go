@@ -28,6 +28,7 @@ type Service struct {
 	store  gateway.Store
 	clock  gateway.Clock
 	policy Policy
+	locks  keyLocks // one writer per record at a time in this process
 }
 
 // New returns a Service writing to store.
@@ -69,14 +70,32 @@ func (s *Service) event(m Meta, op gateway.Op) gateway.Event {
 	}
 }
 
-// CreateUser stores a new user built by the caller (typed fields and
-// Attributes filled in) and records user.created.
+// maxAttempts bounds the optimistic retries of an update whose record
+// another request changed between the read and the write.
+const maxAttempts = 8
+
+// busy is what a caller gets when a record kept changing under it.
+func busy(kind, id string) error {
+	return gateway.Errorf(gateway.ErrUnavailable, "%s %q is being changed by concurrent requests; retry the request", kind, id)
+}
+
+// retry reports whether a write that failed with err, computed from a
+// record read without If-Match, should be computed again: the record
+// changed between the read and the write.
+func retry(err error, ifVersion uint64) bool {
+	return ifVersion == 0 && gateway.ErrorCodeOf(err) == gateway.ErrPreconditionFailed
+}
+
+// CreateUser stores a new user built by the caller (typed fields, and
+// Attributes when the caller has a protocol document) and records
+// user.created. The typed fields win over the document (see
+// gateway.User.SyncAttributes).
 func (s *Service) CreateUser(ctx context.Context, m Meta, u *gateway.User) (*gateway.User, error) {
 	if err := s.allow(m); err != nil {
 		return nil, err
 	}
-	if u.UserName == "" {
-		return nil, gateway.Errorf(gateway.ErrInvalid, "userName is required and must not be empty")
+	if err := u.Validate(); err != nil {
+		return nil, err
 	}
 	now := s.clock.Now()
 	u.ID = NewID()
@@ -90,8 +109,11 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, u *gateway.User) (*gat
 	}
 	u.Created, u.Modified = now, now
 	u.Version = 1
+	if err := u.SyncAttributes(); err != nil {
+		return nil, err
+	}
 	ev := s.event(m, gateway.OpUserCreated)
-	ev.User = snapshotUser(u)
+	ev.User = u.Clone()
 	if err := s.store.Users().Create(ctx, u, []gateway.Event{ev}); err != nil {
 		return nil, err
 	}
@@ -100,75 +122,117 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, u *gateway.User) (*gat
 
 // UpdateUser replaces a user with what change computes from the current
 // record, and records user.updated and/or user.deactivated/reactivated.
-// ifVersion 0 means unconditional. change may run more than once.
+// ifVersion 0 means unconditional. change runs outside the store's write
+// transaction, so a costly change (a large PATCH) never holds up other
+// writes; if the record changed meanwhile, change runs again on the new
+// one (ifVersion 0) or the update fails with ErrPreconditionFailed.
 func (s *Service) UpdateUser(ctx context.Context, m Meta, id string, ifVersion uint64, change func(old *gateway.User) (*gateway.User, error)) (*gateway.User, error) {
 	if err := s.allow(m); err != nil {
 		return nil, err
 	}
-	return s.store.Users().Update(ctx, m.Tenant, id, ifVersion, func(old *gateway.User) (*gateway.User, []gateway.Event, error) {
-		nu, err := change(old)
+	defer s.locks.lock(m.Tenant + "\x00user\x00" + id)()
+	users := s.store.Users()
+	for attempt := 1; ; attempt++ {
+		old, err := users.Get(ctx, m.Tenant, id)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		if nu.UserName == "" {
-			return nil, nil, gateway.Errorf(gateway.ErrInvalid, "userName is required and must not be empty")
+		if ifVersion != 0 && old.Version != ifVersion {
+			return nil, gateway.Errorf(gateway.ErrPreconditionFailed, "User %q has changed (its version is %d): read it again and retry", id, old.Version)
 		}
-		// Identity and provenance are the gateway's, never the client's.
-		nu.ID, nu.Tenant, nu.Source, nu.Created = old.ID, old.Tenant, old.Source, old.Created
-		if nu.Pool == "" {
-			nu.Pool = old.Pool
+		nu, events, err := s.userChange(m, old, change)
+		if err != nil {
+			return nil, err
 		}
-		if nu.Role == "" {
-			nu.Role = old.Role
+		if nu == nil {
+			// Nothing changed: no write, the record keeps its version, an
+			// idempotent retry records no events.
+			return old, nil
 		}
-		changed := userChanges(old, nu)
-		if len(changed) == 0 {
-			// Nothing changed: keep the record (and its version) as it is
-			// so that idempotent retries produce no events.
-			nu.Modified, nu.Version = old.Modified, old.Version
-			return nu, nil, nil
+		res, err := users.Update(ctx, m.Tenant, id, old.Version, func(*gateway.User) (gateway.UserChange, error) {
+			return gateway.UserChange{User: nu, Events: events}, nil
+		})
+		switch {
+		case retry(err, ifVersion) && attempt < maxAttempts:
+			continue
+		case retry(err, ifVersion):
+			return nil, busy("User", id)
 		}
-		nu.Modified = s.clock.Now()
-		var events []gateway.Event
-		other := slices.DeleteFunc(slices.Clone(changed), func(c string) bool { return c == "active" })
-		if len(other) > 0 {
-			ev := s.event(m, gateway.OpUserUpdated)
-			ev.Changed = other
-			events = append(events, ev)
-		}
-		if old.Active != nu.Active {
-			op := gateway.OpUserDeactivated
-			if nu.Active {
-				op = gateway.OpUserReactivated
-			}
-			events = append(events, s.event(m, op))
-		}
-		snap := snapshotUser(nu)
-		for i := range events {
-			events[i].User = snap
-		}
-		return nu, events, nil
-	})
+		return res, err
+	}
 }
 
-// DeleteUser removes a user and its memberships and records user.deleted.
+// userChange computes, stamps and validates the new version of old; it
+// returns nil when nothing changed.
+func (s *Service) userChange(m Meta, old *gateway.User, change func(*gateway.User) (*gateway.User, error)) (*gateway.User, []gateway.Event, error) {
+	nu, err := change(old.Clone())
+	if err != nil {
+		return nil, nil, err
+	}
+	// Identity and provenance are the gateway's, never the client's.
+	nu.ID, nu.Tenant, nu.Source, nu.Created = old.ID, old.Tenant, old.Source, old.Created
+	if nu.Pool == "" {
+		nu.Pool = old.Pool
+	}
+	if nu.Role == "" {
+		nu.Role = old.Role
+	}
+	if err := nu.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := nu.SyncAttributes(); err != nil {
+		return nil, nil, err
+	}
+	changed := userChanges(old, nu)
+	if len(changed) == 0 {
+		return nil, nil, nil
+	}
+	nu.Modified = s.clock.Now()
+	nu.Version = old.Version + 1
+	var events []gateway.Event
+	other := slices.DeleteFunc(slices.Clone(changed), func(c string) bool { return c == "active" })
+	if len(other) > 0 {
+		ev := s.event(m, gateway.OpUserUpdated)
+		ev.Changed = other
+		events = append(events, ev)
+	}
+	if old.Active != nu.Active {
+		op := gateway.OpUserDeactivated
+		if nu.Active {
+			op = gateway.OpUserReactivated
+		}
+		events = append(events, s.event(m, op))
+	}
+	snap := nu.Clone() // after stamping: the event says what is stored
+	for i := range events {
+		events[i].User = snap
+	}
+	return nu, events, nil
+}
+
+// DeleteUser removes a user and its memberships and records user.deleted,
+// and members_removed for each group it was in (whose versions move).
 func (s *Service) DeleteUser(ctx context.Context, m Meta, id string, ifVersion uint64) error {
 	if err := s.allow(m); err != nil {
 		return err
 	}
-	return s.store.Users().Delete(ctx, m.Tenant, id, ifVersion, func(old *gateway.User, groups []string) ([]gateway.Event, error) {
+	return s.store.Users().Delete(ctx, m.Tenant, id, ifVersion, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
+		now := s.clock.Now()
 		ev := s.event(m, gateway.OpUserDeleted)
-		ev.User = snapshotUser(old)
-		events := []gateway.Event{ev}
+		ev.User = old.Clone()
+		del := gateway.UserDeletion{Events: []gateway.Event{ev}}
 		// Memberships end with the user; say so per group so that a
 		// downstream that mirrors groups needs no special case.
 		for _, g := range groups {
+			ng := g.Clone()
+			ng.Version, ng.Modified = g.Version+1, now
+			del.Groups = append(del.Groups, ng)
 			rm := s.event(m, gateway.OpGroupMembersRemoved)
-			rm.Group = &gateway.Group{ID: g, Tenant: m.Tenant}
+			rm.Group = ng.Clone()
 			rm.MemberIDs = []string{old.ID}
-			events = append(events, rm)
+			del.Events = append(del.Events, rm)
 		}
-		return events, nil
+		return del, nil
 	})
 }
 
@@ -178,8 +242,8 @@ func (s *Service) CreateGroup(ctx context.Context, m Meta, g *gateway.Group, mem
 	if err := s.allow(m); err != nil {
 		return nil, err
 	}
-	if g.DisplayName == "" {
-		return nil, gateway.Errorf(gateway.ErrInvalid, "displayName is required and must not be empty")
+	if err := g.Validate(); err != nil {
+		return nil, err
 	}
 	members = dedupeMembers(members)
 	now := s.clock.Now()
@@ -189,7 +253,7 @@ func (s *Service) CreateGroup(ctx context.Context, m Meta, g *gateway.Group, mem
 	g.Created, g.Modified = now, now
 	g.Version = 1
 	ev := s.event(m, gateway.OpGroupCreated)
-	ev.Group = snapshotGroup(g)
+	ev.Group = g.Clone()
 	ev.MemberIDs = memberIDs(members)
 	if err := s.store.Groups().Create(ctx, g, members, []gateway.Event{ev}); err != nil {
 		return nil, err
@@ -199,46 +263,69 @@ func (s *Service) CreateGroup(ctx context.Context, m Meta, g *gateway.Group, mem
 
 // UpdateGroup replaces a group and its member list with what change
 // computes, recording group.updated and members_added/members_removed.
+// Like UpdateUser, change runs outside the write transaction (a PATCH
+// adding thousands of members holds up no one) and again if the group
+// changed meanwhile.
 func (s *Service) UpdateGroup(ctx context.Context, m Meta, id string, ifVersion uint64, change func(old *gateway.Group, members []gateway.Member) (*gateway.Group, []gateway.Member, error)) (*gateway.Group, []gateway.Member, error) {
 	if err := s.allow(m); err != nil {
 		return nil, nil, err
 	}
-	return s.store.Groups().Update(ctx, m.Tenant, id, ifVersion, func(old *gateway.Group, oldMembers []gateway.Member) (*gateway.Group, []gateway.Member, []gateway.Event, error) {
-		ng, members, err := change(old, oldMembers)
+	defer s.locks.lock(m.Tenant + "\x00group\x00" + id)()
+	groups := s.store.Groups()
+	for attempt := 1; ; attempt++ {
+		old, oldMembers, err := groups.GetWithMembers(ctx, m.Tenant, id)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		if ng.DisplayName == "" {
-			return nil, nil, nil, gateway.Errorf(gateway.ErrInvalid, "displayName is required and must not be empty")
+		if ifVersion != 0 && old.Version != ifVersion {
+			return nil, nil, gateway.Errorf(gateway.ErrPreconditionFailed, "Group %q has changed (its version is %d): read it again and retry", id, old.Version)
+		}
+		ng, members, err := change(old.Clone(), slices.Clone(oldMembers))
+		if err != nil {
+			return nil, nil, err
+		}
+		ng.ID, ng.Tenant, ng.Source, ng.Created = old.ID, old.Tenant, old.Source, old.Created
+		if err := ng.Validate(); err != nil {
+			return nil, nil, err
 		}
 		members = dedupeMembers(members)
-		ng.ID, ng.Tenant, ng.Source, ng.Created = old.ID, old.Tenant, old.Source, old.Created
-		added, removed := diffMembers(oldMembers, members)
+		delta := diffMembers(oldMembers, members)
 		changed := groupChanges(old, ng)
-		if len(changed) == 0 && len(added) == 0 && len(removed) == 0 {
-			ng.Modified, ng.Version = old.Modified, old.Version
-			return ng, members, nil, nil
+		if len(changed) == 0 && len(delta.put) == 0 && len(delta.removed) == 0 {
+			return old, oldMembers, nil
 		}
 		ng.Modified = s.clock.Now()
-		snap := snapshotGroup(ng)
+		ng.Version = old.Version + 1
+		snap := ng.Clone()
 		var events []gateway.Event
 		if len(changed) > 0 {
 			ev := s.event(m, gateway.OpGroupUpdated)
 			ev.Group, ev.Changed = snap, changed
 			events = append(events, ev)
 		}
-		if len(removed) > 0 {
+		if len(delta.removed) > 0 {
 			ev := s.event(m, gateway.OpGroupMembersRemoved)
-			ev.Group, ev.MemberIDs = snap, removed
+			ev.Group, ev.MemberIDs = snap, delta.removed
 			events = append(events, ev)
 		}
-		if len(added) > 0 {
+		if len(delta.added) > 0 {
 			ev := s.event(m, gateway.OpGroupMembersAdded)
-			ev.Group, ev.MemberIDs = snap, added
+			ev.Group, ev.MemberIDs = snap, delta.added
 			events = append(events, ev)
 		}
-		return ng, members, events, nil
-	})
+		res, err := groups.Update(ctx, m.Tenant, id, old.Version, func(*gateway.Group) (gateway.GroupChange, error) {
+			return gateway.GroupChange{Group: ng, Put: delta.put, Remove: delta.removed, Events: events}, nil
+		})
+		switch {
+		case retry(err, ifVersion) && attempt < maxAttempts:
+			continue
+		case retry(err, ifVersion):
+			return nil, nil, busy("Group", id)
+		case err != nil:
+			return nil, nil, err
+		}
+		return res, members, nil
+	}
 }
 
 // DeleteGroup removes a group and its membership edges.
@@ -248,7 +335,7 @@ func (s *Service) DeleteGroup(ctx context.Context, m Meta, id string, ifVersion 
 	}
 	return s.store.Groups().Delete(ctx, m.Tenant, id, ifVersion, func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error) {
 		ev := s.event(m, gateway.OpGroupDeleted)
-		ev.Group = snapshotGroup(old)
+		ev.Group = old.Clone()
 		ev.MemberIDs = memberIDs(members)
 		return []gateway.Event{ev}, nil
 	})

@@ -37,10 +37,7 @@ func cleanDoc(attrs scimlib.ResourceAttributes) map[string]any {
 // activeDefault applies when the document has no active attribute.
 func userFromDoc(doc map[string]any, activeDefault bool) (*gateway.User, error) {
 	u := &gateway.User{}
-	u.UserName, _ = doc["userName"].(string)
-	if strings.TrimSpace(u.UserName) == "" {
-		return nil, gateway.Errorf(gateway.ErrInvalid, "userName is required and must not be empty")
-	}
+	u.UserName, _ = doc["userName"].(string) // gateway.User.Validate checks it
 	u.ExternalID, _ = doc["externalId"].(string)
 	u.Active = activeDefault
 	if a, ok := doc["active"].(bool); ok {
@@ -52,51 +49,15 @@ func userFromDoc(doc map[string]any, activeDefault bool) (*gateway.User, error) 
 		u.FamilyName, _ = name["familyName"].(string)
 	}
 	u.DisplayName, _ = doc["displayName"].(string)
-	u.Emails = emailsOf(doc)
+	u.Emails = gateway.EmailsOf(doc)
 	u.Attributes = gateway.NewDocument(doc)
 	return u, nil
-}
-
-// emailsOf lists the user's email addresses lower-cased, the primary one
-// first, then work ones, then the rest in order.
-func emailsOf(doc map[string]any) []string {
-	list, _ := doc["emails"].([]any)
-	type ranked struct {
-		v    string
-		rank int
-	}
-	var rs []ranked
-	for _, e := range list {
-		m, _ := e.(map[string]any)
-		v, _ := m["value"].(string)
-		if v == "" {
-			continue
-		}
-		rank := 2
-		if p, _ := m["primary"].(bool); p {
-			rank = 0
-		} else if t, _ := m["type"].(string); strings.EqualFold(t, "work") {
-			rank = 1
-		}
-		rs = append(rs, ranked{strings.ToLower(v), rank})
-	}
-	slices.SortStableFunc(rs, func(a, b ranked) int { return a.rank - b.rank })
-	out := make([]string, 0, len(rs))
-	for _, r := range rs {
-		if !slices.Contains(out, r.v) {
-			out = append(out, r.v)
-		}
-	}
-	return out
 }
 
 // groupFromDoc splits a SCIM group document into the group and its members.
 func groupFromDoc(doc map[string]any) (*gateway.Group, []gateway.Member, error) {
 	g := &gateway.Group{}
-	g.DisplayName, _ = doc["displayName"].(string)
-	if strings.TrimSpace(g.DisplayName) == "" {
-		return nil, nil, gateway.Errorf(gateway.ErrInvalid, "displayName is required and must not be empty")
-	}
+	g.DisplayName, _ = doc["displayName"].(string) // gateway.Group.Validate checks it
 	g.ExternalID, _ = doc["externalId"].(string)
 	var members []gateway.Member
 	list, _ := doc["members"].([]any)

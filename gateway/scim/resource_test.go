@@ -3,7 +3,6 @@ package scim
 import (
 	"net/http/httptest"
 	"reflect"
-	"slices"
 	"testing"
 )
 
@@ -44,18 +43,5 @@ func TestProjection(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestEmailsOf(t *testing.T) {
-	doc := map[string]any{"emails": []any{
-		map[string]any{"value": "Home@X", "type": "home"},
-		map[string]any{"value": "work@x", "type": "work"},
-		map[string]any{"value": "P@X", "type": "other", "primary": true},
-		map[string]any{"value": "home@x", "type": "other"},
-		map[string]any{"type": "work"},
-	}}
-	if got, want := emailsOf(doc), []string{"p@x", "work@x", "home@x"}; !slices.Equal(got, want) {
-		t.Fatalf("emailsOf = %v, want %v (primary first, then work, lower-cased, deduplicated)", got, want)
 	}
 }

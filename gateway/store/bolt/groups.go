@@ -96,15 +96,19 @@ func missingUsers(tb *bolt.Bucket, ms []gateway.Member) []string {
 }
 
 func unknownMembers(missing []string) error {
-	return gateway.Errorf(gateway.ErrInvalid, "members name no existing user: %s (provision the users first, or leave them out)", strings.Join(missing, ", "))
+	const shown = 10
+	list := strings.Join(missing[:min(len(missing), shown)], ", ")
+	if len(missing) > shown {
+		list += fmt.Sprintf(" and %d more", len(missing)-shown)
+	}
+	return gateway.Errorf(gateway.ErrInvalid, "members name no existing user: %s (provision the users first, or leave them out)", list)
 }
 
-// setMembers brings the group's edges (both directions) from old to cur.
-func setMembers(tb *bolt.Bucket, groupID string, old, cur []gateway.Member) error {
+// putEdges writes membership edges in both directions; an existing edge
+// gets the new display.
+func putEdges(tb *bolt.Bucket, groupID string, ms []gateway.Member) error {
 	gu, ug := tb.Bucket(bGroupUser), tb.Bucket(bUserGroup)
-	keep := make(map[string]bool, len(cur))
-	for _, m := range cur {
-		keep[m.UserID] = true
+	for _, m := range ms {
 		if err := gu.Put(pair(groupID, m.UserID), []byte(m.Display)); err != nil {
 			return err
 		}
@@ -112,14 +116,17 @@ func setMembers(tb *bolt.Bucket, groupID string, old, cur []gateway.Member) erro
 			return err
 		}
 	}
-	for _, m := range old {
-		if keep[m.UserID] {
-			continue
-		}
-		if err := gu.Delete(pair(groupID, m.UserID)); err != nil {
+	return nil
+}
+
+// removeEdges deletes membership edges in both directions.
+func removeEdges(tb *bolt.Bucket, groupID string, userIDs []string) error {
+	gu, ug := tb.Bucket(bGroupUser), tb.Bucket(bUserGroup)
+	for _, uid := range userIDs {
+		if err := gu.Delete(pair(groupID, uid)); err != nil {
 			return err
 		}
-		if err := ug.Delete(pair(m.UserID, groupID)); err != nil {
+		if err := ug.Delete(pair(uid, groupID)); err != nil {
 			return err
 		}
 	}
@@ -127,7 +134,9 @@ func setMembers(tb *bolt.Bucket, groupID string, old, cur []gateway.Member) erro
 }
 
 func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.Member, events []gateway.Event) error {
-	g.Version = 1
+	if g.Version != 1 || g.ID == "" {
+		return fmt.Errorf("bolt: create group: %w", unstamped("group", g.ID, g.Version, 1))
+	}
 	err := gs.s.write(ctx, g.Tenant, func(tb *bolt.Bucket) error {
 		if tb.Bucket(bGroups).Get([]byte(g.ID)) != nil {
 			return gateway.Errorf(gateway.ErrConflict, "group id %q already exists", g.ID)
@@ -144,7 +153,7 @@ func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.
 		if err := indexGroup(tb, g, true); err != nil {
 			return err
 		}
-		if err := setMembers(tb, g.ID, nil, ms); err != nil {
+		if err := putEdges(tb, g.ID, ms); err != nil {
 			return err
 		}
 		if err := addCounter(tb, counterGroups, 1); err != nil {
@@ -223,31 +232,58 @@ func (gs groupStore) Members(ctx context.Context, tenant, id string) ([]gateway.
 	return out, nil
 }
 
-func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.GroupUpdateFunc) (*gateway.Group, []gateway.Member, error) {
-	var rg *gateway.Group
-	var rm []gateway.Member
+func (gs groupStore) GetWithMembers(ctx context.Context, tenant, id string) (*gateway.Group, []gateway.Member, error) {
+	var g *gateway.Group
+	var ms []gateway.Member
+	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		var err error
+		if g, err = getGroup(tb, id); err != nil || g == nil {
+			return err
+		}
+		ms = members(tb, id)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bolt: get group: %w", err)
+	}
+	if g == nil {
+		return nil, nil, notFound("Group", id)
+	}
+	return g, ms, nil
+}
+
+func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.GroupUpdateFunc) (*gateway.Group, error) {
+	var result *gateway.Group
 	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
 		old, err := currentGroup(tb, id, ifVersion)
 		if err != nil {
 			return err
 		}
-		oldMembers := members(tb, id)
-		mine, _ := getGroup(tb, id)
-		ng, ms, events, err := fn(mine, members(tb, id))
+		ch, err := fn(old.Clone())
 		if err != nil {
 			return err
 		}
-		if len(events) == 0 {
-			rg, rm = old, oldMembers
-			return nil
+		if ch.Unchanged {
+			result = old
+			return appendEvents(tb, tenant, ch.Events)
 		}
-		ng.ID, ng.Tenant, ng.Version = old.ID, old.Tenant, old.Version+1
+		ng := ch.Group
+		if ng == nil || ng.ID != old.ID || ng.Tenant != old.Tenant || ng.Version != old.Version+1 {
+			v := uint64(0)
+			if ng != nil {
+				v = ng.Version
+			}
+			return unstamped("group", id, v, old.Version+1)
+		}
 		if fold(ng.DisplayName) != fold(old.DisplayName) {
 			if err := groupNameTaken(tb, ng.DisplayName, id); err != nil {
 				return err
 			}
 		}
-		if missing := missingUsers(tb, ms); len(missing) > 0 {
+		if missing := missingUsers(tb, ch.Put); len(missing) > 0 {
 			return unknownMembers(missing)
 		}
 		if fold(ng.DisplayName) != fold(old.DisplayName) || ng.ExternalID != old.ExternalID {
@@ -261,19 +297,22 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 		if err := putGroup(tb, ng); err != nil {
 			return err
 		}
-		if err := setMembers(tb, id, oldMembers, ms); err != nil {
+		if err := putEdges(tb, id, ch.Put); err != nil {
 			return err
 		}
-		rg, rm = ng, ms
-		return appendEvents(tb, tenant, events)
+		if err := removeEdges(tb, id, ch.Remove); err != nil {
+			return err
+		}
+		result = ng
+		return appendEvents(tb, tenant, ch.Events)
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("bolt: update group: %w", err)
+		return nil, fmt.Errorf("bolt: update group: %w", err)
 	}
-	return rg, rm, nil
+	return result, nil
 }
 
-func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error)) error {
+func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.GroupDeleteFunc) error {
 	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
 		old, err := currentGroup(tb, id, ifVersion)
 		if err != nil {
@@ -284,7 +323,11 @@ func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion ui
 		if err != nil {
 			return err
 		}
-		if err := setMembers(tb, id, ms, nil); err != nil {
+		ids := make([]string, len(ms))
+		for i, m := range ms {
+			ids[i] = m.UserID
+		}
+		if err := removeEdges(tb, id, ids); err != nil {
 			return err
 		}
 		if err := indexGroup(tb, old, false); err != nil {

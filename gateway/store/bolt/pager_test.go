@@ -26,7 +26,9 @@ func TestPagingWithBookmarksStaysExact(t *testing.T) {
 		switch round % 10 {
 		case 3: // delete one
 			i := rng.IntN(len(ids))
-			if err := s.Users().Delete(ctx, tenant, ids[i], 0, func(*gateway.User, []string) ([]gateway.Event, error) { return nil, nil }); err != nil {
+			if err := s.Users().Delete(ctx, tenant, ids[i], 0, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
+				return gateway.UserDeletion{}, nil
+			}); err != nil {
 				t.Fatal(err)
 			}
 			ids = slices.Delete(ids, i, i+1)

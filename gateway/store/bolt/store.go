@@ -321,6 +321,13 @@ func appendEvents(tb *bolt.Bucket, tenant string, events []gateway.Event) error 
 	return addCounter(tb, counterOutbox, int64(len(events)))
 }
 
+// unstamped reports a record the provisioning core did not stamp as the
+// store expects: a bug, never a client error.
+func unstamped(kind, id string, got, want uint64) error {
+	return &gateway.Error{Code: gateway.ErrInternal, Message: "internal error",
+		Err: fmt.Errorf("%s %q: version %d written where %d was due (records are stamped by the provisioning core)", kind, id, got, want)}
+}
+
 func notFound(kind, id string) error {
 	return gateway.Errorf(gateway.ErrNotFound, "%s %q not found", kind, id)
 }

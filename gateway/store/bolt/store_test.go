@@ -45,7 +45,7 @@ func nextID(prefix string) string {
 
 func newUser(name string, emails ...string) *gateway.User {
 	return &gateway.User{ID: nextID("u"), Tenant: tenant, UserName: name, Active: true, Emails: emails, ExternalID: "ext-" + name,
-		Attributes: gateway.NewDocument(map[string]any{"userName": name})}
+		Version: 1, Attributes: gateway.NewDocument(map[string]any{"userName": name})}
 }
 
 func ev(op gateway.Op) []gateway.Event {
@@ -198,7 +198,7 @@ func TestRestartKeepsData(t *testing.T) {
 	if err := s.Users().Create(ctx, u, ev(gateway.OpUserCreated)); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Eng"}
+	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Eng", Version: 1}
 	if err := s.Groups().Create(ctx, g, []gateway.Member{{UserID: u.ID, Display: "Ada"}}, ev(gateway.OpGroupCreated)); err != nil {
 		t.Fatal(err)
 	}
@@ -233,9 +233,10 @@ func TestIndexesFollowUpdatesAndDeletes(t *testing.T) {
 	u := mustCreate(t, s, newUser("Old@x", "old@x", "other@x"))
 	other := mustCreate(t, s, newUser("taken@x"))
 	rename := func(name string, emails ...string) gateway.UserUpdateFunc {
-		return func(old *gateway.User) (*gateway.User, []gateway.Event, error) {
+		return func(old *gateway.User) (gateway.UserChange, error) {
 			old.UserName, old.Emails, old.ExternalID = name, emails, "ext-"+name
-			return old, ev(gateway.OpUserUpdated), nil
+			old.Version++
+			return gateway.UserChange{User: old, Events: ev(gateway.OpUserUpdated)}, nil
 		}
 	}
 	// Renaming onto another user's name (any case) conflicts, changes nothing.
@@ -272,17 +273,33 @@ func TestIndexesFollowUpdatesAndDeletes(t *testing.T) {
 	// The old name is free again.
 	mustCreate(t, s, newUser("old@x"))
 
-	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Eng"}
+	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Eng", Version: 1}
 	if err := s.Groups().Create(ctx, g, []gateway.Member{{UserID: u.ID}, {UserID: other.ID}}, ev(gateway.OpGroupCreated)); err != nil {
 		t.Fatal(err)
 	}
+	// Groups the user leaves must come back stamped.
+	err = s.Users().Delete(ctx, tenant, u.ID, 0, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
+		return gateway.UserDeletion{Events: ev(gateway.OpUserDeleted)}, nil
+	})
+	if code(err) != gateway.ErrInternal {
+		t.Fatalf("delete without stamping the groups left: %v", err)
+	}
 	var gotGroups []string
-	err = s.Users().Delete(ctx, tenant, u.ID, 0, func(old *gateway.User, groups []string) ([]gateway.Event, error) {
-		gotGroups = groups
-		return ev(gateway.OpUserDeleted), nil
+	err = s.Users().Delete(ctx, tenant, u.ID, 0, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
+		del := gateway.UserDeletion{Events: ev(gateway.OpUserDeleted)}
+		for _, g := range groups {
+			gotGroups = append(gotGroups, g.ID)
+			ng := g.Clone()
+			ng.Version++
+			del.Groups = append(del.Groups, ng)
+		}
+		return del, nil
 	})
 	if err != nil || !slices.Equal(gotGroups, []string{g.ID}) {
 		t.Fatalf("delete: groups %v, %v", gotGroups, err)
+	}
+	if left, _ := s.Groups().Get(ctx, tenant, g.ID); left.Version != 2 {
+		t.Fatalf("a group the user left keeps version %d", left.Version)
 	}
 	if _, err := s.Users().Get(ctx, tenant, u.ID); code(err) != gateway.ErrNotFound {
 		t.Fatalf("get after delete: %v", err)
@@ -307,13 +324,29 @@ func TestFailedWritesChangeNothing(t *testing.T) {
 		fn      gateway.UserUpdateFunc
 		want    gateway.ErrorCode
 	}{
-		{"stale version", 7, func(old *gateway.User) (*gateway.User, []gateway.Event, error) {
+		{"stale version", 7, func(old *gateway.User) (gateway.UserChange, error) {
 			old.UserName = "x"
-			return old, ev(gateway.OpUserUpdated), nil
+			old.Version++
+			return gateway.UserChange{User: old, Events: ev(gateway.OpUserUpdated)}, nil
 		}, gateway.ErrPreconditionFailed},
-		{"fn fails", 0, func(old *gateway.User) (*gateway.User, []gateway.Event, error) {
-			return nil, nil, gateway.Errorf(gateway.ErrInvalid, "no")
+		{"fn fails", 0, func(old *gateway.User) (gateway.UserChange, error) {
+			return gateway.UserChange{}, gateway.Errorf(gateway.ErrInvalid, "no")
 		}, gateway.ErrInvalid},
+		{"not stamped", 0, func(old *gateway.User) (gateway.UserChange, error) {
+			old.UserName = "x"
+			return gateway.UserChange{User: old, Events: ev(gateway.OpUserUpdated)}, nil
+		}, gateway.ErrInternal},
+		{"stamped twice", 0, func(old *gateway.User) (gateway.UserChange, error) {
+			old.Version += 2
+			return gateway.UserChange{User: old}, nil
+		}, gateway.ErrInternal},
+		{"another user's id", 0, func(old *gateway.User) (gateway.UserChange, error) {
+			old.ID, old.Version = "someone-else", old.Version+1
+			return gateway.UserChange{User: old}, nil
+		}, gateway.ErrInternal},
+		{"no record and not unchanged", 0, func(old *gateway.User) (gateway.UserChange, error) {
+			return gateway.UserChange{}, nil
+		}, gateway.ErrInternal},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -325,20 +358,50 @@ func TestFailedWritesChangeNothing(t *testing.T) {
 	if _, err := s.Users().Update(ctx, tenant, "nope", 0, cases[0].fn); code(err) != gateway.ErrNotFound {
 		t.Fatalf("update missing: %v", err)
 	}
-	if err := s.Users().Delete(ctx, tenant, u.ID, 9, func(*gateway.User, []string) ([]gateway.Event, error) { return nil, nil }); code(err) != gateway.ErrPreconditionFailed {
+	if err := s.Users().Delete(ctx, tenant, u.ID, 9, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
+		return gateway.UserDeletion{}, nil
+	}); code(err) != gateway.ErrPreconditionFailed {
 		t.Fatalf("delete stale: %v", err)
 	}
 	got, _ := s.Users().Get(ctx, tenant, u.ID)
 	if got.UserName != "ada@x" || got.Version != 1 {
 		t.Fatalf("user changed: %+v", got)
 	}
-	// An update that records no event is a no-op: same version.
-	same, err := s.Users().Update(ctx, tenant, u.ID, 1, func(old *gateway.User) (*gateway.User, []gateway.Event, error) { return old, nil, nil })
-	if err != nil || same.Version != 1 {
+	if err := s.Users().Create(ctx, &gateway.User{ID: nextID("u"), Tenant: tenant, UserName: "v0@x"}, nil); code(err) != gateway.ErrInternal {
+		t.Fatalf("create of an unstamped user: %v", err)
+	}
+	// An update that says Unchanged writes nothing: same version.
+	same, err := s.Users().Update(ctx, tenant, u.ID, 1, func(old *gateway.User) (gateway.UserChange, error) {
+		old.UserName = "ignored"
+		return gateway.UserChange{User: old, Unchanged: true}, nil
+	})
+	if err != nil || same.Version != 1 || same.UserName != "ada@x" {
 		t.Fatalf("no-op update: %+v %v", same, err)
 	}
 	if n, _ := s.Outbox().Len(ctx, tenant); n != n0 {
 		t.Fatalf("outbox grew from %d to %d", n0, n)
+	}
+	// Unchanged with events: the events are recorded, the record is not
+	// touched (an invitation, say, records an event about a user).
+	same, err = s.Users().Update(ctx, tenant, u.ID, 0, func(old *gateway.User) (gateway.UserChange, error) {
+		return gateway.UserChange{Unchanged: true, Events: ev(gateway.OpInvitationCreated)}, nil
+	})
+	if err != nil || same.Version != 1 {
+		t.Fatalf("events without a change: %+v %v", same, err)
+	}
+	if n, _ := s.Outbox().Len(ctx, tenant); n != n0+1 {
+		t.Fatalf("outbox %d, want %d", n, n0+1)
+	}
+	// A change without events (a login, a role change) is still a change.
+	changed, err := s.Users().Update(ctx, tenant, u.ID, 1, func(old *gateway.User) (gateway.UserChange, error) {
+		old.Role, old.Version = "manager", old.Version+1
+		return gateway.UserChange{User: old}, nil
+	})
+	if err != nil || changed.Version != 2 || changed.Role != "manager" {
+		t.Fatalf("change without events: %+v %v", changed, err)
+	}
+	if got, _ := s.Users().Get(ctx, tenant, u.ID); got.Version != 2 || got.Role != "manager" {
+		t.Fatalf("stored: %+v", got)
 	}
 	checkConsistency(t, s)
 }
@@ -347,7 +410,7 @@ func TestGroupMembership(t *testing.T) {
 	s := openTest(t, "")
 	ctx := context.Background()
 	a, b, c := mustCreate(t, s, newUser("a@x")), mustCreate(t, s, newUser("b@x")), mustCreate(t, s, newUser("c@x"))
-	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Eng", ExternalID: "grp-1"}
+	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Eng", ExternalID: "grp-1", Version: 1}
 	// Unknown members: nothing written.
 	err := s.Groups().Create(ctx, g, []gateway.Member{{UserID: a.ID}, {UserID: "ghost"}}, ev(gateway.OpGroupCreated))
 	if code(err) != gateway.ErrInvalid || !strings.Contains(err.Error(), "ghost") {
@@ -359,17 +422,21 @@ func TestGroupMembership(t *testing.T) {
 	if err := s.Groups().Create(ctx, g, []gateway.Member{{UserID: a.ID, Display: "A"}, {UserID: b.ID}}, ev(gateway.OpGroupCreated)); err != nil {
 		t.Fatal(err)
 	}
-	dup := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "ENG"}
+	dup := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "ENG", Version: 1}
 	if err := s.Groups().Create(ctx, dup, nil, ev(gateway.OpGroupCreated)); code(err) != gateway.ErrConflict {
 		t.Fatalf("duplicate displayName: %v", err)
 	}
 	// Replace a with c, rename.
-	ng, ms, err := s.Groups().Update(ctx, tenant, g.ID, 1, func(old *gateway.Group, cur []gateway.Member) (*gateway.Group, []gateway.Member, []gateway.Event, error) {
-		old.DisplayName = "Engineering"
-		return old, []gateway.Member{{UserID: b.ID}, {UserID: c.ID, Display: "C"}}, ev(gateway.OpGroupUpdated), nil
+	ng, err := s.Groups().Update(ctx, tenant, g.ID, 1, func(old *gateway.Group) (gateway.GroupChange, error) {
+		old.DisplayName, old.Version = "Engineering", old.Version+1
+		return gateway.GroupChange{Group: old, Put: []gateway.Member{{UserID: c.ID, Display: "C"}}, Remove: []string{a.ID}, Events: ev(gateway.OpGroupUpdated)}, nil
 	})
-	if err != nil || ng.Version != 2 || len(ms) != 2 {
-		t.Fatalf("update: %+v %v %v", ng, ms, err)
+	if err != nil || ng.Version != 2 || ng.DisplayName != "Engineering" {
+		t.Fatalf("update: %+v %v", ng, err)
+	}
+	_, withMembers, err := s.Groups().GetWithMembers(ctx, tenant, g.ID)
+	if err != nil || len(withMembers) != 2 {
+		t.Fatalf("GetWithMembers: %v %v", withMembers, err)
 	}
 	got, _ := s.Groups().Members(ctx, tenant, g.ID)
 	var ids []string
@@ -389,8 +456,9 @@ func TestGroupMembership(t *testing.T) {
 		t.Fatalf("old name still indexed: %v", ids)
 	}
 	// Unknown member on update: nothing changes.
-	if _, _, err := s.Groups().Update(ctx, tenant, g.ID, 0, func(old *gateway.Group, cur []gateway.Member) (*gateway.Group, []gateway.Member, []gateway.Event, error) {
-		return old, append(cur, gateway.Member{UserID: "ghost"}), ev(gateway.OpGroupMembersAdded), nil
+	if _, err := s.Groups().Update(ctx, tenant, g.ID, 0, func(old *gateway.Group) (gateway.GroupChange, error) {
+		old.Version++
+		return gateway.GroupChange{Group: old, Put: []gateway.Member{{UserID: "ghost"}}, Events: ev(gateway.OpGroupMembersAdded)}, nil
 	}); code(err) != gateway.ErrInvalid {
 		t.Fatalf("update with unknown member: %v", err)
 	}

@@ -81,7 +81,9 @@ func indexUser(tb *bolt.Bucket, u *gateway.User, add bool) error {
 }
 
 func (us userStore) Create(ctx context.Context, u *gateway.User, events []gateway.Event) error {
-	u.Version = 1
+	if u.Version != 1 || u.ID == "" {
+		return fmt.Errorf("bolt: create user: %w", unstamped("user", u.ID, u.Version, 1))
+	}
 	err := us.s.write(ctx, u.Tenant, func(tb *bolt.Bucket) error {
 		if tb.Bucket(bUsers).Get([]byte(u.ID)) != nil {
 			return gateway.Errorf(gateway.ErrConflict, "user id %q already exists", u.ID)
@@ -158,18 +160,22 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 		if err != nil {
 			return err
 		}
-		// fn gets its own copy: it may keep or modify it.
-		mine, _ := getUser(tb, id)
-		nu, events, err := fn(mine)
+		ch, err := fn(old.Clone()) // fn may keep or modify its copy
 		if err != nil {
 			return err
 		}
-		if len(events) == 0 {
-			// Nothing changed: write nothing, keep the version.
+		if ch.Unchanged {
 			result = old
-			return nil
+			return appendEvents(tb, tenant, ch.Events)
 		}
-		nu.ID, nu.Tenant, nu.Version = old.ID, old.Tenant, old.Version+1
+		nu := ch.User
+		if nu == nil || nu.ID != old.ID || nu.Tenant != old.Tenant || nu.Version != old.Version+1 {
+			v := uint64(0)
+			if nu != nil {
+				v = nu.Version
+			}
+			return unstamped("user", id, v, old.Version+1)
+		}
 		if fold(nu.UserName) != fold(old.UserName) {
 			if err := userNameTaken(tb, nu.UserName, id); err != nil {
 				return err
@@ -189,7 +195,7 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 			return err
 		}
 		result = nu
-		return appendEvents(tb, tenant, events)
+		return appendEvents(tb, tenant, ch.Events)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: update user: %w", err)
@@ -203,16 +209,41 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 		if err != nil {
 			return err
 		}
-		groups := prefixed(tb.Bucket(bUserGroup), id)
-		events, err := fn(old, slices.Clone(groups))
+		groupIDs := prefixed(tb.Bucket(bUserGroup), id)
+		groups := make([]*gateway.Group, 0, len(groupIDs))
+		for _, gid := range groupIDs {
+			g, err := getGroup(tb, gid)
+			if err != nil {
+				return err
+			}
+			if g == nil {
+				return fmt.Errorf("membership edge of user %q names missing group %q", id, gid)
+			}
+			groups = append(groups, g)
+		}
+		del, err := fn(old, groups)
 		if err != nil {
 			return err
 		}
+		// The groups the user leaves change: each comes back stamped.
+		if len(del.Groups) != len(groups) {
+			return fmt.Errorf("user %q leaves %d groups but %d were stamped", id, len(groups), len(del.Groups))
+		}
+		stored := make(map[string]uint64, len(groups))
 		for _, g := range groups {
-			if err := tb.Bucket(bGroupUser).Delete(pair(g, id)); err != nil {
+			stored[g.ID] = g.Version
+		}
+		for _, g := range del.Groups {
+			if v, ok := stored[g.ID]; !ok || g.Version != v+1 || g.Tenant != tenant {
+				return unstamped("group", g.ID, g.Version, v+1)
+			}
+			if err := putGroup(tb, g); err != nil {
 				return err
 			}
-			if err := tb.Bucket(bUserGroup).Delete(pair(id, g)); err != nil {
+			if err := tb.Bucket(bGroupUser).Delete(pair(g.ID, id)); err != nil {
+				return err
+			}
+			if err := tb.Bucket(bUserGroup).Delete(pair(id, g.ID)); err != nil {
 				return err
 			}
 		}
@@ -228,7 +259,7 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 		if err := bumpGeneration(tb, bUsers); err != nil {
 			return err
 		}
-		return appendEvents(tb, tenant, events)
+		return appendEvents(tb, tenant, del.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: delete user: %w", err)

@@ -1,0 +1,207 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+)
+
+// canonical re-encodes a document so that two equal documents compare
+// equal whatever their key order or number representation.
+func canonical(t *testing.T, d gateway.Document) string {
+	t.Helper()
+	raw, err := d.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(v)
+	return string(out)
+}
+
+func sameUser(t *testing.T, a, b *gateway.User) bool {
+	t.Helper()
+	ca, cb := *a, *b
+	da, db := canonical(t, a.Attributes), canonical(t, b.Attributes)
+	ca.Attributes, cb.Attributes = gateway.Document{}, gateway.Document{}
+	ca.Created, cb.Created = a.Created.UTC(), b.Created.UTC()
+	ca.Modified, cb.Modified = a.Modified.UTC(), b.Modified.UTC()
+	return da == db && reflect.DeepEqual(ca, cb)
+}
+
+func sameGroup(t *testing.T, a, b *gateway.Group) bool {
+	t.Helper()
+	ca, cb := *a, *b
+	da, db := canonical(t, a.Attributes), canonical(t, b.Attributes)
+	ca.Attributes, cb.Attributes = gateway.Document{}, gateway.Document{}
+	ca.Created, cb.Created = a.Created.UTC(), b.Created.UTC()
+	ca.Modified, cb.Modified = a.Modified.UTC(), b.Modified.UTC()
+	return da == db && reflect.DeepEqual(ca, cb)
+}
+
+// TestEventSnapshotsEqualStoredRecords: every event's user or group
+// snapshot is exactly the record as stored by the same request (version,
+// timestamps and all), for every kind of change.
+func TestEventSnapshotsEqualStoredRecords(t *testing.T) {
+	g := startGateway(t, "")
+	ctx := context.Background()
+	store := g.app.Store()
+	seen := 0
+	var uid, bob, gid string
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"create user", func() {
+			uid = g.call("POST", "/Users", oktaUser("ada@example.com", "Ada", "Lovelace")).must(t, 201).str("id")
+		}},
+		{"create second user", func() { bob = g.call("POST", "/Users", oktaUser("bob@example.com", "Bob", "B")).must(t, 201).str("id") }},
+		{"patch name", func() {
+			g.call("PATCH", "/Users/"+uid, `{`+patchOp+`,"Operations":[{"op":"replace","path":"name.givenName","value":"Augusta"}]}`).must(t, 200)
+		}},
+		{"deactivate and rename", func() {
+			g.call("PATCH", "/Users/"+uid, `{`+patchOp+`,"Operations":[{"op":"replace","value":{"active":false,"displayName":"AAL"}}]}`).must(t, 200)
+		}},
+		{"put", func() { g.call("PUT", "/Users/"+uid, oktaUser("ada@example.com", "Ada", "King")).must(t, 200) }},
+		{"create group", func() {
+			gid = g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng","members":[{"value":"`+uid+`"}]}`).must(t, 201).str("id")
+		}},
+		{"add member", func() {
+			g.call("PATCH", "/Groups/"+gid, `{`+patchOp+`,"Operations":[{"op":"add","path":"members","value":[{"value":"`+bob+`"}]}]}`).must(t, 204)
+		}},
+		{"rename group", func() {
+			g.call("PATCH", "/Groups/"+gid, `{`+patchOp+`,"Operations":[{"op":"replace","path":"displayName","value":"Engineering"}]}`).must(t, 204)
+		}},
+		{"delete a member user", func() { g.call("DELETE", "/Users/"+bob, "").must(t, 204) }},
+	}
+	for _, step := range steps {
+		step.do()
+		evs := g.events()[seen:]
+		seen += len(evs)
+		if len(evs) == 0 {
+			t.Fatalf("%s: no event", step.name)
+		}
+		for _, e := range evs {
+			if e.User != nil && e.Op != gateway.OpUserDeleted {
+				stored, err := store.Users().Get(ctx, gateway.DefaultTenant, e.User.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameUser(t, e.User, stored) {
+					t.Errorf("%s: %s snapshot differs from the stored user:\nevent  %+v\nstored %+v", step.name, e.Op, e.User, stored)
+				}
+			}
+			if e.Group != nil && e.Op != gateway.OpGroupDeleted {
+				stored, err := store.Groups().Get(ctx, gateway.DefaultTenant, e.Group.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameGroup(t, e.Group, stored) {
+					t.Errorf("%s: %s snapshot differs from the stored group:\nevent  %+v\nstored %+v", step.name, e.Op, e.Group, stored)
+				}
+			}
+		}
+	}
+	// The group the deleted user left moved on: its version and ETag.
+	if r := g.call("GET", "/Groups/"+gid, "").must(t, 200); r.str("meta.version") != `W/"4"` {
+		t.Errorf("group version after losing a member to a user deletion: %s", r.str("meta.version"))
+	}
+}
+
+// TestUserCreatedOutsideSCIM: a user created through the provisioning core
+// with typed fields only (as JIT and the admin API do) reads back complete
+// from every SCIM read: userName, name, emails, active, meta.
+func TestUserCreatedOutsideSCIM(t *testing.T) {
+	g := startGateway(t, "")
+	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceJIT, DefaultPool: "default", DefaultRole: "user"})
+	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceJIT},
+		&gateway.User{UserName: "grace@example.com", Active: true, GivenName: "Grace", FamilyName: "Hopper", Emails: []string{"grace@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(where string, r map[string]any) {
+		t.Helper()
+		want := map[string]any{
+			"id": u.ID, "userName": "grace@example.com", "active": true,
+			"name":   map[string]any{"givenName": "Grace", "familyName": "Hopper"},
+			"emails": []any{map[string]any{"value": "grace@example.com", "type": "work", "primary": true}},
+		}
+		for k, v := range want {
+			if !reflect.DeepEqual(r[k], v) {
+				t.Errorf("%s: %s = %#v, want %#v", where, k, r[k], v)
+			}
+		}
+		meta, _ := r["meta"].(map[string]any)
+		if meta["resourceType"] != "User" || meta["version"] != `W/"1"` || meta["location"] != "https://app.example.test/gatehouse/scim/v2/Users/"+u.ID || meta["created"] == nil {
+			t.Errorf("%s: meta = %v", where, meta)
+		}
+	}
+	check("GET", g.call("GET", "/Users/"+u.ID, "").must(t, 200).body)
+	list := g.call("GET", "/Users", "").must(t, 200)
+	res, _ := list.get("Resources").([]any)
+	if len(res) != 1 {
+		t.Fatalf("list: %s", list.raw)
+	}
+	check("list", res[0].(map[string]any))
+	filtered := g.call("GET", "/Users?"+filterQuery(`emails.value eq "grace@example.com"`), "").must(t, 200)
+	if filtered.num(t, "totalResults") != 1 {
+		t.Fatalf("filter by email: %s", filtered.raw)
+	}
+	check("filter", filtered.get("Resources").([]any)[0].(map[string]any))
+
+	// A change through the typed fields shows through SCIM too.
+	_, err = svc.UpdateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceJIT}, u.ID, 0, func(old *gateway.User) (*gateway.User, error) {
+		old.FamilyName, old.Emails = "Murray Hopper", []string{"grace.hopper@example.com"}
+		return old, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := g.call("GET", "/Users/"+u.ID, "").must(t, 200)
+	if r.str("name.familyName") != "Murray Hopper" || r.str("emails.0.value") != "grace.hopper@example.com" || r.str("meta.version") != `W/"2"` {
+		t.Fatalf("after a typed change: %s", r.raw)
+	}
+}
+
+// TestConcurrentUpdatesLoseNothing: updates computed outside the write
+// transaction are checked against the version they were computed from and
+// computed again when another request got there first, so concurrent
+// PATCHes without If-Match all land.
+func TestConcurrentUpdatesLoseNothing(t *testing.T) {
+	g := startGateway(t, "")
+	gid := g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng"}`).must(t, 201).str("id")
+	const n = 16
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = g.call("POST", "/Users", oktaUser(fmt.Sprintf("c%d@example.com", i), "C", "U")).must(t, 201).str("id")
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Go(func() {
+			statuses[i] = g.callNoFatal("PATCH", "/Groups/"+gid, `{`+patchOp+`,"Operations":[{"op":"add","path":"members","value":[{"value":"`+ids[i]+`"}]}]}`)
+		})
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if st != 204 {
+			t.Errorf("PATCH %d: status %d", i, st)
+		}
+	}
+	r := g.call("GET", "/Groups/"+gid, "").must(t, 200)
+	if members, _ := r.get("members").([]any); len(members) != n || r.str("meta.version") != fmt.Sprintf(`W/"%d"`, n+1) {
+		t.Fatalf("%d members at %s, want %d at version %d", len(members), r.str("meta.version"), n, n+1)
+	}
+}
