@@ -52,6 +52,9 @@ type SCIM struct {
 	Token        Secret `yaml:"token" doc:"bearer token the IdP presents (secret; env:NAME and file:PATH allowed)"`
 	MaxBodyBytes int64  `yaml:"max_body_bytes" doc:"larger request bodies are refused with 413"`
 	MaxResults   int    `yaml:"max_results" doc:"largest page a list request returns"`
+	// Caps per request, so that one request cannot occupy the gateway.
+	MaxPatchOperations   int `yaml:"max_patch_operations" doc:"most operations one PATCH may carry"`
+	MaxMembersPerRequest int `yaml:"max_members_per_request" doc:"most group members one POST, PUT or PATCH may name"`
 }
 
 // SSO configures single sign-on.
@@ -96,7 +99,7 @@ func Default() *Config {
 		DataDir:      "./gatehouse-data",
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
-		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200},
+		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000},
 		SSO:          SSO{Protocol: "none"},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user"},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
@@ -186,6 +189,12 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.SCIM.MaxResults < 1 || c.SCIM.MaxResults > 10000 {
 		add("scim.max_results", "%d is outside 1..10000", c.SCIM.MaxResults)
+	}
+	if c.SCIM.MaxPatchOperations < 1 {
+		add("scim.max_patch_operations", "must be at least 1")
+	}
+	if c.SCIM.MaxMembersPerRequest < 1 {
+		add("scim.max_members_per_request", "must be at least 1")
 	}
 	c.SCIM.Token.problems("scim.token", add)
 	c.SSO.OIDC.ClientSecret.problems("sso.oidc.client_secret", add)

@@ -19,16 +19,18 @@ func (a *App) routes() (http.Handler, error) {
 		disabled = reason
 	}
 	scimServer, err := scim.New(scim.Options{
-		Service:      a.service,
-		Store:        a.store,
-		Tenant:       gateway.DefaultTenant,
-		BaseURL:      a.SCIMBaseURL(),
-		Token:        a.cfg.SCIM.Token.Value(),
-		MaxBodyBytes: a.cfg.SCIM.MaxBodyBytes,
-		MaxResults:   a.cfg.SCIM.MaxResults,
-		Disabled:     disabled,
-		Logger:       a.log,
-		Metrics:      a.metrics,
+		Service:              a.service,
+		Store:                a.store,
+		Tenant:               gateway.DefaultTenant,
+		BaseURL:              a.SCIMBaseURL(),
+		Token:                a.cfg.SCIM.Token.Value(),
+		MaxBodyBytes:         a.cfg.SCIM.MaxBodyBytes,
+		MaxResults:           a.cfg.SCIM.MaxResults,
+		MaxPatchOperations:   a.cfg.SCIM.MaxPatchOperations,
+		MaxMembersPerRequest: a.cfg.SCIM.MaxMembersPerRequest,
+		Disabled:             disabled,
+		Logger:               a.log,
+		Metrics:              a.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build scim server: %w", err)

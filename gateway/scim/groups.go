@@ -16,6 +16,9 @@ type groupHandler struct{ s *Server }
 
 func (h *groupHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes) (scimlib.Resource, error) {
 	g, members, err := groupFromDoc(cleanDoc(attrs))
+	if err == nil {
+		err = h.s.checkMembers(len(members))
+	}
 	if err != nil {
 		return scimlib.Resource{}, toSCIMError(err)
 	}
@@ -68,6 +71,11 @@ func (h *groupHandler) GetAll(r *http.Request, params scimlib.ListRequestParams)
 // Replace is PUT with the full member list (Okta AIW group push).
 func (h *groupHandler) Replace(r *http.Request, id string, attrs scimlib.ResourceAttributes) (scimlib.Resource, error) {
 	doc := cleanDoc(attrs)
+	if list, ok := doc["members"].([]any); ok {
+		if err := h.s.checkMembers(len(list)); err != nil {
+			return scimlib.Resource{}, err
+		}
+	}
 	g, members, err := h.s.opts.Service.UpdateGroup(r.Context(), h.s.meta(r), id, ifMatch(r), func(*gateway.Group, []gateway.Member) (*gateway.Group, []gateway.Member, error) {
 		return groupFromDoc(maps.Clone(doc))
 	})
@@ -81,6 +89,12 @@ func (h *groupHandler) Replace(r *http.Request, id string, attrs scimlib.Resourc
 // §3.5.2): Entra expects 204 for group PATCH, and echoing a large member
 // list back on every membership change is wasted work.
 func (h *groupHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOperation) (scimlib.Resource, error) {
+	if err := h.s.checkOperations(ops); err != nil {
+		return scimlib.Resource{}, err
+	}
+	if err := h.s.checkMembers(patchMembers(ops)); err != nil {
+		return scimlib.Resource{}, err
+	}
 	g, members, err := h.s.opts.Service.UpdateGroup(r.Context(), h.s.meta(r), id, ifMatch(r), func(old *gateway.Group, oldMembers []gateway.Member) (*gateway.Group, []gateway.Member, error) {
 		doc, err := old.Attributes.Map()
 		if err != nil {

@@ -48,6 +48,9 @@ type Options struct {
 	Token        string
 	MaxBodyBytes int64
 	MaxResults   int
+	// MaxPatchOperations and MaxMembersPerRequest cap one request's work.
+	MaxPatchOperations   int
+	MaxMembersPerRequest int
 	// Disabled, when non-empty, makes every request fail with a SCIM error
 	// carrying this sentence (which setting to change).
 	Disabled string
@@ -78,6 +81,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxResults <= 0 {
 		opts.MaxResults = 200
+	}
+	if opts.MaxPatchOperations <= 0 {
+		opts.MaxPatchOperations = 1000
+	}
+	if opts.MaxMembersPerRequest <= 0 {
+		opts.MaxMembersPerRequest = 10000
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20

@@ -85,6 +85,9 @@ func (h *userHandler) Replace(r *http.Request, id string, attrs scimlib.Resource
 }
 
 func (h *userHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOperation) (scimlib.Resource, error) {
+	if err := h.s.checkOperations(ops); err != nil {
+		return scimlib.Resource{}, err
+	}
 	u, err := h.s.opts.Service.UpdateUser(r.Context(), h.s.meta(r), id, ifMatch(r), func(old *gateway.User) (*gateway.User, error) {
 		cur, err := old.Attributes.Map()
 		if err != nil {

@@ -223,30 +223,38 @@ func applyWhole(t target, kind string, value any) error {
 	case kind == opRemove && value != nil && t.def.MultiValued():
 		// Entra: {"op":"Remove","path":"members","value":[{"value":"id"}]}
 		// removes those members, not all of them.
-		list := query.AsList(t.container[t.key])
+		var gone elements
 		for _, v := range query.AsList(value) {
-			v = coerce(t.def, v)
-			list = slices.DeleteFunc(list, func(el any) bool { return sameElement(el, v) })
+			gone.add(coerce(t.def, v))
 		}
-		setList(t, list)
+		list := query.AsList(t.container[t.key])
+		setList(t, slices.DeleteFunc(list, func(el any) bool { return gone.find(el) >= 0 }))
 	case kind == opRemove:
 		delete(t.container, t.key)
 	case t.def.MultiValued() && kind == opAdd:
 		list := query.AsList(t.container[t.key])
+		var have elements
+		for _, el := range list {
+			have.add(el)
+		}
 		for _, v := range query.AsList(value) {
 			v = coerce(t.def, v)
-			if i := slices.IndexFunc(list, func(el any) bool { return sameElement(el, v) }); i >= 0 {
+			if i := have.find(v); i >= 0 {
 				list[i] = v // the same member or address again: keep one, the newer
+				have.set(i, v)
 				continue
 			}
+			have.add(v)
 			list = append(list, v)
 		}
 		setList(t, list)
 	case t.def.MultiValued():
 		list := []any{}
+		var have elements
 		for _, v := range query.AsList(value) {
 			v = coerce(t.def, v)
-			if !slices.ContainsFunc(list, func(el any) bool { return sameElement(el, v) }) {
+			if have.find(v) < 0 {
+				have.add(v)
 				list = append(list, v)
 			}
 		}
@@ -342,6 +350,55 @@ func sameElement(a, b any) bool {
 		}
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// elements indexes the values of a multi-valued attribute for sameElement
+// look-ups in constant time: complex values by their "value" string,
+// anything else in a short list compared one by one. Adding or removing
+// 10,000 members is then linear, not quadratic.
+type elements struct {
+	byValue map[string][]int // value → positions (same value, other types)
+	vals    []any            // by position
+	other   []int            // positions of values without a string "value"
+}
+
+func elementValue(v any) (string, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return "", false
+	}
+	s, ok := m["value"].(string)
+	return s, ok && s != ""
+}
+
+func (e *elements) add(v any) {
+	i := len(e.vals)
+	e.vals = append(e.vals, v)
+	if key, ok := elementValue(v); ok {
+		if e.byValue == nil {
+			e.byValue = map[string][]int{}
+		}
+		e.byValue[key] = append(e.byValue[key], i)
+		return
+	}
+	e.other = append(e.other, i)
+}
+
+// set replaces the value at position i with one of the same "value".
+func (e *elements) set(i int, v any) { e.vals[i] = v }
+
+// find returns the position of a value sameElement as v, or -1.
+func (e *elements) find(v any) int {
+	candidates := e.other
+	if key, ok := elementValue(v); ok {
+		candidates = e.byValue[key]
+	}
+	for _, i := range candidates {
+		if sameElement(e.vals[i], v) {
+			return i
+		}
+	}
+	return -1
 }
 
 // elementAttrs is the schema a value filter on def is evaluated against.
