@@ -26,6 +26,7 @@ import (
 type Config struct {
 	Listen       string       `yaml:"listen" doc:"main listener: SCIM, SSO and proxy"`
 	OpsListen    string       `yaml:"ops_listen" doc:"operations listener: /metrics, /healthz, /readyz"`
+	OpsPprof     bool         `yaml:"ops_pprof" doc:"also serve Go's profiles at /debug/pprof/ on ops_listen (keep that listener private)"`
 	PublicURL    string       `yaml:"public_url" doc:"external URL of the gateway (scheme://host[:port]); meta.location and SSO URLs are built from it"`
 	DataDir      string       `yaml:"data_dir" doc:"directory holding the bbolt database gatehouse.db"`
 	PathPrefix   string       `yaml:"path_prefix" doc:"every gateway endpoint lives under this path (no '_': Okta refuses it)"`

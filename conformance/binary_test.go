@@ -65,8 +65,16 @@ type process struct {
 // top of listen addresses it picks) and waits until /readyz answers.
 func startBinary(t testing.TB, dir string, env ...string) *process {
 	t.Helper()
+	return startBinaryWrapped(t, dir, nil, env...)
+}
+
+// startBinaryWrapped runs the binary under a wrapper command (e.g.
+// taskset -c 0 to pin it to one core for a load run).
+func startBinaryWrapped(t testing.TB, dir string, wrapper []string, env ...string) *process {
+	t.Helper()
 	p := &process{addr: freeAddr(t), opsAddr: freeAddr(t), logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(gatehouseBinary(t), "serve")
+	args := append(append([]string{}, wrapper...), gatehouseBinary(t), "serve")
+	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"GATEHOUSE_LISTEN=" + p.addr, "GATEHOUSE_OPS_LISTEN=" + p.opsAddr}, env...)

@@ -22,6 +22,12 @@ import (
 //	GHTEST_LOAD=1 GHTEST_LOAD_USERS=100000 GHTEST_LOAD_SECONDS=10 \
 //	  go test ./conformance -run TestLoad -v -timeout 30m
 //
+// The write-latency scenarios pin the gateway to core 0 and expect the
+// load generator on core 1, so that the two do not share a core:
+//
+//	GHTEST_LOAD=1 GHTEST_LOAD_PIN=1 taskset -c 1 \
+//	  go test ./conformance -run TestLoad -v -timeout 30m
+//
 // Each scenario runs for a fixed time (bounded) and reports ops/s, p50 and
 // p99; the gateway's RSS is read from its own /metrics at the end.
 func TestLoad(t *testing.T) {
@@ -30,7 +36,11 @@ func TestLoad(t *testing.T) {
 	}
 	users := envInt("GHTEST_LOAD_USERS", 1000)
 	seconds := time.Duration(envInt("GHTEST_LOAD_SECONDS", 5)) * time.Second
-	p := startBinary(t, t.TempDir(), "GATEHOUSE_SCIM_TOKEN="+testToken, "GATEHOUSE_SSO_PROTOCOL=external",
+	var wrapper []string
+	if os.Getenv("GHTEST_LOAD_PIN") == "1" {
+		wrapper = []string{"taskset", "-c", "0"}
+	}
+	p := startBinaryWrapped(t, t.TempDir(), wrapper, "GATEHOUSE_SCIM_TOKEN="+testToken, "GATEHOUSE_SSO_PROTOCOL=external",
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data")
 	base := "http://" + p.addr + "/gatehouse/scim/v2"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
@@ -108,6 +118,24 @@ func TestLoad(t *testing.T) {
 	})
 	t.Log(patchRun)
 	t.Logf("  RSS now %.1f MiB (%s)", rssMiB(t, "http://"+p.opsAddr+"/metrics"), procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"))
+
+	// Durable write latency: creates and PATCHes at c=8 and c=1, with the
+	// gateway's CPU time per request (from its own process metrics).
+	metricsURL := "http://" + p.opsAddr + "/metrics"
+	for _, c := range []int{8, 1} {
+		cpu0 := cpuSeconds(t, metricsURL)
+		res := run(t, fmt.Sprintf("POST /Users (fsync, c=%d)", c), c, seconds, func(int) (bool, error) {
+			i := next.Add(1)
+			return true, do("POST", base+"/Users", oktaUser(fmt.Sprintf("write%d@example.com", i), "W", "L"), 201)
+		})
+		t.Logf("%s  cpu %.3f ms/req", res, 1000*(cpuSeconds(t, metricsURL)-cpu0)/float64(max(res.n, 1)))
+		cpu0 = cpuSeconds(t, metricsURL)
+		res = run(t, fmt.Sprintf("PATCH displayName (fsync, c=%d)", c), c, seconds, func(int) (bool, error) {
+			n := flip.Add(1)
+			return true, do("PATCH", base+"/Users/"+all[n%int64(len(all))], fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"D%d"}]}`, n), 200)
+		})
+		t.Logf("%s  cpu %.3f ms/req", res, 1000*(cpuSeconds(t, metricsURL)-cpu0)/float64(max(res.n, 1)))
+	}
 
 	t.Logf("gateway RSS with %d users: %.1f MiB (%s); database file %.1f MiB", users, rssMiB(t, "http://"+p.opsAddr+"/metrics"),
 		procStatus(p.cmd.Process.Pid, "RssAnon", "RssFile"), fileMiB(filepath.Join(p.cmd.Dir, "data", "gatehouse.db")))
@@ -193,6 +221,23 @@ func rssMiB(t *testing.T, metricsURL string) float64 {
 		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return f / (1 << 20)
+		}
+	}
+	return 0
+}
+
+// cpuSeconds reads the gateway's process_cpu_seconds_total.
+func cpuSeconds(t *testing.T, metricsURL string) float64 {
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
 		}
 	}
 	return 0

@@ -76,6 +76,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		shutdownTimeout: 15 * time.Second,
 		serveErr:        make(chan error, 2),
 	}
+	metrics.RegisterCommitStats(reg, func() (uint64, uint64, float64) {
+		st := store.CommitStats()
+		return st.Commits, st.Writes, st.Time.Seconds()
+	})
 	a.service = provision.New(store, gateway.SystemClock{}, provision.Policy{
 		Method:      gateway.Source(cfg.Provisioning.Method),
 		DefaultPool: cfg.Provisioning.DefaultPool,

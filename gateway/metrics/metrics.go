@@ -15,6 +15,29 @@ type Metrics struct {
 	SCIMAuthFailures prometheus.Counter
 }
 
+// CommitStats reads the store's group-commit counters.
+type CommitStats func() (commits, writes uint64, seconds float64)
+
+// RegisterCommitStats exposes the store's group commit: how many
+// transactions, how many writes they carried (writes per commit is how
+// well concurrent requests share an fsync) and the time spent committing.
+func RegisterCommitStats(reg prometheus.Registerer, stats CommitStats) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "store", Name: "commits_total",
+			Help: "Write transactions committed (each one fsync'd).",
+		}, func() float64 { c, _, _ := stats(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "store", Name: "committed_writes_total",
+			Help: "Writes committed; divided by commits_total, the writes that shared each commit.",
+		}, func() float64 { _, w, _ := stats(); return float64(w) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "store", Name: "commit_seconds_total",
+			Help: "Time spent in write transactions, fsyncs included.",
+		}, func() float64 { _, _, s := stats(); return s }),
+	)
+}
+
 // New creates the collectors and registers them (plus the Go and process
 // collectors) on reg.
 func New(reg prometheus.Registerer) *Metrics {

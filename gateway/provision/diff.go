@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"sort"
 
@@ -82,6 +83,9 @@ func attributeChanges(da, db gateway.Document) []string {
 }
 
 func sameJSON(a, b any) bool {
+	if reflect.DeepEqual(a, b) {
+		return true // the common case, without encoding anything
+	}
 	ja, errA := json.Marshal(a)
 	jb, errB := json.Marshal(b)
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)

@@ -158,40 +158,25 @@ func loneSurrogate() error {
 	return syntaxError("The request body has a \\u escape of a lone UTF-16 surrogate, which is not a character: escape characters outside the BMP as a surrogate pair.")
 }
 
-// lookupRaw finds a key of a decoded object case-insensitively (SCIM
-// attribute names are case-insensitive).
-func lookupRaw(m map[string]json.RawMessage, name string) (json.RawMessage, bool) {
-	if v, ok := m[name]; ok {
-		return v, true
-	}
-	for k, v := range m {
-		if strings.EqualFold(k, name) {
-			return v, true
-		}
-	}
-	return nil, false
-}
-
 // checkSchemas requires the top-level "schemas" of a POST or PUT body to
 // be an array of strings holding the resource's core schema URN and
 // otherwise only its extensions, and refuses a "schemas" key inside an
 // extension object (the same rule PATCH applies).
-func checkSchemas(body []byte, res query.Resource, endpoint string) error {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return syntaxError("The request body is not a JSON object: %v.", err)
-	}
-	raw, ok := lookupRaw(top, "schemas")
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+func checkSchemas(doc map[string]any, res query.Resource, endpoint string) error {
+	raw, ok := lookupAny(doc, "schemas")
+	if !ok || raw == nil {
 		return valueError("The request body has no \"schemas\" attribute: send \"schemas\":[%q] (RFC 7643 §3).", res.Core.ID)
 	}
-	var urns []string
-	if err := json.Unmarshal(raw, &urns); err != nil {
+	list, ok := raw.([]any)
+	if !ok {
 		return valueError("\"schemas\" must be an array of schema URN strings, such as [%q].", res.Core.ID)
 	}
 	hasCore := false
-	for _, urn := range urns {
+	for _, v := range list {
+		urn, ok := v.(string)
 		switch {
+		case !ok:
+			return valueError("\"schemas\" must be an array of schema URN strings, such as [%q].", res.Core.ID)
 		case strings.EqualFold(urn, res.Core.ID):
 			hasCore = true
 		case isExtension(urn, res):
@@ -202,20 +187,32 @@ func checkSchemas(body []byte, res query.Resource, endpoint string) error {
 	if !hasCore {
 		return valueError("\"schemas\" must include %q for %s.", res.Core.ID, endpoint)
 	}
-	for k, v := range top {
+	for k, v := range doc {
 		ext, ok := canonicalExtension(k, res)
 		if !ok {
 			continue
 		}
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(v, &obj) != nil {
-			continue // not an object: the schema validation reports it
-		}
-		if _, ok := lookupRaw(obj, "schemas"); ok {
-			return patch.ExtensionSchemasError(ext)
+		if obj, ok := v.(map[string]any); ok {
+			if _, has := lookupAny(obj, "schemas"); has {
+				return patch.ExtensionSchemasError(ext)
+			}
 		}
 	}
 	return nil
+}
+
+// lookupAny finds a key of a decoded object case-insensitively (SCIM
+// attribute names are case-insensitive).
+func lookupAny(m map[string]any, name string) (any, bool) {
+	if v, ok := m[name]; ok {
+		return v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 func isExtension(urn string, res query.Resource) bool {

@@ -212,8 +212,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveList(w, r, ep.groups, q)
 			return
 		}
-		if _, ok := s.readBody(w, r, ep); ok {
-			s.lib.ServeHTTP(lib, r)
+		if body, ok := s.readBody(w, r, ep); ok {
+			s.serveWrite(w, r, ep, body)
 		}
 	case epResource:
 		switch r.Method {
@@ -221,9 +221,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveGet(w, r, ep)
 		case http.MethodDelete:
 			s.lib.ServeHTTP(lib, r)
-		default: // PUT, PATCH
+		case http.MethodPut:
+			if body, ok := s.readBody(w, r, ep); ok {
+				s.serveWrite(w, r, ep, body)
+			}
+		default: // PATCH
 			body, ok := s.readBody(w, r, ep)
-			if !ok || r.Method == http.MethodPatch && s.servePatch(w, r, ep, body) {
+			if !ok || s.servePatch(w, r, ep, body) {
 				return
 			}
 			s.lib.ServeHTTP(lib, r)
@@ -269,9 +273,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, ep endpoint) (
 		writeError(w, http.StatusRequestEntityTooLarge, "", tooLarge)
 		return nil, false
 	}
-	res, name := s.userRes, "/Users"
+	res := s.userRes
 	if ep.groups {
-		res, name = s.groupRes, "/Groups"
+		res = s.groupRes
 	}
 	err = checkJSON(body)
 	switch {
@@ -280,9 +284,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, ep endpoint) (
 		body, err = patch.NormalizeRequest(body, res)
 	case ep.kind == epSearch || ep.kind == epRootSearch:
 	default:
-		if err = checkSchemas(body, res, name); err == nil {
-			body, err = patch.NormalizeResource(body, res)
-		}
+		body, err = patch.NormalizeResource(body, res) // schemas: see serveWrite
 	}
 	if err != nil {
 		se := toSCIMError(err)
@@ -319,32 +321,14 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, ep endpoint,
 		writeError(w, se.Status, se.ScimType, se.Detail)
 		return true
 	}
-	st := state(r)
-	if st.etag != "" {
-		w.Header().Set("ETag", st.etag)
-	}
 	if len(out.Attributes) == 0 {
+		if st := state(r); st.etag != "" {
+			w.Header().Set("ETag", st.etag)
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return true
 	}
-	schemas := userSchemas
-	if rt == "Group" {
-		schemas = groupSchemas
-	}
-	doc := map[string]any(out.Attributes)
-	externalID := ""
-	if out.ExternalID.Present() {
-		externalID = out.ExternalID.Value()
-	}
-	meta := s.resourceMeta(rt, out.ID, *out.Meta.Created, *out.Meta.LastModified, 0)
-	meta.Version = out.Meta.Version
-	enc, err := encodeResource(doc, out.ID, externalID, schemas, meta)
-	if err != nil {
-		se := toSCIMError(s.fail(r, "encode patch result", err))
-		writeError(w, se.Status, se.ScimType, se.Detail)
-		return true
-	}
-	_, _ = w.Write(enc)
+	s.writeResource(w, r, rt, out, http.StatusOK)
 	return true
 }
 

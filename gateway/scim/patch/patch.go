@@ -653,6 +653,29 @@ func pruneMap(m map[string]any) {
 // validate checks the patched document against the schemas: required
 // attributes present, values of the right types; and that every group
 // member names a resource.
+// ValidateResource checks a POST or PUT document against the resource's
+// schemas as the library does, with the schemas built once, and returns
+// the attributes as the library hands them to a handler (canonical names,
+// readOnly attributes dropped, extensions under their URN).
+func ValidateResource(doc map[string]any, res Resource) (map[string]any, error) {
+	attrs, se := res.Core.Validate(doc)
+	if se != nil {
+		return nil, scimErr(scimerrors.ScimTypeInvalidValue, "the resource is not valid: %s", requiredHint(res.Core, doc, se))
+	}
+	for _, e := range res.Extensions {
+		part := doc[e.ID]
+		if part == nil {
+			continue
+		}
+		ext, se := e.Validate(part)
+		if se != nil {
+			return nil, scimErr(scimerrors.ScimTypeInvalidValue, "the %s extension is not valid: %s", e.ID, requiredHint(e, part, se))
+		}
+		attrs[e.ID] = ext
+	}
+	return attrs, nil
+}
+
 func validate(doc map[string]any, res Resource) error {
 	check := func(s schema.Schema, part any) error {
 		if _, se := s.Validate(part); se != nil {

@@ -4,7 +4,7 @@
 //
 // One file, data_dir/gatehouse.db. Top-level buckets:
 //
-//	meta                      schema_version → uint64 big-endian (currently 1)
+//	meta                      schema_version → uint64 big-endian (see SchemaVersion)
 //	tenants                   one nested bucket per organization id ("default")
 //
 // Inside each tenant bucket (every key is therefore scoped by tenant):
@@ -40,8 +40,12 @@
 //
 // Every change writes the record, its index entries, its edges and its
 // outbox events in one transaction (the transactional outbox). Writes go
-// through DB.Batch so that concurrent requests share one fsync (group
-// commit); functions passed to Batch compute everything from the
-// transaction and may run more than once. Reads decode records inside a
+// through an adaptive group commit (commit.go): one goroutine commits
+// every write queued so far in one transaction and one fsync, as soon as
+// the previous commit is done, so that concurrent requests share a commit
+// and a lone one waits for nothing. Write functions compute everything
+// from the transaction and may run more than once; the heavy part of an
+// update (a large PATCH) is computed by the caller before, with the
+// version it read checked inside. Reads decode records inside a
 // View transaction (decoding copies), so no bbolt memory escapes.
 package bolt

@@ -1,0 +1,159 @@
+package bolt
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// committer is the store's adaptive group commit. One goroutine owns the
+// write path: it takes the first waiting write, adds every write that is
+// already queued, and commits them in one transaction and one fsync. While
+// it commits, new writes queue up and go into the next transaction. A lone
+// write therefore pays one commit and no waiting window (bbolt's DB.Batch
+// waits MaxBatchDelay for company on every write), and under load the
+// batch grows with the commit time, so throughput follows the disk.
+//
+// A function that fails is taken out of the batch, the rest is committed
+// without it, and it is run alone afterwards so that the error it reports
+// is about the database as committed, not about a batch neighbour's
+// uncommitted write. Functions may therefore run more than once.
+type committer struct {
+	db       *bolt.DB
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	queue  chan *writeReq
+	done   chan struct{}
+
+	stats commitStats
+}
+
+// commitStats counts the group commit's work (read with atomic loads).
+type commitStats struct {
+	commits, writes, nanos atomic.Uint64
+}
+
+// CommitStats is a snapshot of the group commit's counters.
+type CommitStats struct {
+	Commits uint64        // transactions committed
+	Writes  uint64        // write functions committed in them
+	Time    time.Duration // spent committing (function runs, page writes, fsyncs)
+}
+
+type writeReq struct {
+	fn  func(*bolt.Tx) error
+	err chan error
+}
+
+// errClosed is returned for writes after Close.
+var errClosed = errors.New("store is closed")
+
+func newCommitter(db *bolt.DB, maxBatch int) *committer {
+	c := &committer{db: db, maxBatch: maxBatch, queue: make(chan *writeReq, maxBatch), done: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+// write runs fn in a group-committed transaction and returns once that
+// transaction is durable (or failed).
+func (c *committer) write(fn func(*bolt.Tx) error) error {
+	req := &writeReq{fn: fn, err: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return errClosed
+	}
+	c.queue <- req
+	c.mu.RUnlock()
+	return <-req.err
+}
+
+// close stops accepting writes, commits the queued ones and returns when
+// the loop has ended.
+func (c *committer) close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.queue)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
+
+func (c *committer) loop() {
+	defer close(c.done)
+	batch := make([]*writeReq, 0, c.maxBatch)
+	for first := range c.queue {
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < c.maxBatch {
+			select {
+			case req, ok := <-c.queue:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch)
+	}
+}
+
+// commit writes batch in one transaction; see committer for failures.
+func (c *committer) commit(batch []*writeReq) {
+	var solo []*writeReq
+	for len(batch) > 0 {
+		failed := -1
+		err := c.update(len(batch), func(tx *bolt.Tx) error {
+			for i, req := range batch {
+				if err := safeCall(req.fn, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, req := range batch {
+				req.err <- err // nil, or the commit's own failure for all
+			}
+			break
+		}
+		solo = append(solo, batch[failed])
+		batch = append(batch[:failed:failed], batch[failed+1:]...)
+	}
+	for _, req := range solo {
+		req.err <- c.update(1, func(tx *bolt.Tx) error { return safeCall(req.fn, tx) })
+	}
+}
+
+// update runs one transaction and counts it when it commits.
+func (c *committer) update(writes int, fn func(*bolt.Tx) error) error {
+	start := time.Now()
+	err := c.db.Update(fn)
+	if err == nil {
+		c.stats.commits.Add(1)
+		c.stats.writes.Add(uint64(writes))
+		c.stats.nanos.Add(uint64(time.Since(start)))
+	}
+	return err
+}
+
+// safeCall turns a panic in a write function into its error, so that one
+// bad write cannot take the write path down with it.
+func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic in write: %v", v)
+		}
+	}()
+	return fn(tx)
+}
