@@ -75,7 +75,9 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 50)
 	for i := range errs {
-		wg.Go(func() { errs[i] = s.Users().Create(ctx, newUser(fmt.Sprintf("close%d@x", i)), ev(gateway.OpUserCreated)) })
+		wg.Go(func() {
+			errs[i] = s.Users().Create(ctx, newUser(fmt.Sprintf("close%d@x", i)), ev(gateway.OpUserCreated))
+		})
 	}
 	wg.Wait()
 	if err := s.Close(); err != nil {
