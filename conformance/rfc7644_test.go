@@ -221,3 +221,26 @@ func TestExtensionSchemasKeyRefusedAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestUnicodeCaseInsensitiveNames: userName and group displayName are
+// compared with full Unicode case folding on NFC text, for uniqueness and
+// for filters alike.
+func TestUnicodeCaseInsensitiveNames(t *testing.T) {
+	g := startGateway(t, "")
+	id := g.call("POST", "/Users", oktaUser("straße@example.com", "S", "T")).must(t, 201).str("id")
+	for _, dup := range []string{"STRASSE@example.com", "strasse@EXAMPLE.COM"} {
+		g.call("POST", "/Users", oktaUser(dup, "S", "T")).scimError(t, 409, "uniqueness")
+	}
+	g.call("POST", "/Users", oktaUser("caf\u00e9@example.com", "C", "F")).must(t, 201)
+	g.call("POST", "/Users", oktaUser("cafe\u0301@example.com", "C", "F")).scimError(t, 409, "uniqueness")
+	g.call("POST", "/Users", oktaUser("ﬀion@example.com", "F", "F")).must(t, 201)
+	g.call("POST", "/Users", oktaUser("ffion@example.com", "F", "F")).scimError(t, 409, "uniqueness")
+	for _, f := range []string{`userName eq "STRASSE@EXAMPLE.COM"`, `userName sw "STRASS"`, `userName co "ASSE@"`} {
+		r := g.call("GET", "/Users?"+filterQuery(f), "").must(t, 200)
+		if r.num(t, "totalResults") != 1 || r.str("Resources.0.id") != id {
+			t.Errorf("filter %s: %s", f, r.raw)
+		}
+	}
+	g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Straßenbau"}`).must(t, 201)
+	g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"STRASSENBAU"}`).scimError(t, 409, "uniqueness")
+}

@@ -66,6 +66,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	for _, note := range store.Notes() {
+		log.Warn("store: " + note)
+	}
 	reg := prometheus.NewRegistry()
 	a := &App{
 		cfg:             cfg,

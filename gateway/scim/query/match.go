@@ -10,6 +10,8 @@ import (
 
 	"github.com/elimity-com/scim/schema"
 	"github.com/scim2/filter-parser/v2"
+
+	"github.com/gatehouse-id/gatehouse/gateway/fold"
 )
 
 // Resource is what evaluation needs to know about a resource type: its core
@@ -257,7 +259,9 @@ func compare(v any, op filter.CompareOperator, want any, def schema.CoreAttribut
 		return false, nil
 	}
 	if !def.CaseExact() {
-		s, w = strings.ToLower(s), strings.ToLower(w)
+		// The same key the unique indexes use, so a filter finds what
+		// uniqueness considers the same name (straße, STRASSE).
+		s, w = fold.Key(s), fold.Key(w)
 	}
 	switch op {
 	case filter.EQ:

@@ -21,8 +21,11 @@
 //	outbox                    seq (uint64 big-endian, NextSequence) → event record
 //	counters                  "users" | "groups" | "outbox" → uint64 big-endian
 //
-// fold is strings.ToLower: userName and group displayName are
-// case-insensitive (RFC 7643 caseExact=false). Membership edges are written
+// fold is package fold's key (full Unicode case folding on NFC text, as
+// PRECIS maps): userName and group displayName are case-insensitive
+// (RFC 7643 caseExact=false), and straße/STRASSE or NFC/NFD café are one
+// name. Schema version 1 keyed them with strings.ToLower; Open rebuilds
+// both indexes when it finds a version 1 file (migrate.go). Membership edges are written
 // in both directions in the same transaction, so "members of a group" and
 // "groups of a user" are both prefix scans. Ids are UUIDv7 strings, which
 // sort by creation time: list order is stable and inserts append.

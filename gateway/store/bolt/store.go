@@ -16,10 +16,13 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	namefold "github.com/gatehouse-id/gatehouse/gateway/fold"
 )
 
 // SchemaVersion is the layout version this code reads and writes.
-const SchemaVersion = 1
+// Version 2 keys the unique name indexes with full Unicode case folding
+// (package fold) instead of strings.ToLower; Open migrates version 1.
+const SchemaVersion = 2
 
 var (
 	bucketMeta    = []byte("meta")
@@ -62,6 +65,7 @@ type Store struct {
 	db      *bolt.DB
 	pager   *pager
 	commits *committer
+	notes   []string
 }
 
 var _ gateway.Store = (*Store)(nil)
@@ -80,7 +84,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	var notes []string
 	err = db.Update(func(tx *bolt.Tx) error {
+		notes = nil // the function may run again
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
 			return err
@@ -92,10 +98,17 @@ func Open(path string, opts Options) (*Store, error) {
 		if v == nil {
 			return meta.Put(keyVersion, u64(SchemaVersion))
 		}
-		if got := binary.BigEndian.Uint64(v); got != SchemaVersion {
+		switch got := binary.BigEndian.Uint64(v); {
+		case got == SchemaVersion:
+			return nil
+		case got == 1:
+			if notes, err = rebuildNameIndexes(tx); err != nil {
+				return fmt.Errorf("migrate schema version 1 to %d: %w", SchemaVersion, err)
+			}
+			return meta.Put(keyVersion, u64(SchemaVersion))
+		default:
 			return fmt.Errorf("database schema version %d is not supported by this gatehouse (it reads version %d); use the matching release or restore a backup", got, SchemaVersion)
 		}
-		return nil
 	})
 	if err != nil {
 		db.Close()
@@ -104,8 +117,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1000
 	}
-	return &Store{db: db, pager: newPager(), commits: newCommitter(db, opts.MaxBatch)}, nil
+	return &Store{db: db, pager: newPager(), commits: newCommitter(db, opts.MaxBatch), notes: notes}, nil
 }
+
+// Notes says what opening the store found worth an operator's attention
+// (a migration's conflicts); the gateway logs them as warnings.
+func (s *Store) Notes() []string { return s.notes }
 
 // checkFile refuses an existing file of zero bytes: bbolt would silently
 // make it a new, empty directory, and the IdP's users would seem gone.
@@ -270,7 +287,8 @@ func u64(v uint64) []byte {
 	return b
 }
 
-func fold(s string) string { return strings.ToLower(s) }
+// fold is the key of the unique name indexes (see package fold).
+func fold(s string) string { return namefold.Key(s) }
 
 // pair builds the composite key a 0x00 b.
 func pair(a, b string) []byte {

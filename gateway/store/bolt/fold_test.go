@@ -1,0 +1,130 @@
+package bolt
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// TestNamesAreUniqueUnderFullCaseFolding: userName and group displayName
+// uniqueness cannot be dodged with ß/SS, ligatures, or another Unicode
+// normalisation form of the same text.
+func TestNamesAreUniqueUnderFullCaseFolding(t *testing.T) {
+	s := openTest(t, "")
+	ctx := context.Background()
+	pairs := [][2]string{
+		{"straße@example.com", "STRASSE@example.com"},
+		{"ﬀion@example.com", "ffion@example.com"},
+		{"caf\u00e9@example.com", "cafe\u0301@example.com"},
+	}
+	for _, p := range pairs {
+		first := mustCreate(t, s, newUser(p[0]))
+		if err := s.Users().Create(ctx, newUser(p[1]), ev(gateway.OpUserCreated)); code(err) != gateway.ErrConflict {
+			t.Errorf("%q after %q: %v, want a conflict", p[1], p[0], err)
+		}
+		if ids, _ := s.Users().Lookup(ctx, tenant, gateway.UserByUserName, p[1]); !slices.Equal(ids, []string{first.ID}) {
+			t.Errorf("lookup %q = %v, want %s", p[1], ids, first.ID)
+		}
+		g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: p[0], Version: 1}
+		if err := s.Groups().Create(ctx, g, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		dup := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: p[1], Version: 1}
+		if err := s.Groups().Create(ctx, dup, nil, nil); code(err) != gateway.ErrConflict {
+			t.Errorf("group %q after %q: %v, want a conflict", p[1], p[0], err)
+		}
+	}
+	checkConsistency(t, s)
+}
+
+// TestMigrateVersion1NameIndexes: a version 1 file (ToLower keys) is
+// re-keyed at open; names that fold together keep one entry (the older
+// record's) and the conflict is reported.
+func TestMigrateVersion1NameIndexes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := mustCreate(t, s, newUser("Straße@example.com"))
+	plain := mustCreate(t, s, newUser("Ada@Example.com"))
+	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Ingeniería", Version: 1}
+	if err := s.Groups().Create(context.Background(), g, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// What version 1 could hold: a second user whose name differs only
+	// under full folding, and ToLower index keys.
+	newer := newUser("STRASSE@example.com")
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if err := putUser(tb, newer); err != nil {
+			return err
+		}
+		if err := addCounter(tb, counterUsers, 1); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bUserName, bGroupName} {
+			if err := tb.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tb.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		for _, u := range []*gateway.User{older, plain, newer} {
+			if err := tb.Bucket(bUserName).Put([]byte(strings.ToLower(u.UserName)), []byte(u.ID)); err != nil {
+				return err
+			}
+		}
+		if err := tb.Bucket(bGroupName).Put([]byte(strings.ToLower(g.DisplayName)), []byte(g.ID)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyVersion, u64(1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2 := openTest(t, path)
+	notes := s2.Notes()
+	if len(notes) != 1 || !strings.Contains(notes[0], older.ID) || !strings.Contains(notes[0], newer.ID) || !strings.Contains(notes[0], "case folding") {
+		t.Fatalf("migration notes: %q", notes)
+	}
+	ctx := context.Background()
+	for name, want := range map[string]string{"strasse@EXAMPLE.com": older.ID, "straße@example.com": older.ID, "ada@example.com": plain.ID} {
+		if ids, _ := s2.Users().Lookup(ctx, tenant, gateway.UserByUserName, name); !slices.Equal(ids, []string{want}) {
+			t.Errorf("lookup %q after migration = %v, want %s", name, ids, want)
+		}
+	}
+	if ids, _ := s2.Groups().Lookup(ctx, tenant, gateway.GroupByDisplayName, "INGENIERÍA"); !slices.Equal(ids, []string{g.ID}) {
+		t.Errorf("group lookup after migration = %v", ids)
+	}
+	if got, err := s2.Users().Get(ctx, tenant, newer.ID); err != nil || got.UserName != "STRASSE@example.com" {
+		t.Errorf("the record that lost its index entry stays readable: %v %v", got, err)
+	}
+	var version uint64
+	_ = s2.db.View(func(tx *bolt.Tx) error { version = u64From(tx.Bucket(bucketMeta).Get(keyVersion)); return nil })
+	if version != SchemaVersion {
+		t.Fatalf("schema version after migration: %d", version)
+	}
+	s2.Close()
+	s3 := openTest(t, path)
+	if len(s3.Notes()) != 0 {
+		t.Fatalf("a migrated file is not migrated again: %q", s3.Notes())
+	}
+}
+
+func u64From(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
