@@ -211,6 +211,11 @@ func run(t *testing.T, name string, workers int, d time.Duration, op func(worker
 }
 
 func rssMiB(t *testing.T, metricsURL string) float64 {
+	return metricValue(t, metricsURL, "process_resident_memory_bytes") / (1 << 20)
+}
+
+// metricValue reads one unlabelled sample from the gateway's /metrics.
+func metricValue(t *testing.T, metricsURL, name string) float64 {
 	resp, err := http.Get(metricsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -218,9 +223,9 @@ func rssMiB(t *testing.T, metricsURL string) float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_resident_memory_bytes "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
-			return f / (1 << 20)
+			return f
 		}
 	}
 	return 0
@@ -228,19 +233,7 @@ func rssMiB(t *testing.T, metricsURL string) float64 {
 
 // cpuSeconds reads the gateway's process_cpu_seconds_total.
 func cpuSeconds(t *testing.T, metricsURL string) float64 {
-	resp, err := http.Get(metricsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	return metricValue(t, metricsURL, "process_cpu_seconds_total")
 }
 
 func envInt(name string, def int) int {

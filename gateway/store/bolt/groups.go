@@ -271,12 +271,11 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 			return appendEvents(tb, tenant, ch.Events)
 		}
 		ng := ch.Group
-		if ng == nil || ng.ID != old.ID || ng.Tenant != old.Tenant || ng.Version != old.Version+1 {
-			v := uint64(0)
-			if ng != nil {
-				v = ng.Version
-			}
-			return unstamped("group", id, v, old.Version+1)
+		if ng == nil {
+			return unstamped("group", id, 0, old.Version+1)
+		}
+		if err := checkStamped("group", id, tenant, old.Version, ng.ID, ng.Tenant, ng.Version); err != nil {
+			return err
 		}
 		if fold(ng.DisplayName) != fold(old.DisplayName) {
 			if err := groupNameTaken(tb, ng.DisplayName, id); err != nil {

@@ -349,6 +349,15 @@ func appendEvents(tb *bolt.Bucket, tenant string, events []gateway.Event) error 
 	return addCounter(tb, counterOutbox, int64(len(events)))
 }
 
+// checkStamped verifies that a changed record was stamped as the next
+// version of the stored one: same id and tenant, version + 1.
+func checkStamped(kind, id, tenant string, old uint64, newID, newTenant string, newVersion uint64) error {
+	if newID != id || newTenant != tenant || newVersion != old+1 {
+		return unstamped(kind, id, newVersion, old+1)
+	}
+	return nil
+}
+
 // unstamped reports a record the provisioning core did not stamp as the
 // store expects: a bug, never a client error.
 func unstamped(kind, id string, got, want uint64) error {

@@ -169,12 +169,11 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 			return appendEvents(tb, tenant, ch.Events)
 		}
 		nu := ch.User
-		if nu == nil || nu.ID != old.ID || nu.Tenant != old.Tenant || nu.Version != old.Version+1 {
-			v := uint64(0)
-			if nu != nil {
-				v = nu.Version
-			}
-			return unstamped("user", id, v, old.Version+1)
+		if nu == nil {
+			return unstamped("user", id, 0, old.Version+1)
+		}
+		if err := checkStamped("user", id, tenant, old.Version, nu.ID, nu.Tenant, nu.Version); err != nil {
+			return err
 		}
 		if fold(nu.UserName) != fold(old.UserName) {
 			if err := userNameTaken(tb, nu.UserName, id); err != nil {
@@ -234,8 +233,12 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 			stored[g.ID] = g.Version
 		}
 		for _, g := range del.Groups {
-			if v, ok := stored[g.ID]; !ok || g.Version != v+1 || g.Tenant != tenant {
-				return unstamped("group", g.ID, g.Version, v+1)
+			v, ok := stored[g.ID]
+			if !ok {
+				return unstamped("group", g.ID, g.Version, 0)
+			}
+			if err := checkStamped("group", g.ID, tenant, v, g.ID, g.Tenant, g.Version); err != nil {
+				return err
 			}
 			if err := putGroup(tb, g); err != nil {
 				return err
