@@ -217,6 +217,9 @@ func TestRequestCaps(t *testing.T) {
 	for _, req := range []struct{ method, path, body string }{
 		{"PATCH", "/Groups/" + gid, `{` + patchOp + `,"Operations":[{"op":"add","path":"members","value":` + members + `}]}`},
 		{"PATCH", "/Groups/" + gid, `{` + patchOp + `,"Operations":[{"op":"add","value":{"members":` + members + `}}]}`},
+		{"PATCH", "/Groups/" + gid, `{` + patchOp + `,"Operations":[{"op":"add","value":{"urn:ietf:params:scim:schemas:core:2.0:Group:members":` + members + `}}]}`},
+		{"PATCH", "/Groups/" + gid, `{` + patchOp + `,"Operations":[{"op":"add","value":{"urn:ietf:params:scim:schemas:core:2.0:Group":{"members":` + members + `}}}]}`},
+		{"PATCH", "/Groups/" + gid, `{` + patchOp + `,"Operations":[{"op":"add","path":"urn:ietf:params:scim:schemas:core:2.0:Group:members","value":` + members + `}]}`},
 		{"PUT", "/Groups/" + gid, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng","members":` + members + `}`},
 		{"POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Big","members":` + members + `}`},
 	} {
@@ -284,4 +287,31 @@ func TestLargeChangeDoesNotHoldUpOtherWrites(t *testing.T) {
 	if r := g.call("GET", "/Groups/"+gid, "").must(t, 200); len(r.get("members").([]any)) != 1 {
 		t.Fatalf("members: %s", r.raw)
 	}
+}
+
+// TestPatchOfUserWithoutActiveInItsDocument: a user whose stored document
+// has no "active" (written by an earlier release, or created outside SCIM
+// before the typed fields were synced) can still be patched.
+func TestPatchOfUserWithoutActiveInItsDocument(t *testing.T) {
+	g := startGateway(t, "")
+	uid := g.call("POST", "/Users", oktaUser("ada@example.com", "Ada", "Lovelace")).must(t, 201).str("id")
+	ctx := context.Background()
+	// Rewrite the stored document without "active", as an older release left it.
+	_, err := g.app.Store().Users().Update(ctx, gateway.DefaultTenant, uid, 0, func(cur *gateway.User) (gateway.UserChange, error) {
+		doc, err := cur.Attributes.Map()
+		if err != nil {
+			return gateway.UserChange{}, err
+		}
+		delete(doc, "active")
+		cur.Attributes, cur.Version = gateway.NewDocument(doc), cur.Version+1
+		return gateway.UserChange{User: cur}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := g.call("PATCH", "/Users/"+uid, `{`+patchOp+`,"Operations":[{"op":"replace","path":"displayName","value":"Countess"}]}`).must(t, 200)
+	if r.str("displayName") != "Countess" || r.get("active") != true {
+		t.Fatalf("patch: %s", r.raw)
+	}
+	g.call("PATCH", "/Users/"+uid, `{`+patchOp+`,"Operations":[{"op":"remove","path":"active"}]}`).scimError(t, 400, "invalidValue")
 }

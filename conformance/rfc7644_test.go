@@ -51,22 +51,22 @@ func TestMethodsPerEndpoint(t *testing.T) {
 		method, path string
 		allow        string
 	}{
-		{"POST", "/ServiceProviderConfig", "GET"},
-		{"PUT", "/ServiceProviderConfig", "GET"},
-		{"PATCH", "/ServiceProviderConfig", "GET"},
-		{"DELETE", "/ServiceProviderConfig", "GET"},
-		{"POST", "/ResourceTypes", "GET"},
-		{"DELETE", "/ResourceTypes/User", "GET"},
-		{"PUT", "/Schemas", "GET"},
-		{"PATCH", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", "GET"},
-		{"PUT", "/Users", "GET, POST"},
-		{"DELETE", "/Groups", "GET, POST"},
-		{"POST", "/Users/" + uid, "GET, PUT, PATCH, DELETE"},
+		{"POST", "/ServiceProviderConfig", "GET, HEAD"},
+		{"PUT", "/ServiceProviderConfig", "GET, HEAD"},
+		{"PATCH", "/ServiceProviderConfig", "GET, HEAD"},
+		{"DELETE", "/ServiceProviderConfig", "GET, HEAD"},
+		{"POST", "/ResourceTypes", "GET, HEAD"},
+		{"DELETE", "/ResourceTypes/User", "GET, HEAD"},
+		{"PUT", "/Schemas", "GET, HEAD"},
+		{"PATCH", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", "GET, HEAD"},
+		{"PUT", "/Users", "GET, HEAD, POST"},
+		{"DELETE", "/Groups", "GET, HEAD, POST"},
+		{"POST", "/Users/" + uid, "GET, HEAD, PUT, PATCH, DELETE"},
 		{"GET", "/Users/.search", "POST"},
 		{"GET", "/.search", "POST"},
-		{"FROB", "/Users", "GET, POST"},
-		{"PROPFIND", "/ServiceProviderConfig", "GET"},
-		{"BREW", "/NoSuchEndpoint", "GET, POST, PUT, PATCH, DELETE"},
+		{"FROB", "/Users", "GET, HEAD, POST"},
+		{"PROPFIND", "/ServiceProviderConfig", "GET, HEAD"},
+		{"BREW", "/NoSuchEndpoint", "GET, HEAD, POST, PUT, PATCH, DELETE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
@@ -81,6 +81,19 @@ func TestMethodsPerEndpoint(t *testing.T) {
 		})
 	}
 	g.call("GET", "/NoSuchEndpoint", "").scimError(t, 404, "")
+	// /scim/v2Users is not /scim/v2/Users.
+	base := g.base
+	g.base = strings.TrimSuffix(g.base, "/v2")
+	g.call("GET", "/v2Users", "").scimError(t, 404, "")
+	g.base = base
+	// HEAD answers as GET does, without the body.
+	for _, path := range []string{"/Users/" + uid, "/Users", "/ServiceProviderConfig", "/Schemas"} {
+		get := g.call("GET", path, "").must(t, 200)
+		head := g.call("HEAD", path, "").must(t, 200)
+		if len(head.raw) != 0 || head.header.Get("ETag") != get.header.Get("ETag") {
+			t.Errorf("HEAD %s: body %q, ETag %q (GET's %q)", path, head.raw, head.header.Get("ETag"), get.header.Get("ETag"))
+		}
+	}
 	if again := g.call("GET", "/ServiceProviderConfig", "").must(t, 200).raw; string(again) != string(spc) {
 		t.Fatalf("configuration changed:\n%s\n%s", spc, again)
 	}

@@ -1,6 +1,9 @@
 package provision
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // keyLocks serialises the updates of one record within this process, so
 // that concurrent requests for the same user or group queue up instead of
@@ -14,31 +17,38 @@ type keyLocks struct {
 }
 
 type keyLock struct {
-	mu   sync.Mutex
-	refs int
+	token chan struct{} // holds one token while the key is free
+	refs  int
 }
 
-// lock locks key and returns its unlock function.
-func (k *keyLocks) lock(key string) func() {
+// lock waits for key until ctx is done (a request whose client went away
+// stops waiting) and returns the unlock function.
+func (k *keyLocks) lock(ctx context.Context, key string) (func(), error) {
 	k.mu.Lock()
 	if k.locks == nil {
 		k.locks = map[string]*keyLock{}
 	}
 	l := k.locks[key]
 	if l == nil {
-		l = &keyLock{}
+		l = &keyLock{token: make(chan struct{}, 1)}
+		l.token <- struct{}{}
 		k.locks[key] = l
 	}
 	l.refs++
 	k.mu.Unlock()
 
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
+	release := func() {
 		k.mu.Lock()
 		if l.refs--; l.refs == 0 {
 			delete(k.locks, key)
 		}
 		k.mu.Unlock()
+	}
+	select {
+	case <-l.token:
+		return func() { l.token <- struct{}{}; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
 	}
 }

@@ -1,8 +1,10 @@
 package provision
 
 import (
+	"context"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestKeyLocks(t *testing.T) {
@@ -12,7 +14,12 @@ func TestKeyLocks(t *testing.T) {
 	for range 50 {
 		for key, c := range counters {
 			wg.Go(func() {
-				defer k.lock(key)()
+				unlock, err := k.lock(context.Background(), key)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer unlock()
 				v := *c // a race here if the lock did not serialise
 				*c = v + 1
 			})
@@ -26,5 +33,39 @@ func TestKeyLocks(t *testing.T) {
 	}
 	if len(k.locks) != 0 {
 		t.Errorf("locks of finished keys are kept: %d", len(k.locks))
+	}
+}
+
+// TestKeyLockGivesUpWithTheRequest: a waiter whose context ends stops
+// waiting and leaves the lock usable.
+func TestKeyLockGivesUpWithTheRequest(t *testing.T) {
+	var k keyLocks
+	unlock, err := k.lock(context.Background(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan error, 1)
+	go func() {
+		_, err := k.lock(ctx, "g")
+		waited <- err
+	}()
+	cancel()
+	select {
+	case err := <-waited:
+		if err == nil {
+			t.Fatal("a cancelled waiter got the lock while it was held")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled waiter kept waiting")
+	}
+	unlock()
+	again, err := k.lock(context.Background(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again()
+	if len(k.locks) != 0 {
+		t.Errorf("locks kept: %d", len(k.locks))
 	}
 }

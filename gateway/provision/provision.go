@@ -130,7 +130,11 @@ func (s *Service) UpdateUser(ctx context.Context, m Meta, id string, ifVersion u
 	if err := s.allow(m); err != nil {
 		return nil, err
 	}
-	defer s.locks.lock(m.Tenant + "\x00user\x00" + id)()
+	unlock, err := s.locks.lock(ctx, m.Tenant+"\x00user\x00"+id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	users := s.store.Users()
 	for attempt := 1; ; attempt++ {
 		old, err := users.Get(ctx, m.Tenant, id)
@@ -270,7 +274,11 @@ func (s *Service) UpdateGroup(ctx context.Context, m Meta, id string, ifVersion 
 	if err := s.allow(m); err != nil {
 		return nil, nil, err
 	}
-	defer s.locks.lock(m.Tenant + "\x00group\x00" + id)()
+	unlock, err := s.locks.lock(ctx, m.Tenant+"\x00group\x00"+id)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	groups := s.store.Groups()
 	for attempt := 1; ; attempt++ {
 		old, oldMembers, err := groups.GetWithMembers(ctx, m.Tenant, id)

@@ -40,7 +40,9 @@ func patchMembers(ops []scimlib.PatchOperation) int {
 		}
 		if m, ok := op.Value.(map[string]any); ok {
 			for k, v := range m {
-				if strings.EqualFold(k, "members") {
+				// "members" or "urn:…:core:2.0:Group:members": the core
+				// schema's URN may prefix any attribute.
+				if strings.EqualFold(k, "members") || strings.EqualFold(k, groupSchemaURN+":members") {
 					n += len(query.AsList(v))
 				}
 			}

@@ -46,6 +46,12 @@ func toSCIMError(err error) scimerrors.ScimError {
 	}
 }
 
+// writeSCIMError writes err as the SCIM error toSCIMError maps it to.
+func writeSCIMError(w http.ResponseWriter, err error) {
+	se := toSCIMError(err)
+	writeError(w, se.Status, se.ScimType, se.Detail)
+}
+
 // writeError writes a SCIM error response for failures the gateway detects
 // before the library runs (auth, limits, media type).
 func writeError(w http.ResponseWriter, status int, scimType scimerrors.ScimType, detail string) {

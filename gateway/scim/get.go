@@ -76,15 +76,13 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, ep endpoint) {
 // existing resource). Comparison is weak, as RFC 9110 requires for
 // If-None-Match: W/"3" and "3" are the same version.
 func notModified(r *http.Request, tag string) bool {
-	h := r.Header.Get("If-None-Match")
-	if h == "" {
-		return false
-	}
 	want := strings.TrimPrefix(tag, "W/")
-	for _, t := range strings.Split(h, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == want {
-			return true
+	for _, h := range r.Header.Values("If-None-Match") { // the header may repeat
+		for _, t := range strings.Split(h, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == want {
+				return true
+			}
 		}
 	}
 	return false
@@ -99,6 +97,5 @@ func writeNotModified(w http.ResponseWriter, tag string) {
 
 // writeFailure writes the SCIM error for err (see fail).
 func (s *Server) writeFailure(w http.ResponseWriter, r *http.Request, what string, err error) {
-	se := toSCIMError(s.fail(r, what, err))
-	writeError(w, se.Status, se.ScimType, se.Detail)
+	writeSCIMError(w, s.fail(r, what, err))
 }

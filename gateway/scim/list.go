@@ -211,11 +211,10 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, groups bool, 
 	}
 	p, err := s.parseListParams(q, res)
 	if err != nil {
-		se := toSCIMError(err)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, err)
 		return
 	}
-	proj := projection{include: attrList(q.Get("attributes"), urn), exclude: attrList(q.Get("excludedAttributes"), urn)}
+	proj := projectionFrom(q, urn)
 	out := listResponse{StartIndex: p.startIndex}
 	ctx := r.Context()
 	if groups {
@@ -224,8 +223,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, groups bool, 
 		err = s.renderUsers(ctx, p, proj, &out)
 	}
 	if err != nil {
-		se := toSCIMError(s.fail(r, "list", err))
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, s.fail(r, "list", err))
 		return
 	}
 	_, _ = w.Write(out.encode())

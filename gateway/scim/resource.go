@@ -3,6 +3,7 @@ package scim
 import (
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,7 +120,12 @@ type projection struct {
 }
 
 func projectionOf(r *http.Request, coreURN string) projection {
-	q := r.URL.Query()
+	return projectionFrom(r.URL.Query(), coreURN)
+}
+
+// projectionFrom reads attributes and excludedAttributes from q (a GET's
+// query or a SearchRequest turned into one).
+func projectionFrom(q url.Values, coreURN string) projection {
 	return projection{include: attrList(q.Get("attributes"), coreURN), exclude: attrList(q.Get("excludedAttributes"), coreURN)}
 }
 

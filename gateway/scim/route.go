@@ -27,23 +27,26 @@ type endpoint struct {
 	id     string // epResource: the unescaped id
 }
 
+// HEAD is served wherever GET is (RFC 9110 §9.3.2): the same answer
+// without its body.
 var allowed = map[endpointKind][]string{
-	epCollection:            {http.MethodGet, http.MethodPost},
-	epResource:              {http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete},
+	epCollection:            {http.MethodGet, http.MethodHead, http.MethodPost},
+	epResource:              {http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete},
 	epSearch:                {http.MethodPost},
 	epRootSearch:            {http.MethodPost},
-	epServiceProviderConfig: {http.MethodGet},
-	epResourceTypes:         {http.MethodGet},
-	epSchemas:               {http.MethodGet},
+	epServiceProviderConfig: {http.MethodGet, http.MethodHead},
+	epResourceTypes:         {http.MethodGet, http.MethodHead},
+	epSchemas:               {http.MethodGet, http.MethodHead},
 }
 
 // implemented is every method the server serves somewhere.
-var implemented = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+var implemented = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// route classifies a path below the server (it starts with /v2).
+// route classifies an escaped path below the server (it starts with
+// /v2); ids are unescaped once, here.
 func route(path string) endpoint {
 	rest, ok := strings.CutPrefix(path, "/v2")
-	if !ok {
+	if !ok || rest != "" && rest[0] != '/' {
 		return endpoint{}
 	}
 	first, sub, hasSub := strings.Cut(strings.TrimPrefix(rest, "/"), "/")

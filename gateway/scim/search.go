@@ -78,8 +78,7 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request, ep endpoint
 	}
 	sr, err := parseSearchRequest(body)
 	if err != nil {
-		se := toSCIMError(err)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, err)
 		return
 	}
 	if ep.kind == epSearch {
@@ -97,8 +96,7 @@ func (s *Server) serveRootSearch(w http.ResponseWriter, r *http.Request, q url.V
 	pu, errU := s.parseListParams(q, s.userRes)
 	pg, errG := s.parseListParams(q, s.groupRes)
 	if errU != nil && errG != nil {
-		se := toSCIMError(errU)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, errU)
 		return
 	}
 	ctx := r.Context()
@@ -106,7 +104,7 @@ func (s *Server) serveRootSearch(w http.ResponseWriter, r *http.Request, q url.V
 	offset, count := out.StartIndex-1, max(pu.count, pg.count)
 	if errU == nil {
 		pu.startIndex, pu.count = offset+1, count
-		proj := projection{include: attrList(q.Get("attributes"), userSchemaURN), exclude: attrList(q.Get("excludedAttributes"), userSchemaURN)}
+		proj := projectionFrom(q, userSchemaURN)
 		if err := s.renderUsers(ctx, pu, proj, &out); err != nil {
 			s.writeFailure(w, r, "search users", err)
 			return
@@ -117,7 +115,7 @@ func (s *Server) serveRootSearch(w http.ResponseWriter, r *http.Request, q url.V
 		pg.startIndex = max(offset-users.TotalResults, 0) + 1
 		pg.count = count - len(users.Resources)
 		groups := listResponse{}
-		proj := projection{include: attrList(q.Get("attributes"), groupSchemaURN), exclude: attrList(q.Get("excludedAttributes"), groupSchemaURN)}
+		proj := projectionFrom(q, groupSchemaURN)
 		if err := s.renderGroups(ctx, pg, proj, &groups); err != nil {
 			s.writeFailure(w, r, "search groups", err)
 			return

@@ -195,9 +195,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	lib := &scimWriter{ResponseWriter: w, s: s, st: st}
 
-	ep := route(r.URL.Path)
+	ep := route(r.URL.EscapedPath())
 	if !methodAllowed(w, r, ep) {
 		return
+	}
+	if r.Method == http.MethodHead {
+		// Served as GET; net/http drops the body of a HEAD response.
+		r = r.Clone(r.Context())
+		r.Method = http.MethodGet
 	}
 	switch ep.kind {
 	case epServiceProviderConfig:
@@ -287,8 +292,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, ep endpoint) (
 		body, err = patch.NormalizeResource(body, res) // schemas: see serveWrite
 	}
 	if err != nil {
-		se := toSCIMError(err)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, err)
 		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -317,8 +321,7 @@ func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, ep endpoint,
 	}
 	out, err := handler.Patch(r, id, ops)
 	if err != nil {
-		se := toSCIMError(err)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, err)
 		return true
 	}
 	if len(out.Attributes) == 0 {

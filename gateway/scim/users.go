@@ -93,6 +93,9 @@ func (h *userHandler) Patch(r *http.Request, id string, ops []scimlib.PatchOpera
 		if err != nil {
 			return nil, err
 		}
+		// Records written before active was kept in the document (and
+		// users created outside SCIM) may lack it: the typed field holds it.
+		cur["active"] = old.Active
 		doc, err := patch.Apply(cur, ops, h.s.userRes)
 		if err != nil {
 			return nil, err

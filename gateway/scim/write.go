@@ -28,14 +28,12 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, ep endpoint,
 		return
 	}
 	if err := checkSchemas(doc, res, name); err != nil {
-		se := toSCIMError(err)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, err)
 		return
 	}
 	attrs, err := patch.ValidateResource(doc, res)
 	if err != nil {
-		se := toSCIMError(err)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, err)
 		return
 	}
 	var out scimlib.Resource
@@ -47,8 +45,7 @@ func (s *Server) serveWrite(w http.ResponseWriter, r *http.Request, ep endpoint,
 		out, err = handler.Replace(r, ep.id, attrs)
 	}
 	if err != nil {
-		se := toSCIMError(err)
-		writeError(w, se.Status, se.ScimType, se.Detail)
+		writeSCIMError(w, err)
 		return
 	}
 	if status == http.StatusCreated {

@@ -650,9 +650,6 @@ func pruneMap(m map[string]any) {
 	}
 }
 
-// validate checks the patched document against the schemas: required
-// attributes present, values of the right types; and that every group
-// member names a resource.
 // ValidateResource checks a POST or PUT document against the resource's
 // schemas as the library does, with the schemas built once, and returns
 // the attributes as the library hands them to a handler (canonical names,
@@ -676,6 +673,9 @@ func ValidateResource(doc map[string]any, res Resource) (map[string]any, error) 
 	return attrs, nil
 }
 
+// validate checks the patched document against the schemas: required
+// attributes present, values of the right types; and that every group
+// member names a resource.
 func validate(doc map[string]any, res Resource) error {
 	check := func(s schema.Schema, part any) error {
 		if _, se := s.Validate(part); se != nil {

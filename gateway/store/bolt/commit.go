@@ -18,10 +18,8 @@ import (
 // waits MaxBatchDelay for company on every write), and under load the
 // batch grows with the commit time, so throughput follows the disk.
 //
-// A function that fails is taken out of the batch, the rest is committed
-// without it, and it is run alone afterwards so that the error it reports
-// is about the database as committed, not about a batch neighbour's
-// uncommitted write. Functions may therefore run more than once.
+// A function that fails is taken out of the batch (see commit); the others
+// are committed. Functions may therefore run more than once.
 type committer struct {
 	db       *bolt.DB
 	maxBatch int
@@ -107,15 +105,20 @@ func (c *committer) loop() {
 	}
 }
 
-// commit writes batch in one transaction; see committer for failures.
+// commit writes batch in one transaction. When a function fails, it
+// failed against the state the functions before it leave, and that state
+// is what gets committed next: its error stands as it is. The functions
+// before it are committed in a transaction of their own and the rest of
+// the batch goes on in the next, so every function runs at most twice
+// however many fail (rerunning the whole batch per failure was quadratic).
 func (c *committer) commit(batch []*writeReq) {
-	var solo []*writeReq
 	for len(batch) > 0 {
 		failed := -1
+		var failure error
 		err := c.update(len(batch), func(tx *bolt.Tx) error {
 			for i, req := range batch {
 				if err := safeCall(req.fn, tx); err != nil {
-					failed = i
+					failed, failure = i, err
 					return err
 				}
 			}
@@ -125,13 +128,26 @@ func (c *committer) commit(batch []*writeReq) {
 			for _, req := range batch {
 				req.err <- err // nil, or the commit's own failure for all
 			}
-			break
+			return
 		}
-		solo = append(solo, batch[failed])
-		batch = append(batch[:failed:failed], batch[failed+1:]...)
-	}
-	for _, req := range solo {
-		req.err <- c.update(1, func(tx *bolt.Tx) error { return safeCall(req.fn, tx) })
+		if prefix := batch[:failed]; len(prefix) > 0 {
+			err := c.update(len(prefix), func(tx *bolt.Tx) error {
+				for _, req := range prefix {
+					if err := safeCall(req.fn, tx); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			for _, req := range prefix {
+				req.err <- err
+			}
+			if err != nil {
+				failure = err // the state it failed against was not committed
+			}
+		}
+		batch[failed].err <- failure
+		batch = batch[failed+1:]
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -13,17 +14,44 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
+// holdCommitter queues a write that blocks inside its transaction until
+// release is closed, so that writes sent meanwhile are queued and form
+// the next batch.
+func holdCommitter(t *testing.T, s *Store) (release func(), done <-chan error) {
+	t.Helper()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	errc := make(chan error, 1)
+	var once sync.Once
+	go func() {
+		errc <- s.commits.write(func(*bolt.Tx) error {
+			once.Do(func() { close(entered) })
+			<-gate
+			return nil
+		})
+	}()
+	<-entered
+	return func() { close(gate) }, errc
+}
+
 // TestGroupCommitIsolatesFailures: in one batch, a failing write (and a
 // panicking one) is reported to its own caller only; every other write
-// commits; the failing one's error is computed against committed state.
+// commits; each function runs at most twice.
 func TestGroupCommitIsolatesFailures(t *testing.T) {
 	s := openTest(t, "")
+	release, held := holdCommitter(t, s)
 	const n = 64
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	runs := make([]int, n)
+	var mu sync.Mutex
+	queued := make(chan struct{}, n)
 	for i := range n {
 		wg.Go(func() {
+			queued <- struct{}{}
 			errs[i] = s.commits.write(func(tx *bolt.Tx) error {
+				mu.Lock()
+				runs[i]++
+				mu.Unlock()
 				switch i % 8 {
 				case 3:
 					return fmt.Errorf("write %d refuses", i)
@@ -38,7 +66,19 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			})
 		})
 	}
+	for range n {
+		<-queued
+	}
+	for len(s.commits.queue) < n { // every write is queued behind the held one
+		runtimeYield()
+	}
+	before := s.CommitStats()
+	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
 	wg.Wait()
+	after := s.CommitStats()
 	stored := 0
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte("commit-test")); b != nil {
@@ -57,14 +97,23 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 				t.Errorf("write %d failed because of a neighbour: %v", i, err)
 			}
 		}
+		if runs[i] > 2 {
+			t.Errorf("write %d ran %d times", i, runs[i])
+		}
 	}
 	if want := n - 2*n/8; stored != want {
 		t.Fatalf("%d writes committed, want %d", stored, want)
 	}
+	commits, writes := after.Commits-before.Commits, after.Writes-before.Writes
+	// 16 failures split the batch into at most 17 commits (+ the held one).
+	if writes != uint64(n-2*n/8+1) || commits > 2*16+2 {
+		t.Fatalf("%d writes in %d commits: the queued writes were not batched", writes, commits)
+	}
 }
 
-// TestCloseCommitsQueuedWrites: writes already queued when Close is called
-// are committed; later ones get ErrUnavailable.
+// TestCloseCommitsQueuedWrites: writes queued when Close is called are
+// committed; the ones that come after get ErrUnavailable; none is lost
+// or half-done.
 func TestCloseCommitsQueuedWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "close.db")
 	s, err := Open(path, Options{NoSync: true})
@@ -72,6 +121,7 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	release, held := holdCommitter(t, s)
 	var wg sync.WaitGroup
 	errs := make([]error, 50)
 	for i := range errs {
@@ -79,30 +129,40 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 			errs[i] = s.Users().Create(ctx, newUser(fmt.Sprintf("close%d@x", i)), ev(gateway.OpUserCreated))
 		})
 	}
+	for len(s.commits.queue) < len(errs)/2 {
+		runtimeYield()
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
 	wg.Wait()
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	err = s.Users().Create(ctx, newUser("late@x"), nil)
-	if gateway.ErrorCodeOf(err) != gateway.ErrUnavailable {
-		t.Fatalf("write after Close: %v", err)
-	}
-	var e *gateway.Error
-	if !errors.As(err, &e) || e.Message == "" {
-		t.Fatalf("want a client-safe message: %v", err)
-	}
-	s2 := openTest(t, path)
-	_, total, err := s2.Users().List(ctx, tenant, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ok := 0
 	for _, err := range errs {
-		if err == nil {
+		switch {
+		case err == nil:
 			ok++
+		case gateway.ErrorCodeOf(err) != gateway.ErrUnavailable:
+			t.Errorf("a write during Close failed with %v, want ErrUnavailable", err)
+		default:
+			var e *gateway.Error
+			if !errors.As(err, &e) || e.Message == "" {
+				t.Errorf("want a client-safe message: %v", err)
+			}
 		}
 	}
-	if total != ok || ok != len(errs) {
-		t.Fatalf("%d users stored, %d writes succeeded of %d", total, ok, len(errs))
+	if ok < len(errs)/2 {
+		t.Fatalf("only %d of the queued writes were committed", ok)
+	}
+	s2 := openTest(t, path)
+	if _, total, err := s2.Users().List(ctx, tenant, 0, 0); err != nil || total != ok {
+		t.Fatalf("%d users stored, %d writes reported success (%v)", total, ok, err)
 	}
 }
+
+func runtimeYield() { runtime.Gosched() }

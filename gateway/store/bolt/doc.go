@@ -13,7 +13,7 @@
 //	groups                    group id → group record (without members)
 //	idx_user_username         fold(userName) → user id            UNIQUE
 //	idx_user_externalid       externalId 0x00 user id → ""        exact match
-//	idx_user_email            lower(email) 0x00 user id → ""      every email of the user
+//	idx_user_email            fold(email) 0x00 user id → ""       every email of the user
 //	idx_group_displayname     fold(displayName) → group id        UNIQUE
 //	idx_group_externalid      externalId 0x00 group id → ""
 //	edges_group_user          group id 0x00 user id → member display

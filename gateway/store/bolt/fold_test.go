@@ -40,6 +40,11 @@ func TestNamesAreUniqueUnderFullCaseFolding(t *testing.T) {
 			t.Errorf("group %q after %q: %v, want a conflict", p[1], p[0], err)
 		}
 	}
+	// Email look-ups use the same key as filters compare with.
+	withEmail := mustCreate(t, s, newUser("mail@example.com", "groß@example.com"))
+	if ids, _ := s.Users().Lookup(ctx, tenant, gateway.UserByEmail, "GROSS@EXAMPLE.COM"); !slices.Equal(ids, []string{withEmail.ID}) {
+		t.Errorf("email lookup under folding = %v", ids)
+	}
 	checkConsistency(t, s)
 }
 
@@ -108,6 +113,25 @@ func TestMigrateVersion1NameIndexes(t *testing.T) {
 	}
 	if got, err := s2.Users().Get(ctx, tenant, newer.ID); err != nil || got.UserName != "STRASSE@example.com" {
 		t.Errorf("the record that lost its index entry stays readable: %v %v", got, err)
+	}
+	// The record without the entry can change and go without taking the
+	// name from the one that owns it, and the name stays unique.
+	if _, err := s2.Users().Update(ctx, tenant, newer.ID, 0, func(old *gateway.User) (gateway.UserChange, error) {
+		old.Emails, old.ExternalID, old.Version = []string{"other@example.com"}, "moved", old.Version+1
+		return gateway.UserChange{User: old}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Users().Delete(ctx, tenant, newer.ID, 0, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
+		return gateway.UserDeletion{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s2.Users().Lookup(ctx, tenant, gateway.UserByUserName, "STRASSE@example.com"); !slices.Equal(ids, []string{older.ID}) {
+		t.Fatalf("after the other record went, the name's owner lost its entry: %v", ids)
+	}
+	if err := s2.Users().Create(ctx, newUser("strasse@EXAMPLE.com"), nil); code(err) != gateway.ErrConflict {
+		t.Fatalf("the name must stay unique: %v", err)
 	}
 	var version uint64
 	_ = s2.db.View(func(tx *bolt.Tx) error { version = u64From(tx.Bucket(bucketMeta).Get(keyVersion)); return nil })

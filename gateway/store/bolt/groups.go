@@ -52,22 +52,11 @@ func groupNameTaken(tb *bolt.Bucket, name, exceptID string) error {
 }
 
 func indexGroup(tb *bolt.Bucket, g *gateway.Group, add bool) error {
-	name := tb.Bucket(bGroupName)
-	ext := tb.Bucket(bGroupExtID)
-	if !add {
-		if err := name.Delete([]byte(fold(g.DisplayName))); err != nil {
-			return err
-		}
-		if g.ExternalID != "" {
-			return ext.Delete(pair(g.ExternalID, g.ID))
-		}
-		return nil
-	}
-	if err := name.Put([]byte(fold(g.DisplayName)), []byte(g.ID)); err != nil {
+	if err := setUnique(tb.Bucket(bGroupName), fold(g.DisplayName), g.ID, add); err != nil {
 		return err
 	}
 	if g.ExternalID != "" {
-		return ext.Put(pair(g.ExternalID, g.ID), nil)
+		return setEntry(tb.Bucket(bGroupExtID), pair(g.ExternalID, g.ID), add)
 	}
 	return nil
 }

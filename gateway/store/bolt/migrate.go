@@ -27,6 +27,9 @@ func rebuildNameIndexes(tx *bolt.Tx) ([]string, error) {
 		if err != nil {
 			return fmt.Errorf("tenant %q users: %w", tenant, err)
 		}
+		if err := rebuildEmailIndex(tb); err != nil {
+			return fmt.Errorf("tenant %q emails: %w", tenant, err)
+		}
 		for _, c := range users {
 			notes = append(notes, fmt.Sprintf("tenant %q: users %s (userName %q) and %s (userName %q) are one userName under Unicode case folding; %s keeps it for look-ups, rename or delete the other",
 				tenant, c.keptID, c.keptName, c.otherID, c.otherName, c.keptID))
@@ -48,6 +51,30 @@ func rebuildNameIndexes(tx *bolt.Tx) ([]string, error) {
 		return nil
 	})
 	return notes, err
+}
+
+// rebuildEmailIndex re-keys the email index with fold, the key filters on
+// emails.value compare with (email is not unique: no conflicts).
+func rebuildEmailIndex(tb *bolt.Bucket) error {
+	if err := tb.DeleteBucket(bUserEmail); err != nil {
+		return err
+	}
+	ib, err := tb.CreateBucket(bUserEmail)
+	if err != nil {
+		return err
+	}
+	return tb.Bucket(bUsers).ForEach(func(_, v []byte) error {
+		u, err := decodeUser(v)
+		if err != nil {
+			return err
+		}
+		for _, e := range u.Emails {
+			if err := ib.Put(pair(fold(e), u.ID), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 type nameConflict struct {

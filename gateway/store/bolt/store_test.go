@@ -111,7 +111,7 @@ func checkConsistency(t *testing.T, s *Store) {
 				t.Errorf("user %s: userName index has %q", u.ID, got)
 			}
 			for _, e := range u.Emails {
-				if tb.Bucket(bUserEmail).Get(pair(strings.ToLower(e), u.ID)) == nil {
+				if tb.Bucket(bUserEmail).Get(pair(fold(e), u.ID)) == nil {
 					t.Errorf("user %s: email %s not indexed", u.ID, e)
 				}
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -53,31 +52,44 @@ func userNameTaken(tb *bolt.Bucket, userName, exceptID string) error {
 
 // indexUser adds (add=true) or removes u's index entries.
 func indexUser(tb *bolt.Bucket, u *gateway.User, add bool) error {
-	type entry struct {
-		b   []byte
-		key []byte
-		val []byte
+	if err := setUnique(tb.Bucket(bUserName), fold(u.UserName), u.ID, add); err != nil {
+		return err
 	}
-	entries := []entry{{bUserName, []byte(fold(u.UserName)), []byte(u.ID)}}
 	if u.ExternalID != "" {
-		entries = append(entries, entry{bUserExtID, pair(u.ExternalID, u.ID), nil})
+		if err := setEntry(tb.Bucket(bUserExtID), pair(u.ExternalID, u.ID), add); err != nil {
+			return err
+		}
 	}
 	for _, e := range u.Emails {
-		entries = append(entries, entry{bUserEmail, pair(strings.ToLower(e), u.ID), nil})
-	}
-	for _, e := range entries {
-		b := tb.Bucket(e.b)
-		var err error
-		if add {
-			err = b.Put(e.key, e.val)
-		} else {
-			err = b.Delete(e.key)
-		}
-		if err != nil {
+		if err := setEntry(tb.Bucket(bUserEmail), pair(fold(e), u.ID), add); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setUnique adds or removes a unique index entry key → id, touching only
+// an entry that id owns: after the version 2 migration two records can
+// share a folded name, and the one that does not own the entry must
+// neither take it over nor delete it.
+func setUnique(b *bolt.Bucket, key, id string, add bool) error {
+	owner := b.Get([]byte(key))
+	switch {
+	case owner != nil && string(owner) != id:
+		return nil
+	case add:
+		return b.Put([]byte(key), []byte(id))
+	case owner != nil:
+		return b.Delete([]byte(key))
+	}
+	return nil
+}
+
+func setEntry(b *bolt.Bucket, key []byte, add bool) error {
+	if add {
+		return b.Put(key, nil)
+	}
+	return b.Delete(key)
 }
 
 func (us userStore) Create(ctx context.Context, u *gateway.User, events []gateway.Event) error {
@@ -284,7 +296,7 @@ func (us userStore) Lookup(ctx context.Context, tenant string, index gateway.Use
 		case gateway.UserByExternalID:
 			ids = prefixed(tb.Bucket(bUserExtID), value)
 		case gateway.UserByEmail:
-			ids = prefixed(tb.Bucket(bUserEmail), strings.ToLower(value))
+			ids = prefixed(tb.Bucket(bUserEmail), fold(value))
 		default:
 			return fmt.Errorf("unknown user index %q", index)
 		}

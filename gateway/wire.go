@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// EventContract names the version of the wire form of events, the
+// contract with receivers. A change that could break a receiver gets a new
+// version; fields are only ever added within one.
+const EventContract = "gatehouse.event.v1"
+
+// WireEvent is an Event as it leaves the process (webhook bodies, REST and
+// SQL templates, the events feed). It is its own type so that the domain
+// can change without breaking receivers; adapters/event.schema.json
+// describes it.
+type WireEvent struct {
+	Contract  string     `json:"contract"` // EventContract
+	ID        string     `json:"id"`       // stable across redeliveries: dedupe on it
+	Type      Op         `json:"type"`
+	Seq       uint64     `json:"seq"` // order of the tenant's events
+	Tenant    string     `json:"tenant"`
+	Source    Source     `json:"source"` // how the change came in
+	Time      time.Time  `json:"time"`
+	RequestID string     `json:"requestId,omitempty"`
+	User      *WireUser  `json:"user,omitempty"`      // after the change (before, for user.deleted)
+	Group     *WireGroup `json:"group,omitempty"`     // after the change (before, for group.deleted)
+	MemberIDs []string   `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
+	Changed   []string   `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
+}
+
+// WireUser is a user as receivers see it.
+type WireUser struct {
+	ID          string          `json:"id"`
+	ExternalID  string          `json:"externalId,omitempty"`
+	UserName    string          `json:"userName"`
+	Active      bool            `json:"active"`
+	GivenName   string          `json:"givenName,omitempty"`
+	FamilyName  string          `json:"familyName,omitempty"`
+	DisplayName string          `json:"displayName,omitempty"`
+	Email       string          `json:"email,omitempty"`  // the primary address
+	Emails      []string        `json:"emails,omitempty"` // lower-cased, primary first
+	Source      Source          `json:"source"`
+	JIT         bool            `json:"jit"` // created by SSO just-in-time provisioning
+	Pool        string          `json:"pool,omitempty"`
+	Role        string          `json:"role,omitempty"`
+	Created     time.Time       `json:"created"`
+	Modified    time.Time       `json:"modified"`
+	Version     uint64          `json:"version"`
+	Attributes  json.RawMessage `json:"attributes,omitempty"` // the SCIM document, extensions included
+}
+
+// WireGroup is a group as receivers see it (members travel as MemberIDs).
+type WireGroup struct {
+	ID          string          `json:"id"`
+	ExternalID  string          `json:"externalId,omitempty"`
+	DisplayName string          `json:"displayName"`
+	Source      Source          `json:"source"`
+	Created     time.Time       `json:"created"`
+	Modified    time.Time       `json:"modified"`
+	Version     uint64          `json:"version"`
+	Attributes  json.RawMessage `json:"attributes,omitempty"`
+}
+
+// Wire converts an event to its wire form.
+func (e Event) Wire() WireEvent {
+	w := WireEvent{
+		Contract: EventContract, ID: e.ID, Type: e.Op, Seq: e.Seq, Tenant: e.Tenant, Source: e.Source,
+		Time: e.OccurredAt.UTC(), RequestID: e.RequestID, MemberIDs: e.MemberIDs, Changed: e.Changed,
+	}
+	if u := e.User; u != nil {
+		w.User = &WireUser{
+			ID: u.ID, ExternalID: u.ExternalID, UserName: u.UserName, Active: u.Active,
+			GivenName: u.GivenName, FamilyName: u.FamilyName, DisplayName: u.DisplayName,
+			Email: u.PrimaryEmail(), Emails: u.Emails, Source: u.Source, JIT: u.Source == SourceJIT,
+			Pool: u.Pool, Role: u.Role, Created: u.Created.UTC(), Modified: u.Modified.UTC(), Version: u.Version,
+			Attributes: documentJSON(u.Attributes),
+		}
+	}
+	if g := e.Group; g != nil {
+		w.Group = &WireGroup{
+			ID: g.ID, ExternalID: g.ExternalID, DisplayName: g.DisplayName, Source: g.Source,
+			Created: g.Created.UTC(), Modified: g.Modified.UTC(), Version: g.Version,
+			Attributes: documentJSON(g.Attributes),
+		}
+	}
+	return w
+}
+
+func documentJSON(d Document) json.RawMessage {
+	raw, err := d.JSON()
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	return raw
+}
