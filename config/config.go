@@ -5,11 +5,9 @@ package config
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -20,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // Config is the whole configuration. The doc tags feed Reference().
@@ -130,8 +130,9 @@ func Load(path string, environ []string) (*Config, error) {
 	}
 	cfg.Warnings = warnings
 	env := envMap(environ)
-	cfg.SCIM.Token.resolve(env)
-	cfg.SSO.OIDC.ClientSecret.resolve(env)
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg.SCIM.Token.Resolve(lookup, os.ReadFile)
+	cfg.SSO.OIDC.ClientSecret.Resolve(lookup, os.ReadFile)
 	return cfg, nil
 }
 
@@ -197,8 +198,8 @@ func (c *Config) Validate() []Problem {
 	if c.SCIM.MaxMembersPerRequest < 1 {
 		add("scim.max_members_per_request", "must be at least 1")
 	}
-	c.SCIM.Token.problems("scim.token", add)
-	c.SSO.OIDC.ClientSecret.problems("sso.oidc.client_secret", add)
+	secretProblems("scim.token", c.SCIM.Token, add)
+	secretProblems("sso.oidc.client_secret", c.SSO.OIDC.ClientSecret, add)
 	oneOf("sso.protocol", c.SSO.Protocol, "none", "saml", "oidc", "external")
 	switch c.SSO.Protocol {
 	case "saml":
@@ -217,7 +218,7 @@ func (c *Config) Validate() []Problem {
 	if (c.Provisioning.Method == "scim" || c.Provisioning.Method == "jit") && c.SSO.Protocol == "none" {
 		add("provisioning.method", "%q requires single sign-on: set sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml, oidc or external", c.Provisioning.Method)
 	}
-	if c.Provisioning.Method == "scim" && !c.SCIM.Token.IsSet() && c.SCIM.Token.ref == "" {
+	if c.Provisioning.Method == "scim" && !c.SCIM.Token.IsConfigured() {
 		add("scim.token", "is required when provisioning.method is \"scim\" (GATEHOUSE_SCIM_TOKEN)")
 	}
 	if v := c.SCIM.Token.Value(); v != "" && len(v) < minTokenLength {
@@ -261,74 +262,17 @@ func (c *Config) Redacted() string {
 	return string(b)
 }
 
-// Secret is a sensitive value. It prints, marshals and logs as
-// [REDACTED]; Value returns the real thing.
-type Secret struct {
-	value string
-	ref   string // env:NAME or file:PATH, when it came from one
-	err   string // why the reference could not be resolved
-}
+// Secret is a sensitive value (see gateway.Secret): it prints, marshals
+// and logs as [REDACTED], and env:NAME or file:PATH references are
+// resolved by Load.
+type Secret = gateway.Secret
 
 // NewSecret wraps a literal value.
-func NewSecret(v string) Secret { return Secret{value: v} }
+func NewSecret(v string) Secret { return gateway.NewSecret(v) }
 
-func (s Secret) Value() string    { return s.value }
-func (s Secret) IsSet() bool      { return s.value != "" }
-func (s Secret) String() string   { return s.redacted() }
-func (s Secret) GoString() string { return s.redacted() }
-
-func (s Secret) redacted() string {
-	if s.value == "" && s.ref == "" {
-		return ""
-	}
-	return "[REDACTED]"
-}
-
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.redacted()) }
-
-func (s Secret) MarshalYAML() (any, error)    { return s.redacted(), nil }
-func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.redacted()) }
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.redacted()), nil }
-
-func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
-	var v string
-	if err := n.Decode(&v); err != nil {
-		return err
-	}
-	s.set(v)
-	return nil
-}
-
-func (s *Secret) set(v string) {
-	*s = Secret{value: v}
-	if strings.HasPrefix(v, "env:") || strings.HasPrefix(v, "file:") {
-		*s = Secret{ref: v}
-	}
-}
-
-func (s *Secret) resolve(env map[string]string) {
-	switch {
-	case strings.HasPrefix(s.ref, "env:"):
-		name := strings.TrimPrefix(s.ref, "env:")
-		if s.value = env[name]; s.value == "" {
-			s.err = fmt.Sprintf("references environment variable %s, which is not set or empty", name)
-		}
-	case strings.HasPrefix(s.ref, "file:"):
-		path := strings.TrimPrefix(s.ref, "file:")
-		b, err := os.ReadFile(path)
-		if err != nil {
-			s.err = fmt.Sprintf("references file %s, which cannot be read: %v", path, err)
-			return
-		}
-		if s.value = strings.TrimSpace(string(b)); s.value == "" {
-			s.err = fmt.Sprintf("references file %s, which is empty", path)
-		}
-	}
-}
-
-func (s Secret) problems(path string, add func(string, string, ...any)) {
-	if s.err != "" {
-		add(path, "%s", s.err)
+func secretProblems(path string, s Secret, add func(string, string, ...any)) {
+	if p := s.Problem(); p != "" {
+		add(path, "%s", p)
 	}
 }
 
@@ -466,7 +410,7 @@ func setValue(v reflect.Value, s string) error {
 	case *string:
 		*p = s
 	case *Secret:
-		p.set(s)
+		*p = gateway.ParseSecret(s)
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

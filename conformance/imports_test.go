@@ -15,7 +15,7 @@ const module = "github.com/gatehouse-id/gatehouse"
 // path prefix (relative to the module), the module-internal import
 // prefixes it may use. Longest matching prefix wins.
 var importRules = map[string][]string{
-	"config":            {},
+	"config":            {"gateway"},
 	"gateway":           {},
 	"gateway/httpx":     {},
 	"gateway/metrics":   {},
