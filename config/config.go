@@ -35,11 +35,27 @@ type Config struct {
 	SSO          SSO          `yaml:"sso"`
 	Provisioning Provisioning `yaml:"provisioning"`
 	Store        Store        `yaml:"store"`
+	Delivery     Delivery     `yaml:"delivery"`
+	Adapters     Adapters     `yaml:"adapters" doc:"downstream adapters events are delivered to, a list of {id, type, config} (YAML, or JSON in the variable); none: the built-in directory alone"`
 
 	// Warnings are things Load noticed that do not stop the gateway, such
 	// as GATEHOUSE_* variables that match no key (Kubernetes injects
 	// GATEHOUSE_PORT and friends for a Service named gatehouse).
 	Warnings []string `yaml:"-"`
+
+	// lookupEnv reads the environment Load read, for secret references. A
+	// function, not the map: fmt prints unexported fields as they are, and
+	// the environment holds secrets.
+	lookupEnv func(string) (string, bool)
+}
+
+// LookupEnv reads the environment the configuration was loaded with
+// (secret references of adapters are resolved from it).
+func (c *Config) LookupEnv(name string) (string, bool) {
+	if c.lookupEnv == nil {
+		return "", false
+	}
+	return c.lookupEnv(name)
 }
 
 // Log configures structured logging.
@@ -92,6 +108,73 @@ type Store struct {
 	OpenTimeout Duration `yaml:"open_timeout" doc:"how long to wait for the database file lock"`
 }
 
+// Delivery tunes the outbox dispatcher, for every adapter.
+type Delivery struct {
+	MaxAttempts int      `yaml:"max_attempts" doc:"attempts before an event goes to the dead letters"`
+	BackoffMin  Duration `yaml:"backoff_min" doc:"wait after the first failed attempt; doubles, with jitter, each time"`
+	BackoffMax  Duration `yaml:"backoff_max" doc:"longest wait between attempts (a Retry-After may ask for longer)"`
+	Timeout     Duration `yaml:"timeout" doc:"longest one delivery attempt may take"`
+	Lanes       int      `yaml:"lanes" doc:"events delivered at once per adapter; events of one user or group always share a lane, in order"`
+	Retention   Duration `yaml:"retention" doc:"how long delivered events are kept (for replays and the events feed)"`
+}
+
+// Adapters is the list of downstream adapters.
+type Adapters []AdapterEntry
+
+// AdapterEntry is one configured adapter. Config is decoded by the
+// adapter's type (see package adapters), strictly.
+type AdapterEntry struct {
+	ID     string    `yaml:"id"`
+	Type   string    `yaml:"type"`
+	Config yaml.Node `yaml:"config"`
+
+	// Decoded is the typed configuration once the adapter type has read
+	// it; Redacted prints it (its secrets redacted), never the raw node.
+	Decoded any `yaml:"-"`
+}
+
+// DecodeConfig decodes the entry's config into v, refusing unknown keys.
+func (e AdapterEntry) DecodeConfig(v any) error {
+	if e.Config.Kind == 0 {
+		return nil // no config given
+	}
+	raw, err := yaml.Marshal(&e.Config)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// MarshalYAML prints the decoded config: the raw one may hold literal
+// secrets.
+func (e AdapterEntry) MarshalYAML() (any, error) {
+	var cfg any = "(not decoded)"
+	if e.Decoded != nil {
+		cfg = e.Decoded
+	}
+	return struct {
+		ID     string `yaml:"id"`
+		Type   string `yaml:"type"`
+		Config any    `yaml:"config"`
+	}{e.ID, e.Type, cfg}, nil
+}
+
+func (a Adapters) String() string {
+	if len(a) == 0 {
+		return "(directory)"
+	}
+	ids := make([]string, len(a))
+	for i, e := range a {
+		ids[i] = e.ID + ":" + e.Type
+	}
+	return strings.Join(ids, ", ")
+}
+
 // Default returns the configuration with every default applied.
 func Default() *Config {
 	return &Config{
@@ -104,6 +187,8 @@ func Default() *Config {
 		SSO:          SSO{Protocol: "none"},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user"},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
+		Delivery: Delivery{MaxAttempts: 20, BackoffMin: Duration(500 * time.Millisecond), BackoffMax: Duration(10 * time.Minute),
+			Timeout: Duration(10 * time.Second), Lanes: 8, Retention: Duration(7 * 24 * time.Hour)},
 	}
 }
 
@@ -130,7 +215,8 @@ func Load(path string, environ []string) (*Config, error) {
 	}
 	cfg.Warnings = warnings
 	env := envMap(environ)
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	lookup := cfg.LookupEnv
 	cfg.SCIM.Token.Resolve(lookup, os.ReadFile)
 	cfg.SSO.OIDC.ClientSecret.Resolve(lookup, os.ReadFile)
 	return cfg, nil
@@ -236,6 +322,37 @@ func (c *Config) Validate() []Problem {
 	if c.Store.OpenTimeout <= 0 {
 		add("store.open_timeout", "must be a positive duration such as 5s")
 	}
+	if c.Delivery.MaxAttempts < 1 {
+		add("delivery.max_attempts", "must be at least 1")
+	}
+	if c.Delivery.BackoffMin <= 0 || c.Delivery.BackoffMax < c.Delivery.BackoffMin {
+		add("delivery.backoff_min", "must be positive and at most delivery.backoff_max (%s, %s)", c.Delivery.BackoffMin, c.Delivery.BackoffMax)
+	}
+	if c.Delivery.Timeout <= 0 {
+		add("delivery.timeout", "must be a positive duration such as 10s")
+	}
+	if c.Delivery.Lanes < 1 || c.Delivery.Lanes > 256 {
+		add("delivery.lanes", "%d is outside 1..256", c.Delivery.Lanes)
+	}
+	if c.Delivery.Retention < 0 {
+		add("delivery.retention", "must not be negative")
+	}
+	seen := map[string]int{}
+	for i, a := range c.Adapters {
+		path := fmt.Sprintf("adapters[%d]", i)
+		switch {
+		case a.ID == "":
+			add(path+".id", "is required (a name for this adapter, e.g. app-hook)")
+		case !validAdapterID(a.ID):
+			add(path+".id", "%q may hold only letters, digits, '-' and '_'", a.ID)
+		case seen[a.ID] > 0:
+			add(path+".id", "%q is also the id of adapters[%d]: ids are unique (each keeps its own delivery cursor)", a.ID, seen[a.ID]-1)
+		}
+		seen[a.ID] = i + 1
+		if a.Type == "" {
+			add(path+".type", "is required")
+		}
+	}
 	return ps
 }
 
@@ -322,7 +439,7 @@ func fields(cfg *Config) []field {
 				path = prefix + "." + name
 			}
 			fv := v.Field(i)
-			if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(Secret{}) {
+			if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(Secret{}) && fv.Type() != reflect.TypeOf(AdapterEntry{}) {
 				walk(path, fv)
 				continue
 			}
@@ -429,6 +546,12 @@ func setValue(v reflect.Value, s string) error {
 			return fmt.Errorf("%q is not an integer", s)
 		}
 		*p = n
+	case *Adapters:
+		var list Adapters
+		if err := yaml.Unmarshal([]byte(s), &list); err != nil {
+			return fmt.Errorf("is not a YAML or JSON list of {id, type, config}: %v", err)
+		}
+		*p = list
 	case *Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -465,4 +588,13 @@ func Reference() []KeyDoc {
 		out = append(out, KeyDoc{Path: f.path, Env: EnvName(f.path), Default: def, Description: f.doc})
 	}
 	return out
+}
+
+func validAdapterID(id string) bool {
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return len(id) <= 64
 }

@@ -1,6 +1,9 @@
 package gateway
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store is the gateway's durable state. Every write that changes a user or
 // a group writes the record, its indexes and its outbox events in one
@@ -134,10 +137,39 @@ type GroupRef struct {
 	DisplayName string
 }
 
-// Outbox reads the events recorded with each change, in sequence order.
-// Delivery (dispatch, acknowledgement, dead letters) builds on it.
+// Outbox holds the events recorded with each change, in sequence order,
+// and what delivery needs to be durable: a cursor per consumer (each
+// adapter), the dead letters each consumer set aside, and pruning of the
+// events every consumer is past.
 type Outbox interface {
 	// After returns up to limit events of tenant with Seq > seq.
 	After(ctx context.Context, tenant string, seq uint64, limit int) ([]Event, error)
 	Len(ctx context.Context, tenant string) (int, error)
+	// LastSeq is the Seq of the newest event ever recorded (0: none).
+	LastSeq(ctx context.Context, tenant string) (uint64, error)
+	// Cursor is the Seq up to which consumer is done (0 at first).
+	Cursor(ctx context.Context, tenant, consumer string) (uint64, error)
+	// Ack moves consumer's cursor forward to seq (never back) and records
+	// the dead letters set aside and removed on the way, in one write.
+	Ack(ctx context.Context, tenant, consumer string, seq uint64, add []DeadLetter, remove []uint64) error
+	// DeadLetters lists consumer's dead letters in Seq order.
+	DeadLetters(ctx context.Context, tenant, consumer string) ([]DeadLetter, error)
+	// Prune deletes the events with Seq <= upTo that were recorded before
+	// before, oldest first, at most limit of them, and says how many went.
+	Prune(ctx context.Context, tenant string, upTo uint64, before time.Time, limit int) (int, error)
+	// Changed returns a channel that is closed when the next write commits
+	// (a consumer waiting for new events selects on it).
+	Changed() <-chan struct{}
+}
+
+// DeadLetter is an event a consumer set aside: it failed permanently or
+// too often, or an earlier event of the same user or group had (it is
+// held back behind it so that order is kept). It keeps a copy of the
+// event, so pruning the outbox never loses one.
+type DeadLetter struct {
+	Event      Event
+	Attempts   int
+	LastError  string
+	At         time.Time
+	HeldBehind uint64 // Seq of the dead letter it waits behind (0: it failed itself)
 }

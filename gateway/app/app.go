@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
+	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
@@ -42,11 +43,15 @@ type App struct {
 	shutdownTimeout time.Duration
 	serveErr        chan error
 	workers         []Worker // stopped in reverse order, after the servers
+
+	adapters   []configuredAdapter
+	dispatcher *outbox.Dispatcher
 }
 
 // New opens the store and builds the servers; it does not listen yet.
 func New(cfg *config.Config, log *slog.Logger) (*App, error) {
-	if problems := cfg.Validate(); len(problems) > 0 {
+	configured, adapterProblems := loadAdapters(cfg)
+	if problems := append(cfg.Validate(), adapterProblems...); len(problems) > 0 {
 		msgs := make([]string, len(problems))
 		for i, p := range problems {
 			msgs[i] = p.String()
@@ -71,6 +76,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	a := &App{
+		adapters:        configured,
 		cfg:             cfg,
 		log:             log,
 		store:           store,
@@ -115,6 +121,11 @@ func (a *App) Start() error {
 	}
 	a.main = a.newServer(handler)
 	a.ops = a.newServer(a.opsRoutes())
+	if err := a.startDelivery(); err != nil {
+		a.mainLn.Close()
+		a.opsLn.Close()
+		return err
+	}
 	go a.serve(a.main, a.mainLn)
 	go a.serve(a.ops, a.opsLn)
 	a.log.Info("gatehouse started", "listen", a.mainLn.Addr().String(), "ops_listen", a.opsLn.Addr().String(),

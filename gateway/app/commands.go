@@ -45,11 +45,12 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "gatehouse: config:", err)
 		return 1
 	}
+	_, adapterProblems := loadAdapters(cfg) // before printing: it shows them decoded
 	fmt.Fprint(stdout, cfg.Redacted())
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	problems := cfg.Validate()
+	problems := append(cfg.Validate(), adapterProblems...)
 	for _, p := range problems {
 		fmt.Fprintln(stderr, "problem:", p.String())
 	}

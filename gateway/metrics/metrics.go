@@ -13,6 +13,12 @@ type Metrics struct {
 	SCIMRequests     *prometheus.CounterVec
 	SCIMDuration     *prometheus.HistogramVec
 	SCIMAuthFailures prometheus.Counter
+
+	OutboxDeliveries  *prometheus.CounterVec
+	OutboxDuration    *prometheus.HistogramVec
+	OutboxLag         *prometheus.GaugeVec
+	OutboxOldest      *prometheus.GaugeVec
+	OutboxDeadLetters *prometheus.GaugeVec
 }
 
 // CommitStats reads the store's group-commit counters.
@@ -56,7 +62,29 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "SCIM requests rejected for a missing or wrong bearer token.",
 		}),
 	}
+	m.OutboxDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "outbox", Name: "deliveries_total",
+		Help: "Delivery outcomes by adapter: delivered, retried, dead_lettered, held_back (behind a dead letter of the same resource), replayed.",
+	}, []string{"adapter", "result"})
+	m.OutboxDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "gatehouse", Subsystem: "outbox", Name: "delivery_duration_seconds",
+		Help:    "Time of one delivery attempt by adapter.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"adapter"})
+	m.OutboxLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "outbox", Name: "lag_events",
+		Help: "Events recorded but not yet done (delivered or set aside) by adapter.",
+	}, []string{"adapter"})
+	m.OutboxOldest = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "outbox", Name: "oldest_undelivered_timestamp_seconds",
+		Help: "When the oldest event not yet done was recorded (0: none); time() minus it is the delivery delay.",
+	}, []string{"adapter"})
+	m.OutboxDeadLetters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "outbox", Name: "dead_letters",
+		Help: "Events set aside by adapter, waiting for a replay.",
+	}, []string{"adapter"})
 	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures,
+		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

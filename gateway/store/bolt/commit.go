@@ -30,6 +30,28 @@ type committer struct {
 	done   chan struct{}
 
 	stats commitStats
+
+	waitMu  sync.Mutex
+	waiters chan struct{} // closed at the next commit; nil when no one waits
+}
+
+// changed returns a channel closed when the next transaction commits.
+func (c *committer) changed() <-chan struct{} {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	if c.waiters == nil {
+		c.waiters = make(chan struct{})
+	}
+	return c.waiters
+}
+
+func (c *committer) signal() {
+	c.waitMu.Lock()
+	if c.waiters != nil {
+		close(c.waiters)
+		c.waiters = nil
+	}
+	c.waitMu.Unlock()
 }
 
 // commitStats counts the group commit's work (read with atomic loads).
@@ -156,6 +178,7 @@ func (c *committer) update(writes int, fn func(*bolt.Tx) error) error {
 	start := time.Now()
 	err := c.db.Update(fn)
 	if err == nil {
+		c.signal()
 		c.stats.commits.Add(1)
 		c.stats.writes.Add(uint64(writes))
 		c.stats.nanos.Add(uint64(time.Since(start)))

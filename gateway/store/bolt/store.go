@@ -40,7 +40,9 @@ var (
 	bUserGroup    = []byte("edges_user_group")
 	bOutbox       = []byte("outbox")
 	bCounters     = []byte("counters")
-	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters}
+	bCursors      = []byte("outbox_cursors")
+	bDeadLetters  = []byte("outbox_dead_letters")
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters}
 
 	appendOnly = [][]byte{bUsers, bGroups, bOutbox}
 
@@ -97,6 +99,18 @@ func Open(path string, opts Options) (*Store, error) {
 		v := meta.Get(keyVersion)
 		if v == nil {
 			return meta.Put(keyVersion, u64(SchemaVersion))
+		}
+		// Buckets added within a schema version are created where missing.
+		if err := tx.Bucket(bucketTenants).ForEachBucket(func(name []byte) error {
+			tb := tx.Bucket(bucketTenants).Bucket(name)
+			for _, b := range tenantBuckets {
+				if _, err := tb.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
 		switch got := binary.BigEndian.Uint64(v); {
 		case got == SchemaVersion:
@@ -371,40 +385,4 @@ func notFound(kind, id string) error {
 
 func preconditionFailed(kind, id string, have uint64) error {
 	return gateway.Errorf(gateway.ErrPreconditionFailed, "%s %q has changed (its version is %d): read it again and retry", kind, id, have)
-}
-
-// outboxStore reads the outbox.
-type outboxStore struct{ s *Store }
-
-func (o outboxStore) After(ctx context.Context, tenant string, seq uint64, limit int) ([]gateway.Event, error) {
-	var out []gateway.Event
-	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
-		if tb == nil {
-			return nil
-		}
-		c := tb.Bucket(bOutbox).Cursor()
-		for k, v := c.Seek(u64(seq + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			e, err := decodeEvent(binary.BigEndian.Uint64(k), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bolt: read outbox: %w", err)
-	}
-	return out, nil
-}
-
-func (o outboxStore) Len(ctx context.Context, tenant string) (int, error) {
-	n := 0
-	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
-		if tb != nil {
-			n = counter(tb, counterOutbox)
-		}
-		return nil
-	})
-	return n, err
 }

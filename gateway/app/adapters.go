@@ -1,0 +1,95 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/adapters"
+	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/outbox"
+)
+
+// configuredAdapter is one adapter of the configuration, decoded, its
+// secrets resolved.
+type configuredAdapter struct {
+	id, typ string
+	cfg     gateway.AdapterConfig
+}
+
+// loadAdapters decodes and checks every configured adapter (the
+// directory alone when none is), returning every problem with its full
+// key path. It records each decoded config in cfg so that the printed
+// configuration shows them redacted.
+func loadAdapters(cfg *config.Config) ([]configuredAdapter, []config.Problem) {
+	entries := cfg.Adapters
+	if len(entries) == 0 {
+		entries = config.Adapters{{ID: adapters.DefaultType, Type: adapters.DefaultType}}
+	}
+	var out []configuredAdapter
+	var problems []config.Problem
+	for i, e := range entries {
+		path := fmt.Sprintf("adapters[%d]", i)
+		if e.Type == "" {
+			continue // config.Validate reports it
+		}
+		ac, err := adapters.Decode(e.Type, e.DecodeConfig)
+		if err != nil {
+			where := path + ".config"
+			if ac == nil && e.Type != "" {
+				if _, known := adapters.Types()[e.Type]; !known {
+					where = path + ".type"
+				}
+			}
+			problems = append(problems, config.Problem{Path: where, Message: err.Error()})
+			continue
+		}
+		for _, p := range adapters.ResolveSecrets(ac, cfg.LookupEnv, os.ReadFile) {
+			problems = append(problems, config.Problem{Path: path + ".config." + p.Path, Message: p.Message})
+		}
+		for _, p := range ac.Validate() {
+			problems = append(problems, config.Problem{Path: path + ".config." + p.Path, Message: p.Message})
+		}
+		if i < len(cfg.Adapters) {
+			cfg.Adapters[i].Decoded = ac
+		}
+		out = append(out, configuredAdapter{id: e.ID, typ: e.Type, cfg: ac})
+	}
+	return out, problems
+}
+
+// startDelivery opens the adapters and starts the outbox dispatcher; it
+// is stopped with the other workers, after the servers.
+func (a *App) startDelivery() error {
+	ctx := context.Background()
+	var targets []outbox.Target
+	for _, ca := range a.adapters {
+		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Logger: a.log.With("adapter", ca.id), Store: a.store})
+		if err != nil {
+			for _, t := range targets {
+				_ = t.Adapter.Close()
+			}
+			return fmt.Errorf("open adapter %s (%s): %w", ca.id, ca.typ, err)
+		}
+		targets = append(targets, outbox.Target{ID: ca.id, Adapter: ad})
+	}
+	d := a.cfg.Delivery
+	a.dispatcher = outbox.New(a.store, targets, outbox.Options{
+		Tenant:      gateway.DefaultTenant,
+		MaxAttempts: d.MaxAttempts,
+		BackoffMin:  time.Duration(d.BackoffMin),
+		BackoffMax:  time.Duration(d.BackoffMax),
+		Timeout:     time.Duration(d.Timeout),
+		Lanes:       d.Lanes,
+		Retention:   time.Duration(d.Retention),
+		Logger:      a.log,
+		Metrics:     a.metrics,
+	})
+	if err := a.dispatcher.Start(ctx); err != nil {
+		return err
+	}
+	a.workers = append(a.workers, a.dispatcher)
+	return nil
+}
