@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/adapters/directory"
+	"github.com/gatehouse-id/gatehouse/adapters/webhook"
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
@@ -30,6 +31,7 @@ const DefaultType = "directory"
 func Types() map[string]func() gateway.AdapterConfig {
 	return map[string]func() gateway.AdapterConfig{
 		"directory": func() gateway.AdapterConfig { return &directory.Config{} },
+		"webhook":   func() gateway.AdapterConfig { return &webhook.Config{} },
 	}
 }
 
