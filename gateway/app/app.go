@@ -199,6 +199,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 // MainAddr is the bound address of the main listener.
 func (a *App) MainAddr() string { return a.mainLn.Addr().String() }
 
+// OpsHandler is the operations listener's handler (for in-process tests).
+func (a *App) OpsHandler() http.Handler { return a.ops.Handler }
+
 // OpsAddr is the bound address of the operations listener.
 func (a *App) OpsAddr() string { return a.opsLn.Addr().String() }
 

@@ -127,6 +127,7 @@ variables, which override the file.`,
 			},
 		},
 		healthcheckCommand(&configPath, &ready, environ, stderr),
+		outboxCommand(&configPath, environ, stdout),
 	)
 	return root
 }
@@ -162,17 +163,13 @@ it is, 1 otherwise. Made for distroless images, which have no curl.`,
 // Healthcheck asks the operations listener at opsListen (host:port as
 // configured; an empty or wildcard host means this host) for path.
 func Healthcheck(ctx context.Context, opsListen, path string) error {
-	host, port, err := net.SplitHostPort(opsListen)
+	base, err := opsURL(opsListen)
 	if err != nil {
-		return fmt.Errorf("ops_listen %q: %w", opsListen, err)
-	}
-	switch host {
-	case "", "0.0.0.0", "::", "[::]":
-		host = "127.0.0.1"
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return err
 	}
@@ -186,6 +183,20 @@ func Healthcheck(ctx context.Context, opsListen, path string) error {
 		return fmt.Errorf("%s answered %d: %s", path, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return nil
+}
+
+// opsURL is the base URL of the operations listener of the gateway on
+// this host: an empty or wildcard host means loopback.
+func opsURL(opsListen string) (string, error) {
+	host, port, err := net.SplitHostPort(opsListen)
+	if err != nil {
+		return "", fmt.Errorf("ops_listen %q: %w", opsListen, err)
+	}
+	switch host {
+	case "", "0.0.0.0", "::", "[::]":
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
 }
 
 // BuildVersion is the version set at link time, or else the module

@@ -52,6 +52,7 @@ func (a *App) opsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
 	httpx.Health(mux, a.ready)
+	a.outboxRoutes(mux)
 	if a.cfg.OpsPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
