@@ -252,3 +252,12 @@ func (g *gatewayUnderTest) callNoFatal(method, path, body string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// decodeID reads the id of a SCIM resource response.
+func decodeID(resp *http.Response) string {
+	var v struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return v.ID
+}
