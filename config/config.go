@@ -36,6 +36,7 @@ type Config struct {
 	Provisioning Provisioning `yaml:"provisioning"`
 	Store        Store        `yaml:"store"`
 	Delivery     Delivery     `yaml:"delivery"`
+	Events       Events       `yaml:"events"`
 	Adapters     Adapters     `yaml:"adapters" doc:"downstream adapters events are delivered to, a list of {id, type, config} (YAML, or JSON in the variable); none: the built-in directory alone"`
 
 	// Warnings are things Load noticed that do not stop the gateway, such
@@ -118,6 +119,12 @@ type Delivery struct {
 	Retention   Duration `yaml:"retention" doc:"how long delivered events are kept (for replays and the events feed)"`
 }
 
+// Events configures the events feed ({path_prefix}/events).
+type Events struct {
+	Token   Secret   `yaml:"token" doc:"bearer token of the events feed; unset: the feed is off (secret; env:NAME and file:PATH allowed)"`
+	MaxWait Duration `yaml:"max_wait" doc:"longest long poll (wait=) of the events feed"`
+}
+
 // Adapters is the list of downstream adapters.
 type Adapters []AdapterEntry
 
@@ -189,6 +196,7 @@ func Default() *Config {
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
 		Delivery: Delivery{MaxAttempts: 20, BackoffMin: Duration(500 * time.Millisecond), BackoffMax: Duration(10 * time.Minute),
 			Timeout: Duration(10 * time.Second), Lanes: 8, Retention: Duration(7 * 24 * time.Hour)},
+		Events: Events{MaxWait: Duration(30 * time.Second)},
 	}
 }
 
@@ -219,6 +227,7 @@ func Load(path string, environ []string) (*Config, error) {
 	lookup := cfg.LookupEnv
 	cfg.SCIM.Token.Resolve(lookup, os.ReadFile)
 	cfg.SSO.OIDC.ClientSecret.Resolve(lookup, os.ReadFile)
+	cfg.Events.Token.Resolve(lookup, os.ReadFile)
 	return cfg, nil
 }
 
@@ -286,6 +295,16 @@ func (c *Config) Validate() []Problem {
 	}
 	secretProblems("scim.token", c.SCIM.Token, add)
 	secretProblems("sso.oidc.client_secret", c.SSO.OIDC.ClientSecret, add)
+	secretProblems("events.token", c.Events.Token, add)
+	if v := c.Events.Token.Value(); v != "" && len(v) < minTokenLength {
+		add("events.token", "is %d characters long; use at least %d random characters (e.g. openssl rand -base64 32)", len(v), minTokenLength)
+	}
+	if v := c.Events.Token.Value(); v != "" && v == c.SCIM.Token.Value() {
+		add("events.token", "must differ from scim.token: the IdP must not read the app's feed")
+	}
+	if c.Events.MaxWait <= 0 || c.Events.MaxWait > Duration(50*time.Second) {
+		add("events.max_wait", "must be between 1s and 50s (the listener's write timeout is 60s)")
+	}
 	oneOf("sso.protocol", c.SSO.Protocol, "none", "saml", "oidc", "external")
 	switch c.SSO.Protocol {
 	case "saml":

@@ -24,6 +24,7 @@ var importRules = map[string][]string{
 	"gateway/store":     {"gateway", "gateway/fold"},
 	"gateway/session":   {"gateway"},
 	"gateway/outbox":    {"gateway", "gateway/metrics"},
+	"gateway/feed":      {"gateway", "gateway/httpx"},
 	"gateway/scim":      {"gateway", "gateway/provision", "gateway/httpx", "gateway/metrics", "gateway/scim", "gateway/fold"},
 	"gateway/saml":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/saml"},
 	"gateway/oidc":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/oidc"},

@@ -184,9 +184,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
 	if a.main != nil {
 		errs = append(errs, a.main.Shutdown(ctx))
+		// Serve may not have taken the listener over yet (a Shutdown right
+		// after Start): close it here so that no connection is accepted.
+		_ = a.mainLn.Close()
 	}
 	if a.ops != nil {
 		errs = append(errs, a.ops.Shutdown(ctx))
+		_ = a.opsLn.Close()
 	}
 	for i := len(a.workers) - 1; i >= 0; i-- {
 		errs = append(errs, a.workers[i].Stop(ctx))

@@ -57,10 +57,14 @@ type orderProbe struct {
 func (p *orderProbe) Stop(ctx context.Context) error {
 	p.stopped = true
 	conn, err := net.DialTimeout("tcp", p.addr, time.Second)
+	selfConnect := false
 	if err == nil {
+		// A dial to a closed port in the ephemeral range can connect to
+		// itself (TCP simultaneous open): no server is listening then.
+		selfConnect = conn.LocalAddr().String() == conn.RemoteAddr().String()
 		conn.Close()
 	}
-	p.serverRefused = err != nil
+	p.serverRefused = err != nil || selfConnect
 	_, p.storeErr = p.store.Outbox().Len(ctx, gateway.DefaultTenant)
 	return nil
 }

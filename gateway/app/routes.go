@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/feed"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/scim"
 )
@@ -39,6 +41,10 @@ func (a *App) routes() (http.Handler, error) {
 	prefix := a.cfg.PathPrefix
 	mux := http.NewServeMux()
 	mux.Handle(prefix+"/scim/", http.StripPrefix(prefix+"/scim", scimServer))
+	mux.Handle(prefix+"/events", feed.New(feed.Options{
+		Store: a.store, Tenant: gateway.DefaultTenant,
+		Token: a.cfg.Events.Token.Value(), MaxWait: time.Duration(a.cfg.Events.MaxWait),
+	}))
 
 	var h http.Handler = mux
 	h = httpx.AccessLog(a.log, h)

@@ -9,8 +9,6 @@ package scim
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,12 +59,12 @@ type Options struct {
 // Server is the SCIM endpoint. Mount it so that it sees paths starting
 // with /v2 (e.g. behind http.StripPrefix("/gatehouse/scim", s)).
 type Server struct {
-	opts      Options
-	tokenHash [sha256.Size]byte
-	lib       scimlib.Server
-	users     *userHandler
-	groups    *groupHandler
-	spc       []byte
+	opts   Options
+	bearer httpx.Bearer
+	lib    scimlib.Server
+	users  *userHandler
+	groups *groupHandler
+	spc    []byte
 	// Each resource's schemas, for the PATCH engine and filter evaluation.
 	userRes, groupRes query.Resource
 }
@@ -97,7 +95,7 @@ func New(opts Options) (*Server, error) {
 	// what is accepted, so setting it here on every New is harmless.
 	schema.SetAllowStringValues(true)
 
-	s := &Server{opts: opts, tokenHash: sha256.Sum256([]byte(opts.Token))}
+	s := &Server{opts: opts, bearer: httpx.NewBearer(opts.Token)}
 	s.userRes = query.UserResource()
 	s.groupRes = query.GroupResource()
 	s.users = &userHandler{s: s}
@@ -182,7 +180,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "", s.opts.Disabled)
 		return
 	}
-	if !s.authorized(r) {
+	if !s.bearer.Check(r) {
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.SCIMAuthFailures.Inc()
 		}
@@ -238,18 +236,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.lib.ServeHTTP(lib, r)
 		}
 	}
-}
-
-// authorized checks the bearer token in constant time. Hashing both sides
-// first makes the comparison independent of the presented token's length.
-func (s *Server) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
-	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
 }
 
 // readBody enforces the media type and the body limit, normalises IdP
