@@ -173,17 +173,31 @@ func toUser(u *gateway.WireUser) User {
 
 func sorted(s []string) []string { slices.Sort(s); return s }
 
+// equal compares two snapshots. Memberships of users that no longer
+// exist are left out on both sides: a downstream may drop them with the
+// user (a foreign key's cascade) or when the group.members_removed that
+// follows a user's deletion arrives.
 func equal(a, b Snapshot) bool {
 	if !maps.Equal(a.Users, b.Users) || len(a.Groups) != len(b.Groups) {
 		return false
 	}
 	for id, g := range a.Groups {
 		w, ok := b.Groups[id]
-		if !ok || g.DisplayName != w.DisplayName || !slices.Equal(sorted(slices.Clone(g.Members)), sorted(slices.Clone(w.Members))) {
+		if !ok || g.DisplayName != w.DisplayName || !slices.Equal(liveMembers(g.Members, a), liveMembers(w.Members, b)) {
 			return false
 		}
 	}
 	return true
+}
+
+func liveMembers(ids []string, s Snapshot) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := s.Users[id]; ok {
+			out = append(out, id)
+		}
+	}
+	return sorted(out)
 }
 
 func dump(s Snapshot) string {
