@@ -82,14 +82,14 @@ func appSchema(t *testing.T, dsn string) (string, *pgx.Conn) {
 func appStatements(s string) map[string][]string {
 	upd := `UPDATE ` + s + `.users SET user_name = :user.userName, email = :user.email, display_name = :user.displayName, active = :user.active WHERE gatehouse_id = :user.id`
 	return map[string][]string{
-		"user.created":     {`INSERT INTO ` + s + `.users (gatehouse_id, user_name, email, display_name, active) VALUES (:user.id, :user.userName, :user.email, :user.displayName, :user.active)`},
-		"user.updated":     {upd},
-		"user.deactivated": {upd},
-		"user.reactivated": {upd},
-		"user.deleted":     {`DELETE FROM ` + s + `.group_members WHERE user_id = :user.id`, `DELETE FROM ` + s + `.users WHERE gatehouse_id = :user.id`},
-		"group.created":    {`INSERT INTO ` + s + `.groups (gatehouse_id, name) VALUES (:group.id, :group.displayName)`, `INSERT INTO ` + s + `.group_members VALUES (:group.id, :member.id)`},
-		"group.updated":    {`UPDATE ` + s + `.groups SET name = :group.displayName WHERE gatehouse_id = :group.id`},
-		"group.deleted":    {`DELETE FROM ` + s + `.group_members WHERE group_id = :group.id`, `DELETE FROM ` + s + `.groups WHERE gatehouse_id = :group.id`},
+		"user.created":          {`INSERT INTO ` + s + `.users (gatehouse_id, user_name, email, display_name, active) VALUES (:user.id, :user.userName, :user.email, :user.displayName, :user.active)`},
+		"user.updated":          {upd},
+		"user.deactivated":      {upd},
+		"user.reactivated":      {upd},
+		"user.deleted":          {`DELETE FROM ` + s + `.group_members WHERE user_id = :user.id`, `DELETE FROM ` + s + `.users WHERE gatehouse_id = :user.id`},
+		"group.created":         {`INSERT INTO ` + s + `.groups (gatehouse_id, name) VALUES (:group.id, :group.displayName)`, `INSERT INTO ` + s + `.group_members VALUES (:group.id, :member.id)`},
+		"group.updated":         {`UPDATE ` + s + `.groups SET name = :group.displayName WHERE gatehouse_id = :group.id`},
+		"group.deleted":         {`DELETE FROM ` + s + `.group_members WHERE group_id = :group.id`, `DELETE FROM ` + s + `.groups WHERE gatehouse_id = :group.id`},
 		"group.members_added":   {`INSERT INTO ` + s + `.group_members VALUES (:group.id, :member.id) ON CONFLICT DO NOTHING`},
 		"group.members_removed": {`DELETE FROM ` + s + `.group_members WHERE group_id = :group.id AND user_id = :member.id`},
 	}
