@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/adapters/directory"
+	"github.com/gatehouse-id/gatehouse/adapters/rest"
 	"github.com/gatehouse-id/gatehouse/adapters/sqldb"
 	"github.com/gatehouse-id/gatehouse/adapters/webhook"
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -34,6 +35,7 @@ func Types() map[string]func() gateway.AdapterConfig {
 		"directory": func() gateway.AdapterConfig { return &directory.Config{} },
 		"webhook":   func() gateway.AdapterConfig { return &webhook.Config{} },
 		"sqldb":     func() gateway.AdapterConfig { return &sqldb.Config{} },
+		"rest":      func() gateway.AdapterConfig { return &rest.Config{} },
 	}
 }
 

@@ -34,7 +34,7 @@ func TestREADMEAdapterExamplesAreValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(b)
-	for _, heading := range []string{"### `webhook`", "### `sqldb`"} {
+	for _, heading := range []string{"### `webhook`", "### `sqldb`", "### `rest`"} {
 		i := strings.Index(readme, heading)
 		if i < 0 {
 			t.Fatalf("README has no %s section", heading)
@@ -49,7 +49,7 @@ func TestREADMEAdapterExamplesAreValid(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out, errOut bytes.Buffer
-		env := []string{"HOOK_SECRET=" + hookSecret, "APP_DATABASE_URL=postgres://app:pw@127.0.0.1:5432/app"}
+		env := []string{"HOOK_SECRET=" + hookSecret, "APP_DATABASE_URL=postgres://app:pw@127.0.0.1:5432/app", "APP_API_TOKEN=Bearer x"}
 		if code := app.Main([]string{"check-config", "--config", path}, env, &out, &errOut, "test"); code != 0 {
 			t.Errorf("%s example: check-config exit %d:\n%s", heading, code, errOut.String())
 		}

@@ -26,7 +26,19 @@ type Store interface {
 	Users() UserStore
 	Groups() GroupStore
 	Outbox() Outbox
+	IDMaps() IDMaps
 	Close() error
+}
+
+// IDMaps keep, per adapter, the downstream's own id of each user or group
+// (the id the app's API answered a create with), so later calls can name
+// it. Keys are scoped by tenant and adapter.
+type IDMaps interface {
+	// Get returns the downstream id of the gateway's resource id ("" when
+	// there is none).
+	Get(ctx context.Context, tenant, adapter, id string) (string, error)
+	Put(ctx context.Context, tenant, adapter, id, downstreamID string) error
+	Delete(ctx context.Context, tenant, adapter, id string) error
 }
 
 // UserIndex names a secondary index over users.

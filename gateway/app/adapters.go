@@ -66,7 +66,7 @@ func (a *App) startDelivery() error {
 	ctx := context.Background()
 	var targets []outbox.Target
 	for _, ca := range a.adapters {
-		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Logger: a.log.With("adapter", ca.id), Store: a.store})
+		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Tenant: gateway.DefaultTenant, Logger: a.log.With("adapter", ca.id), Store: a.store})
 		if err != nil {
 			for _, t := range targets {
 				_ = t.Adapter.Close()

@@ -20,6 +20,9 @@
 //	edges_user_group          user id 0x00 group id → ""
 //	outbox                    seq (uint64 big-endian, NextSequence) → event record
 //	counters                  "users" | "groups" | "outbox" → uint64 big-endian
+//	outbox_cursors            adapter id → uint64 big-endian (events up to it are done)
+//	outbox_dead_letters       adapter id 0x00 seq → dead letter (bookkeeping + event record)
+//	id_maps                   adapter id 0x00 resource id → the downstream's id
 //
 // fold is package fold's key (full Unicode case folding on NFC text, as
 // PRECIS maps): userName and group displayName are case-insensitive

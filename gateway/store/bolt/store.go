@@ -42,7 +42,8 @@ var (
 	bCounters     = []byte("counters")
 	bCursors      = []byte("outbox_cursors")
 	bDeadLetters  = []byte("outbox_dead_letters")
-	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters}
+	bIDMaps       = []byte("id_maps")
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps}
 
 	appendOnly = [][]byte{bUsers, bGroups, bOutbox}
 
@@ -232,6 +233,7 @@ func (s *Store) Close() error {
 func (s *Store) Users() gateway.UserStore   { return userStore{s} }
 func (s *Store) Groups() gateway.GroupStore { return groupStore{s} }
 func (s *Store) Outbox() gateway.Outbox     { return outboxStore{s} }
+func (s *Store) IDMaps() gateway.IDMaps     { return idMapStore{s} }
 
 // view runs fn in a read transaction on tenant's bucket; fn gets nil when
 // the tenant has no data yet.
