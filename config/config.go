@@ -194,7 +194,10 @@ func Default() *Config {
 		SSO:          SSO{Protocol: "none"},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user"},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
-		Delivery: Delivery{MaxAttempts: 20, BackoffMin: Duration(500 * time.Millisecond), BackoffMax: Duration(10 * time.Minute),
+		// Retries stay frequent (every 1-2 s once backed off) so that a
+		// downstream back from an outage is caught up within seconds, and
+		// go on for about an hour before an event is set aside.
+		Delivery: Delivery{MaxAttempts: 2400, BackoffMin: Duration(200 * time.Millisecond), BackoffMax: Duration(2 * time.Second),
 			Timeout: Duration(10 * time.Second), Lanes: 8, Retention: Duration(7 * 24 * time.Hour)},
 		Events: Events{MaxWait: Duration(30 * time.Second)},
 	}

@@ -40,8 +40,16 @@ func TestLoad(t *testing.T) {
 	if os.Getenv("GHTEST_LOAD_PIN") == "1" {
 		wrapper = []string{"taskset", "-c", "0"}
 	}
-	p := startBinaryWrapped(t, t.TempDir(), wrapper, "GATEHOUSE_SCIM_TOKEN="+testToken, "GATEHOUSE_SSO_PROTOCOL=external",
-		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data")
+	env := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external",
+		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data"}
+	var rc *hookReceiver
+	if os.Getenv("GHTEST_LOAD_DELIVERY") == "1" {
+		// Every change delivered to a webhook receiver, and delivered
+		// events pruned after a second: the file should stop growing.
+		rc = newHookReceiver(t)
+		env = append(append(env, webhookEnv(rc.srv.URL+"/hooks")...), "GATEHOUSE_DELIVERY_RETENTION=1s")
+	}
+	p := startBinaryWrapped(t, t.TempDir(), wrapper, env...)
 	base := "http://" + p.addr + "/gatehouse/scim/v2"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
 	do := func(method, url, body string, want int) error {
@@ -135,6 +143,31 @@ func TestLoad(t *testing.T) {
 			return true, do("PATCH", base+"/Users/"+all[n%int64(len(all))], fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"D%d"}]}`, n), 200)
 		})
 		t.Logf("%s  cpu %.3f ms/req", res, 1000*(cpuSeconds(t, metricsURL)-cpu0)/float64(max(res.n, 1)))
+	}
+
+	if rc != nil {
+		metricsURL := "http://" + p.opsAddr + "/metrics"
+		eventually(t, "delivery to catch up", func() bool {
+			return metricValue(t, metricsURL, `gatehouse_outbox_lag_events{adapter="app-hook"}`) == 0
+		})
+		fileBefore := fileMiB(filepath.Join(p.cmd.Dir, "data", "gatehouse.db"))
+		time.Sleep(70 * time.Second) // past the retention and a prune round
+		status := httpGet(t, "http://"+p.opsAddr+"/outbox/status", 200)
+		t.Logf("delivered %d events to the receiver; after pruning: %s; file %.1f MiB before, %.1f MiB after",
+			len(rc.events()), strings.TrimSpace(status), fileBefore, fileMiB(filepath.Join(p.cmd.Dir, "data", "gatehouse.db")))
+		// More writes must reuse the freed pages, not grow the file.
+		fileThen := fileMiB(filepath.Join(p.cmd.Dir, "data", "gatehouse.db"))
+		more := run(t, "PATCH active (fsync, c=32) after pruning", 32, seconds, func(int) (bool, error) {
+			n := flip.Add(1)
+			id := all[n%int64(len(all))]
+			return true, do("PATCH", base+"/Users/"+id, fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":%v}}]}`, n%2 == 1), 200)
+		})
+		t.Log(more)
+		eventually(t, "delivery to catch up again", func() bool {
+			return metricValue(t, metricsURL, `gatehouse_outbox_lag_events{adapter="app-hook"}`) == 0
+		})
+		time.Sleep(70 * time.Second)
+		t.Logf("file %.1f MiB before those %d writes and their pruning, %.1f MiB after", fileThen, more.n, fileMiB(filepath.Join(p.cmd.Dir, "data", "gatehouse.db")))
 	}
 
 	t.Logf("gateway RSS with %d users: %.1f MiB (%s); database file %.1f MiB", users, rssMiB(t, "http://"+p.opsAddr+"/metrics"),

@@ -79,13 +79,13 @@ host, which holds the database; the endpoints answer loopback clients only.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ADAPTER\tCURSOR\tLAST\tLAG\tOLDEST UNDELIVERED\tDEAD LETTERS")
+			fmt.Fprintln(tw, "ADAPTER\tCURSOR\tLAST\tLAG\tOLDEST UNDELIVERED\tDEAD LETTERS\tSTORED")
 			for _, s := range st {
 				oldest := "-"
 				if !s.Oldest.IsZero() {
 					oldest = s.Oldest.Format(time.RFC3339) + " (" + time.Since(s.Oldest).Round(time.Second).String() + " ago)"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\n", s.Adapter, s.Cursor, s.LastSeq, s.Lag, oldest, s.DeadLetters)
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\n", s.Adapter, s.Cursor, s.LastSeq, s.Lag, oldest, s.DeadLetters, s.Stored)
 			}
 			return tw.Flush()
 		},

@@ -37,9 +37,9 @@ type Target struct {
 // Options tunes the dispatcher; zero values get the defaults.
 type Options struct {
 	Tenant      string
-	MaxAttempts int           // before an event becomes a dead letter (20)
-	BackoffMin  time.Duration // after the first failure, doubling (500ms)
-	BackoffMax  time.Duration // cap of the doubling (10m)
+	MaxAttempts int           // before an event becomes a dead letter (2400)
+	BackoffMin  time.Duration // after the first failure, doubling (200ms)
+	BackoffMax  time.Duration // cap of the doubling (2s)
 	Timeout     time.Duration // of one attempt (10s)
 	Lanes       int           // deliveries in flight per adapter (8)
 	Retention   time.Duration // delivered events are kept this long (7 days)
@@ -56,13 +56,13 @@ func (o *Options) defaults() {
 		o.Tenant = gateway.DefaultTenant
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 20
+		o.MaxAttempts = 2400
 	}
 	if o.BackoffMin <= 0 {
-		o.BackoffMin = 500 * time.Millisecond
+		o.BackoffMin = 200 * time.Millisecond
 	}
 	if o.BackoffMax < o.BackoffMin {
-		o.BackoffMax = max(10*time.Minute, o.BackoffMin)
+		o.BackoffMax = max(2*time.Second, o.BackoffMin)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
@@ -174,6 +174,7 @@ type Status struct {
 	Cursor      uint64    `json:"cursor"`  // events up to here are done
 	LastSeq     uint64    `json:"lastSeq"` // the newest event
 	Lag         uint64    `json:"lag"`     // events not yet done
+	Stored      int       `json:"stored"`  // events kept in the outbox (all adapters, within the retention)
 	Oldest      time.Time `json:"oldestUndelivered,omitzero"`
 	DeadLetters int       `json:"deadLetters"`
 }

@@ -348,6 +348,9 @@ func (w *worker) status(ctx context.Context, countDeadLetters bool) (Status, err
 	if st.LastSeq, err = ob.LastSeq(ctx, w.d.opts.Tenant); err != nil {
 		return st, err
 	}
+	if st.Stored, err = ob.Len(ctx, w.d.opts.Tenant); err != nil {
+		return st, err
+	}
 	if st.LastSeq > cursor {
 		st.Lag = st.LastSeq - cursor
 		if next, err := ob.After(ctx, w.d.opts.Tenant, cursor, 1); err == nil && len(next) == 1 {
