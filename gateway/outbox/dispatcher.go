@@ -43,7 +43,7 @@ type Options struct {
 	Timeout     time.Duration // of one attempt (10s)
 	Lanes       int           // deliveries in flight per adapter (8)
 	Retention   time.Duration // delivered events are kept this long (7 days)
-	PruneEvery  time.Duration // how often pruning runs (1m)
+	PruneEvery  time.Duration // how often pruning runs (a quarter of the retention, between 1s and 1m)
 	AckEvery    time.Duration // how often cursors are written (100ms)
 	Batch       int           // events read at once (512)
 	Logger      *slog.Logger
@@ -74,7 +74,9 @@ func (o *Options) defaults() {
 		o.Retention = 0
 	}
 	if o.PruneEvery <= 0 {
-		o.PruneEvery = time.Minute
+		// A short retention is pruned often, so that the outbox (and the
+		// file, which only grows to its high-water mark) stays small.
+		o.PruneEvery = min(max(o.Retention/4, time.Second), time.Minute)
 	}
 	if o.AckEvery <= 0 {
 		o.AckEvery = 100 * time.Millisecond
