@@ -198,7 +198,7 @@ func Default() *Config {
 		// downstream back from an outage is caught up within seconds, and
 		// go on for about an hour before an event is set aside.
 		Delivery: Delivery{MaxAttempts: 2400, BackoffMin: Duration(200 * time.Millisecond), BackoffMax: Duration(2 * time.Second),
-			Timeout: Duration(10 * time.Second), Lanes: 8, Retention: Duration(7 * 24 * time.Hour)},
+			Timeout: Duration(10 * time.Second), Lanes: 4, Retention: Duration(7 * 24 * time.Hour)},
 		Events: Events{MaxWait: Duration(30 * time.Second)},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,7 @@ func webhookEnv(url string) []string {
 	return []string{
 		`GATEHOUSE_ADAPTERS=[{"id":"app-hook","type":"webhook","config":{"url":"` + url + `","secret":"env:HOOK_SECRET"}}]`,
 		"HOOK_SECRET=" + hookSecret,
-		"GATEHOUSE_DELIVERY_BACKOFF_MIN=5ms", "GATEHOUSE_DELIVERY_BACKOFF_MAX=50ms",
+		"GATEHOUSE_DELIVERY_BACKOFF_MIN=5ms", "GATEHOUSE_DELIVERY_BACKOFF_MAX=50ms", "GATEHOUSE_DELIVERY_LANES=" + lanesForTest(),
 	}
 }
 
@@ -249,4 +250,11 @@ func TestAdapterConfigProblems(t *testing.T) {
 	if strings.Contains(out.String()+errOut.String(), "c2hvcnQ") {
 		t.Errorf("check-config printed an adapter secret:\n%s", out.String())
 	}
+}
+
+func lanesForTest() string {
+	if v := os.Getenv("GHTEST_LANES"); v != "" {
+		return v
+	}
+	return "4"
 }
