@@ -277,11 +277,34 @@ func TestRESTLinksAndForgives(t *testing.T) {
 	if err := a.Deliver(context.Background(), ev(gateway.OpUserUpdated, "u-ghost", "e4")); !errors.Is(err, gateway.ErrPermanent) {
 		t.Fatalf("update of an unknown user: %v, want permanent", err)
 	}
-	// The app refuses its credential: permanent.
+	// The app refuses the credential: retried (an operator fixes it), the
+	// attempt limit still applying.
 	bad := restConfig(api.srv.URL)
 	bad.Auth.Value = gateway.NewSecret("Bearer wrong")
-	if err := openREST(t, bad, store).Deliver(context.Background(), ev(gateway.OpUserCreated, "u-new", "e5")); !errors.Is(err, gateway.ErrPermanent) {
-		t.Fatalf("401: %v, want permanent", err)
+	if err := openREST(t, bad, store).Deliver(context.Background(), ev(gateway.OpUserCreated, "u-new", "e5")); err == nil || errors.Is(err, gateway.ErrPermanent) {
+		t.Fatalf("401: %v, want a retryable error", err)
+	}
+	// A member added before its own creation reached the app (another
+	// lane): retried, not a dead letter.
+	early := gateway.WireEvent{Contract: gateway.EventContract, ID: "e6", Type: gateway.OpGroupMembersAdded, Tenant: gateway.DefaultTenant,
+		Group: &gateway.WireGroup{ID: "g-1", DisplayName: "Eng", Version: 1}, MemberIDs: []string{"u-not-yet"}}
+	if err := store.IDMaps().Put(context.Background(), gateway.DefaultTenant, "app-api", "group:g-1", "app-g-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Deliver(context.Background(), early); err == nil || errors.Is(err, gateway.ErrPermanent) {
+		t.Fatalf("a member not created yet: %v, want a retryable error", err)
+	}
+	// Values cannot climb out of the configured path.
+	dots := ev(gateway.OpUserCreated, "u-dots", "e7")
+	dots.User.UserName = ".."
+	lookupCfg := restConfig(api.srv.URL)
+	lookupCfg.Operations["user.created"] = rest.Calls{{Method: "POST", Path: "/users/{user.userName}/x", Body: map[string]any{"a": 1}}}
+	_ = openREST(t, lookupCfg, store).Deliver(context.Background(), dots)
+	api.mu.Lock()
+	last := api.calls[len(api.calls)-1]
+	api.mu.Unlock()
+	if !strings.Contains(last, "/api/users/%2E%2E/x") {
+		t.Fatalf("a '..' value was not escaped: %s", last)
 	}
 }
 

@@ -336,7 +336,9 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 					continue // the app never had that member
 				}
 				if mid == "" {
-					return fmt.Errorf("the app has no id for member %s: %w", m, gateway.ErrPermanent)
+					// Retried, not permanent: the member's own creation may
+					// still be on its way in another lane.
+					return fmt.Errorf("the app has no id for member %s yet", m)
 				}
 				vars["member.app_id"] = mid
 			}
@@ -445,11 +447,21 @@ func (a *adapter) call(ctx context.Context, method, path string, body any, doc m
 	req.Header.Set("User-Agent", "Gatehouse-REST/1")
 	resp, err := a.client.Do(req)
 	if err != nil {
+		// Not err's own text: it repeats the URL with its query values
+		// (emails, tokens).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooEarly {
+	// 401 and 403 are retried too: a rotated or not yet granted credential
+	// is fixed by the operator, and the attempt limit still ends it.
+	switch code := resp.StatusCode; {
+	case code == http.StatusTooManyRequests, code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooEarly,
+		code == http.StatusUnauthorized, code == http.StatusForbidden:
 		err := fmt.Errorf("%s %s answered %d: %s", method, path, resp.StatusCode, snippet(b))
 		if s, convErr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); convErr == nil && s >= 0 {
 			return 0, nil, &gateway.RetryAfterError{After: time.Duration(s) * time.Second, Err: err}
@@ -457,6 +469,15 @@ func (a *adapter) call(ctx context.Context, method, path string, body any, doc m
 		return 0, nil, err
 	}
 	return resp.StatusCode, b, nil
+}
+
+// escapeSegment path-escapes a value, dot segments included, so that a
+// value of ".." cannot climb out of the configured path.
+func escapeSegment(v string) string {
+	if v == "." || v == ".." {
+		return strings.ReplaceAll(v, ".", "%2E")
+	}
+	return url.PathEscape(v)
 }
 
 // failure is an answer no retry will change.
@@ -510,7 +531,7 @@ func expand(path string, doc map[string]any, vars map[string]string) (string, er
 		})
 		return out, err
 	}
-	p, err := fill(pathPart, url.PathEscape)
+	p, err := fill(pathPart, escapeSegment)
 	if err != nil || !hasQuery {
 		return p, err
 	}

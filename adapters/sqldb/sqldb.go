@@ -201,17 +201,21 @@ func eventDoc(e gateway.WireEvent) (map[string]any, error) {
 	return doc, dec.Decode(&doc)
 }
 
-// classify marks the database's refusals of the data as permanent (the
-// same statement would fail again) and leaves connection trouble,
-// deadlocks and serialization failures to be retried.
+// classify marks the database's refusals of the data itself as permanent
+// (the same statement would fail again): data exceptions (class 22) and
+// integrity violations (23), except a foreign key (23503), which may name
+// a row whose own event is still on its way in another lane. Everything
+// else is retried, the attempt limit still applying: connection trouble,
+// deadlocks, and what an operator fixes (a missing table or column, a
+// grant: class 42).
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) && len(pg.Code) == 5 {
+	if errors.As(err, &pg) && len(pg.Code) == 5 && pg.Code != "23503" {
 		switch pg.Code[:2] {
-		case "22", "23", "42", "2B", "44": // data, integrity, syntax/access, dependent objects, check option
+		case "22", "23":
 			return fmt.Errorf("%w: %w", err, gateway.ErrPermanent)
 		}
 	}

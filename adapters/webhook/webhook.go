@@ -146,7 +146,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 	req.Header.Set("webhook-signature", sig)
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", redact(a.url), err)
+		return fmt.Errorf("POST %s: %w", redact(a.url), unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -184,6 +184,16 @@ func retryAfter(h string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
+}
+
+// unwrapURLError drops net/http's *url.Error wrapper, whose text repeats
+// the whole URL, query (and any token in it) included.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // redact drops the query of a URL for logs and dead letters: receivers

@@ -180,8 +180,12 @@ func TestDeliverClassifiesAnswers(t *testing.T) {
 		}
 	}
 	// A receiver that is not there is retried, not a dead letter.
-	down := open(t, Config{URL: "http://127.0.0.1:1/hooks", Secret: gateway.NewSecret(testSecret)})
-	if err := down.Deliver(context.Background(), event()); err == nil || errors.Is(err, gateway.ErrPermanent) {
+	down := open(t, Config{URL: "http://127.0.0.1:1/hooks?token=SUPERSECRET", Secret: gateway.NewSecret(testSecret)})
+	err := down.Deliver(context.Background(), event())
+	if err == nil || errors.Is(err, gateway.ErrPermanent) {
 		t.Fatalf("connection refused: %v, want a retryable error", err)
+	}
+	if strings.Contains(err.Error(), "SUPERSECRET") {
+		t.Fatalf("a network error carries the URL's query: %v", err)
 	}
 }

@@ -88,6 +88,9 @@ func (a *App) startDelivery() error {
 		Metrics:     a.metrics,
 	})
 	if err := a.dispatcher.Start(ctx); err != nil {
+		for _, t := range targets {
+			_ = t.Adapter.Close()
+		}
 		return err
 	}
 	a.workers = append(a.workers, a.dispatcher)

@@ -153,7 +153,7 @@ func (h *Handler) pruned(ctx context.Context, after uint64, events []gateway.Eve
 	case after > last:
 		return true, gateway.Errorf(gateway.ErrNotFound, "after=%d is beyond the newest event (%d): this cursor is not from this gateway", after, last)
 	case len(events) > 0 && events[0].Seq > after+1, len(events) == 0 && after < last:
-		return true, gateway.Errorf(gateway.ErrNotFound, "the events after %d were pruned (older than delivery.retention): resynchronise over SCIM, then read from the newest event", after)
+		return true, gateway.Errorf(gateway.ErrNotFound, "the events after %d were pruned (older than delivery.retention): resynchronise over SCIM, then read on with after=%d (the newest event)", after, last)
 	}
 	return false, nil
 }

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -100,8 +101,9 @@ type Dispatcher struct {
 	opts    Options
 	workers []*worker
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped atomic.Bool
 }
 
 // New builds a dispatcher; Start runs it.
@@ -142,6 +144,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	if d.cancel == nil {
 		return nil
 	}
+	d.stopped.Store(true)
 	d.cancel()
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
@@ -164,6 +167,9 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 // same user or group (in order, so that none overtakes another). It
 // returns how many were scheduled; delivery goes on in the background.
 func (d *Dispatcher) Replay(ctx context.Context, adapter string, from uint64) (int, error) {
+	if d.stopped.Load() {
+		return 0, gateway.Errorf(gateway.ErrUnavailable, "delivery is stopping; replay after the restart")
+	}
 	for _, w := range d.workers {
 		if w.id == adapter {
 			return w.replay(ctx, from)

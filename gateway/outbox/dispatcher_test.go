@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -376,5 +377,107 @@ func TestPruneKeepsWhatAnyAdapterStillNeeds(t *testing.T) {
 	waitFor(t, "the outbox to empty once both are past", func() bool {
 		n, _ := e.store.Outbox().Len(context.Background(), gateway.DefaultTenant)
 		return n == 0 && e.cursor("slow") == 10
+	})
+}
+
+// TestReplayWithinOneAcknowledgementStaysDone: a dead letter set aside and
+// replayed before its acknowledgement is written must not come back (nor
+// hold its resource back) after a restart.
+func TestReplayWithinOneAcknowledgementStaysDone(t *testing.T) {
+	e := newEnv(t)
+	u := e.user("ada@example.com")
+	r := newRecorder()
+	var mu sync.Mutex
+	broken := true
+	r.setFail(func(ev gateway.WireEvent, n int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken && ev.Type == gateway.OpUserUpdated {
+			return gateway.ErrPermanent
+		}
+		return nil
+	})
+	d := outbox.New(e.store, []outbox.Target{{ID: "api", Adapter: r}}, outbox.Options{
+		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, AckEvery: time.Hour}) // one acknowledgement, at Stop
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.rename(u.ID, "one")
+	waitFor(t, "the refusal", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for id, n := range r.attempts {
+			if n > 0 && id != "" {
+				return len(r.attempts) == 2
+			}
+		}
+		return false
+	})
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	if _, err := d.Replay(context.Background(), "api", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replayed event", func() bool { return len(r.delivered()) == 2 })
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "api"); len(dls) != 0 {
+		t.Fatalf("a replayed dead letter came back: %+v", dls)
+	}
+	r2 := newRecorder()
+	e.start([]outbox.Target{{ID: "api", Adapter: r2}}, outbox.Options{})
+	e.rename(u.ID, "two")
+	waitFor(t, "the next event, not held back", func() bool { return len(r2.delivered()) == 1 })
+}
+
+// TestReplayDoesNotWaitForABusyLane: a replay is taken up while the lane
+// waits to retry another resource's event, and the call returns at once.
+func TestReplayDoesNotWaitForABusyLane(t *testing.T) {
+	e := newEnv(t)
+	parked, failing := e.user("parked@example.com"), e.user("failing@example.com")
+	r := newRecorder()
+	var mu sync.Mutex
+	fixed := false
+	r.setFail(func(ev gateway.WireEvent, n int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case ev.Type != gateway.OpUserUpdated:
+			return nil
+		case ev.User.ID == parked.ID && !fixed:
+			return gateway.ErrPermanent
+		case ev.User.ID == failing.ID:
+			return errors.New("503 for this one, for ever")
+		}
+		return nil
+	})
+	d := e.start([]outbox.Target{{ID: "api", Adapter: r}}, outbox.Options{Lanes: 1, BackoffMin: 200 * time.Millisecond, BackoffMax: 400 * time.Millisecond})
+	e.rename(parked.ID, "parked")
+	waitFor(t, "the dead letter", func() bool { return e.cursor("api") >= 3 })
+	e.rename(failing.ID, "stuck") // the only lane now retries this one
+	waitFor(t, "the lane to be retrying", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.attempts) == 4 && slices.Max(slices.Collect(maps.Values(r.attempts))) >= 2
+	})
+	mu.Lock()
+	fixed = true
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := d.Replay(ctx, "api", 0)
+	if err != nil || n != 1 {
+		t.Fatalf("replay: %d %v", n, err)
+	}
+	waitFor(t, "the replayed event while the lane still retries", func() bool {
+		for _, ev := range r.delivered() {
+			if ev.User.ID == parked.ID && ev.Type == gateway.OpUserUpdated {
+				return true
+			}
+		}
+		return false
 	})
 }

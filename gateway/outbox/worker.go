@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,27 +34,24 @@ type result struct {
 	remove     uint64
 }
 
-// laneMsg is a lane's work: an event in order, or a replay.
-type laneMsg struct {
-	event  *gateway.Event
-	replay *replayReq
-}
-
-type replayReq struct {
-	from  uint64
-	reply chan int // how many dead letters are scheduled
-}
-
 type lane struct {
 	w      *worker
-	msgs   chan laneMsg
+	msgs   chan *gateway.Event
 	parked map[string][]gateway.DeadLetter // resource → its dead letters, in order
+
+	// Replay requests reach a lane beside its events, so that one is taken
+	// up at once, even while the lane waits to retry an event.
+	mu        sync.Mutex
+	replays   []uint64      // pending requests: replay from these seqs
+	wake      chan struct{} // a request is pending
+	replaying bool          // the lane goroutine is in a replay
 }
 
 func newWorker(d *Dispatcher, t Target) *worker {
 	w := &worker{d: d, id: t.ID, adapter: t.Adapter, results: make(chan result, 4096)}
 	for range d.opts.Lanes {
-		w.lanes = append(w.lanes, &lane{w: w, msgs: make(chan laneMsg, 64), parked: map[string][]gateway.DeadLetter{}})
+		w.lanes = append(w.lanes, &lane{w: w, msgs: make(chan *gateway.Event, 64), parked: map[string][]gateway.DeadLetter{},
+			wake: make(chan struct{}, 1)})
 	}
 	return w
 }
@@ -123,7 +121,7 @@ func (w *worker) read(ctx context.Context) {
 			w.results <- result{dispatched: e.Seq}
 			l := w.lanes[laneOf(resourceKey(e), len(w.lanes))]
 			select {
-			case l.msgs <- laneMsg{event: e}:
+			case l.msgs <- e:
 			case <-ctx.Done():
 				return
 			}
@@ -145,13 +143,24 @@ func (w *worker) track(ctx context.Context, finished chan<- struct{}) {
 	defer close(finished)
 	var pending []uint64 // dispatched, in order
 	done := map[uint64]bool{}
-	var adds []gateway.DeadLetter
-	var removes []uint64
+	// Dead-letter changes since the last flush, by seq: a later change of
+	// the same seq replaces the earlier (set aside, then replayed within
+	// one flush: removed; replayed, then failing again: set aside).
+	dead := map[uint64]*gateway.DeadLetter{} // nil: remove
 	cursor := w.cursor
 	flushed := cursor
 	flush := func(ctx context.Context) {
-		if cursor == flushed && len(adds) == 0 && len(removes) == 0 {
+		if cursor == flushed && len(dead) == 0 {
 			return
+		}
+		var adds []gateway.DeadLetter
+		var removes []uint64
+		for seq, dl := range dead {
+			if dl == nil {
+				removes = append(removes, seq)
+			} else {
+				adds = append(adds, *dl)
+			}
 		}
 		if err := w.d.store.Outbox().Ack(ctx, w.d.opts.Tenant, w.id, cursor, adds, removes); err != nil {
 			if ctx.Err() == nil {
@@ -159,8 +168,9 @@ func (w *worker) track(ctx context.Context, finished chan<- struct{}) {
 			}
 			return // kept for the next flush
 		}
-		deadChanged := len(adds) > 0 || len(removes) > 0
-		flushed, adds, removes = cursor, nil, nil
+		deadChanged := len(dead) > 0
+		flushed = cursor
+		clear(dead)
 		w.mu.Lock()
 		w.cursor = cursor
 		w.mu.Unlock()
@@ -185,10 +195,10 @@ func (w *worker) track(ctx context.Context, finished chan<- struct{}) {
 				done[r.done] = true
 			}
 			if r.add != nil {
-				adds = append(adds, *r.add)
+				dead[r.add.Event.Seq] = r.add
 			}
 			if r.remove != 0 {
-				removes = append(removes, r.remove)
+				dead[r.remove] = nil
 			}
 			for len(pending) > 0 && done[pending[0]] {
 				delete(done, pending[0])
@@ -201,18 +211,67 @@ func (w *worker) track(ctx context.Context, finished chan<- struct{}) {
 	}
 }
 
-// run delivers the lane's messages in order.
+// run delivers the lane's events in order, and takes up replays.
 func (l *lane) run(ctx context.Context) {
-	for m := range l.msgs {
-		if ctx.Err() != nil {
-			continue // drain: nothing more is delivered after Stop
+	for {
+		select {
+		case e, ok := <-l.msgs:
+			if !ok {
+				return
+			}
+			if ctx.Err() != nil {
+				continue // drain: nothing more is delivered after Stop
+			}
+			l.handle(ctx, e)
+		case <-l.wake:
+			l.runReplays(ctx)
 		}
-		switch {
-		case m.event != nil:
-			l.handle(ctx, m.event)
-		case m.replay != nil:
-			l.replay(ctx, m.replay)
+	}
+}
+
+// pause waits d (a retry's backoff), taking up replay requests meanwhile;
+// it reports whether d passed (false: the dispatcher stops).
+func (l *lane) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-l.wake:
+			l.runReplays(ctx) // no-op inside a replay: that one loops until none is pending
 		}
+	}
+}
+
+// request queues a replay for the lane.
+func (l *lane) request(from uint64) {
+	l.mu.Lock()
+	l.replays = append(l.replays, from)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+func (l *lane) runReplays(ctx context.Context) {
+	if l.replaying {
+		return
+	}
+	l.replaying = true
+	defer func() { l.replaying = false }()
+	for ctx.Err() == nil {
+		l.mu.Lock()
+		reqs := l.replays
+		l.replays = nil
+		l.mu.Unlock()
+		if len(reqs) == 0 {
+			return
+		}
+		l.replay(ctx, slices.Min(reqs))
 	}
 }
 
@@ -270,27 +329,28 @@ func (l *lane) deliver(ctx context.Context, e *gateway.Event) (attempts int, las
 		if errors.As(err, &ra) && ra.After > wait {
 			wait = ra.After
 		}
+		wait = min(wait, max(o.BackoffMax, maxRetryAfter)) // a Retry-After of a day stalls a lane for a day
 		w.d.metricResult(w.id, "retried")
 		o.Logger.Info("outbox: delivery failed, will retry", "adapter", w.id, "seq", e.Seq, "attempt", attempt,
 			"retry_in", wait.Round(time.Millisecond), "error", err)
-		if !sleep(ctx, wait) {
+		if !l.pause(ctx, wait) {
 			return attempt, err.Error(), false
 		}
 	}
 }
 
+// maxRetryAfter caps how long a downstream's Retry-After may hold a lane.
+const maxRetryAfter = 5 * time.Minute
+
 // replay delivers, in order, every parked resource that has a dead letter
-// at or after req.from.
-func (l *lane) replay(ctx context.Context, req *replayReq) {
+// at or after from.
+func (l *lane) replay(ctx context.Context, from uint64) {
 	var keys []string
-	n := 0
 	for key, list := range l.parked {
-		if list[len(list)-1].Event.Seq >= req.from {
+		if list[len(list)-1].Event.Seq >= from {
 			keys = append(keys, key)
-			n += len(list)
 		}
 	}
-	req.reply <- n
 	w := l.w
 	for _, key := range keys {
 		list := l.parked[key]
@@ -317,23 +377,30 @@ func (l *lane) replay(ctx context.Context, req *replayReq) {
 	}
 }
 
+// replay schedules a replay in every lane (each takes up its own parked
+// resources) and says how many dead letters it concerns: those of the
+// resources that have one at or after from. It does not wait.
 func (w *worker) replay(ctx context.Context, from uint64) (int, error) {
-	total := 0
-	for _, l := range w.lanes {
-		req := &replayReq{from: from, reply: make(chan int, 1)}
-		select {
-		case l.msgs <- laneMsg{replay: req}:
-		case <-ctx.Done():
-			return total, ctx.Err()
-		}
-		select {
-		case n := <-req.reply:
-			total += n
-		case <-ctx.Done():
-			return total, ctx.Err()
+	dls, err := w.d.store.Outbox().DeadLetters(ctx, w.d.opts.Tenant, w.id)
+	if err != nil {
+		return 0, err
+	}
+	affected := map[string]bool{}
+	for _, dl := range dls {
+		if dl.Event.Seq >= from {
+			affected[resourceKey(&dl.Event)] = true
 		}
 	}
-	return total, nil
+	n := 0
+	for _, dl := range dls {
+		if affected[resourceKey(&dl.Event)] {
+			n++
+		}
+	}
+	for _, l := range w.lanes {
+		l.request(from)
+	}
+	return n, nil
 }
 
 // status reads an adapter's delivery state; counting its dead letters
