@@ -289,6 +289,11 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 	if err != nil {
 		return err
 	}
+	if appID == deleted {
+		// Gone from the app already: this is a redelivery of something
+		// older than the deletion (ids are never reused).
+		return nil
+	}
 	creating := strings.HasSuffix(string(e.Type), ".created")
 	deleting := strings.HasSuffix(string(e.Type), ".deleted") || e.Type == gateway.OpUserDeactivated
 	if !creating && appID == "" && anyNeeds(calls, "app_id") {
@@ -312,11 +317,15 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 			return err
 		}
 	}
-	if strings.HasSuffix(string(e.Type), ".deleted") && appID != "" {
-		return a.ids.Delete(ctx, a.tenant, a.id, key)
+	if strings.HasSuffix(string(e.Type), ".deleted") {
+		return a.ids.Put(ctx, a.tenant, a.id, key, deleted)
 	}
 	return nil
 }
+
+// deleted marks, in the id map, a resource deleted from the app, so that a
+// redelivered older event about it neither fails nor brings it back.
+const deleted = "\x00deleted"
 
 // apply makes one call (once per member with per_member).
 func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, op Operation, doc map[string]any, vars map[string]string, creating, deleting bool) error {
@@ -328,12 +337,12 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 		if op.PerMember {
 			vars["member.id"], vars["member.app_id"] = m, ""
 			if needs(op, "member.app_id") {
-				mid, err := a.memberID(ctx, m)
+				mid, gone, err := a.memberID(ctx, m)
 				if err != nil {
 					return err
 				}
-				if mid == "" && e.Type == gateway.OpGroupMembersRemoved {
-					continue // the app never had that member
+				if gone || mid == "" && e.Type == gateway.OpGroupMembersRemoved {
+					continue // deleted from the app since, or it never had that member
 				}
 				if mid == "" {
 					// Retried, not permanent: the member's own creation may
@@ -382,13 +391,20 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 	return nil
 }
 
-// memberID is the app's id of a member user, linked by lookup if need be.
-func (a *adapter) memberID(ctx context.Context, userID string) (string, error) {
+// memberID is the app's id of a member user, linked by lookup if need be;
+// gone says the user was deleted from the app since.
+func (a *adapter) memberID(ctx context.Context, userID string) (id string, gone bool, err error) {
 	mid, err := a.ids.Get(ctx, a.tenant, a.id, "user:"+userID)
-	if err != nil || mid != "" {
-		return mid, err
+	switch {
+	case err != nil:
+		return "", false, err
+	case mid == deleted:
+		return "", true, nil
+	case mid != "":
+		return mid, false, nil
 	}
-	return a.link(ctx, resource{kind: "user", id: userID, lookup: a.cfg.UserLookup}, map[string]any{"user": map[string]any{"id": userID}})
+	mid, err = a.link(ctx, resource{kind: "user", id: userID, lookup: a.cfg.UserLookup}, map[string]any{"user": map[string]any{"id": userID}})
+	return mid, false, err
 }
 
 // link finds the resource with the configured lookup and keeps its id.
