@@ -27,6 +27,7 @@ type Store interface {
 	Groups() GroupStore
 	Outbox() Outbox
 	IDMaps() IDMaps
+	Sessions() SessionStore
 	Close() error
 }
 

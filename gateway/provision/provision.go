@@ -162,8 +162,18 @@ func (s *Service) UpdateUser(ctx context.Context, m Meta, id string, ifVersion u
 		case retry(err, ifVersion):
 			return nil, busy("User", id)
 		}
+		if err == nil && old.Active && !res.Active {
+			s.endSessions(ctx, m.Tenant, id)
+		}
 		return res, err
 	}
+}
+
+// endSessions signs a deactivated or deleted user out everywhere. The
+// sessions also check their user at every request, so a failure here
+// only leaves records for the expiry sweep.
+func (s *Service) endSessions(ctx context.Context, tenant, userID string) {
+	_, _ = s.store.Sessions().DeleteUser(context.WithoutCancel(ctx), tenant, userID)
 }
 
 // userChange computes, stamps and validates the new version of old; it
@@ -220,6 +230,7 @@ func (s *Service) DeleteUser(ctx context.Context, m Meta, id string, ifVersion u
 	if err := s.allow(m); err != nil {
 		return err
 	}
+	defer s.endSessions(ctx, m.Tenant, id)
 	return s.store.Users().Delete(ctx, m.Tenant, id, ifVersion, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
 		now := s.clock.Now()
 		ev := s.event(m, gateway.OpUserDeleted)

@@ -23,6 +23,8 @@
 //	outbox_cursors            adapter id → uint64 big-endian (events up to it are done)
 //	outbox_dead_letters       adapter id 0x00 seq → dead letter (bookkeeping + event record)
 //	id_maps                   adapter id 0x00 resource id → the downstream's id
+//	sessions                  session id (SHA-256 of the cookie token) → session record
+//	sessions_by_user          user id 0x00 session id → ""
 //
 // fold is package fold's key (full Unicode case folding on NFC text, as
 // PRECIS maps): userName and group displayName are case-insensitive

@@ -2,10 +2,12 @@ package bolt
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -151,4 +153,38 @@ func u64From(b []byte) uint64 {
 		v = v<<8 | uint64(c)
 	}
 	return v
+}
+
+func TestSessions(t *testing.T) {
+	s := openTest(t, "")
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	for i, user := range []string{"u1", "u1", "u2"} {
+		se := gateway.Session{ID: fmt.Sprintf("s%d", i), Tenant: tenant, UserID: user, Protocol: "saml", Created: at, LastSeen: at, Expires: at.Add(time.Duration(i+1) * time.Hour)}
+		if err := s.Sessions().Create(ctx, se); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.Sessions().Get(ctx, tenant, "s1"); err != nil || got.UserID != "u1" || !got.Expires.Equal(at.Add(2*time.Hour)) {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if err := s.Sessions().Touch(ctx, tenant, "s2", at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Sessions().DeleteUser(ctx, tenant, "u1"); err != nil || n != 2 {
+		t.Fatalf("delete user: %d %v", n, err)
+	}
+	if _, err := s.Sessions().Get(ctx, tenant, "s0"); code(err) != gateway.ErrNotFound {
+		t.Fatalf("a deleted user's session: %v", err)
+	}
+	// s2 expires at +3h; idle before +30s ends it too (touched at +1m: not idle).
+	if n, _ := s.Sessions().Expire(ctx, tenant, at.Add(2*time.Hour), at.Add(30*time.Second)); n != 0 {
+		t.Fatalf("expired %d, want 0", n)
+	}
+	if n, _ := s.Sessions().Expire(ctx, tenant, at.Add(3*time.Hour), at); n != 1 {
+		t.Fatalf("expired %d, want 1", n)
+	}
+	if n, _ := s.Sessions().Count(ctx, tenant); n != 0 {
+		t.Fatalf("count %d", n)
+	}
 }

@@ -43,7 +43,9 @@ var (
 	bCursors      = []byte("outbox_cursors")
 	bDeadLetters  = []byte("outbox_dead_letters")
 	bIDMaps       = []byte("id_maps")
-	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps}
+	bSessions     = []byte("sessions")
+	bUserSessions = []byte("sessions_by_user")
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions}
 
 	appendOnly = [][]byte{bUsers, bGroups, bOutbox}
 
@@ -234,6 +236,9 @@ func (s *Store) Users() gateway.UserStore   { return userStore{s} }
 func (s *Store) Groups() gateway.GroupStore { return groupStore{s} }
 func (s *Store) Outbox() gateway.Outbox     { return outboxStore{s} }
 func (s *Store) IDMaps() gateway.IDMaps     { return idMapStore{s} }
+func (s *Store) Sessions() gateway.SessionStore {
+	return sessionStore{s}
+}
 
 // view runs fn in a read transaction on tenant's bucket; fn gets nil when
 // the tenant has no data yet.

@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// Identity is what an SSO login proved about a person, whichever protocol
+// carried it (SAML, OIDC). The login funnel decides from it alone.
+type Identity struct {
+	Protocol      string // "saml" or "oidc"
+	Issuer        string // the IdP
+	Subject       string // the IdP's id for the person (NameID, sub)
+	Email         string
+	EmailVerified bool // false: the IdP says it did not verify the address
+	GivenName     string
+	FamilyName    string
+	Groups        []string
+}
+
+// Session is a signed-in browser, kept server-side. The browser holds an
+// opaque random token; the store keeps only its SHA-256 (ID), so a copy
+// of the database cannot be replayed as cookies.
+type Session struct {
+	ID       string // hex SHA-256 of the cookie token
+	Tenant   string
+	UserID   string
+	Protocol string
+	Created  time.Time
+	LastSeen time.Time
+	Expires  time.Time // absolute end, whatever the activity
+}
+
+// SessionStore keeps sessions. Errors are *Error values; Get of an
+// unknown id is ErrNotFound.
+type SessionStore interface {
+	Create(ctx context.Context, s Session) error
+	Get(ctx context.Context, tenant, id string) (Session, error)
+	// Touch records activity (LastSeen).
+	Touch(ctx context.Context, tenant, id string, at time.Time) error
+	Delete(ctx context.Context, tenant, id string) error
+	// DeleteUser ends every session of a user and says how many.
+	DeleteUser(ctx context.Context, tenant, userID string) (int, error)
+	// Count is how many sessions are kept (for the active-sessions gauge).
+	Count(ctx context.Context, tenant string) (int, error)
+	// Expire deletes sessions past their absolute end or idle since
+	// before idleBefore, and says how many.
+	Expire(ctx context.Context, tenant string, now, idleBefore time.Time) (int, error)
+}

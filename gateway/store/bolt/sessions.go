@@ -1,0 +1,187 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// sessionStore keeps browser sessions.
+type sessionStore struct{ s *Store }
+
+func encodeSession(se *gateway.Session) []byte {
+	w := writer{b: make([]byte, 0, 128)}
+	w.b = append(w.b, recordFormat)
+	w.str(se.UserID)
+	w.str(se.Protocol)
+	w.time(se.Created)
+	w.time(se.LastSeen)
+	w.time(se.Expires)
+	return w.b
+}
+
+func decodeSession(tenant, id string, v []byte) (gateway.Session, error) {
+	r := reader{b: v}
+	if r.byte() != recordFormat {
+		return gateway.Session{}, errCorrupt
+	}
+	se := gateway.Session{ID: id, Tenant: tenant, UserID: r.str(), Protocol: r.str()}
+	se.Created, se.LastSeen, se.Expires = r.time(), r.time(), r.time()
+	return se, r.err
+}
+
+func sessionNotFound() error {
+	return gateway.Errorf(gateway.ErrNotFound, "no such session")
+}
+
+func (ss sessionStore) Create(ctx context.Context, se gateway.Session) error {
+	if se.ID == "" || se.UserID == "" {
+		return &gateway.Error{Code: gateway.ErrInternal, Message: "internal error", Err: fmt.Errorf("session without id or user")}
+	}
+	err := ss.s.write(ctx, se.Tenant, func(tb *bolt.Bucket) error {
+		if err := tb.Bucket(bSessions).Put([]byte(se.ID), encodeSession(&se)); err != nil {
+			return err
+		}
+		return tb.Bucket(bUserSessions).Put(pair(se.UserID, se.ID), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: create session: %w", err)
+	}
+	return nil
+}
+
+func (ss sessionStore) Get(ctx context.Context, tenant, id string) (gateway.Session, error) {
+	var se gateway.Session
+	found := false
+	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		v := tb.Bucket(bSessions).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		found = true
+		var err error
+		se, err = decodeSession(tenant, id, v)
+		return err
+	})
+	if err != nil {
+		return se, fmt.Errorf("bolt: read session: %w", err)
+	}
+	if !found {
+		return se, sessionNotFound()
+	}
+	return se, nil
+}
+
+func (ss sessionStore) Touch(ctx context.Context, tenant, id string, at time.Time) error {
+	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		v := tb.Bucket(bSessions).Get([]byte(id))
+		if v == nil {
+			return sessionNotFound()
+		}
+		se, err := decodeSession(tenant, id, v)
+		if err != nil {
+			return err
+		}
+		se.LastSeen = at
+		return tb.Bucket(bSessions).Put([]byte(id), encodeSession(&se))
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: touch session: %w", err)
+	}
+	return nil
+}
+
+// deleteSession removes a session and its index entry.
+func deleteSession(tb *bolt.Bucket, tenant, id string) error {
+	v := tb.Bucket(bSessions).Get([]byte(id))
+	if v == nil {
+		return nil
+	}
+	se, err := decodeSession(tenant, id, v)
+	if err != nil {
+		return err
+	}
+	if err := tb.Bucket(bUserSessions).Delete(pair(se.UserID, id)); err != nil {
+		return err
+	}
+	return tb.Bucket(bSessions).Delete([]byte(id))
+}
+
+func (ss sessionStore) Delete(ctx context.Context, tenant, id string) error {
+	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error { return deleteSession(tb, tenant, id) })
+	if err != nil {
+		return fmt.Errorf("bolt: delete session: %w", err)
+	}
+	return nil
+}
+
+func (ss sessionStore) DeleteUser(ctx context.Context, tenant, userID string) (int, error) {
+	n := 0
+	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		n = 0
+		for _, id := range prefixed(tb.Bucket(bUserSessions), userID) {
+			if err := deleteSession(tb, tenant, id); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: end user sessions: %w", err)
+	}
+	return n, nil
+}
+
+func (ss sessionStore) Count(ctx context.Context, tenant string) (int, error) {
+	n := 0
+	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb != nil {
+			n = tb.Bucket(bSessions).Stats().KeyN
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (ss sessionStore) Expire(ctx context.Context, tenant string, now, idleBefore time.Time) (int, error) {
+	var stale []string
+	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		return tb.Bucket(bSessions).ForEach(func(k, v []byte) error {
+			se, err := decodeSession(tenant, string(k), v)
+			if err != nil {
+				return err
+			}
+			if !now.Before(se.Expires) || se.LastSeen.Before(idleBefore) {
+				stale = append(stale, string(bytes.Clone(k)))
+			}
+			return nil
+		})
+	})
+	if err != nil || len(stale) == 0 {
+		return 0, err
+	}
+	err = ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		for _, id := range stale {
+			if err := deleteSession(tb, tenant, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: expire sessions: %w", err)
+	}
+	return len(stale), nil
+}
