@@ -101,6 +101,9 @@ type Provisioning struct {
 	DefaultPool string `yaml:"default_pool" doc:"pool new users are put in"`
 	DefaultRole string `yaml:"default_role" doc:"role new users get"`
 	EmailDomain string `yaml:"email_domain" doc:"organization email domain a self-service link is bound to"`
+	// AllowedDomains limits SSO sign-in (and JIT creation) to these email
+	// domains; empty: any domain the IdP vouches for.
+	AllowedDomains []string `yaml:"allowed_domains" doc:"email domains allowed to sign in by SSO (comma-separated in the variable); empty: any"`
 }
 
 // Store configures the bbolt store.
@@ -334,6 +337,11 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.Provisioning.Method == "self_service" && c.Provisioning.EmailDomain == "" {
 		add("provisioning.email_domain", "is required when provisioning.method is \"self_service\"")
+	}
+	for i, d := range c.Provisioning.AllowedDomains {
+		if d == "" || strings.ContainsAny(d, "@ /") || d != strings.ToLower(d) {
+			add(fmt.Sprintf("provisioning.allowed_domains[%d]", i), "%q must be a lower-case domain such as example.com", d)
+		}
 	}
 	if c.Provisioning.DefaultPool == "" {
 		add("provisioning.default_pool", "must not be empty")
@@ -572,6 +580,14 @@ func setValue(v reflect.Value, s string) error {
 		var list Adapters
 		if err := yaml.Unmarshal([]byte(s), &list); err != nil {
 			return fmt.Errorf("is not a YAML or JSON list of {id, type, config}: %v", err)
+		}
+		*p = list
+	case *[]string:
+		var list []string
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				list = append(list, part)
+			}
 		}
 		*p = list
 	case *Duration:

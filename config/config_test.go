@@ -260,3 +260,17 @@ func TestUnknownEnvIsAWarning(t *testing.T) {
 		t.Errorf("warnings are not problems: %v", problems)
 	}
 }
+
+func TestAllowedDomains(t *testing.T) {
+	cfg, err := Load("", []string{"GATEHOUSE_PROVISIONING_ALLOWED_DOMAINS= example.com, Example.ORG ,,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.Provisioning.AllowedDomains, "|"); got != "example.com|Example.ORG" {
+		t.Fatalf("parsed %q", got)
+	}
+	problems := cfg.Validate()
+	if len(problems) != 1 || problems[0].Path != "provisioning.allowed_domains[1]" {
+		t.Fatalf("problems: %v", problems)
+	}
+}

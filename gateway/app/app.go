@@ -90,9 +90,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return st.Commits, st.Writes, st.Time.Seconds()
 	})
 	a.service = provision.New(store, gateway.SystemClock{}, provision.Policy{
-		Method:      gateway.Source(cfg.Provisioning.Method),
-		DefaultPool: cfg.Provisioning.DefaultPool,
-		DefaultRole: cfg.Provisioning.DefaultRole,
+		Method:         gateway.Source(cfg.Provisioning.Method),
+		DefaultPool:    cfg.Provisioning.DefaultPool,
+		DefaultRole:    cfg.Provisioning.DefaultRole,
+		AllowedDomains: cfg.Provisioning.AllowedDomains,
 	})
 	return a, nil
 }

@@ -21,6 +21,9 @@ type Policy struct {
 	Method      gateway.Source
 	DefaultPool string
 	DefaultRole string
+	// AllowedDomains, when set, are the only email domains (lower case)
+	// that may sign in.
+	AllowedDomains []string
 }
 
 // Service runs provisioning commands.

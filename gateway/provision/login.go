@@ -1,0 +1,115 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// LoginError is a refused login: Reason is a fixed word (for metrics),
+// Message the sentence the person sees.
+type LoginError struct {
+	Reason  string // no_email, unverified_email, domain, not_provisioned, deactivated
+	Message string
+}
+
+func (e *LoginError) Error() string { return "login refused (" + e.Reason + "): " + e.Message }
+
+// Unwrap makes a LoginError a forbidden domain error.
+func (e *LoginError) Unwrap() error {
+	return &gateway.Error{Code: gateway.ErrForbidden, Message: e.Message}
+}
+
+func refuse(reason, format string, args ...any) error {
+	return &LoginError{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Login applies the login policy to an identity an IdP vouched for (the
+// one funnel after SAML and OIDC): it finds the user by email, creates it
+// when SSO just-in-time provisioning is the active method, refreshes a JIT
+// user's names from the IdP (never its pool or role), and refuses an
+// unknown, deactivated or unverified person. created says a user was made.
+func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity) (u *gateway.User, created bool, err error) {
+	email := strings.TrimSpace(id.Email)
+	switch {
+	case email == "" || !strings.Contains(email, "@"):
+		return nil, false, refuse("no_email", "The identity provider sent no email address for this account; ask your administrator to release the email attribute to this application.")
+	case !id.EmailVerified:
+		return nil, false, refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to sign in here.", email)
+	}
+	if domains := s.policy.AllowedDomains; len(domains) > 0 {
+		domain := strings.ToLower(email[strings.LastIndexByte(email, '@')+1:])
+		if !slices.Contains(domains, domain) {
+			return nil, false, refuse("domain", "Accounts of %s cannot sign in here; ask a manager.", domain)
+		}
+	}
+	u, err = s.findByEmail(ctx, tenant, email)
+	if err != nil {
+		return nil, false, err
+	}
+	if u == nil {
+		if s.policy.Method != gateway.SourceJIT {
+			return nil, false, refuse("not_provisioned", "Your account has not been provisioned in this application; ask a manager to add you.")
+		}
+		nu := &gateway.User{UserName: strings.ToLower(email), Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
+			DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{strings.ToLower(email)}}
+		u, err = s.CreateUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceJIT}, nu)
+		if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
+			// Two first logins at once: the other one created it.
+			if u, err = s.findByEmail(ctx, tenant, email); err == nil && u == nil {
+				err = errors.New("the user created by a concurrent login is gone")
+			}
+			return s.admit(ctx, tenant, u, id, err)
+		}
+		return u, err == nil, err
+	}
+	return s.admit(ctx, tenant, u, id, nil)
+}
+
+// admit checks an existing user and refreshes a JIT user's names.
+func (s *Service) admit(ctx context.Context, tenant string, u *gateway.User, id gateway.Identity, err error) (*gateway.User, bool, error) {
+	if err != nil {
+		return nil, false, err
+	}
+	if !u.Active {
+		return nil, false, refuse("deactivated", "Your account is deactivated in this application; ask a manager.")
+	}
+	if u.Source != gateway.SourceJIT || s.policy.Method != gateway.SourceJIT ||
+		(u.GivenName == id.GivenName && u.FamilyName == id.FamilyName) || id.GivenName == "" && id.FamilyName == "" {
+		return u, false, nil
+	}
+	nu, err := s.UpdateUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceJIT}, u.ID, 0, func(old *gateway.User) (*gateway.User, error) {
+		old.GivenName, old.FamilyName = id.GivenName, id.FamilyName
+		old.DisplayName = strings.TrimSpace(id.GivenName + " " + id.FamilyName)
+		return old, nil // pool and role stay the app's
+	})
+	return nu, false, err
+}
+
+// findByEmail finds the user whose userName is the address (any case), or
+// else the one user holding it as an email (Entra often sets a userName
+// that is not the mail).
+func (s *Service) findByEmail(ctx context.Context, tenant, email string) (*gateway.User, error) {
+	users := s.store.Users()
+	for _, index := range []gateway.UserIndex{gateway.UserByUserName, gateway.UserByEmail} {
+		ids, err := users.Lookup(ctx, tenant, index, email)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 1 {
+			u, err := users.Get(ctx, tenant, ids[0])
+			if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+				return nil, nil
+			}
+			return u, err
+		}
+		if len(ids) > 1 {
+			return nil, refuse("not_provisioned", "More than one account holds %s; ask a manager to sort it out.", email)
+		}
+	}
+	return nil, nil
+}

@@ -1,0 +1,147 @@
+package provision_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
+)
+
+func loginEnv(t *testing.T, method gateway.Source, domains ...string) (*provision.Service, gateway.Store) {
+	t.Helper()
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "login.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return provision.New(store, nil, provision.Policy{Method: method, DefaultPool: "default", DefaultRole: "user", AllowedDomains: domains}), store
+}
+
+func ident(email string) gateway.Identity {
+	return gateway.Identity{Protocol: "saml", Issuer: "https://idp", Subject: email, Email: email, EmailVerified: true, GivenName: "Ada", FamilyName: "Lovelace"}
+}
+
+func reason(err error) string {
+	var le *provision.LoginError
+	if errors.As(err, &le) {
+		return le.Reason
+	}
+	return ""
+}
+
+func TestJITLogin(t *testing.T) {
+	svc, store := loginEnv(t, gateway.SourceJIT)
+	ctx := context.Background()
+	u, created, err := svc.Login(ctx, gateway.DefaultTenant, ident("Ada@Example.com"))
+	if err != nil || !created {
+		t.Fatalf("first login: %v created=%v", err, created)
+	}
+	if u.Source != gateway.SourceJIT || u.Pool != "default" || u.Role != "user" || u.UserName != "ada@example.com" || !u.Active || u.GivenName != "Ada" {
+		t.Fatalf("JIT user: %+v", u)
+	}
+	evs, _ := store.Outbox().After(ctx, gateway.DefaultTenant, 0, 10)
+	if len(evs) != 1 || evs[0].Op != gateway.OpUserCreated || evs[0].Source != gateway.SourceJIT || !evs[0].Wire().User.JIT {
+		t.Fatalf("events: %+v", evs)
+	}
+	again, created, err := svc.Login(ctx, gateway.DefaultTenant, ident("ada@EXAMPLE.com"))
+	if err != nil || created || again.ID != u.ID {
+		t.Fatalf("second login: %+v created=%v %v", again, created, err)
+	}
+	if _, total, _ := store.Users().List(ctx, gateway.DefaultTenant, 0, 0); total != 1 {
+		t.Fatalf("%d users after two logins", total)
+	}
+	// The app changes the role; a login with new names refreshes the names
+	// and leaves the role alone.
+	if _, err := store.Users().Update(ctx, gateway.DefaultTenant, u.ID, 0, func(cur *gateway.User) (gateway.UserChange, error) {
+		cur.Role, cur.Pool, cur.Version = "manager", "support", cur.Version+1
+		return gateway.UserChange{User: cur}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	renamed := ident("ada@example.com")
+	renamed.GivenName, renamed.FamilyName = "Augusta", "King"
+	got, _, err := svc.Login(ctx, gateway.DefaultTenant, renamed)
+	if err != nil || got.GivenName != "Augusta" || got.FamilyName != "King" || got.Role != "manager" || got.Pool != "support" {
+		t.Fatalf("refresh: %+v %v", got, err)
+	}
+}
+
+func TestConcurrentFirstLoginsMakeOneUser(t *testing.T) {
+	svc, store := loginEnv(t, gateway.SourceJIT)
+	var wg sync.WaitGroup
+	ids := make([]string, 10)
+	errs := make([]error, 10)
+	for i := range ids {
+		wg.Go(func() {
+			u, _, err := svc.Login(context.Background(), gateway.DefaultTenant, ident("grace@example.com"))
+			errs[i] = err
+			if u != nil {
+				ids[i] = u.ID
+			}
+		})
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Fatalf("login %d: %v (%s vs %s)", i, errs[i], ids[i], ids[0])
+		}
+	}
+	if _, total, _ := store.Users().List(context.Background(), gateway.DefaultTenant, 0, 0); total != 1 {
+		t.Fatalf("%d users", total)
+	}
+}
+
+func TestLoginRefusals(t *testing.T) {
+	ctx := context.Background()
+	manual, mstore := loginEnv(t, gateway.SourceManual)
+	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	existing, err := manual.CreateUser(ctx, m, &gateway.User{UserName: "ada.l", Active: true, Emails: []string{"ada@example.com"}, GivenName: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Found through its email (the userName is not the address); a
+	// non-JIT user's names are the app's, not the IdP's.
+	u, created, err := manual.Login(ctx, gateway.DefaultTenant, ident("ada@example.com"))
+	if err != nil || created || u.ID != existing.ID || u.GivenName != "A" {
+		t.Fatalf("existing manual user: %+v %v", u, err)
+	}
+	if _, _, err := manual.Login(ctx, gateway.DefaultTenant, ident("stranger@example.com")); reason(err) != "not_provisioned" || gateway.ErrorCodeOf(err) != gateway.ErrForbidden {
+		t.Fatalf("unknown user, manual method: %v", err)
+	}
+	if _, err := manual.UpdateUser(ctx, m, existing.ID, 0, func(u *gateway.User) (*gateway.User, error) { u.Active = false; return u, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := manual.Login(ctx, gateway.DefaultTenant, ident("ada@example.com")); reason(err) != "deactivated" {
+		t.Fatalf("deactivated: %v", err)
+	}
+
+	jit, jstore := loginEnv(t, gateway.SourceJIT, "example.com")
+	unverified := ident("eve@example.com")
+	unverified.EmailVerified = false
+	noEmail := ident("")
+	for name, tc := range map[string]struct {
+		id     gateway.Identity
+		reason string
+	}{
+		"unverified email": {unverified, "unverified_email"},
+		"no email":         {noEmail, "no_email"},
+		"other domain":     {ident("mallory@evil.example"), "domain"},
+	} {
+		if _, _, err := jit.Login(ctx, gateway.DefaultTenant, tc.id); reason(err) != tc.reason {
+			t.Errorf("%s: %v, want %s", name, err, tc.reason)
+		}
+	}
+	for _, s := range []gateway.Store{mstore, jstore} {
+		if n, _ := s.Outbox().Len(ctx, gateway.DefaultTenant); s == jstore && n != 0 {
+			t.Fatalf("refused logins recorded %d events", n)
+		}
+	}
+	if _, total, _ := jstore.Users().List(ctx, gateway.DefaultTenant, 0, 0); total != 0 {
+		t.Fatalf("refused logins created %d users", total)
+	}
+}
