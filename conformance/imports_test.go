@@ -23,6 +23,7 @@ var importRules = map[string][]string{
 	"gateway/provision": {"gateway"},
 	"gateway/store":     {"gateway", "gateway/fold"},
 	"gateway/session":   {"gateway"},
+	"gateway/signer":    {"gateway"},
 	"gateway/outbox":    {"gateway", "gateway/metrics"},
 	"gateway/feed":      {"gateway", "gateway/httpx"},
 	"gateway/scim":      {"gateway", "gateway/provision", "gateway/httpx", "gateway/metrics", "gateway/scim", "gateway/fold"},

@@ -28,7 +28,19 @@ type Store interface {
 	Outbox() Outbox
 	IDMaps() IDMaps
 	Sessions() SessionStore
+	Keys() KeyStore
 	Close() error
+}
+
+// KeyStore keeps the gateway's own key material (the identity token's
+// signing keys, the SAML SP key), generated on first start. Keys are
+// scoped by tenant.
+type KeyStore interface {
+	// Get returns the named key, or nil when there is none.
+	Get(ctx context.Context, tenant, name string) ([]byte, error)
+	// PutIfAbsent stores value under name unless a value is there already,
+	// and returns the stored one: two gateways starting at once agree.
+	PutIfAbsent(ctx context.Context, tenant, name string, value []byte) ([]byte, error)
 }
 
 // IDMaps keep, per adapter, the downstream's own id of each user or group

@@ -25,6 +25,7 @@
 //	id_maps                   adapter id 0x00 resource id → the downstream's id
 //	sessions                  session id (SHA-256 of the cookie token) → session record
 //	sessions_by_user          user id 0x00 session id → ""
+//	keys                      name → key material (the gateway's own signing keys)
 //
 // fold is package fold's key (full Unicode case folding on NFC text, as
 // PRECIS maps): userName and group displayName are case-insensitive

@@ -45,7 +45,8 @@ var (
 	bIDMaps       = []byte("id_maps")
 	bSessions     = []byte("sessions")
 	bUserSessions = []byte("sessions_by_user")
-	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions}
+	bKeys         = []byte("keys")
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions, bKeys}
 
 	appendOnly = [][]byte{bUsers, bGroups, bOutbox}
 
@@ -239,6 +240,7 @@ func (s *Store) IDMaps() gateway.IDMaps     { return idMapStore{s} }
 func (s *Store) Sessions() gateway.SessionStore {
 	return sessionStore{s}
 }
+func (s *Store) Keys() gateway.KeyStore { return keyStore{s} }
 
 // view runs fn in a read transaction on tenant's bucket; fn gets nil when
 // the tenant has no data yet.

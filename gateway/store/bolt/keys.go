@@ -1,0 +1,43 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// keyStore keeps the gateway's key material.
+type keyStore struct{ s *Store }
+
+func (k keyStore) Get(ctx context.Context, tenant, name string) ([]byte, error) {
+	var out []byte
+	err := k.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb != nil {
+			out = bytes.Clone(tb.Bucket(bKeys).Get([]byte(name)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read key: %w", err)
+	}
+	return out, nil
+}
+
+func (k keyStore) PutIfAbsent(ctx context.Context, tenant, name string, value []byte) ([]byte, error) {
+	var out []byte
+	err := k.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		b := tb.Bucket(bKeys)
+		if v := b.Get([]byte(name)); v != nil {
+			out = bytes.Clone(v)
+			return nil
+		}
+		out = value
+		return b.Put([]byte(name), value)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: store key: %w", err)
+	}
+	return out, nil
+}
