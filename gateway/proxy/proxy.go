@@ -1,0 +1,209 @@
+// Package proxy puts the gateway in front of the app: every request
+// outside the gateway's own path prefix goes to the upstream when its
+// browser has a valid session, with the signed-in user's identity in
+// headers and a short-lived signed JWT; otherwise a browser is sent to
+// sign in and an API call gets 401, and neither reaches the upstream.
+// Identity headers a client sent are stripped whatever their spelling.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/session"
+)
+
+// Identity headers set for the upstream.
+const (
+	HeaderUserID    = "X-Gatehouse-User-Id"
+	HeaderEmail     = "X-Gatehouse-Email"
+	HeaderName      = "X-Gatehouse-Name"
+	HeaderGroups    = "X-Gatehouse-Groups" // comma-separated, each name percent-encoded
+	HeaderRole      = "X-Gatehouse-Role"
+	HeaderPool      = "X-Gatehouse-Pool"
+	HeaderAssertion = "X-Gatehouse-Assertion" // the identity JWT
+)
+
+// Signer issues the identity JWT.
+type Signer interface {
+	Sign(u *gateway.User, groups []string) (string, error)
+}
+
+// Options configures the proxy.
+type Options struct {
+	Upstream *url.URL
+	Sessions *session.Manager
+	Signer   Signer
+	Store    gateway.Store
+	Tenant   string
+	// LoginURL is where a browser without a session is sent, with the
+	// page it asked for (a same-origin path) to come back to.
+	LoginURL func(returnTo string) string
+	Logger   *slog.Logger
+}
+
+// Proxy serves the upstream behind the gateway's sessions.
+type Proxy struct {
+	opts Options
+	rp   *httputil.ReverseProxy
+}
+
+type identityKey struct{}
+
+// New builds the proxy.
+func New(opts Options) *Proxy {
+	if opts.Tenant == "" {
+		opts.Tenant = gateway.DefaultTenant
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{opts: opts}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(opts.Upstream)
+			pr.SetXForwarded()
+			pr.Out.Host = pr.In.Host // the app sees the host the browser asked for
+			if h, ok := pr.In.Context().Value(identityKey{}).(http.Header); ok {
+				for k, v := range h {
+					pr.Out.Header[k] = v
+				}
+			}
+		},
+		FlushInterval: -1, // stream responses (server-sent events) as they come
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			opts.Logger.WarnContext(r.Context(), "proxy: upstream failed", "error", err)
+			http.Error(w, "The application is not answering; try again shortly.", http.StatusBadGateway)
+		},
+	}
+	return p
+}
+
+// StripIdentityHeaders removes every header that could pass for one the
+// gateway sets: any X-Gatehouse-* in any case, with '_' or '-'.
+func StripIdentityHeaders(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(k), "_", "-"), "x-gatehouse-") {
+			delete(h, k)
+		}
+	}
+}
+
+// wantsJSON reports an API call rather than a page load.
+func wantsJSON(r *http.Request) bool {
+	return r.Header.Get("X-Requested-With") != "" || strings.Contains(r.Header.Get("Accept"), "application/json") &&
+		!strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	StripIdentityHeaders(r.Header)
+	identity, ok := p.identify(w, r)
+	if !ok {
+		return
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, identity)))
+}
+
+// Auth answers nginx auth_request: 200 with the identity headers for a
+// valid session, 401 otherwise (nginx then sends the browser to sign in).
+func (p *Proxy) Auth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, u, err := p.opts.Sessions.Current(r.Context(), r)
+		if err != nil {
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		h, err := p.headers(r.Context(), u)
+		if err != nil {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		for k, v := range h {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// identify returns the identity headers of the request's user, or writes
+// the answer for a request without a valid session.
+func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, bool) {
+	_, u, err := p.opts.Sessions.Current(r.Context(), r)
+	if err == nil {
+		h, err := p.headers(r.Context(), u)
+		if err != nil {
+			p.opts.Logger.ErrorContext(r.Context(), "proxy: identity headers", "error", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return nil, false
+		}
+		return h, true
+	}
+	if !session.SignedOut(err) {
+		p.opts.Logger.ErrorContext(r.Context(), "proxy: session", "error", err)
+		http.Error(w, "The gateway cannot check your session right now; try again shortly.", http.StatusServiceUnavailable)
+		return nil, false
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if wantsJSON(r) || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "not signed in", "login": p.opts.LoginURL("/")})
+		return nil, false
+	}
+	http.Redirect(w, r, p.opts.LoginURL(r.URL.RequestURI()), http.StatusFound)
+	return nil, false
+}
+
+// headers builds the identity headers for u.
+func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, error) {
+	refs, err := p.opts.Store.Groups().Memberships(ctx, p.opts.Tenant, []string{u.ID})
+	if err != nil {
+		return nil, err
+	}
+	groups := make([]string, 0, len(refs[u.ID]))
+	escaped := make([]string, 0, len(refs[u.ID]))
+	for _, g := range refs[u.ID] {
+		groups = append(groups, g.DisplayName)
+		escaped = append(escaped, url.QueryEscape(g.DisplayName))
+	}
+	token, err := p.opts.Signer.Sign(u, groups)
+	if err != nil {
+		return nil, err
+	}
+	email := u.PrimaryEmail()
+	if email == "" {
+		email = u.UserName
+	}
+	name := u.DisplayName
+	if name == "" {
+		name = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
+	}
+	h := http.Header{}
+	h.Set(HeaderUserID, u.ID)
+	h.Set(HeaderEmail, email)
+	h.Set(HeaderName, headerSafe(name))
+	h.Set(HeaderGroups, strings.Join(escaped, ","))
+	h.Set(HeaderRole, u.Role)
+	h.Set(HeaderPool, u.Pool)
+	h.Set(HeaderAssertion, token)
+	return h, nil
+}
+
+// headerSafe drops what a header value cannot carry (control characters);
+// the JWT carries the exact name.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
