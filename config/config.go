@@ -37,6 +37,8 @@ type Config struct {
 	Store        Store        `yaml:"store"`
 	Delivery     Delivery     `yaml:"delivery"`
 	Events       Events       `yaml:"events"`
+	Upstream     Upstream     `yaml:"upstream"`
+	Session      Session      `yaml:"session"`
 	Adapters     Adapters     `yaml:"adapters" doc:"downstream adapters events are delivered to, a list of {id, type, config} (YAML, or JSON in the variable); none: the built-in directory alone"`
 
 	// Warnings are things Load noticed that do not stop the gateway, such
@@ -128,6 +130,18 @@ type Events struct {
 	MaxWait Duration `yaml:"max_wait" doc:"longest long poll (wait=) of the events feed"`
 }
 
+// Upstream is the app the gateway proxies to.
+type Upstream struct {
+	URL      string `yaml:"url" doc:"the app behind the gateway: requests outside path_prefix go there with the user's identity; unset: no proxy"`
+	Audience string `yaml:"audience" doc:"aud of the identity JWT the app receives; default: public_url"`
+}
+
+// Session configures the gateway's own browser sessions.
+type Session struct {
+	IdleTimeout     Duration `yaml:"idle_timeout" doc:"a session ends after this long without a request"`
+	AbsoluteTimeout Duration `yaml:"absolute_timeout" doc:"a session ends this long after sign-in, whatever the activity"`
+}
+
 // Adapters is the list of downstream adapters.
 type Adapters []AdapterEntry
 
@@ -202,7 +216,8 @@ func Default() *Config {
 		// go on for about an hour before an event is set aside.
 		Delivery: Delivery{MaxAttempts: 2400, BackoffMin: Duration(200 * time.Millisecond), BackoffMax: Duration(2 * time.Second),
 			Timeout: Duration(10 * time.Second), Lanes: 4, Retention: Duration(7 * 24 * time.Hour)},
-		Events: Events{MaxWait: Duration(30 * time.Second)},
+		Events:  Events{MaxWait: Duration(30 * time.Second)},
+		Session: Session{IdleTimeout: Duration(8 * time.Hour), AbsoluteTimeout: Duration(24 * time.Hour)},
 	}
 }
 
@@ -307,6 +322,17 @@ func (c *Config) Validate() []Problem {
 	}
 	if v := c.Events.Token.Value(); v != "" && v == c.SCIM.Token.Value() {
 		add("events.token", "must differ from scim.token: the IdP must not read the app's feed")
+	}
+	if c.Upstream.URL != "" {
+		if u, err := url.Parse(c.Upstream.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("upstream.url", "%q must be an absolute http or https URL, e.g. http://127.0.0.1:3000", c.Upstream.URL)
+		}
+		if c.PublicURL == "" {
+			add("public_url", "is required when upstream.url is set: sign-in redirects and cookies are built from it")
+		}
+	}
+	if c.Session.IdleTimeout <= 0 || c.Session.AbsoluteTimeout < c.Session.IdleTimeout {
+		add("session.idle_timeout", "must be positive and at most session.absolute_timeout (%s, %s)", c.Session.IdleTimeout, c.Session.AbsoluteTimeout)
 	}
 	if c.Events.MaxWait <= 0 || c.Events.MaxWait > Duration(50*time.Second) {
 		add("events.max_wait", "must be between 1s and 50s (the listener's write timeout is 60s)")

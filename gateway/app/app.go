@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/session"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
 
@@ -46,7 +47,12 @@ type App struct {
 
 	adapters   []configuredAdapter
 	dispatcher *outbox.Dispatcher
+	sessions   *session.Manager
 }
+
+// Sessions is the gateway's session manager (for in-process tests and
+// the coming sign-in handlers).
+func (a *App) Sessions() *session.Manager { return a.sessions }
 
 // New opens the store and builds the servers; it does not listen yet.
 func New(cfg *config.Config, log *slog.Logger) (*App, error) {
@@ -127,6 +133,7 @@ func (a *App) Start() error {
 		a.opsLn.Close()
 		return err
 	}
+	a.startSessionSweeper()
 	go a.serve(a.main, a.mainLn)
 	go a.serve(a.ops, a.opsLn)
 	a.log.Info("gatehouse started", "listen", a.mainLn.Addr().String(), "ops_listen", a.opsLn.Addr().String(),

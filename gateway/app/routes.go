@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -45,6 +46,10 @@ func (a *App) routes() (http.Handler, error) {
 		Store: a.store, Tenant: gateway.DefaultTenant,
 		Token: a.cfg.Events.Token.Value(), MaxWait: time.Duration(a.cfg.Events.MaxWait),
 	}))
+
+	if err := a.identityRoutes(context.Background(), mux); err != nil {
+		return nil, err
+	}
 
 	var h http.Handler = mux
 	h = httpx.AccessLog(a.log, h)
