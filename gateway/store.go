@@ -29,7 +29,23 @@ type Store interface {
 	IDMaps() IDMaps
 	Sessions() SessionStore
 	Keys() KeyStore
+	Ephemeral() EphemeralStore
 	Close() error
+}
+
+// EphemeralStore keeps short-lived single-use values: sign-in requests in
+// flight (InResponseTo, OIDC state and nonce) and the assertion ids seen
+// (replay). Keys are scoped by tenant and namespace; an expired value is
+// as good as absent.
+type EphemeralStore interface {
+	// PutIfAbsent stores value until expires unless the key is there (and
+	// not expired); it reports whether it stored it.
+	PutIfAbsent(ctx context.Context, tenant, namespace, key string, value []byte, expires time.Time) (bool, error)
+	// Take returns the value and deletes it (single use); nil when absent
+	// or expired.
+	Take(ctx context.Context, tenant, namespace, key string) ([]byte, error)
+	// Sweep deletes what expired before now, and says how many.
+	Sweep(ctx context.Context, tenant string, now time.Time) (int, error)
 }
 
 // KeyStore keeps the gateway's own key material (the identity token's

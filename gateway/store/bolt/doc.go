@@ -26,6 +26,7 @@
 //	sessions                  session id (SHA-256 of the cookie token) → session record
 //	sessions_by_user          user id 0x00 session id → ""
 //	keys                      name → key material (the gateway's own signing keys)
+//	ephemeral                 namespace 0x00 key → expiry (uint64 unix nanoseconds) + value
 //
 // fold is package fold's key (full Unicode case folding on NFC text, as
 // PRECIS maps): userName and group displayName are case-insensitive

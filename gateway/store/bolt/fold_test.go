@@ -188,3 +188,41 @@ func TestSessions(t *testing.T) {
 		t.Fatalf("count %d", n)
 	}
 }
+
+func TestEphemeral(t *testing.T) {
+	s := openTest(t, "")
+	ctx := context.Background()
+	e := s.Ephemeral()
+	soon := time.Now().Add(time.Hour)
+	if ok, err := e.PutIfAbsent(ctx, tenant, "replay", "a1", nil, soon); !ok || err != nil {
+		t.Fatalf("first put: %v %v", ok, err)
+	}
+	if ok, _ := e.PutIfAbsent(ctx, tenant, "replay", "a1", nil, soon); ok {
+		t.Fatal("a second put of a live key succeeded (a replay would pass)")
+	}
+	if ok, _ := e.PutIfAbsent(ctx, tenant, "other", "a1", nil, soon); !ok {
+		t.Fatal("namespaces are separate")
+	}
+	if ok, _ := e.PutIfAbsent(ctx, tenant, "replay", "old", nil, time.Now().Add(-time.Second)); !ok {
+		t.Fatal("put of an already expired value")
+	}
+	if ok, _ := e.PutIfAbsent(ctx, tenant, "replay", "old", nil, soon); !ok {
+		t.Fatal("an expired key blocks a new value")
+	}
+	if _, err := e.PutIfAbsent(ctx, tenant, "req", "r1", []byte("return=/x"), soon); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := e.Take(ctx, tenant, "req", "r1"); string(v) != "return=/x" {
+		t.Fatalf("take: %q", v)
+	}
+	if v, _ := e.Take(ctx, tenant, "req", "r1"); v != nil {
+		t.Fatal("a value was taken twice")
+	}
+	_, _ = e.PutIfAbsent(ctx, tenant, "req", "gone", []byte("x"), time.Now().Add(-time.Minute))
+	if v, _ := e.Take(ctx, tenant, "req", "gone"); v != nil {
+		t.Fatal("an expired value was taken")
+	}
+	if n, _ := e.Sweep(ctx, tenant, time.Now().Add(2*time.Hour)); n != 3 {
+		t.Fatalf("swept %d, want 3", n)
+	}
+}

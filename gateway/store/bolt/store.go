@@ -46,7 +46,8 @@ var (
 	bSessions     = []byte("sessions")
 	bUserSessions = []byte("sessions_by_user")
 	bKeys         = []byte("keys")
-	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions, bKeys}
+	bEphemeral    = []byte("ephemeral")
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions, bKeys, bEphemeral}
 
 	appendOnly = [][]byte{bUsers, bGroups, bOutbox}
 
@@ -241,6 +242,9 @@ func (s *Store) Sessions() gateway.SessionStore {
 	return sessionStore{s}
 }
 func (s *Store) Keys() gateway.KeyStore { return keyStore{s} }
+func (s *Store) Ephemeral() gateway.EphemeralStore {
+	return ephemeralStore{s}
+}
 
 // view runs fn in a read transaction on tenant's bucket; fn gets nil when
 // the tenant has no data yet.

@@ -1,0 +1,96 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ephemeralStore keeps short-lived single-use values.
+type ephemeralStore struct{ s *Store }
+
+func ephemeralValue(v []byte) (time.Time, []byte, bool) {
+	if len(v) < 8 {
+		return time.Time{}, nil, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))), v[8:], true
+}
+
+func (e ephemeralStore) PutIfAbsent(ctx context.Context, tenant, ns, key string, value []byte, expires time.Time) (bool, error) {
+	stored := false
+	now := time.Now()
+	err := e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		stored = false
+		b := tb.Bucket(bEphemeral)
+		k := pair(ns, key)
+		if v := b.Get(k); v != nil {
+			if exp, _, ok := ephemeralValue(v); ok && now.Before(exp) {
+				return nil
+			}
+		}
+		rec := make([]byte, 8, 8+len(value))
+		binary.BigEndian.PutUint64(rec, uint64(expires.UnixNano()))
+		stored = true
+		return b.Put(k, append(rec, value...))
+	})
+	if err != nil {
+		return false, fmt.Errorf("bolt: store ephemeral value: %w", err)
+	}
+	return stored, nil
+}
+
+func (e ephemeralStore) Take(ctx context.Context, tenant, ns, key string) ([]byte, error) {
+	var out []byte
+	now := time.Now()
+	err := e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		out = nil
+		b := tb.Bucket(bEphemeral)
+		k := pair(ns, key)
+		v := b.Get(k)
+		if v == nil {
+			return nil
+		}
+		if exp, val, ok := ephemeralValue(v); ok && now.Before(exp) {
+			out = bytes.Clone(val)
+		}
+		return b.Delete(k)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: take ephemeral value: %w", err)
+	}
+	return out, nil
+}
+
+func (e ephemeralStore) Sweep(ctx context.Context, tenant string, now time.Time) (int, error) {
+	var stale [][]byte
+	err := e.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		return tb.Bucket(bEphemeral).ForEach(func(k, v []byte) error {
+			if exp, _, ok := ephemeralValue(v); !ok || !now.Before(exp) {
+				stale = append(stale, bytes.Clone(k))
+			}
+			return nil
+		})
+	})
+	if err != nil || len(stale) == 0 {
+		return 0, err
+	}
+	err = e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		for _, k := range stale {
+			if err := tb.Bucket(bEphemeral).Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: sweep ephemeral values: %w", err)
+	}
+	return len(stale), nil
+}
