@@ -2,16 +2,21 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/proxy"
+	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
 	"github.com/gatehouse-id/gatehouse/gateway/signer"
 )
@@ -47,13 +52,23 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		}
 		page(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
 	})
-	mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-		// SAML and OIDC sign-in are being built (issue 10); until then the
-		// page says what to configure rather than a bare 404.
-		page(w, http.StatusServiceUnavailable, "Sign-in is not available",
-			fmt.Sprintf("Single sign-on is not available on this gateway yet: sso.protocol is %q.", a.cfg.SSO.Protocol),
-			"An administrator sets sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml or oidc with the identity provider's settings.")
-	})
+	switch a.cfg.SSO.Protocol {
+	case "saml":
+		sp, err := a.samlSP(ctx)
+		if err != nil {
+			return err
+		}
+		sp.Mount(mux)
+		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, prefix+"/saml/login?return="+url.QueryEscape(samlsp.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
+		})
+	default:
+		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
+			page(w, http.StatusServiceUnavailable, "Sign-in is not available",
+				fmt.Sprintf("Single sign-on is not available on this gateway: sso.protocol is %q.", a.cfg.SSO.Protocol),
+				"An administrator sets sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml or oidc with the identity provider's settings.")
+		})
+	}
 	if a.cfg.Upstream.URL == "" {
 		return nil
 	}
@@ -114,4 +129,78 @@ func (sw *sessionSweeper) Stop(ctx context.Context) error {
 	close(sw.stop)
 	sw.done.Wait()
 	return nil
+}
+
+// samlSP builds the SAML service provider from sso.saml, reading the IdP
+// metadata from its file or fetching it once from its URL.
+func (a *App) samlSP(ctx context.Context) (*samlsp.SP, error) {
+	c := a.cfg.SSO.SAML
+	metadata, err := loadMetadata(ctx, c.IDPMetadataFile, c.IDPMetadataURL)
+	if err != nil {
+		return nil, err
+	}
+	return samlsp.New(ctx, samlsp.Options{Store: a.store, Tenant: gateway.DefaultTenant,
+		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
+		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
+		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
+		MaxBody: a.cfg.SCIM.MaxBodyBytes, Complete: a.completeSignIn, Fail: signInFailed, Logger: a.log})
+}
+
+// loadMetadata reads IdP metadata from a file or a URL (bounded, 10 s).
+func loadMetadata(ctx context.Context, file, rawURL string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("sso.saml.idp_metadata_file: %w", err)
+		}
+		return b, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sso.saml.idp_metadata_url: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sso.saml.idp_metadata_url: fetching the IdP metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sso.saml.idp_metadata_url: the IdP answered %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("sso.saml.idp_metadata_url: reading the IdP metadata: %w", err)
+	}
+	return b, nil
+}
+
+// completeSignIn takes a verified identity through the login funnel
+// (JIT, policy) and starts the session.
+func (a *App) completeSignIn(w http.ResponseWriter, r *http.Request, id gateway.Identity, returnTo string) {
+	u, created, err := a.service.Login(r.Context(), gateway.DefaultTenant, id)
+	var refused *provision.LoginError
+	switch {
+	case errors.As(err, &refused):
+		a.log.WarnContext(r.Context(), "sign-in refused", "protocol", id.Protocol, "reason", refused.Reason)
+		page(w, http.StatusForbidden, "You cannot sign in to this application", refused.Message,
+			"If you think you should have access, ask your administrator.")
+		return
+	case err != nil:
+		a.log.ErrorContext(r.Context(), "sign-in", "protocol", id.Protocol, "error", err)
+		page(w, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
+		return
+	}
+	if _, err := a.sessions.Start(r.Context(), w, r, u.ID, id.Protocol); err != nil {
+		a.log.ErrorContext(r.Context(), "sign-in: session", "error", err)
+		page(w, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
+		return
+	}
+	a.log.InfoContext(r.Context(), "signed in", "protocol", id.Protocol, "user", u.ID, "jit_created", created)
+	http.Redirect(w, r, returnTo, http.StatusFound)
+}
+
+func signInFailed(w http.ResponseWriter, _ *http.Request, status int, _ string, message string) {
+	page(w, status, "Sign-in failed", message, "")
 }

@@ -1,0 +1,137 @@
+package conformance
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// TestSAMLJITLogin is the whole browser journey against a real SAML IdP:
+// the app's page sends the browser to sign in, the IdP's form, the
+// assertion back to the gateway, a JIT-created user in the default pool
+// with the default role, and the page served by the app with the
+// identity headers. Signing in again creates nobody; someone outside
+// the allowed domains is refused with a page and nothing is created.
+func TestSAMLJITLogin(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	idp.Put(t, "/users/eve", `{"password":"eve pass","email":"eve@elsewhere.example","given_name":"Eve"}`)
+
+	var mu sync.Mutex
+	var seen []http.Header
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		_, _ = io.WriteString(w, "dashboard of "+r.Header.Get("X-Gatehouse-Email"))
+	}))
+	defer upstream.Close()
+
+	// The IdP must know the gateway's public URL before it starts.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	mdFile := filepath.Join(t.TempDir(), "idp.xml")
+	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, "",
+		"GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
+		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile,
+		"GATEHOUSE_SSO_SAML_FIRST_NAME_ATTRIBUTE=givenName", "GATEHOUSE_SSO_SAML_LAST_NAME_ATTRIBUTE=sn",
+		"GATEHOUSE_SSO_SAML_GROUPS_ATTRIBUTE=eduPersonAffiliation",
+		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_PROVISIONING_ALLOWED_DOMAINS=example.com",
+		"GATEHOUSE_UPSTREAM_URL="+upstream.URL)
+	root := "http://" + addr
+	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
+
+	users := func() []*gateway.User {
+		t.Helper()
+		us, _, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return us
+	}
+	browser := samlidptest.Browser(nil)
+	acs, form := samlidptest.SignIn(t, browser, root+"/dashboard?tab=2")
+	if acs != root+"/gatehouse/saml/acs" {
+		t.Fatalf("the IdP posts to %q", acs)
+	}
+	resp, err := browser.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "dashboard of ada@example.com" || resp.Request.URL.RequestURI() != "/dashboard?tab=2" {
+		t.Fatalf("after sign-in: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	us := users()
+	if len(us) != 1 {
+		t.Fatalf("%d users after the first sign-in", len(us))
+	}
+	u := us[0]
+	if u.UserName != "ada@example.com" || u.Source != gateway.SourceJIT || u.Pool != "default" || u.Role != "user" ||
+		u.GivenName != "Ada" || u.FamilyName != "Lovelace" || !u.Active {
+		t.Fatalf("JIT user: %+v", u)
+	}
+	mu.Lock()
+	h := seen[len(seen)-1]
+	mu.Unlock()
+	if h.Get("X-Gatehouse-User-Id") != u.ID || h.Get("X-Gatehouse-Role") != "user" || h.Get("X-Gatehouse-Assertion") == "" {
+		t.Fatalf("identity headers: %v", h)
+	}
+
+	// Sign out and in again: the same user, no second one.
+	if resp, err := browser.Get(root + "/gatehouse/logout"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("logout: %v", err)
+	}
+	acs, form = samlidptest.SignIn(t, browser, root+"/dashboard")
+	if resp, err := browser.PostForm(acs, form); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("second sign-in: %v %v", err, resp)
+	}
+	if n := len(users()); n != 1 {
+		t.Fatalf("%d users after signing in again", n)
+	}
+
+	// Another domain: refused with a page saying why, nothing created,
+	// nothing reaches the app.
+	mu.Lock()
+	before := len(seen)
+	mu.Unlock()
+	other := samlidptest.Browser(nil)
+	acs, form = samlidptest.SignInAs(t, other, root+"/dashboard", "eve", "eve pass")
+	resp, err = other.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "elsewhere.example") {
+		t.Fatalf("other domain: %d: %s", resp.StatusCode, body)
+	}
+	if n := len(users()); n != 1 {
+		t.Fatalf("%d users after a refused sign-in", n)
+	}
+	mu.Lock()
+	after := len(seen)
+	mu.Unlock()
+	if after != before {
+		t.Fatal("a refused sign-in reached the app")
+	}
+}

@@ -1,0 +1,411 @@
+// Package saml is Gatehouse's SAML 2.0 service provider, on
+// github.com/crewjam/saml: SP metadata, SP-initiated login (HTTP-Redirect,
+// signed with RSA-SHA256), the assertion consumer (HTTP-POST), and the
+// checks the library leaves to its caller. It turns a valid response into
+// a gateway.Identity and hands it to the login funnel; nothing after that.
+package saml
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	crewsaml "github.com/crewjam/saml"
+	"github.com/crewjam/saml/samlsp"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// Options configures the service provider.
+type Options struct {
+	Store      gateway.Store
+	Tenant     string
+	PublicURL  string // scheme://host[:port]
+	PathPrefix string
+	// IDPMetadata is the IdP's SAML metadata (XML).
+	IDPMetadata []byte
+	// EntityID defaults to the SP metadata URL.
+	EntityID          string
+	AllowIDPInitiated bool
+	// Attribute names; an attribute matches by Name or FriendlyName. An
+	// empty EmailAttribute takes the email from the NameID.
+	EmailAttribute, FirstNameAttribute, LastNameAttribute, GroupsAttribute string
+	// MaxBody bounds the ACS request body (default 1 MiB).
+	MaxBody int64
+	// Complete continues with a verified identity (the login funnel):
+	// policy, session, redirect to returnTo.
+	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, returnTo string)
+	// Fail shows a sign-in error page.
+	Fail   func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
+	Logger *slog.Logger
+}
+
+// SP is the service provider.
+type SP struct {
+	opts Options
+	sp   crewsaml.ServiceProvider
+	idp  string // the IdP's entity id
+}
+
+const (
+	keyName        = "saml-sp"
+	requestNS      = "saml-request"
+	replayNS       = "saml-assertion"
+	requestCookie  = "gatehouse_saml_request"
+	requestTimeout = 10 * time.Minute
+)
+
+// New builds the SP, generating its key and certificate on first start.
+func New(ctx context.Context, opts Options) (*SP, error) {
+	if opts.Tenant == "" {
+		opts.Tenant = gateway.DefaultTenant
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 1 << 20
+	}
+	if opts.FirstNameAttribute == "" {
+		opts.FirstNameAttribute = "firstName"
+	}
+	if opts.LastNameAttribute == "" {
+		opts.LastNameAttribute = "lastName"
+	}
+	if opts.GroupsAttribute == "" {
+		opts.GroupsAttribute = "groups"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	base := strings.TrimRight(opts.PublicURL, "/") + opts.PathPrefix + "/saml"
+	metadataURL, err := url.Parse(base + "/metadata")
+	if err != nil || metadataURL.Host == "" {
+		return nil, fmt.Errorf("saml: public_url %q does not make a metadata URL", opts.PublicURL)
+	}
+	acsURL, _ := url.Parse(base + "/acs")
+	if opts.EntityID == "" {
+		opts.EntityID = metadataURL.String()
+	}
+	idp, err := samlsp.ParseMetadata(opts.IDPMetadata)
+	if err != nil {
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
+	}
+	if idp.EntityID == "" {
+		return nil, errors.New("saml: the IdP metadata has no entityID")
+	}
+	key, cert, err := spKey(ctx, opts.Store, opts.Tenant, acsURL.Host)
+	if err != nil {
+		return nil, err
+	}
+	s := &SP{opts: opts, idp: idp.EntityID}
+	s.sp = crewsaml.ServiceProvider{
+		EntityID:          opts.EntityID,
+		Key:               key,
+		Certificate:       cert,
+		MetadataURL:       *metadataURL,
+		AcsURL:            *acsURL,
+		IDPMetadata:       idp,
+		SignatureMethod:   dsig.RSASHA256SignatureMethod,
+		AllowIDPInitiated: opts.AllowIDPInitiated,
+		AuthnNameIDFormat: crewsaml.UnspecifiedNameIDFormat,
+	}
+	return s, nil
+}
+
+// spKey loads the SP's key and certificate, generating them once.
+func spKey(ctx context.Context, store gateway.Store, tenant, host string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	type stored struct{ Key, Cert []byte }
+	raw, err := store.Keys().Get(ctx, tenant, keyName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if raw == nil {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, nil, err
+		}
+		serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+		tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: host},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(10, 0, 0),
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		raw, _ = json.Marshal(stored{Key: x509.MarshalPKCS1PrivateKey(key), Cert: der})
+		if raw, err = store.Keys().PutIfAbsent(ctx, tenant, keyName, raw); err != nil {
+			return nil, nil, err
+		}
+	}
+	var st stored
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, nil, fmt.Errorf("saml: stored SP key: %w", err)
+	}
+	key, err := x509.ParsePKCS1PrivateKey(st.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("saml: stored SP key: %w", err)
+	}
+	cert, err := x509.ParseCertificate(st.Cert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("saml: stored SP certificate: %w", err)
+	}
+	return key, cert, nil
+}
+
+// Mount adds the SP's endpoints under {prefix}/saml.
+func (s *SP) Mount(mux *http.ServeMux) {
+	p := s.opts.PathPrefix + "/saml"
+	mux.HandleFunc("GET "+p+"/metadata", s.metadata)
+	mux.HandleFunc("GET "+p+"/login", s.login)
+	mux.HandleFunc("POST "+p+"/acs", s.acs)
+}
+
+// EntityID is the SP's entity id (what the IdP is configured with).
+func (s *SP) EntityID() string { return s.opts.EntityID }
+
+func (s *SP) metadata(w http.ResponseWriter, r *http.Request) {
+	b, err := xml.MarshalIndent(s.sp.Metadata(), "", "  ")
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	_, _ = w.Write(b)
+}
+
+// SafeReturn accepts only a same-origin relative path to go back to.
+func SafeReturn(p string) string {
+	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+		return "/"
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" {
+		return "/"
+	}
+	return p
+}
+
+// pending is a sign-in request in flight.
+type pending struct {
+	Return string `json:"return"`
+}
+
+func (s *SP) secure() bool { return strings.HasPrefix(s.opts.PublicURL, "https://") }
+
+// login starts an SP-initiated sign-in: the AuthnRequest is remembered
+// (single use, ten minutes) and bound to this browser by a cookie, so the
+// response must answer this browser's own request.
+func (s *SP) login(w http.ResponseWriter, r *http.Request) {
+	ret := SafeReturn(r.URL.Query().Get("return"))
+	req, err := s.sp.MakeAuthenticationRequest(s.sp.GetSSOBindingLocation(crewsaml.HTTPRedirectBinding), crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding)
+	if err != nil {
+		s.opts.Logger.ErrorContext(r.Context(), "saml: authn request", "error", err)
+		s.opts.Fail(w, r, http.StatusInternalServerError, "internal", "The sign-in request could not be made.")
+		return
+	}
+	val, _ := json.Marshal(pending{Return: ret})
+	if _, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Tenant, requestNS, req.ID, val, time.Now().Add(requestTimeout)); err != nil {
+		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
+		return
+	}
+	to, err := req.Redirect(req.ID, &s.sp)
+	if err != nil {
+		s.opts.Fail(w, r, http.StatusInternalServerError, "internal", "The sign-in request could not be made.")
+		return
+	}
+	c := &http.Cookie{Name: requestCookie, Value: req.ID, Path: s.opts.PathPrefix + "/saml", MaxAge: int(requestTimeout.Seconds()),
+		HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode}
+	if s.secure() {
+		c.SameSite = http.SameSiteNoneMode // the IdP's POST back is cross-site
+	}
+	http.SetCookie(w, c)
+	http.Redirect(w, r, to.String(), http.StatusFound)
+}
+
+// acs consumes a SAML response.
+func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
+	if err := r.ParseForm(); err != nil {
+		s.opts.Fail(w, r, http.StatusBadRequest, "malformed", "The sign-in response is too large or malformed.")
+		return
+	}
+	var possible []string
+	if c, err := r.Cookie(requestCookie); err == nil && c.Value != "" {
+		possible = []string{c.Value}
+	}
+	if err := s.checkDocument(r.PostForm.Get("SAMLResponse")); err != nil {
+		s.refuse(w, r, "invalid_response", err)
+		return
+	}
+	assertion, err := s.sp.ParseResponse(r, possible)
+	if err != nil {
+		var ire *crewsaml.InvalidResponseError
+		if errors.As(err, &ire) {
+			err = ire.PrivateErr
+		}
+		s.refuse(w, r, "invalid_response", err)
+		return
+	}
+	if err := s.checkAssertion(assertion); err != nil {
+		s.refuse(w, r, "invalid_response", err)
+		return
+	}
+	// Replay: an assertion is accepted once, until it expires.
+	until := time.Now().Add(requestTimeout)
+	if c := assertion.Conditions; c != nil && !c.NotOnOrAfter.IsZero() {
+		until = c.NotOnOrAfter
+	}
+	fresh, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Tenant, replayNS, assertion.ID, nil, until.Add(time.Minute))
+	if err != nil {
+		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot be completed right now; try again shortly.")
+		return
+	}
+	if !fresh {
+		s.refuse(w, r, "replay", fmt.Errorf("assertion %s was already used", assertion.ID))
+		return
+	}
+	ret := "/"
+	if inResponseTo := inResponseTo(assertion); inResponseTo != "" {
+		val, err := s.opts.Store.Ephemeral().Take(r.Context(), s.opts.Tenant, requestNS, inResponseTo)
+		if err != nil || val == nil {
+			s.refuse(w, r, "invalid_response", fmt.Errorf("no sign-in request %s is waiting (used, expired, or never made here)", inResponseTo))
+			return
+		}
+		var p pending
+		_ = json.Unmarshal(val, &p)
+		ret = SafeReturn(p.Return)
+	} else {
+		ret = SafeReturn(r.PostForm.Get("RelayState")) // IdP-initiated: allowed by the library only when configured
+	}
+	http.SetCookie(w, &http.Cookie{Name: requestCookie, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
+	id, err := s.identity(assertion)
+	if err != nil {
+		s.refuse(w, r, "no_email", err)
+		return
+	}
+	s.opts.Complete(w, r, id, ret)
+}
+
+func (s *SP) refuse(w http.ResponseWriter, r *http.Request, reason string, err error) {
+	s.opts.Logger.WarnContext(r.Context(), "saml: sign-in refused", "reason", reason, "error", err)
+	s.opts.Fail(w, r, http.StatusForbidden, reason,
+		"The sign-in response from your identity provider was refused ("+err.Error()+"). Try signing in again; if it keeps failing, your administrator can find the details in the gateway's log.")
+}
+
+func inResponseTo(a *crewsaml.Assertion) string {
+	if a.Subject == nil {
+		return ""
+	}
+	for _, sc := range a.Subject.SubjectConfirmations {
+		if d := sc.SubjectConfirmationData; d != nil && d.InResponseTo != "" {
+			return d.InResponseTo
+		}
+	}
+	return ""
+}
+
+// strongSignature is the set of signature algorithms accepted (SHA-256
+// or better).
+var strongSignature = []string{
+	dsig.RSASHA256SignatureMethod, dsig.RSASHA384SignatureMethod, dsig.RSASHA512SignatureMethod,
+	dsig.ECDSASHA256SignatureMethod, dsig.ECDSASHA384SignatureMethod, dsig.ECDSASHA512SignatureMethod,
+}
+
+// checkDocument looks at the raw response before the library does:
+// exactly one assertion, and every signature SHA-256 or better.
+func (s *SP) checkDocument(encoded string) error {
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return errors.New("the SAMLResponse is not base64")
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		return errors.New("the SAMLResponse is not XML")
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != "Response" {
+		return errors.New("the SAMLResponse is not a Response")
+	}
+	n := len(root.FindElements("//Assertion")) + len(root.FindElements("//EncryptedAssertion"))
+	if n != 1 {
+		return fmt.Errorf("the response holds %d assertions; exactly one is accepted", n)
+	}
+	for _, sm := range root.FindElements("//SignatureMethod") {
+		if alg := sm.SelectAttrValue("Algorithm", ""); !slices.Contains(strongSignature, alg) {
+			return fmt.Errorf("signature algorithm %q is refused: SHA-256 or better is required", alg)
+		}
+	}
+	if len(root.FindElements("//Signature")) == 0 {
+		return errors.New("the response is not signed")
+	}
+	return nil
+}
+
+// checkAssertion adds what the library does not require: an issuer equal
+// to the IdP's, and an audience equal to this SP.
+func (s *SP) checkAssertion(a *crewsaml.Assertion) error {
+	if a.Issuer.Value != s.idp {
+		return fmt.Errorf("the assertion's issuer %q is not the configured IdP %q", a.Issuer.Value, s.idp)
+	}
+	if a.Conditions == nil || len(a.Conditions.AudienceRestrictions) == 0 {
+		return errors.New("the assertion names no audience")
+	}
+	for _, ar := range a.Conditions.AudienceRestrictions {
+		if ar.Audience.Value != s.opts.EntityID {
+			return fmt.Errorf("the assertion is for audience %q, not this application (%q)", ar.Audience.Value, s.opts.EntityID)
+		}
+	}
+	if a.Subject == nil || a.Subject.NameID == nil || strings.TrimSpace(a.Subject.NameID.Value) == "" {
+		return errors.New("the assertion has no NameID")
+	}
+	return nil
+}
+
+// identity reads the person from the assertion's NameID and attributes.
+func (s *SP) identity(a *crewsaml.Assertion) (gateway.Identity, error) {
+	id := gateway.Identity{Protocol: "saml", Issuer: s.idp, Subject: a.Subject.NameID.Value, EmailVerified: true}
+	values := func(name string) []string {
+		var out []string
+		for _, st := range a.AttributeStatements {
+			for _, at := range st.Attributes {
+				if strings.EqualFold(at.Name, name) || strings.EqualFold(at.FriendlyName, name) {
+					for _, v := range at.Values {
+						out = append(out, strings.TrimSpace(v.Value))
+					}
+				}
+			}
+		}
+		return out
+	}
+	first := func(name string) string {
+		if v := values(name); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	if s.opts.EmailAttribute == "" {
+		id.Email = strings.TrimSpace(a.Subject.NameID.Value)
+	} else {
+		id.Email = first(s.opts.EmailAttribute)
+	}
+	if !strings.Contains(id.Email, "@") {
+		return id, fmt.Errorf("no email address in the assertion (NameID or %q attribute)", s.opts.EmailAttribute)
+	}
+	id.GivenName = first(s.opts.FirstNameAttribute)
+	id.FamilyName = first(s.opts.LastNameAttribute)
+	id.Groups = values(s.opts.GroupsAttribute)
+	return id, nil
+}

@@ -1,0 +1,320 @@
+package saml_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/saml"
+	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
+)
+
+// outcome records what the SP handed on.
+type outcome struct {
+	mu        sync.Mutex
+	completed []gateway.Identity
+	returns   []string
+	failures  []string
+}
+
+func (o *outcome) complete(w http.ResponseWriter, r *http.Request, id gateway.Identity, ret string) {
+	o.mu.Lock()
+	o.completed = append(o.completed, id)
+	o.returns = append(o.returns, ret)
+	o.mu.Unlock()
+	http.Redirect(w, r, ret, http.StatusFound)
+}
+
+func (o *outcome) fail(w http.ResponseWriter, _ *http.Request, status int, reason, message string) {
+	o.mu.Lock()
+	o.failures = append(o.failures, reason)
+	o.mu.Unlock()
+	http.Error(w, message, status)
+}
+
+type sp struct {
+	url   string
+	out   *outcome
+	store gateway.Store
+}
+
+func startSP(t *testing.T, i *samlidptest.IdP, encrypt bool, configure func(*saml.Options)) *sp {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ts := httptest.NewUnstartedServer(nil)
+	base := "http://" + ts.Listener.Addr().String()
+	out := &outcome{}
+	opts := saml.Options{Store: st, PublicURL: base, PathPrefix: "/gatehouse", IDPMetadata: i.Metadata(t),
+		FirstNameAttribute: "givenName", LastNameAttribute: "sn", GroupsAttribute: "eduPersonAffiliation",
+		Complete: out.complete, Fail: out.fail}
+	if configure != nil {
+		configure(&opts)
+	}
+	s, err := saml.New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.Mount(mux)
+	ts.Config.Handler = mux
+	ts.Start()
+	t.Cleanup(ts.Close)
+	i.RegisterSP(t, strings.ReplaceAll(ts.Listener.Addr().String(), ":", "-"), base+"/gatehouse/saml/metadata", encrypt)
+	return &sp{url: base, out: out, store: st}
+}
+
+// stopAtSP hands back the ACS's answer (the test SP has no pages).
+func stopAtSP(req *http.Request) bool {
+	return strings.HasSuffix(req.URL.Path, "/acs") || !strings.HasPrefix(req.URL.Path, "/gatehouse/") && !strings.HasPrefix(req.URL.Path, "/sso")
+}
+
+func signIn(t *testing.T, c *http.Client, s *sp, returnTo string) (string, url.Values) {
+	t.Helper()
+	return samlidptest.SignIn(t, c, s.url+"/gatehouse/saml/login?return="+url.QueryEscape(returnTo))
+}
+
+func post(t *testing.T, c *http.Client, to string, form url.Values) *http.Response {
+	t.Helper()
+	resp, err := c.PostForm(to, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestSPInitiatedLogin: a browser signs in through the IdP's form and
+// comes back to the page it asked for, with assertions signed only and
+// signed and encrypted.
+func TestSPInitiatedLogin(t *testing.T) {
+	for _, encrypt := range []bool{false, true} {
+		t.Run(map[bool]string{false: "signed", true: "encrypted"}[encrypt], func(t *testing.T) { testSPInitiatedLogin(t, encrypt) })
+	}
+}
+
+func testSPInitiatedLogin(t *testing.T, encrypt bool) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, encrypt, nil)
+	c := samlidptest.Browser(stopAtSP)
+	acs, form := signIn(t, c, s, "/dashboard?tab=2")
+	if acs != s.url+"/gatehouse/saml/acs" {
+		t.Fatalf("the IdP posts to %q", acs)
+	}
+	resp := post(t, c, acs, form)
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/dashboard?tab=2" {
+		t.Fatalf("ACS: %d to %q (failures %v)", resp.StatusCode, resp.Header.Get("Location"), s.out.failures)
+	}
+	if encrypt != strings.Contains(string(mustDecode(t, form.Get("SAMLResponse"))), "EncryptedAssertion") {
+		t.Fatalf("encrypt=%v but the response is not so", encrypt)
+	}
+	if len(s.out.completed) != 1 {
+		t.Fatalf("completed %d sign-ins", len(s.out.completed))
+	}
+	id := s.out.completed[0]
+	if id.Email != "ada@example.com" || id.GivenName != "Ada" || id.FamilyName != "Lovelace" || id.Protocol != "saml" ||
+		id.Issuer != i.URL+"/metadata" || strings.Join(id.Groups, ",") != "engineering,admins" {
+		t.Fatalf("identity: %+v", id)
+	}
+
+	// Replaying the same response, even from the same browser, is refused.
+	if resp := post(t, c, acs, form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("replay: %d", resp.StatusCode)
+	}
+	if len(s.out.completed) != 1 {
+		t.Fatal("a replayed response signed someone in")
+	}
+}
+
+// TestAttacks: each forged or misdirected response is refused with 403
+// and nobody is signed in.
+func TestAttacks(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	other := startSP(t, i, false, nil) // another application trusting the same IdP
+
+	decode := func(form url.Values) string {
+		b, _ := base64.StdEncoding.DecodeString(form.Get("SAMLResponse"))
+		return string(b)
+	}
+	encode := func(form url.Values, xml string) url.Values {
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		f.Set("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(xml)))
+		return f
+	}
+	cases := []struct {
+		name   string
+		attack func(t *testing.T) (*http.Client, string, url.Values)
+		reason string
+	}{
+		{"tampered email", func(t *testing.T) (*http.Client, string, url.Values) {
+			c := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, c, s, "/")
+			x := strings.ReplaceAll(decode(form), "ada@example.com", "root@example.com")
+			return c, acs, encode(form, x)
+		}, "invalid_response"},
+		{"signature stripped", func(t *testing.T) (*http.Client, string, url.Values) {
+			c := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, c, s, "/")
+			x := regexp.MustCompile(`(?s)<ds:Signature.*?</ds:Signature>`).ReplaceAllString(decode(form), "")
+			return c, acs, encode(form, x)
+		}, "invalid_response"},
+		{"wrapped second assertion", func(t *testing.T) (*http.Client, string, url.Values) {
+			c := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, c, s, "/")
+			x := decode(form)
+			a := regexp.MustCompile(`(?s)<saml:Assertion.*</saml:Assertion>`).FindString(x)
+			evil := strings.ReplaceAll(regexp.MustCompile(`(?s)<ds:Signature.*?</ds:Signature>`).ReplaceAllString(a, ""), "ada@example.com", "root@example.com")
+			evil = strings.Replace(evil, `ID="`, `ID="evil`, 1)
+			return c, acs, encode(form, strings.Replace(x, "<saml:Assertion", evil+"<saml:Assertion", 1))
+		}, "invalid_response"},
+		{"response for another browser", func(t *testing.T) (*http.Client, string, url.Values) {
+			victim := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, victim, s, "/")
+			attacker := samlidptest.Browser(stopAtSP)
+			signIn(t, attacker, s, "/") // attacker has a request of its own in flight
+			return attacker, acs, form
+		}, "invalid_response"},
+		{"unsolicited (IdP-initiated not allowed)", func(t *testing.T) (*http.Client, string, url.Values) {
+			c := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, c, s, "/")
+			return samlidptest.Browser(stopAtSP), acs, form
+		}, "invalid_response"},
+		{"response made for another application", func(t *testing.T) (*http.Client, string, url.Values) {
+			c := samlidptest.Browser(stopAtSP)
+			_, form := signIn(t, c, other, "/")
+			// Same browser has a request pending at s too.
+			signIn(t, c, s, "/")
+			return c, s.url + "/gatehouse/saml/acs", form
+		}, "invalid_response"},
+		{"not base64", func(t *testing.T) (*http.Client, string, url.Values) {
+			return samlidptest.Browser(stopAtSP), s.url + "/gatehouse/saml/acs", url.Values{"SAMLResponse": {"%%%"}}
+		}, "invalid_response"},
+		{"XML entity bomb", func(t *testing.T) (*http.Client, string, url.Values) {
+			bomb := `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">&b;</samlp:Response>`
+			return samlidptest.Browser(stopAtSP), s.url + "/gatehouse/saml/acs", url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte(bomb))}}
+		}, "invalid_response"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(s.out.completed)
+			c, acs, form := tc.attack(t)
+			resp := post(t, c, acs, form)
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", resp.StatusCode)
+			}
+			if len(s.out.completed) != before {
+				t.Fatal("the attack signed someone in")
+			}
+			if got := s.out.failures[len(s.out.failures)-1]; got != tc.reason {
+				t.Fatalf("reason %q, want %q", got, tc.reason)
+			}
+		})
+	}
+}
+
+// TestWeakSignatureRefused: an IdP signing with RSA-SHA1 is refused.
+func TestWeakSignatureRefused(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA1SignatureMethod)
+	s := startSP(t, i, false, nil)
+	c := samlidptest.Browser(stopAtSP)
+	acs, form := signIn(t, c, s, "/")
+	if resp := post(t, c, acs, form); resp.StatusCode != http.StatusForbidden || len(s.out.completed) != 0 {
+		t.Fatalf("SHA-1 signed response: %d, %d sign-ins", resp.StatusCode, len(s.out.completed))
+	}
+}
+
+// TestOpenRedirect: the page to return to must be on this site.
+func TestOpenRedirect(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	c := samlidptest.Browser(stopAtSP)
+	acs, form := signIn(t, c, s, "https://evil.example/steal")
+	if resp := post(t, c, acs, form); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
+		t.Fatalf("ACS: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestSafeReturn(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                  "/",
+		"/app?x=1":          "/app?x=1",
+		"//evil.example/":   "/",
+		"https://evil/":     "/",
+		"/\\evil.example":   "/",
+		"javascript:alert":  "/",
+		"/ok\r\nSet-Cookie": "/",
+		"relative":          "/",
+	} {
+		if got := saml.SafeReturn(in); got != want {
+			t.Errorf("SafeReturn(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestKeySurvivesRestart: the SP's certificate, which the IdP holds, is
+// generated once and kept.
+func TestKeySurvivesRestart(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	metadata := func() []byte {
+		s, err := saml.New(context.Background(), saml.Options{Store: st, PublicURL: "https://app.example", PathPrefix: "/gatehouse", IDPMetadata: i.Metadata(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		s.Mount(mux)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, httptest.NewRequest("GET", "/gatehouse/saml/metadata", nil))
+		return w.Body.Bytes()
+	}
+	cert := regexp.MustCompile(`X509Certificate>([^<]+)</`)
+	a, b := metadata(), metadata()
+	if ca, cb := cert.FindSubmatch(a), cert.FindSubmatch(b); ca == nil || cb == nil || !bytes.Equal(ca[1], cb[1]) || !bytes.Contains(a, []byte("https://app.example/gatehouse/saml/acs")) {
+		t.Fatal("the SP metadata changed across a restart or lacks the ACS URL")
+	}
+}
+
+func TestBadMetadata(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := saml.New(context.Background(), saml.Options{Store: st, PublicURL: "https://app.example", IDPMetadata: []byte("<html>login</html>")}); err == nil {
+		t.Fatal("HTML accepted as IdP metadata")
+	}
+}
+
+func mustDecode(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
