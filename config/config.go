@@ -348,6 +348,9 @@ func (c *Config) Validate() []Problem {
 		if (c.SSO.SAML.IDPMetadataURL == "") == (c.SSO.SAML.IDPMetadataFile == "") {
 			add("sso.saml", "set exactly one of idp_metadata_url and idp_metadata_file")
 		}
+		if u := c.SSO.SAML.IDPMetadataURL; u != "" && !secureOrLoopback(u) {
+			add("sso.saml.idp_metadata_url", "%q must be an https URL (http only to a loopback host): the metadata holds the IdP's signing certificate", u)
+		}
 	case "oidc":
 		if c.SSO.OIDC.Issuer == "" {
 			add("sso.oidc.issuer", "is required when sso.protocol is \"oidc\"")
@@ -666,4 +669,25 @@ func validAdapterID(id string) bool {
 		}
 	}
 	return len(id) <= 64
+}
+
+// secureOrLoopback accepts https URLs, and http ones to a loopback host
+// (development, tests).
+func secureOrLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	if u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

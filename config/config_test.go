@@ -274,3 +274,29 @@ func TestAllowedDomains(t *testing.T) {
 		t.Fatalf("problems: %v", problems)
 	}
 }
+
+func TestSAMLMetadataURLMustBeSecure(t *testing.T) {
+	for rawURL, ok := range map[string]bool{
+		"https://example.okta.com/app/x/sso/saml/metadata": true,
+		"http://127.0.0.1:9000/metadata":                   true,
+		"http://localhost/metadata":                        true,
+		"http://[::1]/metadata":                            true,
+		"http://example.okta.com/app/x/sso/saml/metadata":  false,
+		"http://127.0.0.1.evil.example/metadata":           false,
+		"ftp://example.com/metadata":                       false,
+		"example.com/metadata":                             false,
+	} {
+		cfg, err := Load("", []string{"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_PUBLIC_URL=https://app.example.com",
+			"GATEHOUSE_SSO_SAML_IDP_METADATA_URL=" + rawURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, p := range cfg.Validate() {
+			found = found || p.Path == "sso.saml.idp_metadata_url"
+		}
+		if found == ok {
+			t.Errorf("%s: accepted=%v, want %v", rawURL, !found, ok)
+		}
+	}
+}

@@ -207,6 +207,22 @@ func TestAttacks(t *testing.T) {
 			signIn(t, c, s, "/")
 			return c, s.url + "/gatehouse/saml/acs", form
 		}, "invalid_response"},
+		{"issuer removed (GO-2026-6909: no panic)", func(t *testing.T) (*http.Client, string, url.Values) {
+			c := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, c, s, "/")
+			x := regexp.MustCompile(`(?s)<saml:Issuer[^>]*>[^<]*</saml:Issuer>`).ReplaceAllString(decode(form), "")
+			return c, acs, encode(form, x)
+		}, "invalid_response"},
+		{"wrapped: signed assertion moved under an unsigned one", func(t *testing.T) (*http.Client, string, url.Values) {
+			c := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, c, s, "/")
+			x := decode(form)
+			a := regexp.MustCompile(`(?s)<saml:Assertion.*</saml:Assertion>`).FindString(x)
+			evil := strings.ReplaceAll(regexp.MustCompile(`(?s)<ds:Signature.*?</ds:Signature>`).ReplaceAllString(a, ""), "ada@example.com", "root@example.com")
+			evil = strings.Replace(evil, `ID="`, `ID="evil`, 1)
+			evil = strings.Replace(evil, "</saml:Assertion>", "<saml:Advice>"+a+"</saml:Advice></saml:Assertion>", 1)
+			return c, acs, encode(form, strings.Replace(x, a, evil, 1))
+		}, "invalid_response"},
 		{"not base64", func(t *testing.T) (*http.Client, string, url.Values) {
 			return samlidptest.Browser(stopAtSP), s.url + "/gatehouse/saml/acs", url.Values{"SAMLResponse": {"%%%"}}
 		}, "invalid_response"},
@@ -230,6 +246,31 @@ func TestAttacks(t *testing.T) {
 				t.Fatalf("reason %q, want %q", got, tc.reason)
 			}
 		})
+	}
+}
+
+// TestCommentInNameID: a comment inside the NameID (CVE-2017-11427
+// class) does not truncate the email: the whole text is read, so an IdP
+// user "ada@exa<!---->mple.com" is still ada@example.com and one named
+// "ada@example.com<!---->.evil" is not ada@example.com.
+func TestCommentInNameID(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	c := samlidptest.Browser(stopAtSP)
+	acs, form := signIn(t, c, s, "/")
+	x := string(mustDecode(t, form.Get("SAMLResponse")))
+	x = regexp.MustCompile(`(>ada@exa)(mple\.com</saml:NameID>)`).ReplaceAllString(x, "$1<!---->$2")
+	if !strings.Contains(x, "<!---->") {
+		t.Fatal("no NameID to put a comment in")
+	}
+	form.Set("SAMLResponse", base64.StdEncoding.EncodeToString([]byte(x)))
+	resp := post(t, c, acs, form)
+	if resp.StatusCode == http.StatusFound {
+		if got := s.out.completed[0].Email; got != "ada@example.com" {
+			t.Fatalf("the comment truncated the NameID to %q", got)
+		}
+	} else if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d", resp.StatusCode)
 	}
 }
 
