@@ -134,4 +134,20 @@ func TestSAMLJITLogin(t *testing.T) {
 	if after != before {
 		t.Fatal("a refused sign-in reached the app")
 	}
+
+	// A replayed response is refused too (its request is used up).
+	if resp, err := other.PostForm(acs, form); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("replay: %v %v", err, resp)
+	}
+	metrics := httpGet(t, "http://"+g.app.OpsAddr()+"/metrics", 200)
+	for _, want := range []string{
+		`gatehouse_sso_logins_total{protocol="saml",result="ok"} 2`,
+		`gatehouse_sso_logins_total{protocol="saml",result="domain"} 1`,
+		`gatehouse_sso_logins_total{protocol="saml",result="invalid_response"} 1`,
+		`gatehouse_sso_jit_created_total 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }

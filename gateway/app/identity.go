@@ -143,7 +143,7 @@ func (a *App) samlSP(ctx context.Context) (*samlsp.SP, error) {
 		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
-		MaxBody: a.cfg.SCIM.MaxBodyBytes, Complete: a.completeSignIn, Fail: signInFailed, Logger: a.log})
+		MaxBody: a.cfg.SCIM.MaxBodyBytes, Complete: a.completeSignIn, Fail: a.signInFailed("saml"), Logger: a.log})
 }
 
 // loadMetadata reads IdP metadata from a file or a URL (bounded, 10 s).
@@ -183,24 +183,36 @@ func (a *App) completeSignIn(w http.ResponseWriter, r *http.Request, id gateway.
 	var refused *provision.LoginError
 	switch {
 	case errors.As(err, &refused):
+		a.metrics.Logins.WithLabelValues(id.Protocol, refused.Reason).Inc()
 		a.log.WarnContext(r.Context(), "sign-in refused", "protocol", id.Protocol, "reason", refused.Reason)
 		page(w, http.StatusForbidden, "You cannot sign in to this application", refused.Message,
 			"If you think you should have access, ask your administrator.")
 		return
 	case err != nil:
+		a.metrics.Logins.WithLabelValues(id.Protocol, "store").Inc()
 		a.log.ErrorContext(r.Context(), "sign-in", "protocol", id.Protocol, "error", err)
 		page(w, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
 		return
 	}
 	if _, err := a.sessions.Start(r.Context(), w, r, u.ID, id.Protocol); err != nil {
+		a.metrics.Logins.WithLabelValues(id.Protocol, "store").Inc()
 		a.log.ErrorContext(r.Context(), "sign-in: session", "error", err)
 		page(w, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
 		return
+	}
+	a.metrics.Logins.WithLabelValues(id.Protocol, "ok").Inc()
+	if created {
+		a.metrics.JITCreations.Inc()
 	}
 	a.log.InfoContext(r.Context(), "signed in", "protocol", id.Protocol, "user", u.ID, "jit_created", created)
 	http.Redirect(w, r, returnTo, http.StatusFound)
 }
 
-func signInFailed(w http.ResponseWriter, _ *http.Request, status int, _ string, message string) {
-	page(w, status, "Sign-in failed", message, "")
+// signInFailed shows a protocol's refusal and counts it; reason is one
+// of the protocol package's fixed words.
+func (a *App) signInFailed(protocol string) func(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
+	return func(w http.ResponseWriter, _ *http.Request, status int, reason, message string) {
+		a.metrics.Logins.WithLabelValues(protocol, reason).Inc()
+		page(w, status, "Sign-in failed", message, "")
+	}
 }

@@ -19,6 +19,11 @@ type Metrics struct {
 	OutboxLag         *prometheus.GaugeVec
 	OutboxOldest      *prometheus.GaugeVec
 	OutboxDeadLetters *prometheus.GaugeVec
+
+	// Logins counts sign-ins by protocol and result: "ok" or the fixed
+	// word for why it was refused (bounded).
+	Logins       *prometheus.CounterVec
+	JITCreations prometheus.Counter
 }
 
 // CommitStats reads the store's group-commit counters.
@@ -83,7 +88,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		Namespace: "gatehouse", Subsystem: "outbox", Name: "dead_letters",
 		Help: "Events set aside by adapter, waiting for a replay.",
 	}, []string{"adapter"})
-	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures,
+	m.Logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "logins_total",
+		Help: "Sign-ins by protocol and result (ok, or why it was refused).",
+	}, []string{"protocol", "result"})
+	m.JITCreations = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "jit_created_total",
+		Help: "Users created at their first sign-in (SSO JIT).",
+	})
+	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.Logins, m.JITCreations,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

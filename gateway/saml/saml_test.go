@@ -118,6 +118,8 @@ func testSPInitiatedLogin(t *testing.T, encrypt bool) {
 	if acs != s.url+"/gatehouse/saml/acs" {
 		t.Fatalf("the IdP posts to %q", acs)
 	}
+	acsURL, _ := url.Parse(acs)
+	requestCookies := c.Jar.Cookies(acsURL)
 	resp := post(t, c, acs, form)
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/dashboard?tab=2" {
 		t.Fatalf("ACS: %d to %q (failures %v)", resp.StatusCode, resp.Header.Get("Location"), s.out.failures)
@@ -137,6 +139,12 @@ func testSPInitiatedLogin(t *testing.T, encrypt bool) {
 	// Replaying the same response, even from the same browser, is refused.
 	if resp := post(t, c, acs, form); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("replay: %d", resp.StatusCode)
+	}
+	// An attacker who also copied the request cookie meets the replay cache.
+	thief := samlidptest.Browser(stopAtSP)
+	thief.Jar.SetCookies(acsURL, requestCookies)
+	if resp := post(t, thief, acs, form); resp.StatusCode != http.StatusForbidden || s.out.failures[len(s.out.failures)-1] != "replay" {
+		t.Fatalf("replay with the request cookie: %d %v", resp.StatusCode, s.out.failures)
 	}
 	if len(s.out.completed) != 1 {
 		t.Fatal("a replayed response signed someone in")
