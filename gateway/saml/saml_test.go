@@ -367,3 +367,37 @@ func mustDecode(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestIDPInitiated: a sign-in started from the IdP's dashboard is
+// accepted only when allowed, and lands on a same-site RelayState.
+func TestIDPInitiated(t *testing.T) {
+	for _, allowed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "allowed", false: "refused by default"}[allowed], func(t *testing.T) {
+			i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+			s := startSP(t, i, false, func(o *saml.Options) { o.AllowIDPInitiated = allowed })
+			i.Put(t, "/shortcuts/app", `{"service_provider":"`+s.url+`/gatehouse/saml/metadata","relay_state":"/reports"}`)
+			c := samlidptest.Browser(stopAtSP)
+			// Sign in at the IdP itself, then open the app's tile.
+			resp, err := c.PostForm(i.URL+"/login", url.Values{"user": {samlidptest.User}, "password": {samlidptest.Password}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			resp, err = c.Get(i.URL + "/login/app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			acs, form := samlidptest.FormOf(t, resp)
+			resp = post(t, c, acs, form)
+			if allowed {
+				if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/reports" || len(s.out.completed) != 1 {
+					t.Fatalf("IdP-initiated: %d to %q, %d sign-ins (failures %v)", resp.StatusCode, resp.Header.Get("Location"), len(s.out.completed), s.out.failures)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusForbidden || len(s.out.completed) != 0 {
+				t.Fatalf("IdP-initiated while not allowed: %d, %d sign-ins", resp.StatusCode, len(s.out.completed))
+			}
+		})
+	}
+}
