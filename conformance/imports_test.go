@@ -30,6 +30,7 @@ var importRules = map[string][]string{
 	"gateway/saml":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/saml"},
 	"gateway/oidc":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/oidc"},
 	"gateway/proxy":     {"gateway", "gateway/session", "gateway/httpx"},
+	"gateway/demo":      {},
 	"gateway/admin":     {"gateway", "gateway/provision", "gateway/httpx"},
 	"gateway/app":       {"*"},
 	"adapters":          {"gateway", "adapters"},

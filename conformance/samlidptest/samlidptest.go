@@ -4,25 +4,19 @@
 package samlidptest
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"html"
-	"html/template"
 	"io"
-	"log"
-	"math/big"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/crewjam/saml/samlidp"
+
+	"github.com/gatehouse-id/gatehouse/gateway/demo"
 )
 
 // The user every IdP started here knows.
@@ -38,46 +32,22 @@ type IdP struct {
 	URL    string
 }
 
-// Start runs an IdP signing with signatureMethod (an XML-DSig URI).
+// Start runs an IdP signing with signatureMethod (an XML-DSig URI): the
+// demo's IdP (samlidp, Okta's attribute statements) with one user.
 func Start(t testing.TB, signatureMethod string) *IdP {
 	t.Helper()
-	ts := httptest.NewUnstartedServer(nil)
-	base := "http://" + ts.Listener.Addr().String()
-	u, _ := url.Parse(base)
-	key, cert := selfSigned(t, "idp")
-	// The login form posts straight to the SSO endpoint (HTTP-POST
-	// binding) so that one form post signs in and answers the request.
-	form := template.Must(template.New("login").Parse(`<html><p>{{.Toast}}</p><form method="post" action="` + base + `/sso">` +
-		`<input name="user"><input name="password" type="password">` +
-		`<input type="hidden" name="SAMLRequest" value="{{.SAMLRequest}}"><input type="hidden" name="RelayState" value="{{.RelayState}}">` +
-		`</form></html>`))
-	srv, err := samlidp.New(samlidp.Options{URL: *u, Logger: log.New(io.Discard, "", 0), Key: key, Certificate: cert, Store: &samlidp.MemoryStore{}, LoginFormTemplate: form})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.IDP.SignatureMethod = signatureMethod
-	ts.Config.Handler = srv
-	ts.Start()
-	t.Cleanup(ts.Close)
-	i := &IdP{Server: srv, URL: base}
-	i.Put(t, "/users/"+User, `{"password":"`+Password+`","email":"`+Email+`","given_name":"Ada","surname":"Lovelace","groups":["engineering","admins"]}`)
-	return i
-}
-
-func selfSigned(t testing.TB, cn string) (*rsa.PrivateKey, *x509.Certificate) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	i, err := demo.StartIdP(demo.IdPOptions{Listener: ln, SignatureMethod: signatureMethod, People: []demo.Person{
+		{Login: User, Password: Password, Email: Email, FirstName: "Ada", LastName: "Lovelace", Groups: []string{"engineering", "admins"}},
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return key, cert
+	t.Cleanup(func() { i.Close() })
+	return &IdP{Server: i.Server, URL: i.URL}
 }
 
 // Put calls the IdP's admin API (users, services).

@@ -99,14 +99,7 @@ variables, which override the file.`,
 				return Serve(ctx, configPath, environ, stderr)
 			}),
 		},
-		&cobra.Command{
-			Use:   "demo",
-			Short: "Run a local gateway with SCIM enabled, a generated token and data in ./gatehouse-demo",
-			Args:  cobra.NoArgs,
-			RunE: run(func(ctx context.Context) error {
-				return Demo(ctx, configPath, environ, stdout, stderr)
-			}),
-		},
+		demoCommand(run, &configPath, environ, stdout, stderr),
 		&cobra.Command{
 			Use:   "check-config",
 			Short: "Print the effective configuration (secrets redacted), every problem and every warning",
@@ -244,4 +237,18 @@ func envHelp() string {
 	_ = tw.Flush()
 	b.WriteString("Secrets also accept env:NAME and file:PATH. Variables that match no key are ignored with a warning.\n")
 	return b.String()
+}
+
+func demoCommand(run func(func(context.Context) error) func(*cobra.Command, []string) error, configPath *string, environ []string, stdout, stderr io.Writer) *cobra.Command {
+	var method string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the gateway with an embedded Okta-like SAML IdP and a sample app (data in ./gatehouse-demo)",
+		Args:  cobra.NoArgs,
+		RunE: run(func(ctx context.Context) error {
+			return Demo(ctx, *configPath, environ, method, stdout, stderr)
+		}),
+	}
+	cmd.Flags().StringVar(&method, "method", "jit", "provisioning method: jit (created at first sign-in) or scim (prints a SCIM token)")
+	return cmd
 }

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/gateway/demo"
 )
 
 // NewLogger builds the structured logger the configuration asks for.
@@ -65,27 +69,64 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 	return 0
 }
 
-// Demo runs a local gateway with SCIM provisioning on, SSO delegated to the
-// app, a fresh random SCIM token and data in ./gatehouse-demo, and prints
-// how to talk to it. Settings from the environment or --config still apply.
-func Demo(ctx context.Context, configPath string, environ []string, stdout, logOut io.Writer) error {
+// Demo runs the whole journey on one machine: the gateway, an embedded
+// Okta-like SAML IdP with demo people and a sample app behind the
+// gateway that shows the identity it receives. method is "jit" (people are
+// created at their first sign-in) or "scim" (a fresh SCIM token is
+// printed; sign-in then needs the person provisioned first). Data lives
+// in ./gatehouse-demo; settings from the environment or --config still
+// apply.
+func Demo(ctx context.Context, configPath string, environ []string, method string, stdout, logOut io.Writer) error {
+	if method != "jit" && method != "scim" {
+		return fmt.Errorf("demo: --method must be jit or scim, not %q", method)
+	}
 	token := make([]byte, 24)
 	if _, err := rand.Read(token); err != nil {
 		return err
 	}
+	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo idp: %w", err)
+	}
+	idp, err := demo.StartIdP(demo.IdPOptions{Listener: idpLn, People: demo.People})
+	if err != nil {
+		idpLn.Close()
+		return err
+	}
+	defer idp.Close()
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo app: %w", err)
+	}
+	listen := lookupEnv(environ, "GATEHOUSE_LISTEN", "127.0.0.1:8080")
+	if strings.HasSuffix(listen, ":0") {
+		// The IdP needs the gateway's URL before it listens: pick the port now.
+		if listen, err = freePort(listen); err != nil {
+			appLn.Close()
+			return err
+		}
+	}
 	defaults := []string{
-		"GATEHOUSE_SSO_PROTOCOL=external",
-		"GATEHOUSE_PROVISIONING_METHOD=scim",
+		"GATEHOUSE_SSO_PROTOCOL=saml",
+		"GATEHOUSE_SSO_SAML_IDP_METADATA_URL=" + idp.URL + "/metadata",
+		"GATEHOUSE_PROVISIONING_METHOD=" + method,
 		"GATEHOUSE_SCIM_TOKEN=" + base64.RawURLEncoding.EncodeToString(token),
 		"GATEHOUSE_DATA_DIR=" + filepath.Join(".", "gatehouse-demo"),
-		"GATEHOUSE_LISTEN=127.0.0.1:8080",
+		"GATEHOUSE_LISTEN=" + listen,
+		"GATEHOUSE_PUBLIC_URL=http://" + listen,
+		"GATEHOUSE_UPSTREAM_URL=http://" + appLn.Addr().String(),
 		"GATEHOUSE_LOG_FORMAT=text",
 	}
 	env := append(overridable(defaults, environ), environ...)
+	env = append(env, "GATEHOUSE_LISTEN="+listen)
 	cfg, err := config.Load(configPath, env)
 	if err != nil {
+		appLn.Close()
 		return err
 	}
+	sampleApp := &http.Server{Handler: demo.App(cfg.PathPrefix), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = sampleApp.Serve(appLn) }()
+	defer sampleApp.Close()
 	a, err := New(cfg, NewLogger(cfg, logOut))
 	if err != nil {
 		return err
@@ -94,25 +135,62 @@ func Demo(ctx context.Context, configPath string, environ []string, stdout, logO
 		a.store.Close()
 		return err
 	}
-	base := a.SCIMBaseURL()
+	if err := idp.Trust("gatehouse", a.publicURL+cfg.PathPrefix+"/saml/metadata"); err != nil {
+		_ = a.Shutdown(context.Background())
+		return err
+	}
 	fmt.Fprintf(stdout, `
 Gatehouse demo is running.
 
-  SCIM base URL : %s
-  SCIM token    : %s
-  metrics       : http://%s/metrics
-  data          : %s
+  Open in a browser : %s/
+  Sign in as        : ada or grace, password demo (at the demo IdP, %s)
+  Provisioning      : %s
+  metrics           : http://%s/metrics
+  data              : %s
+`, a.publicURL, idp.URL, methodLine(method), a.OpsAddr(), cfg.DataDir)
+	if method == "scim" {
+		base := a.SCIMBaseURL()
+		fmt.Fprintf(stdout, `  SCIM base URL     : %s
+  SCIM token        : %s
 
-Try it:
-  curl -s -H "Authorization: Bearer %s" %s/Users
+Provision Ada, then sign in as ada:
   curl -s -H "Authorization: Bearer %s" -H "Content-Type: application/scim+json" \
        -d '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com","name":{"givenName":"Ada","familyName":"Lovelace"},"emails":[{"value":"ada@example.com","type":"work","primary":true}],"active":true}' \
        %s/Users
-
-Press Ctrl-C to stop.
-`, base, cfg.SCIM.Token.Value(), a.OpsAddr(), cfg.DataDir, cfg.SCIM.Token.Value(), base, cfg.SCIM.Token.Value(), base)
+`, base, cfg.SCIM.Token.Value(), cfg.SCIM.Token.Value(), base)
+	}
+	fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
 	<-ctx.Done()
 	return a.Shutdown(context.Background())
+}
+
+func methodLine(method string) string {
+	if method == "scim" {
+		return "SCIM (only provisioned people can sign in; `gatehouse demo` without --method scim creates them at first sign-in)"
+	}
+	return "SSO JIT (people are created at their first sign-in; `gatehouse demo --method scim` provisions by SCIM instead)"
+}
+
+// lookupEnv is the last value of key in environ, or def.
+func lookupEnv(environ []string, key, def string) string {
+	v := def
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// freePort turns host:0 into host:<a free port>.
+func freePort(listen string) (string, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
 }
 
 // overridable drops the defaults the caller's environment already sets.

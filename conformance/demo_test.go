@@ -1,0 +1,84 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
+	"github.com/gatehouse-id/gatehouse/gateway/app"
+)
+
+// syncBuffer is a bytes.Buffer safe for the demo's writer and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoJourney runs `gatehouse demo` as a person would: open the
+// printed URL, sign in at the embedded IdP as grace, and see the sample
+// app greet her with the identity the gateway forwarded.
+func TestDemoJourney(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Demo(ctx, "", []string{"GATEHOUSE_LISTEN=127.0.0.1:0", "GATEHOUSE_OPS_LISTEN=127.0.0.1:0",
+			"GATEHOUSE_DATA_DIR=" + t.TempDir(), "GATEHOUSE_STORE_FSYNC=false"}, "jit", out, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo stopped with %v", err)
+		}
+	}()
+	open := regexp.MustCompile(`Open in a browser : (\S+)`)
+	var url string
+	for deadline := time.Now().Add(20 * time.Second); url == ""; {
+		if m := open.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("demo ended: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo printed no URL:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	browser := samlidptest.Browser(nil)
+	acs, form := samlidptest.SignInAs(t, browser, url+"welcome", "grace", "demo")
+	resp, err := browser.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<span id="name">Grace Hopper</span>`) ||
+		!strings.Contains(page, `<dd id="email">grace@example.com</dd>`) || !strings.Contains(page, "X-Gatehouse-Assertion present") ||
+		!strings.Contains(page, "<dd>/welcome</dd>") {
+		t.Fatalf("sample app page (%d at %s):\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+}
