@@ -78,7 +78,7 @@ func TestDemoJourney(t *testing.T) {
 	page := string(body)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<span id="name">Grace Hopper</span>`) ||
 		!strings.Contains(page, `<dd id="email">grace@example.com</dd>`) || !strings.Contains(page, "X-Gatehouse-Assertion present") ||
-		!strings.Contains(page, "<dd>/welcome</dd>") {
+		!strings.Contains(page, "<dd>/welcome</dd>") || !strings.Contains(page, `<dd id="groups">Engineering</dd>`) {
 		t.Fatalf("sample app page (%d at %s):\n%s", resp.StatusCode, resp.Request.URL, page)
 	}
 }

@@ -20,7 +20,7 @@ var importRules = map[string][]string{
 	"gateway/httpx":     {},
 	"gateway/metrics":   {},
 	"gateway/fold":      {},
-	"gateway/provision": {"gateway"},
+	"gateway/provision": {"gateway", "gateway/fold"},
 	"gateway/store":     {"gateway", "gateway/fold"},
 	"gateway/session":   {"gateway"},
 	"gateway/signer":    {"gateway"},

@@ -93,7 +93,8 @@ func TestSAMLJITLogin(t *testing.T) {
 	mu.Lock()
 	h := seen[len(seen)-1]
 	mu.Unlock()
-	if h.Get("X-Gatehouse-User-Id") != u.ID || h.Get("X-Gatehouse-Role") != "user" || h.Get("X-Gatehouse-Assertion") == "" {
+	if h.Get("X-Gatehouse-User-Id") != u.ID || h.Get("X-Gatehouse-Role") != "user" || h.Get("X-Gatehouse-Assertion") == "" ||
+		h.Get("X-Gatehouse-Groups") != "admins,engineering" {
 		t.Fatalf("identity headers: %v", h)
 	}
 

@@ -65,9 +65,24 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 			}
 			return s.admit(ctx, tenant, u, id, err)
 		}
-		return u, err == nil, err
+		if err != nil {
+			return nil, false, err
+		}
+		if err := s.groupsFromIdP(ctx, tenant, u, id); err != nil {
+			return nil, false, err
+		}
+		return u, true, nil
 	}
 	return s.admit(ctx, tenant, u, id, nil)
+}
+
+// groupsFromIdP syncs a JIT user's groups when the IdP sent the groups
+// claim at all (nil: not sent, memberships untouched).
+func (s *Service) groupsFromIdP(ctx context.Context, tenant string, u *gateway.User, id gateway.Identity) error {
+	if id.Groups == nil || u.Source != gateway.SourceJIT || s.policy.Method != gateway.SourceJIT {
+		return nil
+	}
+	return s.syncJITGroups(ctx, tenant, u, id.Groups)
 }
 
 // admit checks an existing user and refreshes a JIT user's names.
@@ -77,6 +92,9 @@ func (s *Service) admit(ctx context.Context, tenant string, u *gateway.User, id 
 	}
 	if !u.Active {
 		return nil, false, refuse("deactivated", "Your account is deactivated in this application; ask a manager.")
+	}
+	if err := s.groupsFromIdP(ctx, tenant, u, id); err != nil {
+		return nil, false, err
 	}
 	if u.Source != gateway.SourceJIT || s.policy.Method != gateway.SourceJIT ||
 		(u.GivenName == id.GivenName && u.FamilyName == id.FamilyName) || id.GivenName == "" && id.FamilyName == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -143,5 +144,88 @@ func TestLoginRefusals(t *testing.T) {
 	}
 	if _, total, _ := jstore.Users().List(ctx, gateway.DefaultTenant, 0, 0); total != 0 {
 		t.Fatalf("refused logins created %d users", total)
+	}
+}
+
+// TestJITGroups: a JIT user's groups follow what the IdP sends at each
+// sign-in; groups are created (source jit) or joined by name in any case,
+// left when the IdP stops naming them if JIT made them, and untouched
+// when the IdP sends no groups claim.
+func TestJITGroups(t *testing.T) {
+	svc, store := loginEnv(t, gateway.SourceJIT)
+	ctx := context.Background()
+	tenant := gateway.DefaultTenant
+	groupsOf := func(userID string) map[string]bool {
+		t.Helper()
+		refs, err := store.Groups().Memberships(ctx, tenant, []string{userID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, r := range refs[userID] {
+			out[r.DisplayName] = true
+		}
+		return out
+	}
+	// A group the app made itself, before any sign-in.
+	if err := store.Groups().Create(ctx, &gateway.Group{ID: "g-app", Tenant: tenant, DisplayName: "Admins", Source: gateway.SourceManual, Version: 1}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	id := ident("ada@example.com")
+	id.Groups = []string{"Engineering", "admins", "engineering", " "}
+	u, _, err := svc.Login(ctx, tenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := groupsOf(u.ID); len(got) != 2 || !got["Engineering"] || !got["Admins"] {
+		t.Fatalf("after first sign-in: %v", got)
+	}
+	_, total, _ := store.Groups().List(ctx, tenant, 0, 0)
+	if total != 2 {
+		t.Fatalf("%d groups, want Admins and one Engineering", total)
+	}
+	evs, _ := store.Outbox().After(ctx, tenant, 0, 100)
+	var ops []string
+	for _, e := range evs {
+		ops = append(ops, string(e.Op))
+	}
+	if strings.Join(ops, " ") != "user.created group.members_added group.created" || evs[2].Source != gateway.SourceJIT {
+		t.Fatalf("events: %v", ops)
+	}
+
+	// No groups claim: memberships stay.
+	id.Groups = nil
+	if _, _, err := svc.Login(ctx, tenant, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupsOf(u.ID); len(got) != 2 {
+		t.Fatalf("a sign-in without a groups claim changed memberships: %v", got)
+	}
+	// The IdP stops naming both: the JIT group is left, the app's is kept.
+	id.Groups = []string{}
+	if _, _, err := svc.Login(ctx, tenant, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupsOf(u.ID); len(got) != 1 || !got["Admins"] {
+		t.Fatalf("after the IdP dropped the groups: %v", got)
+	}
+}
+
+// TestJITGroupsOnlyForJITUsers: a SCIM- or manually-made user's groups
+// are not the IdP's to change.
+func TestJITGroupsOnlyForJITUsers(t *testing.T) {
+	svc, store := loginEnv(t, gateway.SourceJIT)
+	ctx := context.Background()
+	if err := store.Users().Create(ctx, &gateway.User{ID: "u-1", Tenant: gateway.DefaultTenant, UserName: "ada@example.com", Active: true,
+		Source: gateway.SourceManual, Emails: []string{"ada@example.com"}, Version: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	id := ident("ada@example.com")
+	id.Groups = []string{"Engineering"}
+	if _, _, err := svc.Login(ctx, gateway.DefaultTenant, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, total, _ := store.Groups().List(ctx, gateway.DefaultTenant, 0, 0); total != 0 {
+		t.Fatalf("%d groups made for a manual user", total)
 	}
 }
