@@ -86,13 +86,14 @@ type SSO struct {
 
 // SSOSAML configures the SAML service provider.
 type SSOSAML struct {
-	IDPMetadataURL     string `yaml:"idp_metadata_url" doc:"URL of the IdP's SAML metadata"`
-	IDPMetadataFile    string `yaml:"idp_metadata_file" doc:"path of the IdP's SAML metadata (instead of the URL)"`
-	AllowIDPInitiated  bool   `yaml:"allow_idp_initiated" doc:"accept sign-ins the IdP starts (from its dashboard) without a request of ours"`
-	EmailAttribute     string `yaml:"email_attribute" doc:"attribute holding the email; empty: the NameID"`
-	FirstNameAttribute string `yaml:"first_name_attribute" doc:"attribute holding the first name"`
-	LastNameAttribute  string `yaml:"last_name_attribute" doc:"attribute holding the last name"`
-	GroupsAttribute    string `yaml:"groups_attribute" doc:"attribute holding the groups"`
+	IDPMetadataURL     string   `yaml:"idp_metadata_url" doc:"URL of the IdP's SAML metadata"`
+	IDPMetadataFile    string   `yaml:"idp_metadata_file" doc:"path of the IdP's SAML metadata (instead of the URL)"`
+	IDPMetadataRefresh Duration `yaml:"idp_metadata_refresh" doc:"how often the metadata URL is fetched again, for IdP certificate rollover; 0: never"`
+	AllowIDPInitiated  bool     `yaml:"allow_idp_initiated" doc:"accept sign-ins the IdP starts (from its dashboard) without a request of ours"`
+	EmailAttribute     string   `yaml:"email_attribute" doc:"attribute holding the email; empty: the NameID"`
+	FirstNameAttribute string   `yaml:"first_name_attribute" doc:"attribute holding the first name"`
+	LastNameAttribute  string   `yaml:"last_name_attribute" doc:"attribute holding the last name"`
+	GroupsAttribute    string   `yaml:"groups_attribute" doc:"attribute holding the groups"`
 }
 
 // SSOOIDC configures the OIDC relying party.
@@ -213,7 +214,7 @@ func Default() *Config {
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
 		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000},
-		SSO:          SSO{Protocol: "none", SAML: SSOSAML{FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
+		SSO:          SSO{Protocol: "none", SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user"},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
 		// Retries stay frequent (every 1-2 s once backed off) so that a
@@ -347,6 +348,9 @@ func (c *Config) Validate() []Problem {
 	case "saml":
 		if (c.SSO.SAML.IDPMetadataURL == "") == (c.SSO.SAML.IDPMetadataFile == "") {
 			add("sso.saml", "set exactly one of idp_metadata_url and idp_metadata_file")
+		}
+		if r := time.Duration(c.SSO.SAML.IDPMetadataRefresh); r != 0 && r < time.Minute {
+			add("sso.saml.idp_metadata_refresh", "must be 0 (never) or at least 1m")
 		}
 		if u := c.SSO.SAML.IDPMetadataURL; u != "" && !secureOrLoopback(u) {
 			add("sso.saml.idp_metadata_url", "%q must be an https URL (http only to a loopback host): the metadata holds the IdP's signing certificate", u)

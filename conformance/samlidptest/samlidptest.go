@@ -14,8 +14,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/crewjam/saml/samlidp"
-
 	"github.com/gatehouse-id/gatehouse/gateway/demo"
 )
 
@@ -28,8 +26,7 @@ const (
 
 // IdP is a running identity provider.
 type IdP struct {
-	Server *samlidp.Server
-	URL    string
+	*demo.IdP
 }
 
 // Start runs an IdP signing with signatureMethod (an XML-DSig URI): the
@@ -47,7 +44,7 @@ func Start(t testing.TB, signatureMethod string) *IdP {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { i.Close() })
-	return &IdP{Server: i.Server, URL: i.URL}
+	return &IdP{i}
 }
 
 // Put calls the IdP's admin API (users, services).

@@ -98,37 +98,48 @@ func page(w http.ResponseWriter, status int, title, message, hint string) {
 	_ = pageTemplate.Execute(w, struct{ Title, Message, Hint string }{title, message, hint})
 }
 
-// sessionSweeper deletes ended sessions now and then.
-type sessionSweeper struct {
+// periodic runs a task now and then until shutdown.
+type periodic struct {
 	stop chan struct{}
 	done sync.WaitGroup
 }
 
-func (a *App) startSessionSweeper() {
-	sw := &sessionSweeper{stop: make(chan struct{})}
-	idle := time.Duration(a.cfg.Session.IdleTimeout)
-	sw.done.Go(func() {
-		t := time.NewTicker(10 * time.Minute)
+// every runs fn every interval (first after one interval when !now),
+// stopped with the other workers.
+func (a *App) every(interval time.Duration, now bool, fn func(ctx context.Context)) {
+	p := &periodic{stop: make(chan struct{})}
+	p.done.Go(func() {
+		t := time.NewTicker(interval)
 		defer t.Stop()
-		for {
-			now := time.Now().UTC()
-			if _, err := a.store.Sessions().Expire(context.Background(), gateway.DefaultTenant, now, now.Add(-idle)); err != nil {
-				a.log.Warn("sessions: expiry sweep failed", "error", err)
+		for first := true; ; first = false {
+			if now || !first {
+				fn(context.Background())
 			}
 			select {
-			case <-sw.stop:
+			case <-p.stop:
 				return
 			case <-t.C:
 			}
 		}
 	})
-	a.workers = append(a.workers, sw)
+	a.workers = append(a.workers, p)
 }
 
-func (sw *sessionSweeper) Stop(ctx context.Context) error {
-	close(sw.stop)
-	sw.done.Wait()
+func (p *periodic) Stop(ctx context.Context) error {
+	close(p.stop)
+	p.done.Wait()
 	return nil
+}
+
+// startSessionSweeper deletes ended sessions now and then.
+func (a *App) startSessionSweeper() {
+	idle := time.Duration(a.cfg.Session.IdleTimeout)
+	a.every(10*time.Minute, true, func(ctx context.Context) {
+		now := time.Now().UTC()
+		if _, err := a.store.Sessions().Expire(ctx, gateway.DefaultTenant, now, now.Add(-idle)); err != nil {
+			a.log.Warn("sessions: expiry sweep failed", "error", err)
+		}
+	})
 }
 
 // samlSP builds the SAML service provider from sso.saml, reading the IdP
@@ -139,11 +150,30 @@ func (a *App) samlSP(ctx context.Context) (*samlsp.SP, error) {
 	if err != nil {
 		return nil, err
 	}
-	return samlsp.New(ctx, samlsp.Options{Store: a.store, Tenant: gateway.DefaultTenant,
+	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Tenant: gateway.DefaultTenant,
 		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
 		MaxBody: a.cfg.SCIM.MaxBodyBytes, Complete: a.completeSignIn, Fail: a.signInFailed("saml"), Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	if refresh := time.Duration(c.IDPMetadataRefresh); c.IDPMetadataURL != "" && refresh > 0 {
+		// Certificate rollover: fetch again; a failure keeps what works.
+		a.every(refresh, false, func(ctx context.Context) {
+			raw, err := loadMetadata(ctx, "", c.IDPMetadataURL)
+			if err == nil {
+				var changed bool
+				if changed, err = sp.SetIDPMetadata(raw); changed {
+					a.log.Info("saml: IdP metadata changed; using the new one")
+				}
+			}
+			if err != nil {
+				a.log.Warn("saml: refreshing the IdP metadata failed; keeping the last good one", "error", err)
+			}
+		})
+	}
+	return sp, nil
 }
 
 // loadMetadata reads IdP metadata from a file or a URL (bounded, 10 s).

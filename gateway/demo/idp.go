@@ -175,3 +175,14 @@ var loginPage = strings.TrimSpace(`
 <input type="hidden" name="SAMLRequest" value="{{.SAMLRequest}}"><input type="hidden" name="RelayState" value="{{.RelayState}}">
 <button type="submit">Sign in</button>
 </form></main></body></html>`)
+
+// RotateKey gives the IdP a new signing key and certificate, as an IdP
+// does at certificate rollover. Not safe while the IdP is answering.
+func (i *IdP) RotateKey() error {
+	key, cert, err := selfSigned("gatehouse demo idp")
+	if err != nil {
+		return err
+	}
+	i.Server.IDP.Key, i.Server.IDP.Certificate = key, cert
+	return nil
+}

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -59,8 +60,14 @@ type Options struct {
 // SP is the service provider.
 type SP struct {
 	opts Options
-	sp   crewsaml.ServiceProvider
-	idp  string // the IdP's entity id
+	cur  atomic.Pointer[provider] // swapped whole when the IdP metadata is refreshed
+}
+
+// provider is the library's SP with one version of the IdP's metadata;
+// never changed once published.
+type provider struct {
+	sp  crewsaml.ServiceProvider
+	idp string // the IdP's entity id
 }
 
 const (
@@ -111,8 +118,8 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SP{opts: opts, idp: idp.EntityID}
-	s.sp = crewsaml.ServiceProvider{
+	s := &SP{opts: opts}
+	s.cur.Store(&provider{idp: idp.EntityID, sp: crewsaml.ServiceProvider{
 		EntityID:          opts.EntityID,
 		Key:               key,
 		Certificate:       cert,
@@ -122,7 +129,7 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		SignatureMethod:   dsig.RSASHA256SignatureMethod,
 		AllowIDPInitiated: opts.AllowIDPInitiated,
 		AuthnNameIDFormat: crewsaml.UnspecifiedNameIDFormat,
-	}
+	}})
 	return s, nil
 }
 
@@ -177,8 +184,47 @@ func (s *SP) Mount(mux *http.ServeMux) {
 // EntityID is the SP's entity id (what the IdP is configured with).
 func (s *SP) EntityID() string { return s.opts.EntityID }
 
+// SetIDPMetadata replaces the IdP's metadata (a refresh picking up a new
+// signing certificate). The IdP's entity id may not change: that is
+// another IdP, and a restart with the new configuration.
+func (s *SP) SetIDPMetadata(raw []byte) (changed bool, err error) {
+	idp, err := samlsp.ParseMetadata(raw)
+	if err != nil {
+		return false, fmt.Errorf("saml: IdP metadata: %w", err)
+	}
+	cur := s.cur.Load()
+	if idp.EntityID != cur.idp {
+		return false, fmt.Errorf("saml: the refreshed IdP metadata names entity %q, not %q; restart to change IdPs", idp.EntityID, cur.idp)
+	}
+	if essentials(cur.sp.IDPMetadata) == essentials(idp) {
+		return false, nil // validUntil and the like move on every fetch
+	}
+	next := &provider{idp: cur.idp, sp: cur.sp}
+	next.sp.IDPMetadata = idp
+	s.cur.Store(next)
+	return true, nil
+}
+
+// essentials is what of IdP metadata matters to the SP: the IdP's
+// certificates and sign-in endpoints.
+func essentials(ed *crewsaml.EntityDescriptor) string {
+	var b strings.Builder
+	for _, d := range ed.IDPSSODescriptors {
+		for _, k := range d.KeyDescriptors {
+			for _, c := range k.KeyInfo.X509Data.X509Certificates {
+				b.WriteString(k.Use + "=" + strings.Join(strings.Fields(c.Data), "") + "\n")
+			}
+		}
+		for _, e := range d.SingleSignOnServices {
+			b.WriteString(e.Binding + "=" + e.Location + "\n")
+		}
+	}
+	return b.String()
+}
+
 func (s *SP) metadata(w http.ResponseWriter, r *http.Request) {
-	b, err := xml.MarshalIndent(s.sp.Metadata(), "", "  ")
+	st := s.cur.Load()
+	b, err := xml.MarshalIndent(st.sp.Metadata(), "", "  ")
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -210,7 +256,8 @@ func (s *SP) secure() bool { return strings.HasPrefix(s.opts.PublicURL, "https:/
 // response must answer this browser's own request.
 func (s *SP) login(w http.ResponseWriter, r *http.Request) {
 	ret := SafeReturn(r.URL.Query().Get("return"))
-	req, err := s.sp.MakeAuthenticationRequest(s.sp.GetSSOBindingLocation(crewsaml.HTTPRedirectBinding), crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding)
+	st := s.cur.Load()
+	req, err := st.sp.MakeAuthenticationRequest(st.sp.GetSSOBindingLocation(crewsaml.HTTPRedirectBinding), crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding)
 	if err != nil {
 		s.opts.Logger.ErrorContext(r.Context(), "saml: authn request", "error", err)
 		s.opts.Fail(w, r, http.StatusInternalServerError, "internal", "The sign-in request could not be made.")
@@ -221,7 +268,7 @@ func (s *SP) login(w http.ResponseWriter, r *http.Request) {
 		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
 		return
 	}
-	to, err := req.Redirect(req.ID, &s.sp)
+	to, err := req.Redirect(req.ID, &st.sp)
 	if err != nil {
 		s.opts.Fail(w, r, http.StatusInternalServerError, "internal", "The sign-in request could not be made.")
 		return
@@ -246,11 +293,12 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(requestCookie); err == nil && c.Value != "" {
 		possible = []string{c.Value}
 	}
+	st := s.cur.Load()
 	if err := s.checkDocument(r.PostForm.Get("SAMLResponse")); err != nil {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
-	assertion, err := s.sp.ParseResponse(r, possible)
+	assertion, err := st.sp.ParseResponse(r, possible)
 	if err != nil {
 		var ire *crewsaml.InvalidResponseError
 		if errors.As(err, &ire) {
@@ -259,7 +307,7 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
-	if err := s.checkAssertion(assertion); err != nil {
+	if err := st.checkAssertion(assertion, s.opts.EntityID); err != nil {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
@@ -291,7 +339,7 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		ret = SafeReturn(r.PostForm.Get("RelayState")) // IdP-initiated: allowed by the library only when configured
 	}
 	http.SetCookie(w, &http.Cookie{Name: requestCookie, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
-	id, err := s.identity(assertion)
+	id, err := s.identity(assertion, st.idp)
 	if err != nil {
 		s.refuse(w, r, "no_email", err)
 		return
@@ -356,16 +404,16 @@ func (s *SP) checkDocument(encoded string) error {
 
 // checkAssertion adds what the library does not require: an issuer equal
 // to the IdP's, and an audience equal to this SP.
-func (s *SP) checkAssertion(a *crewsaml.Assertion) error {
-	if a.Issuer.Value != s.idp {
-		return fmt.Errorf("the assertion's issuer %q is not the configured IdP %q", a.Issuer.Value, s.idp)
+func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID string) error {
+	if a.Issuer.Value != p.idp {
+		return fmt.Errorf("the assertion's issuer %q is not the configured IdP %q", a.Issuer.Value, p.idp)
 	}
 	if a.Conditions == nil || len(a.Conditions.AudienceRestrictions) == 0 {
 		return errors.New("the assertion names no audience")
 	}
 	for _, ar := range a.Conditions.AudienceRestrictions {
-		if ar.Audience.Value != s.opts.EntityID {
-			return fmt.Errorf("the assertion is for audience %q, not this application (%q)", ar.Audience.Value, s.opts.EntityID)
+		if ar.Audience.Value != entityID {
+			return fmt.Errorf("the assertion is for audience %q, not this application (%q)", ar.Audience.Value, entityID)
 		}
 	}
 	if a.Subject == nil || a.Subject.NameID == nil || strings.TrimSpace(a.Subject.NameID.Value) == "" {
@@ -375,8 +423,8 @@ func (s *SP) checkAssertion(a *crewsaml.Assertion) error {
 }
 
 // identity reads the person from the assertion's NameID and attributes.
-func (s *SP) identity(a *crewsaml.Assertion) (gateway.Identity, error) {
-	id := gateway.Identity{Protocol: "saml", Issuer: s.idp, Subject: a.Subject.NameID.Value, EmailVerified: true}
+func (s *SP) identity(a *crewsaml.Assertion, idp string) (gateway.Identity, error) {
+	id := gateway.Identity{Protocol: "saml", Issuer: idp, Subject: a.Subject.NameID.Value, EmailVerified: true}
 	values := func(name string) []string {
 		var out []string
 		for _, st := range a.AttributeStatements {

@@ -46,6 +46,7 @@ func (o *outcome) fail(w http.ResponseWriter, _ *http.Request, status int, reaso
 }
 
 type sp struct {
+	sp    *saml.SP
 	url   string
 	out   *outcome
 	store gateway.Store
@@ -77,7 +78,7 @@ func startSP(t *testing.T, i *samlidptest.IdP, encrypt bool, configure func(*sam
 	ts.Start()
 	t.Cleanup(ts.Close)
 	i.RegisterSP(t, strings.ReplaceAll(ts.Listener.Addr().String(), ":", "-"), base+"/gatehouse/saml/metadata", encrypt)
-	return &sp{url: base, out: out, store: st}
+	return &sp{sp: s, url: base, out: out, store: st}
 }
 
 // stopAtSP hands back the ACS's answer (the test SP has no pages).
@@ -399,5 +400,39 @@ func TestIDPInitiated(t *testing.T) {
 				t.Fatalf("IdP-initiated while not allowed: %d, %d sign-ins", resp.StatusCode, len(s.out.completed))
 			}
 		})
+	}
+}
+
+// TestIDPCertificateRollover: after the IdP changes its signing key its
+// responses are refused until the SP has the new metadata, then accepted;
+// metadata naming another IdP is not taken.
+func TestIDPCertificateRollover(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	sp := s.sp
+	if err := i.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	c := samlidptest.Browser(stopAtSP)
+	acs, form := signIn(t, c, s, "/")
+	if resp := post(t, c, acs, form); resp.StatusCode != http.StatusForbidden || len(s.out.completed) != 0 {
+		t.Fatalf("a response signed with a key not in the metadata: %d", resp.StatusCode)
+	}
+	if changed, err := sp.SetIDPMetadata(i.Metadata(t)); err != nil || !changed {
+		t.Fatalf("refresh: changed=%v %v", changed, err)
+	}
+	if changed, err := sp.SetIDPMetadata(i.Metadata(t)); err != nil || changed {
+		t.Fatalf("the same metadata again: changed=%v %v", changed, err)
+	}
+	acs, form = signIn(t, c, s, "/")
+	if resp := post(t, c, acs, form); resp.StatusCode != http.StatusFound || len(s.out.completed) != 1 {
+		t.Fatalf("after the refresh: %d (failures %v)", resp.StatusCode, s.out.failures)
+	}
+	other := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	if _, err := sp.SetIDPMetadata(other.Metadata(t)); err == nil {
+		t.Fatal("metadata of another IdP replaced the configured one")
+	}
+	if _, err := sp.SetIDPMetadata([]byte("<html/>")); err == nil {
+		t.Fatal("garbage accepted as metadata")
 	}
 }
