@@ -146,6 +146,10 @@ func TestSAMLJITLogin(t *testing.T) {
 		`gatehouse_sso_logins_total{protocol="saml",result="domain"} 1`,
 		`gatehouse_sso_logins_total{protocol="saml",result="invalid_response"} 1`,
 		`gatehouse_sso_jit_created_total 1`,
+		`gatehouse_sso_sessions 1`, // ada's second; the first ended at logout
+		`gatehouse_proxy_requests_total{class="2xx"} 2`,
+		`gatehouse_proxy_requests_total{class="3xx"} 3`,
+		`gatehouse_proxy_upstream_duration_seconds_count 2`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/proxy"
 	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
@@ -35,6 +38,13 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("identity token signer: %w", err)
 	}
+	metrics.RegisterSessionCount(a.registry, func() float64 {
+		n, err := a.store.Sessions().Count(context.Background(), gateway.DefaultTenant)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	})
 	a.sessions = session.New(session.Options{Store: a.store, Tenant: gateway.DefaultTenant,
 		Idle: time.Duration(a.cfg.Session.IdleTimeout), Absolute: time.Duration(a.cfg.Session.AbsoluteTimeout),
 		Secure: strings.HasPrefix(a.publicURL, "https://")})
@@ -77,9 +87,10 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		return fmt.Errorf("upstream.url: %w", err)
 	}
 	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store,
-		Tenant: gateway.DefaultTenant, LoginURL: loginURL, Logger: a.log})
+		Tenant: gateway.DefaultTenant, LoginURL: loginURL, Logger: a.log,
+		ObserveUpstream: func(_ int, elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
 	mux.Handle(prefix+"/auth", p.Auth())
-	mux.Handle("/", p)
+	mux.Handle("/", a.countProxied(p))
 	return nil
 }
 
@@ -96,6 +107,24 @@ func page(w http.ResponseWriter, status int, title, message, hint string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = pageTemplate.Execute(w, struct{ Title, Message, Hint string }{title, message, hint})
+}
+
+// countProxied counts the requests to the app by status class.
+func (a *App) countProxied(next http.Handler) http.Handler {
+	classes := [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &httpx.StatusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		status := rec.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		class := "other"
+		if i := status/100 - 1; i >= 0 && i < len(classes) {
+			class = classes[i]
+		}
+		a.metrics.ProxyRequests.WithLabelValues(class).Inc()
+	})
 }
 
 // periodic runs a task now and then until shutdown.

@@ -24,6 +24,21 @@ type Metrics struct {
 	// word for why it was refused (bounded).
 	Logins       *prometheus.CounterVec
 	JITCreations prometheus.Counter
+
+	// ProxyRequests counts requests outside the prefix by status class
+	// (2xx..5xx), the gateway's own refusals included.
+	ProxyRequests *prometheus.CounterVec
+	// ProxyUpstream is the time to the upstream's response headers.
+	ProxyUpstream prometheus.Histogram
+}
+
+// RegisterSessionCount exposes how many sessions the store keeps, read at
+// scrape time.
+func RegisterSessionCount(reg prometheus.Registerer, count func() float64) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "sessions",
+		Help: "Sessions kept (signed in, not yet ended or swept).",
+	}, count))
 }
 
 // CommitStats reads the store's group-commit counters.
@@ -96,7 +111,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		Namespace: "gatehouse", Subsystem: "sso", Name: "jit_created_total",
 		Help: "Users created at their first sign-in (SSO JIT).",
 	})
-	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.Logins, m.JITCreations,
+	m.ProxyRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "proxy", Name: "requests_total",
+		Help: "Requests to the app through the gateway, by status class (the gateway's own 302/401 included).",
+	}, []string{"class"})
+	m.ProxyUpstream = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "gatehouse", Subsystem: "proxy", Name: "upstream_duration_seconds",
+		Help:    "Time from forwarding a request to the app's response headers.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
@@ -46,6 +47,9 @@ type Options struct {
 	// page it asked for (a same-origin path) to come back to.
 	LoginURL func(returnTo string) string
 	Logger   *slog.Logger
+	// ObserveUpstream, when set, is told how long the app took to answer
+	// (to its response headers) and with what status; 502 when it did not.
+	ObserveUpstream func(status int, elapsed time.Duration)
 }
 
 // Proxy serves the upstream behind the gateway's sessions.
@@ -55,6 +59,17 @@ type Proxy struct {
 }
 
 type identityKey struct{}
+
+type startKey struct{}
+
+func (p *Proxy) observe(r *http.Request, status int) {
+	if p.opts.ObserveUpstream == nil {
+		return
+	}
+	if start, ok := r.Context().Value(startKey{}).(time.Time); ok {
+		p.opts.ObserveUpstream(status, time.Since(start))
+	}
+}
 
 // New builds the proxy.
 func New(opts Options) *Proxy {
@@ -77,7 +92,12 @@ func New(opts Options) *Proxy {
 			}
 		},
 		FlushInterval: -1, // stream responses (server-sent events) as they come
+		ModifyResponse: func(resp *http.Response) error {
+			p.observe(resp.Request, resp.StatusCode)
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			p.observe(r, http.StatusBadGateway)
 			opts.Logger.WarnContext(r.Context(), "proxy: upstream failed", "error", err)
 			http.Error(w, "The application is not answering; try again shortly.", http.StatusBadGateway)
 		},
@@ -107,7 +127,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, identity)))
+	ctx := context.WithValue(r.Context(), identityKey{}, identity)
+	if p.opts.ObserveUpstream != nil {
+		ctx = context.WithValue(ctx, startKey{}, time.Now())
+	}
+	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // Auth answers nginx auth_request: 200 with the identity headers for a
