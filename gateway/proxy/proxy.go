@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -54,8 +56,45 @@ type Options struct {
 
 // Proxy serves the upstream behind the gateway's sessions.
 type Proxy struct {
-	opts Options
-	rp   *httputil.ReverseProxy
+	opts   Options
+	rp     *httputil.ReverseProxy
+	tokens tokenCache
+}
+
+// tokenReuse is how long a signed identity token is handed out again for
+// the same user state (id, version, groups). Signing is most of the
+// gateway's cost per request; a token so reused still has at least
+// 40 s of its 60 s lifetime left.
+const tokenReuse = 20 * time.Second
+
+// tokenCache keeps recently signed tokens by user state.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]cachedToken
+}
+
+type cachedToken struct {
+	token string
+	until time.Time
+}
+
+func (c *tokenCache) get(key string, now time.Time) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[key]
+	if !ok || now.After(t.until) {
+		return "", false
+	}
+	return t.token, true
+}
+
+func (c *tokenCache) put(key, token string, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= 10000 {
+		c.m = make(map[string]cachedToken) // bounded: start afresh
+	}
+	c.m[key] = cachedToken{token: token, until: until}
 }
 
 type identityKey struct{}
@@ -80,7 +119,15 @@ func New(opts Options) *Proxy {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{opts: opts}
+	// Its own pool: the default keeps 2 idle connections per host, so
+	// concurrent requests to the app would each open a new one; and the
+	// app beside the gateway is never reached through HTTP_PROXY.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.MaxIdleConns = 512
+	transport.MaxIdleConnsPerHost = 256
 	p.rp = &httputil.ReverseProxy{
+		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(opts.Upstream)
 			pr.SetXForwarded()
@@ -198,9 +245,14 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 		groups = append(groups, g.DisplayName)
 		escaped = append(escaped, url.QueryEscape(g.DisplayName))
 	}
-	token, err := p.opts.Signer.Sign(u, groups)
-	if err != nil {
-		return nil, err
+	key := u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strings.Join(groups, "\x00")
+	now := time.Now()
+	token, ok := p.tokens.get(key, now)
+	if !ok {
+		if token, err = p.opts.Signer.Sign(u, groups); err != nil {
+			return nil, err
+		}
+		p.tokens.put(key, token, now.Add(tokenReuse))
 	}
 	email := u.PrimaryEmail()
 	if email == "" {

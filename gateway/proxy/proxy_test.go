@@ -197,3 +197,37 @@ func TestSignedInRequestsCarryTheIdentity(t *testing.T) {
 		t.Fatal("a deactivated user's request reached the app")
 	}
 }
+
+// TestAssertionFollowsTheUser: the signed assertion is reused for the
+// same user state, and a new one is signed as soon as the role or the
+// groups change.
+func TestAssertionFollowsTheUser(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	assertion := func() string {
+		t.Helper()
+		if resp := e.get("/x"); resp.StatusCode != 200 {
+			t.Fatalf("proxied: %d", resp.StatusCode)
+		}
+		seen := e.up.seen()
+		return seen[len(seen)-1].Get(proxy.HeaderAssertion)
+	}
+	first := assertion()
+	if again := assertion(); again != first {
+		t.Fatal("the same user state got a newly signed assertion")
+	}
+	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	if _, err := e.svc.UpdateUser(context.Background(), m, e.user.ID, 0, func(u *gateway.User) (*gateway.User, error) { u.Role = "admin"; return u, nil }); err != nil {
+		t.Fatal(err)
+	}
+	afterRole := assertion()
+	if afterRole == first || !strings.Contains(e.up.seen()[len(e.up.seen())-1].Get(proxy.HeaderRole), "admin") {
+		t.Fatal("a role change did not re-sign the assertion")
+	}
+	if _, err := e.svc.CreateGroup(context.Background(), m, &gateway.Group{DisplayName: "Ops"}, []gateway.Member{{UserID: e.user.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if assertion() == afterRole {
+		t.Fatal("a new group did not re-sign the assertion")
+	}
+}

@@ -1,0 +1,119 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+)
+
+// TestProxyLoad measures what the gateway adds in front of an app: a
+// signed-in request (session and user read, identity headers, a signed
+// JWT, the reverse proxy) against a trivial upstream, compared with the
+// upstream alone in the same run: closed-loop throughput at 32 workers,
+// and latency at a steady 500 req/s. Skipped unless GHTEST_LOAD=1:
+//
+//	GHTEST_LOAD=1 GHTEST_LOAD_SECONDS=5 go test ./conformance -run TestProxyLoad -v
+func TestProxyLoad(t *testing.T) {
+	if os.Getenv("GHTEST_LOAD") != "1" {
+		t.Skip("set GHTEST_LOAD=1 to run the load test")
+	}
+	seconds := time.Duration(envInt("GHTEST_LOAD_SECONDS", 5)) * time.Second
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+	g := startGateway(t, t.TempDir(), "GATEHOUSE_UPSTREAM_URL="+upstream.URL, "GATEHOUSE_PUBLIC_URL=http://127.0.0.1",
+		"GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_STORE_FSYNC=true")
+	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: "user"})
+	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
+		&gateway.User{UserName: "ada@example.com", Active: true, Emails: []string{"ada@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), u.ID, "saml"); err != nil {
+		t.Fatal(err)
+	}
+	cookie := w.Result().Cookies()[0]
+	gatewayURL := "http://" + g.app.MainAddr() + "/page"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	get := func(url string) error {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.AddCookie(cookie)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := get(gatewayURL); err != nil {
+		t.Fatalf("signed-in request through the gateway: %v", err)
+	}
+	for _, target := range []struct{ name, url string }{{"upstream alone", upstream.URL + "/page"}, {"through gateway", gatewayURL}} {
+		res := run(t, "c=32 "+target.name, 32, seconds, func(int) (bool, error) { return true, get(target.url) })
+		t.Log(res)
+	}
+	for _, target := range []struct{ name, url string }{{"upstream alone", upstream.URL + "/page"}, {"through gateway", gatewayURL}} {
+		t.Log(paced(t, "500/s "+target.name, 500, seconds, func() error { return get(target.url) }))
+	}
+}
+
+// paced issues op at a steady rate (open loop: a slow answer does not
+// slow the sender) and reports the latency of each.
+func paced(t *testing.T, name string, perSecond int, d time.Duration, op func() error) loadResult {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+		errs int
+		wg   sync.WaitGroup
+		err1 error
+	)
+	start := time.Now()
+	tick := time.NewTicker(time.Second / time.Duration(perSecond))
+	defer tick.Stop()
+	for time.Since(start) < d {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			err := op()
+			lat := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			lats = append(lats, lat)
+			if err != nil {
+				errs++
+				if err1 == nil {
+					err1 = err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res := loadResult{name: name, n: len(lats), errs: errs, elapsed: time.Since(start), firstErr: err1}
+	slices.Sort(lats)
+	if len(lats) > 0 {
+		res.p50, res.p99, res.max = lats[len(lats)/2], lats[len(lats)*99/100], lats[len(lats)-1]
+	}
+	if errs > 0 {
+		t.Errorf("%s: %d errors, first: %v", name, errs, err1)
+	}
+	return res
+}
