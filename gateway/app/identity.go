@@ -183,7 +183,7 @@ func (a *App) samlSP(ctx context.Context) (*samlsp.SP, error) {
 		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
-		MaxBody: a.cfg.SCIM.MaxBodyBytes, Complete: a.completeSignIn, Fail: a.signInFailed("saml"), Logger: a.log})
+		Complete: a.completeSignIn, Fail: a.signInFailed("saml"), Logger: a.log})
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +220,19 @@ func loadMetadata(ctx context.Context, file, rawURL string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sso.saml.idp_metadata_url: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// The metadata carries the IdP's signing certificate: a redirect may
+	// not leave https, nor leave the loopback host it started on.
+	client := &http.Client{CheckRedirect: func(next *http.Request, via []*http.Request) error {
+		first := via[0].URL
+		switch {
+		case len(via) >= 5:
+			return errors.New("too many redirects")
+		case next.URL.Scheme != "https" && (first.Scheme == "https" || next.URL.Host != first.Host):
+			return fmt.Errorf("refusing a redirect to %s: the metadata must come over https", next.URL.Redacted())
+		}
+		return nil
+	}}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("sso.saml.idp_metadata_url: fetching the IdP metadata: %w", err)
 	}

@@ -17,11 +17,10 @@ const maxJITGroups = 200
 
 // syncJITGroups makes a JIT user's memberships follow the groups the IdP
 // names at sign-in: groups are found by name (any case) and created, with
-// source jit, when missing; the user is added to each; and removed from
-// groups the gateway created by JIT that the IdP no longer names. Groups
-// made another way keep members the IdP no longer names (the app or a
-// manager put them there). Names that are not valid group names are
-// skipped.
+// source jit, when missing; the user joins each JIT-made one and leaves
+// the JIT-made ones the IdP no longer names. Groups made another way (the
+// app, a manager) are never joined or left by the IdP. Names that are not
+// valid group names are skipped.
 func (s *Service) syncJITGroups(ctx context.Context, tenant string, u *gateway.User, names []string) error {
 	wanted := map[string]string{} // folded name → name as sent
 	for _, n := range names {
@@ -94,6 +93,12 @@ func (s *Service) joinGroup(ctx context.Context, m Meta, name string, member gat
 			return nil
 		}
 		_, _, err = s.UpdateGroup(ctx, m, ids[0], 0, func(g *gateway.Group, members []gateway.Member) (*gateway.Group, []gateway.Member, error) {
+			if g.Source != gateway.SourceJIT {
+				// A group the app or a manager made is not the IdP's to
+				// hand out: a group named "Admins" at the IdP must not
+				// grant the app's own.
+				return g, members, nil
+			}
 			return g, append(members, member), nil
 		})
 		if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {

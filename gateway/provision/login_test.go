@@ -177,7 +177,8 @@ func TestJITGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := groupsOf(u.ID); len(got) != 2 || !got["Engineering"] || !got["Admins"] {
+	// Admins is the app's own group: the IdP naming it grants nothing.
+	if got := groupsOf(u.ID); len(got) != 1 || !got["Engineering"] {
 		t.Fatalf("after first sign-in: %v", got)
 	}
 	_, total, _ := store.Groups().List(ctx, tenant, 0, 0)
@@ -189,7 +190,7 @@ func TestJITGroups(t *testing.T) {
 	for _, e := range evs {
 		ops = append(ops, string(e.Op))
 	}
-	if strings.Join(ops, " ") != "user.created group.members_added group.created" || evs[2].Source != gateway.SourceJIT {
+	if strings.Join(ops, " ") != "user.created group.created" || evs[1].Source != gateway.SourceJIT {
 		t.Fatalf("events: %v", ops)
 	}
 
@@ -198,10 +199,17 @@ func TestJITGroups(t *testing.T) {
 	if _, _, err := svc.Login(ctx, tenant, id); err != nil {
 		t.Fatal(err)
 	}
-	if got := groupsOf(u.ID); len(got) != 2 {
+	if got := groupsOf(u.ID); len(got) != 1 {
 		t.Fatalf("a sign-in without a groups claim changed memberships: %v", got)
 	}
-	// The IdP stops naming both: the JIT group is left, the app's is kept.
+	// A manager puts the user in Admins; the IdP stops naming any group:
+	// the JIT group is left, the app's is kept.
+	if _, _, err := svc.UpdateGroup(ctx, provision.Meta{Tenant: tenant, Source: gateway.SourceJIT}, "g-app", 0,
+		func(g *gateway.Group, ms []gateway.Member) (*gateway.Group, []gateway.Member, error) {
+			return g, append(ms, gateway.Member{UserID: u.ID}), nil
+		}); err != nil {
+		t.Fatal(err)
+	}
 	id.Groups = []string{}
 	if _, _, err := svc.Login(ctx, tenant, id); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -47,7 +48,8 @@ type Options struct {
 	// Attribute names; an attribute matches by Name or FriendlyName. An
 	// empty EmailAttribute takes the email from the NameID.
 	EmailAttribute, FirstNameAttribute, LastNameAttribute, GroupsAttribute string
-	// MaxBody bounds the ACS request body (default 1 MiB).
+	// MaxBody bounds the ACS request body (default 256 KiB; Okta's
+	// responses are a few KiB).
 	MaxBody int64
 	// Complete continues with a verified identity (the login funnel):
 	// policy, session, redirect to returnTo.
@@ -84,7 +86,7 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		opts.Tenant = gateway.DefaultTenant
 	}
 	if opts.MaxBody <= 0 {
-		opts.MaxBody = 1 << 20
+		opts.MaxBody = 256 << 10
 	}
 	if opts.FirstNameAttribute == "" {
 		opts.FirstNameAttribute = "firstName"
@@ -289,9 +291,16 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.opts.Fail(w, r, http.StatusBadRequest, "malformed", "The sign-in response is too large or malformed.")
 		return
 	}
+	if r.Form.Has("SAMLart") || r.URL.RawQuery != "" {
+		// The library would resolve an artifact (a signed call to the IdP
+		// for anyone who asks) and skip checkDocument: only HTTP-POST here.
+		s.refuse(w, r, "invalid_response", errors.New("only the HTTP-POST binding is accepted at the ACS"))
+		return
+	}
 	var possible []string
+	var requestID string
 	if c, err := r.Cookie(requestCookie); err == nil && c.Value != "" {
-		possible = []string{c.Value}
+		possible, requestID = []string{c.Value}, c.Value
 	}
 	st := s.cur.Load()
 	if err := s.checkDocument(r.PostForm.Get("SAMLResponse")); err != nil {
@@ -307,16 +316,17 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
-	if err := st.checkAssertion(assertion, s.opts.EntityID); err != nil {
+	if err := st.checkAssertion(assertion, s.opts.EntityID, st.sp.AcsURL.String()); err != nil {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
-	// Replay: an assertion is accepted once, until it expires.
-	until := time.Now().Add(requestTimeout)
-	if c := assertion.Conditions; c != nil && !c.NotOnOrAfter.IsZero() {
-		until = c.NotOnOrAfter
+	// Replay: an assertion is accepted once, for as long as the library
+	// would still accept it (its latest expiry plus the allowed skew).
+	if assertion.ID == "" {
+		s.refuse(w, r, "invalid_response", errors.New("the assertion has no ID"))
+		return
 	}
-	fresh, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Tenant, replayNS, assertion.ID, nil, until.Add(time.Minute))
+	fresh, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Tenant, replayNS, assertion.ID, nil, replayUntil(assertion))
 	if err != nil {
 		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot be completed right now; try again shortly.")
 		return
@@ -327,6 +337,10 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 	}
 	ret := "/"
 	if inResponseTo := inResponseTo(assertion); inResponseTo != "" {
+		if subtle.ConstantTimeCompare([]byte(inResponseTo), []byte(requestID)) != 1 {
+			s.refuse(w, r, "invalid_response", errors.New("the response answers a sign-in this browser did not start"))
+			return
+		}
 		val, err := s.opts.Store.Ephemeral().Take(r.Context(), s.opts.Tenant, requestNS, inResponseTo)
 		if err != nil || val == nil {
 			s.refuse(w, r, "invalid_response", fmt.Errorf("no sign-in request %s is waiting (used, expired, or never made here)", inResponseTo))
@@ -336,7 +350,11 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(val, &p)
 		ret = SafeReturn(p.Return)
 	} else {
-		ret = SafeReturn(r.PostForm.Get("RelayState")) // IdP-initiated: allowed by the library only when configured
+		if !s.opts.AllowIDPInitiated {
+			s.refuse(w, r, "invalid_response", errors.New("an unsolicited response and sso.saml.allow_idp_initiated is off"))
+			return
+		}
+		ret = SafeReturn(r.PostForm.Get("RelayState"))
 	}
 	http.SetCookie(w, &http.Cookie{Name: requestCookie, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
 	id, err := s.identity(assertion, st.idp)
@@ -347,10 +365,39 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 	s.opts.Complete(w, r, id, ret)
 }
 
+// refusals are the fixed sentences a person sees; the detail (which may
+// hold text an attacker wrote) goes to the log only.
+var refusals = map[string]string{
+	"invalid_response": "The sign-in response from your identity provider was not accepted.",
+	"replay":           "This sign-in response was already used.",
+	"no_email":         "Your identity provider did not send an email address for your account.",
+}
+
 func (s *SP) refuse(w http.ResponseWriter, r *http.Request, reason string, err error) {
 	s.opts.Logger.WarnContext(r.Context(), "saml: sign-in refused", "reason", reason, "error", err)
 	s.opts.Fail(w, r, http.StatusForbidden, reason,
-		"The sign-in response from your identity provider was refused ("+err.Error()+"). Try signing in again; if it keeps failing, your administrator can find the details in the gateway's log.")
+		refusals[reason]+" Start again from the application; if it keeps failing, your administrator can find the details in the gateway's log (reason "+reason+").")
+}
+
+// replayUntil is when the library stops accepting the assertion anyway:
+// its latest NotOnOrAfter or IssueInstant plus the issue delay, plus the
+// clock skew it allows.
+func replayUntil(a *crewsaml.Assertion) time.Time {
+	until := a.IssueInstant.Add(crewsaml.MaxIssueDelay)
+	if c := a.Conditions; c != nil && c.NotOnOrAfter.After(until) {
+		until = c.NotOnOrAfter
+	}
+	if a.Subject != nil {
+		for _, sc := range a.Subject.SubjectConfirmations {
+			if d := sc.SubjectConfirmationData; d != nil && d.NotOnOrAfter.After(until) {
+				until = d.NotOnOrAfter
+			}
+		}
+	}
+	if min := time.Now().Add(crewsaml.MaxIssueDelay); until.Before(min) {
+		until = min
+	}
+	return until.Add(crewsaml.MaxClockSkew + time.Minute)
 }
 
 func inResponseTo(a *crewsaml.Assertion) string {
@@ -370,6 +417,10 @@ func inResponseTo(a *crewsaml.Assertion) string {
 var strongSignature = []string{
 	dsig.RSASHA256SignatureMethod, dsig.RSASHA384SignatureMethod, dsig.RSASHA512SignatureMethod,
 	dsig.ECDSASHA256SignatureMethod, dsig.ECDSASHA384SignatureMethod, dsig.ECDSASHA512SignatureMethod,
+}
+
+var strongDigest = []string{
+	"http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2001/04/xmldsig-more#sha384", "http://www.w3.org/2001/04/xmlenc#sha512",
 }
 
 // checkDocument looks at the raw response before the library does:
@@ -396,6 +447,11 @@ func (s *SP) checkDocument(encoded string) error {
 			return fmt.Errorf("signature algorithm %q is refused: SHA-256 or better is required", alg)
 		}
 	}
+	for _, dm := range root.FindElements("//Reference/DigestMethod") {
+		if alg := dm.SelectAttrValue("Algorithm", ""); !slices.Contains(strongDigest, alg) {
+			return fmt.Errorf("digest algorithm %q is refused: SHA-256 or better is required", alg)
+		}
+	}
 	if len(root.FindElements("//Signature")) == 0 {
 		return errors.New("the response is not signed")
 	}
@@ -404,7 +460,7 @@ func (s *SP) checkDocument(encoded string) error {
 
 // checkAssertion adds what the library does not require: an issuer equal
 // to the IdP's, and an audience equal to this SP.
-func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID string) error {
+func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID, acsURL string) error {
 	if a.Issuer.Value != p.idp {
 		return fmt.Errorf("the assertion's issuer %q is not the configured IdP %q", a.Issuer.Value, p.idp)
 	}
@@ -418,6 +474,19 @@ func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID string) error 
 	}
 	if a.Subject == nil || a.Subject.NameID == nil || strings.TrimSpace(a.Subject.NameID.Value) == "" {
 		return errors.New("the assertion has no NameID")
+	}
+	bearer := false
+	for _, sc := range a.Subject.SubjectConfirmations {
+		d := sc.SubjectConfirmationData
+		if sc.Method == "urn:oasis:names:tc:SAML:2.0:cm:bearer" && d != nil && d.Recipient == acsURL && !d.NotOnOrAfter.IsZero() {
+			bearer = true
+		}
+	}
+	if !bearer {
+		return errors.New("the assertion has no bearer SubjectConfirmation for this ACS with an expiry")
+	}
+	if len(a.AuthnStatements) == 0 {
+		return errors.New("the assertion has no AuthnStatement")
 	}
 	return nil
 }

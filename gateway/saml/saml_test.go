@@ -436,3 +436,27 @@ func TestIDPCertificateRollover(t *testing.T) {
 		t.Fatal("garbage accepted as metadata")
 	}
 }
+
+// TestACSRefusesOtherBindingsAndEchoesNothing: the artifact binding (a
+// signed call to the IdP for anyone who asks) is refused, and a refusal
+// page never repeats text from the request.
+func TestACSRefusesOtherBindingsAndEchoesNothing(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	c := samlidptest.Browser(stopAtSP)
+	acs, form := signIn(t, c, s, "/")
+	if resp := post(t, c, acs+"?SAMLart=AAQAA", form); resp.StatusCode != http.StatusForbidden || len(s.out.completed) != 0 {
+		t.Fatalf("artifact in the query: %d", resp.StatusCode)
+	}
+	evil := `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">` +
+		`<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:SignatureMethod Algorithm="Call 555-0100 to restore your account"/></ds:SignedInfo></ds:Signature></saml:Assertion></samlp:Response>`
+	resp, err := c.PostForm(acs, url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte(evil))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || strings.Contains(string(body), "555-0100") {
+		t.Fatalf("refusal page: %d %s", resp.StatusCode, body)
+	}
+}
