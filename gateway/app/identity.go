@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
+	oidcrp "github.com/gatehouse-id/gatehouse/gateway/oidc"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/proxy"
 	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
@@ -71,6 +72,18 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		sp.Mount(mux)
 		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, prefix+"/saml/login?return="+url.QueryEscape(samlsp.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
+		})
+	case "oidc":
+		c := a.cfg.SSO.OIDC
+		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Tenant: gateway.DefaultTenant, PublicURL: a.publicURL,
+			PathPrefix: prefix, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
+			SafeReturn: samlsp.SafeReturn, Complete: a.completeSignIn, Fail: a.signInFailed("oidc"), Logger: a.log})
+		if err != nil {
+			return err
+		}
+		relying.Mount(mux)
+		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, prefix+"/oidc/login?return="+url.QueryEscape(samlsp.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
 		})
 	default:
 		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,55 @@
+package conformance
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/conformance/oidcoptest"
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// TestOIDCJITLogin is the browser journey with OIDC against a real OP:
+// the app's page, the OP's form, code + PKCE back at the gateway, a JIT
+// user with the OP's groups, the app's page with the identity.
+func TestOIDCJITLogin(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+r.Header.Get("X-Gatehouse-Email")+" in "+r.Header.Get("X-Gatehouse-Groups"))
+	}))
+	defer upstream.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	root := "http://" + addr
+	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
+	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
+		"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
+		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
+		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)
+	c := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
+	back := op.SignIn(t, c, root+"/dashboard")
+	c.CheckRedirect = nil
+	resp, err := c.Get(back.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/dashboard" || string(body) == "" {
+		t.Fatalf("after sign-in: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+	us, _, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 10)
+	if err != nil || len(us) != 1 || us[0].Source != gateway.SourceJIT || us[0].Pool != "default" || us[0].Role != "user" {
+		t.Fatalf("JIT user: %v %+v", err, us)
+	}
+	if want := "hello " + us[0].UserName + " in admins,engineering"; string(body) != want {
+		t.Fatalf("app page %q, want %q", body, want)
+	}
+}

@@ -1,0 +1,246 @@
+// Package oidc is Gatehouse's OpenID Connect relying party, on
+// github.com/zitadel/oidc/v3: authorization code with PKCE (S256), state
+// and nonce kept server-side, single-use and bound to the browser by a
+// cookie, and the ID token verified (issuer, audience, expiry, RS256 or
+// ES256 only, nonce). A verified token becomes a gateway.Identity handed
+// to the login funnel.
+package oidc
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// Options configures the relying party.
+type Options struct {
+	Store        gateway.Store
+	Tenant       string
+	PublicURL    string // scheme://host[:port]
+	PathPrefix   string
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// Claim names (defaults email, given_name, family_name, groups).
+	EmailClaim, GivenNameClaim, FamilyNameClaim, GroupsClaim string
+	HTTPClient                                               *http.Client
+	// Complete continues with a verified identity (the login funnel).
+	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, returnTo string)
+	// Fail shows a sign-in error page; reason is a fixed word.
+	Fail   func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
+	Logger *slog.Logger
+	// SafeReturn keeps the page to go back to on this site.
+	SafeReturn func(string) string
+}
+
+// RP is the relying party.
+type RP struct {
+	opts     Options
+	redirect string
+
+	mu sync.Mutex
+	rp rp.RelyingParty // built at the first sign-in that reaches the issuer
+}
+
+const (
+	requestNS      = "oidc-request"
+	stateCookie    = "gatehouse_oidc_state"
+	requestTimeout = 10 * time.Minute
+)
+
+// New makes the relying party. It does not contact the issuer: an issuer
+// that is down at start-up does not stop the gateway; sign-in says so
+// until it is back.
+func New(opts Options) (*RP, error) {
+	if opts.Tenant == "" {
+		opts.Tenant = gateway.DefaultTenant
+	}
+	for _, d := range []struct {
+		v   *string
+		def string
+	}{{&opts.EmailClaim, "email"}, {&opts.GivenNameClaim, "given_name"}, {&opts.FamilyNameClaim, "family_name"}, {&opts.GroupsClaim, "groups"}} {
+		if *d.v == "" {
+			*d.v = d.def
+		}
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Issuer == "" || opts.ClientID == "" {
+		return nil, errors.New("oidc: issuer and client id are required")
+	}
+	return &RP{opts: opts, redirect: strings.TrimRight(opts.PublicURL, "/") + opts.PathPrefix + "/oidc/callback"}, nil
+}
+
+type nonceKey struct{}
+
+// relyingParty discovers the issuer once; a failure is retried at the
+// next sign-in.
+func (o *RP) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.rp != nil {
+		return o.rp, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	relying, err := rp.NewRelyingPartyOIDC(ctx, o.opts.Issuer, o.opts.ClientID, o.opts.ClientSecret, o.redirect,
+		[]string{zoidc.ScopeOpenID, zoidc.ScopeEmail, zoidc.ScopeProfile},
+		rp.WithHTTPClient(o.opts.HTTPClient),
+		rp.WithVerifierOpts(
+			rp.WithSupportedSigningAlgorithms("RS256", "ES256"),
+			rp.WithNonce(func(ctx context.Context) string {
+				if n, ok := ctx.Value(nonceKey{}).(string); ok && n != "" {
+					return n
+				}
+				return "\x00no nonce expected" // never matches: a token must carry ours
+			}),
+		))
+	if err != nil {
+		return nil, err
+	}
+	o.rp = relying
+	return relying, nil
+}
+
+// Mount adds the endpoints under {prefix}/oidc.
+func (o *RP) Mount(mux *http.ServeMux) {
+	p := o.opts.PathPrefix + "/oidc"
+	mux.HandleFunc("GET "+p+"/login", o.login)
+	mux.HandleFunc("GET "+p+"/callback", o.callback)
+}
+
+// pending is a sign-in in flight.
+type pending struct {
+	Verifier string `json:"verifier"`
+	Nonce    string `json:"nonce"`
+	Return   string `json:"return"`
+}
+
+func (o *RP) secure() bool { return strings.HasPrefix(o.opts.PublicURL, "https://") }
+
+func (o *RP) login(w http.ResponseWriter, r *http.Request) {
+	relying, err := o.relyingParty(r.Context())
+	if err != nil {
+		o.opts.Logger.WarnContext(r.Context(), "oidc: issuer unreachable", "issuer", o.opts.Issuer, "error", err)
+		o.opts.Fail(w, r, http.StatusServiceUnavailable, "idp_unavailable",
+			fmt.Sprintf("The identity provider (%s) cannot be reached right now, so sign-in is not possible. Try again in a few minutes; if it persists, an administrator should check sso.oidc.issuer.", o.opts.Issuer))
+		return
+	}
+	state, p := oauth2.GenerateVerifier(), pending{Verifier: oauth2.GenerateVerifier(), Nonce: oauth2.GenerateVerifier(),
+		Return: o.opts.SafeReturn(r.URL.Query().Get("return"))}
+	val, _ := json.Marshal(p)
+	if _, err := o.opts.Store.Ephemeral().PutIfAbsent(r.Context(), o.opts.Tenant, requestNS, state, val, time.Now().Add(requestTimeout)); err != nil {
+		o.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: o.opts.PathPrefix + "/oidc", MaxAge: int(requestTimeout.Seconds()),
+		HttpOnly: true, Secure: o.secure(), SameSite: http.SameSiteLaxMode}) // the IdP's redirect back is a top-level GET
+	to := rp.AuthURL(state, relying, rp.WithCodeChallenge(zoidc.NewSHACodeChallenge(p.Verifier)),
+		rp.AuthURLOpt(rp.WithURLParam("nonce", p.Nonce)))
+	http.Redirect(w, r, to, http.StatusFound)
+}
+
+var errorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
+
+func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	http.SetCookie(w, &http.Cookie{Name: stateCookie, Path: o.opts.PathPrefix + "/oidc", MaxAge: -1, HttpOnly: true, Secure: o.secure()})
+	state := q.Get("state")
+	c, err := r.Cookie(stateCookie)
+	if state == "" || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+		o.refuse(w, r, "invalid_state", errors.New("the answer does not belong to a sign-in started in this browser"))
+		return
+	}
+	raw, err := o.opts.Store.Ephemeral().Take(r.Context(), o.opts.Tenant, requestNS, state)
+	if err != nil || raw == nil {
+		o.refuse(w, r, "invalid_state", errors.New("the sign-in was already completed or has expired"))
+		return
+	}
+	var p pending
+	if err := json.Unmarshal(raw, &p); err != nil {
+		o.refuse(w, r, "invalid_state", err)
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		if !errorCode.MatchString(e) {
+			e = "an error"
+		}
+		o.refuse(w, r, "idp_error", fmt.Errorf("the identity provider answered %s", e))
+		return
+	}
+	relying, err := o.relyingParty(r.Context())
+	if err != nil {
+		o.opts.Fail(w, r, http.StatusServiceUnavailable, "idp_unavailable", "The identity provider cannot be reached right now; try again in a few minutes.")
+		return
+	}
+	ctx := context.WithValue(r.Context(), nonceKey{}, p.Nonce)
+	tokens, err := rp.CodeExchange[*zoidc.IDTokenClaims](ctx, q.Get("code"), relying, rp.WithCodeVerifier(p.Verifier))
+	if err != nil {
+		o.refuse(w, r, "invalid_token", err)
+		return
+	}
+	id, err := o.identity(tokens.IDTokenClaims)
+	if err != nil {
+		o.refuse(w, r, "no_email", err)
+		return
+	}
+	o.opts.Complete(w, r, id, p.Return)
+}
+
+func (o *RP) refuse(w http.ResponseWriter, r *http.Request, reason string, err error) {
+	o.opts.Logger.WarnContext(r.Context(), "oidc: sign-in refused", "reason", reason, "error", err)
+	o.opts.Fail(w, r, http.StatusForbidden, reason,
+		"The sign-in was refused ("+reason+"). Start again from the application; if it keeps failing, your administrator can find the details in the gateway's log.")
+}
+
+// identity reads the person from the verified ID token's claims.
+func (o *RP) identity(c *zoidc.IDTokenClaims) (gateway.Identity, error) {
+	str := func(name string) string {
+		if v, ok := c.Claims[name].(string); ok {
+			return strings.TrimSpace(v)
+		}
+		return ""
+	}
+	id := gateway.Identity{Protocol: "oidc", Issuer: c.Issuer, Subject: c.Subject,
+		Email: str(o.opts.EmailClaim), EmailVerified: bool(c.EmailVerified),
+		GivenName: str(o.opts.GivenNameClaim), FamilyName: str(o.opts.FamilyNameClaim)}
+	if o.opts.EmailClaim == "email" {
+		id.Email = strings.TrimSpace(c.Email)
+	}
+	if o.opts.GivenNameClaim == "given_name" && c.GivenName != "" {
+		id.GivenName = c.GivenName
+	}
+	if o.opts.FamilyNameClaim == "family_name" && c.FamilyName != "" {
+		id.FamilyName = c.FamilyName
+	}
+	if gs, ok := c.Claims[o.opts.GroupsClaim].([]any); ok {
+		id.Groups = make([]string, 0, len(gs))
+		for _, g := range gs {
+			if s, ok := g.(string); ok {
+				id.Groups = append(id.Groups, s)
+			}
+		}
+	}
+	if !strings.Contains(id.Email, "@") {
+		return id, fmt.Errorf("no email address in the ID token (claim %q); request the email scope", o.opts.EmailClaim)
+	}
+	return id, nil
+}
