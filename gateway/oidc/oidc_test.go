@@ -205,3 +205,14 @@ func TestIssuerDown(t *testing.T) {
 		t.Fatalf("issuer down: %d %v", resp.StatusCode, e.out.failures)
 	}
 }
+
+// TestIssuerMustMatchExactly: an issuer configured with a trailing slash
+// (or any spelling other than the one the OP announces) is not trusted:
+// sign-in stays unavailable rather than accepting another issuer's tokens.
+func TestIssuerMustMatchExactly(t *testing.T) {
+	real := start(t, "")
+	e := start(t, real.op.Issuer+"/")
+	if resp := get(t, browser(), e.url+"/gatehouse/oidc/login"); resp.StatusCode != http.StatusServiceUnavailable || e.out.lastFailure() != "idp_unavailable" {
+		t.Fatalf("issuer spelled differently: %d %v", resp.StatusCode, e.out.failures)
+	}
+}
