@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-id/gatehouse/conformance/oidcoptest"
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway/app"
+	"github.com/gatehouse-id/gatehouse/gateway/demo"
 )
 
 // syncBuffer is a bytes.Buffer safe for the demo's writer and the test.
@@ -37,12 +39,18 @@ func (s *syncBuffer) String() string {
 // printed URL, sign in at the embedded IdP as grace, and see the sample
 // app greet her with the identity the gateway forwarded.
 func TestDemoJourney(t *testing.T) {
+	for _, sso := range []string{"saml", "oidc"} {
+		t.Run(sso, func(t *testing.T) { testDemoJourney(t, sso) })
+	}
+}
+
+func testDemoJourney(t *testing.T, sso string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Demo(ctx, "", []string{"GATEHOUSE_LISTEN=127.0.0.1:0", "GATEHOUSE_OPS_LISTEN=127.0.0.1:0",
-			"GATEHOUSE_DATA_DIR=" + t.TempDir(), "GATEHOUSE_STORE_FSYNC=false"}, "jit", out, io.Discard)
+			"GATEHOUSE_DATA_DIR=" + t.TempDir(), "GATEHOUSE_STORE_FSYNC=false"}, "jit", sso, out, io.Discard)
 	}()
 	defer func() {
 		cancel()
@@ -67,9 +75,22 @@ func TestDemoJourney(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	browser := samlidptest.Browser(nil)
-	acs, form := samlidptest.SignInAs(t, browser, url+"welcome", "grace", "demo")
-	resp, err := browser.PostForm(acs, form)
+	var resp *http.Response
+	var err error
+	if sso == "saml" {
+		browser := samlidptest.Browser(nil)
+		acs, form := samlidptest.SignInAs(t, browser, url+"welcome", "grace", "demo")
+		resp, err = browser.PostForm(acs, form)
+	} else {
+		issuer := regexp.MustCompile(`demo OIDC IdP, (\S+)\)`).FindStringSubmatch(out.String())
+		if issuer == nil {
+			t.Fatalf("no OP URL printed:\n%s", out.String())
+		}
+		browser := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
+		back := (&oidcoptest.OP{OP: &demo.OP{Issuer: issuer[1]}}).SignInAs(t, browser, url+"welcome", "grace", "demo")
+		browser.CheckRedirect = nil
+		resp, err = browser.Get(back.String())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

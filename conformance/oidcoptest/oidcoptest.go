@@ -1,83 +1,32 @@
-// Package oidcoptest runs a real OpenID provider (zitadel/oidc's example
-// OP on its op package) on 127.0.0.1 for tests, with one user and one
-// client, and signs a browser in through its login form. Test code only.
+// Package oidcoptest runs a real OpenID provider (the demo's: zitadel/oidc's
+// example OP on its op package) on 127.0.0.1 for tests, with one person
+// and one client, and signs a browser in through its login form. Test
+// code only.
 package oidcoptest
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
+	"github.com/gatehouse-id/gatehouse/gateway/demo"
 )
 
-// The example storage's user and the client registered here.
+// The person and the client the OP knows.
 const (
-	User         = "test-user@127.0.0.1"
-	Password     = "verysecure"
+	User         = "ada"
+	Password     = "correct horse"
+	Email        = "ada@example.com"
 	ClientID     = "gatehouse"
 	ClientSecret = "s3cret"
 )
 
-// OP is a running OpenID provider.
+// OP is a running OpenID provider: the demo's.
 type OP struct {
-	Issuer  string
-	storage *claimsStorage
-}
-
-// claimsStorage puts the userinfo claims (email, names) and a groups
-// claim into the ID token, as Okta does with the groups claim configured,
-// and can make tokens that are already expired.
-type claimsStorage struct {
-	*storage.Storage
-	mu       sync.Mutex
-	groups   []string
-	lifetime time.Duration
-}
-
-type claimsClient struct {
-	op.Client
-	lifetime time.Duration
-}
-
-func (claimsClient) IDTokenUserinfoClaimsAssertion() bool { return true }
-
-func (c claimsClient) IDTokenLifetime() time.Duration {
-	if c.lifetime != 0 {
-		return c.lifetime
-	}
-	return c.Client.IDTokenLifetime()
-}
-
-func (s *claimsStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := s.Storage.GetClientByClientID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return claimsClient{Client: c, lifetime: s.lifetime}, nil
-}
-
-func (s *claimsStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	if err := s.Storage.SetUserinfoFromRequest(ctx, ui, req, scopes); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.groups != nil {
-		ui.AppendClaims("groups", s.groups)
-	}
-	return nil
+	*demo.OP
 }
 
 // Start runs an OP trusting redirectURI for the client.
@@ -87,24 +36,13 @@ func Start(t testing.TB, redirectURI string) *OP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := "http://" + ln.Addr().String()
-	st := &claimsStorage{Storage: storage.NewStorageWithClients(storage.NewUserStore(issuer),
-		map[string]*storage.Client{ClientID: storage.WebClient(ClientID, ClientSecret, redirectURI)}),
-		groups: []string{"engineering", "admins"}}
-	srv := &http.Server{Handler: exampleop.SetupServer(issuer, st, nil, false), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return &OP{Issuer: issuer, storage: st}
-}
-
-// ExpireTokens makes the next ID tokens expired on issue (or not).
-func (o *OP) ExpireTokens(expired bool) {
-	o.storage.mu.Lock()
-	defer o.storage.mu.Unlock()
-	o.storage.lifetime = 0
-	if expired {
-		o.storage.lifetime = -time.Minute
+	o, err := demo.StartOP(demo.OPOptions{Listener: ln, ClientID: ClientID, ClientSecret: ClientSecret, RedirectURI: redirectURI,
+		People: []demo.Person{{Login: User, Password: Password, Email: Email, FirstName: "Ada", LastName: "Lovelace", Groups: []string{"engineering", "admins"}}}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { o.Close() })
+	return &OP{o}
 }
 
 var loginID = regexp.MustCompile(`name="id" value="([^"]+)"`)
@@ -112,6 +50,12 @@ var loginID = regexp.MustCompile(`name="id" value="([^"]+)"`)
 // SignIn follows loginURL to the OP's form, signs in and returns the
 // OP's redirect back to the relying party (not followed).
 func (o *OP) SignIn(t testing.TB, c *http.Client, loginURL string) *url.URL {
+	t.Helper()
+	return o.SignInAs(t, c, loginURL, User, Password)
+}
+
+// SignInAs is SignIn as another person.
+func (o *OP) SignInAs(t testing.TB, c *http.Client, loginURL, user, password string) *url.URL {
 	t.Helper()
 	resp, err := c.Get(loginURL)
 	if err != nil {
@@ -123,7 +67,7 @@ func (o *OP) SignIn(t testing.TB, c *http.Client, loginURL string) *url.URL {
 	if m == nil {
 		t.Fatalf("no OP login form at %s (%d): %.300s", resp.Request.URL, resp.StatusCode, body)
 	}
-	resp, err = c.PostForm(o.Issuer+"/login/username", url.Values{"id": {string(m[1])}, "username": {User}, "password": {Password}})
+	resp, err = c.PostForm(o.Issuer+"/login/username", url.Values{"id": {string(m[1])}, "username": {user}, "password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -240,15 +240,16 @@ func envHelp() string {
 }
 
 func demoCommand(run func(func(context.Context) error) func(*cobra.Command, []string) error, configPath *string, environ []string, stdout, stderr io.Writer) *cobra.Command {
-	var method string
+	var method, sso string
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the gateway with an embedded Okta-like SAML IdP and a sample app (data in ./gatehouse-demo)",
+		Short: "Run the gateway with an embedded Okta-like IdP (SAML or OIDC) and a sample app (data in ./gatehouse-demo)",
 		Args:  cobra.NoArgs,
 		RunE: run(func(ctx context.Context) error {
-			return Demo(ctx, *configPath, environ, method, stdout, stderr)
+			return Demo(ctx, *configPath, environ, method, sso, stdout, stderr)
 		}),
 	}
 	cmd.Flags().StringVar(&method, "method", "jit", "provisioning method: jit (created at first sign-in) or scim (prints a SCIM token)")
+	cmd.Flags().StringVar(&sso, "sso", "saml", "sign-in protocol of the embedded IdP: saml or oidc")
 	return cmd
 }

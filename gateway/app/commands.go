@@ -76,7 +76,7 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 // printed; sign-in then needs the person provisioned first). Data lives
 // in ./gatehouse-demo; settings from the environment or --config still
 // apply.
-func Demo(ctx context.Context, configPath string, environ []string, method string, stdout, logOut io.Writer) error {
+func Demo(ctx context.Context, configPath string, environ []string, method, sso string, stdout, logOut io.Writer) error {
 	if method != "jit" && method != "scim" {
 		return fmt.Errorf("demo: --method must be jit or scim, not %q", method)
 	}
@@ -84,16 +84,48 @@ func Demo(ctx context.Context, configPath string, environ []string, method strin
 	if _, err := rand.Read(token); err != nil {
 		return err
 	}
+	if sso != "saml" && sso != "oidc" {
+		return fmt.Errorf("demo: --sso must be saml or oidc, not %q", sso)
+	}
 	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("demo idp: %w", err)
 	}
-	idp, err := demo.StartIdP(demo.IdPOptions{Listener: idpLn, People: demo.People})
-	if err != nil {
-		idpLn.Close()
-		return err
+	idpURL := "http://" + idpLn.Addr().String()
+	var ssoEnv []string
+	var trust func(a *App, cfg *config.Config) error
+	switch sso {
+	case "saml":
+		idp, err := demo.StartIdP(demo.IdPOptions{Listener: idpLn, People: demo.People})
+		if err != nil {
+			idpLn.Close()
+			return err
+		}
+		defer idp.Close()
+		ssoEnv = []string{"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_URL=" + idp.URL + "/metadata"}
+		trust = func(a *App, cfg *config.Config) error {
+			return idp.Trust("gatehouse", a.publicURL+cfg.PathPrefix+"/saml/metadata")
+		}
+	case "oidc":
+		secret := make([]byte, 24)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
+		clientSecret := base64.RawURLEncoding.EncodeToString(secret)
+		ssoEnv = []string{"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER=" + idpURL,
+			"GATEHOUSE_SSO_OIDC_CLIENT_ID=gatehouse-demo", "GATEHOUSE_SSO_OIDC_CLIENT_SECRET=" + clientSecret}
+		// The OP starts once the gateway's callback URL is known; until
+		// then its port is held, and a sign-in waits for it.
+		trust = func(a *App, cfg *config.Config) error {
+			op, err := demo.StartOP(demo.OPOptions{Listener: idpLn, People: demo.People, ClientID: "gatehouse-demo",
+				ClientSecret: clientSecret, RedirectURI: a.publicURL + cfg.PathPrefix + "/oidc/callback"})
+			if err != nil {
+				return err
+			}
+			go func() { <-ctx.Done(); op.Close() }()
+			return nil
+		}
 	}
-	defer idp.Close()
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("demo app: %w", err)
@@ -107,8 +139,6 @@ func Demo(ctx context.Context, configPath string, environ []string, method strin
 		}
 	}
 	defaults := []string{
-		"GATEHOUSE_SSO_PROTOCOL=saml",
-		"GATEHOUSE_SSO_SAML_IDP_METADATA_URL=" + idp.URL + "/metadata",
 		"GATEHOUSE_PROVISIONING_METHOD=" + method,
 		"GATEHOUSE_SCIM_TOKEN=" + base64.RawURLEncoding.EncodeToString(token),
 		"GATEHOUSE_DATA_DIR=" + filepath.Join(".", "gatehouse-demo"),
@@ -117,6 +147,7 @@ func Demo(ctx context.Context, configPath string, environ []string, method strin
 		"GATEHOUSE_UPSTREAM_URL=http://" + appLn.Addr().String(),
 		"GATEHOUSE_LOG_FORMAT=text",
 	}
+	defaults = append(defaults, ssoEnv...)
 	env := append(overridable(defaults, environ), environ...)
 	env = append(env, "GATEHOUSE_LISTEN="+listen)
 	cfg, err := config.Load(configPath, env)
@@ -135,7 +166,7 @@ func Demo(ctx context.Context, configPath string, environ []string, method strin
 		a.store.Close()
 		return err
 	}
-	if err := idp.Trust("gatehouse", a.publicURL+cfg.PathPrefix+"/saml/metadata"); err != nil {
+	if err := trust(a, cfg); err != nil {
 		_ = a.Shutdown(context.Background())
 		return err
 	}
@@ -143,11 +174,11 @@ func Demo(ctx context.Context, configPath string, environ []string, method strin
 Gatehouse demo is running.
 
   Open in a browser : %s/
-  Sign in as        : ada or grace, password demo (at the demo IdP, %s)
+  Sign in as        : ada or grace, password demo (at the demo %s)
   Provisioning      : %s
   metrics           : http://%s/metrics
   data              : %s
-`, a.publicURL, idp.URL, methodLine(method), a.OpsAddr(), cfg.DataDir)
+`, a.publicURL, strings.ToUpper(sso)+" IdP, "+idpURL, methodLine(method), a.OpsAddr(), cfg.DataDir)
 	if method == "scim" {
 		base := a.SCIMBaseURL()
 		fmt.Fprintf(stdout, `  SCIM base URL     : %s
