@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,94 @@ func TestSAMLJITLogin(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestSAMLWithSCIM: under SCIM provisioning, only someone Okta pushed can
+// sign in; when Okta deactivates them by SCIM, their session ends at once
+// (the next page is a redirect to sign in, nothing reaches the app) and
+// signing in again is refused.
+func TestSAMLWithSCIM(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	var mu sync.Mutex
+	reached := 0
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+		_, _ = io.WriteString(w, "app")
+	}))
+	defer upstream.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	mdFile := filepath.Join(t.TempDir(), "idp.xml")
+	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
+		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile,
+		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)
+	root := "http://" + addr
+	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	signIn := func(b *http.Client) *http.Response {
+		t.Helper()
+		acs, form := samlidptest.SignIn(t, b, root+"/home")
+		resp, err := b.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// Not pushed yet: refused, nothing created.
+	if resp := signIn(samlidptest.Browser(nil)); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in before SCIM pushed the user: %d", resp.StatusCode)
+	}
+	// Okta pushes Ada; she signs in.
+	id := g.call("POST", "/Users", oktaUser(samlidptest.Email, "Ada", "Lovelace")).must(t, 201).str("id")
+	browser := samlidptest.Browser(nil)
+	if resp := signIn(browser); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in after the push: %d", resp.StatusCode)
+	}
+	rootURL, _ := url.Parse(root)
+	cookies := browser.Jar.Cookies(rootURL)
+	page := func() int {
+		req, _ := http.NewRequest("GET", root+"/home", nil)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if page() != http.StatusOK {
+		t.Fatal("the session does not reach the app")
+	}
+	// Okta deactivates her: the session ends at once.
+	g.call("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}`).must(t, 200)
+	mu.Lock()
+	before := reached
+	mu.Unlock()
+	if got := page(); got != http.StatusFound {
+		t.Fatalf("after the SCIM deactivation: %d", got)
+	}
+	mu.Lock()
+	after := reached
+	mu.Unlock()
+	if after != before {
+		t.Fatal("a deactivated user's request reached the app")
+	}
+	// And she cannot sign in again.
+	if resp := signIn(samlidptest.Browser(nil)); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sign-in when deactivated: %d", resp.StatusCode)
 	}
 }
