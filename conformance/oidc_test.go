@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/conformance/oidcoptest"
@@ -51,5 +52,22 @@ func TestOIDCJITLogin(t *testing.T) {
 	}
 	if want := "hello " + us[0].UserName + " in admins,engineering"; string(body) != want {
 		t.Fatalf("app page %q, want %q", body, want)
+	}
+
+	// An email the OP has not verified never signs in, nor creates anyone.
+	other := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
+	back = op.SignInAs(t, other, root+"/dashboard", "eve", "eve pass")
+	other.CheckRedirect = nil
+	resp, err = other.Get(back.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "not verified") {
+		t.Fatalf("unverified email: %d %s", resp.StatusCode, body)
+	}
+	if us, _, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 10); len(us) != 1 {
+		t.Fatalf("%d users after an unverified sign-in", len(us))
 	}
 }

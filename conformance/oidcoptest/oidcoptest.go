@@ -37,7 +37,8 @@ func Start(t testing.TB, redirectURI string) *OP {
 		t.Fatal(err)
 	}
 	o, err := demo.StartOP(demo.OPOptions{Listener: ln, ClientID: ClientID, ClientSecret: ClientSecret, RedirectURI: redirectURI,
-		People: []demo.Person{{Login: User, Password: Password, Email: Email, FirstName: "Ada", LastName: "Lovelace", Groups: []string{"engineering", "admins"}}}})
+		People: []demo.Person{{Login: User, Password: Password, Email: Email, FirstName: "Ada", LastName: "Lovelace", Groups: []string{"engineering", "admins"}},
+			{Login: "eve", Password: "eve pass", Email: "eve@example.com", FirstName: "Eve", EmailUnverified: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}

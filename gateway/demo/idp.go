@@ -31,6 +31,8 @@ import (
 type Person struct {
 	Login, Password, Email, FirstName, LastName string
 	Groups                                      []string
+	// EmailUnverified makes the OIDC provider say email_verified=false.
+	EmailUnverified bool
 }
 
 // People are the demo IdP's users.

@@ -40,7 +40,7 @@ func StartOP(opts OPOptions) (*OP, error) {
 	people := peopleStore{byID: map[string]*storage.User{}, byName: map[string]*storage.User{}, groups: map[string][]string{}}
 	for _, p := range opts.People {
 		u := &storage.User{ID: p.Login, Username: p.Login, Password: p.Password, FirstName: p.FirstName, LastName: p.LastName,
-			Email: p.Email, EmailVerified: true, PreferredLanguage: language.English}
+			Email: p.Email, EmailVerified: !p.EmailUnverified, PreferredLanguage: language.English}
 		people.byID[u.ID], people.byName[strings.ToLower(u.Username)], people.groups[u.ID] = u, u, p.Groups
 	}
 	st := &opStorage{Storage: storage.NewStorageWithClients(people,
