@@ -3,7 +3,6 @@ package conformance
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,12 +21,7 @@ func TestOIDCJITLogin(t *testing.T) {
 		_, _ = io.WriteString(w, "hello "+r.Header.Get("X-Gatehouse-Email")+" in "+r.Header.Get("X-Gatehouse-Groups"))
 	}))
 	defer upstream.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	root := "http://" + addr
 	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
 	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,

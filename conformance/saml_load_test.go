@@ -2,11 +2,10 @@ package conformance
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,21 +29,9 @@ func TestSAMLLoginLoad(t *testing.T) {
 	}
 	logins := envInt("GHTEST_LOAD_LOGINS", 4000)
 	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	mdFile := filepath.Join(t.TempDir(), "idp.xml")
-	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startGateway(t, t.TempDir(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
-		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile,
-		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_STORE_FSYNC="+envOr("GHTEST_LOAD_FSYNC", "true"), "GATEHOUSE_LOG_LEVEL=warn")
-	root := "http://" + addr
-	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
+	_, root := startSAMLGateway(t, idp, t.TempDir(), "GATEHOUSE_PROVISIONING_METHOD=jit",
+		"GATEHOUSE_STORE_FSYNC="+envOr("GHTEST_LOAD_FSYNC", "true"), "GATEHOUSE_LOG_LEVEL=warn")
+	addr := strings.TrimPrefix(root, "http://")
 
 	// One IdP session, shared by every browser.
 	signedIn := samlidptest.Browser(nil)

@@ -3,7 +3,6 @@ package conformance
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -39,26 +38,11 @@ func TestSAMLJITLogin(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	// The IdP must know the gateway's public URL before it starts.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	mdFile := filepath.Join(t.TempDir(), "idp.xml")
-	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := startGateway(t, "",
-		"GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
-		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile,
+	g, root := startSAMLGateway(t, idp, "",
 		"GATEHOUSE_SSO_SAML_FIRST_NAME_ATTRIBUTE=givenName", "GATEHOUSE_SSO_SAML_LAST_NAME_ATTRIBUTE=sn",
 		"GATEHOUSE_SSO_SAML_GROUPS_ATTRIBUTE=eduPersonAffiliation",
 		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_PROVISIONING_ALLOWED_DOMAINS=example.com",
 		"GATEHOUSE_UPSTREAM_URL="+upstream.URL)
-	root := "http://" + addr
-	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
 
 	users := func() []*gateway.User {
 		t.Helper()
@@ -173,21 +157,7 @@ func TestSAMLWithSCIM(t *testing.T) {
 		_, _ = io.WriteString(w, "app")
 	}))
 	defer upstream.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	mdFile := filepath.Join(t.TempDir(), "idp.xml")
-	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
-		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile,
-		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)
-	root := "http://" + addr
-	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	signIn := func(b *http.Client) *http.Response {
@@ -245,4 +215,21 @@ func TestSAMLWithSCIM(t *testing.T) {
 	if resp := signIn(samlidptest.Browser(nil)); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("sign-in when deactivated: %d", resp.StatusCode)
 	}
+}
+
+// startSAMLGateway starts a gateway signing in with idp (its metadata
+// from a file) and registers it at the IdP; it returns the gateway and
+// its root URL.
+func startSAMLGateway(t *testing.T, idp *samlidptest.IdP, dataDir string, env ...string) (*gatewayUnderTest, string) {
+	t.Helper()
+	addr := freeAddr(t)
+	mdFile := filepath.Join(t.TempDir(), "idp.xml")
+	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, dataDir, append([]string{"GATEHOUSE_LISTEN=" + addr, "GATEHOUSE_PUBLIC_URL=http://" + addr,
+		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE=" + mdFile}, env...)...)
+	root := "http://" + addr
+	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
+	return g, root
 }
