@@ -8,7 +8,6 @@ package oidc
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,8 +56,10 @@ type RP struct {
 }
 
 const (
-	requestNS      = "oidc-request"
-	stateCookie    = "gatehouse_oidc_state"
+	requestNS = "oidc-request"
+	// stateCookie prefixes one cookie per sign-in in flight, named after
+	// its state, so that several tabs signing in at once each complete.
+	stateCookie    = "gatehouse_oidc_state_"
 	requestTimeout = 10 * time.Minute
 )
 
@@ -151,21 +152,27 @@ func (o *RP) login(w http.ResponseWriter, r *http.Request) {
 		o.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: state, Path: o.opts.PathPrefix + "/oidc", MaxAge: int(requestTimeout.Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: stateCookie + state, Value: "1", Path: o.opts.PathPrefix + "/oidc", MaxAge: int(requestTimeout.Seconds()),
 		HttpOnly: true, Secure: o.secure(), SameSite: http.SameSiteLaxMode}) // the IdP's redirect back is a top-level GET
 	to := rp.AuthURL(state, relying, rp.WithCodeChallenge(zoidc.NewSHACodeChallenge(p.Verifier)),
 		rp.AuthURLOpt(rp.WithURLParam("nonce", p.Nonce)))
 	http.Redirect(w, r, to, http.StatusFound)
 }
 
-var errorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
+var (
+	errorCode  = regexp.MustCompile(`^[a-z_]{1,64}$`)
+	validState = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`) // what oauth2.GenerateVerifier makes
+)
 
 func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	http.SetCookie(w, &http.Cookie{Name: stateCookie, Path: o.opts.PathPrefix + "/oidc", MaxAge: -1, HttpOnly: true, Secure: o.secure()})
 	state := q.Get("state")
-	c, err := r.Cookie(stateCookie)
-	if state == "" || err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+	if !validState.MatchString(state) {
+		o.refuse(w, r, "invalid_state", errors.New("the answer carries no state of ours"))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: stateCookie + state, Path: o.opts.PathPrefix + "/oidc", MaxAge: -1, HttpOnly: true, Secure: o.secure()})
+	if c, err := r.Cookie(stateCookie + state); err != nil || c.Value != "1" {
 		o.refuse(w, r, "invalid_state", errors.New("the answer does not belong to a sign-in started in this browser"))
 		return
 	}

@@ -216,3 +216,19 @@ func TestIssuerMustMatchExactly(t *testing.T) {
 		t.Fatalf("issuer spelled differently: %d %v", resp.StatusCode, e.out.failures)
 	}
 }
+
+// TestTwoTabs: two sign-ins started in one browser both complete.
+func TestTwoTabs(t *testing.T) {
+	e := start(t, "")
+	c := browser()
+	first := e.op.SignIn(t, c, e.url+"/gatehouse/oidc/login?return=%2Freports")
+	second := e.op.SignIn(t, c, e.url+"/gatehouse/oidc/login?return=%2F")
+	for _, tab := range []struct {
+		back *url.URL
+		want string
+	}{{second, "/"}, {first, "/reports"}} {
+		if resp := get(t, c, tab.back.String()); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != tab.want {
+			t.Fatalf("tab %s: %d to %q (failures %v)", tab.want, resp.StatusCode, resp.Header.Get("Location"), e.out.failures)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -73,10 +72,14 @@ type provider struct {
 }
 
 const (
-	keyName        = "saml-sp"
-	requestNS      = "saml-request"
-	replayNS       = "saml-assertion"
-	requestCookie  = "gatehouse_saml_request"
+	keyName   = "saml-sp"
+	requestNS = "saml-request"
+	replayNS  = "saml-assertion"
+	// requestCookie prefixes one cookie per sign-in in flight (its name
+	// ends with the request id), so that several tabs signing in at once
+	// each find their own request.
+	requestCookie  = "gatehouse_saml_request_"
+	maxInFlight    = 8 // request cookies looked at; older ones expire
 	requestTimeout = 10 * time.Minute
 )
 
@@ -275,7 +278,7 @@ func (s *SP) login(w http.ResponseWriter, r *http.Request) {
 		s.opts.Fail(w, r, http.StatusInternalServerError, "internal", "The sign-in request could not be made.")
 		return
 	}
-	c := &http.Cookie{Name: requestCookie, Value: req.ID, Path: s.opts.PathPrefix + "/saml", MaxAge: int(requestTimeout.Seconds()),
+	c := &http.Cookie{Name: requestCookie + req.ID, Value: "1", Path: s.opts.PathPrefix + "/saml", MaxAge: int(requestTimeout.Seconds()),
 		HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode}
 	if s.secure() {
 		c.SameSite = http.SameSiteNoneMode // the IdP's POST back is cross-site
@@ -298,9 +301,10 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var possible []string
-	var requestID string
-	if c, err := r.Cookie(requestCookie); err == nil && c.Value != "" {
-		possible, requestID = []string{c.Value}, c.Value
+	for _, c := range r.Cookies() {
+		if id, ok := strings.CutPrefix(c.Name, requestCookie); ok && id != "" && len(possible) < maxInFlight {
+			possible = append(possible, id)
+		}
 	}
 	st := s.cur.Load()
 	if err := s.checkDocument(r.PostForm.Get("SAMLResponse")); err != nil {
@@ -337,7 +341,7 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 	}
 	ret := "/"
 	if inResponseTo := inResponseTo(assertion); inResponseTo != "" {
-		if subtle.ConstantTimeCompare([]byte(inResponseTo), []byte(requestID)) != 1 {
+		if !slices.Contains(possible, inResponseTo) {
 			s.refuse(w, r, "invalid_response", errors.New("the response answers a sign-in this browser did not start"))
 			return
 		}
@@ -356,7 +360,9 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		}
 		ret = SafeReturn(r.PostForm.Get("RelayState"))
 	}
-	http.SetCookie(w, &http.Cookie{Name: requestCookie, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
+	if irt := inResponseTo(assertion); irt != "" {
+		http.SetCookie(w, &http.Cookie{Name: requestCookie + irt, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
+	}
 	id, err := s.identity(assertion, st.idp)
 	if err != nil {
 		s.refuse(w, r, "no_email", err)

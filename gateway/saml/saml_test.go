@@ -460,3 +460,21 @@ func TestACSRefusesOtherBindingsAndEchoesNothing(t *testing.T) {
 		t.Fatalf("refusal page: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestTwoTabs: two sign-ins started in one browser (two tabs after the
+// session ended) both complete, each back to its own page.
+func TestTwoTabs(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	c := samlidptest.Browser(stopAtSP)
+	acs1, form1 := signIn(t, c, s, "/one")
+	acs2, form2 := signIn(t, c, s, "/two")
+	for _, tab := range []struct {
+		acs, want string
+		form      url.Values
+	}{{acs2, "/two", form2}, {acs1, "/one", form1}} {
+		if resp := post(t, c, tab.acs, tab.form); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != tab.want {
+			t.Fatalf("tab %s: %d to %q (failures %v)", tab.want, resp.StatusCode, resp.Header.Get("Location"), s.out.failures)
+		}
+	}
+}
