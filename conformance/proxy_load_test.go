@@ -6,12 +6,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
@@ -45,11 +50,63 @@ func TestProxyLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	cookie := w.Result().Cookies()[0]
-	gatewayURL := "http://" + g.app.MainAddr() + "/page"
+	measureProxy(t, "http://"+g.app.MainAddr()+"/page", upstream.URL+"/page", []*http.Cookie{cookie}, seconds)
+}
+
+// TestProxyLoadBinary is TestProxyLoad against the real binary (its own
+// heap, its own GC), signed in through a real SAML IdP; with
+// GHTEST_LOAD_PIN=1 the gateway runs on core 0:
+//
+//	GHTEST_LOAD=1 GHTEST_LOAD_PIN=1 taskset -c 1 go test ./conformance -run TestProxyLoadBinary -v
+func TestProxyLoadBinary(t *testing.T) {
+	if os.Getenv("GHTEST_LOAD") != "1" {
+		t.Skip("set GHTEST_LOAD=1 to run the load test")
+	}
+	seconds := time.Duration(envInt("GHTEST_LOAD_SECONDS", 5)) * time.Second
+	var wrapper []string
+	if os.Getenv("GHTEST_LOAD_PIN") == "1" {
+		wrapper = []string{"taskset", "-c", "0"}
+	}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer upstream.Close()
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	mdFile := filepath.Join(dir, "idp.xml")
+	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startBinaryWrapped(t, dir, wrapper, "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
+		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile, "GATEHOUSE_PROVISIONING_METHOD=jit",
+		"GATEHOUSE_UPSTREAM_URL="+upstream.URL, "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data")
+	root := "http://" + addr
+	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
+	browser := samlidptest.Browser(nil)
+	acs, form := samlidptest.SignIn(t, browser, root+"/page")
+	resp, err := browser.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	rootURL, _ := url.Parse(root)
+	measureProxy(t, root+"/page", upstream.URL+"/page", browser.Jar.Cookies(rootURL), seconds)
+}
+
+// measureProxy compares signed-in requests through the gateway with the
+// upstream alone: closed loop at 32 workers, then a steady 500 req/s.
+func measureProxy(t *testing.T, gatewayURL, upstreamURL string, cookies []*http.Cookie, seconds time.Duration) {
+	t.Helper()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
 	get := func(url string) error {
 		req, _ := http.NewRequest("GET", url, nil)
-		req.AddCookie(cookie)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			return err
@@ -64,11 +121,11 @@ func TestProxyLoad(t *testing.T) {
 	if err := get(gatewayURL); err != nil {
 		t.Fatalf("signed-in request through the gateway: %v", err)
 	}
-	for _, target := range []struct{ name, url string }{{"upstream alone", upstream.URL + "/page"}, {"through gateway", gatewayURL}} {
-		res := run(t, "c=32 "+target.name, 32, seconds, func(int) (bool, error) { return true, get(target.url) })
-		t.Log(res)
+	targets := []struct{ name, url string }{{"upstream alone", upstreamURL}, {"through gateway", gatewayURL}}
+	for _, target := range targets {
+		t.Log(run(t, "c=32 "+target.name, 32, seconds, func(int) (bool, error) { return true, get(target.url) }))
 	}
-	for _, target := range []struct{ name, url string }{{"upstream alone", upstream.URL + "/page"}, {"through gateway", gatewayURL}} {
+	for _, target := range targets {
 		t.Log(paced(t, "500/s "+target.name, 500, seconds, func() error { return get(target.url) }))
 	}
 }
