@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,8 +16,6 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
-	"github.com/gatehouse-id/gatehouse/gateway"
-	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // TestProxyLoad measures what the gateway adds in front of an app: a
@@ -39,17 +36,7 @@ func TestProxyLoad(t *testing.T) {
 	defer upstream.Close()
 	g := startGateway(t, t.TempDir(), "GATEHOUSE_UPSTREAM_URL="+upstream.URL, "GATEHOUSE_PUBLIC_URL=http://127.0.0.1",
 		"GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_STORE_FSYNC=true")
-	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: "user"})
-	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
-		&gateway.User{UserName: "ada@example.com", Active: true, Emails: []string{"ada@example.com"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := httptest.NewRecorder()
-	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), u.ID, "saml"); err != nil {
-		t.Fatal(err)
-	}
-	cookie := w.Result().Cookies()[0]
+	cookie := signedInCookie(t, g)
 	measureProxy(t, "http://"+g.app.MainAddr()+"/page", upstream.URL+"/page", []*http.Cookie{cookie}, seconds)
 }
 
@@ -78,7 +65,7 @@ func TestProxyLoadBinary(t *testing.T) {
 	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startBinaryWrapped(t, dir, wrapper, "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
+	p := startBinaryWrapped(t, dir, wrapper, "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
 		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile, "GATEHOUSE_PROVISIONING_METHOD=jit",
 		"GATEHOUSE_UPSTREAM_URL="+upstream.URL, "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data")
 	root := "http://" + addr
@@ -95,6 +82,8 @@ func TestProxyLoadBinary(t *testing.T) {
 	}
 	rootURL, _ := url.Parse(root)
 	measureProxy(t, root+"/page", upstream.URL+"/page", browser.Jar.Cookies(rootURL), seconds)
+	metrics := "http://" + p.opsAddr + "/metrics"
+	t.Logf("gateway RSS %.0f MiB, heap in use %.1f MiB", rssMiB(t, metrics), metricValue(t, metrics, "go_memstats_heap_inuse_bytes")/(1<<20))
 }
 
 // measureProxy compares signed-in requests through the gateway with the

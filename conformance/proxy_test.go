@@ -51,17 +51,7 @@ func TestProxyWiring(t *testing.T) {
 		t.Fatal("a request without a session reached the app")
 	}
 	// A session (as a sign-in will start it).
-	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: "user"})
-	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
-		&gateway.User{UserName: "ada@example.com", Active: true, Emails: []string{"ada@example.com"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := httptest.NewRecorder()
-	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), u.ID, "saml"); err != nil {
-		t.Fatal(err)
-	}
-	cookie := w.Result().Cookies()[0]
+	cookie := signedInCookie(t, g)
 	if cookie.Secure {
 		t.Fatal("an http public_url must not get a Secure cookie the browser would drop")
 	}
@@ -76,4 +66,21 @@ func TestProxyWiring(t *testing.T) {
 	if resp := get("/dashboard", cookie); resp.StatusCode != http.StatusFound {
 		t.Fatalf("after logout: %d", resp.StatusCode)
 	}
+}
+
+// signedInCookie makes a user the way a manager would and starts a
+// session for it, as a sign-in does; it returns the session cookie.
+func signedInCookie(t *testing.T, g *gatewayUnderTest) *http.Cookie {
+	t.Helper()
+	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: "user"})
+	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
+		&gateway.User{UserName: "ada@example.com", Active: true, Emails: []string{"ada@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), u.ID, "saml"); err != nil {
+		t.Fatal(err)
+	}
+	return w.Result().Cookies()[0]
 }

@@ -96,7 +96,7 @@ func Demo(ctx context.Context, configPath string, environ []string, method, sso 
 	var trust func(a *App, cfg *config.Config) error
 	switch sso {
 	case "saml":
-		idp, err := demo.StartIdP(demo.IdPOptions{Listener: idpLn, People: demo.People})
+		idp, err := demo.StartIdP(demo.IdPOptions{Listener: idpLn, People: demo.People()})
 		if err != nil {
 			idpLn.Close()
 			return err
@@ -117,7 +117,7 @@ func Demo(ctx context.Context, configPath string, environ []string, method, sso 
 		// The OP starts once the gateway's callback URL is known; until
 		// then its port is held, and a sign-in waits for it.
 		trust = func(a *App, cfg *config.Config) error {
-			op, err := demo.StartOP(demo.OPOptions{Listener: idpLn, People: demo.People, ClientID: "gatehouse-demo",
+			op, err := demo.StartOP(demo.OPOptions{Listener: idpLn, People: demo.People(), ClientID: "gatehouse-demo",
 				ClientSecret: clientSecret, RedirectURI: a.publicURL + cfg.PathPrefix + "/oidc/callback"})
 			if err != nil {
 				return err

@@ -71,19 +71,19 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		}
 		sp.Mount(mux)
 		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, prefix+"/saml/login?return="+url.QueryEscape(samlsp.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
+			http.Redirect(w, r, prefix+"/saml/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
 		})
 	case "oidc":
 		c := a.cfg.SSO.OIDC
 		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Tenant: gateway.DefaultTenant, PublicURL: a.publicURL,
 			PathPrefix: prefix, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
-			SafeReturn: samlsp.SafeReturn, Complete: a.completeSignIn, Fail: a.signInFailed("oidc"), Logger: a.log})
+			Complete: a.completeSignIn, Fail: a.signInFailed("oidc"), Logger: a.log})
 		if err != nil {
 			return err
 		}
 		relying.Mount(mux)
 		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, prefix+"/oidc/login?return="+url.QueryEscape(samlsp.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
+			http.Redirect(w, r, prefix+"/oidc/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
 		})
 	default:
 		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +101,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	}
 	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store,
 		Tenant: gateway.DefaultTenant, LoginURL: loginURL, Logger: a.log,
-		ObserveUpstream: func(_ int, elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
+		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))
 	return nil

@@ -35,10 +35,13 @@ type Person struct {
 	EmailUnverified bool
 }
 
-// People are the demo IdP's users.
-var People = []Person{
-	{Login: "ada", Password: "demo", Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Groups: []string{"Engineering", "Admins"}},
-	{Login: "grace", Password: "demo", Email: "grace@example.com", FirstName: "Grace", LastName: "Hopper", Groups: []string{"Engineering"}},
+// People are the demo's users (a fresh slice each call: nothing shared
+// is mutable).
+func People() []Person {
+	return []Person{
+		{Login: "ada", Password: "demo", Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", Groups: []string{"Engineering", "Admins"}},
+		{Login: "grace", Password: "demo", Email: "grace@example.com", FirstName: "Grace", LastName: "Hopper", Groups: []string{"Engineering"}},
+	}
 }
 
 // IdPOptions configures an IdP.

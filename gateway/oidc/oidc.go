@@ -23,6 +23,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 )
 
 // Options configures the relying party.
@@ -42,8 +43,6 @@ type Options struct {
 	// Fail shows a sign-in error page; reason is a fixed word.
 	Fail   func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
 	Logger *slog.Logger
-	// SafeReturn keeps the page to go back to on this site.
-	SafeReturn func(string) string
 }
 
 // RP is the relying party.
@@ -146,7 +145,7 @@ func (o *RP) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state, p := oauth2.GenerateVerifier(), pending{Verifier: oauth2.GenerateVerifier(), Nonce: oauth2.GenerateVerifier(),
-		Return: o.opts.SafeReturn(r.URL.Query().Get("return"))}
+		Return: httpx.SafeReturn(r.URL.Query().Get("return"))}
 	val, _ := json.Marshal(p)
 	if _, err := o.opts.Store.Ephemeral().PutIfAbsent(r.Context(), o.opts.Tenant, requestNS, state, val, time.Now().Add(requestTimeout)); err != nil {
 		o.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")

@@ -44,13 +44,6 @@ type env struct {
 	out *outcome
 }
 
-func safeReturn(p string) string {
-	if strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") {
-		return p
-	}
-	return "/"
-}
-
 // start runs an RP (its issuer from issuer, or the OP started here).
 func start(t *testing.T, issuer string) *env {
 	t.Helper()
@@ -67,7 +60,7 @@ func start(t *testing.T, issuer string) *env {
 		issuer = e.op.Issuer
 	}
 	rp, err := oidc.New(oidc.Options{Store: st, PublicURL: base, PathPrefix: "/gatehouse", Issuer: issuer,
-		ClientID: oidcoptest.ClientID, ClientSecret: oidcoptest.ClientSecret, SafeReturn: safeReturn,
+		ClientID: oidcoptest.ClientID, ClientSecret: oidcoptest.ClientSecret,
 		Complete: func(w http.ResponseWriter, r *http.Request, id gateway.Identity, ret string) {
 			e.out.mu.Lock()
 			e.out.completed = append(e.out.completed, id)

@@ -50,8 +50,8 @@ type Options struct {
 	LoginURL func(returnTo string) string
 	Logger   *slog.Logger
 	// ObserveUpstream, when set, is told how long the app took to answer
-	// (to its response headers) and with what status; 502 when it did not.
-	ObserveUpstream func(status int, elapsed time.Duration)
+	// (to its response headers, or to the failure).
+	ObserveUpstream func(elapsed time.Duration)
 }
 
 // Proxy serves the upstream behind the gateway's sessions.
@@ -101,12 +101,12 @@ type identityKey struct{}
 
 type startKey struct{}
 
-func (p *Proxy) observe(r *http.Request, status int) {
+func (p *Proxy) observe(r *http.Request) {
 	if p.opts.ObserveUpstream == nil {
 		return
 	}
 	if start, ok := r.Context().Value(startKey{}).(time.Time); ok {
-		p.opts.ObserveUpstream(status, time.Since(start))
+		p.opts.ObserveUpstream(time.Since(start))
 	}
 }
 
@@ -140,11 +140,11 @@ func New(opts Options) *Proxy {
 		},
 		FlushInterval: -1, // stream responses (server-sent events) as they come
 		ModifyResponse: func(resp *http.Response) error {
-			p.observe(resp.Request, resp.StatusCode)
+			p.observe(resp.Request)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.observe(r, http.StatusBadGateway)
+			p.observe(r)
 			opts.Logger.WarnContext(r.Context(), "proxy: upstream failed", "error", err)
 			http.Error(w, "The application is not answering; try again shortly.", http.StatusBadGateway)
 		},

@@ -31,6 +31,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 )
 
 // Options configures the service provider.
@@ -238,17 +239,6 @@ func (s *SP) metadata(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// SafeReturn accepts only a same-origin relative path to go back to.
-func SafeReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
-		return "/"
-	}
-	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" {
-		return "/"
-	}
-	return p
-}
-
 // pending is a sign-in request in flight.
 type pending struct {
 	Return string `json:"return"`
@@ -260,7 +250,7 @@ func (s *SP) secure() bool { return strings.HasPrefix(s.opts.PublicURL, "https:/
 // (single use, ten minutes) and bound to this browser by a cookie, so the
 // response must answer this browser's own request.
 func (s *SP) login(w http.ResponseWriter, r *http.Request) {
-	ret := SafeReturn(r.URL.Query().Get("return"))
+	ret := httpx.SafeReturn(r.URL.Query().Get("return"))
 	st := s.cur.Load()
 	req, err := st.sp.MakeAuthenticationRequest(st.sp.GetSSOBindingLocation(crewsaml.HTTPRedirectBinding), crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding)
 	if err != nil {
@@ -352,13 +342,13 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		}
 		var p pending
 		_ = json.Unmarshal(val, &p)
-		ret = SafeReturn(p.Return)
+		ret = httpx.SafeReturn(p.Return)
 	} else {
 		if !s.opts.AllowIDPInitiated {
 			s.refuse(w, r, "invalid_response", errors.New("an unsolicited response and sso.saml.allow_idp_initiated is off"))
 			return
 		}
-		ret = SafeReturn(r.PostForm.Get("RelayState"))
+		ret = httpx.SafeReturn(r.PostForm.Get("RelayState"))
 	}
 	if irt := inResponseTo(assertion); irt != "" {
 		http.SetCookie(w, &http.Cookie{Name: requestCookie + irt, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})

@@ -305,23 +305,6 @@ func TestOpenRedirect(t *testing.T) {
 	}
 }
 
-func TestSafeReturn(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                  "/",
-		"/app?x=1":          "/app?x=1",
-		"//evil.example/":   "/",
-		"https://evil/":     "/",
-		"/\\evil.example":   "/",
-		"javascript:alert":  "/",
-		"/ok\r\nSet-Cookie": "/",
-		"relative":          "/",
-	} {
-		if got := saml.SafeReturn(in); got != want {
-			t.Errorf("SafeReturn(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestKeySurvivesRestart: the SP's certificate, which the IdP holds, is
 // generated once and kept.
 func TestKeySurvivesRestart(t *testing.T) {
