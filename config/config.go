@@ -39,6 +39,7 @@ type Config struct {
 	Events       Events       `yaml:"events"`
 	Upstream     Upstream     `yaml:"upstream"`
 	Session      Session      `yaml:"session"`
+	Admin        Admin        `yaml:"admin"`
 	Adapters     Adapters     `yaml:"adapters" doc:"downstream adapters events are delivered to, a list of {id, type, config} (YAML, or JSON in the variable); none: the built-in directory alone"`
 
 	// Warnings are things Load noticed that do not stop the gateway, such
@@ -105,13 +106,46 @@ type SSOOIDC struct {
 
 // Provisioning configures how users come to exist.
 type Provisioning struct {
-	Method      string `yaml:"method" doc:"manual, self_service, scim or jit: exactly one is active; scim and jit need SSO"`
-	DefaultPool string `yaml:"default_pool" doc:"pool new users are put in"`
-	DefaultRole string `yaml:"default_role" doc:"role new users get"`
-	EmailDomain string `yaml:"email_domain" doc:"organization email domain a self-service link is bound to"`
+	Method      string   `yaml:"method" doc:"manual, self_service, scim or jit: exactly one is active; scim needs SSO, jit needs saml or oidc"`
+	DefaultPool string   `yaml:"default_pool" doc:"pool new users are put in (created when missing)"`
+	DefaultRole string   `yaml:"default_role" doc:"role new users get"`
+	Roles       []string `yaml:"roles" doc:"roles a user may hold (comma-separated in the variable); must include manager"`
+	// EmailDomain is one domain or a list.
+	EmailDomain StringList `yaml:"email_domain" doc:"organization email domains a self-service link accepts (one, or a list; comma-separated in the variable)"`
 	// AllowedDomains limits SSO sign-in (and JIT creation) to these email
 	// domains; empty: any domain the IdP vouches for.
-	AllowedDomains []string `yaml:"allowed_domains" doc:"email domains allowed to sign in by SSO (comma-separated in the variable); empty: any"`
+	AllowedDomains    []string          `yaml:"allowed_domains" doc:"email domains allowed to sign in by SSO (comma-separated in the variable); empty: any"`
+	GroupPools        map[string]string `yaml:"group_pools" doc:"IdP group name → pool id, applied to JIT users at sign-in while group_pools_enabled (Group A=pool-a,Group B=pool-b in the variable)"`
+	GroupPoolsEnabled bool              `yaml:"group_pools_enabled" doc:"apply group_pools at sign-in"`
+}
+
+// Admin configures the admin API and who may use it first.
+type Admin struct {
+	Token             Secret   `yaml:"token" doc:"bootstrap admin API token, sent as Authorization: Bearer (secret; env:NAME and file:PATH allowed)"`
+	BootstrapManagers []string `yaml:"bootstrap_managers" doc:"emails that get the manager role when they sign in, so a fresh deployment is never locked out (comma-separated in the variable)"`
+	IdentitySource    string   `yaml:"identity_source" doc:"which wins for sso and provisioning.{method,…} at start-up: store (the file seeds the store on first start, then the admin API changes it) or file (the file wins at every start; the admin API may not change it)"`
+	SCIMTokenGrace    Duration `yaml:"scim_token_grace" doc:"how long the previous SCIM token stays valid after a rotation"`
+}
+
+// StringList is a list that YAML may also give as one scalar.
+type StringList []string
+
+// UnmarshalYAML accepts "example.com" as well as [example.com, example.org].
+func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if n.Value == "" {
+			*l = nil
+		} else {
+			*l = StringList{n.Value}
+		}
+		return nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return err
+	}
+	*l = list
+	return nil
 }
 
 // Store configures the bbolt store.
@@ -215,7 +249,8 @@ func Default() *Config {
 		Log:          Log{Level: "info", Format: "json"},
 		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000},
 		SSO:          SSO{Protocol: "none", SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
-		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user"},
+		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
+		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour)},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
 		// Retries stay frequent (every 1-2 s once backed off) so that a
 		// downstream back from an outage is caught up within seconds, and
@@ -255,6 +290,7 @@ func Load(path string, environ []string) (*Config, error) {
 	cfg.SCIM.Token.Resolve(lookup, os.ReadFile)
 	cfg.SSO.OIDC.ClientSecret.Resolve(lookup, os.ReadFile)
 	cfg.Events.Token.Resolve(lookup, os.ReadFile)
+	cfg.Admin.Token.Resolve(lookup, os.ReadFile)
 	return cfg, nil
 }
 
@@ -343,49 +379,32 @@ func (c *Config) Validate() []Problem {
 	if c.Events.MaxWait <= 0 || c.Events.MaxWait > Duration(50*time.Second) {
 		add("events.max_wait", "must be between 1s and 50s (the listener's write timeout is 60s)")
 	}
-	oneOf("sso.protocol", c.SSO.Protocol, "none", "saml", "oidc", "external")
-	switch c.SSO.Protocol {
-	case "saml":
-		if (c.SSO.SAML.IDPMetadataURL == "") == (c.SSO.SAML.IDPMetadataFile == "") {
-			add("sso.saml", "set exactly one of idp_metadata_url and idp_metadata_file")
-		}
-		if r := time.Duration(c.SSO.SAML.IDPMetadataRefresh); r != 0 && r < time.Minute {
-			add("sso.saml.idp_metadata_refresh", "must be 0 (never) or at least 1m")
-		}
-		if u := c.SSO.SAML.IDPMetadataURL; u != "" && !secureOrLoopback(u) {
-			add("sso.saml.idp_metadata_url", "%q must be an https URL (http only to a loopback host): the metadata holds the IdP's signing certificate", u)
-		}
-	case "oidc":
-		if c.SSO.OIDC.Issuer == "" {
-			add("sso.oidc.issuer", "is required when sso.protocol is \"oidc\"")
-		}
-		if c.SSO.OIDC.ClientID == "" {
-			add("sso.oidc.client_id", "is required when sso.protocol is \"oidc\"")
-		}
-	}
-	oneOf("provisioning.method", c.Provisioning.Method, "manual", "self_service", "scim", "jit")
-	if (c.Provisioning.Method == "scim" || c.Provisioning.Method == "jit") && c.SSO.Protocol == "none" {
-		add("provisioning.method", "%q requires single sign-on: set sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml, oidc or external", c.Provisioning.Method)
+	// The identity rules live with the settings they govern (the admin
+	// API enforces the same ones on every change).
+	for _, v := range c.IdentitySettings().Validate() {
+		add(v.Path, "%s", v.Message)
 	}
 	if c.Provisioning.Method == "scim" && !c.SCIM.Token.IsConfigured() {
-		add("scim.token", "is required when provisioning.method is \"scim\" (GATEHOUSE_SCIM_TOKEN)")
+		add("scim.token", "is required when provisioning.method is \"scim\" (GATEHOUSE_SCIM_TOKEN), until one is rotated through the admin API")
 	}
 	if v := c.SCIM.Token.Value(); v != "" && len(v) < minTokenLength {
 		add("scim.token", "is %d characters long; use at least %d random characters (e.g. openssl rand -base64 32)", len(v), minTokenLength)
 	}
-	if c.Provisioning.Method == "self_service" && c.Provisioning.EmailDomain == "" {
-		add("provisioning.email_domain", "is required when provisioning.method is \"self_service\"")
+	secretProblems("admin.token", c.Admin.Token, add)
+	if v := c.Admin.Token.Value(); v != "" && len(v) < minTokenLength {
+		add("admin.token", "is %d characters long; use at least %d random characters (e.g. openssl rand -base64 32)", len(v), minTokenLength)
 	}
-	for i, d := range c.Provisioning.AllowedDomains {
-		if d == "" || strings.ContainsAny(d, "@ /") || d != strings.ToLower(d) {
-			add(fmt.Sprintf("provisioning.allowed_domains[%d]", i), "%q must be a lower-case domain such as example.com", d)
+	if v := c.Admin.Token.Value(); v != "" && (v == c.SCIM.Token.Value() || v == c.Events.Token.Value()) {
+		add("admin.token", "must differ from scim.token and events.token")
+	}
+	oneOf("admin.identity_source", c.Admin.IdentitySource, "store", "file")
+	if c.Admin.SCIMTokenGrace < 0 {
+		add("admin.scim_token_grace", "must not be negative")
+	}
+	for i, m := range c.Admin.BootstrapManagers {
+		if at := strings.LastIndexByte(m, '@'); at <= 0 || at == len(m)-1 || strings.ContainsAny(m, " ,") {
+			add(fmt.Sprintf("admin.bootstrap_managers[%d]", i), "%q is not an email address", m)
 		}
-	}
-	if c.Provisioning.DefaultPool == "" {
-		add("provisioning.default_pool", "must not be empty")
-	}
-	if c.Provisioning.DefaultRole == "" {
-		add("provisioning.default_role", "must not be empty")
 	}
 	if c.Store.OpenTimeout <= 0 {
 		add("store.open_timeout", "must be a positive duration such as 5s")
@@ -424,18 +443,23 @@ func (c *Config) Validate() []Problem {
 	return ps
 }
 
-// SCIMEnabled says whether SCIM is served and, if not, which setting to
-// change; the sentence is shown to IdPs in a SCIM error body.
-func (c *Config) SCIMEnabled() (bool, string) {
-	switch {
-	case c.Provisioning.Method != "scim":
-		return false, fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; set provisioning.method (GATEHOUSE_PROVISIONING_METHOD) to \"scim\".", c.Provisioning.Method)
-	case c.SSO.Protocol == "none":
-		return false, "SCIM provisioning is disabled: it requires single sign-on; set sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml, oidc or external."
-	case !c.SCIM.Token.IsSet():
-		return false, "SCIM provisioning is disabled: no token is configured; set scim.token (GATEHOUSE_SCIM_TOKEN)."
+// IdentitySettings is the identity configuration the file describes
+// (what seeds the store, or wins over it with admin.identity_source: file).
+func (c *Config) IdentitySettings() gateway.IdentitySettings {
+	s, p := c.SSO, c.Provisioning
+	return gateway.IdentitySettings{
+		SSO: gateway.SSOSettings{
+			Protocol: s.Protocol,
+			SAML: gateway.SAMLSettings{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile,
+				IDPMetadataRefresh: gateway.Duration(s.SAML.IDPMetadataRefresh), AllowIDPInitiated: s.SAML.AllowIDPInitiated,
+				EmailAttribute: s.SAML.EmailAttribute, FirstNameAttribute: s.SAML.FirstNameAttribute,
+				LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
+			OIDC: gateway.OIDCSettings{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: s.OIDC.ClientSecret},
+		},
+		Provisioning: gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
+			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains,
+			GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled},
 	}
-	return true, ""
 }
 
 // Redacted renders the effective configuration as YAML, secrets hidden.
@@ -621,13 +645,19 @@ func setValue(v reflect.Value, s string) error {
 		}
 		*p = list
 	case *[]string:
-		var list []string
-		for _, part := range strings.Split(s, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				list = append(list, part)
+		*p = splitList(s)
+	case *StringList:
+		*p = splitList(s)
+	case *map[string]string:
+		m := map[string]string{}
+		for _, part := range splitList(s) {
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return fmt.Errorf("%q is not a list of name=value pairs (Group A=pool-a,Group B=pool-b)", s)
 			}
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}
-		*p = list
+		*p = m
 	case *Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -675,23 +705,13 @@ func validAdapterID(id string) bool {
 	return len(id) <= 64
 }
 
-// secureOrLoopback accepts https URLs, and http ones to a loopback host
-// (development, tests).
-func secureOrLoopback(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return false
+// splitList reads a comma-separated list, dropping empty parts.
+func splitList(s string) []string {
+	var list []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			list = append(list, part)
+		}
 	}
-	if u.Scheme == "https" {
-		return true
-	}
-	if u.Scheme != "http" {
-		return false
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return list
 }

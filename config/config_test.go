@@ -68,9 +68,6 @@ store:
 		cfg.Provisioning.DefaultRole != "viewer" || time.Duration(cfg.Store.OpenTimeout) != 2*time.Second {
 		t.Fatalf("loaded %+v", cfg)
 	}
-	if ok, reason := cfg.SCIMEnabled(); !ok {
-		t.Fatalf("SCIM not enabled: %s", reason)
-	}
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -160,27 +157,6 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, p := range cfg.Validate() {
 		if p.Path == "provisioning.method" && !strings.Contains(p.Message, "sso.protocol") {
 			t.Errorf("scim without SSO must name sso.protocol: %s", p)
-		}
-	}
-}
-
-func TestSCIMEnabledReasons(t *testing.T) {
-	cases := []struct {
-		env  []string
-		want string
-	}{
-		{[]string{"GATEHOUSE_PROVISIONING_METHOD=manual"}, "provisioning.method"},
-		{[]string{"GATEHOUSE_PROVISIONING_METHOD=scim"}, "sso.protocol"},
-		{[]string{"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_SSO_PROTOCOL=saml"}, "scim.token"},
-	}
-	for _, tc := range cases {
-		cfg, err := Load("", tc.env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ok, reason := cfg.SCIMEnabled()
-		if ok || !strings.Contains(reason, tc.want) {
-			t.Errorf("%v: SCIMEnabled = %v %q, want a reason naming %s", tc.env, ok, reason, tc.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +42,7 @@ func TestOIDCJITLogin(t *testing.T) {
 		t.Fatalf("after sign-in: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
 	}
 	us, _, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 10)
-	if err != nil || len(us) != 1 || us[0].Source != gateway.SourceJIT || us[0].Pool != "default" || us[0].Role != "user" {
+	if err != nil || len(us) != 1 || us[0].Source != gateway.SourceJIT || !slices.Equal(us[0].Pools, []string{"default"}) || us[0].Role != "user" {
 		t.Fatalf("JIT user: %v %+v", err, us)
 	}
 	if want := "hello " + us[0].UserName + " in admins,engineering"; string(body) != want {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,7 +72,7 @@ func TestSAMLJITLogin(t *testing.T) {
 		t.Fatalf("%d users after the first sign-in", len(us))
 	}
 	u := us[0]
-	if u.UserName != "ada@example.com" || u.Source != gateway.SourceJIT || u.Pool != "default" || u.Role != "user" ||
+	if u.UserName != "ada@example.com" || u.Source != gateway.SourceJIT || !slices.Equal(u.Pools, []string{"default"}) || u.Role != "user" ||
 		u.GivenName != "Ada" || u.FamilyName != "Lovelace" || !u.Active {
 		t.Fatalf("JIT user: %+v", u)
 	}

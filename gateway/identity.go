@@ -46,4 +46,10 @@ type SessionStore interface {
 	// Expire deletes sessions past their absolute end or idle since
 	// before idleBefore, and says how many.
 	Expire(ctx context.Context, tenant string, now, idleBefore time.Time) (int, error)
+	// ListUser returns a user's sessions (which may include ended ones
+	// the sweep has not removed yet).
+	ListUser(ctx context.Context, tenant, userID string) ([]Session, error)
+	// LastLogins returns when each user last signed in (absent: never,
+	// or not since the user was created).
+	LastLogins(ctx context.Context, tenant string, userIDs []string) (map[string]time.Time, error)
 }

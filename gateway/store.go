@@ -30,6 +30,8 @@ type Store interface {
 	Sessions() SessionStore
 	Keys() KeyStore
 	Ephemeral() EphemeralStore
+	Records() RecordStore
+	Audit() AuditLog
 	Close() error
 }
 
@@ -77,6 +79,7 @@ const (
 	UserByUserName   UserIndex = "userName"   // unique, case-folded
 	UserByExternalID UserIndex = "externalId" // exact
 	UserByEmail      UserIndex = "email"      // lower-cased, every email of the user
+	UserByPool       UserIndex = "pool"       // pool id → its members
 )
 
 // GroupIndex names a secondary index over groups.
@@ -93,9 +96,10 @@ const (
 // and role changes write records without protocol events, and some events
 // (an invitation) are recorded without a change to the record.
 type UserChange struct {
-	User      *User   // the new record, stamped (Version = stored + 1)
-	Events    []Event // recorded in the same transaction
-	Unchanged bool    // leave the record and its version as they are; Events are still recorded
+	User      *User        // the new record, stamped (Version = stored + 1)
+	Events    []Event      // recorded in the same transaction
+	Unchanged bool         // leave the record and its version as they are; Events are still recorded
+	Audit     []AuditEntry // recorded in the same transaction (a manager's change)
 }
 
 // UserUpdateFunc decides the change to a user. Returning an error aborts
@@ -108,6 +112,7 @@ type UserUpdateFunc func(cur *User) (UserChange, error)
 type UserDeletion struct {
 	Events []Event
 	Groups []*Group
+	Audit  []AuditEntry // recorded in the same transaction
 }
 
 // UserDeleteFunc decides the deletion of a user given the groups it is a
@@ -118,8 +123,9 @@ type UserDeleteFunc func(cur *User, groups []*Group) (UserDeletion, error)
 // ErrConflict (userName taken, any case), ErrPreconditionFailed (ifVersion
 // is non-zero and differs from the stored version).
 type UserStore interface {
-	// Create stores a new, stamped user (Version 1).
-	Create(ctx context.Context, u *User, events []Event) error
+	// Create stores a new, stamped user (Version 1), its events and any
+	// audit entries in one transaction.
+	Create(ctx context.Context, u *User, events []Event, audit ...AuditEntry) error
 	Get(ctx context.Context, tenant, id string) (*User, error)
 	GetMany(ctx context.Context, tenant string, ids []string) ([]*User, error) // skips missing ids
 	Update(ctx context.Context, tenant, id string, ifVersion uint64, fn UserUpdateFunc) (*User, error)

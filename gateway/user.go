@@ -32,7 +32,7 @@ type User struct {
 	DisplayName string    `json:"displayName,omitempty"`
 	Emails      []string  `json:"emails,omitempty"` // lower-cased, primary first
 	Source      Source    `json:"source"`
-	Pool        string    `json:"pool,omitempty"`
+	Pools       []string  `json:"pools,omitempty"` // pool ids; the app's, never the IdP's
 	Role        string    `json:"role,omitempty"`
 	Attributes  Document  `json:"attributes"`
 	Created     time.Time `json:"created"`

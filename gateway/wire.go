@@ -41,8 +41,9 @@ type WireUser struct {
 	Email       string          `json:"email,omitempty"`  // the primary address
 	Emails      []string        `json:"emails,omitempty"` // lower-cased, primary first
 	Source      Source          `json:"source"`
-	JIT         bool            `json:"jit"` // created by SSO just-in-time provisioning
-	Pool        string          `json:"pool,omitempty"`
+	JIT         bool            `json:"jit"`             // created by SSO just-in-time provisioning
+	Pool        string          `json:"pool,omitempty"`  // the first of Pools (kept for receivers of the first contract)
+	Pools       []string        `json:"pools,omitempty"` // pool ids
 	Role        string          `json:"role,omitempty"`
 	Created     time.Time       `json:"created"`
 	Modified    time.Time       `json:"modified"`
@@ -73,7 +74,7 @@ func (e Event) Wire() WireEvent {
 			ID: u.ID, ExternalID: u.ExternalID, UserName: u.UserName, Active: u.Active,
 			GivenName: u.GivenName, FamilyName: u.FamilyName, DisplayName: u.DisplayName,
 			Email: u.PrimaryEmail(), Emails: u.Emails, Source: u.Source, JIT: u.Source == SourceJIT,
-			Pool: u.Pool, Role: u.Role, Created: u.Created.UTC(), Modified: u.Modified.UTC(), Version: u.Version,
+			Pool: firstOr(u.Pools), Pools: u.Pools, Role: u.Role, Created: u.Created.UTC(), Modified: u.Modified.UTC(), Version: u.Version,
 			Attributes: documentJSON(u.Attributes),
 		}
 	}
@@ -93,4 +94,11 @@ func documentJSON(d Document) json.RawMessage {
 		return nil
 	}
 	return raw
+}
+
+func firstOr(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }

@@ -85,7 +85,7 @@ var topLevel = map[string]bool{"id": true, "type": true, "seq": true, "tenant": 
 	"requestId": true, "memberIds": true, "changed": true, "contract": true, "member.id": true}
 
 var userFields = map[string]bool{"id": true, "externalId": true, "userName": true, "active": true, "givenName": true,
-	"familyName": true, "displayName": true, "email": true, "emails": true, "source": true, "jit": true, "pool": true,
+	"familyName": true, "displayName": true, "email": true, "emails": true, "source": true, "jit": true, "pool": true, "pools": true,
 	"role": true, "created": true, "modified": true, "version": true, "attributes": true}
 
 var groupFields = map[string]bool{"id": true, "externalId": true, "displayName": true, "source": true, "created": true,

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +50,11 @@ type App struct {
 	adapters   []configuredAdapter
 	dispatcher *outbox.Dispatcher
 	sessions   *session.Manager
+
+	// sso holds the sign-in routes of the identity settings in force;
+	// ssoMu orders their swaps.
+	sso   atomic.Pointer[ssoRoutes]
+	ssoMu sync.Mutex
 }
 
 // Sessions is the gateway's session manager (for in-process tests and
@@ -101,7 +108,33 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		DefaultRole:    cfg.Provisioning.DefaultRole,
 		AllowedDomains: cfg.Provisioning.AllowedDomains,
 	})
+	a.service.SetFileSCIMToken(gateway.DefaultTenant, cfg.SCIM.Token.Value())
+	a.service.SetBootstrapManagers(gateway.DefaultTenant, cfg.Admin.BootstrapManagers)
+	if err := a.loadIdentity(context.Background(), cfg.Admin.IdentitySource); err != nil {
+		store.Close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// loadIdentity brings the identity settings in force: the file's on first
+// start, then the store's unless source is "file".
+func (a *App) loadIdentity(ctx context.Context, source string) error {
+	res, err := a.service.LoadSettings(ctx, gateway.DefaultTenant, a.cfg.IdentitySettings(), source)
+	if err != nil {
+		return fmt.Errorf("identity settings: %w", err)
+	}
+	switch {
+	case res.Seeded:
+		a.log.Info("identity settings stored from the configuration file", "sso_protocol", res.Settings.SSO.Protocol,
+			"provisioning_method", res.Settings.Provisioning.Method)
+	case res.Applied:
+		a.log.Info("identity settings: the configuration file wins (admin.identity_source: file)", "changed", res.Differs)
+	case len(res.Differs) > 0:
+		a.log.Warn("identity settings: the store differs from the configuration file and wins (admin.identity_source: store); "+
+			"change them through the admin API, or set admin.identity_source to file", "differs", res.Differs)
+	}
+	return nil
 }
 
 // Start binds both listeners and serves in the background. With a port of
@@ -203,6 +236,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	for i := len(a.workers) - 1; i >= 0; i-- {
 		errs = append(errs, a.workers[i].Stop(ctx))
 	}
+	a.ssoMu.Lock()
+	if routes := a.sso.Load(); routes != nil {
+		routes.stop()
+	}
+	a.ssoMu.Unlock()
 	errs = append(errs, a.store.Close())
 	a.log.Info("gatehouse stopped")
 	return errors.Join(errs...)

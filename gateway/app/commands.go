@@ -15,6 +15,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway/demo"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // NewLogger builds the structured logger the configuration asks for.
@@ -62,8 +63,8 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "%d problem(s) found\n", len(problems))
 		return 1
 	}
-	if ok, reason := cfg.SCIMEnabled(); !ok {
-		fmt.Fprintln(stderr, "note:", reason)
+	if cfg.Provisioning.Method != "scim" {
+		fmt.Fprintf(stderr, "note: SCIM answers only while the provisioning method is scim; the file says %q\n", cfg.Provisioning.Method)
 	}
 	fmt.Fprintln(stderr, "configuration is valid")
 	return 0
@@ -160,6 +161,12 @@ func Demo(ctx context.Context, configPath string, environ []string, method, sso 
 	defer sampleApp.Close()
 	a, err := New(cfg, NewLogger(cfg, logOut))
 	if err != nil {
+		return err
+	}
+	// The demo's IdP listens on a new port each run: its flags win over
+	// what an earlier run stored (the console can still change them).
+	if err := a.loadIdentity(ctx, provision.SettingsFromFile); err != nil {
+		a.store.Close()
 		return err
 	}
 	if err := a.Start(); err != nil {

@@ -63,35 +63,30 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		}
 		page(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
 	})
-	switch a.cfg.SSO.Protocol {
-	case "saml":
-		sp, err := a.samlSP(ctx)
-		if err != nil {
-			return err
-		}
-		sp.Mount(mux)
-		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, prefix+"/saml/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
-		})
-	case "oidc":
-		c := a.cfg.SSO.OIDC
-		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Tenant: gateway.DefaultTenant, PublicURL: a.publicURL,
-			PathPrefix: prefix, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
-			Complete: a.completeSignIn, Fail: a.signInFailed("oidc"), Logger: a.log})
-		if err != nil {
-			return err
-		}
-		relying.Mount(mux)
-		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, prefix+"/oidc/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
-		})
-	default:
-		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			page(w, http.StatusServiceUnavailable, "Sign-in is not available",
-				fmt.Sprintf("Single sign-on is not available on this gateway: sso.protocol is %q.", a.cfg.SSO.Protocol),
-				"An administrator sets sso.protocol (GATEHOUSE_SSO_PROTOCOL) to saml or oidc with the identity provider's settings.")
-		})
+	// The sign-in routes follow the identity settings: a manager's change
+	// swaps them at once, without a restart.
+	st, _ := a.service.Settings(gateway.DefaultTenant)
+	if err := a.switchSSO(ctx, st.IdentitySettings); err != nil {
+		return err
 	}
+	a.service.OnSettings(func(tenant string, st provision.Settings) {
+		if err := a.switchSSO(context.Background(), st.IdentitySettings); err != nil {
+			a.log.Error("sign-in: the new identity settings could not be put in force; sign-in shows an error page until they are fixed", "error", err)
+			a.installSSO(&ssoRoutes{handler: unavailableSSO(err.Error())})
+		}
+	})
+	a.service.SetSettingsCheck(func(ctx context.Context, tenant string, next gateway.IdentitySettings) error {
+		routes, err := a.buildSSO(ctx, next)
+		if err != nil {
+			return err
+		}
+		routes.stop()
+		return nil
+	})
+	sso := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.sso.Load().handler.ServeHTTP(w, r) })
+	mux.Handle(prefix+"/saml/", sso)
+	mux.Handle(prefix+"/oidc/", sso)
+	mux.Handle(prefix+"/login", sso)
 	if a.cfg.Upstream.URL == "" {
 		return nil
 	}
@@ -105,6 +100,92 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))
 	return nil
+}
+
+// ssoRoutes are the sign-in routes of one version of the identity
+// settings, and the background work they need (metadata refresh).
+type ssoRoutes struct {
+	handler http.Handler
+	workers []*periodic
+}
+
+func (r *ssoRoutes) stop() {
+	for _, w := range r.workers {
+		_ = w.Stop(context.Background())
+	}
+}
+
+// switchSSO builds the sign-in routes for st and puts them in force.
+func (a *App) switchSSO(ctx context.Context, st gateway.IdentitySettings) error {
+	routes, err := a.buildSSO(ctx, st)
+	if err != nil {
+		return err
+	}
+	for _, w := range routes.workers {
+		w.start()
+	}
+	a.installSSO(routes)
+	return nil
+}
+
+// installSSO swaps the routes in force and stops the old ones' work.
+func (a *App) installSSO(routes *ssoRoutes) {
+	a.ssoMu.Lock()
+	defer a.ssoMu.Unlock()
+	if old := a.sso.Swap(routes); old != nil {
+		old.stop()
+	}
+}
+
+func unavailableSSO(reason string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page(w, http.StatusServiceUnavailable, "Sign-in is not available",
+			"Single sign-on is misconfigured on this gateway, so nobody can sign in right now.",
+			"An administrator fixes the identity settings; the gateway log says what is wrong.")
+	})
+}
+
+// buildSSO makes the sign-in routes of st: the SAML SP or the OIDC RP and
+// the {prefix}/login entry point, or a page saying sign-in is off. Its
+// workers are not started.
+func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRoutes, error) {
+	prefix := a.cfg.PathPrefix
+	mux := http.NewServeMux()
+	routes := &ssoRoutes{handler: mux}
+	switch st.SSO.Protocol {
+	case gateway.ProtocolSAML:
+		sp, refresh, err := a.samlSP(ctx, st.SSO.SAML)
+		if err != nil {
+			return nil, err
+		}
+		if refresh != nil {
+			routes.workers = append(routes.workers, refresh)
+		}
+		sp.Mount(mux)
+		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, prefix+"/saml/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
+		})
+	case gateway.ProtocolOIDC:
+		c := st.SSO.OIDC
+		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Tenant: gateway.DefaultTenant, PublicURL: a.publicURL,
+			PathPrefix: prefix, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
+			Complete: a.completeSignIn, Fail: a.signInFailed("oidc"), Logger: a.log})
+		if err != nil {
+			return nil, err
+		}
+		relying.Mount(mux)
+		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, prefix+"/oidc/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
+		})
+	default:
+		protocol := st.SSO.Protocol
+		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
+			page(w, http.StatusServiceUnavailable, "Sign-in is not available",
+				fmt.Sprintf("Single sign-on is not available on this gateway: the login method is %q.", protocol),
+				"A manager sets the login method to SAML or OIDC with the identity provider's settings.")
+		})
+	}
+	return routes, nil
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -142,20 +223,34 @@ func (a *App) countProxied(next http.Handler) http.Handler {
 
 // periodic runs a task now and then until shutdown.
 type periodic struct {
-	stop chan struct{}
-	done sync.WaitGroup
+	stop     chan struct{}
+	once     sync.Once
+	done     sync.WaitGroup
+	interval time.Duration
+	now      bool
+	fn       func(ctx context.Context)
 }
 
 // every runs fn every interval (first after one interval when !now),
 // stopped with the other workers.
 func (a *App) every(interval time.Duration, now bool, fn func(ctx context.Context)) {
-	p := &periodic{stop: make(chan struct{})}
+	p := newPeriodic(interval, now, fn)
+	p.start()
+	a.workers = append(a.workers, p)
+}
+
+// newPeriodic prepares a periodic task; start runs it.
+func newPeriodic(interval time.Duration, now bool, fn func(ctx context.Context)) *periodic {
+	return &periodic{stop: make(chan struct{}), interval: interval, now: now, fn: fn}
+}
+
+func (p *periodic) start() {
 	p.done.Go(func() {
-		t := time.NewTicker(interval)
+		t := time.NewTicker(p.interval)
 		defer t.Stop()
 		for first := true; ; first = false {
-			if now || !first {
-				fn(context.Background())
+			if p.now || !first {
+				p.fn(context.Background())
 			}
 			select {
 			case <-p.stop:
@@ -164,11 +259,11 @@ func (a *App) every(interval time.Duration, now bool, fn func(ctx context.Contex
 			}
 		}
 	})
-	a.workers = append(a.workers, p)
 }
 
+// Stop stops the task and waits for it; a second Stop does nothing.
 func (p *periodic) Stop(ctx context.Context) error {
-	close(p.stop)
+	p.once.Do(func() { close(p.stop) })
 	p.done.Wait()
 	return nil
 }
@@ -184,13 +279,13 @@ func (a *App) startSessionSweeper() {
 	})
 }
 
-// samlSP builds the SAML service provider from sso.saml, reading the IdP
-// metadata from its file or fetching it once from its URL.
-func (a *App) samlSP(ctx context.Context) (*samlsp.SP, error) {
-	c := a.cfg.SSO.SAML
-	metadata, err := loadMetadata(ctx, c.IDPMetadataFile, c.IDPMetadataURL)
+// samlSP builds the SAML service provider from the SAML settings,
+// reading the IdP metadata (uploaded, from its file, or fetched once from
+// its URL), and the task that fetches it again for certificate rollover.
+func (a *App) samlSP(ctx context.Context, c gateway.SAMLSettings) (*samlsp.SP, *periodic, error) {
+	metadata, err := loadMetadata(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Tenant: gateway.DefaultTenant,
 		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
@@ -198,28 +293,34 @@ func (a *App) samlSP(ctx context.Context) (*samlsp.SP, error) {
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
 		Complete: a.completeSignIn, Fail: a.signInFailed("saml"), Logger: a.log})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if refresh := time.Duration(c.IDPMetadataRefresh); c.IDPMetadataURL != "" && refresh > 0 {
-		// Certificate rollover: fetch again; a failure keeps what works.
-		a.every(refresh, false, func(ctx context.Context) {
-			raw, err := loadMetadata(ctx, "", c.IDPMetadataURL)
-			if err == nil {
-				var changed bool
-				if changed, err = sp.SetIDPMetadata(raw); changed {
-					a.log.Info("saml: IdP metadata changed; using the new one")
-				}
-			}
-			if err != nil {
-				a.log.Warn("saml: refreshing the IdP metadata failed; keeping the last good one", "error", err)
-			}
-		})
+	refresh := time.Duration(c.IDPMetadataRefresh)
+	if c.IDPMetadataURL == "" || refresh <= 0 {
+		return sp, nil, nil
 	}
-	return sp, nil
+	// Certificate rollover: fetch again; a failure keeps what works.
+	return sp, newPeriodic(refresh, false, func(ctx context.Context) {
+		raw, err := loadMetadata(ctx, gateway.SAMLSettings{IDPMetadataURL: c.IDPMetadataURL})
+		if err == nil {
+			var changed bool
+			if changed, err = sp.SetIDPMetadata(raw); changed {
+				a.log.Info("saml: IdP metadata changed; using the new one")
+			}
+		}
+		if err != nil {
+			a.log.Warn("saml: refreshing the IdP metadata failed; keeping the last good one", "error", err)
+		}
+	}), nil
 }
 
-// loadMetadata reads IdP metadata from a file or a URL (bounded, 10 s).
-func loadMetadata(ctx context.Context, file, rawURL string) ([]byte, error) {
+// loadMetadata reads IdP metadata as uploaded, from a file, or from a URL
+// (bounded, 10 s).
+func loadMetadata(ctx context.Context, c gateway.SAMLSettings) ([]byte, error) {
+	file, rawURL := c.IDPMetadataFile, c.IDPMetadataURL
+	if c.IDPMetadataXML != "" {
+		return []byte(c.IDPMetadataXML), nil
+	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {

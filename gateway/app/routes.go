@@ -17,22 +17,19 @@ import (
 
 // routes is the one place the main listener's endpoints are declared.
 func (a *App) routes() (http.Handler, error) {
-	enabled, reason := a.cfg.SCIMEnabled()
-	disabled := ""
-	if !enabled {
-		disabled = reason
-	}
 	scimServer, err := scim.New(scim.Options{
-		Service:              a.service,
-		Store:                a.store,
-		Tenant:               gateway.DefaultTenant,
-		BaseURL:              a.SCIMBaseURL(),
-		Token:                a.cfg.SCIM.Token.Value(),
+		Service: a.service,
+		Store:   a.store,
+		Tenant:  gateway.DefaultTenant,
+		BaseURL: a.SCIMBaseURL(),
+		Authenticate: func(ctx context.Context, token string) (bool, error) {
+			return a.service.CheckSCIMToken(ctx, gateway.DefaultTenant, token)
+		},
 		MaxBodyBytes:         a.cfg.SCIM.MaxBodyBytes,
 		MaxResults:           a.cfg.SCIM.MaxResults,
 		MaxPatchOperations:   a.cfg.SCIM.MaxPatchOperations,
 		MaxMembersPerRequest: a.cfg.SCIM.MaxMembersPerRequest,
-		Disabled:             disabled,
+		Disabled:             a.scimDisabled,
 		Logger:               a.log,
 		Metrics:              a.metrics,
 	})
@@ -72,4 +69,14 @@ func (a *App) opsRoutes() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// scimDisabled says why SCIM is off right now ("" when it answers): the
+// provisioning method changes live.
+func (a *App) scimDisabled() string {
+	st, _ := a.service.Settings(gateway.DefaultTenant)
+	if method := st.Provisioning.Method; method != gateway.SourceSCIM {
+		return fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/admin/api/v1/identity) or the console.", method, a.cfg.PathPrefix)
+	}
+	return ""
 }

@@ -37,7 +37,7 @@ const appPage = `<!doctype html>
 <dl>
 <dt>Email</dt><dd id="email">{{.Email}}</dd>
 <dt>User id</dt><dd id="user-id">{{.UserID}}</dd>
-<dt>Role / pool</dt><dd id="role">{{.Role}} / {{.Pool}}</dd>
+<dt>Role / pools</dt><dd id="role">{{.Role}} / {{.Pool}}</dd>
 <dt>Groups</dt><dd id="groups">{{range $i, $g := .Groups}}{{if $i}}, {{end}}{{$g}}{{end}}</dd>
 <dt>Signed assertion</dt><dd>{{if .HasAssertion}}X-Gatehouse-Assertion present (verify it with {{.Prefix}}/.well-known/jwks.json){{else}}missing{{end}}</dd>
 <dt>Page</dt><dd>{{.Path}}</dd>

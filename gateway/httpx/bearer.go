@@ -26,11 +26,22 @@ func NewBearer(token string) Bearer {
 
 // Check reports whether r carries the token.
 func (b Bearer) Check(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if !b.set || len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+	token, ok := BearerToken(r)
+	if !b.set || !ok {
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
+	got := sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(got[:], b.hash[:]) == 1
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>"
+// header (scheme in any case, surrounding spaces trimmed).
+func BearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	token := strings.TrimSpace(h[len(prefix):])
+	return token, token != ""
 }

@@ -27,7 +27,7 @@ func userChanges(a, b *gateway.User) []string {
 	add("name.familyName", a.FamilyName != b.FamilyName)
 	add("displayName", a.DisplayName != b.DisplayName)
 	add("emails", !slices.Equal(a.Emails, b.Emails))
-	add("pool", a.Pool != b.Pool)
+	add("pools", !slices.Equal(a.Pools, b.Pools))
 	add("role", a.Role != b.Role)
 	// Document keys already reported through a typed field are skipped;
 	// "name" is reported only for parts without a typed field (formatted…).

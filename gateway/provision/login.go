@@ -41,7 +41,8 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 	case !id.EmailVerified:
 		return nil, false, refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to sign in here.", email)
 	}
-	if domains := s.policy.AllowedDomains; len(domains) > 0 {
+	policy := s.policy(tenant)
+	if domains := policy.AllowedDomains; len(domains) > 0 {
 		domain := strings.ToLower(email[strings.LastIndexByte(email, '@')+1:])
 		if !slices.Contains(domains, domain) {
 			return nil, false, refuse("domain", "Accounts of %s cannot sign in here; ask a manager.", domain)
@@ -51,8 +52,11 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 	if err != nil {
 		return nil, false, err
 	}
+	if s.isBootstrapManager(tenant, email) {
+		return s.bootstrapManager(ctx, tenant, u, id, email)
+	}
 	if u == nil {
-		if s.policy.Method != gateway.SourceJIT {
+		if policy.Method != gateway.SourceJIT {
 			return nil, false, refuse("not_provisioned", "Your account has not been provisioned in this application; ask a manager to add you.")
 		}
 		nu := &gateway.User{UserName: strings.ToLower(email), Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
@@ -79,7 +83,7 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 // groupsFromIdP syncs a JIT user's groups when the IdP sent the groups
 // claim at all (nil: not sent, memberships untouched).
 func (s *Service) groupsFromIdP(ctx context.Context, tenant string, u *gateway.User, id gateway.Identity) error {
-	if id.Groups == nil || u.Source != gateway.SourceJIT || s.policy.Method != gateway.SourceJIT {
+	if id.Groups == nil || u.Source != gateway.SourceJIT || s.policy(tenant).Method != gateway.SourceJIT {
 		return nil
 	}
 	return s.syncJITGroups(ctx, tenant, u, id.Groups)
@@ -96,7 +100,7 @@ func (s *Service) admit(ctx context.Context, tenant string, u *gateway.User, id 
 	if err := s.groupsFromIdP(ctx, tenant, u, id); err != nil {
 		return nil, false, err
 	}
-	if u.Source != gateway.SourceJIT || s.policy.Method != gateway.SourceJIT ||
+	if u.Source != gateway.SourceJIT || s.policy(tenant).Method != gateway.SourceJIT ||
 		(u.GivenName == id.GivenName && u.FamilyName == id.FamilyName) || id.GivenName == "" && id.FamilyName == "" {
 		return u, false, nil
 	}
@@ -130,4 +134,58 @@ func (s *Service) findByEmail(ctx context.Context, tenant, email string) (*gatew
 		}
 	}
 	return nil, nil
+}
+
+// SetBootstrapManagers names the emails that get the manager role when
+// they sign in (admin.bootstrap_managers), so that a fresh deployment is
+// never locked out.
+func (s *Service) SetBootstrapManagers(tenant string, emails []string) {
+	set := make(map[string]bool, len(emails))
+	for _, e := range emails {
+		set[strings.ToLower(strings.TrimSpace(e))] = true
+	}
+	s.bootstrap.Store(tenant, set)
+}
+
+func (s *Service) isBootstrapManager(tenant, email string) bool {
+	set, ok := s.bootstrap.Load(tenant)
+	return ok && set.(map[string]bool)[strings.ToLower(email)]
+}
+
+// bootstrapManager signs in a bootstrap manager: created when unknown
+// (whatever the method; by JIT when that is the method), made a manager
+// when it holds another role, refused only when deactivated.
+func (s *Service) bootstrapManager(ctx context.Context, tenant string, u *gateway.User, id gateway.Identity, email string) (*gateway.User, bool, error) {
+	mg := Manager{Tenant: tenant, Actor: gateway.Actor{Kind: gateway.ActorConfig, ID: "admin.bootstrap_managers"}}
+	created := false
+	if u == nil {
+		nu := &gateway.User{UserName: strings.ToLower(email), Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
+			DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{strings.ToLower(email)}, Role: gateway.RoleManager}
+		var err error
+		if s.policy(tenant).Method == gateway.SourceJIT {
+			u, err = s.createUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceJIT}, nu, func(nu *gateway.User) []gateway.AuditEntry {
+				return []gateway.AuditEntry{s.auditEntry(mg.Actor, "", "user.bootstrap", "user:"+nu.ID, nil, Summarize(nu))}
+			})
+		} else {
+			u, err = s.addUser(ctx, mg, nu, "user.bootstrap")
+		}
+		if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
+			u, err = s.findByEmail(ctx, tenant, email)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		created = u.Source == gateway.SourceJIT
+	}
+	if !u.Active {
+		return nil, false, refuse("deactivated", "Your account is deactivated in this application; ask a manager.")
+	}
+	if u.Role != gateway.RoleManager {
+		role := gateway.RoleManager
+		var err error
+		if u, err = s.ChangeUser(ctx, mg, u.ID, 0, UserPatch{Role: &role}); err != nil {
+			return nil, false, err
+		}
+	}
+	return u, created, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,7 @@ func TestJITLogin(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("first login: %v created=%v", err, created)
 	}
-	if u.Source != gateway.SourceJIT || u.Pool != "default" || u.Role != "user" || u.UserName != "ada@example.com" || !u.Active || u.GivenName != "Ada" {
+	if u.Source != gateway.SourceJIT || !slices.Equal(u.Pools, []string{"default"}) || u.Role != "user" || u.UserName != "ada@example.com" || !u.Active || u.GivenName != "Ada" {
 		t.Fatalf("JIT user: %+v", u)
 	}
 	evs, _ := store.Outbox().After(ctx, gateway.DefaultTenant, 0, 10)
@@ -59,7 +60,7 @@ func TestJITLogin(t *testing.T) {
 	// The app changes the role; a login with new names refreshes the names
 	// and leaves the role alone.
 	if _, err := store.Users().Update(ctx, gateway.DefaultTenant, u.ID, 0, func(cur *gateway.User) (gateway.UserChange, error) {
-		cur.Role, cur.Pool, cur.Version = "manager", "support", cur.Version+1
+		cur.Role, cur.Pools, cur.Version = "manager", []string{"support"}, cur.Version+1
 		return gateway.UserChange{User: cur}, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -67,7 +68,7 @@ func TestJITLogin(t *testing.T) {
 	renamed := ident("ada@example.com")
 	renamed.GivenName, renamed.FamilyName = "Augusta", "King"
 	got, _, err := svc.Login(ctx, gateway.DefaultTenant, renamed)
-	if err != nil || got.GivenName != "Augusta" || got.FamilyName != "King" || got.Role != "manager" || got.Pool != "support" {
+	if err != nil || got.GivenName != "Augusta" || got.FamilyName != "King" || got.Role != "manager" || !slices.Equal(got.Pools, []string{"support"}) {
 		t.Fatalf("refresh: %+v %v", got, err)
 	}
 }

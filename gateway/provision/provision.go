@@ -8,6 +8,7 @@ package provision
 import (
 	"context"
 	"slices"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -24,23 +25,45 @@ type Policy struct {
 	// AllowedDomains, when set, are the only email domains (lower case)
 	// that may sign in.
 	AllowedDomains []string
+	// EmailDomains are the organization's domains a self-service link
+	// accepts.
+	EmailDomains []string
+	// GroupPools, when set, maps IdP group names (folded) to the pools a
+	// JIT user is put in at sign-in.
+	GroupPools map[string]string
 }
 
 // Service runs provisioning commands.
 type Service struct {
-	store  gateway.Store
-	clock  gateway.Clock
-	policy Policy
-	locks  keyLocks // one writer per record at a time in this process
+	store     gateway.Store
+	clock     gateway.Clock
+	policies  sync.Map // tenant → *Policy, replaced whole when the settings change
+	fallback  *Policy  // the policy of a tenant without settings of its own
+	locks     keyLocks // one writer per record at a time in this process
+	settings  settingsState
+	fileSCIM  fileTokens
+	bootstrap sync.Map // tenant → set of bootstrap managers' emails
 }
 
-// New returns a Service writing to store.
+// New returns a Service writing to store, with policy in force until
+// identity settings are loaded or changed (LoadSettings, UpdateSettings).
 func New(store gateway.Store, clock gateway.Clock, policy Policy) *Service {
 	if clock == nil {
 		clock = gateway.SystemClock{}
 	}
-	return &Service{store: store, clock: clock, policy: policy}
+	return &Service{store: store, clock: clock, fallback: &policy}
 }
+
+// policy is the tenant's provisioning policy now in force.
+func (s *Service) policy(tenant string) *Policy {
+	if p, ok := s.policies.Load(tenant); ok {
+		return p.(*Policy)
+	}
+	return s.fallback
+}
+
+// Policy returns a copy of the tenant's policy now in force.
+func (s *Service) Policy(tenant string) Policy { return *s.policy(tenant) }
 
 // Meta is what every command carries about its origin.
 type Meta struct {
@@ -50,9 +73,9 @@ type Meta struct {
 }
 
 func (s *Service) allow(m Meta) error {
-	if m.Source != s.policy.Method {
+	if method := s.policy(m.Tenant).Method; m.Source != method {
 		return gateway.Errorf(gateway.ErrForbidden,
-			"provisioning through %s is disabled: the active provisioning method is %q", m.Source, s.policy.Method)
+			"provisioning through %s is disabled: the active provisioning method is %q", m.Source, method)
 	}
 	return nil
 }
@@ -97,6 +120,12 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, u *gateway.User) (*gat
 	if err := s.allow(m); err != nil {
 		return nil, err
 	}
+	return s.createUser(ctx, m, u, nil)
+}
+
+// createUser stores a new user whatever the method (the caller has
+// checked who may), with audit entries made from the stamped user.
+func (s *Service) createUser(ctx context.Context, m Meta, u *gateway.User, audit func(u *gateway.User) []gateway.AuditEntry) (*gateway.User, error) {
 	if err := u.Validate(); err != nil {
 		return nil, err
 	}
@@ -104,11 +133,11 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, u *gateway.User) (*gat
 	u.ID = NewID()
 	u.Tenant = m.Tenant
 	u.Source = m.Source
-	if u.Pool == "" {
-		u.Pool = s.policy.DefaultPool
+	if policy := s.policy(m.Tenant); len(u.Pools) == 0 {
+		u.Pools = []string{policy.DefaultPool}
 	}
 	if u.Role == "" {
-		u.Role = s.policy.DefaultRole
+		u.Role = s.policy(m.Tenant).DefaultRole
 	}
 	u.Created, u.Modified = now, now
 	u.Version = 1
@@ -117,7 +146,11 @@ func (s *Service) CreateUser(ctx context.Context, m Meta, u *gateway.User) (*gat
 	}
 	ev := s.event(m, gateway.OpUserCreated)
 	ev.User = u.Clone()
-	if err := s.store.Users().Create(ctx, u, []gateway.Event{ev}); err != nil {
+	var entries []gateway.AuditEntry
+	if audit != nil {
+		entries = audit(u)
+	}
+	if err := s.store.Users().Create(ctx, u, []gateway.Event{ev}, entries...); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -133,6 +166,12 @@ func (s *Service) UpdateUser(ctx context.Context, m Meta, id string, ifVersion u
 	if err := s.allow(m); err != nil {
 		return nil, err
 	}
+	return s.updateUser(ctx, m, id, ifVersion, change, nil)
+}
+
+// updateUser is UpdateUser whatever the method, with audit entries made
+// from the record before and after.
+func (s *Service) updateUser(ctx context.Context, m Meta, id string, ifVersion uint64, change func(old *gateway.User) (*gateway.User, error), audit func(old, nu *gateway.User) []gateway.AuditEntry) (*gateway.User, error) {
 	unlock, err := s.locks.lock(ctx, m.Tenant+"\x00user\x00"+id)
 	if err != nil {
 		return nil, err
@@ -156,8 +195,12 @@ func (s *Service) UpdateUser(ctx context.Context, m Meta, id string, ifVersion u
 			// idempotent retry records no events.
 			return old, nil
 		}
+		var entries []gateway.AuditEntry
+		if audit != nil {
+			entries = audit(old, nu)
+		}
 		res, err := users.Update(ctx, m.Tenant, id, old.Version, func(*gateway.User) (gateway.UserChange, error) {
-			return gateway.UserChange{User: nu, Events: events}, nil
+			return gateway.UserChange{User: nu, Events: events, Audit: entries}, nil
 		})
 		switch {
 		case retry(err, ifVersion) && attempt < maxAttempts:
@@ -188,8 +231,8 @@ func (s *Service) userChange(m Meta, old *gateway.User, change func(*gateway.Use
 	}
 	// Identity and provenance are the gateway's, never the client's.
 	nu.ID, nu.Tenant, nu.Source, nu.Created = old.ID, old.Tenant, old.Source, old.Created
-	if nu.Pool == "" {
-		nu.Pool = old.Pool
+	if len(nu.Pools) == 0 {
+		nu.Pools = old.Pools
 	}
 	if nu.Role == "" {
 		nu.Role = old.Role
@@ -233,12 +276,21 @@ func (s *Service) DeleteUser(ctx context.Context, m Meta, id string, ifVersion u
 	if err := s.allow(m); err != nil {
 		return err
 	}
+	return s.deleteUser(ctx, m, id, ifVersion, nil)
+}
+
+// deleteUser is DeleteUser whatever the method, with audit entries made
+// from the record deleted.
+func (s *Service) deleteUser(ctx context.Context, m Meta, id string, ifVersion uint64, audit func(old *gateway.User) []gateway.AuditEntry) error {
 	defer s.endSessions(ctx, m.Tenant, id)
 	return s.store.Users().Delete(ctx, m.Tenant, id, ifVersion, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
 		now := s.clock.Now()
 		ev := s.event(m, gateway.OpUserDeleted)
 		ev.User = old.Clone()
 		del := gateway.UserDeletion{Events: []gateway.Event{ev}}
+		if audit != nil {
+			del.Audit = audit(old)
+		}
 		// Memberships end with the user; say so per group so that a
 		// downstream that mirrors groups needs no special case.
 		for _, g := range groups {

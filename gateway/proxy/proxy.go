@@ -29,7 +29,7 @@ const (
 	HeaderName      = "X-Gatehouse-Name"
 	HeaderGroups    = "X-Gatehouse-Groups" // comma-separated, each name percent-encoded
 	HeaderRole      = "X-Gatehouse-Role"
-	HeaderPool      = "X-Gatehouse-Pool"
+	HeaderPool      = "X-Gatehouse-Pool"      // the user's pool ids, comma-separated
 	HeaderAssertion = "X-Gatehouse-Assertion" // the identity JWT
 )
 
@@ -277,7 +277,7 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 		name = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
 	}
 	// One backing array for the seven values: this runs on every request.
-	values := [...]string{u.ID, email, headerSafe(name), strings.Join(escaped, ","), u.Role, u.Pool, token}
+	values := [...]string{u.ID, email, headerSafe(name), strings.Join(escaped, ","), u.Role, strings.Join(u.Pools, ","), token}
 	h := make(http.Header, len(values))
 	for i, k := range [...]string{HeaderUserID, HeaderEmail, HeaderName, HeaderGroups, HeaderRole, HeaderPool, HeaderAssertion} {
 		h[k] = values[i : i+1 : i+1]

@@ -43,15 +43,19 @@ type Options struct {
 	// Location header are built from it.
 	BaseURL string
 	// Token is the bearer token IdPs present. Only its SHA-256 is kept.
-	Token        string
+	Token string
+	// Authenticate, when set, decides instead of Token whether a
+	// presented token is valid (tokens rotated through the admin API).
+	Authenticate func(ctx context.Context, token string) (bool, error)
 	MaxBodyBytes int64
 	MaxResults   int
 	// MaxPatchOperations and MaxMembersPerRequest cap one request's work.
 	MaxPatchOperations   int
 	MaxMembersPerRequest int
-	// Disabled, when non-empty, makes every request fail with a SCIM error
-	// carrying this sentence (which setting to change).
-	Disabled string
+	// Disabled, when set and returning a sentence, makes every request
+	// fail with a SCIM error carrying it (which setting to change). It is
+	// asked on every request: the provisioning method changes live.
+	Disabled func() string
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
 }
@@ -176,11 +180,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = rec
 	w.Header().Set("Content-Type", contentType)
 
-	if s.opts.Disabled != "" {
-		writeError(w, http.StatusForbidden, "", s.opts.Disabled)
+	if s.opts.Disabled != nil {
+		if reason := s.opts.Disabled(); reason != "" {
+			writeError(w, http.StatusForbidden, "", reason)
+			return
+		}
+	}
+	ok, err := s.authenticate(r)
+	if err != nil {
+		s.opts.Logger.ErrorContext(r.Context(), "scim: checking the token", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "", "The token cannot be checked right now; retry shortly.")
 		return
 	}
-	if !s.bearer.Check(r) {
+	if !ok {
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.SCIMAuthFailures.Inc()
 		}
@@ -395,4 +407,16 @@ func (w *scimWriter) Write(b []byte) (int, error) {
 		b = bytes.ReplaceAll(b, relGroups, []byte(`"location":"`+w.s.opts.BaseURL+`/Groups/`))
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// authenticate checks the request's bearer token.
+func (s *Server) authenticate(r *http.Request) (bool, error) {
+	if s.opts.Authenticate == nil {
+		return s.bearer.Check(r), nil
+	}
+	token, ok := httpx.BearerToken(r)
+	if !ok {
+		return false, nil
+	}
+	return s.opts.Authenticate(r.Context(), token)
 }

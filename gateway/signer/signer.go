@@ -106,7 +106,7 @@ type Claims struct {
 	Name   string   `json:"name,omitempty"`
 	Groups []string `json:"groups,omitempty"`
 	Role   string   `json:"role,omitempty"`
-	Pool   string   `json:"pool,omitempty"`
+	Pools  []string `json:"pools,omitempty"`
 	Source string   `json:"source,omitempty"`
 }
 
@@ -123,7 +123,7 @@ func (s *Signer) Sign(u *gateway.User, groups []string) (string, error) {
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
 			Expiry: jwt.NewNumericDate(now.Add(s.opts.Lifetime)), ID: base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
-		Email: u.PrimaryEmail(), Name: displayName(u), Groups: groups, Role: u.Role, Pool: u.Pool, Source: string(u.Source),
+		Email: u.PrimaryEmail(), Name: displayName(u), Groups: groups, Role: u.Role, Pools: u.Pools, Source: string(u.Source),
 	}
 	if c.Email == "" {
 		c.Email = u.UserName

@@ -70,7 +70,7 @@ func TestIdentityTokenVerifiesWithTheJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := &gateway.User{ID: "u-1", UserName: "ada@example.com", Emails: []string{"ada@example.com"}, GivenName: "Ada", FamilyName: "Lovelace",
-		Role: "manager", Pool: "default", Source: gateway.SourceJIT}
+		Role: "manager", Pools: []string{"default"}, Source: gateway.SourceJIT}
 	token, err := s.Sign(u, []string{"Eng"})
 	if err != nil {
 		t.Fatal(err)

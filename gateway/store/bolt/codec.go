@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -119,7 +120,7 @@ func encodeUser(u *gateway.User) ([]byte, error) {
 	}
 	w := writer{b: make([]byte, 0, 128+len(doc))}
 	w.b = append(w.b, recordFormat)
-	for _, s := range []string{u.ID, u.Tenant, u.UserName, u.ExternalID, u.GivenName, u.FamilyName, u.DisplayName, string(u.Source), u.Pool, u.Role} {
+	for _, s := range []string{u.ID, u.Tenant, u.UserName, u.ExternalID, u.GivenName, u.FamilyName, u.DisplayName, string(u.Source), strings.Join(u.Pools, ","), u.Role} {
 		w.str(s)
 	}
 	active := byte(0)
@@ -146,7 +147,7 @@ func decodeUser(v []byte) (*gateway.User, error) {
 	}
 	u := &gateway.User{
 		ID: r.str(), Tenant: r.str(), UserName: r.str(), ExternalID: r.str(), GivenName: r.str(),
-		FamilyName: r.str(), DisplayName: r.str(), Source: gateway.Source(r.str()), Pool: r.str(), Role: r.str(),
+		FamilyName: r.str(), DisplayName: r.str(), Source: gateway.Source(r.str()), Pools: splitPools(r.str()), Role: r.str(),
 	}
 	u.Active = r.byte() == 1
 	if n := r.uvarint(); n > 0 && n <= uint64(len(r.b)) {
@@ -162,6 +163,15 @@ func decodeUser(v []byte) (*gateway.User, error) {
 	}
 	u.Attributes = gateway.DocumentFromJSON(bytes.Clone(r.b))
 	return u, nil
+}
+
+// splitPools reads the pool ids of a record (pool ids hold no commas;
+// schema version 2 records hold one pool).
+func splitPools(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 func encodeGroup(g *gateway.Group) ([]byte, error) {

@@ -12,7 +12,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	at := time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.UTC)
 	users := []*gateway.User{
 		{ID: "u1", Tenant: "default", UserName: "ada@example.com", ExternalID: "00u1", Active: true, GivenName: "Ada", FamilyName: "Lovelace",
-			DisplayName: "Ada L", Emails: []string{"ada@example.com", "ada@home.org"}, Source: gateway.SourceSCIM, Pool: "default", Role: "user",
+			DisplayName: "Ada L", Emails: []string{"ada@example.com", "ada@home.org"}, Source: gateway.SourceSCIM, Pools: []string{"default"}, Role: "user",
 			Attributes: gateway.NewDocument(map[string]any{"userName": "ada@example.com", "name": map[string]any{"givenName": "Ada"}}),
 			Created:    at, Modified: at.Add(time.Hour), Version: 7},
 		{ID: "u2", Tenant: "t", UserName: "ünïcode ✓", Attributes: gateway.NewDocument(map[string]any{})},

@@ -108,3 +108,24 @@ func rebuildIndex(tb *bolt.Bucket, bucket, idx []byte, name func([]byte) (id, na
 	})
 	return conflicts, err
 }
+
+// buildPoolIndex indexes every user's pools (schema version 2 → 3, which
+// added the pool index; version 2 records hold one pool).
+func buildPoolIndex(tx *bolt.Tx) error {
+	return tx.Bucket(bucketTenants).ForEachBucket(func(name []byte) error {
+		tb := tx.Bucket(bucketTenants).Bucket(name)
+		idx := tb.Bucket(bUserPool)
+		return tb.Bucket(bUsers).ForEach(func(_, v []byte) error {
+			u, err := decodeUser(v)
+			if err != nil {
+				return fmt.Errorf("tenant %q: %w", name, err)
+			}
+			for _, p := range u.Pools {
+				if err := idx.Put(pair(p, u.ID), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}

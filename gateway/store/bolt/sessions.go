@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -45,6 +46,9 @@ func (ss sessionStore) Create(ctx context.Context, se gateway.Session) error {
 	}
 	err := ss.s.write(ctx, se.Tenant, func(tb *bolt.Bucket) error {
 		if err := tb.Bucket(bSessions).Put([]byte(se.ID), encodeSession(&se)); err != nil {
+			return err
+		}
+		if err := tb.Bucket(bLastLogin).Put([]byte(se.UserID), u64(uint64(se.Created.UnixNano()))); err != nil {
 			return err
 		}
 		return tb.Bucket(bUserSessions).Put(pair(se.UserID, se.ID), nil)
@@ -184,4 +188,49 @@ func (ss sessionStore) Expire(ctx context.Context, tenant string, now, idleBefor
 		return 0, fmt.Errorf("bolt: expire sessions: %w", err)
 	}
 	return len(stale), nil
+}
+
+func (ss sessionStore) LastLogins(ctx context.Context, tenant string, userIDs []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(userIDs))
+	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		b := tb.Bucket(bLastLogin)
+		for _, id := range userIDs {
+			if v := b.Get([]byte(id)); len(v) == 8 {
+				out[id] = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read last logins: %w", err)
+	}
+	return out, nil
+}
+
+func (ss sessionStore) ListUser(ctx context.Context, tenant, userID string) ([]gateway.Session, error) {
+	var out []gateway.Session
+	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+		if tb == nil {
+			return nil
+		}
+		for _, id := range prefixed(tb.Bucket(bUserSessions), userID) {
+			v := tb.Bucket(bSessions).Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			se, err := decodeSession(tenant, id, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, se)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: list sessions: %w", err)
+	}
+	return out, nil
 }

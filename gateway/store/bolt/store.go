@@ -22,7 +22,7 @@ import (
 // SchemaVersion is the layout version this code reads and writes.
 // Version 2 keys the unique name indexes with full Unicode case folding
 // (package fold) instead of strings.ToLower; Open migrates version 1.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	bucketMeta    = []byte("meta")
@@ -47,7 +47,14 @@ var (
 	bUserSessions = []byte("sessions_by_user")
 	bKeys         = []byte("keys")
 	bEphemeral    = []byte("ephemeral")
-	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions, bKeys, bEphemeral}
+	bUserPool     = []byte("idx_user_pool")
+	bLastLogin    = []byte("last_login")
+	bRecords      = []byte("records")
+	bAudit        = []byte("audit")
+	bAuditActor   = []byte("idx_audit_actor")
+	bAuditTarget  = []byte("idx_audit_target")
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions, bKeys, bEphemeral,
+		bUserPool, bLastLogin, bRecords, bAudit, bAuditActor, bAuditTarget}
 
 	appendOnly = [][]byte{bUsers, bGroups, bOutbox}
 
@@ -120,9 +127,14 @@ func Open(path string, opts Options) (*Store, error) {
 		switch got := binary.BigEndian.Uint64(v); {
 		case got == SchemaVersion:
 			return nil
-		case got == 1:
-			if notes, err = rebuildNameIndexes(tx); err != nil {
-				return fmt.Errorf("migrate schema version 1 to %d: %w", SchemaVersion, err)
+		case got == 1 || got == 2:
+			if got == 1 {
+				if notes, err = rebuildNameIndexes(tx); err != nil {
+					return fmt.Errorf("migrate schema version 1 to %d: %w", SchemaVersion, err)
+				}
+			}
+			if err := buildPoolIndex(tx); err != nil {
+				return fmt.Errorf("migrate schema version %d to %d: %w", got, SchemaVersion, err)
 			}
 			return meta.Put(keyVersion, u64(SchemaVersion))
 		default:
@@ -242,6 +254,9 @@ func (s *Store) Sessions() gateway.SessionStore {
 	return sessionStore{s}
 }
 func (s *Store) Keys() gateway.KeyStore { return keyStore{s} }
+
+func (s *Store) Records() gateway.RecordStore { return recordStore{s} }
+func (s *Store) Audit() gateway.AuditLog      { return auditLog{s} }
 func (s *Store) Ephemeral() gateway.EphemeralStore {
 	return ephemeralStore{s}
 }

@@ -65,6 +65,11 @@ func indexUser(tb *bolt.Bucket, u *gateway.User, add bool) error {
 			return err
 		}
 	}
+	for _, p := range u.Pools {
+		if err := setEntry(tb.Bucket(bUserPool), pair(p, u.ID), add); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -92,7 +97,7 @@ func setEntry(b *bolt.Bucket, key []byte, add bool) error {
 	return b.Delete(key)
 }
 
-func (us userStore) Create(ctx context.Context, u *gateway.User, events []gateway.Event) error {
+func (us userStore) Create(ctx context.Context, u *gateway.User, events []gateway.Event, audit ...gateway.AuditEntry) error {
 	if u.Version != 1 || u.ID == "" {
 		return fmt.Errorf("bolt: create user: %w", unstamped("user", u.ID, u.Version, 1))
 	}
@@ -113,6 +118,9 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 			return err
 		}
 		if err := bumpGeneration(tb, bUsers); err != nil {
+			return err
+		}
+		if err := appendAudit(tb, u.Tenant, audit); err != nil {
 			return err
 		}
 		return appendEvents(tb, u.Tenant, events)
@@ -176,6 +184,9 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 		if err != nil {
 			return err
 		}
+		if err := appendAudit(tb, tenant, ch.Audit); err != nil {
+			return err
+		}
 		if ch.Unchanged {
 			result = old
 			return appendEvents(tb, tenant, ch.Events)
@@ -194,7 +205,8 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 		}
 		// Most updates (activation, names) leave the indexed values alone;
 		// rewriting their entries would only dirty index pages.
-		if fold(nu.UserName) != fold(old.UserName) || nu.ExternalID != old.ExternalID || !slices.Equal(nu.Emails, old.Emails) {
+		if fold(nu.UserName) != fold(old.UserName) || nu.ExternalID != old.ExternalID || !slices.Equal(nu.Emails, old.Emails) ||
+			!slices.Equal(nu.Pools, old.Pools) {
 			if err := indexUser(tb, old, false); err != nil {
 				return err
 			}
@@ -274,6 +286,12 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 		if err := bumpGeneration(tb, bUsers); err != nil {
 			return err
 		}
+		if err := tb.Bucket(bLastLogin).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := appendAudit(tb, tenant, del.Audit); err != nil {
+			return err
+		}
 		return appendEvents(tb, tenant, del.Events)
 	})
 	if err != nil {
@@ -297,6 +315,8 @@ func (us userStore) Lookup(ctx context.Context, tenant string, index gateway.Use
 			ids = prefixed(tb.Bucket(bUserExtID), value)
 		case gateway.UserByEmail:
 			ids = prefixed(tb.Bucket(bUserEmail), fold(value))
+		case gateway.UserByPool:
+			ids = prefixed(tb.Bucket(bUserPool), value)
 		default:
 			return fmt.Errorf("unknown user index %q", index)
 		}

@@ -1,0 +1,225 @@
+package provision
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+const (
+	kindCredential = "credential"
+	scimTokenID    = "scim"
+	kindAPIToken   = "api_token"
+)
+
+// scimTokens is the SCIM credential: the hash of the token in use and,
+// for a grace period after a rotation, of the one before it.
+type scimTokens struct {
+	Current       string    `json:"current"` // hex SHA-256
+	Previous      string    `json:"previous,omitempty"`
+	PreviousUntil time.Time `json:"previous_until,omitempty"`
+	RotatedAt     time.Time `json:"rotated_at"`
+}
+
+// fileTokens holds, per tenant, the hash of the SCIM token the
+// configuration file names (in use until the first rotation).
+type fileTokens struct{ m sync.Map }
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// equalHash compares two hex hashes in constant time.
+func equalHash(a, b string) bool {
+	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// NewToken returns a random token of 32 bytes (256 bits), URL-safe.
+func NewToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// SetFileSCIMToken names the SCIM token of the configuration file (""
+// for none); it is the token in use until a rotation stores one.
+func (s *Service) SetFileSCIMToken(tenant, token string) {
+	if token == "" {
+		s.fileSCIM.m.Delete(tenant)
+		return
+	}
+	s.fileSCIM.m.Store(tenant, hashToken(token))
+}
+
+func (s *Service) fileSCIMHash(tenant string) string {
+	if h, ok := s.fileSCIM.m.Load(tenant); ok {
+		return h.(string)
+	}
+	return ""
+}
+
+func (s *Service) scimTokens(ctx context.Context, tenant string) (scimTokens, uint64, error) {
+	rec, err := s.store.Records().Get(ctx, tenant, kindCredential, scimTokenID)
+	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return scimTokens{Current: s.fileSCIMHash(tenant)}, 0, nil
+	}
+	if err != nil {
+		return scimTokens{}, 0, err
+	}
+	var t scimTokens
+	if err := json.Unmarshal(rec.Value, &t); err != nil {
+		return scimTokens{}, 0, fmt.Errorf("scim credential record: %w", err)
+	}
+	return t, rec.Version, nil
+}
+
+// HasSCIMToken reports whether an IdP can authenticate to SCIM.
+func (s *Service) HasSCIMToken(ctx context.Context, tenant string) (bool, error) {
+	t, _, err := s.scimTokens(ctx, tenant)
+	return t.Current != "", err
+}
+
+// CheckSCIMToken reports whether token is the tenant's SCIM token, or
+// the one before it within its grace period. The store is read on every
+// call, so a rotation takes effect at once (on every replica of a shared
+// store, too); hashes are compared in constant time.
+func (s *Service) CheckSCIMToken(ctx context.Context, tenant, token string) (bool, error) {
+	if token == "" {
+		return false, nil
+	}
+	t, _, err := s.scimTokens(ctx, tenant)
+	if err != nil {
+		return false, err
+	}
+	h := hashToken(token)
+	current := equalHash(h, t.Current)
+	previous := equalHash(h, t.Previous) && s.clock.Now().Before(t.PreviousUntil)
+	return current || previous, nil
+}
+
+// RotateSCIMToken makes a new SCIM token and returns it (shown once; only
+// its hash is kept). The token in use until now stays valid until
+// grace has passed, so the IdP can be updated without a gap.
+func (s *Service) RotateSCIMToken(ctx context.Context, tenant string, actor gateway.Actor, requestID string, grace time.Duration) (string, time.Time, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, version, err := s.scimTokens(ctx, tenant)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		token := NewToken()
+		now := s.clock.Now()
+		next := scimTokens{Current: hashToken(token), Previous: cur.Current, PreviousUntil: now.Add(grace), RotatedAt: now}
+		raw, _ := json.Marshal(next)
+		entry := s.auditEntry(actor, requestID, "scim_token.rotate", "credential:scim", nil,
+			map[string]any{"previous_valid_until": next.PreviousUntil})
+		_, err = s.store.Records().Put(ctx, tenant, kindCredential, scimTokenID, version, raw, entry)
+		switch code := gateway.ErrorCodeOf(err); {
+		case err == nil:
+			return token, next.PreviousUntil, nil
+		case code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed:
+			continue // rotated at the same moment elsewhere: rotate over it
+		default:
+			return "", time.Time{}, err
+		}
+	}
+	return "", time.Time{}, busy("SCIM token", scimTokenID)
+}
+
+// APIToken is an admin API token as listed (never its secret).
+type APIToken struct {
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	Created   time.Time     `json:"created"`
+	CreatedBy gateway.Actor `json:"created_by"`
+}
+
+type storedAPIToken struct {
+	APIToken
+	Hash string `json:"hash"`
+}
+
+// apiTokenPrefix marks the gateway's admin API tokens: gha_<id>_<secret>.
+const apiTokenPrefix = "gha_"
+
+// CreateAPIToken makes an admin API token and returns it (shown once).
+func (s *Service) CreateAPIToken(ctx context.Context, tenant string, actor gateway.Actor, requestID, name string) (string, APIToken, error) {
+	if n := strings.TrimSpace(name); n == "" || len(n) > 100 {
+		return "", APIToken{}, gateway.Errorf(gateway.ErrInvalid, "an API token needs a name of 1 to 100 characters (what uses it)")
+	}
+	id := strings.ReplaceAll(NewID(), "-", "")
+	secret := NewToken()
+	t := APIToken{ID: id, Name: name, Created: s.clock.Now(), CreatedBy: actor}
+	raw, _ := json.Marshal(storedAPIToken{APIToken: t, Hash: hashToken(secret)})
+	if _, err := s.store.Records().Put(ctx, tenant, kindAPIToken, id, 0, raw,
+		s.auditEntry(actor, requestID, "api_token.create", "api_token:"+id, nil, t)); err != nil {
+		return "", APIToken{}, err
+	}
+	return apiTokenPrefix + id + "_" + secret, t, nil
+}
+
+// APITokens lists the admin API tokens.
+func (s *Service) APITokens(ctx context.Context, tenant string) ([]APIToken, error) {
+	recs, err := s.store.Records().List(ctx, tenant, kindAPIToken)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]APIToken, 0, len(recs))
+	for _, rec := range recs {
+		var st storedAPIToken
+		if err := json.Unmarshal(rec.Value, &st); err != nil {
+			return nil, fmt.Errorf("api token record %q: %w", rec.ID, err)
+		}
+		out = append(out, st.APIToken)
+	}
+	return out, nil
+}
+
+// RevokeAPIToken deletes an admin API token.
+func (s *Service) RevokeAPIToken(ctx context.Context, tenant string, actor gateway.Actor, requestID, id string) error {
+	err := s.store.Records().Delete(ctx, tenant, kindAPIToken, id, 0,
+		s.auditEntry(actor, requestID, "api_token.revoke", "api_token:"+id, map[string]string{"id": id}, nil))
+	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return gateway.Errorf(gateway.ErrNotFound, "there is no API token %q", id)
+	}
+	return err
+}
+
+// CheckAPIToken returns the token's id when token is a valid admin API
+// token of the tenant.
+func (s *Service) CheckAPIToken(ctx context.Context, tenant, token string) (string, bool, error) {
+	rest, ok := strings.CutPrefix(token, apiTokenPrefix)
+	if !ok {
+		return "", false, nil
+	}
+	id, secret, ok := strings.Cut(rest, "_")
+	if !ok || id == "" || secret == "" || len(id) > 64 {
+		return "", false, nil
+	}
+	rec, err := s.store.Records().Get(ctx, tenant, kindAPIToken, id)
+	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	var st storedAPIToken
+	if err := json.Unmarshal(rec.Value, &st); err != nil {
+		return "", false, fmt.Errorf("api token record %q: %w", id, err)
+	}
+	return id, equalHash(hashToken(secret), st.Hash), nil
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }

@@ -1,0 +1,348 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/fold"
+)
+
+// Record kinds and ids the service keeps in the store's RecordStore.
+const (
+	kindSettings = "identity"
+	settingsID   = "settings"
+)
+
+// Settings is the identity configuration in force and its bookkeeping.
+type Settings struct {
+	gateway.IdentitySettings
+	Version   uint64        `json:"version"`
+	UpdatedAt time.Time     `json:"updated_at"`
+	UpdatedBy gateway.Actor `json:"updated_by"`
+}
+
+// storedSettings is the record: Settings with the OIDC client secret in
+// clear (gateway.Secret marshals redacted), as the SP key is kept.
+type storedSettings struct {
+	Settings
+	OIDCClientSecret string `json:"oidc_client_secret,omitempty"`
+}
+
+// settingsState holds each tenant's settings in force and who is told
+// when they change.
+type settingsState struct {
+	mu       sync.Mutex
+	current  map[string]Settings
+	watchers []func(tenant string, st Settings)
+	check    func(ctx context.Context, tenant string, next gateway.IdentitySettings) error
+}
+
+// SetSettingsCheck registers a check a change must pass before it is
+// stored, beyond the rules (the gateway loads the IdP's metadata).
+func (s *Service) SetSettingsCheck(fn func(ctx context.Context, tenant string, next gateway.IdentitySettings) error) {
+	s.settings.mu.Lock()
+	defer s.settings.mu.Unlock()
+	s.settings.check = fn
+}
+
+// Source of truth for the identity configuration at start-up.
+const (
+	// SettingsFromStore: the file seeds the store on first start; after
+	// that the store (changed through the admin API) wins.
+	SettingsFromStore = "store"
+	// SettingsFromFile: the file wins at every start and the admin API
+	// may not change the identity configuration.
+	SettingsFromFile = "file"
+)
+
+// policyOf derives the provisioning policy from settings.
+func policyOf(st gateway.IdentitySettings) *Policy {
+	p := st.Provisioning
+	policy := &Policy{Method: p.Method, DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
+		AllowedDomains: p.AllowedDomains, EmailDomains: p.EmailDomain}
+	if p.GroupPoolsEnabled && len(p.GroupPools) > 0 {
+		policy.GroupPools = make(map[string]string, len(p.GroupPools))
+		for g, pool := range p.GroupPools {
+			policy.GroupPools[fold.Key(g)] = pool
+		}
+	}
+	return policy
+}
+
+// OnSettings registers fn to be told of every settings change (after it is
+// stored), and of the settings loaded at start-up.
+func (s *Service) OnSettings(fn func(tenant string, st Settings)) {
+	s.settings.mu.Lock()
+	defer s.settings.mu.Unlock()
+	s.settings.watchers = append(s.settings.watchers, fn)
+}
+
+// Settings returns the tenant's identity settings in force.
+func (s *Service) Settings(tenant string) (Settings, bool) {
+	s.settings.mu.Lock()
+	defer s.settings.mu.Unlock()
+	st, ok := s.settings.current[tenant]
+	return st, ok
+}
+
+// install makes st the settings in force and tells the watchers.
+func (s *Service) install(tenant string, st Settings) {
+	s.settings.mu.Lock()
+	if s.settings.current == nil {
+		s.settings.current = map[string]Settings{}
+	}
+	s.settings.current[tenant] = st
+	s.policies.Store(tenant, policyOf(st.IdentitySettings))
+	watchers := slices.Clone(s.settings.watchers)
+	s.settings.mu.Unlock()
+	for _, w := range watchers {
+		w(tenant, st)
+	}
+}
+
+func (s *Service) readSettings(ctx context.Context, tenant string) (Settings, bool, error) {
+	rec, err := s.store.Records().Get(ctx, tenant, kindSettings, settingsID)
+	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return Settings{}, false, nil
+	}
+	if err != nil {
+		return Settings{}, false, err
+	}
+	var stored storedSettings
+	if err := json.Unmarshal(rec.Value, &stored); err != nil {
+		return Settings{}, false, fmt.Errorf("identity settings record: %w", err)
+	}
+	st := stored.Settings
+	st.SSO.OIDC.ClientSecret = gateway.NewSecret(stored.OIDCClientSecret)
+	st.Version = rec.Version
+	return st, true, nil
+}
+
+func encodeSettings(st Settings) ([]byte, error) {
+	return json.Marshal(storedSettings{Settings: st, OIDCClientSecret: st.SSO.OIDC.ClientSecret.Value()})
+}
+
+// LoadResult says what LoadSettings did.
+type LoadResult struct {
+	Settings Settings
+	Seeded   bool     // the store had none: the file's were stored
+	Applied  bool     // the file won over different stored settings
+	Differs  []string // paths where the file and the store disagree (the store won)
+}
+
+// LoadSettings brings the tenant's identity settings in force at
+// start-up. file is what the configuration file says; source says which
+// wins when the store already holds settings (SettingsFromStore or
+// SettingsFromFile). Roles always come from the file. Pools named as
+// defaults are created when missing.
+func (s *Service) LoadSettings(ctx context.Context, tenant string, file gateway.IdentitySettings, source string) (LoadResult, error) {
+	if vs := file.Validate(); len(vs) > 0 {
+		return LoadResult{}, &gateway.RuleError{Violations: vs}
+	}
+	stored, found, err := s.readSettings(ctx, tenant)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	actor := gateway.Actor{Kind: gateway.ActorConfig, ID: "file"}
+	var res LoadResult
+	switch {
+	case !found:
+		res.Seeded = true
+		res.Settings, err = s.storeSettings(ctx, tenant, actor, "", 0, Settings{}, file, "identity.seed")
+	case source == SettingsFromFile && !reflect.DeepEqual(comparable(stored.IdentitySettings), comparable(file)):
+		res.Applied = true
+		res.Differs = SettingsDiff(stored.IdentitySettings, file)
+		res.Settings, err = s.storeSettings(ctx, tenant, actor, "", stored.Version, stored, file, "identity.update")
+	default:
+		res.Differs = SettingsDiff(stored.IdentitySettings, file)
+		stored.Provisioning.Roles = file.Provisioning.Roles
+		if vs := stored.Validate(); len(vs) > 0 {
+			return LoadResult{}, fmt.Errorf("the stored identity settings no longer fit the configuration file: %w", &gateway.RuleError{Violations: vs})
+		}
+		res.Settings = stored
+	}
+	if err != nil {
+		return LoadResult{}, err
+	}
+	if err := s.ensurePool(ctx, tenant, actor, res.Settings.Provisioning.DefaultPool); err != nil {
+		return LoadResult{}, err
+	}
+	s.install(tenant, res.Settings)
+	return res, nil
+}
+
+// comparable drops what compares unequal without a real difference.
+func comparable(st gateway.IdentitySettings) gateway.IdentitySettings {
+	st.SSO.OIDC.ClientSecret = gateway.NewSecret(st.SSO.OIDC.ClientSecret.Value())
+	if len(st.Provisioning.GroupPools) == 0 {
+		st.Provisioning.GroupPools = nil
+	}
+	for _, l := range []*[]string{&st.Provisioning.EmailDomain, &st.Provisioning.AllowedDomains, &st.Provisioning.Roles} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+	return st
+}
+
+// SettingsDiff names the configuration paths where a and b differ
+// (secrets compared, never shown).
+func SettingsDiff(a, b gateway.IdentitySettings) []string {
+	var out []string
+	flatten := func(st gateway.IdentitySettings) map[string]string {
+		m := map[string]string{}
+		raw, _ := json.Marshal(comparable(st))
+		var tree map[string]any
+		_ = json.Unmarshal(raw, &tree)
+		var walk func(prefix string, v any)
+		walk = func(prefix string, v any) {
+			if obj, ok := v.(map[string]any); ok {
+				for k, c := range obj {
+					walk(strings.TrimPrefix(prefix+"."+k, "."), c)
+				}
+				return
+			}
+			b, _ := json.Marshal(v)
+			m[prefix] = string(b)
+		}
+		walk("", tree)
+		m["sso.oidc.client_secret"] = st.SSO.OIDC.ClientSecret.Value()
+		return m
+	}
+	fa, fb := flatten(a), flatten(b)
+	for k := range fa {
+		if fa[k] != fb[k] {
+			out = append(out, k)
+		}
+	}
+	for k := range fb {
+		if _, ok := fa[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ErrSettingsFromFile refuses a change when the file owns the settings.
+var errSettingsFromFile = &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: "managed_by_file", Path: "admin.identity_source",
+	Message: "the identity configuration is managed by the configuration file (admin.identity_source: file); change the file and restart, or set admin.identity_source to store"}}}
+
+// UpdateSettings changes the tenant's identity settings at once (SCIM
+// starts or stops answering, JIT starts or stops creating), after every
+// rule holds; ifVersion 0 is unconditional. A client secret left empty
+// (or as [REDACTED]) keeps the stored one; roles stay the file's. The
+// change is audited with the settings before and after (secrets redacted).
+func (s *Service) UpdateSettings(ctx context.Context, tenant string, actor gateway.Actor, requestID string, ifVersion uint64, next gateway.IdentitySettings, fromFile bool) (Settings, error) {
+	if fromFile {
+		return Settings{}, errSettingsFromFile
+	}
+	cur, ok := s.Settings(tenant)
+	if !ok {
+		return Settings{}, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
+	}
+	if ifVersion != 0 && ifVersion != cur.Version {
+		return Settings{}, gateway.Errorf(gateway.ErrPreconditionFailed, "the identity configuration has changed (its version is %d): read it again and retry", cur.Version)
+	}
+	if v := next.SSO.OIDC.ClientSecret.Value(); v == "" || v == "[REDACTED]" {
+		next.SSO.OIDC.ClientSecret = cur.SSO.OIDC.ClientSecret
+	}
+	if next.Provisioning.Roles != nil && !slices.Equal(next.Provisioning.Roles, cur.Provisioning.Roles) {
+		return Settings{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: "roles_in_file", Path: "provisioning.roles",
+			Message: "roles are set in the configuration file (provisioning.roles): the app's code checks them"}}}
+	}
+	next.Provisioning.Roles = cur.Provisioning.Roles
+	if vs := next.Validate(); len(vs) > 0 {
+		return Settings{}, &gateway.RuleError{Violations: vs}
+	}
+	if err := s.checkSettingsAgainstStore(ctx, tenant, next); err != nil {
+		return Settings{}, err
+	}
+	if check := s.settings.check; check != nil {
+		if err := check(ctx, tenant, next); err != nil {
+			return Settings{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleSingleIdP, Path: "sso." + next.SSO.Protocol,
+				Message: "the identity provider's settings cannot be used: " + err.Error()}}}
+		}
+	}
+	st, err := s.storeSettings(ctx, tenant, actor, requestID, cur.Version, cur, next, "identity.update")
+	if err != nil {
+		return Settings{}, err
+	}
+	s.install(tenant, st)
+	return st, nil
+}
+
+// checkSettingsAgainstStore checks the rules that need the store: the
+// default pool and group-mapped pools exist, and SCIM has a token.
+func (s *Service) checkSettingsAgainstStore(ctx context.Context, tenant string, next gateway.IdentitySettings) error {
+	var vs []gateway.RuleViolation
+	pools, err := s.poolSet(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if !pools[next.Provisioning.DefaultPool] {
+		vs = append(vs, gateway.RuleViolation{Rule: gateway.RuleDefaults, Path: "provisioning.default_pool",
+			Message: fmt.Sprintf("there is no pool %q: create it first", next.Provisioning.DefaultPool)})
+	}
+	for group, pool := range next.Provisioning.GroupPools {
+		if !pools[pool] {
+			vs = append(vs, gateway.RuleViolation{Rule: gateway.RuleGroupPools, Path: "provisioning.group_pools",
+				Message: fmt.Sprintf("group %q maps to pool %q, which does not exist", group, pool)})
+		}
+	}
+	if next.Provisioning.Method == gateway.SourceSCIM {
+		if ok, err := s.HasSCIMToken(ctx, tenant); err != nil {
+			return err
+		} else if !ok {
+			vs = append(vs, gateway.RuleViolation{Rule: "scim_token", Path: "scim.token",
+				Message: "SCIM needs a token for the IdP: rotate one (POST /scim-token) or set scim.token first"})
+		}
+	}
+	if len(vs) > 0 {
+		return &gateway.RuleError{Violations: vs}
+	}
+	return nil
+}
+
+// storeSettings writes next over cur (at cur's version) with its audit
+// entry, and returns the stored settings.
+func (s *Service) storeSettings(ctx context.Context, tenant string, actor gateway.Actor, requestID string, version uint64, cur Settings, next gateway.IdentitySettings, action string) (Settings, error) {
+	st := Settings{IdentitySettings: next, UpdatedAt: s.clock.Now(), UpdatedBy: actor}
+	raw, err := encodeSettings(st)
+	if err != nil {
+		return Settings{}, fmt.Errorf("encode identity settings: %w", err)
+	}
+	entry := s.auditEntry(actor, requestID, action, "identity:"+settingsID, nil, next)
+	if version != 0 {
+		entry.Before = snapshot(cur.IdentitySettings)
+	}
+	if st.Version, err = s.store.Records().Put(ctx, tenant, kindSettings, settingsID, version, raw, entry); err != nil {
+		return Settings{}, err
+	}
+	return st, nil
+}
+
+// auditEntry builds an audit entry; before and after are snapshots
+// (secrets marshal redacted).
+func (s *Service) auditEntry(actor gateway.Actor, requestID, action, target string, before, after any) gateway.AuditEntry {
+	return gateway.AuditEntry{Time: s.clock.Now(), Actor: actor, Action: action, Target: target,
+		Before: snapshot(before), After: snapshot(after), RequestID: requestID}
+}
+
+func snapshot(v any) json.RawMessage {
+	if v == nil || reflect.ValueOf(v).Kind() == reflect.Pointer && reflect.ValueOf(v).IsNil() {
+		return nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return raw
+}

@@ -1,0 +1,306 @@
+package provision_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+)
+
+var manager = provision.Manager{Tenant: gateway.DefaultTenant, Actor: gateway.Actor{Kind: gateway.ActorToken, ID: "test"}, RequestID: "req-1"}
+
+func samlJIT() gateway.IdentitySettings {
+	return gateway.IdentitySettings{
+		SSO: gateway.SSOSettings{Protocol: "saml", SAML: gateway.SAMLSettings{IDPMetadataURL: "https://idp.example.com/md"}},
+		Provisioning: gateway.ProvisioningSettings{Method: gateway.SourceJIT, DefaultPool: "default", DefaultRole: "user",
+			Roles: []string{"manager", "user"}},
+	}
+}
+
+func loaded(t *testing.T, file gateway.IdentitySettings) (*provision.Service, gateway.Store) {
+	t.Helper()
+	svc, store := newService(t, gateway.SourceManual)
+	if _, err := svc.LoadSettings(context.Background(), gateway.DefaultTenant, file, provision.SettingsFromStore); err != nil {
+		t.Fatal(err)
+	}
+	return svc, store
+}
+
+func rulesOf(err error) []string {
+	var re *gateway.RuleError
+	if !errors.As(err, &re) {
+		return nil
+	}
+	var out []string
+	for _, v := range re.Violations {
+		out = append(out, v.Rule)
+	}
+	return out
+}
+
+// TestSettingsSeedAndStoreWins: the file seeds the store once; after a
+// change through the service the store wins at the next load unless the
+// file is the source of truth.
+func TestSettingsSeedAndStoreWins(t *testing.T) {
+	ctx := context.Background()
+	svc, store := loaded(t, samlJIT())
+	if p := svc.Policy(gateway.DefaultTenant); p.Method != gateway.SourceJIT {
+		t.Fatalf("policy after seeding: %+v", p)
+	}
+	if _, err := svc.Pool(ctx, gateway.DefaultTenant, "default"); err != nil {
+		t.Fatalf("the default pool is created with the settings: %v", err)
+	}
+	next := samlJIT()
+	next.Provisioning.Method = gateway.SourceManual
+	st, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "r", 1, next, false)
+	if err != nil || st.Version != 2 || svc.Policy(gateway.DefaultTenant).Method != gateway.SourceManual {
+		t.Fatalf("update: %+v %v", st, err)
+	}
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "r", 1, next, false); gateway.ErrorCodeOf(err) != gateway.ErrPreconditionFailed {
+		t.Fatalf("update at a stale version: %v", err)
+	}
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "r", 0, next, true); !slices.Equal(rulesOf(err), []string{"managed_by_file"}) {
+		t.Fatalf("update while the file owns the settings: %v", err)
+	}
+
+	// A restart: the store's manual wins over the file's jit, and the
+	// difference is reported; with source=file the file wins.
+	again := provision.New(store, nil, provision.Policy{})
+	res, err := again.LoadSettings(ctx, gateway.DefaultTenant, samlJIT(), provision.SettingsFromStore)
+	if err != nil || res.Seeded || res.Applied || res.Settings.Provisioning.Method != gateway.SourceManual || !slices.Equal(res.Differs, []string{"provisioning.method"}) {
+		t.Fatalf("store wins: %+v %v", res, err)
+	}
+	res, err = again.LoadSettings(ctx, gateway.DefaultTenant, samlJIT(), provision.SettingsFromFile)
+	if err != nil || !res.Applied || again.Policy(gateway.DefaultTenant).Method != gateway.SourceJIT {
+		t.Fatalf("file wins: %+v %v", res, err)
+	}
+	entries, _, err := store.Audit().List(ctx, gateway.DefaultTenant, gateway.AuditQuery{Target: "identity:settings", Limit: 10})
+	if err != nil || len(entries) != 3 || entries[0].Actor.Kind != gateway.ActorConfig || entries[1].Actor != manager.Actor ||
+		entries[1].RequestID != "r" || len(entries[1].Before) == 0 || len(entries[1].After) == 0 {
+		t.Fatalf("audit of settings changes: %+v %v", entries, err)
+	}
+}
+
+// TestSettingsRulesNeedTheStore: rules that depend on stored state.
+func TestSettingsRulesNeedTheStore(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := loaded(t, samlJIT())
+	cases := []struct {
+		name   string
+		change func(*gateway.IdentitySettings)
+		rules  []string
+	}{
+		{"default pool that does not exist", func(s *gateway.IdentitySettings) { s.Provisioning.DefaultPool = "nope" }, []string{gateway.RuleDefaults}},
+		{"group mapped to a missing pool", func(s *gateway.IdentitySettings) {
+			s.Provisioning.GroupPools = map[string]string{"Support": "support"}
+		}, []string{gateway.RuleGroupPools}},
+		{"scim without any token", func(s *gateway.IdentitySettings) { s.Provisioning.Method = gateway.SourceSCIM }, []string{"scim_token"}},
+		{"roles changed through the API", func(s *gateway.IdentitySettings) { s.Provisioning.Roles = []string{"manager"} }, []string{"roles_in_file"}},
+		{"jit without sso", func(s *gateway.IdentitySettings) { s.SSO.Protocol = "none" }, []string{gateway.RuleJITNeedsSSOLogin}},
+	}
+	for _, c := range cases {
+		next := samlJIT()
+		c.change(&next)
+		_, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false)
+		if !slices.Equal(rulesOf(err), c.rules) || gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
+			t.Errorf("%s: %v, want rules %v", c.name, err, c.rules)
+		}
+	}
+	if st, _ := svc.Settings(gateway.DefaultTenant); st.Version != 1 {
+		t.Fatalf("refused changes moved the settings to version %d", st.Version)
+	}
+	// With a token, SCIM is allowed.
+	if _, _, err := svc.RotateSCIMToken(ctx, gateway.DefaultTenant, manager.Actor, "", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	next := samlJIT()
+	next.Provisioning.Method = gateway.SourceSCIM
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClientSecretKeptAndNeverAudited: a PUT without the secret keeps it;
+// the audit log never holds it.
+func TestClientSecretKeptAndNeverAudited(t *testing.T) {
+	ctx := context.Background()
+	const secret = "oidc-client-secret-value"
+	file := samlJIT()
+	file.SSO = gateway.SSOSettings{Protocol: "oidc", OIDC: gateway.OIDCSettings{Issuer: "https://example.okta.com", ClientID: "c", ClientSecret: gateway.NewSecret(secret)}}
+	svc, store := loaded(t, file)
+	next := file
+	next.SSO.OIDC.ClientSecret = gateway.NewSecret("[REDACTED]")
+	next.Provisioning.DefaultRole = "manager"
+	st, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false)
+	if err != nil || st.SSO.OIDC.ClientSecret.Value() != secret {
+		t.Fatalf("secret after an update without it: %v", err)
+	}
+	reloaded := provision.New(store, nil, provision.Policy{})
+	res, err := reloaded.LoadSettings(ctx, gateway.DefaultTenant, file, provision.SettingsFromStore)
+	if err != nil || res.Settings.SSO.OIDC.ClientSecret.Value() != secret {
+		t.Fatalf("secret after a reload: %v", err)
+	}
+	entries, _, _ := store.Audit().List(ctx, gateway.DefaultTenant, gateway.AuditQuery{Limit: 50})
+	for _, e := range entries {
+		if slices.ContainsFunc([]string{string(e.Before), string(e.After)}, func(s string) bool { return strings.Contains(s, secret) }) {
+			t.Fatalf("audit entry %d holds the client secret", e.Seq)
+		}
+	}
+}
+
+func TestSCIMTokenRotation(t *testing.T) {
+	ctx := context.Background()
+	svc, store := loaded(t, samlJIT())
+	const fileToken = "file-token-0123456789"
+	svc.SetFileSCIMToken(gateway.DefaultTenant, fileToken)
+	check := func(token string) bool {
+		ok, err := svc.CheckSCIMToken(ctx, gateway.DefaultTenant, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !check(fileToken) || check("") || check(fileToken+"x") {
+		t.Fatal("the file's token before any rotation")
+	}
+	first, until, err := svc.RotateSCIMToken(ctx, gateway.DefaultTenant, manager.Actor, "", time.Hour)
+	if err != nil || len(first) < 40 || time.Until(until) < 59*time.Minute {
+		t.Fatalf("rotate: %q %v %v", first, until, err)
+	}
+	if !check(first) || !check(fileToken) {
+		t.Fatal("after a rotation both the new token and the old one (in its grace period) work")
+	}
+	second, _, err := svc.RotateSCIMToken(ctx, gateway.DefaultTenant, manager.Actor, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !check(second) || check(first) || check(fileToken) {
+		t.Fatal("with no grace the old token stops at once; the file's token is long gone")
+	}
+	rec, _ := store.Records().Get(ctx, gateway.DefaultTenant, "credential", "scim")
+	if strings.Contains(string(rec.Value), second) {
+		t.Fatal("the token is stored in clear")
+	}
+}
+
+func TestAPITokens(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := loaded(t, samlJIT())
+	token, meta, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "deploy script")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]bool{
+		token:                  true,
+		token + "x":            false,
+		token[:len(token)-1]:   false,
+		"gha_" + meta.ID + "_": false,
+		"gha__secret":          false,
+		"":                     false,
+		"Bearer " + token:      false,
+	}
+	for presented, want := range cases {
+		id, ok, err := svc.CheckAPIToken(ctx, gateway.DefaultTenant, presented)
+		if err != nil || ok != want || ok && id != meta.ID {
+			t.Errorf("CheckAPIToken(%q) = %q %v %v, want %v", presented, id, ok, err, want)
+		}
+	}
+	if err := svc.RevokeAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", meta.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := svc.CheckAPIToken(ctx, gateway.DefaultTenant, token); ok {
+		t.Fatal("a revoked token still works")
+	}
+}
+
+// TestManagersOwnRolesAndPools: defaults for every source, a manager's
+// changes with their events and audit, and IdP data never overwriting
+// role or pools.
+func TestManagersOwnRolesAndPools(t *testing.T) {
+	ctx := context.Background()
+	svc, store := loaded(t, samlJIT())
+	if _, err := svc.CreatePool(ctx, gateway.DefaultTenant, manager.Actor, "", "support", "Support"); err != nil {
+		t.Fatal(err)
+	}
+	u, created, err := svc.Login(ctx, gateway.DefaultTenant, ident("ada@example.com"))
+	if err != nil || !created || u.Role != "user" || !slices.Equal(u.Pools, []string{"default"}) {
+		t.Fatalf("JIT defaults: %+v %v", u, err)
+	}
+	role, pools := "manager", []string{"support", "default", "support"}
+	changed, err := svc.ChangeUser(ctx, manager, u.ID, 0, provision.UserPatch{Role: &role, Pools: &pools})
+	if err != nil || changed.Role != "manager" || !slices.Equal(changed.Pools, []string{"default", "support"}) {
+		t.Fatalf("change: %+v %v", changed, err)
+	}
+	for _, bad := range []provision.UserPatch{{Role: ptr("admin")}, {Pools: &[]string{"nope"}}, {Pools: &[]string{}}, {Role: ptr("")}} {
+		if _, err := svc.ChangeUser(ctx, manager, u.ID, 0, bad); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
+			t.Errorf("change %+v: %v", bad, err)
+		}
+	}
+	// The IdP signs the person in again with new names: names follow, role
+	// and pools stay.
+	id := ident("ada@example.com")
+	id.GivenName = "Augusta"
+	again, _, err := svc.Login(ctx, gateway.DefaultTenant, id)
+	if err != nil || again.GivenName != "Augusta" || again.Role != "manager" || !slices.Equal(again.Pools, []string{"default", "support"}) {
+		t.Fatalf("after a sign-in: %+v %v", again, err)
+	}
+	events, _ := store.Outbox().After(ctx, gateway.DefaultTenant, 0, 100)
+	var roleEvent *gateway.Event
+	for i := range events {
+		if events[i].Op == gateway.OpUserUpdated && slices.Contains(events[i].Changed, "role") {
+			roleEvent = &events[i]
+		}
+	}
+	if roleEvent == nil || !slices.Equal(roleEvent.Changed, []string{"pools", "role"}) || roleEvent.Source != gateway.SourceManual || roleEvent.RequestID != "req-1" {
+		t.Fatalf("user.updated naming role and pools: %+v", roleEvent)
+	}
+	entries, _, _ := store.Audit().List(ctx, gateway.DefaultTenant, gateway.AuditQuery{Target: "user:" + u.ID, Limit: 10})
+	if len(entries) != 1 || entries[0].Action != "user.update" || entries[0].Actor != manager.Actor {
+		t.Fatalf("audit of the change: %+v", entries)
+	}
+	// Deleting a pool with members, or the default pool, is refused.
+	if err := svc.DeletePool(ctx, gateway.DefaultTenant, manager.Actor, "", "support", 0); gateway.ErrorCodeOf(err) != gateway.ErrConflict {
+		t.Fatalf("delete a pool with members: %v", err)
+	}
+	if err := svc.DeletePool(ctx, gateway.DefaultTenant, manager.Actor, "", "default", 0); gateway.ErrorCodeOf(err) != gateway.ErrConflict {
+		t.Fatalf("delete the default pool: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestAddUserOnlyWhileManual and the bootstrap managers.
+func TestAddUserAndBootstrapManagers(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := loaded(t, samlJIT())
+	if _, err := svc.AddUser(ctx, manager, &gateway.User{UserName: "bob@example.com", Active: true}); !slices.Equal(rulesOf(err), []string{gateway.RuleOneMethod}) {
+		t.Fatalf("manual add while the method is jit: %v", err)
+	}
+	manual := samlJIT()
+	manual.Provisioning.Method = gateway.SourceManual
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, manual, false); err != nil {
+		t.Fatal(err)
+	}
+	u, err := svc.AddUser(ctx, manager, &gateway.User{UserName: "bob@example.com", Active: true, Emails: []string{"bob@example.com"}})
+	if err != nil || u.Source != gateway.SourceManual || u.Role != "user" || !slices.Equal(u.Pools, []string{"default"}) {
+		t.Fatalf("manual add: %+v %v", u, err)
+	}
+	svc.SetBootstrapManagers(gateway.DefaultTenant, []string{"Root@Example.com"})
+	root, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("root@example.com"))
+	if err != nil || root.Role != "manager" || root.Source != gateway.SourceManual {
+		t.Fatalf("a bootstrap manager's first sign-in under method manual: %+v %v", root, err)
+	}
+	if _, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("carol@example.com")); err == nil {
+		t.Fatal("an unknown person who is not a bootstrap manager signed in under method manual")
+	}
+	svc.SetBootstrapManagers(gateway.DefaultTenant, []string{"bob@example.com"})
+	promoted, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("bob@example.com"))
+	if err != nil || promoted.Role != "manager" {
+		t.Fatalf("a bootstrap manager who held another role: %+v %v", promoted, err)
+	}
+}

@@ -1,0 +1,268 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// IdentitySettings is an organization's live identity configuration: how
+// people sign in (one SSO protocol, one IdP) and how accounts come to
+// exist (one provisioning method). The configuration file seeds it; the
+// admin API changes it without a restart. Its JSON keys are the
+// configuration file's.
+type IdentitySettings struct {
+	SSO          SSOSettings          `json:"sso"`
+	Provisioning ProvisioningSettings `json:"provisioning"`
+}
+
+// SSO protocols.
+const (
+	ProtocolNone     = "none"     // no single sign-on
+	ProtocolSAML     = "saml"     // the gateway is a SAML service provider
+	ProtocolOIDC     = "oidc"     // the gateway is an OIDC relying party
+	ProtocolExternal = "external" // the app or another proxy does login
+)
+
+// SSOSettings is the login method.
+type SSOSettings struct {
+	Protocol string       `json:"protocol"`
+	SAML     SAMLSettings `json:"saml"`
+	OIDC     OIDCSettings `json:"oidc"`
+}
+
+// SAMLSettings configures the one SAML IdP.
+type SAMLSettings struct {
+	IDPMetadataURL  string `json:"idp_metadata_url,omitempty"`
+	IDPMetadataFile string `json:"idp_metadata_file,omitempty"`
+	// IDPMetadataXML is metadata uploaded through the admin API (instead
+	// of a URL or a file).
+	IDPMetadataXML     string   `json:"idp_metadata_xml,omitempty"`
+	IDPMetadataRefresh Duration `json:"idp_metadata_refresh,omitempty"`
+	AllowIDPInitiated  bool     `json:"allow_idp_initiated"`
+	EmailAttribute     string   `json:"email_attribute,omitempty"`
+	FirstNameAttribute string   `json:"first_name_attribute,omitempty"`
+	LastNameAttribute  string   `json:"last_name_attribute,omitempty"`
+	GroupsAttribute    string   `json:"groups_attribute,omitempty"`
+}
+
+// OIDCSettings configures the one OIDC provider.
+type OIDCSettings struct {
+	Issuer       string `json:"issuer,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret Secret `json:"client_secret"`
+}
+
+// ProvisioningSettings is the provisioning method and what new accounts
+// get.
+type ProvisioningSettings struct {
+	Method      Source `json:"method"`
+	DefaultPool string `json:"default_pool"`
+	DefaultRole string `json:"default_role"`
+	// Roles are the roles a user may hold; the configuration file owns
+	// them (they name what the app's code checks).
+	Roles []string `json:"roles"`
+	// EmailDomain lists the organization's domains a self-service link
+	// accepts.
+	EmailDomain []string `json:"email_domain,omitempty"`
+	// AllowedDomains, when set, are the only email domains that may sign
+	// in by SSO (and be created by JIT).
+	AllowedDomains []string `json:"allowed_domains,omitempty"`
+	// GroupPools maps IdP group names to pools; applied to a JIT user's
+	// pools at sign-in while GroupPoolsEnabled.
+	GroupPools        map[string]string `json:"group_pools,omitempty"`
+	GroupPoolsEnabled bool              `json:"group_pools_enabled"`
+}
+
+// Built-in roles: managers run the organization's identity; the app may
+// add its own roles in configuration.
+const (
+	RoleManager = "manager"
+	RoleUser    = "user"
+)
+
+// Methods are the provisioning methods, one of which is active.
+var Methods = []Source{SourceManual, SourceSelfService, SourceSCIM, SourceJIT}
+
+// Rules of the identity configuration, named in every refusal.
+const (
+	RuleOneMethod        = "one_method"          // exactly one known provisioning method
+	RuleProtocol         = "sso_protocol"        // a known login method
+	RuleSCIMNeedsSSO     = "scim_requires_sso"   // SCIM users sign in through SSO
+	RuleJITNeedsSSOLogin = "jit_requires_sso"    // JIT creates accounts at an SSO sign-in of ours
+	RuleSingleIdP        = "single_idp"          // exactly one IdP, fully described
+	RuleSelfServiceNeeds = "self_service_domain" // the link is bound to the organization's domain
+	RuleDomains          = "domains"             // domains are lower-case names
+	RuleDefaults         = "defaults"            // default pool and role exist
+	RuleGroupPools       = "group_pools"         // group mappings name pools
+)
+
+// RuleViolation is one broken rule: which, where (the configuration
+// path), and a sentence that says what to change.
+type RuleViolation struct {
+	Rule    string `json:"rule"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+func (v RuleViolation) String() string { return v.Path + ": " + v.Message }
+
+// RuleError is a refused identity configuration.
+type RuleError struct{ Violations []RuleViolation }
+
+func (e *RuleError) Error() string {
+	msgs := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		msgs[i] = v.String()
+	}
+	return "identity configuration refused: " + strings.Join(msgs, "; ")
+}
+
+// Unwrap makes a RuleError an invalid-input domain error.
+func (e *RuleError) Unwrap() error {
+	return &Error{Code: ErrInvalid, Message: e.Error()}
+}
+
+var domainPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+
+// Validate checks every rule and returns each violation (none: valid).
+func (s IdentitySettings) Validate() []RuleViolation {
+	var vs []RuleViolation
+	add := func(rule, path, format string, args ...any) {
+		vs = append(vs, RuleViolation{Rule: rule, Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	sso, p := s.SSO, s.Provisioning
+	switch sso.Protocol {
+	case ProtocolNone, ProtocolSAML, ProtocolOIDC, ProtocolExternal:
+	default:
+		add(RuleProtocol, "sso.protocol", "%q is not a login method: choose one of none, saml, oidc, external", sso.Protocol)
+	}
+	if !slices.Contains(Methods, p.Method) {
+		add(RuleOneMethod, "provisioning.method", "%q is not a provisioning method: exactly one of manual, self_service, scim, jit is active", p.Method)
+	}
+	if p.Method == SourceSCIM && sso.Protocol != ProtocolSAML && sso.Protocol != ProtocolOIDC && sso.Protocol != ProtocolExternal {
+		add(RuleSCIMNeedsSSO, "provisioning.method", "SCIM needs SSO: people provisioned by the IdP sign in through it; set sso.protocol to saml, oidc or external first")
+	}
+	if p.Method == SourceJIT && sso.Protocol != ProtocolSAML && sso.Protocol != ProtocolOIDC {
+		add(RuleJITNeedsSSOLogin, "provisioning.method", "SSO JIT needs SAML or OIDC sign-in through the gateway: accounts are created at sign-in; set sso.protocol to saml or oidc first")
+	}
+	switch sso.Protocol {
+	case ProtocolSAML:
+		c := sso.SAML
+		n := 0
+		for _, set := range []bool{c.IDPMetadataURL != "", c.IDPMetadataFile != "", c.IDPMetadataXML != ""} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			add(RuleSingleIdP, "sso.saml", "describe exactly one IdP: set one of idp_metadata_url, idp_metadata_file and idp_metadata_xml (%d are set)", n)
+		}
+		if c.IDPMetadataURL != "" && !SecureOrLoopback(c.IDPMetadataURL) {
+			add(RuleSingleIdP, "sso.saml.idp_metadata_url", "%q must be an https URL (http only to a loopback host): the metadata holds the IdP's signing certificate", c.IDPMetadataURL)
+		}
+		if r := time.Duration(c.IDPMetadataRefresh); r != 0 && r < time.Minute {
+			add(RuleSingleIdP, "sso.saml.idp_metadata_refresh", "must be 0 (never) or at least 1m")
+		}
+		if c.IDPMetadataXML != "" && !strings.Contains(c.IDPMetadataXML, "EntityDescriptor") {
+			add(RuleSingleIdP, "sso.saml.idp_metadata_xml", "is not SAML metadata (no EntityDescriptor); paste the IdP's metadata XML")
+		}
+	case ProtocolOIDC:
+		if sso.OIDC.Issuer == "" {
+			add(RuleSingleIdP, "sso.oidc.issuer", "is required when sso.protocol is \"oidc\"")
+		} else if !SecureOrLoopback(sso.OIDC.Issuer) {
+			add(RuleSingleIdP, "sso.oidc.issuer", "%q must be an https URL (http only to a loopback host)", sso.OIDC.Issuer)
+		}
+		if sso.OIDC.ClientID == "" {
+			add(RuleSingleIdP, "sso.oidc.client_id", "is required when sso.protocol is \"oidc\"")
+		}
+	}
+	if p.Method == SourceSelfService && len(p.EmailDomain) == 0 {
+		add(RuleSelfServiceNeeds, "provisioning.email_domain", "the self-service link is bound to the organization's email domain: set provisioning.email_domain first")
+	}
+	for path, domains := range map[string][]string{"provisioning.email_domain": p.EmailDomain, "provisioning.allowed_domains": p.AllowedDomains} {
+		for i, d := range domains {
+			if !domainPattern.MatchString(d) {
+				add(RuleDomains, fmt.Sprintf("%s[%d]", path, i), "%q must be a lower-case domain such as example.com", d)
+			}
+		}
+	}
+	if p.DefaultPool == "" {
+		add(RuleDefaults, "provisioning.default_pool", "must name a pool")
+	}
+	switch {
+	case len(p.Roles) > 0 && !slices.Contains(p.Roles, RoleManager):
+		add(RuleDefaults, "provisioning.roles", "must include %q", RoleManager)
+	case p.DefaultRole == "":
+		add(RuleDefaults, "provisioning.default_role", "must name a role")
+	case len(p.Roles) > 0 && !slices.Contains(p.Roles, p.DefaultRole):
+		add(RuleDefaults, "provisioning.default_role", "%q is not one of the roles %s", p.DefaultRole, strings.Join(p.Roles, ", "))
+	}
+	for group, pool := range p.GroupPools {
+		if group == "" || !ValidPoolID(pool) {
+			add(RuleGroupPools, "provisioning.group_pools", "%q → %q: map a group name to a pool id", group, pool)
+		}
+	}
+	slices.SortFunc(vs, func(a, b RuleViolation) int { return strings.Compare(a.Path+a.Message, b.Path+b.Message) })
+	return vs
+}
+
+// SecureOrLoopback reports an https URL, or an http one to a loopback
+// host (development).
+func SecureOrLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	if u.Scheme != "http" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var poolIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidPoolID reports a pool id: lower-case letters, digits, '-' and '_',
+// at most 63 characters (it travels in headers and comma-separated lists).
+func ValidPoolID(id string) bool { return poolIDPattern.MatchString(id) }
+
+// Pool is a set of users the app treats alike (the product's agent
+// pools). A user belongs to one or more pools; the app assigns them,
+// never the IdP.
+type Pool struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Version uint64    `json:"version"`
+}
+
+// Duration is a time.Duration that reads and writes as "1h0m0s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"1h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
