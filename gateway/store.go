@@ -134,8 +134,9 @@ type UserStore interface {
 	// List returns users in stable id order, skipping offset, at most limit
 	// (limit 0 returns none), and the total number of users.
 	List(ctx context.Context, tenant string, offset, limit int) ([]*User, int, error)
-	// Scan calls fn for every user in id order until fn returns false.
-	Scan(ctx context.Context, tenant string, fn func(*User) bool) error
+	// Scan calls fn for every user with an id after after ("": from the
+	// first) in id order until fn returns false. fn must not use the store.
+	Scan(ctx context.Context, tenant, after string, fn func(*User) bool) error
 }
 
 // GroupChange is what a GroupUpdateFunc decides: the new, stamped

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"html/template"
@@ -15,9 +16,11 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/admin"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	oidcrp "github.com/gatehouse-id/gatehouse/gateway/oidc"
+	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/proxy"
 	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
@@ -46,9 +49,17 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		}
 		return float64(n)
 	})
+	csrfKey, err := a.store.Keys().PutIfAbsent(ctx, gateway.DefaultTenant, "csrf", randomKey())
+	if err != nil {
+		return fmt.Errorf("csrf key: %w", err)
+	}
 	a.sessions = session.New(session.Options{Store: a.store, Tenant: gateway.DefaultTenant,
 		Idle: time.Duration(a.cfg.Session.IdleTimeout), Absolute: time.Duration(a.cfg.Session.AbsoluteTimeout),
-		Secure: strings.HasPrefix(a.publicURL, "https://")})
+		Secure: strings.HasPrefix(a.publicURL, "https://"), CSRFKey: csrfKey})
+	mux.Handle(prefix+admin.Base+"/", admin.New(admin.Options{Service: a.service, Store: a.store, Sessions: a.sessions,
+		Delivery: lazyDelivery{a}, Tenant: gateway.DefaultTenant, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
+		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
+		SCIMBaseURL: a.SCIMBaseURL(), Logger: a.log}))
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())
@@ -400,4 +411,35 @@ func (a *App) signInFailed(protocol string) func(w http.ResponseWriter, r *http.
 		a.metrics.Logins.WithLabelValues(protocol, reason).Inc()
 		page(w, status, "Sign-in failed", message, "")
 	}
+}
+
+func randomKey() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// lazyDelivery is the outbox dispatcher as the admin API sees it: the
+// dispatcher starts after the routes are built.
+type lazyDelivery struct{ a *App }
+
+func (d lazyDelivery) Status(ctx context.Context) ([]outbox.Status, error) {
+	if d.a.dispatcher == nil {
+		return nil, nil
+	}
+	return d.a.dispatcher.Status(ctx)
+}
+
+func (d lazyDelivery) DeadLetters(ctx context.Context, adapter string) ([]gateway.DeadLetter, error) {
+	if d.a.dispatcher == nil {
+		return nil, gateway.Errorf(gateway.ErrNotFound, "delivery is not running")
+	}
+	return d.a.dispatcher.DeadLetters(ctx, adapter)
+}
+
+func (d lazyDelivery) Replay(ctx context.Context, adapter string, from uint64) (int, error) {
+	if d.a.dispatcher == nil {
+		return 0, gateway.Errorf(gateway.ErrUnavailable, "delivery is not running")
+	}
+	return d.a.dispatcher.Replay(ctx, adapter, from)
 }

@@ -325,7 +325,7 @@ func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, 
 	}
 	plan := query.Plan(expr, query.Users)
 	if plan.Index == "" {
-		if err := users.Scan(ctx, s.opts.Tenant, keep); err != nil {
+		if err := users.Scan(ctx, s.opts.Tenant, "", keep); err != nil {
 			return nil, 0, err
 		}
 	} else {

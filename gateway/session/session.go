@@ -6,6 +6,7 @@ package session
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -32,6 +33,10 @@ type Options struct {
 	Secure     bool          // the public URL is https: Secure, __Host- cookie
 	TouchEvery time.Duration // activity is written at most this often (default 1m)
 	Clock      gateway.Clock
+	// CSRFKey keys the anti-CSRF tokens bound to each session (32 random
+	// bytes, kept in the store so that tokens survive a restart). Without
+	// it no CSRF token is valid.
+	CSRFKey []byte
 }
 
 // Manager starts, reads and ends sessions.
@@ -150,3 +155,23 @@ func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Reques
 
 // SignedOut reports whether err means the request has no valid session.
 func SignedOut(err error) bool { return err == errSignedOut }
+
+// CSRFToken is the anti-CSRF token of a session: an HMAC of the session's
+// id, so it needs no storage, differs per session and dies with it. Forms
+// and cookie-authenticated API calls carry it; a cross-site page cannot
+// read it.
+func (m *Manager) CSRFToken(se gateway.Session) string {
+	if len(m.opts.CSRFKey) == 0 || se.ID == "" {
+		return ""
+	}
+	mac := hmac.New(sha256.New, m.opts.CSRFKey)
+	mac.Write([]byte("gatehouse-csrf\x00" + se.Tenant + "\x00" + se.ID))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// ValidCSRF reports whether token is the session's anti-CSRF token
+// (compared in constant time).
+func (m *Manager) ValidCSRF(se gateway.Session, token string) bool {
+	want := m.CSRFToken(se)
+	return want != "" && token != "" && hmac.Equal([]byte(token), []byte(want))
+}

@@ -497,7 +497,7 @@ func TestListAndScan(t *testing.T) {
 		t.Fatalf("limit 0: %d %d", len(page), total)
 	}
 	n := 0
-	_ = s.Users().Scan(ctx, tenant, func(*gateway.User) bool { n++; return n < 5 })
+	_ = s.Users().Scan(ctx, tenant, "", func(*gateway.User) bool { n++; return n < 5 })
 	if n != 5 {
 		t.Fatalf("scan stopped after %d", n)
 	}

@@ -351,13 +351,19 @@ func (us userStore) List(ctx context.Context, tenant string, offset, limit int) 
 	return out, total, nil
 }
 
-func (us userStore) Scan(ctx context.Context, tenant string, fn func(*gateway.User) bool) error {
+func (us userStore) Scan(ctx context.Context, tenant, after string, fn func(*gateway.User) bool) error {
 	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
 		c := tb.Bucket(bUsers).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
 			u, err := decodeUser(v)
 			if err != nil {
 				return fmt.Errorf("user %q: %w", k, err)

@@ -1,0 +1,450 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/admin"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+)
+
+const adminToken = "admin-bootstrap-token-0123456789"
+
+// adminCall is one admin API request and its answer.
+type adminCall struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (c adminCall) str(path ...string) string {
+	var v any = c.body
+	for _, p := range path {
+		m, _ := v.(map[string]any)
+		v = m[p]
+	}
+	s, _ := v.(string)
+	return s
+}
+
+// adminRequest calls the admin API; auth is applied to the request.
+func adminRequest(t *testing.T, g *gatewayUnderTest, method, path, body string, auth func(*http.Request)) adminCall {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+g.app.MainAddr()+"/gatehouse"+admin.Base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth != nil {
+		auth(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	c := adminCall{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &c.body)
+	return c
+}
+
+func bearer(token string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+}
+
+// sessionAs signs a person with role in (a session made as the SSO
+// funnel makes them) and returns the cookie and the CSRF token.
+func sessionAs(t *testing.T, g *gatewayUnderTest, email, role string) (*http.Cookie, string) {
+	t.Helper()
+	ctx := context.Background()
+	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: role})
+	u, err := svc.CreateUser(ctx, provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
+		&gateway.User{UserName: email, Active: true, Emails: []string{email}, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	se, err := g.app.Sessions().Start(ctx, w, httptest.NewRequest("GET", "/", nil), u.ID, "saml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.Result().Cookies()[0], g.app.Sessions().CSRFToken(se)
+}
+
+func withCookie(c *http.Cookie, csrf string, extra ...string) func(*http.Request) {
+	return func(r *http.Request) {
+		r.AddCookie(c)
+		if csrf != "" {
+			r.Header.Set(admin.CSRFHeader, csrf)
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			r.Header.Set(extra[i], extra[i+1])
+		}
+	}
+}
+
+// adminRoutes reads the served OpenAPI document: the routes as the
+// router declares them (huma builds both from the same registrations).
+func adminRoutes(t *testing.T, g *gatewayUnderTest) []admin.Route {
+	t.Helper()
+	resp, err := http.Get("http://" + g.app.MainAddr() + "/gatehouse" + admin.Base + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Paths   map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != 200 || !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi.json: %d %v %q", resp.StatusCode, err, doc.OpenAPI)
+	}
+	var out []admin.Route
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			out = append(out, admin.Route{Method: strings.ToUpper(method), Path: path, OperationID: op.OperationID})
+		}
+	}
+	slices.SortFunc(out, func(a, b admin.Route) int { return strings.Compare(a.Path+a.Method, b.Path+b.Method) })
+	return out
+}
+
+// concrete fills a route's path parameters.
+func concrete(path string, ids map[string]string) string {
+	for k, v := range ids {
+		path = strings.ReplaceAll(path, "{"+k+"}", v)
+	}
+	return path
+}
+
+// TestAdminAuthorization: every route the API declares refuses no
+// credentials and a wrong token (401), a user-role session (403), and a
+// manager's cookie-authenticated change without the CSRF token or from
+// another site (403); and the routes in the OpenAPI document are the
+// ones the router serves.
+func TestAdminAuthorization(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	userCookie, userCSRF := sessionAs(t, g, "uma@example.com", "user")
+	mgrCookie, mgrCSRF := sessionAs(t, g, "mia@example.com", "manager")
+	routes := adminRoutes(t, g)
+	if len(routes) < 15 {
+		t.Fatalf("the OpenAPI document lists only %d operations", len(routes))
+	}
+	ids := map[string]string{"id": "no-such-id"}
+	for _, r := range routes {
+		path := concrete(r.Path, ids)
+		body := ""
+		if r.Method != "GET" && r.Method != "DELETE" {
+			body = "{}"
+		}
+		cases := []struct {
+			name string
+			auth func(*http.Request)
+			want int
+		}{
+			{"no credentials", nil, 401},
+			{"wrong token", bearer("not-the-token-0123456789"), 401},
+			{"token in another scheme", func(r *http.Request) { r.Header.Set("Authorization", "Basic "+adminToken) }, 401},
+			{"user-role session", withCookie(userCookie, userCSRF), 403},
+		}
+		if r.Method != "GET" {
+			cases = append(cases,
+				struct {
+					name string
+					auth func(*http.Request)
+					want int
+				}{"manager session without the CSRF token", withCookie(mgrCookie, ""), 403},
+				struct {
+					name string
+					auth func(*http.Request)
+					want int
+				}{"manager session, another session's CSRF token", withCookie(mgrCookie, userCSRF), 403},
+				struct {
+					name string
+					auth func(*http.Request)
+					want int
+				}{"manager session from another site", withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"), 403})
+		}
+		for _, c := range cases {
+			got := adminRequest(t, g, r.Method, path, body, c.auth)
+			if got.status != c.want || got.header.Get("Content-Type") != "application/problem+json" || got.str("detail") == "" {
+				t.Errorf("%s %s, %s: %d %s %s, want %d with a problem", r.Method, r.Path, c.name, got.status, got.header.Get("Content-Type"), got.raw, c.want)
+			}
+		}
+		// With credentials the route exists (not the catch-all's 404).
+		got := adminRequest(t, g, r.Method, path, body, bearer(adminToken))
+		if strings.Contains(got.raw, "no such admin API endpoint") || got.status == 405 {
+			t.Errorf("%s %s is in the OpenAPI document but not served: %d %s", r.Method, r.Path, got.status, got.raw)
+		}
+	}
+	if got := adminRequest(t, g, "GET", "/nope", "", bearer(adminToken)); got.status != 404 || got.header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("unknown path: %d %s", got.status, got.raw)
+	}
+	// A manager's session reads, and changes with its CSRF token.
+	if got := adminRequest(t, g, "GET", "/me", "", withCookie(mgrCookie, "")); got.status != 200 || got.str("csrf_token") != mgrCSRF {
+		t.Fatalf("GET /me as a manager: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "POST", "/pools", `{"id":"support"}`, withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "same-origin")); got.status != 201 {
+		t.Fatalf("a manager's change with the CSRF token: %d %s", got.status, got.raw)
+	}
+}
+
+// TestAdminEveryChangeIsAudited: each mutating operation of the API,
+// called once, writes an audit entry with the caller, the target and the
+// request id. An operation without a sample here fails the test.
+func TestAdminEveryChangeIsAudited(t *testing.T) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "refused", http.StatusBadRequest) // permanent: a dead letter
+	}))
+	defer hook.Close()
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual",
+		`GATEHOUSE_ADAPTERS=[{"id":"hook","type":"webhook","config":{"url":"`+hook.URL+`","secret":"env:HOOK_SECRET"}}]`,
+		"HOOK_SECRET="+hookSecret, "GATEHOUSE_DELIVERY_MAX_ATTEMPTS=1")
+	auth := bearer(adminToken)
+	mustStatus := func(c adminCall, want int) adminCall {
+		t.Helper()
+		if c.status != want {
+			t.Fatalf("%d %s, want %d", c.status, c.raw, want)
+		}
+		return c
+	}
+	// Fixtures: a user, a pool, an API token, a dead letter.
+	victim := mustStatus(adminRequest(t, g, "POST", "/users", `{"userName":"victim@example.com"}`, auth), 201).str("id")
+	mustStatus(adminRequest(t, g, "POST", "/pools", `{"id":"doomed"}`, auth), 201)
+	tokenID := mustStatus(adminRequest(t, g, "POST", "/api-tokens", `{"name":"to revoke"}`, auth), 201).str("info", "id")
+	var deadLetter string
+	eventually(t, "a dead letter", func() bool {
+		dls := adminRequest(t, g, "GET", "/dead-letters", "", auth)
+		list, _ := dls.body["deadLetters"].([]any)
+		if len(list) == 0 {
+			return false
+		}
+		deadLetter, _ = list[0].(map[string]any)["id"].(string)
+		return true
+	})
+	samples := map[string]struct {
+		path, body string
+		status     int
+		target     string
+	}{
+		"put-identity":       {"/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`, 200, "identity:settings"},
+		"rotate-scim-token":  {"/scim-token", "", 200, "credential:scim"},
+		"create-api-token":   {"/api-tokens", `{"name":"ci"}`, 201, ""},
+		"revoke-api-token":   {"/api-tokens/" + tokenID, "", 204, "api_token:" + tokenID},
+		"create-user":        {"/users", `{"userName":"new@example.com","role":"manager"}`, 201, ""},
+		"update-user":        {"/users/" + victim, `{"role":"manager","pools":["default","doomed"]}`, 200, "user:" + victim},
+		"delete-user":        {"/users/" + victim, "", 204, "user:" + victim},
+		"create-pool":        {"/pools", `{"id":"sales","name":"Sales"}`, 201, "pool:sales"},
+		"update-pool":        {"/pools/sales", `{"name":"Sales EMEA"}`, 200, "pool:sales"},
+		"delete-pool":        {"/pools/doomed", "", 204, "pool:doomed"},
+		"replay-dead-letter": {"/dead-letters/" + deadLetter + "/replay", "", 200, "dead_letter:" + deadLetter},
+	}
+	// Run in an order where each fixture is still there.
+	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
+		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter"}
+	for _, r := range adminRoutes(t, g) {
+		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
+			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)
+		}
+	}
+	for _, op := range order {
+		s := samples[op]
+		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
+			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE"}[op]
+		if method == "" {
+			method = "POST"
+		}
+		got := adminRequest(t, g, method, s.path, s.body, auth)
+		if got.status != s.status {
+			t.Fatalf("%s: %d %s, want %d", op, got.status, got.raw, s.status)
+		}
+		requestID := got.header.Get("X-Request-Id")
+		entries, _, err := g.app.Store().Audit().List(context.Background(), gateway.DefaultTenant, gateway.AuditQuery{Limit: 1})
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("%s: audit %v %v", op, entries, err)
+		}
+		e := entries[0]
+		if e.RequestID != requestID || e.Actor != (gateway.Actor{Kind: gateway.ActorToken, ID: "admin.token"}) || s.target != "" && e.Target != s.target {
+			t.Errorf("%s: audit entry %+v (request %s)", op, e, requestID)
+		}
+	}
+}
+
+// TestAdminRulesAndLiveSwitch: forbidden combinations are refused with
+// their rule and change nothing; allowed switches take effect at once:
+// SCIM answers, then refuses when the method moves away, without restart.
+func TestAdminRulesAndLiveSwitch(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	auth := bearer(adminToken)
+	g.call("POST", "/Users", oktaUser("ada@example.com", "Ada", "L")).must(t, 201)
+
+	cases := []struct {
+		name, body string
+		rule       string
+	}{
+		{"scim without sso", `{"sso":{"protocol":"none"}}`, gateway.RuleSCIMNeedsSSO},
+		{"jit with external login", `{"provisioning":{"method":"jit","default_pool":"default","default_role":"user"}}`, gateway.RuleJITNeedsSSOLogin},
+		{"self service without a domain", `{"provisioning":{"method":"self_service","default_pool":"default","default_role":"user"}}`, gateway.RuleSelfServiceNeeds},
+		{"two methods", `{"provisioning":{"method":"scim,jit","default_pool":"default","default_role":"user"}}`, ""},
+		{"saml without metadata", `{"sso":{"protocol":"saml"}}`, gateway.RuleSingleIdP},
+		{"saml with two metadata sources", `{"sso":{"protocol":"saml","saml":{"idp_metadata_url":"https://idp.example/md","idp_metadata_xml":"<EntityDescriptor/>"}}}`, gateway.RuleSingleIdP},
+		{"default pool that does not exist", `{"provisioning":{"method":"scim","default_pool":"ghosts","default_role":"user"}}`, gateway.RuleDefaults},
+		{"a role outside the roles", `{"provisioning":{"method":"scim","default_pool":"default","default_role":"admin"}}`, gateway.RuleDefaults},
+	}
+	for _, c := range cases {
+		got := adminRequest(t, g, "PUT", "/identity", c.body, auth)
+		rules, _ := got.body["rules"].([]any)
+		switch {
+		case c.rule == "" && got.status != 422:
+			t.Errorf("%s: %d %s, want 422", c.name, got.status, got.raw)
+		case c.rule != "" && (got.status != 422 || len(rules) == 0 || rules[0].(map[string]any)["rule"] != c.rule || got.str("detail") == ""):
+			t.Errorf("%s: %d %s, want 422 naming %s", c.name, got.status, got.raw, c.rule)
+		}
+	}
+	if v := adminRequest(t, g, "GET", "/identity", "", auth); v.str("provisioning", "method") != "scim" || v.header.Get("ETag") != `"1"` {
+		t.Fatalf("refused changes changed the configuration: %s", v.raw)
+	}
+	// Switch to manual: SCIM stops answering at once, users stay.
+	got := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`,
+		func(r *http.Request) { auth(r); r.Header.Set("If-Match", `"1"`) })
+	if got.status != 200 || got.str("provisioning", "method") != "manual" || got.header.Get("ETag") != `"2"` {
+		t.Fatalf("switch to manual: %d %s", got.status, got.raw)
+	}
+	g.call("GET", "/Users", "").scimError(t, 403, "")
+	if stale := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`,
+		func(r *http.Request) { auth(r); r.Header.Set("If-Match", `"1"`) }); stale.status != 412 {
+		t.Fatalf("a change from a stale read: %d %s", stale.status, stale.raw)
+	}
+	users := adminRequest(t, g, "GET", "/users", "", auth)
+	if list, _ := users.body["users"].([]any); len(list) != 1 || list[0].(map[string]any)["source"] != "scim" {
+		t.Fatalf("switching deleted users: %s", users.raw)
+	}
+	// And back: SCIM answers again, with the token it had.
+	if got := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`, auth); got.status != 200 {
+		t.Fatalf("switch back to scim: %d %s", got.status, got.raw)
+	}
+	g.call("GET", "/Users", "").must(t, 200)
+	// A rotated token works at once; the old one for the grace period.
+	rot := adminRequest(t, g, "POST", "/scim-token", "", auth)
+	if rot.status != 200 || len(rot.str("token")) < 40 {
+		t.Fatalf("rotate: %d %s", rot.status, rot.raw)
+	}
+	g.call("GET", "/Users", "").must(t, 200)
+	req, _ := http.NewRequest("GET", g.base+"/Users", nil)
+	req.Header.Set("Authorization", "Bearer "+rot.str("token"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the rotated token: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+}
+
+// TestAdminUsersAndPools: list filters and paging, role and pool
+// changes, deactivation ending sessions, and errors in one shape.
+func TestAdminUsersAndPools(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")
+	auth := bearer(adminToken)
+	var ids []string
+	for i := range 7 {
+		c := adminRequest(t, g, "POST", "/users", fmt.Sprintf(`{"userName":"person%d@example.com","givenName":"Person","familyName":"N%d"}`, i, i), auth)
+		if c.status != 201 || c.str("source") != "manual" || c.str("role") != "user" {
+			t.Fatalf("create: %d %s", c.status, c.raw)
+		}
+		ids = append(ids, c.str("id"))
+	}
+	if c := adminRequest(t, g, "POST", "/users", `{"userName":"PERSON0@example.com"}`, auth); c.status != 409 || c.header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("a taken userName: %d %s", c.status, c.raw)
+	}
+	if c := adminRequest(t, g, "POST", "/users", `{"userName":"x@example.com","pools":["ghosts"]}`, auth); c.status != 422 {
+		t.Fatalf("an unknown pool: %d %s", c.status, c.raw)
+	}
+	if c := adminRequest(t, g, "POST", "/users", `{"userName":"x@example.com","unknown":1}`, auth); c.status != 422 || c.header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("an unknown field: %d %s", c.status, c.raw)
+	}
+	// Pages of 3 cover everyone once, in order.
+	var seen []string
+	after := ""
+	for {
+		c := adminRequest(t, g, "GET", "/users?limit=3&after="+after, "", auth)
+		list, _ := c.body["users"].([]any)
+		for _, u := range list {
+			seen = append(seen, u.(map[string]any)["id"].(string))
+		}
+		if after = c.str("next"); after == "" {
+			break
+		}
+	}
+	if !slices.Equal(seen, ids) {
+		t.Fatalf("paging: %v, want %v", seen, ids)
+	}
+	adminRequest(t, g, "POST", "/pools", `{"id":"support","name":"Support"}`, auth)
+	patch := adminRequest(t, g, "PATCH", "/users/"+ids[2], `{"role":"manager","pools":["support"]}`, auth)
+	if patch.status != 200 || patch.str("role") != "manager" {
+		t.Fatalf("patch: %d %s", patch.status, patch.raw)
+	}
+	filters := map[string][]string{
+		"?pool=support":           {ids[2]},
+		"?role=manager":           {ids[2]},
+		"?q=person4":              {ids[4]},
+		"?q=n5":                   {ids[5]},
+		"?source=jit":             nil,
+		"?active=false":           nil,
+		"?jit_not_seen_days=30":   nil,
+		"?source=manual&q=person": ids,
+	}
+	for q, want := range filters {
+		c := adminRequest(t, g, "GET", "/users"+q, "", auth)
+		var got []string
+		list, _ := c.body["users"].([]any)
+		for _, u := range list {
+			got = append(got, u.(map[string]any)["id"].(string))
+		}
+		if c.status != 200 || !slices.Equal(got, want) {
+			t.Errorf("GET /users%s: %d %v, want %v", q, c.status, got, want)
+		}
+	}
+	pools := adminRequest(t, g, "GET", "/pools", "", auth)
+	if !strings.Contains(pools.raw, `"id":"support"`) || !strings.Contains(pools.raw, `"members":1`) {
+		t.Fatalf("pools: %s", pools.raw)
+	}
+	// Deactivation ends the user's sessions.
+	cookie := sessionFor(t, g, ids[3])
+	if c := adminRequest(t, g, "PATCH", "/users/"+ids[3], `{"active":false}`, auth); c.status != 200 || c.body["active"] != false {
+		t.Fatalf("deactivate: %d %s", c.status, c.raw)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(cookie)
+	if _, _, err := g.app.Sessions().Current(context.Background(), r); err == nil {
+		t.Fatal("the deactivated user's session still works")
+	}
+	if c := adminRequest(t, g, "GET", "/users/nope", "", auth); c.status != 404 || c.str("detail") == "" {
+		t.Fatalf("unknown user: %d %s", c.status, c.raw)
+	}
+}
+
+func sessionFor(t *testing.T, g *gatewayUnderTest, userID string) *http.Cookie {
+	t.Helper()
+	w := httptest.NewRecorder()
+	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), userID, "saml"); err != nil {
+		t.Fatal(err)
+	}
+	return w.Result().Cookies()[0]
+}

@@ -1,0 +1,257 @@
+// Package admin is the admin API: managers (an SSO session with the
+// manager role) and API tokens change the identity configuration, users,
+// pools and credentials, and read the audit log and delivery health. The
+// operations are declared once with huma, which serves them and generates
+// the OpenAPI document from the same declarations. Every rule lives in
+// package provision; this package authenticates, translates and audits
+// nothing of its own beyond that.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/outbox"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/session"
+)
+
+// Base is where the API lives under the gateway's path prefix.
+const Base = "/admin/api/v1"
+
+// CSRFHeader carries the session's anti-CSRF token on cookie-authenticated
+// calls that change something.
+const CSRFHeader = "X-CSRF-Token"
+
+// Delivery is what the API shows and does of the outbox.
+type Delivery interface {
+	Status(ctx context.Context) ([]outbox.Status, error)
+	DeadLetters(ctx context.Context, adapter string) ([]gateway.DeadLetter, error)
+	Replay(ctx context.Context, adapter string, from uint64) (int, error)
+}
+
+// Options configures the API.
+type Options struct {
+	Service    *provision.Service
+	Store      gateway.Store
+	Sessions   *session.Manager
+	Delivery   Delivery // nil: no delivery endpoints answer
+	Tenant     string
+	PathPrefix string // the gateway's, e.g. /gatehouse
+	// BootstrapToken is admin.token: a bearer token that always works
+	// (compared by SHA-256 in constant time); "" for none.
+	BootstrapToken string
+	// SettingsFromFile: the configuration file owns the identity settings
+	// (admin.identity_source: file) and PUT /identity is refused.
+	SettingsFromFile bool
+	SCIMTokenGrace   time.Duration
+	SCIMBaseURL      string
+	Logger           *slog.Logger
+}
+
+// API is the admin API's handler.
+type API struct {
+	opts      Options
+	api       huma.API
+	mux       *http.ServeMux
+	bootstrap [sha256.Size]byte
+	crossSite *http.CrossOriginProtection
+}
+
+type actorKey struct{}
+
+// New builds the API.
+func New(opts Options) *API {
+	if opts.Tenant == "" {
+		opts.Tenant = gateway.DefaultTenant
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{opts: opts, mux: http.NewServeMux(), crossSite: http.NewCrossOriginProtection()}
+	if opts.BootstrapToken != "" {
+		a.bootstrap = sha256.Sum256([]byte(opts.BootstrapToken))
+	}
+	base := opts.PathPrefix + Base
+	cfg := huma.DefaultConfig("Gatehouse admin API", "1.0.0")
+	cfg.DocsPath = ""    // the docs page loads scripts from a CDN
+	cfg.SchemasPath = "" // schemas are inline in the OpenAPI document
+	cfg.CreateHooks = nil
+	cfg.Info.Description = "Managers run the organization's identity here: the login and provisioning method, users, " +
+		"roles and pools, credentials, the audit log and delivery health. Authenticate with an API token " +
+		"(Authorization: Bearer) or a manager's SSO session cookie with the X-CSRF-Token header on changes."
+	cfg.Servers = []*huma.Server{{URL: base}}
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"token":   {Type: "http", Scheme: "bearer", Description: "admin.token or a token from POST /api-tokens"},
+		"session": {Type: "apiKey", In: "cookie", Name: "__Host-gatehouse_session", Description: "a manager's SSO session; changes also need the X-CSRF-Token header (GET /me)"},
+	}
+	cfg.Security = []map[string][]string{{"token": {}}, {"session": {}}}
+	a.api = humago.NewWithPrefix(a.mux, base, cfg)
+	a.api.UseMiddleware(a.authenticate)
+	a.register()
+	// Unknown paths under the API get a problem, not the mux's text.
+	a.mux.HandleFunc(base+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "There is no such admin API endpoint; see "+base+"/openapi.json.")
+	})
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// OpenAPI is the API's description, generated from its operations.
+func (a *API) OpenAPI() *huma.OpenAPI { return a.api.OpenAPI() }
+
+// Route is one operation of the API.
+type Route struct {
+	Method, Path string // Path relative to the API base, e.g. /users/{id}
+	OperationID  string
+}
+
+// Routes lists every operation the API serves (the authorization test
+// walks them, so a new route without a check fails it).
+func (a *API) Routes() []Route {
+	var out []Route
+	for path, item := range a.api.OpenAPI().Paths {
+		for method, op := range map[string]*huma.Operation{"GET": item.Get, "POST": item.Post, "PUT": item.Put, "PATCH": item.Patch, "DELETE": item.Delete} {
+			if op != nil {
+				out = append(out, Route{Method: method, Path: path, OperationID: op.OperationID})
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y Route) int { return strings.Compare(x.Path+" "+x.Method, y.Path+" "+y.Method) })
+	return out
+}
+
+// authenticate admits an API token or a manager's session (with the CSRF
+// token on changes) and puts the actor in the context; everything else is
+// refused before any handler runs.
+func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
+	r, w := humago.Unwrap(ctx)
+	w.Header().Set("Cache-Control", "no-store")
+	if token, ok := httpx.BearerToken(r); ok {
+		actor, ok, err := a.tokenActor(r.Context(), token)
+		switch {
+		case err != nil:
+			a.opts.Logger.ErrorContext(r.Context(), "admin: checking a token", "error", err)
+			writeProblem(w, http.StatusServiceUnavailable, "The token cannot be checked right now; retry shortly.")
+		case !ok:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
+			writeProblem(w, http.StatusUnauthorized, "The bearer token is not valid: send admin.token or a token from POST /api-tokens.")
+		default:
+			next(huma.WithValue(ctx, actorKey{}, actor))
+		}
+		return
+	}
+	se, u, err := a.opts.Sessions.Current(r.Context(), r)
+	switch {
+	case session.SignedOut(err):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
+		writeProblem(w, http.StatusUnauthorized, "Sign in as a manager, or send an API token in an Authorization: Bearer header.")
+		return
+	case err != nil:
+		a.opts.Logger.ErrorContext(r.Context(), "admin: reading the session", "error", err)
+		writeProblem(w, http.StatusServiceUnavailable, "The session cannot be checked right now; retry shortly.")
+		return
+	case u.Role != gateway.RoleManager:
+		writeProblem(w, http.StatusForbidden, "You need the manager role to use the admin API.")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Browsers say where a request comes from (Sec-Fetch-Site,
+		// Origin); the token proves the caller read one of our pages.
+		if err := a.crossSite.Check(r); err != nil || !a.opts.Sessions.ValidCSRF(se, r.Header.Get(CSRFHeader)) {
+			writeProblem(w, http.StatusForbidden, "A change made with a session cookie needs the "+CSRFHeader+" header from GET /me, sent from this site.")
+			return
+		}
+	}
+	actor := gateway.Actor{Kind: gateway.ActorSession, ID: u.ID, Email: u.PrimaryEmail()}
+	c := huma.WithValue(ctx, actorKey{}, actor)
+	next(huma.WithValue(c, sessionKey{}, se))
+}
+
+type sessionKey struct{}
+
+// tokenActor checks admin.token, then the API tokens.
+func (a *API) tokenActor(ctx context.Context, token string) (gateway.Actor, bool, error) {
+	if a.opts.BootstrapToken != "" {
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(got[:], a.bootstrap[:]) == 1 {
+			return gateway.Actor{Kind: gateway.ActorToken, ID: "admin.token"}, true, nil
+		}
+	}
+	id, ok, err := a.opts.Service.CheckAPIToken(ctx, a.opts.Tenant, token)
+	if err != nil || !ok {
+		return gateway.Actor{}, false, err
+	}
+	return gateway.Actor{Kind: gateway.ActorToken, ID: id}, true, nil
+}
+
+// manager is the command context of a request.
+func (a *API) manager(ctx context.Context) provision.Manager {
+	actor, _ := ctx.Value(actorKey{}).(gateway.Actor)
+	return provision.Manager{Tenant: a.opts.Tenant, Actor: actor, RequestID: httpx.RequestID(ctx)}
+}
+
+// Problem is the one error shape of the API: RFC 9457 problem details
+// (huma's), with the rules a refused change broke.
+type Problem struct {
+	huma.ErrorModel
+	Rules []gateway.RuleViolation `json:"rules,omitempty" doc:"the identity rules a refused change broke, each with the configuration path and what to change"`
+}
+
+// ContentType makes problems application/problem+json.
+func (p *Problem) ContentType(string) string { return "application/problem+json" }
+
+func newProblem(status int, detail string) *Problem {
+	return &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}}
+}
+
+// writeProblem answers with a problem outside a handler (the middleware).
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	httpx.WriteJSON(w, status, "application/problem+json", newProblem(status, detail))
+}
+
+// fail turns a domain error into a problem; internal errors are logged
+// and shown as a sentence without their text.
+func (a *API) fail(ctx context.Context, err error) error {
+	var rules *gateway.RuleError
+	if errors.As(err, &rules) {
+		p := newProblem(http.StatusUnprocessableEntity, "The identity configuration was refused: "+rules.Violations[0].Message+".")
+		if rules.Violations[0].Rule == "managed_by_file" {
+			p = newProblem(http.StatusConflict, rules.Violations[0].Message+".")
+		}
+		p.Type = "https://github.com/gatehouse-id/gatehouse#rule-" + rules.Violations[0].Rule
+		p.Rules = rules.Violations
+		return p
+	}
+	status := http.StatusInternalServerError
+	switch gateway.ErrorCodeOf(err) {
+	case gateway.ErrInvalid:
+		status = http.StatusUnprocessableEntity
+	case gateway.ErrNotFound:
+		status = http.StatusNotFound
+	case gateway.ErrConflict:
+		status = http.StatusConflict
+	case gateway.ErrPreconditionFailed:
+		status = http.StatusPreconditionFailed
+	case gateway.ErrForbidden:
+		status = http.StatusForbidden
+	case gateway.ErrUnavailable:
+		status = http.StatusServiceUnavailable
+	default:
+		a.opts.Logger.ErrorContext(ctx, "admin API", "error", err, "request_id", httpx.RequestID(ctx))
+	}
+	return newProblem(status, gateway.ErrorMessageOf(err))
+}

@@ -1,0 +1,284 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+)
+
+// SAMLBody is sso.saml as the API reads and writes it.
+type SAMLBody struct {
+	IDPMetadataURL     string `json:"idp_metadata_url,omitempty" doc:"the IdP's metadata URL (https; http only to loopback)"`
+	IDPMetadataFile    string `json:"idp_metadata_file,omitempty" doc:"path of the IdP's metadata on the gateway's host"`
+	IDPMetadataXML     string `json:"idp_metadata_xml,omitempty" doc:"the IdP's metadata itself (an upload)"`
+	IDPMetadataRefresh string `json:"idp_metadata_refresh,omitempty" doc:"how often the URL is fetched again, e.g. 1h; 0s: never"`
+	AllowIDPInitiated  bool   `json:"allow_idp_initiated,omitempty"`
+	EmailAttribute     string `json:"email_attribute,omitempty" doc:"empty: the NameID"`
+	FirstNameAttribute string `json:"first_name_attribute,omitempty"`
+	LastNameAttribute  string `json:"last_name_attribute,omitempty"`
+	GroupsAttribute    string `json:"groups_attribute,omitempty"`
+}
+
+// OIDCBody is sso.oidc; the client secret is written, never read back.
+type OIDCBody struct {
+	Issuer       string `json:"issuer,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty" doc:"write-only: reads show [REDACTED] when one is set; leave it out to keep the stored one"`
+}
+
+// SSOBody is the login method.
+type SSOBody struct {
+	Protocol string   `json:"protocol" enum:"none,saml,oidc,external"`
+	SAML     SAMLBody `json:"saml,omitempty"`
+	OIDC     OIDCBody `json:"oidc,omitempty"`
+}
+
+// ProvisioningBody is the provisioning method and its defaults.
+type ProvisioningBody struct {
+	Method            string            `json:"method" enum:"manual,self_service,scim,jit"`
+	DefaultPool       string            `json:"default_pool"`
+	DefaultRole       string            `json:"default_role"`
+	Roles             []string          `json:"roles,omitempty" doc:"read-only: set in the configuration file"`
+	EmailDomain       []string          `json:"email_domain,omitempty"`
+	AllowedDomains    []string          `json:"allowed_domains,omitempty"`
+	GroupPools        map[string]string `json:"group_pools,omitempty"`
+	GroupPoolsEnabled bool              `json:"group_pools_enabled,omitempty"`
+}
+
+// IdentityBody is a change of the identity configuration: a section left
+// out stays as it is; a section sent replaces the stored one.
+type IdentityBody struct {
+	SSO          *SSOBody          `json:"sso,omitempty"`
+	Provisioning *ProvisioningBody `json:"provisioning,omitempty"`
+}
+
+// SPInfo is what to paste into the IdP.
+type SPInfo struct {
+	EntityID     string `json:"entity_id"`
+	MetadataURL  string `json:"metadata_url"`
+	ACSURL       string `json:"acs_url"`
+	OIDCRedirect string `json:"oidc_redirect_uri"`
+}
+
+// IdentityView is the identity configuration in force.
+type IdentityView struct {
+	SSO          SSOBody          `json:"sso"`
+	Provisioning ProvisioningBody `json:"provisioning"`
+	Version      uint64           `json:"version"`
+	UpdatedAt    time.Time        `json:"updated_at"`
+	UpdatedBy    gateway.Actor    `json:"updated_by"`
+	Source       string           `json:"source" doc:"store: the admin API changes it; file: the configuration file owns it"`
+	SCIMBaseURL  string           `json:"scim_base_url"`
+	SP           SPInfo           `json:"sp"`
+}
+
+func toBody(st gateway.IdentitySettings) (SSOBody, ProvisioningBody) {
+	s, p := st.SSO, st.Provisioning
+	secret := ""
+	if s.OIDC.ClientSecret.IsSet() {
+		secret = "[REDACTED]"
+	}
+	refresh := ""
+	if s.SAML.IDPMetadataRefresh != 0 {
+		refresh = time.Duration(s.SAML.IDPMetadataRefresh).String()
+	}
+	return SSOBody{Protocol: s.Protocol,
+			SAML: SAMLBody{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile, IDPMetadataXML: s.SAML.IDPMetadataXML,
+				IDPMetadataRefresh: refresh, AllowIDPInitiated: s.SAML.AllowIDPInitiated, EmailAttribute: s.SAML.EmailAttribute,
+				FirstNameAttribute: s.SAML.FirstNameAttribute, LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
+			OIDC: OIDCBody{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: secret}},
+		ProvisioningBody{Method: string(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole, Roles: p.Roles,
+			EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
+}
+
+// merge applies a change to the settings in force.
+func merge(cur gateway.IdentitySettings, b IdentityBody) (gateway.IdentitySettings, error) {
+	next := cur
+	if s := b.SSO; s != nil {
+		var refresh time.Duration
+		if s.SAML.IDPMetadataRefresh != "" {
+			d, err := time.ParseDuration(s.SAML.IDPMetadataRefresh)
+			if err != nil {
+				return next, gateway.Errorf(gateway.ErrInvalid, "sso.saml.idp_metadata_refresh: %q is not a duration such as 1h", s.SAML.IDPMetadataRefresh)
+			}
+			refresh = d
+		}
+		next.SSO = gateway.SSOSettings{Protocol: s.Protocol,
+			SAML: gateway.SAMLSettings{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile, IDPMetadataXML: s.SAML.IDPMetadataXML,
+				IDPMetadataRefresh: gateway.Duration(refresh), AllowIDPInitiated: s.SAML.AllowIDPInitiated, EmailAttribute: s.SAML.EmailAttribute,
+				FirstNameAttribute: s.SAML.FirstNameAttribute, LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
+			OIDC: gateway.OIDCSettings{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: gateway.NewSecret(s.OIDC.ClientSecret)}}
+	}
+	if p := b.Provisioning; p != nil {
+		next.Provisioning = gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
+			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
+	}
+	return next, nil
+}
+
+func (a *API) identityView(st provision.Settings) *IdentityView {
+	sso, prov := toBody(st.IdentitySettings)
+	source := provision.SettingsFromStore
+	if a.opts.SettingsFromFile {
+		source = provision.SettingsFromFile
+	}
+	root := strings.TrimSuffix(a.opts.SCIMBaseURL, a.opts.PathPrefix+"/scim/v2") + a.opts.PathPrefix
+	return &IdentityView{SSO: sso, Provisioning: prov, Version: st.Version, UpdatedAt: st.UpdatedAt, UpdatedBy: st.UpdatedBy,
+		Source: source, SCIMBaseURL: a.opts.SCIMBaseURL,
+		SP: SPInfo{EntityID: root + "/saml/metadata", MetadataURL: root + "/saml/metadata", ACSURL: root + "/saml/acs",
+			OIDCRedirect: root + "/oidc/callback"}}
+}
+
+type identityOutput struct {
+	ETag string `header:"ETag"`
+	Body *IdentityView
+}
+
+func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
+
+// ifMatch reads an If-Match version ("" or *: unconditional).
+func ifMatch(h string) (uint64, error) {
+	h = strings.TrimPrefix(strings.TrimSpace(h), "W/")
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(strings.Trim(h, `"`), 10, 64)
+	if err != nil || v == 0 {
+		return 0, gateway.Errorf(gateway.ErrInvalid, "If-Match must be the ETag of a read, e.g. \"3\"")
+	}
+	return v, nil
+}
+
+func (a *API) registerIdentity() {
+	huma.Register(a.api, huma.Operation{OperationID: "get-identity", Method: http.MethodGet, Path: "/identity", Tags: []string{"identity"},
+		Summary: "The identity configuration in force", Description: "The login method (sso) and provisioning method with the configuration file's keys, what to paste into the IdP, and who changed it last."},
+		func(ctx context.Context, _ *struct{}) (*identityOutput, error) {
+			st, ok := a.opts.Service.Settings(a.opts.Tenant)
+			if !ok {
+				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
+			}
+			return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
+		})
+	huma.Register(a.api, huma.Operation{OperationID: "put-identity", Method: http.MethodPut, Path: "/identity", Tags: []string{"identity"},
+		Summary: "Change the login or provisioning method", Errors: []int{409, 412, 422},
+		Description: "Takes effect at once, without a restart: SCIM starts or stops answering, JIT starts or stops creating. " +
+			"A section left out (sso, provisioning) stays as it is. A change that breaks a rule is refused with 422 naming the rule " +
+			"(one_method, scim_requires_sso, jit_requires_sso, single_idp, self_service_domain, defaults, …); with admin.identity_source: file, with 409. Switching never deletes users."},
+		func(ctx context.Context, in *struct {
+			IfMatch string `header:"If-Match" doc:"the ETag of the configuration read, to refuse a change made meanwhile"`
+			Body    IdentityBody
+		}) (*identityOutput, error) {
+			version, err := ifMatch(in.IfMatch)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			cur, ok := a.opts.Service.Settings(a.opts.Tenant)
+			if !ok {
+				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
+			}
+			next, err := merge(cur.IdentitySettings, in.Body)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			mg := a.manager(ctx)
+			st, err := a.opts.Service.UpdateSettings(ctx, mg.Tenant, mg.Actor, mg.RequestID, version, next, a.opts.SettingsFromFile)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
+		})
+
+	type tokenOutput struct {
+		Body struct {
+			Token              string    `json:"token" doc:"the new SCIM token, shown this once; paste it into the IdP without \"Bearer \""`
+			SCIMBaseURL        string    `json:"scim_base_url"`
+			PreviousValidUntil time.Time `json:"previous_valid_until" doc:"the token in use until now works until then"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "rotate-scim-token", Method: http.MethodPost, Path: "/scim-token", Tags: []string{"identity"},
+		Summary: "Rotate the SCIM token", Description: "Makes a new SCIM token and shows it once; the previous one stays valid for admin.scim_token_grace."},
+		func(ctx context.Context, _ *struct{}) (*tokenOutput, error) {
+			mg := a.manager(ctx)
+			token, until, err := a.opts.Service.RotateSCIMToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, a.opts.SCIMTokenGrace)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &tokenOutput{}
+			out.Body.Token, out.Body.SCIMBaseURL, out.Body.PreviousValidUntil = token, a.opts.SCIMBaseURL, until
+			return out, nil
+		})
+
+	type apiTokensOutput struct {
+		Body struct {
+			Tokens []provision.APIToken `json:"tokens"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "list-api-tokens", Method: http.MethodGet, Path: "/api-tokens", Tags: []string{"identity"},
+		Summary: "List the admin API tokens (never their secrets)"},
+		func(ctx context.Context, _ *struct{}) (*apiTokensOutput, error) {
+			ts, err := a.opts.Service.APITokens(ctx, a.opts.Tenant)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &apiTokensOutput{}
+			out.Body.Tokens = append(ts, []provision.APIToken{}...)
+			return out, nil
+		})
+	type newAPIToken struct {
+		Body struct {
+			Token string             `json:"token" doc:"shown this once"`
+			Info  provision.APIToken `json:"info"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "create-api-token", Method: http.MethodPost, Path: "/api-tokens", Tags: []string{"identity"},
+		Summary: "Create an admin API token", DefaultStatus: http.StatusCreated},
+		func(ctx context.Context, in *struct {
+			Body struct {
+				Name string `json:"name" minLength:"1" maxLength:"100" doc:"what uses it"`
+			}
+		}) (*newAPIToken, error) {
+			mg := a.manager(ctx)
+			token, info, err := a.opts.Service.CreateAPIToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.Body.Name)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &newAPIToken{}
+			out.Body.Token, out.Body.Info = token, info
+			return out, nil
+		})
+	huma.Register(a.api, huma.Operation{OperationID: "revoke-api-token", Method: http.MethodDelete, Path: "/api-tokens/{id}", Tags: []string{"identity"},
+		Summary: "Revoke an admin API token", DefaultStatus: http.StatusNoContent},
+		func(ctx context.Context, in *struct {
+			ID string `path:"id"`
+		}) (*struct{}, error) {
+			mg := a.manager(ctx)
+			if err := a.opts.Service.RevokeAPIToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.ID); err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return nil, nil
+		})
+
+	type meOutput struct {
+		Body struct {
+			Actor     gateway.Actor `json:"actor"`
+			CSRFToken string        `json:"csrf_token,omitempty" doc:"send it as X-CSRF-Token on changes made with the session cookie"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "get-me", Method: http.MethodGet, Path: "/me", Tags: []string{"identity"},
+		Summary: "Who is calling, and the CSRF token of a session"},
+		func(ctx context.Context, _ *struct{}) (*meOutput, error) {
+			out := &meOutput{}
+			out.Body.Actor = a.manager(ctx).Actor
+			if se, ok := ctx.Value(sessionKey{}).(gateway.Session); ok {
+				out.Body.CSRFToken = a.opts.Sessions.CSRFToken(se)
+			}
+			return out, nil
+		})
+}

@@ -1,0 +1,265 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/fold"
+)
+
+// UserView is a user as the admin API shows it.
+type UserView struct {
+	ID         string         `json:"id"`
+	UserName   string         `json:"userName"`
+	Email      string         `json:"email"`
+	Name       string         `json:"name"`
+	GivenName  string         `json:"givenName,omitempty"`
+	FamilyName string         `json:"familyName,omitempty"`
+	Active     bool           `json:"active"`
+	Role       string         `json:"role"`
+	Pools      []string       `json:"pools"`
+	Source     gateway.Source `json:"source" enum:"scim,jit,manual,self_service"`
+	JIT        bool           `json:"jit" doc:"created by SSO just-in-time provisioning"`
+	Created    time.Time      `json:"created"`
+	Modified   time.Time      `json:"modified"`
+	Version    uint64         `json:"version"`
+	LastLogin  *time.Time     `json:"lastLogin,omitempty" doc:"the last SSO sign-in; absent: never"`
+}
+
+func userView(u *gateway.User, lastLogin map[string]time.Time) UserView {
+	name := u.DisplayName
+	if name == "" {
+		name = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
+	}
+	email := u.PrimaryEmail()
+	if email == "" && strings.Contains(u.UserName, "@") {
+		email = u.UserName
+	}
+	v := UserView{ID: u.ID, UserName: u.UserName, Email: email, Name: name, GivenName: u.GivenName, FamilyName: u.FamilyName,
+		Active: u.Active, Role: u.Role, Pools: append([]string{}, u.Pools...), Source: u.Source, JIT: u.Source == gateway.SourceJIT,
+		Created: u.Created, Modified: u.Modified, Version: u.Version}
+	if t, ok := lastLogin[u.ID]; ok {
+		v.LastLogin = &t
+	}
+	return v
+}
+
+type userOutput struct {
+	ETag string `header:"ETag"`
+	Body UserView
+}
+
+// UserFilter selects users for the list.
+type UserFilter struct {
+	Q              string `query:"q" doc:"part of the userName, email or name, any case"`
+	Source         string `query:"source" enum:"scim,jit,manual,self_service," doc:"how the users were provisioned"`
+	Role           string `query:"role"`
+	Pool           string `query:"pool"`
+	Active         string `query:"active" enum:"true,false," doc:"true or false; empty: both"`
+	JITNotSeenDays int    `query:"jit_not_seen_days" minimum:"0" doc:"only JIT users who have not signed in for this many days (removed at the IdP, perhaps)"`
+	After          string `query:"after" doc:"the next value of the previous page"`
+	Limit          int    `query:"limit" minimum:"1" maximum:"500" default:"50"`
+}
+
+// match reports whether u passes every filter, given its last sign-in.
+func (f UserFilter) match(u *gateway.User, lastLogin time.Time, now time.Time) bool {
+	if f.JITNotSeenDays > 0 && (u.Source != gateway.SourceJIT || !lastLogin.IsZero() && now.Sub(lastLogin) < time.Duration(f.JITNotSeenDays)*24*time.Hour) {
+		return false
+	}
+	return f.matchIgnoringLogin(u)
+}
+
+// matchIgnoringLogin is match without the last-sign-in filter.
+func (f UserFilter) matchIgnoringLogin(u *gateway.User) bool {
+	if f.Source != "" && string(u.Source) != f.Source || f.Role != "" && u.Role != f.Role ||
+		f.Pool != "" && !slices.Contains(u.Pools, f.Pool) || f.Active != "" && (f.Active == "true") != u.Active {
+		return false
+	}
+	if f.Q != "" {
+		q := fold.Key(f.Q)
+		hay := []string{u.UserName, u.GivenName + " " + u.FamilyName, u.DisplayName}
+		hay = append(hay, u.Emails...)
+		return slices.ContainsFunc(hay, func(s string) bool { return strings.Contains(fold.Key(s), q) })
+	}
+	return true
+}
+
+func (a *API) registerUsers() {
+	type usersOutput struct {
+		Body struct {
+			Users []UserView `json:"users"`
+			Next  string     `json:"next,omitempty" doc:"pass as after= for the next page; absent: last page"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Tags: []string{"users"},
+		Summary: "List users, filtered and paged", Description: "In creation order; each page ends with next when there is more."},
+		func(ctx context.Context, f *UserFilter) (*usersOutput, error) {
+			page, next, err := a.listUsers(ctx, *f)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &usersOutput{}
+			out.Body.Users, out.Body.Next = page, next
+			return out, nil
+		})
+
+	huma.Register(a.api, huma.Operation{OperationID: "get-user", Method: http.MethodGet, Path: "/users/{id}", Tags: []string{"users"},
+		Summary: "A user"},
+		func(ctx context.Context, in *struct {
+			ID string `path:"id"`
+		}) (*userOutput, error) {
+			u, err := a.opts.Store.Users().Get(ctx, a.opts.Tenant, in.ID)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return a.userOutput(ctx, u)
+		})
+
+	type newUser struct {
+		Body struct {
+			UserName   string   `json:"userName" minLength:"1" doc:"usually the email address"`
+			Email      string   `json:"email,omitempty" format:"email"`
+			GivenName  string   `json:"givenName,omitempty"`
+			FamilyName string   `json:"familyName,omitempty"`
+			Role       string   `json:"role,omitempty" doc:"default: provisioning.default_role"`
+			Pools      []string `json:"pools,omitempty" doc:"default: the default pool"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "create-user", Method: http.MethodPost, Path: "/users", Tags: []string{"users"},
+		Summary: "Add a user (provisioning method manual)", DefaultStatus: http.StatusCreated, Errors: []int{409, 422},
+		Description: "Creates the user at once with source manual; refused (422, rule one_method) while another provisioning method is active."},
+		func(ctx context.Context, in *newUser) (*userOutput, error) {
+			b := in.Body
+			email := strings.ToLower(strings.TrimSpace(b.Email))
+			if email == "" && strings.Contains(b.UserName, "@") {
+				email = strings.ToLower(strings.TrimSpace(b.UserName))
+			}
+			u := &gateway.User{UserName: strings.TrimSpace(b.UserName), Active: true, GivenName: b.GivenName, FamilyName: b.FamilyName,
+				DisplayName: strings.TrimSpace(b.GivenName + " " + b.FamilyName), Role: b.Role, Pools: b.Pools}
+			if email != "" {
+				u.Emails = []string{email}
+			}
+			u, err := a.opts.Service.AddUser(ctx, a.manager(ctx), u)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return a.userOutput(ctx, u)
+		})
+
+	type patchUser struct {
+		ID      string `path:"id"`
+		IfMatch string `header:"If-Match" doc:"the ETag of the user read, to refuse a change made meanwhile"`
+		Body    struct {
+			Role   *string   `json:"role,omitempty"`
+			Pools  *[]string `json:"pools,omitempty" doc:"every pool the user belongs to (at least one)"`
+			Active *bool     `json:"active,omitempty" doc:"false deactivates the user and ends their sessions"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "update-user", Method: http.MethodPatch, Path: "/users/{id}", Tags: []string{"users"},
+		Summary: "Change a user's role, pools or activation", Errors: []int{404, 412, 422},
+		Description: "Works for users of any source: role and pools are the app's, and the IdP never overwrites them. Records user.updated naming the changed fields, or user.deactivated/reactivated."},
+		func(ctx context.Context, in *patchUser) (*userOutput, error) {
+			version, err := ifMatch(in.IfMatch)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			u, err := a.opts.Service.ChangeUser(ctx, a.manager(ctx), in.ID, version, provisionPatch(in.Body.Role, in.Body.Pools, in.Body.Active))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return a.userOutput(ctx, u)
+		})
+
+	huma.Register(a.api, huma.Operation{OperationID: "delete-user", Method: http.MethodDelete, Path: "/users/{id}", Tags: []string{"users"},
+		Summary: "Delete a user", DefaultStatus: http.StatusNoContent, Errors: []int{404, 412},
+		Description: "Deletes any user and ends their sessions. A JIT user removed at the IdP stays until a manager does this; a SCIM user deleted here comes back if the IdP provisions it again."},
+		func(ctx context.Context, in *struct {
+			ID      string `path:"id"`
+			IfMatch string `header:"If-Match"`
+		}) (*struct{}, error) {
+			version, err := ifMatch(in.IfMatch)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			if err := a.opts.Service.RemoveUser(ctx, a.manager(ctx), in.ID, version); err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			return nil, nil
+		})
+}
+
+func (a *API) userOutput(ctx context.Context, u *gateway.User) (*userOutput, error) {
+	seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Tenant, []string{u.ID})
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &userOutput{ETag: etag(u.Version), Body: userView(u, seen)}, nil
+}
+
+// listUsers reads a page of users matching f: the store is scanned in
+// chunks from f.After (the last-login filter needs a second read, which
+// may not run inside the scan), so a page costs what it scans.
+func (a *API) listUsers(ctx context.Context, f UserFilter) ([]UserView, string, error) {
+	const chunk = 512
+	now := time.Now()
+	var page []*gateway.User
+	after := f.After
+	for len(page) <= f.Limit {
+		var (
+			candidates []*gateway.User
+			scanned    int
+			last       string
+		)
+		err := a.opts.Store.Users().Scan(ctx, a.opts.Tenant, after, func(u *gateway.User) bool {
+			scanned++
+			last = u.ID
+			if f.matchIgnoringLogin(u) && (f.JITNotSeenDays == 0 || u.Source == gateway.SourceJIT) {
+				candidates = append(candidates, u)
+			}
+			return scanned < chunk
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		if f.JITNotSeenDays > 0 && len(candidates) > 0 {
+			seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Tenant, userIDs(candidates))
+			if err != nil {
+				return nil, "", err
+			}
+			candidates = slices.DeleteFunc(candidates, func(u *gateway.User) bool { return !f.match(u, seen[u.ID], now) })
+		}
+		page = append(page, candidates...)
+		if scanned < chunk {
+			break
+		}
+		after = last
+	}
+	next := ""
+	if len(page) > f.Limit {
+		page = page[:f.Limit]
+		next = page[len(page)-1].ID
+	}
+	seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Tenant, userIDs(page))
+	if err != nil {
+		return nil, "", err
+	}
+	views := make([]UserView, len(page))
+	for i, u := range page {
+		views[i] = userView(u, seen)
+	}
+	return views, next, nil
+}
+
+func userIDs(us []*gateway.User) []string {
+	ids := make([]string, len(us))
+	for i, u := range us {
+		ids[i] = u.ID
+	}
+	return ids
+}
