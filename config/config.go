@@ -115,7 +115,7 @@ type Provisioning struct {
 	// AllowedDomains limits SSO sign-in (and JIT creation) to these email
 	// domains; empty: any domain the IdP vouches for.
 	AllowedDomains    []string          `yaml:"allowed_domains" doc:"email domains allowed to sign in by SSO (comma-separated in the variable); empty: any"`
-	GroupPools        map[string]string `yaml:"group_pools" doc:"IdP group name → pool id, applied to JIT users at sign-in while group_pools_enabled (Group A=pool-a,Group B=pool-b in the variable)"`
+	GroupPools        map[string]string `yaml:"group_pools" doc:"IdP group name → pool id: a JIT user created at sign-in joins the pools its groups map to (the default pool when none does) while group_pools_enabled; later changes are the managers' (Group A=pool-a,Group B=pool-b in the variable)"`
 	GroupPoolsEnabled bool              `yaml:"group_pools_enabled" doc:"apply group_pools at sign-in"`
 }
 

@@ -73,8 +73,8 @@ type ProvisioningSettings struct {
 	// AllowedDomains, when set, are the only email domains that may sign
 	// in by SSO (and be created by JIT).
 	AllowedDomains []string `json:"allowed_domains,omitempty"`
-	// GroupPools maps IdP group names to pools; applied to a JIT user's
-	// pools at sign-in while GroupPoolsEnabled.
+	// GroupPools maps IdP group names to pools: a JIT user created at
+	// sign-in joins the pools its groups map to, while GroupPoolsEnabled.
 	GroupPools        map[string]string `json:"group_pools,omitempty"`
 	GroupPoolsEnabled bool              `json:"group_pools_enabled"`
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/fold"
 )
 
 // LoginError is a refused login: Reason is a fixed word (for metrics),
@@ -60,7 +61,8 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 			return nil, false, refuse("not_provisioned", "Your account has not been provisioned in this application; ask a manager to add you.")
 		}
 		nu := &gateway.User{UserName: strings.ToLower(email), Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
-			DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{strings.ToLower(email)}}
+			DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{strings.ToLower(email)},
+			Pools: mappedPools(policy.GroupPools, id.Groups)}
 		u, err = s.CreateUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceJIT}, nu)
 		if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
 			// Two first logins at once: the other one created it.
@@ -188,4 +190,17 @@ func (s *Service) bootstrapManager(ctx context.Context, tenant string, u *gatewa
 		}
 	}
 	return u, created, nil
+}
+
+// mappedPools are the pools a new JIT user's IdP groups map to (nil: none
+// does, and the user gets the default pool).
+func mappedPools(mapping map[string]string, groups []string) []string {
+	var pools []string
+	for _, g := range groups {
+		if p, ok := mapping[fold.Key(strings.TrimSpace(g))]; ok && !slices.Contains(pools, p) {
+			pools = append(pools, p)
+		}
+	}
+	slices.Sort(pools)
+	return pools
 }

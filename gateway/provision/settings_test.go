@@ -304,3 +304,34 @@ func TestAddUserAndBootstrapManagers(t *testing.T) {
 		t.Fatalf("a bootstrap manager who held another role: %+v %v", promoted, err)
 	}
 }
+
+// TestGroupPoolsMapping: with the mapping switched on, a new JIT user
+// joins the pools its IdP groups map to; switched off, the default pool.
+func TestGroupPoolsMapping(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := loaded(t, samlJIT())
+	if _, err := svc.CreatePool(ctx, gateway.DefaultTenant, manager.Actor, "", "support", ""); err != nil {
+		t.Fatal(err)
+	}
+	next := samlJIT()
+	next.Provisioning.GroupPools = map[string]string{"Support Team": "support"}
+	next.Provisioning.GroupPoolsEnabled = true
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil {
+		t.Fatal(err)
+	}
+	id := ident("ada@example.com")
+	id.Groups = []string{"SUPPORT TEAM", "Everyone"}
+	u, _, err := svc.Login(ctx, gateway.DefaultTenant, id)
+	if err != nil || !slices.Equal(u.Pools, []string{"support"}) {
+		t.Fatalf("mapped pools: %+v %v", u, err)
+	}
+	next.Provisioning.GroupPoolsEnabled = false
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil {
+		t.Fatal(err)
+	}
+	id = ident("grace@example.com")
+	id.Groups = []string{"Support Team"}
+	if u, _, err = svc.Login(ctx, gateway.DefaultTenant, id); err != nil || !slices.Equal(u.Pools, []string{"default"}) {
+		t.Fatalf("mapping off: %+v %v", u, err)
+	}
+}

@@ -1,0 +1,101 @@
+package conformance
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse-id/gatehouse/conformance/oidcoptest"
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// TestAdminLiveSwitchJITAndProtocol: a manager's changes take effect on
+// the next sign-in, with no restart: JIT creates, then (method manual)
+// refuses newcomers and creates nobody, then creates again; and the login
+// method moves from SAML to OIDC, where the same browser journey works
+// against the OP while the SAML endpoints are gone.
+func TestAdminLiveSwitchJITAndProtocol(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	idp.Put(t, "/users/bob", `{"password":"bob pass","email":"bob@example.com","given_name":"Bob"}`)
+	idp.Put(t, "/users/cy", `{"password":"cy pass","email":"cy@example.com","given_name":"Cy"}`)
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	auth := bearer(adminToken)
+	users := func() int {
+		_, n, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	signIn := func(user, password string) (int, string) {
+		t.Helper()
+		b := samlidptest.Browser(nil)
+		acs, form := samlidptest.SignInAs(t, b, root+"/gatehouse/login?return=/", user, password)
+		resp, err := b.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	setMethod := func(method string) {
+		t.Helper()
+		got := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"`+method+`","default_pool":"default","default_role":"user"}}`, auth)
+		if got.status != 200 {
+			t.Fatalf("switch to %s: %d %s", method, got.status, got.raw)
+		}
+	}
+
+	// No upstream: a successful sign-in ends on the gateway's 404 for "/".
+	if status, _ := signIn(samlidptest.User, samlidptest.Password); status != http.StatusNotFound || users() != 1 {
+		t.Fatalf("JIT sign-in: %d, %d users", status, users())
+	}
+	setMethod("manual")
+	if status, body := signIn("bob", "bob pass"); status != http.StatusForbidden || !strings.Contains(body, "not been provisioned") || users() != 1 {
+		t.Fatalf("a newcomer under manual: %d %q, %d users", status, body, users())
+	}
+	if status, _ := signIn(samlidptest.User, samlidptest.Password); status != http.StatusNotFound {
+		t.Fatalf("an existing JIT user under manual: %d", status)
+	}
+	setMethod("jit")
+	if status, _ := signIn("bob", "bob pass"); status != http.StatusNotFound || users() != 2 {
+		t.Fatalf("JIT again: %d, %d users", status, users())
+	}
+
+	// SAML → OIDC, live. The OP trusts the gateway's callback.
+	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
+	got := adminRequest(t, g, "PUT", "/identity", `{"sso":{"protocol":"oidc","oidc":{"issuer":"`+op.Issuer+`","client_id":"`+
+		oidcoptest.ClientID+`","client_secret":"`+oidcoptest.ClientSecret+`"}}}`, auth)
+	if got.status != 200 || got.str("sso", "protocol") != "oidc" || got.str("sso", "oidc", "client_secret") != "[REDACTED]" || strings.Contains(got.raw, oidcoptest.ClientSecret) {
+		t.Fatalf("switch to OIDC: %d %s", got.status, got.raw)
+	}
+	if resp, err := http.Get(root + "/gatehouse/saml/metadata"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("SAML metadata after the switch: %v %v", resp.StatusCode, err)
+	}
+	c := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
+	back := op.SignIn(t, c, root+"/gatehouse/login?return=/")
+	c.CheckRedirect = nil
+	resp, err := c.Get(back.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Request.URL.Path != "/" || users() != 2 {
+		t.Fatalf("OIDC sign-in of the same person: %d at %s, %d users", resp.StatusCode, resp.Request.URL, users())
+	}
+	// A SAML IdP whose metadata cannot be read is refused before it is
+	// stored, and OIDC stays in force.
+	got = adminRequest(t, g, "PUT", "/identity", `{"sso":{"protocol":"saml","saml":{"idp_metadata_xml":"<EntityDescriptor>broken"}}}`, auth)
+	if got.status != 422 || got.str("sso", "protocol") != "" {
+		t.Fatalf("unusable SAML metadata: %d %s", got.status, got.raw)
+	}
+	if v := adminRequest(t, g, "GET", "/identity", "", auth); v.str("sso", "protocol") != "oidc" {
+		t.Fatalf("after a refused change: %s", v.raw)
+	}
+}
