@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/adapters/directory"
 	"github.com/gatehouse-id/gatehouse/adapters/rest"
+	"github.com/gatehouse-id/gatehouse/adapters/smtp"
 	"github.com/gatehouse-id/gatehouse/adapters/sqldb"
 	"github.com/gatehouse-id/gatehouse/adapters/webhook"
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -36,6 +37,7 @@ func Types() map[string]func() gateway.AdapterConfig {
 		"webhook":   func() gateway.AdapterConfig { return &webhook.Config{} },
 		"sqldb":     func() gateway.AdapterConfig { return &sqldb.Config{} },
 		"rest":      func() gateway.AdapterConfig { return &rest.Config{} },
+		"smtp":      func() gateway.AdapterConfig { return &smtp.Config{} },
 	}
 }
 

@@ -40,6 +40,7 @@ type Config struct {
 	Upstream     Upstream     `yaml:"upstream"`
 	Session      Session      `yaml:"session"`
 	Admin        Admin        `yaml:"admin"`
+	Email        Email        `yaml:"email"`
 	Adapters     Adapters     `yaml:"adapters" doc:"downstream adapters events are delivered to, a list of {id, type, config} (YAML, or JSON in the variable); none: the built-in directory alone"`
 
 	// Warnings are things Load noticed that do not stop the gateway, such
@@ -125,6 +126,23 @@ type Admin struct {
 	BootstrapManagers []string `yaml:"bootstrap_managers" doc:"emails that get the manager role when they sign in, so a fresh deployment is never locked out (comma-separated in the variable)"`
 	IdentitySource    string   `yaml:"identity_source" doc:"which wins for sso and provisioning.{method,…} at start-up: store (the file seeds the store on first start, then the admin API changes it) or file (the file wins at every start; the admin API may not change it)"`
 	SCIMTokenGrace    Duration `yaml:"scim_token_grace" doc:"how long the previous SCIM token stays valid after a rotation"`
+	InvitationTTL     Duration `yaml:"invitation_ttl" doc:"how long an invitation link works unless the manager says otherwise"`
+}
+
+// Email configures the gateway's own mail (invitations).
+type Email struct {
+	SMTP EmailSMTP `yaml:"smtp"`
+}
+
+// EmailSMTP is the SMTP server invitations are mailed through (as the
+// built-in adapter "email", durably, from invitation.created).
+type EmailSMTP struct {
+	Host     string `yaml:"host" doc:"SMTP server that mails invitations; unset: the gateway mails nothing (the app or a webhook does, from invitation.created)"`
+	Port     int    `yaml:"port" doc:"SMTP port; 0: 587 (starttls), 465 (tls), 25 (none)"`
+	Username string `yaml:"username" doc:"SMTP user name; empty: no authentication"`
+	Password Secret `yaml:"password" doc:"SMTP password (secret; env:NAME and file:PATH allowed)"`
+	From     string `yaml:"from" doc:"sender address, e.g. Acme <no-reply@acme.example>"`
+	TLS      string `yaml:"tls" doc:"starttls (required STARTTLS), tls (implicit TLS) or none (only to a loopback server)"`
 }
 
 // StringList is a list that YAML may also give as one scalar.
@@ -250,7 +268,7 @@ func Default() *Config {
 		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000},
 		SSO:          SSO{Protocol: "none", SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
-		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour)},
+		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
 		// Retries stay frequent (every 1-2 s once backed off) so that a
 		// downstream back from an outage is caught up within seconds, and
@@ -291,6 +309,7 @@ func Load(path string, environ []string) (*Config, error) {
 	cfg.SSO.OIDC.ClientSecret.Resolve(lookup, os.ReadFile)
 	cfg.Events.Token.Resolve(lookup, os.ReadFile)
 	cfg.Admin.Token.Resolve(lookup, os.ReadFile)
+	cfg.Email.SMTP.Password.Resolve(lookup, os.ReadFile)
 	return cfg, nil
 }
 
@@ -391,6 +410,7 @@ func (c *Config) Validate() []Problem {
 		add("scim.token", "is %d characters long; use at least %d random characters (e.g. openssl rand -base64 32)", len(v), minTokenLength)
 	}
 	secretProblems("admin.token", c.Admin.Token, add)
+	secretProblems("email.smtp.password", c.Email.SMTP.Password, add)
 	if v := c.Admin.Token.Value(); v != "" && len(v) < minTokenLength {
 		add("admin.token", "is %d characters long; use at least %d random characters (e.g. openssl rand -base64 32)", len(v), minTokenLength)
 	}
@@ -400,6 +420,9 @@ func (c *Config) Validate() []Problem {
 	oneOf("admin.identity_source", c.Admin.IdentitySource, "store", "file")
 	if c.Admin.SCIMTokenGrace < 0 {
 		add("admin.scim_token_grace", "must not be negative")
+	}
+	if c.Admin.InvitationTTL <= 0 || c.Admin.InvitationTTL > Duration(90*24*time.Hour) {
+		add("admin.invitation_ttl", "must be between 1s and 90 days (2160h)")
 	}
 	for i, m := range c.Admin.BootstrapManagers {
 		if at := strings.LastIndexByte(m, '@'); at <= 0 || at == len(m)-1 || strings.ContainsAny(m, " ,") {

@@ -230,6 +230,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	victim := mustStatus(adminRequest(t, g, "POST", "/users", `{"userName":"victim@example.com"}`, auth), 201).str("id")
 	mustStatus(adminRequest(t, g, "POST", "/pools", `{"id":"doomed"}`, auth), 201)
 	tokenID := mustStatus(adminRequest(t, g, "POST", "/api-tokens", `{"name":"to revoke"}`, auth), 201).str("info", "id")
+	invitationID := mustStatus(adminRequest(t, g, "POST", "/invitations", `{"email":"invitee@example.com"}`, auth), 201).str("id")
 	var deadLetter string
 	eventually(t, "a dead letter", func() bool {
 		dls := adminRequest(t, g, "GET", "/dead-letters", "", auth)
@@ -256,10 +257,13 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"update-pool":        {"/pools/sales", `{"name":"Sales EMEA"}`, 200, "pool:sales"},
 		"delete-pool":        {"/pools/doomed", "", 204, "pool:doomed"},
 		"replay-dead-letter": {"/dead-letters/" + deadLetter + "/replay", "", 200, "dead_letter:" + deadLetter},
+		"create-invitation":  {"/invitations", `{"email":"someone@example.com","role":"manager"}`, 201, ""},
+		"resend-invitation":  {"/invitations/" + invitationID + "/resend", `{}`, 200, "invitation:" + invitationID},
+		"revoke-invitation":  {"/invitations/" + invitationID, "", 204, "invitation:" + invitationID},
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
-		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter"}
+		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
 			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)
@@ -268,7 +272,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	for _, op := range order {
 		s := samples[op]
 		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
-			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE"}[op]
+			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE"}[op]
 		if method == "" {
 			method = "POST"
 		}

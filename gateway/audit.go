@@ -66,8 +66,8 @@ type Record struct {
 }
 
 // RecordStore keeps the gateway's administrative records by kind and id,
-// each with a version for optimistic concurrency. Every write may carry
-// audit entries, recorded in the same transaction.
+// each with a version for optimistic concurrency. Every write carries its
+// Journal, recorded in the same transaction.
 type RecordStore interface {
 	// Get returns a record; ErrNotFound when there is none.
 	Get(ctx context.Context, tenant, kind, id string) (Record, error)
@@ -77,7 +77,14 @@ type RecordStore interface {
 	// (ErrConflict when the id is taken), otherwise the stored version
 	// must be ifVersion (ErrPreconditionFailed). It returns the new
 	// version.
-	Put(ctx context.Context, tenant, kind, id string, ifVersion uint64, value []byte, audit ...AuditEntry) (uint64, error)
+	Put(ctx context.Context, tenant, kind, id string, ifVersion uint64, value []byte, j Journal) (uint64, error)
 	// Delete removes a record at ifVersion (0: whatever its version).
-	Delete(ctx context.Context, tenant, kind, id string, ifVersion uint64, audit ...AuditEntry) error
+	Delete(ctx context.Context, tenant, kind, id string, ifVersion uint64, j Journal) error
+}
+
+// Journal is what a record write records beside the record, in the same
+// transaction: audit entries and outbox events (invitation.created).
+type Journal struct {
+	Audit  []AuditEntry
+	Events []Event
 }

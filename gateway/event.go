@@ -32,9 +32,11 @@ type Event struct {
 	OccurredAt time.Time `json:"occurredAt"`
 	User       *User     `json:"user,omitempty"`
 	Group      *Group    `json:"group,omitempty"`
-	MemberIDs  []string  `json:"memberIds,omitempty"`
-	Changed    []string  `json:"changed,omitempty"` // attribute names that changed
-	RequestID  string    `json:"requestId,omitempty"`
+	// Invitation is set on invitation.created (with its link).
+	Invitation *Invitation `json:"invitation,omitempty"`
+	MemberIDs  []string    `json:"memberIds,omitempty"`
+	Changed    []string    `json:"changed,omitempty"` // attribute names that changed
+	RequestID  string      `json:"requestId,omitempty"`
 }
 
 // Clock tells the time; tests pass a fixed one.

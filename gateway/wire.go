@@ -23,10 +23,12 @@ type WireEvent struct {
 	Source    Source     `json:"source"` // how the change came in
 	Time      time.Time  `json:"time"`
 	RequestID string     `json:"requestId,omitempty"`
-	User      *WireUser  `json:"user,omitempty"`      // after the change (before, for user.deleted)
-	Group     *WireGroup `json:"group,omitempty"`     // after the change (before, for group.deleted)
-	MemberIDs []string   `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
-	Changed   []string   `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
+	User      *WireUser  `json:"user,omitempty"`  // after the change (before, for user.deleted)
+	Group     *WireGroup `json:"group,omitempty"` // after the change (before, for group.deleted)
+	// Invitation is set on invitation.created: send Link to Email.
+	Invitation *WireInvitation `json:"invitation,omitempty"`
+	MemberIDs  []string        `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
+	Changed    []string        `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
 }
 
 // WireUser is a user as receivers see it.
@@ -63,6 +65,16 @@ type WireGroup struct {
 	Attributes  json.RawMessage `json:"attributes,omitempty"`
 }
 
+// WireInvitation is an invitation as receivers see it.
+type WireInvitation struct {
+	ID      string    `json:"id"`
+	Email   string    `json:"email"`
+	Role    string    `json:"role"`
+	Pools   []string  `json:"pools"`
+	Link    string    `json:"link"` // the single-use acceptance link
+	Expires time.Time `json:"expires"`
+}
+
 // Wire converts an event to its wire form.
 func (e Event) Wire() WireEvent {
 	w := WireEvent{
@@ -77,6 +89,9 @@ func (e Event) Wire() WireEvent {
 			Pool: firstOr(u.Pools), Pools: u.Pools, Role: u.Role, Created: u.Created.UTC(), Modified: u.Modified.UTC(), Version: u.Version,
 			Attributes: documentJSON(u.Attributes),
 		}
+	}
+	if i := e.Invitation; i != nil {
+		w.Invitation = &WireInvitation{ID: i.ID, Email: i.Email, Role: i.Role, Pools: i.Pools, Link: i.Link, Expires: i.Expires.UTC()}
 	}
 	if g := e.Group; g != nil {
 		w.Group = &WireGroup{

@@ -58,7 +58,10 @@ type Options struct {
 	SettingsFromFile bool
 	SCIMTokenGrace   time.Duration
 	SCIMBaseURL      string
-	Logger           *slog.Logger
+	// InviteBase is where acceptance links point ({public_url}{prefix}/invite).
+	InviteBase    string
+	InvitationTTL time.Duration
+	Logger        *slog.Logger
 }
 
 // API is the admin API's handler.

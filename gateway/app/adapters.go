@@ -7,10 +7,14 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/adapters"
+	"github.com/gatehouse-id/gatehouse/adapters/smtp"
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 )
+
+// MailAdapterID is the delivery id of the built-in mailer (email.smtp).
+const MailAdapterID = "email"
 
 // configuredAdapter is one adapter of the configuration, decoded, its
 // secrets resolved.
@@ -56,6 +60,20 @@ func loadAdapters(cfg *config.Config) ([]configuredAdapter, []config.Problem) {
 			cfg.Adapters[i].Decoded = ac
 		}
 		out = append(out, configuredAdapter{id: e.ID, typ: e.Type, cfg: ac})
+	}
+	if s := cfg.Email.SMTP; s.Host != "" {
+		// Invitations are mailed through the outbox like every delivery:
+		// nothing is lost while the mail server is down.
+		mailer := &smtp.Config{Host: s.Host, Port: s.Port, Username: s.Username, Password: s.Password, From: s.From, TLS: s.TLS}
+		for _, p := range mailer.Validate() {
+			problems = append(problems, config.Problem{Path: "email.smtp." + p.Path, Message: p.Message})
+		}
+		for _, e := range entries {
+			if e.ID == MailAdapterID {
+				problems = append(problems, config.Problem{Path: "adapters", Message: "the id \"" + MailAdapterID + "\" is the built-in mailer's (email.smtp); choose another"})
+			}
+		}
+		out = append(out, configuredAdapter{id: MailAdapterID, typ: "smtp", cfg: mailer})
 	}
 	return out, problems
 }

@@ -59,7 +59,8 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+admin.Base+"/", admin.New(admin.Options{Service: a.service, Store: a.store, Sessions: a.sessions,
 		Delivery: lazyDelivery{a}, Tenant: gateway.DefaultTenant, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
-		SCIMBaseURL: a.SCIMBaseURL(), Logger: a.log}))
+		SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite", InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL),
+		Logger: a.log}))
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())
@@ -94,6 +95,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		routes.stop()
 		return nil
 	})
+	a.inviteRoutes(mux)
 	sso := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.sso.Load().handler.ServeHTTP(w, r) })
 	mux.Handle(prefix+"/saml/", sso)
 	mux.Handle(prefix+"/oidc/", sso)
@@ -375,19 +377,13 @@ func loadMetadata(ctx context.Context, c gateway.SAMLSettings) ([]byte, error) {
 // completeSignIn takes a verified identity through the login funnel
 // (JIT, policy) and starts the session.
 func (a *App) completeSignIn(w http.ResponseWriter, r *http.Request, id gateway.Identity, returnTo string) {
-	u, created, err := a.service.Login(r.Context(), gateway.DefaultTenant, id)
-	var refused *provision.LoginError
-	switch {
-	case errors.As(err, &refused):
-		a.metrics.Logins.WithLabelValues(id.Protocol, refused.Reason).Inc()
-		a.log.WarnContext(r.Context(), "sign-in refused", "protocol", id.Protocol, "reason", refused.Reason)
-		page(w, http.StatusForbidden, "You cannot sign in to this application", refused.Message,
-			"If you think you should have access, ask your administrator.")
+	returnTo, answered := a.accountFromReturn(w, r, id, returnTo)
+	if answered {
 		return
-	case err != nil:
-		a.metrics.Logins.WithLabelValues(id.Protocol, "store").Inc()
-		a.log.ErrorContext(r.Context(), "sign-in", "protocol", id.Protocol, "error", err)
-		page(w, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
+	}
+	u, created, err := a.service.Login(r.Context(), gateway.DefaultTenant, id)
+	if err != nil {
+		a.refusedPage(w, r, id.Protocol, err)
 		return
 	}
 	if _, err := a.sessions.Start(r.Context(), w, r, u.ID, id.Protocol); err != nil {

@@ -123,7 +123,7 @@ func (s *Service) RotateSCIMToken(ctx context.Context, tenant string, actor gate
 		raw, _ := json.Marshal(next)
 		entry := s.auditEntry(actor, requestID, "scim_token.rotate", "credential:scim", nil,
 			map[string]any{"previous_valid_until": next.PreviousUntil})
-		_, err = s.store.Records().Put(ctx, tenant, kindCredential, scimTokenID, version, raw, entry)
+		_, err = s.store.Records().Put(ctx, tenant, kindCredential, scimTokenID, version, raw, gateway.Journal{Audit: []gateway.AuditEntry{entry}})
 		switch code := gateway.ErrorCodeOf(err); {
 		case err == nil:
 			return token, next.PreviousUntil, nil
@@ -162,7 +162,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, tenant string, actor gatew
 	t := APIToken{ID: id, Name: name, Created: s.clock.Now(), CreatedBy: actor}
 	raw, _ := json.Marshal(storedAPIToken{APIToken: t, Hash: hashToken(secret)})
 	if _, err := s.store.Records().Put(ctx, tenant, kindAPIToken, id, 0, raw,
-		s.auditEntry(actor, requestID, "api_token.create", "api_token:"+id, nil, t)); err != nil {
+		s.audited(actor, requestID, "api_token.create", "api_token:"+id, nil, t)); err != nil {
 		return "", APIToken{}, err
 	}
 	return apiTokenPrefix + id + "_" + secret, t, nil
@@ -188,7 +188,7 @@ func (s *Service) APITokens(ctx context.Context, tenant string) ([]APIToken, err
 // RevokeAPIToken deletes an admin API token.
 func (s *Service) RevokeAPIToken(ctx context.Context, tenant string, actor gateway.Actor, requestID, id string) error {
 	err := s.store.Records().Delete(ctx, tenant, kindAPIToken, id, 0,
-		s.auditEntry(actor, requestID, "api_token.revoke", "api_token:"+id, map[string]string{"id": id}, nil))
+		s.audited(actor, requestID, "api_token.revoke", "api_token:"+id, map[string]string{"id": id}, nil))
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return gateway.Errorf(gateway.ErrNotFound, "there is no API token %q", id)
 	}

@@ -57,6 +57,9 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 		return s.bootstrapManager(ctx, tenant, u, id, email)
 	}
 	if u == nil {
+		if policy.Method == gateway.SourceSelfService {
+			return nil, false, refuse("not_provisioned", "You have no account in this application yet; join through the organization's self-service link.")
+		}
 		if policy.Method != gateway.SourceJIT {
 			return nil, false, refuse("not_provisioned", "Your account has not been provisioned in this application; ask a manager to add you.")
 		}
@@ -203,4 +206,37 @@ func mappedPools(mapping map[string]string, groups []string) []string {
 	}
 	slices.Sort(pools)
 	return pools
+}
+
+// Join is the self-service link (method self_service): a person whose
+// verified email is in the organization's domains creates their own
+// account (source self_service, the default pool and role). Someone who
+// has an account already just signs in.
+func (s *Service) Join(ctx context.Context, tenant string, id gateway.Identity) (*gateway.User, bool, error) {
+	policy := s.policy(tenant)
+	if policy.Method != gateway.SourceSelfService {
+		return nil, false, refuse("join_off", "Self-service registration is not open here: accounts come from %s. Ask a manager.", methodName(policy.Method))
+	}
+	email := strings.ToLower(strings.TrimSpace(id.Email))
+	switch {
+	case email == "" || !strings.Contains(email, "@"):
+		return nil, false, refuse("no_email", "The identity provider sent no email address for this account; ask your administrator to release the email attribute to this application.")
+	case !id.EmailVerified:
+		return nil, false, refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to join.", email)
+	}
+	domain := email[strings.LastIndexByte(email, '@')+1:]
+	if !slices.Contains(policy.EmailDomains, domain) {
+		return nil, false, refuse("join_domain", "Only addresses at %s can join here; %s is not one of them.", strings.Join(policy.EmailDomains, ", "), email)
+	}
+	if u, err := s.findByEmail(ctx, tenant, email); err != nil || u != nil {
+		return u, false, err
+	}
+	nu := &gateway.User{UserName: email, Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
+		DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{email}}
+	u, err := s.createUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceSelfService}, nu, nil)
+	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
+		u, err = s.findByEmail(ctx, tenant, email)
+		return u, false, err
+	}
+	return u, err == nil, err
 }

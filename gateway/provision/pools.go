@@ -97,7 +97,7 @@ func (s *Service) CreatePool(ctx context.Context, tenant string, actor gateway.A
 	}
 	p := gateway.Pool{ID: id, Name: name, Created: s.clock.Now()}
 	v, err := s.store.Records().Put(ctx, tenant, kindPool, id, 0, encodePool(p),
-		s.auditEntry(actor, requestID, "pool.create", "pool:"+id, nil, p))
+		s.audited(actor, requestID, "pool.create", "pool:"+id, nil, p))
 	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
 		return gateway.Pool{}, gateway.Errorf(gateway.ErrConflict, "there is already a pool %q", id)
 	}
@@ -123,7 +123,7 @@ func (s *Service) RenamePool(ctx context.Context, tenant string, actor gateway.A
 	next := cur
 	next.Name = name
 	v, err := s.store.Records().Put(ctx, tenant, kindPool, id, cur.Version, encodePool(next),
-		s.auditEntry(actor, requestID, "pool.rename", "pool:"+id, cur, next))
+		s.audited(actor, requestID, "pool.rename", "pool:"+id, cur, next))
 	if err != nil {
 		return gateway.Pool{}, err
 	}
@@ -159,7 +159,7 @@ func (s *Service) DeletePool(ctx context.Context, tenant string, actor gateway.A
 		return gateway.Errorf(gateway.ErrConflict, "pool %q has %d members: move them to other pools first", id, len(members))
 	}
 	return poolNotFound(s.store.Records().Delete(ctx, tenant, kindPool, id, ifVersion,
-		s.auditEntry(actor, requestID, "pool.delete", "pool:"+id, cur, nil)), id)
+		s.audited(actor, requestID, "pool.delete", "pool:"+id, cur, nil)), id)
 }
 
 // ensurePool creates a pool named by the settings when it is missing.

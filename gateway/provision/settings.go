@@ -323,7 +323,7 @@ func (s *Service) storeSettings(ctx context.Context, tenant string, actor gatewa
 	if version != 0 {
 		entry.Before = snapshot(cur.IdentitySettings)
 	}
-	if st.Version, err = s.store.Records().Put(ctx, tenant, kindSettings, settingsID, version, raw, entry); err != nil {
+	if st.Version, err = s.store.Records().Put(ctx, tenant, kindSettings, settingsID, version, raw, gateway.Journal{Audit: []gateway.AuditEntry{entry}}); err != nil {
 		return Settings{}, err
 	}
 	return st, nil
@@ -345,4 +345,9 @@ func snapshot(v any) json.RawMessage {
 		return nil
 	}
 	return raw
+}
+
+// audited is a Journal holding one audit entry.
+func (s *Service) audited(actor gateway.Actor, requestID, action, target string, before, after any) gateway.Journal {
+	return gateway.Journal{Audit: []gateway.AuditEntry{s.auditEntry(actor, requestID, action, target, before, after)}}
 }

@@ -231,6 +231,9 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 	if e.Group != nil {
 		has |= 2
 	}
+	if e.Invitation != nil {
+		has |= 4
+	}
 	w.b = append(w.b, has)
 	if e.User != nil {
 		rec, err := encodeUser(e.User)
@@ -242,6 +245,14 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 	}
 	if e.Group != nil {
 		rec, err := encodeGroup(e.Group)
+		if err != nil {
+			return nil, err
+		}
+		w.uvarint(uint64(len(rec)))
+		w.b = append(w.b, rec...)
+	}
+	if e.Invitation != nil {
+		rec, err := json.Marshal(e.Invitation)
 		if err != nil {
 			return nil, err
 		}
@@ -293,6 +304,14 @@ func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
 				return gateway.Event{}, fmt.Errorf("event %d: %w", seq, err)
 			}
 			e.Group = g
+		}
+	}
+	if has&4 != 0 {
+		if rec := nested(); r.err == nil {
+			e.Invitation = &gateway.Invitation{}
+			if err := json.Unmarshal(rec, e.Invitation); err != nil {
+				return gateway.Event{}, fmt.Errorf("event %d: invitation: %w", seq, err)
+			}
 		}
 	}
 	if r.err != nil {

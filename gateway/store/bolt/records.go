@@ -83,7 +83,7 @@ func currentRecord(b *bolt.Bucket, kind, id string) (uint64, bool) {
 	return binary.BigEndian.Uint64(v), true
 }
 
-func (rs recordStore) Put(ctx context.Context, tenant, kind, id string, ifVersion uint64, value []byte, audit ...gateway.AuditEntry) (uint64, error) {
+func (rs recordStore) Put(ctx context.Context, tenant, kind, id string, ifVersion uint64, value []byte, j gateway.Journal) (uint64, error) {
 	if kind == "" || id == "" || bytes.IndexByte([]byte(kind), 0) >= 0 {
 		return 0, fmt.Errorf("bolt: put record: empty or invalid kind or id")
 	}
@@ -106,7 +106,10 @@ func (rs recordStore) Put(ctx context.Context, tenant, kind, id string, ifVersio
 		if err := b.Put(recordKey(kind, id), append(v, value...)); err != nil {
 			return err
 		}
-		return appendAudit(tb, tenant, audit)
+		if err := appendAudit(tb, tenant, j.Audit); err != nil {
+			return err
+		}
+		return appendEvents(tb, tenant, j.Events)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: put %s record: %w", kind, err)
@@ -114,7 +117,7 @@ func (rs recordStore) Put(ctx context.Context, tenant, kind, id string, ifVersio
 	return ifVersion + 1, nil
 }
 
-func (rs recordStore) Delete(ctx context.Context, tenant, kind, id string, ifVersion uint64, audit ...gateway.AuditEntry) error {
+func (rs recordStore) Delete(ctx context.Context, tenant, kind, id string, ifVersion uint64, j gateway.Journal) error {
 	err := rs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
 		b := tb.Bucket(bRecords)
 		have, exists := currentRecord(b, kind, id)
@@ -127,7 +130,10 @@ func (rs recordStore) Delete(ctx context.Context, tenant, kind, id string, ifVer
 		if err := b.Delete(recordKey(kind, id)); err != nil {
 			return err
 		}
-		return appendAudit(tb, tenant, audit)
+		if err := appendAudit(tb, tenant, j.Audit); err != nil {
+			return err
+		}
+		return appendEvents(tb, tenant, j.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: delete %s record: %w", kind, err)

@@ -16,8 +16,8 @@ func TestRecords(t *testing.T) {
 	s := openTest(t, "")
 	ctx := context.Background()
 	r := s.Records()
-	audit := func(action string) gateway.AuditEntry {
-		return gateway.AuditEntry{Time: time.Now(), Actor: gateway.Actor{Kind: gateway.ActorToken, ID: "t1"}, Action: action, Target: "pool:a"}
+	audit := func(action string) gateway.Journal {
+		return gateway.Journal{Audit: []gateway.AuditEntry{{Time: time.Now(), Actor: gateway.Actor{Kind: gateway.ActorToken, ID: "t1"}, Action: action, Target: "pool:a"}}}
 	}
 	v, err := r.Put(ctx, tenant, "pool", "a", 0, []byte(`{"name":"A"}`), audit("pool.create"))
 	if err != nil || v != 1 {
@@ -38,13 +38,13 @@ func TestRecords(t *testing.T) {
 			t.Errorf("%s: %v, want %s", st.name, err, st.want)
 		}
 	}
-	if _, err := r.Put(ctx, tenant, "pool", "b", 0, []byte(`not json`)); err == nil {
+	if _, err := r.Put(ctx, tenant, "pool", "b", 0, []byte(`not json`), gateway.Journal{}); err == nil {
 		t.Error("a value that is not JSON was stored")
 	}
 	if v, err = r.Put(ctx, tenant, "pool", "a", 1, []byte(`{"name":"A2"}`), audit("pool.rename")); err != nil || v != 2 {
 		t.Fatalf("update: %d %v", v, err)
 	}
-	if _, err := r.Put(ctx, tenant, "other", "a", 0, []byte(`{}`)); err != nil {
+	if _, err := r.Put(ctx, tenant, "other", "a", 0, []byte(`{}`), gateway.Journal{}); err != nil {
 		t.Fatalf("kinds are separate: %v", err)
 	}
 	got, err := r.Get(ctx, tenant, "pool", "a")
