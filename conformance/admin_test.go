@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
+	"github.com/gatehouse-id/gatehouse/gateway/app"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
@@ -442,6 +443,26 @@ func TestAdminUsersAndPools(t *testing.T) {
 	if c := adminRequest(t, g, "GET", "/users/nope", "", auth); c.status != 404 || c.str("detail") == "" {
 		t.Fatalf("unknown user: %d %s", c.status, c.raw)
 	}
+	// JIT users not seen lately (removed at the IdP, perhaps): one never
+	// signed in, one just did.
+	jit := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceJIT, DefaultPool: "default", DefaultRole: "user"})
+	var jitIDs []string
+	for _, name := range []string{"gone@example.com", "here@example.com"} {
+		u, err := jit.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceJIT},
+			&gateway.User{UserName: name, Active: true, Emails: []string{name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jitIDs = append(jitIDs, u.ID)
+	}
+	sessionFor(t, g, jitIDs[1])
+	c := adminRequest(t, g, "GET", "/users?jit_not_seen_days=30", "", auth)
+	if list, _ := c.body["users"].([]any); len(list) != 1 || list[0].(map[string]any)["id"] != jitIDs[0] || list[0].(map[string]any)["jit"] != true {
+		t.Fatalf("JIT users not seen for 30 days: %s", c.raw)
+	}
+	if c := adminRequest(t, g, "GET", "/users/"+jitIDs[1], "", auth); c.str("lastLogin") == "" {
+		t.Fatalf("last login of a signed-in user: %s", c.raw)
+	}
 }
 
 func sessionFor(t *testing.T, g *gatewayUnderTest, userID string) *http.Cookie {
@@ -451,4 +472,61 @@ func sessionFor(t *testing.T, g *gatewayUnderTest, userID string) *http.Cookie {
 		t.Fatal(err)
 	}
 	return w.Result().Cookies()[0]
+}
+
+// TestCheckConfigShowsStoreAndFile: check-config shows the stored
+// identity settings beside the file's and says which win, and says so
+// when the running gateway holds the store.
+func TestCheckConfigShowsStoreAndFile(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"GATEHOUSE_DATA_DIR=" + dir, "GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external",
+		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_ADMIN_TOKEN=" + adminToken}
+	check := func() string {
+		var out, errOut strings.Builder
+		if code := app.Main([]string{"check-config"}, env, &out, &errOut, "test"); code != 0 {
+			t.Fatalf("check-config exit %d:\n%s", code, errOut.String())
+		}
+		return errOut.String()
+	}
+	if out := check(); !strings.Contains(out, "no store at") {
+		t.Fatalf("before the first start:\n%s", out)
+	}
+	g := startGateway(t, dir, "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	if out := check(); !strings.Contains(out, "cannot be read") || !strings.Contains(out, "/admin/api/v1/identity") {
+		t.Fatalf("while the gateway runs:\n%s", out)
+	}
+	if got := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`, bearer(adminToken)); got.status != 200 {
+		t.Fatalf("switch: %d %s", got.status, got.raw)
+	}
+	g.stop()
+	out := check()
+	if !strings.Contains(out, `provisioning.method "manual"`) || !strings.Contains(out, "differs from the store at provisioning.method") || !strings.Contains(out, "store's stay in force") {
+		t.Fatalf("after a change through the API:\n%s", out)
+	}
+	env = append(env, "GATEHOUSE_ADMIN_IDENTITY_SOURCE=file")
+	if out := check(); !strings.Contains(out, "file's win at the next start") {
+		t.Fatalf("with identity_source file:\n%s", out)
+	}
+}
+
+// TestIdPNeverOverwritesRoleOrPools: SCIM users get the default role and
+// pool; a manager's role and pools survive the IdP's PUT and PATCH.
+func TestIdPNeverOverwritesRoleOrPools(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	auth := bearer(adminToken)
+	id := g.call("POST", "/Users", oktaUser("ada@example.com", "Ada", "L")).must(t, 201).str("id")
+	u := adminRequest(t, g, "GET", "/users/"+id, "", auth)
+	if u.str("role") != "user" || !strings.Contains(u.raw, `"pools":["default"]`) || u.str("source") != "scim" {
+		t.Fatalf("SCIM defaults: %s", u.raw)
+	}
+	adminRequest(t, g, "POST", "/pools", `{"id":"support"}`, auth)
+	if c := adminRequest(t, g, "PATCH", "/users/"+id, `{"role":"manager","pools":["support","default"]}`, auth); c.status != 200 {
+		t.Fatalf("manager's change: %d %s", c.status, c.raw)
+	}
+	g.call("PUT", "/Users/"+id, oktaUser("ada@example.com", "Augusta", "King")).must(t, 200)
+	g.call("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":true,"name":{"givenName":"Ada"}}}]}`).must(t, 200)
+	u = adminRequest(t, g, "GET", "/users/"+id, "", auth)
+	if u.str("role") != "manager" || !strings.Contains(u.raw, `"pools":["default","support"]`) || u.str("givenName") != "Ada" || u.str("familyName") != "King" {
+		t.Fatalf("after the IdP's PUT and PATCH: %s", u.raw)
+	}
 }

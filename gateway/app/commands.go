@@ -9,13 +9,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/demo"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
 
 // NewLogger builds the structured logger the configuration asks for.
@@ -63,11 +67,46 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "%d problem(s) found\n", len(problems))
 		return 1
 	}
-	if cfg.Provisioning.Method != "scim" {
-		fmt.Fprintf(stderr, "note: SCIM answers only while the provisioning method is scim; the file says %q\n", cfg.Provisioning.Method)
-	}
+	compareIdentity(cfg, stderr)
 	fmt.Fprintln(stderr, "configuration is valid")
 	return 0
+}
+
+// compareIdentity shows the identity settings the store holds beside the
+// file's, and which are in force at the next start.
+func compareIdentity(cfg *config.Config, out io.Writer) {
+	path := filepath.Join(cfg.DataDir, DBFile)
+	if _, err := os.Stat(path); err != nil {
+		fmt.Fprintf(out, "identity: no store at %s yet: the file's sso and provisioning settings are stored at the first start\n", path)
+		return
+	}
+	store, err := bolt.Open(path, bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		fmt.Fprintf(out, "identity: the store cannot be read (%v); while Gatehouse runs, GET %s/admin/api/v1/identity shows the settings in force\n", err, cfg.PathPrefix)
+		return
+	}
+	defer store.Close()
+	stored, found, err := provision.StoredSettings(context.Background(), store, gateway.DefaultTenant)
+	switch {
+	case err != nil:
+		fmt.Fprintf(out, "identity: reading the stored settings: %v\n", err)
+		return
+	case !found:
+		fmt.Fprintln(out, "identity: the store holds no identity settings yet: the file's are stored at the next start")
+		return
+	}
+	fmt.Fprintf(out, "identity: the store holds version %d (changed by %s at %s): sso.protocol %q, provisioning.method %q\n",
+		stored.Version, stored.UpdatedBy, stored.UpdatedAt.Format(time.RFC3339), stored.SSO.Protocol, stored.Provisioning.Method)
+	diff := provision.SettingsDiff(stored.IdentitySettings, cfg.IdentitySettings())
+	diff = slices.DeleteFunc(diff, func(p string) bool { return p == "provisioning.roles" }) // always the file's
+	switch {
+	case len(diff) == 0:
+		fmt.Fprintln(out, "identity: the file and the store agree")
+	case cfg.Admin.IdentitySource == provision.SettingsFromFile:
+		fmt.Fprintf(out, "identity: the file differs from the store at %s; admin.identity_source is file, so the file's win at the next start\n", strings.Join(diff, ", "))
+	default:
+		fmt.Fprintf(out, "identity: the file differs from the store at %s; admin.identity_source is store, so the store's stay in force (change them through the admin API, or set admin.identity_source to file)\n", strings.Join(diff, ", "))
+	}
 }
 
 // Demo runs the whole journey on one machine: the gateway, an embedded

@@ -351,3 +351,9 @@ func snapshot(v any) json.RawMessage {
 func (s *Service) audited(actor gateway.Actor, requestID, action, target string, before, after any) gateway.Journal {
 	return gateway.Journal{Audit: []gateway.AuditEntry{s.auditEntry(actor, requestID, action, target, before, after)}}
 }
+
+// StoredSettings reads the identity settings a store holds (found is
+// false before the first start), for check-config.
+func StoredSettings(ctx context.Context, store gateway.Store, tenant string) (st Settings, found bool, err error) {
+	return (&Service{store: store}).readSettings(ctx, tenant)
+}

@@ -72,6 +72,10 @@ type Options struct {
 	NoSync bool
 	// MaxBatch caps the writes that share one commit (default 1000).
 	MaxBatch int
+	// ReadOnly opens an existing file for reading (check-config): no
+	// bucket is created, no migration runs, every write fails, and a
+	// file of another schema version is refused.
+	ReadOnly bool
 }
 
 // Store implements gateway.Store.
@@ -93,6 +97,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err := checkFile(path); err != nil {
 		return nil, err
+	}
+	if opts.ReadOnly {
+		return openReadOnly(path, opts)
 	}
 	db, err := openDB(path, opts)
 	if err != nil {
@@ -204,6 +211,7 @@ func openDB(path string, opts Options) (db *bolt.DB, err error) {
 		NoSync:         opts.NoSync,
 		NoFreelistSync: true, // the freelist is rebuilt at open; commits write less
 		FreelistType:   bolt.FreelistMapType,
+		ReadOnly:       opts.ReadOnly,
 	})
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
@@ -413,4 +421,30 @@ func notFound(kind, id string) error {
 
 func preconditionFailed(kind, id string, have uint64) error {
 	return gateway.Errorf(gateway.ErrPreconditionFailed, "%s %q has changed (its version is %d): read it again and retry", kind, id, have)
+}
+
+// openReadOnly opens an existing file without changing it.
+func openReadOnly(path string, opts Options) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("bolt: %w", err)
+	}
+	db, err := openDB(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil || meta.Get(keyVersion) == nil {
+			return fmt.Errorf("%s holds no Gatehouse data", path)
+		}
+		if got := binary.BigEndian.Uint64(meta.Get(keyVersion)); got != SchemaVersion {
+			return fmt.Errorf("%s is at schema version %d; this gatehouse reads %d (it migrates the file when it starts)", path, got, SchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: %w", err)
+	}
+	return &Store{db: db, pager: newPager(), commits: newCommitter(db, 1)}, nil
 }
