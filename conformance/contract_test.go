@@ -47,7 +47,7 @@ func validateEvent(t *testing.T, s *jsonschema.Schema, raw []byte) {
 // in its wire form, validates against the shipped JSON Schema.
 func TestEventsMatchTheContract(t *testing.T) {
 	schema := eventSchema(t)
-	g := startGateway(t, "")
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
 	uid := g.call("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"userName":"ada@example.com","externalId":"00u1","name":{"givenName":"Ada","familyName":"Lovelace"},"emails":[{"value":"Ada@Example.com","type":"work","primary":true}],"active":true,"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D"}}`).must(t, 201).str("id")
 	bob := g.call("POST", "/Users", oktaUser("bob@example.com", "Bob", "B")).must(t, 201).str("id")
 	g.call("PATCH", "/Users/"+uid, `{`+patchOp+`,"Operations":[{"op":"replace","path":"displayName","value":"Countess"}]}`).must(t, 200)
@@ -60,6 +60,11 @@ func TestEventsMatchTheContract(t *testing.T) {
 	g.call("DELETE", "/Users/"+bob, "").must(t, 204)
 	g.call("DELETE", "/Groups/"+gid, "").must(t, 204)
 	g.call("DELETE", "/Users/"+uid, "").must(t, 204)
+	// An invitation, made under method manual.
+	adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`, bearer(adminToken))
+	if c := adminRequest(t, g, "POST", "/invitations", `{"email":"cy@example.com"}`, bearer(adminToken)); c.status != 201 {
+		t.Fatalf("invite: %d %s", c.status, c.raw)
+	}
 
 	seen := map[gateway.Op]bool{}
 	for _, e := range g.events() {
@@ -72,7 +77,8 @@ func TestEventsMatchTheContract(t *testing.T) {
 		seen[w.Type] = true
 	}
 	for _, op := range []gateway.Op{gateway.OpUserCreated, gateway.OpUserUpdated, gateway.OpUserDeactivated, gateway.OpUserReactivated, gateway.OpUserDeleted,
-		gateway.OpGroupCreated, gateway.OpGroupUpdated, gateway.OpGroupDeleted, gateway.OpGroupMembersAdded, gateway.OpGroupMembersRemoved} {
+		gateway.OpGroupCreated, gateway.OpGroupUpdated, gateway.OpGroupDeleted, gateway.OpGroupMembersAdded, gateway.OpGroupMembersRemoved,
+		gateway.OpInvitationCreated} {
 		if !seen[op] {
 			t.Errorf("the sequence recorded no %s event", op)
 		}
