@@ -258,7 +258,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"update-pool":        {"/pools/sales", `{"name":"Sales EMEA"}`, 200, "pool:sales"},
 		"delete-pool":        {"/pools/doomed", "", 204, "pool:doomed"},
 		"replay-dead-letter": {"/dead-letters/" + deadLetter + "/replay", "", 200, "dead_letter:" + deadLetter},
-		"create-invitation":  {"/invitations", `{"email":"someone@example.com","role":"manager"}`, 201, ""},
+		"create-invitation":  {"/invitations", `{"email":"someone@example.com","role":"user"}`, 201, ""},
 		"resend-invitation":  {"/invitations/" + invitationID + "/resend", `{}`, 200, "invitation:" + invitationID},
 		"revoke-invitation":  {"/invitations/" + invitationID, "", 204, "invitation:" + invitationID},
 	}

@@ -205,7 +205,8 @@ func TestInvitationThroughSSO(t *testing.T) {
 }
 
 // TestInvitationWithoutSSO: with sso.protocol none the link itself proves
-// the email: a click accepts and signs the person in.
+// the email: a click accepts and signs the person in; a manager's
+// invitation is refused (the link alone would make a manager).
 func TestInvitationWithoutSSO(t *testing.T) {
 	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello "+r.Header.Get("X-Gatehouse-Email")+" as "+r.Header.Get("X-Gatehouse-Role"))
@@ -215,7 +216,11 @@ func TestInvitationWithoutSSO(t *testing.T) {
 	root := "http://" + addr
 	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_SSO_PROTOCOL=none",
 		"GATEHOUSE_PROVISIONING_METHOD=manual", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_UPSTREAM_URL="+app)
-	inv := adminRequest(t, g, "POST", "/invitations", `{"email":"zoe@example.com","role":"manager"}`, bearer(adminToken))
+	// Without SSO the link alone accepts, so it may not make a manager.
+	if mgr := adminRequest(t, g, "POST", "/invitations", `{"email":"max@example.com","role":"manager"}`, bearer(adminToken)); mgr.status != 422 {
+		t.Fatalf("a manager's invitation without SSO: %d %s", mgr.status, mgr.raw)
+	}
+	inv := adminRequest(t, g, "POST", "/invitations", `{"email":"zoe@example.com","role":"user"}`, bearer(adminToken))
 	if inv.status != 201 {
 		t.Fatalf("invite: %d %s", inv.status, inv.raw)
 	}
@@ -229,7 +234,7 @@ func TestInvitationWithoutSSO(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "hello zoe@example.com as manager" {
+	if resp.StatusCode != 200 || string(body) != "hello zoe@example.com as user" {
 		t.Fatalf("after accepting: %d %s", resp.StatusCode, body)
 	}
 	resp, err = b.PostForm(inv.str("link"), nil)

@@ -116,7 +116,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 		return fmt.Errorf("from: %v: %w", err, gateway.ErrPermanent)
 	}
 	if err := m.To(inv.Email); err != nil {
-		return fmt.Errorf("to %q: %v: %w", inv.Email, err, gateway.ErrPermanent)
+		return fmt.Errorf("to %s: %v: %w", redact(inv.Email), err, gateway.ErrPermanent)
 	}
 	subject := a.cfg.Subject
 	if subject == "" {

@@ -167,19 +167,15 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		a.opts.Logger.ErrorContext(r.Context(), "admin: reading the session", "error", err)
 		writeProblem(w, http.StatusServiceUnavailable, "The session cannot be checked right now; retry shortly.")
 		return
-	case u.Role != gateway.RoleManager:
+	case !IsManager(u):
 		writeProblem(w, http.StatusForbidden, "You need the manager role to use the admin API.")
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		// Browsers say where a request comes from (Sec-Fetch-Site,
-		// Origin); the token proves the caller read one of our pages.
-		if err := a.crossSite.Check(r); err != nil || !a.opts.Sessions.ValidCSRF(se, r.Header.Get(CSRFHeader)) {
-			writeProblem(w, http.StatusForbidden, "A change made with a session cookie needs the "+CSRFHeader+" header from GET /me, sent from this site.")
-			return
-		}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !SameSiteChange(a.crossSite, a.opts.Sessions, se, r, r.Header.Get(CSRFHeader)) {
+		writeProblem(w, http.StatusForbidden, "A change made with a session cookie needs the "+CSRFHeader+" header from GET /me, sent from this site.")
+		return
 	}
-	actor := gateway.Actor{Kind: gateway.ActorSession, ID: u.ID, Email: u.PrimaryEmail()}
+	actor := SessionActor(u)
 	c := huma.WithValue(ctx, actorKey{}, actor)
 	next(huma.WithValue(c, sessionKey{}, se))
 }
@@ -257,4 +253,21 @@ func (a *API) fail(ctx context.Context, err error) error {
 		a.opts.Logger.ErrorContext(ctx, "admin API", "error", err, "request_id", httpx.RequestID(ctx))
 	}
 	return newProblem(status, gateway.ErrorMessageOf(err))
+}
+
+// IsManager is the one authorization rule of the admin API and the
+// console: the signed-in user holds the manager role.
+func IsManager(u *gateway.User) bool { return u != nil && u.Active && u.Role == gateway.RoleManager }
+
+// SessionActor is the audit actor of a manager's session.
+func SessionActor(u *gateway.User) gateway.Actor {
+	return gateway.Actor{Kind: gateway.ActorSession, ID: u.ID, Email: u.PrimaryEmail()}
+}
+
+// SameSiteChange reports whether a change made with a session cookie
+// comes from this site with the session's CSRF token: browsers say where
+// a request comes from (Sec-Fetch-Site, Origin), and the token proves the
+// caller read one of our pages.
+func SameSiteChange(cop *http.CrossOriginProtection, sessions *session.Manager, se gateway.Session, r *http.Request, token string) bool {
+	return cop.Check(r) == nil && sessions.ValidCSRF(se, token)
 }

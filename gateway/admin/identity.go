@@ -203,10 +203,23 @@ func (a *API) registerIdentity() {
 		}
 	}
 	huma.Register(a.api, huma.Operation{OperationID: "rotate-scim-token", Method: http.MethodPost, Path: "/scim-token", Tags: []string{"identity"},
-		Summary: "Rotate the SCIM token", Description: "Makes a new SCIM token and shows it once; the previous one stays valid for admin.scim_token_grace."},
-		func(ctx context.Context, _ *struct{}) (*tokenOutput, error) {
+		Summary: "Rotate the SCIM token", Description: "Makes a new SCIM token and shows it once; the previous one stays valid for admin.scim_token_grace, " +
+			"or for previous_valid_for (0s: stops at once, for a leaked token)."},
+		func(ctx context.Context, in *struct {
+			Body *struct {
+				PreviousValidFor string `json:"previous_valid_for,omitempty" doc:"how long the token in use until now keeps working, e.g. 1h; 0s: not at all; default: admin.scim_token_grace"`
+			} `required:"false"`
+		}) (*tokenOutput, error) {
+			grace := a.opts.SCIMTokenGrace
+			if in.Body != nil && in.Body.PreviousValidFor != "" {
+				d, err := time.ParseDuration(in.Body.PreviousValidFor)
+				if err != nil || d < 0 || d > 30*24*time.Hour {
+					return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "previous_valid_for: %q is not a duration between 0s and 720h", in.Body.PreviousValidFor))
+				}
+				grace = d
+			}
 			mg := a.manager(ctx)
-			token, until, err := a.opts.Service.RotateSCIMToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, a.opts.SCIMTokenGrace)
+			token, until, err := a.opts.Service.RotateSCIMToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, grace)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -228,7 +229,7 @@ func (a *API) registerDelivery() {
 					return nil, a.fail(ctx, err)
 				}
 				for _, dl := range dls {
-					out.Body.DeadLetters = append(out.Body.DeadLetters, deadLetterView(s.Adapter, dl))
+					out.Body.DeadLetters = append(out.Body.DeadLetters, ViewDeadLetter(s.Adapter, dl))
 				}
 			}
 			return out, nil
@@ -244,33 +245,9 @@ func (a *API) registerDelivery() {
 		func(ctx context.Context, in *struct {
 			ID string `path:"id" doc:"adapter:seq"`
 		}) (*replayOutput, error) {
-			adapter, seqText, ok := strings.Cut(in.ID, ":")
-			seq, err := strconv.ParseUint(seqText, 10, 64)
-			if !ok || err != nil || seq == 0 {
-				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "a dead letter id is adapter:seq, as GET /dead-letters lists it"))
-			}
-			if a.opts.Delivery == nil {
-				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrNotFound, "delivery is not running"))
-			}
-			dls, err := a.opts.Delivery.DeadLetters(ctx, adapter)
+			n, err := ReplayDeadLetter(ctx, a.opts.Delivery, a.opts.Store, a.manager(ctx), in.ID)
 			if err != nil {
 				return nil, a.fail(ctx, err)
-			}
-			found := false
-			for _, dl := range dls {
-				found = found || dl.Event.Seq == seq
-			}
-			if !found {
-				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrNotFound, "adapter %q has no dead letter %d", adapter, seq))
-			}
-			n, err := a.opts.Delivery.Replay(ctx, adapter, seq)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			mg := a.manager(ctx)
-			if err := a.opts.Store.Audit().Append(ctx, mg.Tenant, gateway.AuditEntry{Time: time.Now(), Actor: mg.Actor, Action: "dead_letter.replay",
-				Target: "dead_letter:" + in.ID, After: []byte(`{"scheduled":` + strconv.Itoa(n) + `}`), RequestID: mg.RequestID}); err != nil {
-				a.opts.Logger.ErrorContext(ctx, "admin: auditing a replay", "error", err)
 			}
 			out := &replayOutput{}
 			out.Body.Scheduled = n
@@ -278,7 +255,11 @@ func (a *API) registerDelivery() {
 		})
 }
 
-func deadLetterView(adapter string, dl gateway.DeadLetter) DeadLetterView {
+// DeliveryStatus is one adapter's delivery state.
+type DeliveryStatus = outbox.Status
+
+// ViewDeadLetter is a dead letter as the API and the console show it.
+func ViewDeadLetter(adapter string, dl gateway.DeadLetter) DeadLetterView {
 	v := DeadLetterView{ID: adapter + ":" + strconv.FormatUint(dl.Event.Seq, 10), Adapter: adapter, Seq: dl.Event.Seq, EventID: dl.Event.ID,
 		Type: string(dl.Event.Op), Attempts: dl.Attempts, LastError: dl.LastError, At: dl.At, HeldBehind: dl.HeldBehind}
 	switch {
@@ -377,4 +358,32 @@ func (a *API) ttl(text string) (time.Duration, error) {
 		return 0, gateway.Errorf(gateway.ErrInvalid, "expires_in: %q is not a duration such as 72h", text)
 	}
 	return d, nil
+}
+
+// ReplayDeadLetter schedules the dead letter id ("adapter:seq") and the
+// adapter's later ones for delivery again, and audits it; it returns how
+// many were scheduled.
+func ReplayDeadLetter(ctx context.Context, delivery Delivery, store gateway.Store, mg provision.Manager, id string) (int, error) {
+	adapter, seqText, ok := strings.Cut(id, ":")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if !ok || err != nil || seq == 0 {
+		return 0, gateway.Errorf(gateway.ErrInvalid, "a dead letter id is adapter:seq, as GET /dead-letters lists it")
+	}
+	if delivery == nil {
+		return 0, gateway.Errorf(gateway.ErrNotFound, "delivery is not running")
+	}
+	dls, err := delivery.DeadLetters(ctx, adapter)
+	if err != nil {
+		return 0, err
+	}
+	if !slices.ContainsFunc(dls, func(dl gateway.DeadLetter) bool { return dl.Event.Seq == seq }) {
+		return 0, gateway.Errorf(gateway.ErrNotFound, "adapter %q has no dead letter %d", adapter, seq)
+	}
+	// Audited before it is scheduled: a replay nobody can account for
+	// must not happen.
+	if err := store.Audit().Append(ctx, mg.Tenant, gateway.AuditEntry{Time: time.Now().UTC(), Actor: mg.Actor, Action: "dead_letter.replay",
+		Target: "dead_letter:" + id, RequestID: mg.RequestID}); err != nil {
+		return 0, err
+	}
+	return delivery.Replay(ctx, adapter, seq)
 }

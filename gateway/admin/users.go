@@ -32,7 +32,8 @@ type UserView struct {
 	LastLogin  *time.Time     `json:"lastLogin,omitempty" doc:"the last SSO sign-in; absent: never"`
 }
 
-func userView(u *gateway.User, lastLogin map[string]time.Time) UserView {
+// ViewUser is u as the API shows it, with its last sign-in from lastLogin.
+func ViewUser(u *gateway.User, lastLogin map[string]time.Time) UserView {
 	name := u.DisplayName
 	if name == "" {
 		name = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
@@ -100,7 +101,7 @@ func (a *API) registerUsers() {
 	huma.Register(a.api, huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Tags: []string{"users"},
 		Summary: "List users, filtered and paged", Description: "In creation order; each page ends with next when there is more."},
 		func(ctx context.Context, f *UserFilter) (*usersOutput, error) {
-			page, next, err := a.listUsers(ctx, *f)
+			page, next, err := ListUsers(ctx, a.opts.Store, a.opts.Tenant, *f)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -199,13 +200,17 @@ func (a *API) userOutput(ctx context.Context, u *gateway.User) (*userOutput, err
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &userOutput{ETag: etag(u.Version), Body: userView(u, seen)}, nil
+	return &userOutput{ETag: etag(u.Version), Body: ViewUser(u, seen)}, nil
 }
 
-// listUsers reads a page of users matching f: the store is scanned in
-// chunks from f.After (the last-login filter needs a second read, which
-// may not run inside the scan), so a page costs what it scans.
-func (a *API) listUsers(ctx context.Context, f UserFilter) ([]UserView, string, error) {
+// ListUsers reads a page of users matching f (the console lists with it
+// too): the store is scanned in chunks from f.After (the last-login
+// filter needs a second read, which may not run inside the scan), so a
+// page costs what it scans.
+func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFilter) ([]UserView, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
 	const chunk = 512
 	now := time.Now()
 	var page []*gateway.User
@@ -216,7 +221,7 @@ func (a *API) listUsers(ctx context.Context, f UserFilter) ([]UserView, string, 
 			scanned    int
 			last       string
 		)
-		err := a.opts.Store.Users().Scan(ctx, a.opts.Tenant, after, func(u *gateway.User) bool {
+		err := store.Users().Scan(ctx, tenant, after, func(u *gateway.User) bool {
 			scanned++
 			last = u.ID
 			if f.matchIgnoringLogin(u) && (f.JITNotSeenDays == 0 || u.Source == gateway.SourceJIT) {
@@ -228,7 +233,7 @@ func (a *API) listUsers(ctx context.Context, f UserFilter) ([]UserView, string, 
 			return nil, "", err
 		}
 		if f.JITNotSeenDays > 0 && len(candidates) > 0 {
-			seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Tenant, userIDs(candidates))
+			seen, err := store.Sessions().LastLogins(ctx, tenant, userIDs(candidates))
 			if err != nil {
 				return nil, "", err
 			}
@@ -245,13 +250,13 @@ func (a *API) listUsers(ctx context.Context, f UserFilter) ([]UserView, string, 
 		page = page[:f.Limit]
 		next = page[len(page)-1].ID
 	}
-	seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Tenant, userIDs(page))
+	seen, err := store.Sessions().LastLogins(ctx, tenant, userIDs(page))
 	if err != nil {
 		return nil, "", err
 	}
 	views := make([]UserView, len(page))
 	for i, u := range page {
-		views[i] = userView(u, seen)
+		views[i] = ViewUser(u, seen)
 	}
 	return views, next, nil
 }

@@ -53,8 +53,11 @@ type App struct {
 
 	// sso holds the sign-in routes of the identity settings in force;
 	// ssoMu orders their swaps.
-	sso   atomic.Pointer[ssoRoutes]
-	ssoMu sync.Mutex
+	sso       atomic.Pointer[ssoRoutes]
+	ssoMu     sync.Mutex
+	ssoClosed bool // shut down: no more routes are put in force
+
+	lastSignIns lastSignIns
 }
 
 // Sessions is the gateway's session manager (for in-process tests and
@@ -110,6 +113,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	})
 	a.service.SetFileSCIMToken(gateway.DefaultTenant, cfg.SCIM.Token.Value())
 	a.service.SetBootstrapManagers(gateway.DefaultTenant, cfg.Admin.BootstrapManagers)
+	if superseded, err := a.service.FileSCIMTokenSuperseded(context.Background(), gateway.DefaultTenant); err == nil && superseded {
+		log.Warn("scim.token in the configuration is not used: a token was rotated through the admin API or console since; " +
+			"rotate again (POST /admin/api/v1/scim-token, previous_valid_for 0s to cut the old one off) rather than editing the file")
+	}
 	if err := a.loadIdentity(context.Background(), cfg.Admin.IdentitySource); err != nil {
 		store.Close()
 		return nil, err
@@ -236,11 +243,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	for i := len(a.workers) - 1; i >= 0; i-- {
 		errs = append(errs, a.workers[i].Stop(ctx))
 	}
-	a.ssoMu.Lock()
-	if routes := a.sso.Load(); routes != nil {
-		routes.stop()
-	}
-	a.ssoMu.Unlock()
+	a.stopSSO()
 	errs = append(errs, a.store.Close())
 	a.log.Info("gatehouse stopped")
 	return errors.Join(errs...)

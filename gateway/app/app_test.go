@@ -187,3 +187,17 @@ func TestBuildVersion(t *testing.T) {
 		t.Error("empty fallback version")
 	}
 }
+
+func TestRedactInvitePaths(t *testing.T) {
+	redact := redactInvitePaths("/gatehouse")
+	for in, want := range map[string]string{
+		"/gatehouse/invite/abc.def":        "/gatehouse/invite/[REDACTED]",
+		"/gatehouse/invite/abc.def/accept": "/gatehouse/invite/[REDACTED]/accept",
+		"/gatehouse/users":                 "/gatehouse/users",
+		"/other/invite/abc":                "/other/invite/abc",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
+	"github.com/gatehouse-id/gatehouse/gateway/console"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	oidcrp "github.com/gatehouse-id/gatehouse/gateway/oidc"
@@ -78,24 +79,29 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	// The sign-in routes follow the identity settings: a manager's change
 	// swaps them at once, without a restart.
 	st, _ := a.service.Settings(gateway.DefaultTenant)
-	if err := a.switchSSO(ctx, st.IdentitySettings); err != nil {
+	if err := a.applySSO(ctx, st, true); err != nil {
 		return err
 	}
-	a.service.OnSettings(func(tenant string, st provision.Settings) {
-		if err := a.switchSSO(context.Background(), st.IdentitySettings); err != nil {
-			a.log.Error("sign-in: the new identity settings could not be put in force; sign-in shows an error page until they are fixed", "error", err)
-			a.installSSO(&ssoRoutes{handler: unavailableSSO(err.Error())})
-		}
-	})
+	a.service.OnSettings(func(tenant string, st provision.Settings) { _ = a.applySSO(context.Background(), st, false) })
 	a.service.SetSettingsCheck(func(ctx context.Context, tenant string, next gateway.IdentitySettings) error {
 		routes, err := a.buildSSO(ctx, next)
 		if err != nil {
+			a.log.WarnContext(ctx, "identity settings refused: the identity provider's settings cannot be used", "error", err)
 			return err
 		}
 		routes.stop()
 		return nil
 	})
 	a.inviteRoutes(mux)
+	con, err := console.New(console.Options{Service: a.service, Store: a.store, Sessions: a.sessions, Delivery: lazyDelivery{a},
+		Tenant: gateway.DefaultTenant, PathPrefix: prefix, SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite",
+		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
+		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.lastSignIns.get, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	mux.Handle(prefix+"/console", con)
+	mux.Handle(prefix+"/console/", con)
 	sso := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.sso.Load().handler.ServeHTTP(w, r) })
 	mux.Handle(prefix+"/saml/", sso)
 	mux.Handle(prefix+"/oidc/", sso)
@@ -116,10 +122,12 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 }
 
 // ssoRoutes are the sign-in routes of one version of the identity
-// settings, and the background work they need (metadata refresh).
+// settings, and the background work they need (metadata refresh, or the
+// retry of a build that failed).
 type ssoRoutes struct {
 	handler http.Handler
 	workers []*periodic
+	version uint64
 }
 
 func (r *ssoRoutes) stop() {
@@ -128,29 +136,54 @@ func (r *ssoRoutes) stop() {
 	}
 }
 
-// switchSSO builds the sign-in routes for st and puts them in force.
-func (a *App) switchSSO(ctx context.Context, st gateway.IdentitySettings) error {
-	routes, err := a.buildSSO(ctx, st)
-	if err != nil {
-		return err
+// applySSO builds the sign-in routes of st and puts them in force. Swaps
+// are serialized and ordered by the settings' version: a change that
+// finishes building late never replaces a newer one. At start-up (strict)
+// a failure is returned; later it fails closed (sign-in shows an error
+// page, never the previous IdP's routes) and the build is retried until
+// it works or newer settings arrive.
+func (a *App) applySSO(ctx context.Context, st provision.Settings, strict bool) error {
+	a.ssoMu.Lock()
+	defer a.ssoMu.Unlock()
+	if cur := a.sso.Load(); a.ssoClosed || cur != nil && cur.version > st.Version {
+		return nil
 	}
+	routes, err := a.buildSSO(ctx, st.IdentitySettings)
+	if err != nil {
+		if strict {
+			return err
+		}
+		a.log.Error("sign-in: the identity settings in force could not be loaded; sign-in shows an error page and the gateway retries",
+			"version", st.Version, "error", err)
+		routes = &ssoRoutes{handler: unavailableSSO()}
+		routes.workers = []*periodic{newPeriodic(30*time.Second, false, func(ctx context.Context) {
+			if retry, err := a.buildSSO(ctx, st.IdentitySettings); err == nil {
+				retry.stop()
+				go func() { _ = a.applySSO(context.Background(), st, false) }()
+			}
+		})}
+	}
+	routes.version = st.Version
 	for _, w := range routes.workers {
 		w.start()
 	}
-	a.installSSO(routes)
-	return nil
-}
-
-// installSSO swaps the routes in force and stops the old ones' work.
-func (a *App) installSSO(routes *ssoRoutes) {
-	a.ssoMu.Lock()
-	defer a.ssoMu.Unlock()
 	if old := a.sso.Swap(routes); old != nil {
 		old.stop()
 	}
+	return nil
 }
 
-func unavailableSSO(reason string) http.Handler {
+// stopSSO stops the routes' work for good (shutdown).
+func (a *App) stopSSO() {
+	a.ssoMu.Lock()
+	defer a.ssoMu.Unlock()
+	a.ssoClosed = true
+	if routes := a.sso.Load(); routes != nil {
+		routes.stop()
+	}
+}
+
+func unavailableSSO() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusServiceUnavailable, "Sign-in is not available",
 			"Single sign-on is misconfigured on this gateway, so nobody can sign in right now.",
@@ -298,7 +331,7 @@ func (a *App) startSessionSweeper() {
 func (a *App) samlSP(ctx context.Context, c gateway.SAMLSettings) (*samlsp.SP, *periodic, error) {
 	metadata, err := loadMetadata(ctx, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata could not be read from its URL or file"}, err)
 	}
 	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Tenant: gateway.DefaultTenant,
 		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
@@ -306,7 +339,7 @@ func (a *App) samlSP(ctx context.Context, c gateway.SAMLSettings) (*samlsp.SP, *
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
 		Complete: a.completeSignIn, Fail: a.signInFailed("saml"), Logger: a.log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata is not usable SAML metadata of one IdP with a signing certificate"}, err)
 	}
 	refresh := time.Duration(c.IDPMetadataRefresh)
 	if c.IDPMetadataURL == "" || refresh <= 0 {
@@ -386,6 +419,7 @@ func (a *App) completeSignIn(w http.ResponseWriter, r *http.Request, id gateway.
 		a.refusedPage(w, r, id.Protocol, err)
 		return
 	}
+	a.lastSignIns.put(u.ID, id)
 	if _, err := a.sessions.Start(r.Context(), w, r, u.ID, id.Protocol); err != nil {
 		a.metrics.Logins.WithLabelValues(id.Protocol, "store").Inc()
 		a.log.ErrorContext(r.Context(), "sign-in: session", "error", err)
@@ -438,4 +472,30 @@ func (d lazyDelivery) Replay(ctx context.Context, adapter string, from uint64) (
 		return 0, gateway.Errorf(gateway.ErrUnavailable, "delivery is not running")
 	}
 	return d.a.dispatcher.Replay(ctx, adapter, from)
+}
+
+// lastSignIns keeps what the IdP sent at each user's last sign-in in this
+// process, for the console's test sign-in (bounded; a diagnostic, not
+// state).
+type lastSignIns struct {
+	mu sync.Mutex
+	m  map[string]gateway.Identity
+}
+
+func (l *lastSignIns) put(userID string, id gateway.Identity) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil || len(l.m) >= 1000 {
+		l.m = map[string]gateway.Identity{}
+	}
+	l.m[userID] = id
+}
+
+func (l *lastSignIns) get(_ context.Context, userID string) *gateway.Identity {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id, ok := l.m[userID]; ok {
+		return &id
+	}
+	return nil
 }

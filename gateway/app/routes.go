@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -49,7 +50,7 @@ func (a *App) routes() (http.Handler, error) {
 	}
 
 	var h http.Handler = mux
-	h = httpx.AccessLog(a.log, h)
+	h = httpx.AccessLogRedacting(a.log, redactInvitePaths(prefix), h)
 	h = httpx.Recover(a.log, h)
 	h = httpx.WithRequestID(h)
 	return h, nil
@@ -79,4 +80,18 @@ func (a *App) scimDisabled() string {
 		return fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/admin/api/v1/identity) or the console.", method, a.cfg.PathPrefix)
 	}
 	return ""
+}
+
+// redactInvitePaths hides the token of invitation links in logged paths:
+// it is a credential.
+func redactInvitePaths(prefix string) func(string) string {
+	invite := prefix + "/invite/"
+	return func(path string) string {
+		rest, ok := strings.CutPrefix(path, invite)
+		if !ok {
+			return path
+		}
+		_, tail, _ := strings.Cut(rest, "/")
+		return strings.TrimSuffix(invite+"[REDACTED]/"+tail, "/")
+	}
 }

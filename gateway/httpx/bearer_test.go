@@ -1,7 +1,10 @@
 package httpx
 
 import (
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +35,16 @@ func TestBearer(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer ")
 	if empty.Check(r) {
 		t.Error("an unset token matches an empty one")
+	}
+}
+
+func TestAccessLogRedacting(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	h := AccessLogRedacting(log, func(p string) string { return strings.Replace(p, "secret-token", "[REDACTED]", 1) },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/gatehouse/invite/secret-token", nil))
+	if strings.Contains(logs.String(), "secret-token") || !strings.Contains(logs.String(), "/gatehouse/invite/[REDACTED]") {
+		t.Fatalf("access log: %s", logs.String())
 	}
 }

@@ -84,6 +84,12 @@ func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // and request id. Never the query string, headers or body: they carry
 // tokens, filters with email addresses, and passwords.
 func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return AccessLogRedacting(log, nil, next)
+}
+
+// AccessLogRedacting is AccessLog with paths passed through redact first
+// (paths that carry a secret, such as an invitation link's token).
+func AccessLogRedacting(log *slog.Logger, redact func(path string) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &StatusRecorder{ResponseWriter: w}
@@ -91,9 +97,13 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 		if rec.Status == 0 {
 			rec.Status = http.StatusOK
 		}
+		path := r.URL.Path
+		if redact != nil {
+			path = redact(path)
+		}
 		log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("path", path),
 			slog.Int("status", rec.Status),
 			slog.Int("bytes", rec.Bytes),
 			slog.Duration("duration", time.Since(start)),

@@ -223,3 +223,19 @@ func (s *Service) CheckAPIToken(ctx context.Context, tenant, token string) (stri
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+// FileSCIMTokenSuperseded reports whether the configuration file names a
+// SCIM token that no longer works because one was rotated since (an
+// operator replacing a leaked token in the file must rotate instead).
+func (s *Service) FileSCIMTokenSuperseded(ctx context.Context, tenant string) (bool, error) {
+	file := s.fileSCIMHash(tenant)
+	if file == "" {
+		return false, nil
+	}
+	t, version, err := s.scimTokens(ctx, tenant)
+	if err != nil || version == 0 {
+		return false, err
+	}
+	inGrace := equalHash(file, t.Previous) && s.clock.Now().Before(t.PreviousUntil)
+	return !equalHash(file, t.Current) && !inGrace, nil
+}

@@ -14,7 +14,10 @@ import (
 const kindInvitation = "invitation"
 
 // storedInvitation is the record: the invitation and the hash of its
-// link's secret (the link itself is never stored).
+// link's secret. The link itself travels in the invitation.created event
+// (outbox, adapters, feed) so that the app or the mailer can send it;
+// under SSO it is not enough to accept, and without SSO it cannot make a
+// manager.
 type storedInvitation struct {
 	gateway.Invitation
 	SecretHash string `json:"secret_hash"`
@@ -81,8 +84,11 @@ func (s *Service) CreateInvitation(ctx context.Context, mg Manager, email, role 
 	if err := s.checkRoleAndPools(ctx, mg.Tenant, role, pools); err != nil {
 		return gateway.Invitation{}, err
 	}
-	if ttl <= 0 || ttl > 90*24*time.Hour {
-		return gateway.Invitation{}, gateway.Errorf(gateway.ErrInvalid, "an invitation lasts between a second and 90 days")
+	if role == gateway.RoleManager && !s.ssoSignIn(mg.Tenant) {
+		return gateway.Invitation{}, errManagerNeedsSSO
+	}
+	if err := checkTTL(ttl); err != nil {
+		return gateway.Invitation{}, err
 	}
 	if u, err := s.findByEmail(ctx, mg.Tenant, email); err != nil {
 		return gateway.Invitation{}, err
@@ -102,6 +108,26 @@ func (s *Service) CreateInvitation(ctx context.Context, mg Manager, email, role 
 	inv := si.Invitation
 	inv.Link = link
 	return inv, nil
+}
+
+// errManagerNeedsSSO refuses a manager's invitation that the link alone
+// would accept: without SSO anyone who sees the link (a mail log, a
+// webhook receiver) would become a manager.
+var errManagerNeedsSSO = gateway.Errorf(gateway.ErrInvalid,
+	"a manager's invitation needs SAML or OIDC sign-in: without it the link alone would make a manager; invite as another role and change the role after")
+
+func checkTTL(ttl time.Duration) error {
+	if ttl <= 0 || ttl > 90*24*time.Hour {
+		return gateway.Errorf(gateway.ErrInvalid, "an invitation lasts between a second and 90 days")
+	}
+	return nil
+}
+
+// ssoSignIn reports whether people sign in through the gateway's SAML or
+// OIDC (an invitation is then accepted by proving the email at the IdP).
+func (s *Service) ssoSignIn(tenant string) bool {
+	st, _ := s.Settings(tenant)
+	return st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC
 }
 
 // Invitations lists the invitations, newest first, with their state now.
@@ -127,6 +153,9 @@ func (s *Service) Invitations(ctx context.Context, tenant string) ([]gateway.Inv
 // ResendInvitation issues a new link (the old one stops working) valid
 // for ttl from now, and records invitation.created again for the mail.
 func (s *Service) ResendInvitation(ctx context.Context, mg Manager, id string, ttl time.Duration, linkBase string) (gateway.Invitation, error) {
+	if err := checkTTL(ttl); err != nil {
+		return gateway.Invitation{}, err
+	}
 	si, version, err := s.readInvitation(ctx, mg.Tenant, id)
 	if err != nil {
 		return gateway.Invitation{}, err
@@ -220,11 +249,14 @@ func (s *Service) AcceptInvitation(ctx context.Context, tenant, token string, id
 		switch {
 		case !id.EmailVerified:
 			return nil, refuse("unverified_email", "The identity provider has not verified your email address, so it cannot accept this invitation.")
-		case !strings.EqualFold(strings.TrimSpace(id.Email), si.Email):
+		case strings.ToLower(strings.TrimSpace(id.Email)) != si.Email:
 			return nil, refuse("invitation_other_email", "This invitation is for %s, but you signed in as %s. Sign in with the invited account.", si.Email, id.Email)
 		}
 		u.GivenName, u.FamilyName = id.GivenName, id.FamilyName
 		u.DisplayName = strings.TrimSpace(id.GivenName + " " + id.FamilyName)
+	} else if si.Role == gateway.RoleManager {
+		// Made while SSO was on; the link alone may not make a manager.
+		return nil, refuse("invitation_needs_sso", "This invitation needs single sign-on, which is off now. Ask a manager to invite you again.")
 	}
 	// Use the invitation up first (versioned: one acceptance wins), then
 	// create the user; a failed create leaves an accepted invitation and

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -252,7 +253,18 @@ func (s *Service) UpdateSettings(ctx context.Context, tenant string, actor gatew
 		return Settings{}, gateway.Errorf(gateway.ErrPreconditionFailed, "the identity configuration has changed (its version is %d): read it again and retry", cur.Version)
 	}
 	if v := next.SSO.OIDC.ClientSecret.Value(); v == "" || v == "[REDACTED]" {
+		// Kept only for the same client of the same issuer: otherwise a
+		// changed issuer would receive the stored secret.
+		o, n := cur.SSO.OIDC, next.SSO.OIDC
+		if next.SSO.Protocol == gateway.ProtocolOIDC && (cur.SSO.Protocol != gateway.ProtocolOIDC || o.Issuer != n.Issuer || o.ClientID != n.ClientID) {
+			return Settings{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleSingleIdP, Path: "sso.oidc.client_secret",
+				Message: "send the client secret again when the login method, issuer or client id changes"}}}
+		}
 		next.SSO.OIDC.ClientSecret = cur.SSO.OIDC.ClientSecret
+	}
+	if next.SSO.SAML.IDPMetadataFile != cur.SSO.SAML.IDPMetadataFile && next.SSO.SAML.IDPMetadataFile != "" {
+		return Settings{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleSingleIdP, Path: "sso.saml.idp_metadata_file",
+			Message: "a metadata file on the gateway's host is set in the configuration file only; send idp_metadata_url or idp_metadata_xml"}}}
 	}
 	if next.Provisioning.Roles != nil && !slices.Equal(next.Provisioning.Roles, cur.Provisioning.Roles) {
 		return Settings{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: "roles_in_file", Path: "provisioning.roles",
@@ -265,10 +277,13 @@ func (s *Service) UpdateSettings(ctx context.Context, tenant string, actor gatew
 	if err := s.checkSettingsAgainstStore(ctx, tenant, next); err != nil {
 		return Settings{}, err
 	}
-	if check := s.settings.check; check != nil {
+	s.settings.mu.Lock()
+	check := s.settings.check
+	s.settings.mu.Unlock()
+	if check != nil {
 		if err := check(ctx, tenant, next); err != nil {
 			return Settings{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleSingleIdP, Path: "sso." + next.SSO.Protocol,
-				Message: "the identity provider's settings cannot be used: " + err.Error()}}}
+				Message: "the identity provider's settings cannot be used: " + settingsProblem(err)}}}
 		}
 	}
 	st, err := s.storeSettings(ctx, tenant, actor, requestID, cur.Version, cur, next, "identity.update")
@@ -356,4 +371,57 @@ func (s *Service) audited(actor gateway.Actor, requestID, action, target string,
 // false before the first start), for check-config.
 func StoredSettings(ctx context.Context, store gateway.Store, tenant string) (st Settings, found bool, err error) {
 	return (&Service{store: store}).readSettings(ctx, tenant)
+}
+
+// MethodChoice is a provisioning method a manager may or may not switch
+// to now, and why not.
+type MethodChoice struct {
+	Method  gateway.Source
+	Allowed bool
+	Reason  string // the first rule the switch would break
+}
+
+// MethodChoices says, for each provisioning method, whether switching to
+// it now is allowed and, if not, the rule in the way (the console shows
+// the disallowed ones disabled with this reason).
+func (s *Service) MethodChoices(ctx context.Context, tenant string) ([]MethodChoice, error) {
+	cur, ok := s.Settings(tenant)
+	if !ok {
+		return nil, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
+	}
+	out := make([]MethodChoice, 0, len(gateway.Methods))
+	for _, m := range gateway.Methods {
+		next := cur.IdentitySettings
+		next.Provisioning.Method = m
+		c := MethodChoice{Method: m, Allowed: true}
+		vs := next.Validate()
+		if len(vs) == 0 {
+			var re *gateway.RuleError
+			if err := s.checkSettingsAgainstStore(ctx, tenant, next); errors.As(err, &re) {
+				vs = re.Violations
+			} else if err != nil {
+				return nil, err
+			}
+		}
+		if len(vs) > 0 {
+			c.Allowed, c.Reason = false, vs[0].Message
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// SettingsProblem is an error from the settings check whose sentence is
+// safe to show (what kind of problem); anything else is shown generically
+// and its text only logged by the check.
+type SettingsProblem struct{ Message string }
+
+func (e *SettingsProblem) Error() string { return e.Message }
+
+func settingsProblem(err error) string {
+	var p *SettingsProblem
+	if errors.As(err, &p) {
+		return p.Message
+	}
+	return "they could not be loaded (the gateway log has the details)"
 }

@@ -335,3 +335,47 @@ func TestGroupPoolsMapping(t *testing.T) {
 		t.Fatalf("mapping off: %+v %v", u, err)
 	}
 }
+
+// TestSettingsChangesThatNeedMore: a changed OIDC issuer or client needs
+// the secret again (else the new issuer would receive the stored one); a
+// metadata file path is the configuration file's only; the resend of an
+// invitation is bounded like its creation.
+func TestSettingsChangesThatNeedMore(t *testing.T) {
+	ctx := context.Background()
+	file := samlJIT()
+	file.SSO = gateway.SSOSettings{Protocol: "oidc", OIDC: gateway.OIDCSettings{Issuer: "https://a.example.com", ClientID: "c", ClientSecret: gateway.NewSecret("s3cret")}}
+	svc, _ := loaded(t, file)
+	for name, change := range map[string]func(*gateway.IdentitySettings){
+		"another issuer": func(s *gateway.IdentitySettings) { s.SSO.OIDC.Issuer = "https://evil.example.com" },
+		"another client": func(s *gateway.IdentitySettings) { s.SSO.OIDC.ClientID = "other" },
+		"a metadata path": func(s *gateway.IdentitySettings) {
+			s.SSO = gateway.SSOSettings{Protocol: "saml", SAML: gateway.SAMLSettings{IDPMetadataFile: "/etc/passwd"}}
+		},
+	} {
+		next := file
+		next.SSO.OIDC.ClientSecret = gateway.NewSecret("")
+		change(&next)
+		if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); !slices.Equal(rulesOf(err), []string{gateway.RuleSingleIdP}) {
+			t.Errorf("%s without the secret: %v", name, err)
+		}
+	}
+	next := file
+	next.SSO.OIDC.Issuer, next.SSO.OIDC.ClientSecret = "https://b.example.com", gateway.NewSecret("new-secret")
+	if st, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil || st.SSO.OIDC.ClientSecret.Value() != "new-secret" {
+		t.Fatalf("another issuer with its secret: %v", err)
+	}
+	manual := next
+	manual.Provisioning.Method = gateway.SourceManual
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, manual, false); err != nil {
+		t.Fatal(err)
+	}
+	inv, err := svc.CreateInvitation(ctx, manager, "bob@example.com", "", nil, time.Hour, "https://x/invite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ttl := range []time.Duration{-time.Hour, 0, 1000 * 24 * time.Hour} {
+		if _, err := svc.ResendInvitation(ctx, manager, inv.ID, ttl, "https://x/invite"); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
+			t.Errorf("resend for %s: %v", ttl, err)
+		}
+	}
+}

@@ -180,12 +180,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = rec
 	w.Header().Set("Content-Type", contentType)
 
-	if s.opts.Disabled != nil {
-		if reason := s.opts.Disabled(); reason != "" {
-			writeError(w, http.StatusForbidden, "", reason)
-			return
-		}
-	}
 	ok, err := s.authenticate(r)
 	if err != nil {
 		s.opts.Logger.ErrorContext(r.Context(), "scim: checking the token", "error", err)
@@ -197,10 +191,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.opts.Metrics.SCIMAuthFailures.Inc()
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-scim"`)
-		writeError(w, http.StatusUnauthorized, "", "Authentication failed: send the SCIM token configured as scim.token in an \"Authorization: Bearer <token>\" header.")
+		writeError(w, http.StatusUnauthorized, "", "Authentication failed: send the SCIM token (scim.token, or the one rotated in the admin API or console) in an \"Authorization: Bearer <token>\" header.")
 		return
 	}
 
+	if s.opts.Disabled != nil {
+		if reason := s.opts.Disabled(); reason != "" {
+			writeError(w, http.StatusForbidden, "", reason)
+			return
+		}
+	}
 	st := &reqState{requestID: httpx.RequestID(r.Context())}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	lib := &scimWriter{ResponseWriter: w, s: s, st: st}

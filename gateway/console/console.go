@@ -1,0 +1,257 @@
+// Package console is the management console: server-rendered pages for
+// managers (identity configuration, users, pools and roles, delivery,
+// audit) served by the gateway itself. Every form works without
+// JavaScript; a small script only adds copy buttons and confirmations.
+// It holds no rule of its own: changes go through package provision, as
+// the admin API's do, with the admin API's authorization (a manager's SSO
+// session) and CSRF protection.
+package console
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/admin"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/session"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options configures the console.
+type Options struct {
+	Service          *provision.Service
+	Store            gateway.Store
+	Sessions         *session.Manager
+	Delivery         admin.Delivery
+	Tenant           string
+	PathPrefix       string
+	SCIMBaseURL      string
+	InviteBase       string
+	InvitationTTL    time.Duration
+	SCIMTokenGrace   time.Duration
+	SettingsFromFile bool
+	// LastSignIn returns what the IdP sent at a user's last sign-in (for
+	// the test sign-in), or nil.
+	LastSignIn func(ctx context.Context, userID string) *gateway.Identity
+	Logger     *slog.Logger
+}
+
+// Console serves the pages under {prefix}/console.
+type Console struct {
+	opts      Options
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
+	crossSite *http.CrossOriginProtection
+}
+
+// New builds the console.
+func New(opts Options) (*Console, error) {
+	if opts.Tenant == "" {
+		opts.Tenant = gateway.DefaultTenant
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Console{opts: opts, pages: map[string]*template.Template{}, mux: http.NewServeMux(), crossSite: http.NewCrossOriginProtection()}
+	for _, name := range []string{"identity", "users", "user", "pools", "delivery", "audit", "message", "confirm"} {
+		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, err
+		}
+		c.pages[name] = t
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	p := opts.PathPrefix + "/console"
+	c.mux.Handle("GET "+p+"/static/", http.StripPrefix(p+"/static/", cacheStatic(http.FileServerFS(static))))
+	c.mux.HandleFunc("GET "+p+"/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/users", http.StatusFound) })
+	c.mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/users", http.StatusFound) })
+	c.routes(p)
+	c.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		c.fail(w, r, http.StatusNotFound, "There is no such page in the console.")
+	})
+	return c, nil
+}
+
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	c.mux.ServeHTTP(w, r)
+}
+
+// req is one signed-in manager's request.
+type req struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	session gateway.Session
+	user    *gateway.User
+}
+
+func (q *req) ctx() context.Context { return q.r.Context() }
+
+// manager is the command context of the request.
+func (c *Console) manager(q *req) provision.Manager {
+	return provision.Manager{Tenant: c.opts.Tenant, Actor: admin.SessionActor(q.user), RequestID: httpx.RequestID(q.ctx())}
+}
+
+// page is what every template gets.
+type page struct {
+	Title, Nav, Prefix, CSRF, Me, Notice, Error string
+	Data                                        any
+}
+
+// signedIn admits a manager's session: anyone else is sent to sign in
+// (back to the page they asked for) or told they need the role. A change
+// (POST) must come from this site with the session's CSRF token.
+func (c *Console) signedIn(fn func(q *req)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		se, u, err := c.opts.Sessions.Current(r.Context(), r)
+		switch {
+		case session.SignedOut(err):
+			back := r.URL.RequestURI()
+			if r.Method != http.MethodGet {
+				back = c.opts.PathPrefix + "/console/users"
+			}
+			http.Redirect(w, r, c.opts.PathPrefix+"/login?return="+url.QueryEscape(back), http.StatusFound)
+			return
+		case err != nil:
+			c.opts.Logger.ErrorContext(r.Context(), "console: reading the session", "error", err)
+			c.fail(w, r, http.StatusServiceUnavailable, "Your session cannot be checked right now; try again shortly.")
+			return
+		case !admin.IsManager(u):
+			c.fail(w, r, http.StatusForbidden, "You need the manager role to use the console. Ask a manager to give it to you.")
+			return
+		}
+		if r.Method == http.MethodPost {
+			if err := r.ParseMultipartForm(2 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+				c.fail(w, r, http.StatusBadRequest, "The form could not be read.")
+				return
+			}
+			if !admin.SameSiteChange(c.crossSite, c.opts.Sessions, se, r, r.PostFormValue("csrf")) {
+				c.fail(w, r, http.StatusForbidden, "This form is out of date or was sent from another site. Reload the page and try again.")
+				return
+			}
+		}
+		fn(&req{w: w, r: r, session: se, user: u})
+	}
+}
+
+// render writes a page.
+func (c *Console) render(q *req, status int, name, title, nav string, data any, notice, errText string) {
+	p := page{Title: title, Nav: nav, Prefix: c.opts.PathPrefix, CSRF: c.opts.Sessions.CSRFToken(q.session), Me: q.user.PrimaryEmail(),
+		Notice: notice, Error: errText, Data: data}
+	if p.Me == "" {
+		p.Me = q.user.UserName
+	}
+	var buf bytes.Buffer
+	if err := c.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		c.opts.Logger.ErrorContext(q.ctx(), "console: rendering", "page", name, "error", err)
+		http.Error(q.w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	q.w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	q.w.WriteHeader(status)
+	_, _ = buf.WriteTo(q.w)
+}
+
+// fail shows an error page without the console's navigation (the person
+// may not be a manager).
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, message string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = failTemplate.Execute(w, struct{ Title, Message, Prefix string }{http.StatusText(status), message, c.opts.PathPrefix})
+}
+
+var failTemplate = template.Must(template.New("fail").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}} · Gatehouse console</title><link rel="stylesheet" href="{{.Prefix}}/console/static/console.css"></head>
+<body><main id="main"><h1>{{.Title}}</h1><p>{{.Message}}</p><p><a href="{{.Prefix}}/logout">Sign out</a></p></main></body></html>`))
+
+// message shows a sentence (and a secret shown once).
+type message struct {
+	Message, Secret, SecretLabel, Back string
+}
+
+// confirmation asks before a destructive change.
+type confirmation struct {
+	Question, Action, Button, Back string
+	Fields                         map[string]string
+}
+
+// errorText is what a manager reads of a refused change: the rule's or
+// the domain's sentence, never an internal error's text.
+func (c *Console) errorText(q *req, err error) (int, string) {
+	var rules *gateway.RuleError
+	if errors.As(err, &rules) {
+		return http.StatusUnprocessableEntity, "Refused: " + rules.Violations[0].Message + "."
+	}
+	switch gateway.ErrorCodeOf(err) {
+	case gateway.ErrInvalid:
+		return http.StatusUnprocessableEntity, gateway.ErrorMessageOf(err)
+	case gateway.ErrNotFound:
+		return http.StatusNotFound, gateway.ErrorMessageOf(err)
+	case gateway.ErrConflict, gateway.ErrPreconditionFailed:
+		return http.StatusConflict, gateway.ErrorMessageOf(err)
+	case gateway.ErrUnavailable:
+		return http.StatusServiceUnavailable, gateway.ErrorMessageOf(err)
+	}
+	c.opts.Logger.ErrorContext(q.ctx(), "console", "error", err, "request_id", httpx.RequestID(q.ctx()))
+	return http.StatusInternalServerError, gateway.ErrorMessageOf(err)
+}
+
+// done redirects after a change (POST, then GET) with a notice.
+func (c *Console) done(q *req, path, notice string) {
+	sep := "?"
+	if u, err := url.Parse(path); err == nil && u.RawQuery != "" {
+		sep = "&"
+	}
+	http.Redirect(q.w, q.r, path+sep+"done="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// notices are the sentences a redirect may show (a fixed set, so that a
+// link cannot make the console say anything else).
+var notices = map[string]string{
+	"login":       "Login method saved. It is in force now.",
+	"method":      "Provisioning method saved. It is in force now.",
+	"user-added":  "User added.",
+	"invited":     "Invitation sent.",
+	"resent":      "Invitation sent again with a new link.",
+	"revoked":     "Invitation revoked.",
+	"saved":       "Role and pools saved.",
+	"deactivated": "User deactivated; their sessions have ended.",
+	"reactivated": "User reactivated.",
+	"deleted":     "User deleted.",
+	"pool":        "Pool saved.",
+	"replayed":    "Dead letter scheduled for delivery again.",
+}
+
+func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }
