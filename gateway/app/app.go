@@ -268,3 +268,6 @@ func (a *App) ready(ctx context.Context) error {
 	_, err := a.store.Outbox().Len(ctx, gateway.DefaultTenant)
 	return err
 }
+
+// Service is the provisioning service (for in-process tests and tools).
+func (a *App) Service() *provision.Service { return a.service }
