@@ -137,6 +137,10 @@ type UserStore interface {
 	// Scan calls fn for every user with an id after after ("": from the
 	// first) in id order until fn returns false. fn must not use the store.
 	Scan(ctx context.Context, tenant, after string, fn func(*User) bool) error
+	// ScanSummaries is Scan with users that carry no Attributes (the
+	// protocol document): listing and filtering need only the typed
+	// fields, and skipping the document makes a scan cheaper.
+	ScanSummaries(ctx context.Context, tenant, after string, fn func(*User) bool) error
 }
 
 // GroupChange is what a GroupUpdateFunc decides: the new, stamped

@@ -82,13 +82,16 @@ func (f UserFilter) matchIgnoringLogin(u *gateway.User) bool {
 		f.Pool != "" && !slices.Contains(u.Pools, f.Pool) || f.Active != "" && (f.Active == "true") != u.Active {
 		return false
 	}
-	if f.Q != "" {
-		q := fold.Key(f.Q)
-		hay := []string{u.UserName, u.GivenName + " " + u.FamilyName, u.DisplayName}
-		hay = append(hay, u.Emails...)
-		return slices.ContainsFunc(hay, func(s string) bool { return strings.Contains(fold.Key(s), q) })
+	if f.Q == "" {
+		return true
 	}
-	return true
+	q := fold.Key(f.Q)
+	has := func(s string) bool { return s != "" && strings.Contains(fold.Key(s), q) }
+	if has(u.UserName) || has(u.GivenName) || has(u.FamilyName) || has(u.DisplayName) || slices.ContainsFunc(u.Emails, has) {
+		return true
+	}
+	// "Ada Lovelace" matches across the two names.
+	return strings.ContainsRune(q, ' ') && has(u.GivenName+" "+u.FamilyName)
 }
 
 func (a *API) registerUsers() {
@@ -221,7 +224,7 @@ func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFi
 			scanned    int
 			last       string
 		)
-		err := store.Users().Scan(ctx, tenant, after, func(u *gateway.User) bool {
+		err := store.Users().ScanSummaries(ctx, tenant, after, func(u *gateway.User) bool {
 			scanned++
 			last = u.ID
 			if f.matchIgnoringLogin(u) && (f.JITNotSeenDays == 0 || u.Source == gateway.SourceJIT) {

@@ -76,6 +76,26 @@ func (r *reader) str() string {
 	return s
 }
 
+// common reads a string that is usually one of a few values and returns
+// the shared value instead of a copy (a scan of a large directory
+// allocates less; strings are immutable, so sharing is safe).
+func (r *reader) common(values ...string) string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		r.b = nil
+		return ""
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	for _, v := range values {
+		if string(b) == v {
+			return v
+		}
+	}
+	return string(b)
+}
+
 func (r *reader) byte() byte {
 	if len(r.b) == 0 {
 		r.err = errCorrupt
@@ -141,13 +161,26 @@ func encodeUser(u *gateway.User) ([]byte, error) {
 // decodeUser decodes a record. It copies what it keeps: v may be storage
 // memory valid only during the transaction.
 func decodeUser(v []byte) (*gateway.User, error) {
+	u, doc, err := decodeUserHeader(v)
+	if err != nil {
+		return nil, err
+	}
+	u.Attributes = gateway.DocumentFromJSON(bytes.Clone(doc))
+	return u, nil
+}
+
+// decodeUserHeader decodes a record's typed fields and returns the
+// document's bytes undecoded and uncopied (valid only while v is).
+func decodeUserHeader(v []byte) (*gateway.User, []byte, error) {
 	r := reader{b: v}
 	if r.byte() != recordFormat {
-		return nil, fmt.Errorf("user record: unknown format")
+		return nil, nil, fmt.Errorf("user record: unknown format")
 	}
 	u := &gateway.User{
-		ID: r.str(), Tenant: r.str(), UserName: r.str(), ExternalID: r.str(), GivenName: r.str(),
-		FamilyName: r.str(), DisplayName: r.str(), Source: gateway.Source(r.str()), Pools: splitPools(r.str()), Role: r.str(),
+		ID: r.str(), Tenant: r.common(gateway.DefaultTenant), UserName: r.str(), ExternalID: r.str(), GivenName: r.str(),
+		FamilyName: r.str(), DisplayName: r.str(),
+		Source: gateway.Source(r.common(string(gateway.SourceSCIM), string(gateway.SourceJIT), string(gateway.SourceManual), string(gateway.SourceSelfService))),
+		Pools:  splitPools(r.common("default")), Role: r.common(gateway.RoleUser, gateway.RoleManager),
 	}
 	u.Active = r.byte() == 1
 	if n := r.uvarint(); n > 0 && n <= uint64(len(r.b)) {
@@ -159,10 +192,9 @@ func decodeUser(v []byte) (*gateway.User, error) {
 	u.Created, u.Modified = r.time(), r.time()
 	u.Version = r.uvarint()
 	if r.err != nil {
-		return nil, fmt.Errorf("user record: %w", r.err)
+		return nil, nil, fmt.Errorf("user record: %w", r.err)
 	}
-	u.Attributes = gateway.DocumentFromJSON(bytes.Clone(r.b))
-	return u, nil
+	return u, r.b, nil
 }
 
 // splitPools reads the pool ids of a record (pool ids hold no commas;

@@ -352,6 +352,19 @@ func (us userStore) List(ctx context.Context, tenant string, offset, limit int) 
 }
 
 func (us userStore) Scan(ctx context.Context, tenant, after string, fn func(*gateway.User) bool) error {
+	return us.scan(ctx, tenant, after, decodeUser, fn)
+}
+
+// ScanSummaries is Scan without the protocol documents: a filtered list
+// of a large directory decodes only what it filters on.
+func (us userStore) ScanSummaries(ctx context.Context, tenant, after string, fn func(*gateway.User) bool) error {
+	return us.scan(ctx, tenant, after, func(v []byte) (*gateway.User, error) {
+		u, _, err := decodeUserHeader(v)
+		return u, err
+	}, fn)
+}
+
+func (us userStore) scan(ctx context.Context, tenant, after string, decode func([]byte) (*gateway.User, error), fn func(*gateway.User) bool) error {
 	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
@@ -364,7 +377,7 @@ func (us userStore) Scan(ctx context.Context, tenant, after string, fn func(*gat
 			}
 		}
 		for ; k != nil; k, v = c.Next() {
-			u, err := decodeUser(v)
+			u, err := decode(v)
 			if err != nil {
 				return fmt.Errorf("user %q: %w", k, err)
 			}
