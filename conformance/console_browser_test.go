@@ -198,3 +198,25 @@ func TestConsoleRefusesNonManagers(t *testing.T) {
 		t.Fatalf("a user-role person sees %q: %q", h, body)
 	}
 }
+
+// TestConsoleOnAPhoneAndByKeyboard: on a phone-sized screen no console
+// page is wider than the screen (tables scroll inside their box), and
+// the first key press reaches the skip link, which leads to the content.
+func TestConsoleOnAPhoneAndByKeyboard(t *testing.T) {
+	b := newBrowser(t)
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	_, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=manual", "GATEHOUSE_ADMIN_BOOTSTRAP_MANAGERS=ada@example.com")
+	phone := b.newTab("phone")
+	phone.run("a phone's screen", chromedp.EmulateViewport(390, 844), chromedp.Navigate(root+"/gatehouse/console/users"))
+	phone.idpSignIn(samlidptest.User, samlidptest.Password, "main h1")
+	for _, page := range consolePages {
+		phone.run("open "+page, chromedp.Navigate(root+"/gatehouse"+page), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+		if wide := value(phone, "measure "+page, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)); wide {
+			t.Errorf("%s is wider than a phone's screen", page)
+		}
+		phone.run("press Tab", chromedp.KeyEvent("\t"))
+		if focused := value(phone, "focus", chromedp.Evaluate[string](`document.activeElement.className + ":" + document.activeElement.getAttribute("href")`)); focused != "skip:#main" {
+			t.Errorf("%s: the first Tab focuses %q, not the skip link", page, focused)
+		}
+	}
+}

@@ -102,4 +102,22 @@ func testDemoJourney(t *testing.T, sso string) {
 		!strings.Contains(page, "<dd>/welcome</dd>") || !strings.Contains(page, `<dd id="groups">Engineering</dd>`) {
 		t.Fatalf("sample app page (%d at %s):\n%s", resp.StatusCode, resp.Request.URL, page)
 	}
+	// The console: Ada, a manager in the demo, signs in to it.
+	console := regexp.MustCompile(`Console\s+: (\S+)`).FindStringSubmatch(out.String())
+	if console == nil || sso != "saml" {
+		if console == nil {
+			t.Fatalf("no console URL printed:\n%s", out.String())
+		}
+		return
+	}
+	browser := samlidptest.Browser(nil)
+	acs, form := samlidptest.SignInAs(t, browser, console[1]+"/users", "ada", "demo")
+	if resp, err = browser.PostForm(acs, form); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<h1>Users</h1>") || !strings.Contains(string(body), "grace@example.com") {
+		t.Fatalf("the console for Ada (%d at %s):\n%.600s", resp.StatusCode, resp.Request.URL, body)
+	}
 }

@@ -56,6 +56,17 @@ func TestSelfServiceJoin(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode, resp.Request.URL.Path + " " + string(body)
 	}
+	// Gatehouse's login page offers SSO and the join link while the
+	// method is active.
+	resp, err := http.Get(root + "/gatehouse/login?return=/reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), `href="/gatehouse/join"`) || !strings.Contains(string(page), `href="/gatehouse/oidc/login?return=%2Freports"`) {
+		t.Fatalf("login page under self-service: %d %s", resp.StatusCode, page)
+	}
 	if status, body := join(oidcoptest.User, oidcoptest.Password); status != http.StatusForbidden || !strings.Contains(body, "example.org") || users() != 0 {
 		t.Fatalf("another domain: %d %s", status, body)
 	}
@@ -85,7 +96,7 @@ func TestSelfServiceJoin(t *testing.T) {
 	c := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
 	back := op.SignInAs(t, c, root+"/gatehouse/login?return=/gatehouse/join/complete", "eve", "eve pass")
 	c.CheckRedirect = nil
-	resp, err := c.Get(back.String())
+	resp, err = c.Get(back.String())
 	if err != nil {
 		t.Fatal(err)
 	}

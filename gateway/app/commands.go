@@ -186,6 +186,7 @@ func Demo(ctx context.Context, configPath string, environ []string, method, sso 
 		"GATEHOUSE_PUBLIC_URL=http://" + listen,
 		"GATEHOUSE_UPSTREAM_URL=http://" + appLn.Addr().String(),
 		"GATEHOUSE_LOG_FORMAT=text",
+		"GATEHOUSE_ADMIN_BOOTSTRAP_MANAGERS=ada@example.com",
 	}
 	defaults = append(defaults, ssoEnv...)
 	env := append(overridable(defaults, environ), environ...)
@@ -221,10 +222,11 @@ Gatehouse demo is running.
 
   Open in a browser : %s/
   Sign in as        : ada or grace, password demo (at the demo %s)
+  Console           : %s/console (ada is a manager; grace is not)
   Provisioning      : %s
   metrics           : http://%s/metrics
   data              : %s
-`, a.publicURL, strings.ToUpper(sso)+" IdP, "+idpURL, methodLine(method), a.OpsAddr(), cfg.DataDir)
+`, a.publicURL, strings.ToUpper(sso)+" IdP, "+idpURL, a.publicURL+cfg.PathPrefix, methodLine(method), a.OpsAddr(), cfg.DataDir)
 	if method == "scim" {
 		base := a.SCIMBaseURL()
 		fmt.Fprintf(stdout, `  SCIM base URL     : %s

@@ -208,9 +208,7 @@ func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRo
 			routes.workers = append(routes.workers, refresh)
 		}
 		sp.Mount(mux)
-		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, prefix+"/saml/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
-		})
+		mux.HandleFunc("GET "+prefix+"/login", a.loginPage(prefix+"/saml/login", "SAML single sign-on"))
 	case gateway.ProtocolOIDC:
 		c := st.SSO.OIDC
 		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Tenant: gateway.DefaultTenant, PublicURL: a.publicURL,
@@ -220,9 +218,7 @@ func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRo
 			return nil, err
 		}
 		relying.Mount(mux)
-		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, prefix+"/oidc/login?return="+url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return"))), http.StatusFound)
-		})
+		mux.HandleFunc("GET "+prefix+"/login", a.loginPage(prefix+"/oidc/login", "OIDC single sign-on"))
 	default:
 		protocol := st.SSO.Protocol
 		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
@@ -44,8 +45,11 @@ func (a *App) ssoSignIn() bool {
 	return st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC
 }
 
+// loginWithReturn starts an SSO sign-in at the protocol's own entry (not
+// the login page, which under self-service would ask again).
 func (a *App) loginWithReturn(returnTo string) string {
-	return a.cfg.PathPrefix + "/login?return=" + url.QueryEscape(returnTo)
+	st, _ := a.service.Settings(gateway.DefaultTenant)
+	return a.cfg.PathPrefix + "/" + st.SSO.Protocol + "/login?return=" + url.QueryEscape(returnTo)
 }
 
 // refusedPage shows a funnel refusal (a *provision.LoginError) or a
@@ -147,4 +151,35 @@ func (a *App) accountFromReturn(w http.ResponseWriter, r *http.Request, id gatew
 		return "/", false
 	}
 	return returnTo, false
+}
+
+var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · Gatehouse</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a}h1{font-size:1.4rem}
+a.button{display:inline-block;padding:.6rem 1.2rem;border-radius:.4rem;background:#1d4ed8;color:#fff;text-decoration:none}</style>
+</head><body><main><h1>Sign in</h1>
+<p><a class="button" id="sso" href="{{.Start}}">Sign in with {{.Method}}</a></p>
+<p id="join">New here? People with an address at {{.Domains}} can <a href="{{.Join}}">create their account</a>.</p>
+</main></body></html>
+`))
+
+// loginPage starts a sign-in at start (the protocol's login), keeping the
+// page asked for. While the self-service method is active it shows
+// Gatehouse's login page first, with the SSO button and the join link;
+// otherwise it goes straight to the IdP (one click fewer for everyone
+// who has an account).
+func (a *App) loginPage(start, method string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		target := start + "?return=" + url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return")))
+		st, _ := a.service.Settings(gateway.DefaultTenant)
+		if st.Provisioning.Method != gateway.SourceSelfService {
+			http.Redirect(w, r, target, http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = loginTemplate.Execute(w, struct{ Start, Method, Domains, Join string }{target, method,
+			strings.Join(st.Provisioning.EmailDomain, " or "), a.cfg.PathPrefix + "/join"})
+	}
 }
