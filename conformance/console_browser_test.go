@@ -146,6 +146,10 @@ func TestConsoleManagerJourney(t *testing.T) {
 		mgr.screenshot(filepath.Join(shots, "user.png"))
 	}
 	// Deactivated: Bob's next request ends at a refusal, not the app.
+	mgr.submit("ask to deactivate", `#deactivate`)
+	if q := mgr.text(`main section p`); !strings.Contains(q, "Deactivate bob@example.com?") {
+		t.Fatalf("confirmation: %q", q)
+	}
 	mgr.submit("deactivate", `form[action$="/deactivate"] button`)
 	if st := mgr.text(`#status`); st != "deactivated" {
 		t.Fatalf("status after deactivation: %q", st)

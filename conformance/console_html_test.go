@@ -34,7 +34,7 @@ func TestConsoleHTML(t *testing.T) {
 		return resp, string(b)
 	}
 	pages := append([]string{}, consolePages...)
-	pages = append(pages, "/console/users/"+other.str("id"), "/console/users/"+other.str("id")+"/delete")
+	pages = append(pages, "/console/users/"+other.str("id"), "/console/users/"+other.str("id")+"/delete", "/console/users/"+other.str("id")+"/deactivate")
 	checked := map[string]bool{}
 	for _, path := range pages {
 		resp, body := get("/gatehouse" + path)

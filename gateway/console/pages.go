@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -32,7 +33,14 @@ func (c *Console) routes(p string) {
 	c.mux.HandleFunc("POST "+p+"/users/add", c.signedIn(c.addUser))
 	c.mux.HandleFunc("GET "+p+"/users/{id}", c.signedIn(func(q *req) { c.userPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("POST "+p+"/users/{id}", c.signedIn(c.saveUser))
-	c.mux.HandleFunc("POST "+p+"/users/{id}/deactivate", c.signedIn(func(q *req) { c.setActive(q, false) }))
+	c.mux.HandleFunc("GET "+p+"/users/{id}/deactivate", c.signedIn(c.confirmDeactivate))
+	c.mux.HandleFunc("POST "+p+"/users/{id}/deactivate", c.signedIn(func(q *req) {
+		if q.r.PostFormValue("confirmed") != "yes" {
+			c.confirmDeactivate(q)
+			return
+		}
+		c.setActive(q, false)
+	}))
 	c.mux.HandleFunc("POST "+p+"/users/{id}/reactivate", c.signedIn(func(q *req) { c.setActive(q, true) }))
 	c.mux.HandleFunc("GET "+p+"/users/{id}/delete", c.signedIn(c.confirmDelete))
 	c.mux.HandleFunc("POST "+p+"/users/{id}/delete", c.signedIn(c.deleteUser))
@@ -377,7 +385,21 @@ func (c *Console) setActive(q *req, active bool) {
 	c.done(q, c.opts.PathPrefix+"/console/users/"+id, map[bool]string{true: "reactivated", false: "deactivated"}[active])
 }
 
+func (c *Console) confirmDeactivate(q *req) {
+	c.confirmUser(q, "deactivate", "Deactivate", "Deactivate %s? Their sessions end at once and they cannot sign in until reactivated.",
+		" The identity provider may reactivate them at its next update.", false)
+}
+
 func (c *Console) confirmDelete(q *req) {
+	c.confirmUser(q, "delete", "Delete user", "Delete %s and end their sessions? This cannot be undone.",
+		" The identity provider provisions them again if they are still assigned there.", true)
+}
+
+// confirmUser asks before a destructive change to a user (a page of its
+// own, so that it works without JavaScript). scimNote is added for users
+// the IdP provisions; withVersion makes the change refuse an edit made
+// meanwhile.
+func (c *Console) confirmUser(q *req, action, button, question, scimNote string, withVersion bool) {
 	id := q.r.PathValue("id")
 	u, err := c.opts.Store.Users().Get(q.ctx(), c.opts.Tenant, id)
 	if err != nil {
@@ -385,14 +407,17 @@ func (c *Console) confirmDelete(q *req) {
 		c.fail(q.w, q.r, code, text)
 		return
 	}
-	extra := ""
+	text := fmt.Sprintf(question, u.UserName)
 	if u.Source == gateway.SourceSCIM {
-		extra = " The identity provider provisions them again if they are still assigned there."
+		text += scimNote
 	}
-	c.render(q, http.StatusOK, "confirm", "Delete "+u.UserName+"?", "users", confirmation{
-		Question: "Delete " + u.UserName + " and end their sessions? This cannot be undone." + extra,
-		Action:   c.opts.PathPrefix + "/console/users/" + id + "/delete", Button: "Delete user",
-		Back: c.opts.PathPrefix + "/console/users/" + id, Fields: map[string]string{"version": strconv.FormatUint(u.Version, 10)}}, "", "")
+	var fields map[string]string
+	if withVersion {
+		fields = map[string]string{"version": strconv.FormatUint(u.Version, 10)}
+	}
+	c.render(q, http.StatusOK, "confirm", strings.SplitN(text, "?", 2)[0]+"?", "users", confirmation{Question: text,
+		Action: c.opts.PathPrefix + "/console/users/" + id + "/" + action, Button: button,
+		Back: c.opts.PathPrefix + "/console/users/" + id, Fields: fields}, "", "")
 }
 
 func (c *Console) deleteUser(q *req) {
