@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/html"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // consolePages are the pages a manager reaches from the navigation.
@@ -137,4 +140,60 @@ func text(n *html.Node) string {
 	}
 	walk(n)
 	return b.String()
+}
+
+// TestConsoleForms: a form rendered before another manager's change does
+// not overwrite it; a reloaded SCIM rotation does not rotate twice; a
+// form sent after the session ended, or from another site, changes
+// nothing.
+func TestConsoleForms(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_PROVISIONING_METHOD=manual")
+	cookie, csrf := sessionAs(t, g, "mia@example.com", "manager")
+	root := "http://" + g.app.MainAddr() + "/gatehouse/console"
+	post := func(path string, form url.Values, extra ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", root+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(extra); i += 2 {
+			req.Header.Set(extra[i], extra[i+1])
+		}
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	method := url.Values{"csrf": {csrf}, "version": {"1"}, "method": {"scim"}}
+	if status, body := post("/identity/method", method); status != http.StatusSeeOther {
+		t.Fatalf("switch to scim: %d %s", status, body)
+	}
+	method.Set("method", "manual") // the same form, rendered at version 1
+	if status, body := post("/identity/method", method); status != http.StatusConflict || !strings.Contains(body, "changed the identity configuration meanwhile") {
+		t.Fatalf("a stale form: %d %.300s", status, body)
+	}
+	if m := g.app.Service().Policy(gateway.DefaultTenant).Method; m != gateway.SourceSCIM {
+		t.Fatalf("the stale form changed the method to %s", m)
+	}
+	rotate := url.Values{"csrf": {csrf}, "scim_version": {"0"}}
+	if status, body := post("/identity/scim-token", rotate); status != 200 || !strings.Contains(body, `id="secret"`) {
+		t.Fatalf("rotate: %d %.300s", status, body)
+	}
+	if status, body := post("/identity/scim-token", rotate); status != http.StatusConflict || !strings.Contains(body, "rotated already") {
+		t.Fatalf("the rotation sent again: %d %.300s", status, body)
+	}
+	if status, _ := post("/pools", url.Values{"csrf": {csrf}, "id": {"x"}}, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"); status != http.StatusForbidden {
+		t.Fatalf("a cross-site form: %d", status)
+	}
+	cookie = nil
+	if status, body := post("/pools", url.Values{"csrf": {csrf}, "id": {"x"}}); status != http.StatusUnauthorized || !strings.Contains(body, "Sign in again") {
+		t.Fatalf("a form after the session ended: %d %s", status, body)
+	}
+	if pools, _ := g.app.Service().Pools(context.Background(), gateway.DefaultTenant); len(pools) != 1 {
+		t.Fatalf("refused forms made pools: %+v", pools)
+	}
 }

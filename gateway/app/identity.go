@@ -239,6 +239,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 
 // page writes a small HTML page (errors a person sees, in words).
 func page(w http.ResponseWriter, status int, title, message, hint string) {
+	noFraming(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -494,4 +495,11 @@ func (l *lastSignIns) get(_ context.Context, userID string) *gateway.Identity {
 		return &id
 	}
 	return nil
+}
+
+// noFraming keeps the gateway's own pages out of other sites' frames
+// (a framed "Accept" or "Sign in" button could be clicked by a victim).
+func noFraming(w http.ResponseWriter) {
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
 }

@@ -33,6 +33,7 @@ type actionPage struct {
 }
 
 func showAction(w http.ResponseWriter, p actionPage) {
+	noFraming(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer") // the invitation link is a secret
@@ -177,6 +178,7 @@ func (a *App) loginPage(start, method string) http.HandlerFunc {
 			http.Redirect(w, r, target, http.StatusFound)
 			return
 		}
+		noFraming(w)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = loginTemplate.Execute(w, struct{ Start, Method, Domains, Join string }{target, method,

@@ -135,12 +135,16 @@ func (c *Console) signedIn(fn func(q *req)) http.HandlerFunc {
 		w.Header().Set("Cache-Control", "no-store")
 		se, u, err := c.opts.Sessions.Current(r.Context(), r)
 		switch {
+		case session.SignedOut(err) && r.Method == http.MethodGet:
+			http.Redirect(w, r, c.opts.PathPrefix+"/login?return="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+			return
 		case session.SignedOut(err):
-			back := r.URL.RequestURI()
-			if r.Method != http.MethodGet {
-				back = c.opts.PathPrefix + "/console/users"
-			}
-			http.Redirect(w, r, c.opts.PathPrefix+"/login?return="+url.QueryEscape(back), http.StatusFound)
+			// A form sent after the session ended: a link to sign in (a
+			// redirect from a form post to the IdP would break on the
+			// pages' form-action policy, and the form is stale anyway).
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = signedOutTemplate.Execute(w, c.opts.PathPrefix+"/login?return="+url.QueryEscape(c.opts.PathPrefix+"/console/users"))
 			return
 		case err != nil:
 			c.opts.Logger.ErrorContext(r.Context(), "console: reading the session", "error", err)
@@ -151,8 +155,15 @@ func (c *Console) signedIn(fn func(q *req)) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodPost {
-			if err := r.ParseMultipartForm(2 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-				c.fail(w, r, http.StatusBadRequest, "The form could not be read.")
+			// Where it comes from before what it says: a cross-site post is
+			// refused without reading its body, and a body is bounded.
+			if c.crossSite.Check(r) != nil {
+				c.fail(w, r, http.StatusForbidden, "This form was sent from another site.")
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxMetadata+64<<10)
+			if err := r.ParseMultipartForm(maxMetadata + 64<<10); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+				c.fail(w, r, http.StatusRequestEntityTooLarge, "The form could not be read (at most 1 MiB, with a metadata file).")
 				return
 			}
 			if !admin.SameSiteChange(c.crossSite, c.opts.Sessions, se, r, r.PostFormValue("csrf")) {
@@ -190,6 +201,12 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, messa
 	w.WriteHeader(status)
 	_ = failTemplate.Execute(w, struct{ Title, Message, Prefix string }{http.StatusText(status), message, c.opts.PathPrefix})
 }
+
+var signedOutTemplate = template.Must(template.New("signed-out").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Signed out · Gatehouse console</title></head>
+<body><main id="main"><h1>You are signed out</h1><p>Your session ended before the form was sent, so nothing was changed.</p>
+<p><a href="{{.}}">Sign in again</a></p></main></body></html>`))
 
 var failTemplate = template.Must(template.New("fail").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

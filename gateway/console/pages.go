@@ -57,6 +57,9 @@ func (c *Console) routes(p string) {
 
 // --- Identity configuration ---
 
+// maxMetadata bounds an uploaded metadata file (IdP metadata is a few KB).
+const maxMetadata = 1 << 20
+
 type identityData struct {
 	FromFile                 bool
 	Protocols, Methods       []option
@@ -69,6 +72,9 @@ type identityData struct {
 	SP                       admin.SPInfo
 	LastSignIn               *gateway.Identity
 	CanTest                  bool
+	Version                  uint64
+	SCIMVersion              uint64
+	MetadataFile             string
 }
 
 var methodLabels = map[gateway.Source]string{
@@ -91,7 +97,11 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 	d := identityData{FromFile: c.opts.SettingsFromFile, SAMLURL: st.SSO.SAML.IDPMetadataURL, SAMLUploaded: st.SSO.SAML.IDPMetadataXML != "",
 		OIDCIssuer: st.SSO.OIDC.Issuer, OIDCClientID: st.SSO.OIDC.ClientID, OIDCSecretSet: st.SSO.OIDC.ClientSecret.IsSet(),
 		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.opts.SCIMBaseURL, SP: c.spInfo(),
-		CanTest: st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC}
+		CanTest: st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC,
+		Version: st.Version, MetadataFile: st.SSO.SAML.IDPMetadataFile}
+	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), c.opts.Tenant); err != nil {
+		status, errText = c.errorText(q, err)
+	}
 	for _, p := range []struct{ v, l string }{{"none", "None"}, {"saml", "SAML 2.0"}, {"oidc", "OIDC"}, {"external", "External (the app or another proxy signs people in)"}} {
 		d.Protocols = append(d.Protocols, option{Value: p.v, Label: p.l, Checked: st.SSO.Protocol == p.v})
 	}
@@ -111,30 +121,47 @@ func (c *Console) spInfo() admin.SPInfo {
 }
 
 // update applies change to the settings in force through the rules.
+// update applies change to the settings in force through the rules, at
+// the version the form was rendered from: a change another manager made
+// meanwhile is not silently overwritten.
 func (c *Console) update(q *req, change func(*gateway.IdentitySettings)) error {
 	cur, ok := c.opts.Service.Settings(c.opts.Tenant)
 	if !ok {
 		return gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}
+	version, err := strconv.ParseUint(q.r.PostFormValue("version"), 10, 64)
+	if err != nil || version == 0 {
+		return gateway.Errorf(gateway.ErrInvalid, "the form is incomplete; reload the page")
+	}
 	next := cur.IdentitySettings
 	change(&next)
 	mg := c.manager(q)
-	_, err := c.opts.Service.UpdateSettings(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, cur.Version, next, c.opts.SettingsFromFile)
+	_, err = c.opts.Service.UpdateSettings(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, version, next, c.opts.SettingsFromFile)
+	if gateway.ErrorCodeOf(err) == gateway.ErrPreconditionFailed {
+		return gateway.Errorf(gateway.ErrConflict, "another manager changed the identity configuration meanwhile; the page now shows it: check it and save again")
+	}
 	return err
 }
 
 func (c *Console) saveLogin(q *req) {
 	f := q.r.PostForm
 	var uploaded string
-	if file, _, err := q.r.FormFile("saml_metadata_file"); err == nil {
-		b, _ := io.ReadAll(io.LimitReader(file, 1<<20))
+	if file, hdr, err := q.r.FormFile("saml_metadata_file"); err == nil {
+		b, _ := io.ReadAll(io.LimitReader(file, maxMetadata+1))
 		file.Close()
+		if len(b) > maxMetadata || hdr.Size > maxMetadata {
+			c.identityPage(q, http.StatusRequestEntityTooLarge, "The metadata file is larger than 1 MiB; IdP metadata is a few kilobytes: check the file.")
+			return
+		}
 		uploaded = string(b)
 	}
 	err := c.update(q, func(s *gateway.IdentitySettings) {
 		s.SSO.Protocol = f.Get("protocol")
-		if u := strings.TrimSpace(f.Get("saml_metadata_url")); u != "" || uploaded != "" {
-			s.SSO.SAML.IDPMetadataURL, s.SSO.SAML.IDPMetadataFile, s.SSO.SAML.IDPMetadataXML = u, "", uploaded
+		switch u := strings.TrimSpace(f.Get("saml_metadata_url")); {
+		case uploaded != "": // an upload replaces the URL shown in the form
+			s.SSO.SAML.IDPMetadataURL, s.SSO.SAML.IDPMetadataFile, s.SSO.SAML.IDPMetadataXML = "", "", uploaded
+		case u != "" && u != s.SSO.SAML.IDPMetadataURL:
+			s.SSO.SAML.IDPMetadataURL, s.SSO.SAML.IDPMetadataFile, s.SSO.SAML.IDPMetadataXML = u, "", ""
 		}
 		s.SSO.OIDC.Issuer = strings.TrimSpace(f.Get("oidc_issuer"))
 		s.SSO.OIDC.ClientID = strings.TrimSpace(f.Get("oidc_client_id"))
@@ -172,7 +199,16 @@ func (c *Console) saveMethod(q *req) {
 
 func (c *Console) rotateSCIMToken(q *req) {
 	mg := c.manager(q)
-	token, until, err := c.opts.Service.RotateSCIMToken(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, c.opts.SCIMTokenGrace)
+	version, perr := strconv.ParseUint(q.r.PostFormValue("scim_version"), 10, 64)
+	grace := c.opts.SCIMTokenGrace
+	if q.r.PostFormValue("end_previous") == "yes" {
+		grace = 0
+	}
+	token, until, err := c.opts.Service.RotateSCIMTokenAt(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, version, grace)
+	if perr != nil || gateway.ErrorCodeOf(err) == gateway.ErrPreconditionFailed {
+		c.identityPage(q, http.StatusConflict, "The SCIM token was rotated already (a reload sends the form again); rotate again only if you mean to.")
+		return
+	}
 	if err != nil {
 		status, text := c.errorText(q, err)
 		c.identityPage(q, status, text)
@@ -214,6 +250,7 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 		for k, v := range qs {
 			nq[k] = v
 		}
+		nq.Del("done")
 		nq.Set("after", next)
 		d.Next = c.opts.PathPrefix + "/console/users?" + nq.Encode()
 		nq.Del("after")
@@ -224,6 +261,7 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 			fq[k] = v
 		}
 		fq.Del("after")
+		fq.Del("done")
 		d.First = c.opts.PathPrefix + "/console/users?" + fq.Encode()
 	}
 	for _, s := range []gateway.Source{gateway.SourceSCIM, gateway.SourceJIT, gateway.SourceManual, gateway.SourceSelfService} {
@@ -239,9 +277,11 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 	if d.Invitations, err = c.opts.Service.Invitations(q.ctx(), c.opts.Tenant); err != nil {
 		status, errText = c.errorText(q, err)
 	}
-	if len(d.Invitations) > 20 {
-		d.Invitations = d.Invitations[:20]
-	}
+	// The ones a manager can still act on (resend, revoke); the audit log
+	// keeps the rest.
+	d.Invitations = slices.DeleteFunc(d.Invitations, func(i gateway.Invitation) bool {
+		return i.Status != gateway.InvitationPending && i.Status != gateway.InvitationExpired
+	})
 	c.render(q, status, "users", "Users", "users", d, notice(q.r), errText)
 }
 
@@ -429,7 +469,7 @@ func (c *Console) deleteUser(q *req) {
 	version, _ := strconv.ParseUint(q.r.PostFormValue("version"), 10, 64)
 	if err := c.opts.Service.RemoveUser(q.ctx(), c.manager(q), id, version); err != nil {
 		status, text := c.errorText(q, err)
-		c.usersPage(q, status, text)
+		c.userPage(q, status, text)
 		return
 	}
 	c.done(q, c.opts.PathPrefix+"/console/users", "deleted")
@@ -473,7 +513,8 @@ func (c *Console) createPool(q *req) {
 
 func (c *Console) renamePool(q *req) {
 	mg := c.manager(q)
-	if _, err := c.opts.Service.RenamePool(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, q.r.PathValue("id"), 0, strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
+	version, _ := strconv.ParseUint(q.r.PostFormValue("version"), 10, 64)
+	if _, err := c.opts.Service.RenamePool(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, q.r.PathValue("id"), version, strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
 		status, text := c.errorText(q, err)
 		c.poolsPage(q, status, text)
 		return

@@ -128,6 +128,11 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 	if err := s.checkRoleAndPools(ctx, mg.Tenant, role, pools); err != nil {
 		return nil, err
 	}
+	if (p.Role != nil && role != gateway.RoleManager) || (p.Active != nil && !*p.Active) {
+		if err := s.keepAManager(ctx, mg.Tenant, id); err != nil {
+			return nil, err
+		}
+	}
 	return s.updateUser(ctx, mg.meta(), id, ifVersion, func(u *gateway.User) (*gateway.User, error) {
 		if p.Role != nil {
 			u.Role = role
@@ -147,7 +152,35 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 // RemoveUser is a manager deleting any user (a JIT user removed at the
 // IdP stays until a manager does this).
 func (s *Service) RemoveUser(ctx context.Context, mg Manager, id string, ifVersion uint64) error {
+	if err := s.keepAManager(ctx, mg.Tenant, id); err != nil {
+		return err
+	}
 	return s.deleteUser(ctx, mg.meta(), id, ifVersion, func(old *gateway.User) []gateway.AuditEntry {
 		return []gateway.AuditEntry{s.auditEntry(mg.Actor, mg.RequestID, "user.delete", "user:"+id, Summarize(old), nil)}
 	})
+}
+
+// keepAManager refuses to take the manager role away from the last
+// active manager (by demotion, deactivation or deletion): nobody could
+// then run the organization from the console. admin.token and
+// admin.bootstrap_managers stay as the way back.
+func (s *Service) keepAManager(ctx context.Context, tenant, id string) error {
+	u, err := s.store.Users().Get(ctx, tenant, id)
+	if err != nil || u.Role != gateway.RoleManager || !u.Active {
+		return nil // the change itself reports a missing user
+	}
+	others := 0
+	err = s.store.Users().ScanSummaries(ctx, tenant, "", func(o *gateway.User) bool {
+		if o.ID != id && o.Active && o.Role == gateway.RoleManager {
+			others++
+		}
+		return others == 0
+	})
+	if err != nil {
+		return err
+	}
+	if others == 0 {
+		return gateway.Errorf(gateway.ErrConflict, "%s is the last active manager: make someone else a manager first", u.UserName)
+	}
+	return nil
 }

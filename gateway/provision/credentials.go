@@ -112,10 +112,30 @@ func (s *Service) CheckSCIMToken(ctx context.Context, tenant, token string) (boo
 // its hash is kept). The token in use until now stays valid until
 // grace has passed, so the IdP can be updated without a gap.
 func (s *Service) RotateSCIMToken(ctx context.Context, tenant string, actor gateway.Actor, requestID string, grace time.Duration) (string, time.Time, error) {
+	return s.rotateSCIMToken(ctx, tenant, actor, requestID, -1, grace)
+}
+
+// SCIMTokenVersion is the version of the SCIM credential (0: none stored
+// yet), for a form that must not rotate twice on a reload.
+func (s *Service) SCIMTokenVersion(ctx context.Context, tenant string) (uint64, error) {
+	_, v, err := s.scimTokens(ctx, tenant)
+	return v, err
+}
+
+// RotateSCIMTokenAt is RotateSCIMToken only if the credential is still at
+// version (ErrPreconditionFailed otherwise: the form was sent again).
+func (s *Service) RotateSCIMTokenAt(ctx context.Context, tenant string, actor gateway.Actor, requestID string, version uint64, grace time.Duration) (string, time.Time, error) {
+	return s.rotateSCIMToken(ctx, tenant, actor, requestID, int64(version), grace)
+}
+
+func (s *Service) rotateSCIMToken(ctx context.Context, tenant string, actor gateway.Actor, requestID string, expect int64, grace time.Duration) (string, time.Time, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		cur, version, err := s.scimTokens(ctx, tenant)
 		if err != nil {
 			return "", time.Time{}, err
+		}
+		if expect >= 0 && uint64(expect) != version {
+			return "", time.Time{}, gateway.Errorf(gateway.ErrPreconditionFailed, "the SCIM token has been rotated since")
 		}
 		token := NewToken()
 		now := s.clock.Now()
@@ -127,8 +147,10 @@ func (s *Service) RotateSCIMToken(ctx context.Context, tenant string, actor gate
 		switch code := gateway.ErrorCodeOf(err); {
 		case err == nil:
 			return token, next.PreviousUntil, nil
-		case code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed:
+		case (code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed) && expect < 0:
 			continue // rotated at the same moment elsewhere: rotate over it
+		case code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed:
+			return "", time.Time{}, gateway.Errorf(gateway.ErrPreconditionFailed, "the SCIM token has been rotated since")
 		default:
 			return "", time.Time{}, err
 		}

@@ -379,3 +379,37 @@ func TestSettingsChangesThatNeedMore(t *testing.T) {
 		}
 	}
 }
+
+// TestLastManagerStays: the last active manager cannot be demoted,
+// deactivated or deleted; with another manager each is allowed.
+func TestLastManagerStays(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := loaded(t, samlJIT())
+	svc.SetBootstrapManagers(gateway.DefaultTenant, []string{"root@example.com", "second@example.com"})
+	root, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("root@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, inactive := "user", false
+	for name, try := range map[string]func() error{
+		"demote": func() error {
+			_, err := svc.ChangeUser(ctx, manager, root.ID, 0, provision.UserPatch{Role: &user})
+			return err
+		},
+		"deactivate": func() error {
+			_, err := svc.ChangeUser(ctx, manager, root.ID, 0, provision.UserPatch{Active: &inactive})
+			return err
+		},
+		"delete": func() error { return svc.RemoveUser(ctx, manager, root.ID, 0) },
+	} {
+		if err := try(); gateway.ErrorCodeOf(err) != gateway.ErrConflict || !strings.Contains(err.Error(), "last active manager") {
+			t.Errorf("%s the last manager: %v", name, err)
+		}
+	}
+	if _, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("second@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ChangeUser(ctx, manager, root.ID, 0, provision.UserPatch{Role: &user}); err != nil {
+		t.Fatalf("demote with another manager: %v", err)
+	}
+}
