@@ -226,7 +226,7 @@ func writeProblem(w http.ResponseWriter, status int, detail string) {
 // and shown as a sentence without their text.
 func (a *API) fail(ctx context.Context, err error) error {
 	var rules *gateway.RuleError
-	if errors.As(err, &rules) {
+	if errors.As(err, &rules) && len(rules.Violations) > 0 {
 		p := newProblem(http.StatusUnprocessableEntity, "The identity configuration was refused: "+rules.Violations[0].Message+".")
 		if rules.Violations[0].Rule == "managed_by_file" {
 			p = newProblem(http.StatusConflict, rules.Violations[0].Message+".")

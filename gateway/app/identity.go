@@ -482,8 +482,14 @@ type lastSignIns struct {
 func (l *lastSignIns) put(userID string, id gateway.Identity) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.m == nil || len(l.m) >= 1000 {
+	if l.m == nil {
 		l.m = map[string]gateway.Identity{}
+	}
+	if _, ok := l.m[userID]; !ok && len(l.m) >= 1000 {
+		for k := range l.m { // evict one, not everyone's
+			delete(l.m, k)
+			break
+		}
 	}
 	l.m[userID] = id
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -228,8 +229,12 @@ type confirmation struct {
 // the domain's sentence, never an internal error's text.
 func (c *Console) errorText(q *req, err error) (int, string) {
 	var rules *gateway.RuleError
-	if errors.As(err, &rules) {
-		return http.StatusUnprocessableEntity, "Refused: " + rules.Violations[0].Message + "."
+	if errors.As(err, &rules) && len(rules.Violations) > 0 {
+		msgs := make([]string, len(rules.Violations))
+		for i, v := range rules.Violations {
+			msgs[i] = v.Message
+		}
+		return http.StatusUnprocessableEntity, "Refused: " + strings.Join(msgs, "; ") + "."
 	}
 	switch gateway.ErrorCodeOf(err) {
 	case gateway.ErrInvalid:
@@ -241,8 +246,9 @@ func (c *Console) errorText(q *req, err error) (int, string) {
 	case gateway.ErrUnavailable:
 		return http.StatusServiceUnavailable, gateway.ErrorMessageOf(err)
 	}
-	c.opts.Logger.ErrorContext(q.ctx(), "console", "error", err, "request_id", httpx.RequestID(q.ctx()))
-	return http.StatusInternalServerError, gateway.ErrorMessageOf(err)
+	id := httpx.RequestID(q.ctx())
+	c.opts.Logger.ErrorContext(q.ctx(), "console", "error", err, "request_id", id)
+	return http.StatusInternalServerError, "An internal error occurred; nothing was changed. The gateway log has the details under request id " + id + "."
 }
 
 // done redirects after a change (POST, then GET) with a notice.

@@ -252,6 +252,10 @@ func (s *Service) AcceptInvitation(ctx context.Context, tenant, token string, id
 		case strings.ToLower(strings.TrimSpace(id.Email)) != si.Email:
 			return nil, refuse("invitation_other_email", "This invitation is for %s, but you signed in as %s. Sign in with the invited account.", si.Email, id.Email)
 		}
+		// The login policy's domain check, before the invitation is used up.
+		if domains := s.policy(tenant).AllowedDomains; len(domains) > 0 && !slices.Contains(domains, si.Email[strings.LastIndexByte(si.Email, '@')+1:]) {
+			return nil, refuse("domain", "Accounts of %s cannot sign in here; ask a manager.", si.Email[strings.LastIndexByte(si.Email, '@')+1:])
+		}
 		u.GivenName, u.FamilyName = id.GivenName, id.FamilyName
 		u.DisplayName = strings.TrimSpace(id.GivenName + " " + id.FamilyName)
 	} else if si.Role == gateway.RoleManager {

@@ -413,3 +413,24 @@ func TestLastManagerStays(t *testing.T) {
 		t.Fatalf("demote with another manager: %v", err)
 	}
 }
+
+// TestInvitationKeepsTheDomainRule: an invitation to an address outside
+// provisioning.allowed_domains is refused at acceptance and stays pending.
+func TestInvitationKeepsTheDomainRule(t *testing.T) {
+	ctx := context.Background()
+	file := samlJIT()
+	file.Provisioning.Method, file.Provisioning.AllowedDomains = gateway.SourceManual, []string{"example.com"}
+	svc, _ := loaded(t, file)
+	inv, err := svc.CreateInvitation(ctx, manager, "bob@other.org", "", nil, time.Hour, "https://x/invite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimPrefix(inv.Link, "https://x/invite/")
+	id := ident("bob@other.org")
+	if _, err := svc.AcceptInvitation(ctx, gateway.DefaultTenant, token, &id); err == nil || !strings.Contains(err.Error(), "other.org") {
+		t.Fatalf("accepting outside the allowed domains: %v", err)
+	}
+	if got, err := svc.CheckInvitation(ctx, gateway.DefaultTenant, token); err != nil || got.Status != gateway.InvitationPending {
+		t.Fatalf("the invitation after a refused acceptance: %+v %v", got, err)
+	}
+}

@@ -7,7 +7,12 @@ document.addEventListener("click", function (e) {
   var field = document.getElementById(b.getAttribute("data-copy"));
   if (!field) return;
   field.select();
-  var done = function () { b.textContent = "Copied"; setTimeout(function () { b.textContent = "Copy"; }, 1500); };
+  var live = document.getElementById("live");
+  var done = function () {
+    b.textContent = "Copied";
+    if (live) live.textContent = "Copied to the clipboard.";
+    setTimeout(function () { b.textContent = "Copy"; if (live) live.textContent = ""; }, 1500);
+  };
   if (navigator.clipboard) { navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); }); }
   else { document.execCommand("copy"); done(); }
 });
