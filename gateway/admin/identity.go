@@ -254,11 +254,20 @@ func (a *API) registerIdentity() {
 		Summary: "Create an admin API token", DefaultStatus: http.StatusCreated},
 		func(ctx context.Context, in *struct {
 			Body struct {
-				Name string `json:"name" minLength:"1" maxLength:"100" doc:"what uses it"`
+				Name      string `json:"name" minLength:"1" maxLength:"100" doc:"what uses it"`
+				ExpiresIn string `json:"expires_in,omitempty" doc:"how long it works, e.g. 720h; empty: until revoked"`
 			}
 		}) (*newAPIToken, error) {
+			var ttl time.Duration
+			if in.Body.ExpiresIn != "" {
+				d, err := time.ParseDuration(in.Body.ExpiresIn)
+				if err != nil || d <= 0 {
+					return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "expires_in: %q is not a positive duration such as 720h", in.Body.ExpiresIn))
+				}
+				ttl = d
+			}
 			mg := a.manager(ctx)
-			token, info, err := a.opts.Service.CreateAPIToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.Body.Name)
+			token, info, err := a.opts.Service.CreateAPIToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.Body.Name, ttl)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

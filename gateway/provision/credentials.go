@@ -164,6 +164,7 @@ type APIToken struct {
 	Name      string        `json:"name"`
 	Created   time.Time     `json:"created"`
 	CreatedBy gateway.Actor `json:"created_by"`
+	Expires   time.Time     `json:"expires,omitzero"` // zero: until revoked
 }
 
 type storedAPIToken struct {
@@ -174,14 +175,21 @@ type storedAPIToken struct {
 // apiTokenPrefix marks the gateway's admin API tokens: gha_<id>_<secret>.
 const apiTokenPrefix = "gha_"
 
-// CreateAPIToken makes an admin API token and returns it (shown once).
-func (s *Service) CreateAPIToken(ctx context.Context, tenant string, actor gateway.Actor, requestID, name string) (string, APIToken, error) {
+// CreateAPIToken makes an admin API token and returns it (shown once); it
+// works for ttl (0: until revoked).
+func (s *Service) CreateAPIToken(ctx context.Context, tenant string, actor gateway.Actor, requestID, name string, ttl time.Duration) (string, APIToken, error) {
 	if n := strings.TrimSpace(name); n == "" || len(n) > 100 {
 		return "", APIToken{}, gateway.Errorf(gateway.ErrInvalid, "an API token needs a name of 1 to 100 characters (what uses it)")
+	}
+	if ttl < 0 {
+		return "", APIToken{}, gateway.Errorf(gateway.ErrInvalid, "an API token's lifetime must not be negative")
 	}
 	id := strings.ReplaceAll(NewID(), "-", "")
 	secret := NewToken()
 	t := APIToken{ID: id, Name: name, Created: s.clock.Now(), CreatedBy: actor}
+	if ttl > 0 {
+		t.Expires = t.Created.Add(ttl)
+	}
 	raw, _ := json.Marshal(storedAPIToken{APIToken: t, Hash: hashToken(secret)})
 	if _, err := s.store.Records().Put(ctx, tenant, kindAPIToken, id, 0, raw,
 		s.audited(actor, requestID, "api_token.create", "api_token:"+id, nil, t)); err != nil {
@@ -239,7 +247,8 @@ func (s *Service) CheckAPIToken(ctx context.Context, tenant, token string) (stri
 	if err := json.Unmarshal(rec.Value, &st); err != nil {
 		return "", false, fmt.Errorf("api token record %q: %w", id, err)
 	}
-	return id, equalHash(hashToken(secret), st.Hash), nil
+	valid := equalHash(hashToken(secret), st.Hash) && (st.Expires.IsZero() || s.clock.Now().Before(st.Expires))
+	return id, valid, nil
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

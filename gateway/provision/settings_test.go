@@ -191,7 +191,7 @@ func TestSCIMTokenRotation(t *testing.T) {
 func TestAPITokens(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := loaded(t, samlJIT())
-	token, meta, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "deploy script")
+	token, meta, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "deploy script", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,5 +432,22 @@ func TestInvitationKeepsTheDomainRule(t *testing.T) {
 	}
 	if got, err := svc.CheckInvitation(ctx, gateway.DefaultTenant, token); err != nil || got.Status != gateway.InvitationPending {
 		t.Fatalf("the invitation after a refused acceptance: %+v %v", got, err)
+	}
+}
+
+// TestAPITokenExpiry: a token made with a lifetime stops working after it.
+func TestAPITokenExpiry(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := loaded(t, samlJIT())
+	token, _, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "short-lived", time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, ok, err := svc.CheckAPIToken(ctx, gateway.DefaultTenant, token); ok || err != nil {
+		t.Fatalf("an expired token: %v %v", ok, err)
+	}
+	if _, _, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "bad", -time.Hour); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
+		t.Fatalf("a negative lifetime: %v", err)
 	}
 }
