@@ -169,6 +169,9 @@ func TestConsoleManagerJourney(t *testing.T) {
 	if dl := mgr.text(`#dead-letters`); !strings.Contains(dl, "422") {
 		t.Fatalf("dead letters: %q", dl)
 	}
+	if recent := mgr.text(`#adapters`); !strings.Contains(recent, "422") || !strings.Contains(recent, "failed attempts") {
+		t.Fatalf("recent failures: %q", recent)
+	}
 	if shots != "" {
 		mgr.screenshot(filepath.Join(shots, "delivery.png"))
 	}

@@ -79,13 +79,17 @@ host, which holds the database; the endpoints answer loopback clients only.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ADAPTER\tCURSOR\tLAST\tLAG\tOLDEST UNDELIVERED\tDEAD LETTERS\tSTORED")
+			fmt.Fprintln(tw, "ADAPTER\tCURSOR\tLAST\tLAG\tOLDEST UNDELIVERED\tDEAD LETTERS\tSTORED\tLAST FAILURE")
 			for _, s := range st {
 				oldest := "-"
 				if !s.Oldest.IsZero() {
 					oldest = s.Oldest.Format(time.RFC3339) + " (" + time.Since(s.Oldest).Round(time.Second).String() + " ago)"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\n", s.Adapter, s.Cursor, s.LastSeq, s.Lag, oldest, s.DeadLetters, s.Stored)
+				failure := "-"
+				if s.LastFailure != "" {
+					failure = s.LastFailureAt.Format(time.RFC3339) + ": " + s.LastFailure
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n", s.Adapter, s.Cursor, s.LastSeq, s.Lag, oldest, s.DeadLetters, s.Stored, failure)
 			}
 			return tw.Flush()
 		},

@@ -187,6 +187,11 @@ type Status struct {
 	Stored      int       `json:"stored"`  // events kept in the outbox (all adapters, within the retention)
 	Oldest      time.Time `json:"oldestUndelivered,omitzero"`
 	DeadLetters int       `json:"deadLetters"`
+	// Failures counts failed attempts since the gateway started; the last
+	// one's error (what the downstream answered) and time.
+	Failures      uint64    `json:"failures"`
+	LastFailure   string    `json:"lastFailure,omitempty"`
+	LastFailureAt time.Time `json:"lastFailureAt,omitzero"`
 }
 
 // Status reports each adapter's delivery state.

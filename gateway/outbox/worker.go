@@ -21,8 +21,20 @@ type worker struct {
 	lanes   []*lane
 	results chan result // to the tracker, in the order things happened
 
-	mu     sync.Mutex // guards cursor (read by status)
+	mu     sync.Mutex // guards cursor and the last failure (read by status)
 	cursor uint64
+	// The latest failed attempt: what the app answered, and when.
+	lastFailure   string
+	lastFailureAt time.Time
+	failures      uint64 // failed attempts since the start
+}
+
+// failed records a failed attempt for the status.
+func (w *worker) failed(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastFailure, w.lastFailureAt = err.Error(), time.Now().UTC()
+	w.failures++
 }
 
 // result is what the tracker hears: an event handed to a lane
@@ -321,6 +333,7 @@ func (l *lane) deliver(ctx context.Context, e *gateway.Event) (attempts int, las
 		if ctx.Err() != nil {
 			return attempt, err.Error(), false
 		}
+		w.failed(err)
 		if errors.Is(err, gateway.ErrPermanent) || attempt >= o.MaxAttempts {
 			return attempt, err.Error(), false
 		}
@@ -408,9 +421,9 @@ func (w *worker) replay(ctx context.Context, from uint64) (int, error) {
 func (w *worker) status(ctx context.Context, countDeadLetters bool) (Status, error) {
 	ob := w.d.store.Outbox()
 	w.mu.Lock()
+	st := Status{Adapter: w.id, Cursor: w.cursor, Failures: w.failures, LastFailure: w.lastFailure, LastFailureAt: w.lastFailureAt}
 	cursor := w.cursor
 	w.mu.Unlock()
-	st := Status{Adapter: w.id, Cursor: cursor}
 	var err error
 	if st.LastSeq, err = ob.LastSeq(ctx, w.d.opts.Tenant); err != nil {
 		return st, err
