@@ -46,6 +46,10 @@ type EphemeralStore interface {
 	// Take returns the value and deletes it (single use); nil when absent
 	// or expired.
 	Take(ctx context.Context, tenant, namespace, key string) ([]byte, error)
+	// PutIfAbsentAndTake is PutIfAbsent and, when it stored, Take of
+	// another key ("" takes nothing), in one write: a sign-in records its
+	// assertion as used and takes its request with one commit.
+	PutIfAbsentAndTake(ctx context.Context, tenant, putNamespace, putKey string, value []byte, expires time.Time, takeNamespace, takeKey string) (bool, []byte, error)
 	// Sweep deletes what expired before now, and says how many.
 	Sweep(ctx context.Context, tenant string, now time.Time) (int, error)
 }

@@ -320,7 +320,18 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "invalid_response", errors.New("the assertion has no ID"))
 		return
 	}
-	fresh, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Tenant, replayNS, assertion.ID, nil, replayUntil(assertion))
+	irt := inResponseTo(assertion)
+	switch {
+	case irt != "" && !slices.Contains(possible, irt):
+		s.refuse(w, r, "invalid_response", errors.New("the response answers a sign-in this browser did not start"))
+		return
+	case irt == "" && !s.opts.AllowIDPInitiated:
+		s.refuse(w, r, "invalid_response", errors.New("an unsolicited response and sso.saml.allow_idp_initiated is off"))
+		return
+	}
+	// The assertion is recorded as used and its request taken in one
+	// write (one commit per sign-in instead of two).
+	fresh, val, err := s.opts.Store.Ephemeral().PutIfAbsentAndTake(r.Context(), s.opts.Tenant, replayNS, assertion.ID, nil, replayUntil(assertion), requestNS, irt)
 	if err != nil {
 		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot be completed right now; try again shortly.")
 		return
@@ -330,13 +341,8 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ret := "/"
-	if inResponseTo := inResponseTo(assertion); inResponseTo != "" {
-		if !slices.Contains(possible, inResponseTo) {
-			s.refuse(w, r, "invalid_response", errors.New("the response answers a sign-in this browser did not start"))
-			return
-		}
-		val, err := s.opts.Store.Ephemeral().Take(r.Context(), s.opts.Tenant, requestNS, inResponseTo)
-		if err != nil || val == nil {
+	if inResponseTo := irt; inResponseTo != "" {
+		if val == nil {
 			s.refuse(w, r, "invalid_response", fmt.Errorf("no sign-in request %s is waiting (used, expired, or never made here)", inResponseTo))
 			return
 		}
@@ -344,13 +350,9 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		_ = json.Unmarshal(val, &p)
 		ret = httpx.SafeReturn(p.Return)
 	} else {
-		if !s.opts.AllowIDPInitiated {
-			s.refuse(w, r, "invalid_response", errors.New("an unsolicited response and sso.saml.allow_idp_initiated is off"))
-			return
-		}
 		ret = httpx.SafeReturn(r.PostForm.Get("RelayState"))
 	}
-	if irt := inResponseTo(assertion); irt != "" {
+	if irt != "" {
 		http.SetCookie(w, &http.Cookie{Name: requestCookie + irt, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
 	}
 	id, err := s.identity(assertion, st.idp)

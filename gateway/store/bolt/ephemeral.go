@@ -21,12 +21,34 @@ func ephemeralValue(v []byte) (time.Time, []byte, bool) {
 }
 
 func (e ephemeralStore) PutIfAbsent(ctx context.Context, tenant, ns, key string, value []byte, expires time.Time) (bool, error) {
-	stored := false
+	stored, _, err := e.PutIfAbsentAndTake(ctx, tenant, ns, key, value, expires, "", "")
+	return stored, err
+}
+
+func (e ephemeralStore) Take(ctx context.Context, tenant, ns, key string) ([]byte, error) {
+	var out []byte
 	now := time.Now()
 	err := e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		stored = false
+		var err error
+		out, err = takeEphemeral(tb.Bucket(bEphemeral), pair(ns, key), now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: take ephemeral value: %w", err)
+	}
+	return out, nil
+}
+
+func (e ephemeralStore) PutIfAbsentAndTake(ctx context.Context, tenant, putNS, putKey string, value []byte, expires time.Time, takeNS, takeKey string) (bool, []byte, error) {
+	var (
+		stored bool
+		taken  []byte
+	)
+	now := time.Now()
+	err := e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		stored, taken = false, nil
 		b := tb.Bucket(bEphemeral)
-		k := pair(ns, key)
+		k := pair(putNS, putKey)
 		if v := b.Get(k); v != nil {
 			if exp, _, ok := ephemeralValue(v); ok && now.Before(exp) {
 				return nil
@@ -34,35 +56,34 @@ func (e ephemeralStore) PutIfAbsent(ctx context.Context, tenant, ns, key string,
 		}
 		rec := make([]byte, 8, 8+len(value))
 		binary.BigEndian.PutUint64(rec, uint64(expires.UnixNano()))
+		if err := b.Put(k, append(rec, value...)); err != nil {
+			return err
+		}
 		stored = true
-		return b.Put(k, append(rec, value...))
-	})
-	if err != nil {
-		return false, fmt.Errorf("bolt: store ephemeral value: %w", err)
-	}
-	return stored, nil
-}
-
-func (e ephemeralStore) Take(ctx context.Context, tenant, ns, key string) ([]byte, error) {
-	var out []byte
-	now := time.Now()
-	err := e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		out = nil
-		b := tb.Bucket(bEphemeral)
-		k := pair(ns, key)
-		v := b.Get(k)
-		if v == nil {
+		if takeKey == "" {
 			return nil
 		}
-		if exp, val, ok := ephemeralValue(v); ok && now.Before(exp) {
-			out = bytes.Clone(val)
-		}
-		return b.Delete(k)
+		var err error
+		taken, err = takeEphemeral(b, pair(takeNS, takeKey), now)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bolt: take ephemeral value: %w", err)
+		return false, nil, fmt.Errorf("bolt: store ephemeral value: %w", err)
 	}
-	return out, nil
+	return stored, taken, nil
+}
+
+// takeEphemeral deletes a value and returns it unless it expired.
+func takeEphemeral(b *bolt.Bucket, k []byte, now time.Time) ([]byte, error) {
+	v := b.Get(k)
+	if v == nil {
+		return nil, nil
+	}
+	var out []byte
+	if exp, val, ok := ephemeralValue(v); ok && now.Before(exp) {
+		out = bytes.Clone(val)
+	}
+	return out, b.Delete(k)
 }
 
 func (e ephemeralStore) Sweep(ctx context.Context, tenant string, now time.Time) (int, error) {

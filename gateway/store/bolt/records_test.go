@@ -175,3 +175,32 @@ func TestPoolIndex(t *testing.T) {
 		t.Fatal("the pool index was not built for a version 2 file")
 	}
 }
+
+// TestPutIfAbsentAndTake: the put and the take happen together or not at
+// all: a key already there leaves the other value in place.
+func TestPutIfAbsentAndTake(t *testing.T) {
+	s := openTest(t, "")
+	ctx := context.Background()
+	e := s.Ephemeral()
+	later := time.Now().Add(time.Hour)
+	if _, err := e.PutIfAbsent(ctx, tenant, "req", "r1", []byte("return=/x"), later); err != nil {
+		t.Fatal(err)
+	}
+	stored, taken, err := e.PutIfAbsentAndTake(ctx, tenant, "replay", "a1", nil, later, "req", "r1")
+	if err != nil || !stored || string(taken) != "return=/x" {
+		t.Fatalf("first: %v %q %v", stored, taken, err)
+	}
+	if _, err := e.PutIfAbsent(ctx, tenant, "req", "r2", []byte("return=/y"), later); err != nil {
+		t.Fatal(err)
+	}
+	stored, taken, err = e.PutIfAbsentAndTake(ctx, tenant, "replay", "a1", nil, later, "req", "r2")
+	if err != nil || stored || taken != nil {
+		t.Fatalf("a replay: %v %q %v", stored, taken, err)
+	}
+	if v, _ := e.Take(ctx, tenant, "req", "r2"); string(v) != "return=/y" {
+		t.Fatalf("a replay took the other request: %q", v)
+	}
+	if stored, taken, err = e.PutIfAbsentAndTake(ctx, tenant, "replay", "a2", nil, later, "req", ""); err != nil || !stored || taken != nil {
+		t.Fatalf("nothing to take: %v %q %v", stored, taken, err)
+	}
+}
