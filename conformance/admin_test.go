@@ -190,7 +190,11 @@ func TestAdminAuthorization(t *testing.T) {
 				t.Errorf("%s %s, %s: %d %s %s, want %d with a problem", r.Method, r.Path, c.name, got.status, got.header.Get("Content-Type"), got.raw, c.want)
 			}
 		}
-		// With credentials the route exists (not the catch-all's 404).
+		// With credentials the route exists (not the catch-all's 404);
+		// signing everyone out is checked last (it ends these sessions).
+		if r.OperationID == "end-all-sessions" {
+			continue
+		}
 		got := adminRequest(t, g, r.Method, path, body, bearer(adminToken))
 		if strings.Contains(got.raw, "no such admin API endpoint") || got.status == 405 {
 			t.Errorf("%s %s is in the OpenAPI document but not served: %d %s", r.Method, r.Path, got.status, got.raw)
@@ -205,6 +209,13 @@ func TestAdminAuthorization(t *testing.T) {
 	}
 	if got := adminRequest(t, g, "POST", "/pools", `{"id":"support"}`, withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "same-origin")); got.status != 201 {
 		t.Fatalf("a manager's change with the CSRF token: %d %s", got.status, got.raw)
+	}
+	// Signing everyone out ends every session, the caller's too.
+	if got := adminRequest(t, g, "DELETE", "/sessions", "", withCookie(mgrCookie, mgrCSRF)); got.status != 200 || got.body["ended"] != float64(2) {
+		t.Fatalf("end all sessions: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "GET", "/me", "", withCookie(mgrCookie, "")); got.status != 401 {
+		t.Fatalf("the manager's session after signing everyone out: %d", got.status)
 	}
 }
 
@@ -261,10 +272,11 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"create-invitation":  {"/invitations", `{"email":"someone@example.com","role":"user"}`, 201, ""},
 		"resend-invitation":  {"/invitations/" + invitationID + "/resend", `{}`, 200, "invitation:" + invitationID},
 		"revoke-invitation":  {"/invitations/" + invitationID, "", 204, "invitation:" + invitationID},
+		"end-all-sessions":   {"/sessions", "", 200, "sessions:all"},
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
-		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation"}
+		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
 			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)
@@ -273,7 +285,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	for _, op := range order {
 		s := samples[op]
 		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
-			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE"}[op]
+			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE"}[op]
 		if method == "" {
 			method = "POST"
 		}

@@ -189,6 +189,20 @@ func TestConsoleForms(t *testing.T) {
 	if status, _ := post("/pools", url.Values{"csrf": {csrf}, "id": {"x"}}, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"); status != http.StatusForbidden {
 		t.Fatalf("a cross-site form: %d", status)
 	}
+	// Signing everyone out asks first, then ends every session, the
+	// manager's own too.
+	if status, body := post("/sessions/end", url.Values{"csrf": {csrf}}); status != 200 || !strings.Contains(body, "Sign everyone out") {
+		t.Fatalf("sign everyone out, unconfirmed: %d %.300s", status, body)
+	}
+	if status, _ := post("/sessions/end", url.Values{"csrf": {csrf}, "confirmed": {"yes"}}); status != http.StatusSeeOther {
+		t.Fatalf("sign everyone out: %d", status)
+	}
+	if n, _ := g.app.Store().Sessions().Count(context.Background(), gateway.DefaultTenant); n != 0 {
+		t.Fatalf("%d sessions left", n)
+	}
+	if status, _ := post("/pools", url.Values{"csrf": {csrf}, "id": {"y"}}); status != http.StatusUnauthorized {
+		t.Fatalf("the manager after signing everyone out: %d", status)
+	}
 	cookie = nil
 	if status, body := post("/pools", url.Values{"csrf": {csrf}, "id": {"x"}}); status != http.StatusUnauthorized || !strings.Contains(body, "Sign in again") {
 		t.Fatalf("a form after the session ended: %d %s", status, body)

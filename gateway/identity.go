@@ -41,6 +41,8 @@ type SessionStore interface {
 	Delete(ctx context.Context, tenant, id string) error
 	// DeleteUser ends every session of a user and says how many.
 	DeleteUser(ctx context.Context, tenant, userID string) (int, error)
+	// DeleteAll ends every session of the tenant and says how many.
+	DeleteAll(ctx context.Context, tenant string) (int, error)
 	// Count is how many sessions are kept (for the active-sessions gauge).
 	Count(ctx context.Context, tenant string) (int, error)
 	// Expire deletes sessions past their absolute end or idle since

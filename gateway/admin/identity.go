@@ -287,6 +287,23 @@ func (a *API) registerIdentity() {
 			return nil, nil
 		})
 
+	type endedOutput struct {
+		Body struct {
+			Ended int `json:"ended" doc:"sessions ended"`
+		}
+	}
+	huma.Register(a.api, huma.Operation{OperationID: "end-all-sessions", Method: http.MethodDelete, Path: "/sessions", Tags: []string{"identity"},
+		Summary: "Sign everyone out", Description: "Ends every session at once, the caller's too (after an IdP change or compromise); people sign in again through the login method in force."},
+		func(ctx context.Context, _ *struct{}) (*endedOutput, error) {
+			n, err := a.opts.Service.EndAllSessions(ctx, a.manager(ctx))
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			out := &endedOutput{}
+			out.Body.Ended = n
+			return out, nil
+		})
+
 	type meOutput struct {
 		Body struct {
 			Actor     gateway.Actor `json:"actor"`

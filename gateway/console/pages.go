@@ -29,6 +29,8 @@ func (c *Console) routes(p string) {
 	c.mux.HandleFunc("POST "+p+"/identity/login", c.signedIn(c.saveLogin))
 	c.mux.HandleFunc("POST "+p+"/identity/method", c.signedIn(c.saveMethod))
 	c.mux.HandleFunc("POST "+p+"/identity/scim-token", c.signedIn(c.rotateSCIMToken))
+	c.mux.HandleFunc("GET "+p+"/sessions/end", c.signedIn(c.confirmEndSessions))
+	c.mux.HandleFunc("POST "+p+"/sessions/end", c.signedIn(c.endSessions))
 	c.mux.HandleFunc("GET "+p+"/users", c.signedIn(func(q *req) { c.usersPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("POST "+p+"/users/add", c.signedIn(c.addUser))
 	c.mux.HandleFunc("GET "+p+"/users/{id}", c.signedIn(func(q *req) { c.userPage(q, http.StatusOK, "") }))
@@ -218,6 +220,27 @@ func (c *Console) rotateSCIMToken(q *req) {
 		Message: "Paste this token into the identity provider's SCIM settings (without “Bearer ”). The previous token works until " +
 			until.Format("2006-01-02 15:04 MST") + ".",
 		Secret: token, SecretLabel: "SCIM token", Back: c.opts.PathPrefix + "/console/identity"}, "", "")
+}
+
+func (c *Console) confirmEndSessions(q *req) {
+	n, _ := c.opts.Store.Sessions().Count(q.ctx(), c.opts.Tenant)
+	c.render(q, http.StatusOK, "confirm", "Sign everyone out?", "identity", confirmation{
+		Question: fmt.Sprintf("End all %d sessions now, yours too? Everyone signs in again through the login method in force (do it after changing or distrusting the identity provider).", n),
+		Action:   c.opts.PathPrefix + "/console/sessions/end", Button: "Sign everyone out", Back: c.opts.PathPrefix + "/console/identity"}, "", "")
+}
+
+func (c *Console) endSessions(q *req) {
+	if q.r.PostFormValue("confirmed") != "yes" {
+		c.confirmEndSessions(q)
+		return
+	}
+	if _, err := c.opts.Service.EndAllSessions(q.ctx(), c.manager(q)); err != nil {
+		status, text := c.errorText(q, err)
+		c.identityPage(q, status, text)
+		return
+	}
+	// The manager's own session ended too: sign in again, back here.
+	http.Redirect(q.w, q.r, c.opts.PathPrefix+"/login?return="+url.QueryEscape(c.opts.PathPrefix+"/console/identity"), http.StatusSeeOther)
 }
 
 // --- Users ---

@@ -184,3 +184,14 @@ func (s *Service) keepAManager(ctx context.Context, tenant, id string) error {
 	}
 	return nil
 }
+
+// EndAllSessions signs everyone out (after the IdP changed or was
+// compromised, say): every session of the tenant ends, the caller's too.
+// The audit entry is written first: a sign-out nobody can account for
+// must not happen.
+func (s *Service) EndAllSessions(ctx context.Context, mg Manager) (int, error) {
+	if err := s.store.Audit().Append(ctx, mg.Tenant, s.auditEntry(mg.Actor, mg.RequestID, "sessions.end_all", "sessions:all", nil, nil)); err != nil {
+		return 0, err
+	}
+	return s.store.Sessions().DeleteAll(ctx, mg.Tenant)
+}

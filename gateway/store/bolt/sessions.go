@@ -145,6 +145,28 @@ func (ss sessionStore) DeleteUser(ctx context.Context, tenant, userID string) (i
 	return n, nil
 }
 
+func (ss sessionStore) DeleteAll(ctx context.Context, tenant string) (int, error) {
+	n := 0
+	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		n = tb.Bucket(bSessions).Stats().KeyN
+		// Both buckets are emptied whole: recreating them is cheaper than
+		// deleting every key.
+		for _, name := range [][]byte{bSessions, bUserSessions} {
+			if err := tb.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tb.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: end all sessions: %w", err)
+	}
+	return n, nil
+}
+
 func (ss sessionStore) Count(ctx context.Context, tenant string) (int, error) {
 	n := 0
 	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
