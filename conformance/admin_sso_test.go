@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -97,5 +98,32 @@ func TestAdminLiveSwitchJITAndProtocol(t *testing.T) {
 	}
 	if v := adminRequest(t, g, "GET", "/identity", "", auth); v.str("sso", "protocol") != "oidc" {
 		t.Fatalf("after a refused change: %s", v.raw)
+	}
+}
+
+// TestConsoleTestSignIn: a manager's test sign-in shows what the IdP
+// sent for whoever signs in there, creates nobody and keeps the
+// manager's session.
+func TestConsoleTestSignIn(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	idp.Put(t, "/users/bob", `{"password":"bob pass","email":"bob@example.com","given_name":"Bob","surname":"Builder","groups":["Support"]}`)
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit")
+	cookie, _ := sessionAs(t, g, "mia@example.com", "manager")
+	b := samlidptest.Browser(nil)
+	rootURL, _ := url.Parse(root)
+	b.Jar.SetCookies(rootURL, []*http.Cookie{cookie})
+	acs, form := samlidptest.SignInAs(t, b, root+"/gatehouse/login?return=/gatehouse/console/identity/test", "bob", "bob pass")
+	resp, err := b.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/gatehouse/console/identity/test" || !strings.Contains(string(body), `id="last-sign-in"`) ||
+		!strings.Contains(string(body), "bob@example.com") || !strings.Contains(string(body), "Builder") {
+		t.Fatalf("test sign-in: %d at %s:\n%.2000s", resp.StatusCode, resp.Request.URL, body)
+	}
+	if ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultTenant, gateway.UserByUserName, "bob@example.com"); len(ids) != 0 {
+		t.Fatal("a test sign-in created a user")
 	}
 }
