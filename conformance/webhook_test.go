@@ -169,7 +169,7 @@ func TestWebhookDeliveryEndToEnd(t *testing.T) {
 		return got[len(got)-1].User.UserName == "after@example.com"
 	})
 	eventually(t, "two dead letters in the CLI", func() bool {
-		return strings.Count(outboxCLI(t, g, "dead-letters", "--adapter", "app-hook"), "user "+bad) == 2
+		return strings.Count(outboxCLI(t, g, "dead-letters", "--adapter", "app-hook"), "user:"+bad) == 2
 	})
 	listing := outboxCLI(t, g, "dead-letters", "--adapter", "app-hook")
 	if !strings.Contains(listing, "422") || !strings.Contains(listing, "held back behind") {

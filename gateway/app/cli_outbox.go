@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse-id/gatehouse/config"
+	"github.com/gatehouse-id/gatehouse/gateway/admin"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 )
 
@@ -99,7 +100,7 @@ host, which holds the database; the endpoints answer loopback clients only.`,
 		Short: "An adapter's dead letters: what failed and why",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var dls []DeadLetterView
+			var dls []admin.DeadLetterView
 			if err := call(cmd.Context(), http.MethodGet, "/outbox/dead-letters", url.Values{"adapter": {adapter}}, &dls); err != nil || asJSON {
 				return err
 			}

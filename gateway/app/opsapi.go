@@ -5,9 +5,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/admin"
 )
 
 // The outbox operations endpoints live on the operations listener and
@@ -61,36 +61,18 @@ func (a *App) outboxStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// DeadLetterView is a dead letter as the operations API shows it: what
-// failed and why, not the user's data.
-type DeadLetterView struct {
-	Seq        uint64    `json:"seq"`
-	EventID    string    `json:"eventId"`
-	Type       string    `json:"type"`
-	Resource   string    `json:"resource"`
-	Attempts   int       `json:"attempts"`
-	LastError  string    `json:"lastError"`
-	At         time.Time `json:"at"`
-	HeldBehind uint64    `json:"heldBehind,omitempty"`
-}
-
+// outboxDeadLetters lists an adapter's dead letters as the admin API
+// does: what failed and why, not the user's data.
 func (a *App) outboxDeadLetters(w http.ResponseWriter, r *http.Request) {
-	dls, err := a.dispatcher.DeadLetters(r.Context(), r.URL.Query().Get("adapter"))
+	adapter := r.URL.Query().Get("adapter")
+	dls, err := a.dispatcher.DeadLetters(r.Context(), adapter)
 	if err != nil {
 		writeOpsError(w, err)
 		return
 	}
-	out := make([]DeadLetterView, 0, len(dls))
+	out := make([]admin.DeadLetterView, 0, len(dls))
 	for _, dl := range dls {
-		v := DeadLetterView{Seq: dl.Event.Seq, EventID: dl.Event.ID, Type: string(dl.Event.Op), Attempts: dl.Attempts,
-			LastError: dl.LastError, At: dl.At, HeldBehind: dl.HeldBehind}
-		switch {
-		case dl.Event.User != nil:
-			v.Resource = "user " + dl.Event.User.ID
-		case dl.Event.Group != nil:
-			v.Resource = "group " + dl.Event.Group.ID
-		}
-		out = append(out, v)
+		out = append(out, admin.ViewDeadLetter(adapter, dl))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
