@@ -81,9 +81,12 @@ type SCIM struct {
 
 // SSO configures single sign-on.
 type SSO struct {
-	Protocol string  `yaml:"protocol" doc:"none, saml, oidc, or external (the app or another proxy does login)"`
-	SAML     SSOSAML `yaml:"saml"`
-	OIDC     SSOOIDC `yaml:"oidc"`
+	Protocol string `yaml:"protocol" doc:"none, saml, oidc, or external (the app or another proxy does login)"`
+	// LoginRate bounds the sign-ins started per second (each costs a
+	// signature and a stored request), whoever asks.
+	LoginRate int     `yaml:"login_rate" doc:"sign-ins started per second, all clients together (bursts of twice as many); more get 429; 0: no limit"`
+	SAML      SSOSAML `yaml:"saml"`
+	OIDC      SSOOIDC `yaml:"oidc"`
 }
 
 // SSOSAML configures the SAML service provider.
@@ -266,7 +269,7 @@ func Default() *Config {
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
 		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000},
-		SSO:          SSO{Protocol: "none", SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
+		SSO:          SSO{Protocol: "none", LoginRate: 100, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
 		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
@@ -428,6 +431,9 @@ func (c *Config) Validate() []Problem {
 		if at := strings.LastIndexByte(m, '@'); at <= 0 || at == len(m)-1 || strings.ContainsAny(m, " ,") {
 			add(fmt.Sprintf("admin.bootstrap_managers[%d]", i), "%q is not an email address", m)
 		}
+	}
+	if c.SSO.LoginRate < 0 {
+		add("sso.login_rate", "must not be negative (0: no limit)")
 	}
 	if c.Store.OpenTimeout <= 0 {
 		add("store.open_timeout", "must be a positive duration such as 5s")

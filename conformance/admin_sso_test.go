@@ -127,3 +127,29 @@ func TestConsoleTestSignIn(t *testing.T) {
 		t.Fatal("a test sign-in created a user")
 	}
 }
+
+// TestSignInStartsAreBounded: past sso.login_rate (bursts of twice as
+// many) a sign-in start gets 429 with Retry-After, and is counted.
+func TestSignInStartsAreBounded(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_SSO_LOGIN_RATE=1")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var statuses []int
+	for range 4 {
+		resp, err := client.Get(root + "/gatehouse/saml/login?return=/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Fatal("a 429 without Retry-After")
+		}
+	}
+	if statuses[0] != http.StatusFound || statuses[1] != http.StatusFound || statuses[3] != http.StatusTooManyRequests {
+		t.Fatalf("statuses %v: a burst of 2, then 429", statuses)
+	}
+	if v := metricValue(t, "http://"+g.app.OpsAddr()+"/metrics", `gatehouse_sso_logins_total{protocol="saml",result="rate_limited"}`); v < 1 {
+		t.Fatalf("rate-limited starts counted %v", v)
+	}
+}

@@ -29,7 +29,7 @@ func TestSAMLLoginLoad(t *testing.T) {
 	}
 	logins := envInt("GHTEST_LOAD_LOGINS", 4000)
 	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
-	_, root := startSAMLGateway(t, idp, t.TempDir(), "GATEHOUSE_PROVISIONING_METHOD=jit",
+	_, root := startSAMLGateway(t, idp, t.TempDir(), "GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_SSO_LOGIN_RATE=0",
 		"GATEHOUSE_STORE_FSYNC="+envOr("GHTEST_LOAD_FSYNC", "true"), "GATEHOUSE_LOG_LEVEL=warn")
 	addr := strings.TrimPrefix(root, "http://")
 

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
 	"github.com/gatehouse-id/gatehouse/gateway/console"
@@ -102,7 +104,8 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	}
 	mux.Handle(prefix+"/console", con)
 	mux.Handle(prefix+"/console/", con)
-	sso := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.sso.Load().handler.ServeHTTP(w, r) })
+	var sso http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.sso.Load().handler.ServeHTTP(w, r) })
+	sso = a.limitSignInStarts(sso)
 	mux.Handle(prefix+"/saml/", sso)
 	mux.Handle(prefix+"/oidc/", sso)
 	mux.Handle(prefix+"/login", sso)
@@ -519,4 +522,26 @@ func (l *lastSignIns) get(_ context.Context, userID string) *gateway.Identity {
 func noFraming(w http.ResponseWriter) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+}
+
+// limitSignInStarts bounds the sign-ins started per second (sso.login_rate,
+// bursts of twice as many): each costs a signature (SAML) and a stored
+// request, so an unbounded stream of them is a cheap way to load the
+// gateway. The limit is global: behind a load balancer every client has
+// its address. Completions (ACS, callback) are not limited.
+func (a *App) limitSignInStarts(next http.Handler) http.Handler {
+	if a.cfg.SSO.LoginRate <= 0 {
+		return next
+	}
+	limiter := rate.NewLimiter(rate.Limit(a.cfg.SSO.LoginRate), 2*a.cfg.SSO.LoginRate)
+	starts := map[string]bool{a.cfg.PathPrefix + "/saml/login": true, a.cfg.PathPrefix + "/oidc/login": true}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if starts[r.URL.Path] && !limiter.Allow() {
+			a.metrics.Logins.WithLabelValues(strings.TrimPrefix(strings.TrimSuffix(r.URL.Path, "/login"), a.cfg.PathPrefix+"/"), "rate_limited").Inc()
+			w.Header().Set("Retry-After", "1")
+			page(w, http.StatusTooManyRequests, "Too many sign-ins at once", "The gateway is starting more sign-ins than it is set to allow right now.", "Try again in a moment.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
