@@ -1,0 +1,53 @@
+package console
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/gateway/admin"
+)
+
+type poolsData struct {
+	Pools                    []admin.PoolView
+	Roles                    []string
+	DefaultRole, DefaultPool string
+}
+
+func (c *Console) poolsPage(q *req, status int, errText string) {
+	pools, err := c.opts.Service.Pools(q.ctx(), c.opts.Tenant)
+	if err != nil {
+		status, errText = c.errorText(q, err)
+	}
+	policy := c.opts.Service.Policy(c.opts.Tenant)
+	st, _ := c.opts.Service.Settings(c.opts.Tenant)
+	d := poolsData{Roles: st.Provisioning.Roles, DefaultRole: policy.DefaultRole, DefaultPool: policy.DefaultPool}
+	for _, p := range pools {
+		members, err := c.opts.Service.PoolMembers(q.ctx(), c.opts.Tenant, p.ID)
+		if err != nil {
+			status, errText = c.errorText(q, err)
+		}
+		d.Pools = append(d.Pools, admin.PoolView{ID: p.ID, Name: p.Name, Members: len(members), Default: p.ID == policy.DefaultPool, Created: p.Created, Version: p.Version})
+	}
+	c.render(q, status, "pools", "Pools and roles", "pools", d, notice(q.r), errText)
+}
+
+func (c *Console) createPool(q *req) {
+	mg := c.manager(q)
+	if _, err := c.opts.Service.CreatePool(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, strings.TrimSpace(q.r.PostFormValue("id")), strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
+		status, text := c.errorText(q, err)
+		c.poolsPage(q, status, text)
+		return
+	}
+	c.done(q, c.opts.PathPrefix+"/console/pools", "pool")
+}
+
+func (c *Console) renamePool(q *req) {
+	mg := c.manager(q)
+	version, _ := strconv.ParseUint(q.r.PostFormValue("version"), 10, 64)
+	if _, err := c.opts.Service.RenamePool(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, q.r.PathValue("id"), version, strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
+		status, text := c.errorText(q, err)
+		c.poolsPage(q, status, text)
+		return
+	}
+	c.done(q, c.opts.PathPrefix+"/console/pools", "pool")
+}
