@@ -210,6 +210,10 @@ func TestAdminAuthorization(t *testing.T) {
 	if got := adminRequest(t, g, "POST", "/pools", `{"id":"support"}`, withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "same-origin")); got.status != 201 {
 		t.Fatalf("a manager's change with the CSRF token: %d %s", got.status, got.raw)
 	}
+	// Calls are counted by operation and status class.
+	if v := metricValue(t, "http://"+g.app.OpsAddr()+"/metrics", `gatehouse_admin_requests_total{class="4xx",operation="list-users"}`); v < 3 {
+		t.Fatalf("refused list-users calls counted %v", v)
+	}
 	// Signing everyone out ends every session, the caller's too.
 	if got := adminRequest(t, g, "DELETE", "/sessions", "", withCookie(mgrCookie, mgrCSRF)); got.status != 200 || got.body["ended"] != float64(2) {
 		t.Fatalf("end all sessions: %d %s", got.status, got.raw)

@@ -31,7 +31,7 @@ var importRules = map[string][]string{
 	"gateway/oidc":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/oidc"},
 	"gateway/proxy":     {"gateway", "gateway/session", "gateway/httpx"},
 	"gateway/demo":      {},
-	"gateway/admin":     {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/outbox", "gateway/fold"},
+	"gateway/admin":     {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/outbox", "gateway/fold", "gateway/metrics"},
 	"gateway/console":   {"gateway", "gateway/admin", "gateway/provision", "gateway/session", "gateway/httpx"},
 	"gateway/app":       {"*"},
 	"adapters":          {"gateway", "adapters"},

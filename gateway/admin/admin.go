@@ -11,10 +11,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
@@ -57,6 +60,7 @@ type Options struct {
 	// (admin.identity_source: file) and PUT /identity is refused.
 	SettingsFromFile bool
 	SCIMTokenGrace   time.Duration
+	Metrics          *metrics.Metrics // nil: not counted
 	SCIMBaseURL      string
 	// InviteBase is where acceptance links point ({public_url}{prefix}/invite).
 	InviteBase    string
@@ -102,7 +106,7 @@ func New(opts Options) *API {
 	}
 	cfg.Security = []map[string][]string{{"token": {}}, {"session": {}}}
 	a.api = humago.NewWithPrefix(a.mux, base, cfg)
-	a.api.UseMiddleware(a.authenticate)
+	a.api.UseMiddleware(a.count, a.authenticate)
 	a.register()
 	// Unknown paths under the API get a problem, not the mux's text.
 	a.mux.HandleFunc(base+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -148,10 +152,10 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		switch {
 		case err != nil:
 			a.opts.Logger.ErrorContext(r.Context(), "admin: checking a token", "error", err)
-			writeProblem(w, http.StatusServiceUnavailable, "The token cannot be checked right now; retry shortly.")
+			refuse(ctx, http.StatusServiceUnavailable, "The token cannot be checked right now; retry shortly.")
 		case !ok:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
-			writeProblem(w, http.StatusUnauthorized, "The bearer token is not valid: send admin.token or a token from POST /api-tokens.")
+			refuse(ctx, http.StatusUnauthorized, "The bearer token is not valid: send admin.token or a token from POST /api-tokens.")
 		default:
 			next(huma.WithValue(ctx, actorKey{}, actor))
 		}
@@ -161,18 +165,18 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	switch {
 	case session.SignedOut(err):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
-		writeProblem(w, http.StatusUnauthorized, "Sign in as a manager, or send an API token in an Authorization: Bearer header.")
+		refuse(ctx, http.StatusUnauthorized, "Sign in as a manager, or send an API token in an Authorization: Bearer header.")
 		return
 	case err != nil:
 		a.opts.Logger.ErrorContext(r.Context(), "admin: reading the session", "error", err)
-		writeProblem(w, http.StatusServiceUnavailable, "The session cannot be checked right now; retry shortly.")
+		refuse(ctx, http.StatusServiceUnavailable, "The session cannot be checked right now; retry shortly.")
 		return
 	case !IsManager(u):
-		writeProblem(w, http.StatusForbidden, "You need the manager role to use the admin API.")
+		refuse(ctx, http.StatusForbidden, "You need the manager role to use the admin API.")
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !SameSiteChange(a.crossSite, a.opts.Sessions, se, r, r.Header.Get(CSRFHeader)) {
-		writeProblem(w, http.StatusForbidden, "A change made with a session cookie needs the "+CSRFHeader+" header from GET /me, sent from this site.")
+		refuse(ctx, http.StatusForbidden, "A change made with a session cookie needs the "+CSRFHeader+" header from GET /me, sent from this site.")
 		return
 	}
 	actor := SessionActor(u)
@@ -217,7 +221,16 @@ func newProblem(status int, detail string) *Problem {
 	return &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}}
 }
 
-// writeProblem answers with a problem outside a handler (the middleware).
+// refuse answers with a problem from the middleware, through the huma
+// context so that the status is known to the request counter.
+func refuse(ctx huma.Context, status int, detail string) {
+	body, _ := json.Marshal(newProblem(status, detail))
+	ctx.SetHeader("Content-Type", "application/problem+json")
+	ctx.SetStatus(status)
+	_, _ = ctx.BodyWriter().Write(append(body, '\n'))
+}
+
+// writeProblem answers with a problem outside huma (unknown paths).
 func writeProblem(w http.ResponseWriter, status int, detail string) {
 	httpx.WriteJSON(w, status, "application/problem+json", newProblem(status, detail))
 }
@@ -270,4 +283,18 @@ func SessionActor(u *gateway.User) gateway.Actor {
 // caller read one of our pages.
 func SameSiteChange(cop *http.CrossOriginProtection, sessions *session.Manager, se gateway.Session, r *http.Request, token string) bool {
 	return cop.Check(r) == nil && sessions.ValidCSRF(se, token)
+}
+
+// count records each call by operation and status class (refusals by the
+// authentication included).
+func (a *API) count(ctx huma.Context, next func(huma.Context)) {
+	next(ctx)
+	if a.opts.Metrics == nil {
+		return
+	}
+	class := "other"
+	if s := ctx.Status(); s >= 100 && s < 600 {
+		class = strconv.Itoa(s/100) + "xx"
+	}
+	a.opts.Metrics.AdminRequests.WithLabelValues(ctx.Operation().OperationID, class).Inc()
 }

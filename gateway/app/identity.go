@@ -55,7 +55,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		Delivery: lazyDelivery{a}, Tenant: gateway.DefaultTenant, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
 		SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite", InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL),
-		Logger: a.log}))
+		Metrics: a.metrics, Logger: a.log}))
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())

@@ -30,6 +30,10 @@ type Metrics struct {
 	ProxyRequests *prometheus.CounterVec
 	// ProxyUpstream is the time to the upstream's response headers.
 	ProxyUpstream prometheus.Histogram
+
+	// AdminRequests counts admin API calls by operation (the OpenAPI
+	// operationId, a fixed set) and status class.
+	AdminRequests *prometheus.CounterVec
 }
 
 // RegisterSessionCount exposes how many sessions the store keeps, read at
@@ -120,7 +124,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help:    "Time from forwarding a request to the app's response headers.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
-	reg.MustRegister(m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
+	m.AdminRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "admin", Name: "requests_total",
+		Help: "Admin API calls by operation (operationId) and status class; refused credentials count as 4xx.",
+	}, []string{"operation", "class"})
+	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
