@@ -248,24 +248,31 @@ func (a *API) fail(ctx context.Context, err error) error {
 		p.Rules = rules.Violations
 		return p
 	}
-	status := http.StatusInternalServerError
-	switch gateway.ErrorCodeOf(err) {
-	case gateway.ErrInvalid:
-		status = http.StatusUnprocessableEntity
-	case gateway.ErrNotFound:
-		status = http.StatusNotFound
-	case gateway.ErrConflict:
-		status = http.StatusConflict
-	case gateway.ErrPreconditionFailed:
-		status = http.StatusPreconditionFailed
-	case gateway.ErrForbidden:
-		status = http.StatusForbidden
-	case gateway.ErrUnavailable:
-		status = http.StatusServiceUnavailable
-	default:
+	status := HTTPStatus(err)
+	if status == http.StatusInternalServerError {
 		a.opts.Logger.ErrorContext(ctx, "admin API", "error", err, "request_id", httpx.RequestID(ctx))
 	}
 	return newProblem(status, gateway.ErrorMessageOf(err))
+}
+
+// HTTPStatus is the status of a domain error in the admin API and the
+// console (500 for anything unexpected).
+func HTTPStatus(err error) int {
+	switch gateway.ErrorCodeOf(err) {
+	case gateway.ErrInvalid:
+		return http.StatusUnprocessableEntity
+	case gateway.ErrNotFound:
+		return http.StatusNotFound
+	case gateway.ErrConflict:
+		return http.StatusConflict
+	case gateway.ErrPreconditionFailed:
+		return http.StatusPreconditionFailed
+	case gateway.ErrForbidden:
+		return http.StatusForbidden
+	case gateway.ErrUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // IsManager is the one authorization rule of the admin API and the

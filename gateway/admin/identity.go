@@ -129,11 +129,16 @@ func (a *API) identityView(st provision.Settings) *IdentityView {
 	if a.opts.SettingsFromFile {
 		source = provision.SettingsFromFile
 	}
-	root := strings.TrimSuffix(a.opts.SCIMBaseURL, a.opts.PathPrefix+"/scim/v2") + a.opts.PathPrefix
 	return &IdentityView{SSO: sso, Provisioning: prov, Version: st.Version, UpdatedAt: st.UpdatedAt, UpdatedBy: st.UpdatedBy,
-		Source: source, SCIMBaseURL: a.opts.SCIMBaseURL,
-		SP: SPInfo{EntityID: root + "/saml/metadata", MetadataURL: root + "/saml/metadata", ACSURL: root + "/saml/acs",
-			OIDCRedirect: root + "/oidc/callback"}}
+		Source: source, SCIMBaseURL: a.opts.SCIMBaseURL, SP: SPInfoFor(a.opts.SCIMBaseURL)}
+}
+
+// SPInfoFor is what to paste into the IdP, from the SCIM base URL
+// ({public_url}{prefix}/scim/v2): every endpoint shares its root.
+func SPInfoFor(scimBaseURL string) SPInfo {
+	root := strings.TrimSuffix(scimBaseURL, "/scim/v2")
+	return SPInfo{EntityID: root + "/saml/metadata", MetadataURL: root + "/saml/metadata", ACSURL: root + "/saml/acs",
+		OIDCRedirect: root + "/oidc/callback"}
 }
 
 type identityOutput struct {

@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // PoolView is a pool with its member count.
@@ -21,11 +22,16 @@ type PoolView struct {
 }
 
 func (a *API) poolView(ctx context.Context, p gateway.Pool) (PoolView, error) {
-	members, err := a.opts.Service.PoolMembers(ctx, a.opts.Tenant, p.ID)
+	return ViewPool(ctx, a.opts.Service, a.opts.Tenant, p)
+}
+
+// ViewPool is a pool as the API and the console show it.
+func ViewPool(ctx context.Context, svc *provision.Service, tenant string, p gateway.Pool) (PoolView, error) {
+	members, err := svc.PoolMembers(ctx, tenant, p.ID)
 	if err != nil {
 		return PoolView{}, err
 	}
-	return PoolView{ID: p.ID, Name: p.Name, Members: len(members), Default: a.opts.Service.Policy(a.opts.Tenant).DefaultPool == p.ID,
+	return PoolView{ID: p.ID, Name: p.Name, Members: len(members), Default: svc.Policy(tenant).DefaultPool == p.ID,
 		Created: p.Created, Version: p.Version}, nil
 }
 

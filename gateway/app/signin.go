@@ -32,7 +32,6 @@ func (a *App) completeSignIn(w http.ResponseWriter, r *http.Request, id gateway.
 		a.refusedPage(w, r, id.Protocol, err)
 		return
 	}
-	a.lastSignIns.put(u.ID, id)
 	if _, err := a.sessions.Start(r.Context(), w, r, u.ID, id.Protocol); err != nil {
 		a.metrics.Logins.WithLabelValues(id.Protocol, "store").Inc()
 		a.log.ErrorContext(r.Context(), "sign-in: session", "error", err)
@@ -56,8 +55,8 @@ func (a *App) signInFailed(protocol string) func(w http.ResponseWriter, r *http.
 	}
 }
 
-// lastSignIns keeps what the IdP sent at each user's last sign-in in this
-// process, for the console's test sign-in (bounded; a diagnostic, not
+// lastSignIns keeps, per manager, what the IdP sent at their last test
+// sign-in from the console, in this process (bounded; a diagnostic, not
 // state).
 type lastSignIns struct {
 	mu sync.Mutex

@@ -236,15 +236,8 @@ func (c *Console) errorText(q *req, err error) (int, string) {
 		}
 		return http.StatusUnprocessableEntity, "Refused: " + strings.Join(msgs, "; ") + "."
 	}
-	switch gateway.ErrorCodeOf(err) {
-	case gateway.ErrInvalid:
-		return http.StatusUnprocessableEntity, gateway.ErrorMessageOf(err)
-	case gateway.ErrNotFound:
-		return http.StatusNotFound, gateway.ErrorMessageOf(err)
-	case gateway.ErrConflict, gateway.ErrPreconditionFailed:
-		return http.StatusConflict, gateway.ErrorMessageOf(err)
-	case gateway.ErrUnavailable:
-		return http.StatusServiceUnavailable, gateway.ErrorMessageOf(err)
+	if status := admin.HTTPStatus(err); status != http.StatusInternalServerError {
+		return status, gateway.ErrorMessageOf(err)
 	}
 	id := httpx.RequestID(q.ctx())
 	c.opts.Logger.ErrorContext(q.ctx(), "console", "error", err, "request_id", id)

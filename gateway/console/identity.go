@@ -51,7 +51,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 	}
 	d := identityData{FromFile: c.opts.SettingsFromFile, SAMLURL: st.SSO.SAML.IDPMetadataURL, SAMLUploaded: st.SSO.SAML.IDPMetadataXML != "",
 		OIDCIssuer: st.SSO.OIDC.Issuer, OIDCClientID: st.SSO.OIDC.ClientID, OIDCSecretSet: st.SSO.OIDC.ClientSecret.IsSet(),
-		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.opts.SCIMBaseURL, SP: c.spInfo(),
+		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.opts.SCIMBaseURL, SP: admin.SPInfoFor(c.opts.SCIMBaseURL),
 		CanTest: st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC,
 		Version: st.Version, MetadataFile: st.SSO.SAML.IDPMetadataFile}
 	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), c.opts.Tenant); err != nil {
@@ -68,11 +68,6 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 		d.LastSignIn = c.opts.LastSignIn(q.ctx(), q.user.ID)
 	}
 	c.render(q, status, "identity", "Identity configuration", "identity", d, notice(q.r), errText)
-}
-
-func (c *Console) spInfo() admin.SPInfo {
-	root := strings.TrimSuffix(c.opts.SCIMBaseURL, "/scim/v2")
-	return admin.SPInfo{EntityID: root + "/saml/metadata", MetadataURL: root + "/saml/metadata", ACSURL: root + "/saml/acs", OIDCRedirect: root + "/oidc/callback"}
 }
 
 // update applies change to the settings in force through the rules.

@@ -22,11 +22,11 @@ func (c *Console) poolsPage(q *req, status int, errText string) {
 	st, _ := c.opts.Service.Settings(c.opts.Tenant)
 	d := poolsData{Roles: st.Provisioning.Roles, DefaultRole: policy.DefaultRole, DefaultPool: policy.DefaultPool}
 	for _, p := range pools {
-		members, err := c.opts.Service.PoolMembers(q.ctx(), c.opts.Tenant, p.ID)
+		v, err := admin.ViewPool(q.ctx(), c.opts.Service, c.opts.Tenant, p)
 		if err != nil {
 			status, errText = c.errorText(q, err)
 		}
-		d.Pools = append(d.Pools, admin.PoolView{ID: p.ID, Name: p.Name, Members: len(members), Default: p.ID == policy.DefaultPool, Created: p.Created, Version: p.Version})
+		d.Pools = append(d.Pools, v)
 	}
 	c.render(q, status, "pools", "Pools and roles", "pools", d, notice(q.r), errText)
 }
