@@ -143,8 +143,11 @@ type UserStore interface {
 	Scan(ctx context.Context, tenant, after string, fn func(*User) bool) error
 	// ScanSummaries is Scan with users that carry no Attributes (the
 	// protocol document): listing and filtering need only the typed
-	// fields, and skipping the document makes a scan cheaper.
-	ScanSummaries(ctx context.Context, tenant, after string, fn func(*User) bool) error
+	// fields, and skipping the document makes a scan cheaper. With
+	// contains (lower-case ASCII) set, the store may skip, undecoded, users
+	// whose record cannot hold it in any field (a search's first cut; fn
+	// still decides).
+	ScanSummaries(ctx context.Context, tenant, after, contains string, fn func(*User) bool) error
 }
 
 // GroupChange is what a GroupUpdateFunc decides: the new, stamped

@@ -216,6 +216,10 @@ func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFi
 	}
 	const chunk = 512
 	now := time.Now()
+	contains := "" // the store's first cut for a search
+	if q := fold.Key(f.Q); plainSearch(q) {
+		contains = q
+	}
 	var page []*gateway.User
 	after := f.After
 	for len(page) <= f.Limit {
@@ -224,7 +228,7 @@ func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFi
 			scanned    int
 			last       string
 		)
-		err := store.Users().ScanSummaries(ctx, tenant, after, func(u *gateway.User) bool {
+		err := store.Users().ScanSummaries(ctx, tenant, after, contains, func(u *gateway.User) bool {
 			scanned++
 			last = u.ID
 			if f.matchIgnoringLogin(u) && (f.JITNotSeenDays == 0 || u.Source == gateway.SourceJIT) {
@@ -270,4 +274,18 @@ func userIDs(us []*gateway.User) []string {
 		ids[i] = u.ID
 	}
 	return ids
+}
+
+// plainSearch reports a search the store can pre-filter on its records'
+// bytes: lower-case letters, digits and . @ _ + - (what JSON writes as
+// is); anything else (spaces across two names, escaped characters) is
+// matched on decoded users only.
+func plainSearch(q string) bool {
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(".@_+-", c) >= 0) {
+			return false
+		}
+	}
+	return q != ""
 }

@@ -170,7 +170,7 @@ func (s *Service) keepAManager(ctx context.Context, tenant, id string) error {
 		return nil // the change itself reports a missing user
 	}
 	others := 0
-	err = s.store.Users().ScanSummaries(ctx, tenant, "", func(o *gateway.User) bool {
+	err = s.store.Users().ScanSummaries(ctx, tenant, "", "", func(o *gateway.User) bool {
 		if o.ID != id && o.Active && o.Role == gateway.RoleManager {
 			others++
 		}

@@ -96,6 +96,17 @@ func (r *reader) common(values ...string) string {
 	return string(b)
 }
 
+// skip passes over a string.
+func (r *reader) skip() {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		r.b = nil
+		return
+	}
+	r.b = r.b[n:]
+}
+
 func (r *reader) byte() byte {
 	if len(r.b) == 0 {
 		r.err = errCorrupt
@@ -167,6 +178,26 @@ func decodeUser(v []byte) (*gateway.User, error) {
 	}
 	u.Attributes = gateway.DocumentFromJSON(bytes.Clone(doc))
 	return u, nil
+}
+
+// userDocument returns a record's document bytes, skipping its header
+// without decoding (or copying) anything.
+func userDocument(v []byte) ([]byte, bool) {
+	r := reader{b: v}
+	if r.byte() != recordFormat {
+		return nil, false
+	}
+	for range 10 { // the header's strings, as encodeUser writes them
+		r.skip()
+	}
+	r.byte()
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		r.skip()
+	}
+	r.time()
+	r.time()
+	r.uvarint()
+	return r.b, r.err == nil
 }
 
 // decodeUserHeader decodes a record's typed fields and returns the

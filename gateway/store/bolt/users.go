@@ -357,11 +357,44 @@ func (us userStore) Scan(ctx context.Context, tenant, after string, fn func(*gat
 
 // ScanSummaries is Scan without the protocol documents: a filtered list
 // of a large directory decodes only what it filters on.
-func (us userStore) ScanSummaries(ctx context.Context, tenant, after string, fn func(*gateway.User) bool) error {
+func (us userStore) ScanSummaries(ctx context.Context, tenant, after, contains string, fn func(*gateway.User) bool) error {
 	return us.scan(ctx, tenant, after, func(v []byte) (*gateway.User, error) {
+		if doc, ok := userDocument(v); ok && contains != "" && !mayContain(doc, contains) {
+			return nil, nil
+		}
 		u, _, err := decodeUserHeader(v)
 		return u, err
 	}, fn)
+}
+
+// mayContain reports whether a user's document v (compact JSON, which
+// holds every typed field: they are synced into it) may hold q (lower-case
+// letters, digits and . @ _ + -, which JSON writes unescaped) in a field
+// under case folding. An all-ASCII document that lacks q in any case
+// cannot; one with other bytes may (folding can turn them into ASCII), so
+// it is kept.
+func mayContain(v []byte, q string) bool {
+	for _, c := range v {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	for i := 0; i+len(q) <= len(v); i++ {
+		j := 0
+		for ; j < len(q); j++ {
+			c := v[i+j]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != q[j] {
+				break
+			}
+		}
+		if j == len(q) {
+			return true
+		}
+	}
+	return false
 }
 
 func (us userStore) scan(ctx context.Context, tenant, after string, decode func([]byte) (*gateway.User, error), fn func(*gateway.User) bool) error {
@@ -380,6 +413,9 @@ func (us userStore) scan(ctx context.Context, tenant, after string, decode func(
 			u, err := decode(v)
 			if err != nil {
 				return fmt.Errorf("user %q: %w", k, err)
+			}
+			if u == nil {
+				continue // ruled out undecoded
 			}
 			if !fn(u) {
 				return nil
