@@ -4,6 +4,9 @@
 package samlidptest
 
 import (
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
 	"html"
 	"io"
 	"net"
@@ -13,6 +16,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml/samlsp"
+	"github.com/crewjam/saml/xmlenc"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-id/gatehouse/gateway/demo"
 )
@@ -156,4 +164,143 @@ func SignInAs(t testing.TB, c *http.Client, loginURL, user, password string) (st
 		t.Fatalf("the IdP did not answer with a SAMLResponse: %v", form)
 	}
 	return acs, form
+}
+
+// Resign lets a test make a response the IdP itself could have signed:
+// mutate edits the decoded response's assertion, which is then signed
+// again with the IdP's key (as is the response, when it was signed). It
+// takes and returns the SAMLResponse form value (base64).
+func (i *IdP) Resign(t testing.TB, samlResponse string, mutate func(assertion *etree.Element)) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(samlResponse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	resp := doc.Root()
+	assertion := resp.SelectElement("Assertion")
+	if assertion == nil {
+		t.Fatal("Resign: no plain assertion in the response (register the SP unencrypted)")
+	}
+	responseSigned := resp.SelectElement("Signature") != nil
+	mutate(assertion)
+	signed := i.sign(t, assertion)
+	resp.RemoveChild(assertion)
+	if s := resp.SelectElement("Signature"); s != nil {
+		resp.RemoveChild(s)
+	}
+	resp.AddChild(signed)
+	if responseSigned {
+		resp = i.sign(t, resp)
+		doc.SetRoot(resp)
+	}
+	out, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(out)
+}
+
+// sign returns el signed (enveloped, RSA-SHA256, exclusive c14n) with the
+// IdP's key, its old signature dropped and the new one after its Issuer,
+// where SAML's schema puts it.
+func (i *IdP) sign(t testing.TB, el *etree.Element) *etree.Element {
+	t.Helper()
+	if old := el.SelectElement("Signature"); old != nil {
+		el.RemoveChild(old)
+	}
+	key, ok := i.Server.IDP.Key.(crypto.Signer)
+	if !ok {
+		t.Fatal("Resign: the IdP's key cannot sign")
+	}
+	ctx, err := dsig.NewSigningContext(key, [][]byte{i.Server.IDP.Certificate.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
+		t.Fatal(err)
+	}
+	signed, err := ctx.SignEnveloped(el)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// goxmldsig appends the signature without making it a child proper.
+	sig := signed.RemoveChildAt(len(signed.Child) - 1)
+	at := 0
+	if issuer := signed.SelectElement("Issuer"); issuer != nil {
+		at = issuer.Index() + 1
+	}
+	signed.InsertChildAt(at, sig)
+	return signed
+}
+
+// EncryptAssertion encrypts the response's plain assertion to the SP
+// whose metadata is at metadataURL (RSA-OAEP, AES-256-GCM), as an IdP
+// that encrypts does; a signed Response is signed again. It takes and
+// returns the SAMLResponse form value.
+func (i *IdP) EncryptAssertion(t testing.TB, samlResponse, metadataURL string) string {
+	t.Helper()
+	resp, err := http.Get(metadataURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ed, err := samlsp.ParseMetadata(md)
+	if err != nil || len(ed.SPSSODescriptors) == 0 {
+		t.Fatalf("SP metadata: %v", err)
+	}
+	var cert *x509.Certificate
+	for _, kd := range ed.SPSSODescriptors[0].KeyDescriptors {
+		if kd.Use == "encryption" && len(kd.KeyInfo.X509Data.X509Certificates) > 0 {
+			der, _ := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(kd.KeyInfo.X509Data.X509Certificates[0].Data), ""))
+			if cert, err = x509.ParseCertificate(der); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if cert == nil {
+		t.Fatal("the SP's metadata has no encryption certificate")
+	}
+	raw, _ := base64.StdEncoding.DecodeString(samlResponse)
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	root := doc.Root()
+	assertion := root.SelectElement("Assertion")
+	if assertion == nil {
+		t.Fatal("EncryptAssertion: no plain assertion")
+	}
+	plain := etree.NewDocument()
+	plain.SetRoot(assertion.Copy())
+	plainBytes, err := plain.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := xmlenc.OAEP()
+	enc.BlockCipher = xmlenc.AES256GCM
+	data, err := enc.Encrypt(cert, plainBytes, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
+	wrapper := etree.NewElement("saml:EncryptedAssertion")
+	wrapper.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
+	wrapper.AddChild(data)
+	at := assertion.Index()
+	root.RemoveChild(assertion)
+	root.InsertChildAt(at, wrapper)
+	if root.SelectElement("Signature") != nil {
+		doc.SetRoot(i.sign(t, root))
+	}
+	out, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(out)
 }

@@ -70,15 +70,21 @@ func StartIdP(opts IdPOptions) (*IdP, error) {
 	if err != nil {
 		return nil, err
 	}
-	form, err := template.New("login").Parse(strings.Replace(loginPage, "SSO_URL", template.HTMLEscapeString(base+"/sso"), 1))
+	form, err := template.New("login").Parse(loginPage)
 	if err != nil {
 		return nil, err
 	}
 	srv, err := samlidp.New(samlidp.Options{URL: *u, Key: key, Certificate: cert, Store: &samlidp.MemoryStore{},
-		LoginFormTemplate: form, Logger: log.New(io.Discard, "", 0)})
+		Logger: log.New(io.Discard, "", 0)})
 	if err != nil {
 		return nil, fmt.Errorf("demo idp: %w", err)
 	}
+	// Sign-in first, then back to the request as it came: the SP's
+	// request is signed in its redirect URL, and the IdP checks that
+	// signature on the request it answers (as Okta does), so the login
+	// form may not post the request on its own.
+	signIn := &loginFirst{srv: srv, form: form, action: base + signInPath}
+	srv.IDP.SessionProvider = signIn
 	srv.IDP.SignatureMethod = opts.SignatureMethod
 	if srv.IDP.SignatureMethod == "" {
 		srv.IDP.SignatureMethod = dsig.RSASHA256SignatureMethod
@@ -95,7 +101,10 @@ func StartIdP(opts IdPOptions) (*IdP, error) {
 			return nil, err
 		}
 	}
-	i := &IdP{Server: srv, URL: base, http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}}
+	mux := http.NewServeMux()
+	mux.Handle("/", srv)
+	mux.HandleFunc("POST "+signInPath, signIn.signIn)
+	i := &IdP{Server: srv, URL: base, http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = i.http.Serve(opts.Listener) }()
 	return i, nil
 }
@@ -174,10 +183,10 @@ var loginPage = strings.TrimSpace(`
 </head><body><main>
 <h1>Demo IdP</h1><p>An Okta-like identity provider for the Gatehouse demo. Try <b>ada</b> or <b>grace</b>, password <b>demo</b>.</p>
 {{with .Toast}}<p role="alert">{{.}}</p>{{end}}
-<form method="post" action="SSO_URL">
+<form method="post" action="{{.Action}}">
 <label>Username <input name="user" autocomplete="username" autofocus></label>
 <label>Password <input name="password" type="password" autocomplete="current-password"></label>
-<input type="hidden" name="SAMLRequest" value="{{.SAMLRequest}}"><input type="hidden" name="RelayState" value="{{.RelayState}}">
+<input type="hidden" name="continue" value="{{.Continue}}">
 <button type="submit">Sign in</button>
 </form></main></body></html>`)
 
@@ -191,3 +200,83 @@ func (i *IdP) RotateKey() error {
 	i.Server.IDP.Key, i.Server.IDP.Certificate = key, cert
 	return nil
 }
+
+// signInPath takes the demo IdP's login form.
+const signInPath = "/signin"
+
+// loginFirst is the IdP's session provider: a browser with a live IdP
+// session is answered at once; any other is shown the login form, which
+// signs in at signInPath and then sends the browser back to the request
+// it came with (its redirect URL and signature intact).
+type loginFirst struct {
+	srv    *samlidp.Server
+	form   *template.Template
+	action string // the form's absolute URL
+}
+
+func (l *loginFirst) GetSession(w http.ResponseWriter, r *http.Request, req *crewsaml.IdpAuthnRequest) *crewsaml.Session {
+	if req.Request.ForceAuthn == nil || !*req.Request.ForceAuthn {
+		if c, err := r.Cookie("session"); err == nil {
+			var s crewsaml.Session
+			if l.srv.Store.Get("/sessions/"+c.Value, &s) == nil && time.Now().Before(s.ExpireTime) {
+				return &s
+			}
+		}
+	}
+	if r.Method != http.MethodGet {
+		// Only the redirect binding (what Gatehouse sends) and the
+		// IdP-initiated link come back here after the form.
+		http.Error(w, "sign in first", http.StatusBadRequest)
+		return nil
+	}
+	l.page(w, r.URL.RequestURI(), "")
+	return nil
+}
+
+func (l *loginFirst) page(w http.ResponseWriter, next, toast string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = l.form.Execute(w, struct{ Action, Continue, Toast string }{l.action, next, toast})
+}
+
+// signIn checks the login form with samlidp's own check (which sets the
+// IdP's session cookie) and continues with the request the browser came
+// with, or shows the form again.
+func (l *loginFirst) signIn(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	next := r.PostForm.Get("continue")
+	if !strings.HasPrefix(next, "/sso?") && !strings.HasPrefix(next, "/login/") {
+		http.Error(w, "nothing to continue to", http.StatusBadRequest)
+		return
+	}
+	held := &heldResponse{header: http.Header{}}
+	if l.srv.GetSession(held, r, &crewsaml.IdpAuthnRequest{IDP: &l.srv.IDP}) == nil {
+		if held.status == http.StatusForbidden {
+			http.Error(w, "cross-origin sign-in refused", http.StatusForbidden)
+			return
+		}
+		l.page(w, next, "Invalid username or password")
+		return
+	}
+	for _, c := range held.header.Values("Set-Cookie") {
+		w.Header().Add("Set-Cookie", c)
+	}
+	http.Redirect(w, r, next, http.StatusFound)
+}
+
+// heldResponse keeps what samlidp writes while it checks a password (its
+// cookie); the body (its own login form) is dropped.
+type heldResponse struct {
+	header http.Header
+	status int
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+func (h *heldResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+func (h *heldResponse) Write(b []byte) (int, error) { h.WriteHeader(http.StatusOK); return len(b), nil }

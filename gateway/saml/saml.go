@@ -7,6 +7,7 @@ package saml
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -28,6 +29,7 @@ import (
 	"github.com/beevik/etree"
 	crewsaml "github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlsp"
+	"github.com/crewjam/saml/xmlenc"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -297,7 +299,8 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	st := s.cur.Load()
-	if err := s.checkDocument(r.PostForm.Get("SAMLResponse")); err != nil {
+	response, err := checkDocument(r.PostForm.Get("SAMLResponse"))
+	if err != nil {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
@@ -310,7 +313,11 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
-	if err := st.checkAssertion(assertion, s.opts.EntityID, st.sp.AcsURL.String()); err != nil {
+	if err := st.checkAssertion(assertion, s.opts.EntityID, st.sp.AcsURL.String(), time.Now()); err != nil {
+		s.refuse(w, r, "invalid_response", err)
+		return
+	}
+	if err := st.checkSubject(response); err != nil {
 		s.refuse(w, r, "invalid_response", err)
 		return
 	}
@@ -422,43 +429,125 @@ var strongDigest = []string{
 }
 
 // checkDocument looks at the raw response before the library does:
-// exactly one assertion, and every signature SHA-256 or better.
-func (s *SP) checkDocument(encoded string) error {
+// exactly one assertion, and every signature SHA-256 or better. It
+// returns the parsed Response.
+func checkDocument(encoded string) (*etree.Element, error) {
 	raw, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {
-		return errors.New("the SAMLResponse is not base64")
+		return nil, errors.New("the SAMLResponse is not base64")
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil {
-		return errors.New("the SAMLResponse is not XML")
+		return nil, errors.New("the SAMLResponse is not XML")
 	}
 	root := doc.Root()
 	if root == nil || root.Tag != "Response" {
-		return errors.New("the SAMLResponse is not a Response")
+		return nil, errors.New("the SAMLResponse is not a Response")
 	}
 	n := len(root.FindElements("//Assertion")) + len(root.FindElements("//EncryptedAssertion"))
 	if n != 1 {
-		return fmt.Errorf("the response holds %d assertions; exactly one is accepted", n)
+		return nil, fmt.Errorf("the response holds %d assertions; exactly one is accepted", n)
 	}
 	for _, sm := range root.FindElements("//SignatureMethod") {
 		if alg := sm.SelectAttrValue("Algorithm", ""); !slices.Contains(strongSignature, alg) {
-			return fmt.Errorf("signature algorithm %q is refused: SHA-256 or better is required", alg)
+			return nil, fmt.Errorf("signature algorithm %q is refused: SHA-256 or better is required", alg)
 		}
 	}
 	for _, dm := range root.FindElements("//Reference/DigestMethod") {
 		if alg := dm.SelectAttrValue("Algorithm", ""); !slices.Contains(strongDigest, alg) {
-			return fmt.Errorf("digest algorithm %q is refused: SHA-256 or better is required", alg)
+			return nil, fmt.Errorf("digest algorithm %q is refused: SHA-256 or better is required", alg)
 		}
 	}
 	if len(root.FindElements("//Signature")) == 0 {
-		return errors.New("the response is not signed")
+		return nil, errors.New("the response is not signed")
+	}
+	return root, nil
+}
+
+const assertionNS = "urn:oasis:names:tc:SAML:2.0:assertion"
+
+// checkSubject reads the Subject of the response's one assertion as sent
+// (decrypted, when it was encrypted) and requires exactly one identifier
+// of the person, in SAML's assertion namespace. The library's reading
+// takes the last of two NameIDs and skips one in another namespace, so an
+// assertion an IdP signed with an extra or foreign NameID would name
+// whichever person the reader picked; such an assertion is refused.
+// It runs after the library accepted the response, so only an authentic
+// EncryptedAssertion is decrypted here.
+func (p *provider) checkSubject(response *etree.Element) error {
+	assertion := response.FindElement("//Assertion")
+	if assertion == nil {
+		enc := response.FindElement("//EncryptedAssertion")
+		if enc == nil {
+			return errors.New("the response holds no assertion")
+		}
+		var err error
+		if assertion, err = decrypt(p.sp.Key, enc); err != nil {
+			return fmt.Errorf("the encrypted assertion could not be read again for its subject: %w", err)
+		}
+	}
+	subjects := assertion.SelectElements("Subject")
+	if len(subjects) != 1 || subjects[0].NamespaceURI() != assertionNS {
+		return fmt.Errorf("the assertion holds %d Subject elements; exactly one, in SAML's assertion namespace, is accepted", len(subjects))
+	}
+	ids := 0
+	for _, c := range subjects[0].ChildElements() {
+		switch c.Tag {
+		case "NameID", "EncryptedID", "BaseID":
+			if ns := c.NamespaceURI(); ns != assertionNS {
+				return fmt.Errorf("the Subject holds a %s in namespace %q, not SAML's assertion namespace", c.Tag, ns)
+			}
+			ids++
+		}
+	}
+	if ids != 1 {
+		return fmt.Errorf("the Subject names the person %d times; exactly one NameID is accepted", ids)
 	}
 	return nil
 }
 
-// checkAssertion adds what the library does not require: an issuer equal
-// to the IdP's, and an audience equal to this SP.
-func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID, acsURL string) error {
+// decrypt returns the plaintext element of an EncryptedAssertion whose
+// key is wrapped for the SP's key (beside the EncryptedData or in its
+// KeyInfo, as IdPs send it).
+func decrypt(key crypto.Signer, enc *etree.Element) (*etree.Element, error) {
+	data := enc.SelectElement("EncryptedData")
+	if data == nil {
+		return nil, errors.New("no EncryptedData")
+	}
+	wrapped := enc.SelectElement("EncryptedKey")
+	if wrapped == nil {
+		wrapped = data.FindElement("./KeyInfo/EncryptedKey")
+	}
+	if wrapped == nil {
+		return nil, errors.New("no EncryptedKey")
+	}
+	cek, err := xmlenc.Decrypt(key, wrapped)
+	if err != nil {
+		return nil, err
+	}
+	data = data.Copy()
+	if ki := data.SelectElement("KeyInfo"); ki != nil {
+		data.RemoveChild(ki)
+	}
+	plain, err := xmlenc.Decrypt(cek, data)
+	if err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(plain); err != nil || doc.Root() == nil {
+		return nil, errors.New("the plaintext is not XML")
+	}
+	return doc.Root(), nil
+}
+
+// checkAssertion adds what the library does not require (or did not,
+// in an earlier version: these hold whatever the library does): an
+// issuer equal to the IdP's, an audience equal to this SP, an
+// IssueInstant no later than now plus the allowed skew.
+func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID, acsURL string, now time.Time) error {
+	if a.IssueInstant.After(now.Add(crewsaml.MaxClockSkew)) {
+		return fmt.Errorf("the assertion was issued at %s, in the future beyond the allowed clock skew (%s)", a.IssueInstant.UTC().Format(time.RFC3339), crewsaml.MaxClockSkew)
+	}
 	if a.Issuer.Value != p.idp {
 		return fmt.Errorf("the assertion's issuer %q is not the configured IdP %q", a.Issuer.Value, p.idp)
 	}

@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
@@ -458,6 +463,86 @@ func TestTwoTabs(t *testing.T) {
 	}{{acs2, "/two", form2}, {acs1, "/one", form1}} {
 		if resp := post(t, c, tab.acs, tab.form); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != tab.want {
 			t.Fatalf("tab %s: %d to %q (failures %v)", tab.want, resp.StatusCode, resp.Header.Get("Location"), s.out.failures)
+		}
+	}
+}
+
+// TestIdPSignedSubjectAndTime: assertions the IdP's key really signed
+// but whose subject is ambiguous (a NameID outside SAML's assertion
+// namespace, which a namespace-blind reader takes for the NameID; two
+// NameIDs) or whose IssueInstant lies in the future beyond the allowed
+// skew are refused. The unmodified re-signed response is accepted, so
+// the refusals are the checks', not a broken signature's.
+func TestIdPSignedSubjectAndTime(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, func(o *saml.Options) { o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)) })
+	subject := func(a *etree.Element) *etree.Element {
+		sub := a.SelectElement("Subject")
+		if sub == nil {
+			t.Fatal("no Subject")
+		}
+		return sub
+	}
+	foreign := func(value string) *etree.Element {
+		el := etree.NewElement("evil:NameID")
+		el.CreateAttr("xmlns:evil", "urn:example:not-saml")
+		el.SetText(value)
+		return el
+	}
+	cases := []struct {
+		name   string
+		mutate func(a *etree.Element)
+		accept bool
+	}{
+		{"unchanged (control)", func(*etree.Element) {}, true},
+		{"foreign-namespace NameID after the real one", func(a *etree.Element) {
+			sub := subject(a)
+			sub.InsertChildAt(sub.SelectElement("NameID").Index()+1, foreign("root@example.com"))
+		}, false},
+		{"only a foreign-namespace NameID", func(a *etree.Element) {
+			sub := subject(a)
+			real := sub.SelectElement("NameID")
+			sub.InsertChildAt(real.Index(), foreign("root@example.com"))
+			sub.RemoveChild(real)
+		}, false},
+		{"two NameIDs", func(a *etree.Element) {
+			sub := subject(a)
+			second := sub.SelectElement("NameID").Copy()
+			second.SetText("root@example.com")
+			sub.InsertChildAt(sub.SelectElement("NameID").Index()+1, second)
+		}, false},
+		{"IssueInstant ten minutes ahead", func(a *etree.Element) {
+			a.CreateAttr("IssueInstant", time.Now().Add(10*time.Minute).UTC().Format(time.RFC3339Nano))
+		}, false},
+	}
+	for _, tc := range cases {
+		for _, encrypt := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/encrypted=%v", tc.name, encrypt), func(t *testing.T) {
+				before := len(s.out.completed)
+				c := samlidptest.Browser(stopAtSP)
+				acs, form := signIn(t, c, s, "/")
+				resp := i.Resign(t, form.Get("SAMLResponse"), tc.mutate)
+				if encrypt {
+					resp = i.EncryptAssertion(t, resp, s.url+"/gatehouse/saml/metadata")
+				}
+				form.Set("SAMLResponse", resp)
+				answer := post(t, c, acs, form)
+				if tc.accept {
+					if answer.StatusCode != http.StatusFound || len(s.out.completed) != before+1 {
+						t.Fatalf("the re-signed response was refused: %d %v", answer.StatusCode, s.out.failures)
+					}
+					if got := s.out.completed[before].Email; got != samlidptest.Email {
+						t.Fatalf("signed in as %q", got)
+					}
+					return
+				}
+				if answer.StatusCode != http.StatusForbidden || len(s.out.completed) != before {
+					t.Fatalf("status %d, %d sign-ins (want 403, none): %+v", answer.StatusCode, len(s.out.completed)-before, s.out.completed[before:])
+				}
+				if got := s.out.failures[len(s.out.failures)-1]; got != "invalid_response" {
+					t.Fatalf("reason %q", got)
+				}
+			})
 		}
 	}
 }
