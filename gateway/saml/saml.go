@@ -137,6 +137,9 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		SignatureMethod:   dsig.RSASHA256SignatureMethod,
 		AllowIDPInitiated: opts.AllowIDPInitiated,
 		AuthnNameIDFormat: crewsaml.UnspecifiedNameIDFormat,
+		// checkDocument cannot see a signature inside an encrypted
+		// assertion; the library refuses SHA-1 there too.
+		RejectSHA1Signatures: true,
 	}})
 	return s, nil
 }

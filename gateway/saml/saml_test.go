@@ -288,14 +288,20 @@ func TestCommentInNameID(t *testing.T) {
 	}
 }
 
-// TestWeakSignatureRefused: an IdP signing with RSA-SHA1 is refused.
+// TestWeakSignatureRefused: an IdP signing with RSA-SHA1 is refused, also
+// when the signed assertion travels encrypted.
 func TestWeakSignatureRefused(t *testing.T) {
 	i := samlidptest.Start(t, dsig.RSASHA1SignatureMethod)
-	s := startSP(t, i, false, nil)
-	c := samlidptest.Browser(stopAtSP)
-	acs, form := signIn(t, c, s, "/")
-	if resp := post(t, c, acs, form); resp.StatusCode != http.StatusForbidden || len(s.out.completed) != 0 {
-		t.Fatalf("SHA-1 signed response: %d, %d sign-ins", resp.StatusCode, len(s.out.completed))
+	for _, encrypt := range []bool{false, true} {
+		s := startSP(t, i, encrypt, nil)
+		c := samlidptest.Browser(stopAtSP)
+		acs, form := signIn(t, c, s, "/")
+		if encrypt != strings.Contains(string(mustDecode(t, form.Get("SAMLResponse"))), "EncryptedAssertion") {
+			t.Fatalf("encrypt=%v but the response is not so", encrypt)
+		}
+		if resp := post(t, c, acs, form); resp.StatusCode != http.StatusForbidden || len(s.out.completed) != 0 {
+			t.Fatalf("SHA-1 signed response (encrypted=%v): %d, %d sign-ins", encrypt, resp.StatusCode, len(s.out.completed))
+		}
 	}
 }
 
