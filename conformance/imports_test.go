@@ -22,7 +22,7 @@ var importRules = map[string][]string{
 	"gateway/fold":      {},
 	"gateway/provision": {"gateway", "gateway/fold"},
 	"gateway/store":     {"gateway", "gateway/fold"},
-	"gateway/session":   {"gateway"},
+	"gateway/session":   {"gateway", "gateway/httpx"},
 	"gateway/signer":    {"gateway"},
 	"gateway/outbox":    {"gateway", "gateway/metrics"},
 	"gateway/feed":      {"gateway", "gateway/httpx"},

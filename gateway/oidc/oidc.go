@@ -58,7 +58,7 @@ const (
 	requestNS = "oidc-request"
 	// stateCookie prefixes one cookie per sign-in in flight, named after
 	// its state, so that several tabs signing in at once each complete.
-	stateCookie    = "gatehouse_oidc_state_"
+	stateCookie    = httpx.CookiePrefix + "oidc_state_"
 	requestTimeout = 10 * time.Minute
 )
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
 )
 
@@ -27,7 +28,7 @@ const (
 	HeaderUserID    = "X-Gatehouse-User-Id"
 	HeaderEmail     = "X-Gatehouse-Email"
 	HeaderName      = "X-Gatehouse-Name"
-	HeaderGroups    = "X-Gatehouse-Groups" // comma-separated, each name percent-encoded
+	HeaderGroups    = "X-Gatehouse-Groups" // comma-separated, each name PercentEncode'd
 	HeaderRole      = "X-Gatehouse-Role"
 	HeaderPool      = "X-Gatehouse-Pool"      // the user's pool ids, comma-separated
 	HeaderAssertion = "X-Gatehouse-Assertion" // the identity JWT
@@ -132,6 +133,9 @@ func New(opts Options) *Proxy {
 			pr.SetURL(opts.Upstream)
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host // the app sees the host the browser asked for
+			// The session cookie is the admin API's credential: the app
+			// never sees it, nor any other cookie of the gateway's.
+			httpx.StripGatewayCookies(pr.Out.Header)
 			if h, ok := pr.In.Context().Value(identityKey{}).(http.Header); ok {
 				for k, v := range h {
 					pr.Out.Header[k] = v
@@ -257,7 +261,7 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 	escaped := make([]string, 0, len(refs[u.ID]))
 	for _, g := range refs[u.ID] {
 		groups = append(groups, g.DisplayName)
-		escaped = append(escaped, url.QueryEscape(g.DisplayName))
+		escaped = append(escaped, PercentEncode(g.DisplayName))
 	}
 	key := u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strings.Join(groups, "\x00")
 	now := time.Now()
@@ -283,6 +287,36 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 		h[k] = values[i : i+1 : i+1]
 	}
 	return h, nil
+}
+
+// PercentEncode writes s as RFC 3986 percent-encoding: every byte of its
+// UTF-8 outside the unreserved set (A-Z a-z 0-9 - . _ ~) as %XX, so a
+// space is %20 (never +), a comma %2C and a percent sign %25; JavaScript's
+// decodeURIComponent and Go's url.PathUnescape read it back.
+func PercentEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !unreserved(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; unreserved(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return string(b)
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // headerSafe drops what a header value cannot carry (control characters);

@@ -142,15 +142,20 @@ func TestWithoutASessionNothingReachesTheApp(t *testing.T) {
 func TestSignedInRequestsCarryTheIdentity(t *testing.T) {
 	e := newEnv(t)
 	e.signIn()
-	resp := e.get("/reports", spoofed...)
+	resp := e.get("/reports", append(spoofed, "Cookie", "app_pref=dark")...)
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(body) != "app page /reports" {
 		t.Fatalf("proxied: %d %s", resp.StatusCode, body)
 	}
 	h := e.up.seen()[0]
+	// The session cookie (the admin API's credential) stays with the
+	// gateway; the app's own cookies go through.
+	if got := h.Values("Cookie"); len(got) != 1 || got[0] != "app_pref=dark" {
+		t.Errorf("the app received cookies %q, want only app_pref=dark", got)
+	}
 	want := map[string]string{
 		proxy.HeaderUserID: e.user.ID, proxy.HeaderEmail: "ada@example.com", proxy.HeaderName: "Ada Lovelace",
-		proxy.HeaderRole: "manager", proxy.HeaderPool: "support", proxy.HeaderGroups: "R%26D%2C+Europe",
+		proxy.HeaderRole: "manager", proxy.HeaderPool: "support", proxy.HeaderGroups: "R%26D%2C%20Europe",
 	}
 	for k, v := range want {
 		if got := h.Values(k); len(got) != 1 || got[0] != v {
@@ -229,5 +234,30 @@ func TestAssertionFollowsTheUser(t *testing.T) {
 	}
 	if assertion() == afterRole {
 		t.Fatal("a new group did not re-sign the assertion")
+	}
+}
+
+// TestPercentEncode: group names reach the app in one encoding (RFC
+// 3986), which the usual decoders read back exactly.
+func TestPercentEncode(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"engineering", "engineering"},
+		{"Support Agents", "Support%20Agents"},
+		{"R&D, Europe", "R%26D%2C%20Europe"},
+		{"100% remote", "100%25%20remote"},
+		{"a+b", "a%2Bb"},
+		{"Équipe Zürich", "%C3%89quipe%20Z%C3%BCrich"},
+		{"~under_score-dot.", "~under_score-dot."},
+	} {
+		got := proxy.PercentEncode(tc.in)
+		if got != tc.want {
+			t.Errorf("PercentEncode(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if back, err := url.PathUnescape(got); err != nil || back != tc.in {
+			t.Errorf("PathUnescape(%q) = %q, %v", got, back, err)
+		}
+		if strings.ContainsAny(got, " ,+") {
+			t.Errorf("%q still holds a separator", got)
+		}
 	}
 }

@@ -81,7 +81,7 @@ const (
 	// requestCookie prefixes one cookie per sign-in in flight (its name
 	// ends with the request id), so that several tabs signing in at once
 	// each find their own request.
-	requestCookie  = "gatehouse_saml_request_"
+	requestCookie  = httpx.CookiePrefix + "saml_request_"
 	maxInFlight    = 8 // request cookies looked at; older ones expire
 	requestTimeout = 10 * time.Minute
 )

@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 )
 
 // Cookie names. Browsers accept a __Host- cookie only when it is Secure,
 // so plain-http development on loopback uses the bare name.
 const (
-	CookieSecure = "__Host-gatehouse_session"
-	CookiePlain  = "gatehouse_session"
+	CookieSecure = "__Host-" + httpx.CookiePrefix + "session"
+	CookiePlain  = httpx.CookiePrefix + "session"
 )
 
 // Options configures a Manager.
