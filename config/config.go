@@ -77,6 +77,9 @@ type SCIM struct {
 	// Caps per request, so that one request cannot occupy the gateway.
 	MaxPatchOperations   int `yaml:"max_patch_operations" doc:"most operations one PATCH may carry"`
 	MaxMembersPerRequest int `yaml:"max_members_per_request" doc:"most group members one POST, PUT or PATCH may name"`
+	// AuthFailuresPerMinute slows a client guessing tokens without ever
+	// slowing the right token.
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute" doc:"wrong-token requests allowed a minute from one client address before they get 429 with Retry-After; 0: no limit"`
 }
 
 // SSO configures single sign-on.
@@ -268,7 +271,7 @@ func Default() *Config {
 		DataDir:      "./gatehouse-data",
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
-		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000},
+		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000, AuthFailuresPerMinute: 20},
 		SSO:          SSO{Protocol: "none", LoginRate: 100, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
 		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
@@ -377,6 +380,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.SCIM.MaxMembersPerRequest < 1 {
 		add("scim.max_members_per_request", "must be at least 1")
+	}
+	if c.SCIM.AuthFailuresPerMinute < 0 {
+		add("scim.auth_failures_per_minute", "must not be negative (0: no limit)")
 	}
 	secretProblems("scim.token", c.SCIM.Token, add)
 	secretProblems("sso.oidc.client_secret", c.SSO.OIDC.ClientSecret, add)

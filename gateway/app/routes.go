@@ -26,13 +26,14 @@ func (a *App) routes() (http.Handler, error) {
 		Authenticate: func(ctx context.Context, token string) (bool, error) {
 			return a.service.CheckSCIMToken(ctx, gateway.DefaultTenant, token)
 		},
-		MaxBodyBytes:         a.cfg.SCIM.MaxBodyBytes,
-		MaxResults:           a.cfg.SCIM.MaxResults,
-		MaxPatchOperations:   a.cfg.SCIM.MaxPatchOperations,
-		MaxMembersPerRequest: a.cfg.SCIM.MaxMembersPerRequest,
-		Disabled:             a.scimDisabled,
-		Logger:               a.log,
-		Metrics:              a.metrics,
+		MaxBodyBytes:          a.cfg.SCIM.MaxBodyBytes,
+		MaxResults:            a.cfg.SCIM.MaxResults,
+		MaxPatchOperations:    a.cfg.SCIM.MaxPatchOperations,
+		MaxMembersPerRequest:  a.cfg.SCIM.MaxMembersPerRequest,
+		AuthFailuresPerMinute: a.cfg.SCIM.AuthFailuresPerMinute,
+		Disabled:              a.scimDisabled,
+		Logger:                a.log,
+		Metrics:               a.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build scim server: %w", err)

@@ -13,6 +13,8 @@ type Metrics struct {
 	SCIMRequests     *prometheus.CounterVec
 	SCIMDuration     *prometheus.HistogramVec
 	SCIMAuthFailures prometheus.Counter
+	// SCIMAuthThrottled counts wrong-token requests answered 429.
+	SCIMAuthThrottled prometheus.Counter
 
 	OutboxDeliveries  *prometheus.CounterVec
 	OutboxDuration    *prometheus.HistogramVec
@@ -85,6 +87,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: "gatehouse", Subsystem: "scim", Name: "auth_failures_total",
 			Help: "SCIM requests rejected for a missing or wrong bearer token.",
 		}),
+		SCIMAuthThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "scim", Name: "auth_throttled_total",
+			Help: "Wrong-token SCIM requests answered 429: the client failed more than scim.auth_failures_per_minute times a minute.",
+		}),
 	}
 	m.OutboxDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "gatehouse", Subsystem: "outbox", Name: "deliveries_total",
@@ -128,7 +134,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Namespace: "gatehouse", Subsystem: "admin", Name: "requests_total",
 		Help: "Admin API calls by operation (operationId) and status class; refused credentials count as 4xx.",
 	}, []string{"operation", "class"})
-	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
+	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMAuthThrottled, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

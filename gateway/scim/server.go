@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -52,6 +53,9 @@ type Options struct {
 	// MaxPatchOperations and MaxMembersPerRequest cap one request's work.
 	MaxPatchOperations   int
 	MaxMembersPerRequest int
+	// AuthFailuresPerMinute bounds wrong-token requests per client
+	// address (then 429); 0: no limit.
+	AuthFailuresPerMinute int
 	// Disabled, when set and returning a sentence, makes every request
 	// fail with a SCIM error carrying it (which setting to change). It is
 	// asked on every request: the provisioning method changes live.
@@ -63,8 +67,9 @@ type Options struct {
 // Server is the SCIM endpoint. Mount it so that it sees paths starting
 // with /v2 (e.g. behind http.StripPrefix("/gatehouse/scim", s)).
 type Server struct {
-	opts   Options
-	bearer httpx.Bearer
+	opts     Options
+	bearer   httpx.Bearer
+	failures *httpx.FailureLimiter
 	lib    scimlib.Server
 	users  *userHandler
 	groups *groupHandler
@@ -99,7 +104,7 @@ func New(opts Options) (*Server, error) {
 	// what is accepted, so setting it here on every New is harmless.
 	schema.SetAllowStringValues(true)
 
-	s := &Server{opts: opts, bearer: httpx.NewBearer(opts.Token)}
+	s := &Server{opts: opts, bearer: httpx.NewBearer(opts.Token), failures: httpx.NewFailureLimiter(opts.AuthFailuresPerMinute)}
 	s.userRes = query.UserResource()
 	s.groupRes = query.GroupResource()
 	s.users = &userHandler{s: s}
@@ -189,6 +194,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.SCIMAuthFailures.Inc()
+		}
+		if ok, wait := s.failures.Fail(httpx.ClientAddress(r), time.Now()); !ok {
+			if s.opts.Metrics != nil {
+				s.opts.Metrics.SCIMAuthThrottled.Inc()
+			}
+			secs := int(math.Ceil(wait.Seconds()))
+			s.opts.Logger.WarnContext(r.Context(), "scim: too many wrong tokens from one client", "client", httpx.ClientAddress(r), "retry_after_s", secs)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, http.StatusTooManyRequests, "", fmt.Sprintf("Too many requests with a wrong token from this address; retry in %d s with the right token.", secs))
+			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-scim"`)
 		writeError(w, http.StatusUnauthorized, "", "Authentication failed: send the SCIM token (scim.token, or the one rotated in the admin API or console) in an \"Authorization: Bearer <token>\" header.")
