@@ -70,10 +70,10 @@ type Server struct {
 	opts     Options
 	bearer   httpx.Bearer
 	failures *httpx.FailureLimiter
-	lib    scimlib.Server
-	users  *userHandler
-	groups *groupHandler
-	spc    []byte
+	lib      scimlib.Server
+	users    *userHandler
+	groups   *groupHandler
+	spc      []byte
 	// Each resource's schemas, for the PATCH engine and filter evaluation.
 	userRes, groupRes query.Resource
 }
