@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +109,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func outboxCLI(t *testing.T, g *gatewayUnderTest, args ...string) string {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := app.Main(append([]string{"outbox"}, args...), []string{"GATEHOUSE_OPS_LISTEN=" + g.app.OpsAddr()}, &out, &errOut, "test")
+	code := app.Main(append([]string{"outbox"}, args...), []string{"GATEHOUSE_OPS_LISTEN=" + g.app.OpsAddr(), "GATEHOUSE_DATA_DIR=" + g.dataDir}, &out, &errOut, "test")
 	if code != 0 {
 		t.Fatalf("gatehouse outbox %v: exit %d: %s", args, code, errOut.String())
 	}
@@ -217,6 +218,56 @@ func TestOutboxEndpointsRefuseOtherHosts(t *testing.T) {
 	g.app.OpsHandler().ServeHTTP(w, req)
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"adapter":"directory"`) {
 		t.Fatalf("loopback: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestOutboxEndpointsNeedTheOpsToken: on loopback too (a pod's app
+// container shares it), dead letters and replay need the token the
+// gateway wrote to data_dir, readable by its user only.
+func TestOutboxEndpointsNeedTheOpsToken(t *testing.T) {
+	g := startGateway(t, "")
+	path := filepath.Join(g.dataDir, app.OpsTokenFile)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(path)
+	token := strings.TrimSpace(string(raw))
+	for _, tc := range []struct {
+		method, path, auth string
+		want               int
+	}{
+		{"GET", "/outbox/dead-letters?adapter=directory", "", http.StatusUnauthorized},
+		{"POST", "/outbox/replay?adapter=directory", "", http.StatusUnauthorized},
+		{"POST", "/outbox/replay?adapter=directory", "Bearer wrong", http.StatusUnauthorized},
+		{"POST", "/outbox/replay?adapter=directory", "Bearer " + testToken, http.StatusUnauthorized},
+		{"GET", "/outbox/dead-letters?adapter=directory", "Bearer " + token, http.StatusOK},
+		{"POST", "/outbox/replay?adapter=directory", "Bearer " + token, http.StatusOK},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.RemoteAddr = "127.0.0.1:51000"
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		w := httptest.NewRecorder()
+		g.app.OpsHandler().ServeHTTP(w, req)
+		if w.Code != tc.want {
+			t.Errorf("%s %s with %q: %d, want %d (%s)", tc.method, tc.path, tc.auth, w.Code, tc.want, w.Body)
+		}
+	}
+	// The CLI, run with the gateway's configuration, finds the token.
+	if out := outboxCLI(t, g, "replay", "--adapter", "directory"); !strings.HasPrefix(out, "0 dead letter(s) of directory scheduled") {
+		t.Fatalf("outbox replay: %q", out)
+	}
+	// Without access to the data_dir it says what is missing.
+	var out, errOut bytes.Buffer
+	code := app.Main([]string{"outbox", "dead-letters", "--adapter", "directory"},
+		[]string{"GATEHOUSE_OPS_LISTEN=" + g.app.OpsAddr(), "GATEHOUSE_DATA_DIR=" + t.TempDir()}, &out, &errOut, "test")
+	if code == 0 || !strings.Contains(errOut.String(), app.OpsTokenFile) {
+		t.Fatalf("without the token: exit %d: %s", code, errOut.String())
 	}
 }
 

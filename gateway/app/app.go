@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
@@ -58,6 +59,10 @@ type App struct {
 	ssoClosed bool // shut down: no more routes are put in force
 
 	lastSignIns lastSignIns
+
+	// opsCredential is what the operations listener's outbox endpoints
+	// require (the token this process wrote to OpsTokenFile).
+	opsCredential httpx.Bearer
 }
 
 // Sessions is the gateway's session manager (for in-process tests and
@@ -159,6 +164,11 @@ func (a *App) Start() error {
 	if a.publicURL == "" {
 		a.publicURL = "http://" + a.mainLn.Addr().String()
 		a.log.Warn("public_url is not set; SCIM meta.location uses the listen address", "public_url", a.publicURL)
+	}
+	if a.opsCredential, err = writeOpsToken(a.cfg.DataDir); err != nil {
+		a.mainLn.Close()
+		a.opsLn.Close()
+		return err
 	}
 	handler, err := a.routes()
 	if err != nil {

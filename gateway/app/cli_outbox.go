@@ -44,6 +44,13 @@ func outboxCommand(configPath *string, environ []string, stdout io.Writer) *cobr
 		if err != nil {
 			return err
 		}
+		if path != "/outbox/status" {
+			token, err := readOpsToken(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return fmt.Errorf("the gateway's operations listener (%s) does not answer: %w", base, err)

@@ -1,13 +1,19 @@
 package app
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 )
 
 // The outbox operations endpoints live on the operations listener and
@@ -15,11 +21,53 @@ import (
 // lock, so `gatehouse outbox …` talks to the running process (from the same
 // host or container) instead of opening the file; dead letters carry user
 // data and replays act, so nothing off the host may reach them even where
-// ops_listen is bound to every interface for Prometheus.
+// ops_listen is bound to every interface for Prometheus. Loopback is not
+// enough for those two: in a Kubernetes pod the app's container shares it.
+// They also need the token the gateway writes at start to OpsTokenFile in
+// its data_dir (readable by the gateway's user only), which the CLI reads.
 func (a *App) outboxRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /outbox/status", loopbackOnly(http.HandlerFunc(a.outboxStatus)))
-	mux.Handle("GET /outbox/dead-letters", loopbackOnly(http.HandlerFunc(a.outboxDeadLetters)))
-	mux.Handle("POST /outbox/replay", loopbackOnly(http.HandlerFunc(a.outboxReplay)))
+	mux.Handle("GET /outbox/dead-letters", loopbackOnly(a.opsAuthorized(http.HandlerFunc(a.outboxDeadLetters))))
+	mux.Handle("POST /outbox/replay", loopbackOnly(a.opsAuthorized(http.HandlerFunc(a.outboxReplay))))
+}
+
+// OpsTokenFile, in data_dir, holds the operations listener's token for
+// this run of the gateway.
+const OpsTokenFile = "ops.token"
+
+// writeOpsToken makes a new token for this run and writes it, readable
+// by the gateway's user only, where the CLI finds it.
+func writeOpsToken(dataDir string) (httpx.Bearer, error) {
+	token := base64.RawURLEncoding.EncodeToString(randomKey())
+	path := filepath.Join(dataDir, OpsTokenFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return httpx.Bearer{}, fmt.Errorf("write the operations token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return httpx.Bearer{}, fmt.Errorf("write the operations token: %w", err)
+	}
+	return httpx.NewBearer(token), nil
+}
+
+// readOpsToken is the CLI's side: the running gateway's token.
+func readOpsToken(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, OpsTokenFile))
+	if err != nil {
+		return "", fmt.Errorf("the operations token (written by the running gateway to data_dir): %w; run this command as the gateway's user, with its configuration", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (a *App) opsAuthorized(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.opsCredential.Check(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-ops"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "send the token in " + OpsTokenFile + " (in data_dir) as Authorization: Bearer; gatehouse outbox does so"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func loopbackOnly(next http.Handler) http.Handler {
