@@ -5,9 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
@@ -60,8 +62,44 @@ func TestProxyWiring(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "hello from the app" || len(got) != 1 || got[0].Get("X-Gatehouse-Email") != "ada@example.com" {
 		t.Fatalf("signed in: %d %s %v", resp.StatusCode, body, got)
 	}
-	if resp := get("/gatehouse/logout", cookie); resp.StatusCode != 200 {
-		t.Fatalf("logout: %d", resp.StatusCode)
+	// Signing out: a link (GET) only asks; a POST needs this site and the
+	// session's CSRF token, which only the confirmation page carries.
+	resp = get("/gatehouse/logout", cookie)
+	action, fields := samlidptest.FormOf(t, resp)
+	if resp.StatusCode != 200 || action != "/gatehouse/logout" || fields.Get("csrf") == "" {
+		t.Fatalf("logout page: %d, form to %q with %v", resp.StatusCode, action, fields)
+	}
+	post := func(form url.Values, headers ...string) int {
+		req, _ := http.NewRequest("POST", root+"/gatehouse/logout", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		req.AddCookie(cookie)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for name, attempt := range map[string]func() int{
+		"a link":                       func() int { return get("/gatehouse/logout", cookie).StatusCode },
+		"a POST without the token":     func() int { return post(url.Values{}) },
+		"a POST with a wrong token":    func() int { return post(url.Values{"csrf": {"forged"}}) },
+		"a cross-site POST with token": func() int { return post(fields, "Sec-Fetch-Site", "cross-site") },
+		"another origin with token":    func() int { return post(fields, "Origin", "https://evil.example") },
+	} {
+		status := attempt()
+		if name != "a link" && status != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", name, status)
+		}
+		if resp := get("/dashboard", cookie); resp.StatusCode != 200 {
+			t.Fatalf("%s ended the session (%d)", name, resp.StatusCode)
+		}
+	}
+	if status := post(fields, "Sec-Fetch-Site", "same-origin"); status != 200 {
+		t.Fatalf("logout: %d", status)
 	}
 	if resp := get("/dashboard", cookie); resp.StatusCode != http.StatusFound {
 		t.Fatalf("after logout: %d", resp.StatusCode)
@@ -83,4 +121,27 @@ func signedInCookie(t *testing.T, g *gatewayUnderTest) *http.Cookie {
 		t.Fatal(err)
 	}
 	return w.Result().Cookies()[0]
+}
+
+// signOut signs a browser out as a person does: the sign-out link's
+// confirmation page, then its form.
+func signOut(t *testing.T, browser *http.Client, root string) {
+	t.Helper()
+	resp, err := browser.Get(root + "/gatehouse/logout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	action, fields := samlidptest.FormOf(t, resp)
+	if fields.Get("csrf") == "" {
+		t.Fatalf("the sign-out page has no CSRF token: %v", fields)
+	}
+	resp, err = browser.PostForm(root+action, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "You are signed out") {
+		t.Fatalf("sign-out: %d %s", resp.StatusCode, body)
+	}
 }

@@ -85,9 +85,7 @@ func TestSAMLJITLogin(t *testing.T) {
 	}
 
 	// Sign out and in again: the same user, no second one.
-	if resp, err := browser.Get(root + "/gatehouse/logout"); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("logout: %v", err)
-	}
+	signOut(t, browser, root)
 	acs, form = samlidptest.SignIn(t, browser, root+"/dashboard")
 	if resp, err := browser.PostForm(acs, form); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("second sign-in: %v %v", err, resp)

@@ -59,6 +59,7 @@ type App struct {
 	ssoClosed bool // shut down: no more routes are put in force
 
 	lastSignIns lastSignIns
+	crossSite   *http.CrossOriginProtection
 
 	// opsCredential is what the operations listener's outbox endpoints
 	// require (the token this process wrote to OpsTokenFile).
@@ -105,6 +106,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		metrics:         metrics.New(reg),
 		shutdownTimeout: 15 * time.Second,
 		serveErr:        make(chan error, 2),
+		crossSite:       http.NewCrossOriginProtection(),
 	}
 	metrics.RegisterCommitStats(reg, func() (uint64, uint64, float64) {
 		st := store.CommitStats()

@@ -59,17 +59,8 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())
-	mux.HandleFunc(prefix+"/logout", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodPost {
-			w.Header().Set("Allow", "GET, POST")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := a.sessions.End(r.Context(), w, r); err != nil {
-			a.log.ErrorContext(r.Context(), "logout", "error", err)
-		}
-		page(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
-	})
+	mux.HandleFunc("GET "+prefix+"/logout", a.logoutPage)
+	mux.HandleFunc("POST "+prefix+"/logout", a.logout)
 	// The sign-in routes follow the identity settings: a manager's change
 	// swaps them at once, without a restart.
 	st, _ := a.service.Settings(gateway.DefaultTenant)
@@ -114,6 +105,59 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))
 	return nil
+}
+
+// logoutPage asks for confirmation: a link (or a cross-site page) cannot
+// end a session by itself, only the form this page posts with the
+// session's CSRF token.
+func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
+	se, _, err := a.sessions.Current(r.Context(), r)
+	if err != nil {
+		page(w, http.StatusOK, "Signed out", "You are not signed in to this application.", "")
+		return
+	}
+	confirmLogout(w, http.StatusOK, a.cfg.PathPrefix, a.sessions.CSRFToken(se), "")
+}
+
+// logout ends the session when the sign-out comes from this site (the
+// browser says so, and the form carries the session's CSRF token).
+func (a *App) logout(w http.ResponseWriter, r *http.Request) {
+	se, _, err := a.sessions.Current(r.Context(), r)
+	if err != nil {
+		page(w, http.StatusOK, "Signed out", "You are not signed in to this application.", "")
+		return
+	}
+	if a.crossSite.Check(r) != nil {
+		confirmLogout(w, http.StatusForbidden, a.cfg.PathPrefix, a.sessions.CSRFToken(se), "Another site asked to sign you out; you are still signed in.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if !a.sessions.ValidCSRF(se, r.PostFormValue("csrf")) {
+		confirmLogout(w, http.StatusForbidden, a.cfg.PathPrefix, a.sessions.CSRFToken(se), "This sign-out did not come from the gateway's own page; you are still signed in.")
+		return
+	}
+	if err := a.sessions.End(r.Context(), w, r); err != nil {
+		a.log.ErrorContext(r.Context(), "logout", "error", err)
+	}
+	a.log.InfoContext(r.Context(), "signed out", "user", se.UserID)
+	page(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
+}
+
+var confirmLogoutTemplate = template.Must(template.New("logout").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign out · Gatehouse</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a}h1{font-size:1.4rem}button{font:inherit;padding:.4rem 1rem}</style>
+</head><body><main><h1>Sign out?</h1>{{with .Notice}}<p role="alert">{{.}}</p>{{end}}
+<form method="post" action="{{.Prefix}}/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit" autofocus>Sign out</button></form>
+</main></body></html>
+`))
+
+func confirmLogout(w http.ResponseWriter, status int, prefix, csrf, notice string) {
+	noFraming(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = confirmLogoutTemplate.Execute(w, struct{ Prefix, CSRF, Notice string }{prefix, csrf, notice})
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
