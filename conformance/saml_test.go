@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dsig "github.com/russellhaering/goxmldsig"
 
@@ -231,4 +232,45 @@ func startSAMLGateway(t *testing.T, idp *samlidptest.IdP, dataDir string, env ..
 	root := "http://" + addr
 	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
 	return g, root
+}
+
+// TestExpiredSignInDataIsSwept: every SAML sign-in leaves its assertion
+// id (replay protection) and every abandoned one its request; once they
+// expire, the sweeper deletes them, and nothing is left to sweep.
+func TestExpiredSignInDataIsSwept(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit")
+	ctx := context.Background()
+	const signIns, abandoned = 5, 2
+	for range signIns {
+		browser := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/" })
+		acs, form := samlidptest.SignIn(t, browser, root+"/gatehouse/saml/login?return=/")
+		resp, err := browser.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("sign-in: %d", resp.StatusCode)
+		}
+	}
+	for range abandoned {
+		resp, err := samlidptest.Browser(func(*http.Request) bool { return true }).Get(root + "/gatehouse/saml/login?return=/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if got := g.app.SweepExpired(ctx, time.Now()); got.Ephemeral != 0 {
+		t.Fatalf("swept %d values that had not expired", got.Ephemeral)
+	}
+	// An hour on, past every expiry (requests: 10 min; assertion ids:
+	// their validity plus the allowed skew).
+	later := time.Now().Add(time.Hour)
+	if got := g.app.SweepExpired(ctx, later); got.Ephemeral != signIns+abandoned {
+		t.Fatalf("swept %d sign-in values, want %d (%d assertion ids, %d abandoned requests)", got.Ephemeral, signIns+abandoned, signIns, abandoned)
+	}
+	if got := g.app.SweepExpired(ctx, later); got.Ephemeral != 0 {
+		t.Fatalf("a second sweep found %d more", got.Ephemeral)
+	}
 }

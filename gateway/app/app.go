@@ -185,7 +185,7 @@ func (a *App) Start() error {
 		a.opsLn.Close()
 		return err
 	}
-	a.startSessionSweeper()
+	a.startSweeper()
 	go a.serve(a.main, a.mainLn)
 	go a.serve(a.ops, a.opsLn)
 	a.log.Info("gatehouse started", "listen", a.mainLn.Addr().String(), "ops_listen", a.opsLn.Addr().String(),

@@ -55,13 +55,38 @@ func (p *periodic) Stop(ctx context.Context) error {
 	return nil
 }
 
-// startSessionSweeper deletes ended sessions now and then.
-func (a *App) startSessionSweeper() {
+// sweepInterval is how often expired sessions and sign-in data are
+// deleted: they are as good as absent once expired, so this only bounds
+// how long they take space.
+const sweepInterval = 5 * time.Minute
+
+// startSweeper deletes what expired now and then.
+func (a *App) startSweeper() {
+	a.every(sweepInterval, true, func(ctx context.Context) { a.SweepExpired(ctx, time.Now()) })
+}
+
+// Swept says what one sweep deleted.
+type Swept struct {
+	Sessions  int // ended or idle sessions
+	Ephemeral int // sign-in requests in flight and replay records past their expiry
+}
+
+// SweepExpired deletes the sessions that ended or went idle and the
+// sign-in data (SAML requests and assertion ids, OIDC state) that expired
+// before now. Failures are logged; the next sweep tries again.
+func (a *App) SweepExpired(ctx context.Context, now time.Time) Swept {
+	var out Swept
+	now = now.UTC()
 	idle := time.Duration(a.cfg.Session.IdleTimeout)
-	a.every(10*time.Minute, true, func(ctx context.Context) {
-		now := time.Now().UTC()
-		if _, err := a.store.Sessions().Expire(ctx, gateway.DefaultTenant, now, now.Add(-idle)); err != nil {
-			a.log.Warn("sessions: expiry sweep failed", "error", err)
-		}
-	})
+	var err error
+	if out.Sessions, err = a.store.Sessions().Expire(ctx, gateway.DefaultTenant, now, now.Add(-idle)); err != nil {
+		a.log.Warn("sessions: expiry sweep failed", "error", err)
+	}
+	if out.Ephemeral, err = a.store.Ephemeral().Sweep(ctx, gateway.DefaultTenant, now); err != nil {
+		a.log.Warn("sign-in data: expiry sweep failed", "error", err)
+	}
+	if out.Sessions+out.Ephemeral > 0 {
+		a.log.Debug("swept expired data", "sessions", out.Sessions, "sign_in_data", out.Ephemeral)
+	}
+	return out
 }

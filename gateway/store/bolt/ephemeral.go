@@ -102,16 +102,39 @@ func (e ephemeralStore) Sweep(ctx context.Context, tenant string, now time.Time)
 	if err != nil || len(stale) == 0 {
 		return 0, err
 	}
-	err = e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		for _, k := range stale {
-			if err := tb.Bucket(bEphemeral).Delete(k); err != nil {
-				return err
+	// In bounded writes, so that sign-ins are not held up behind one
+	// long transaction; each key is checked again, as it may have been
+	// stored anew since the scan.
+	deleted := 0
+	for len(stale) > 0 {
+		batch := stale[:min(len(stale), sweepBatch)]
+		stale = stale[len(batch):]
+		n := 0
+		err = e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+			n = 0
+			b := tb.Bucket(bEphemeral)
+			for _, k := range batch {
+				v := b.Get(k)
+				if v == nil {
+					continue
+				}
+				if exp, _, ok := ephemeralValue(v); ok && now.Before(exp) {
+					continue
+				}
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+				n++
 			}
+			return nil
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("bolt: sweep ephemeral values: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("bolt: sweep ephemeral values: %w", err)
+		deleted += n
 	}
-	return len(stale), nil
+	return deleted, nil
 }
+
+// sweepBatch bounds the deletions of one sweep transaction.
+const sweepBatch = 5000
