@@ -216,9 +216,11 @@ type Outbox interface {
 	// Prune deletes the events with Seq <= upTo that were recorded before
 	// before, oldest first, at most limit of them, and says how many went.
 	Prune(ctx context.Context, tenant string, upTo uint64, before time.Time, limit int) (int, error)
-	// Changed returns a channel that is closed when the next write commits
-	// (a consumer waiting for new events selects on it).
-	Changed() <-chan struct{}
+	// Changed returns a channel that is closed at the latest when the
+	// next write recording events of tenant commits (a consumer waiting
+	// for new events selects on it; it may be closed sooner, by other
+	// commits, and then reads again).
+	Changed(tenant string) <-chan struct{}
 }
 
 // DeadLetter is an event a consumer set aside: it failed permanently or

@@ -117,7 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) read(wait, req context.Context, after uint64, limit int) (Page, error) {
 	ob := h.opts.Store.Outbox()
 	for {
-		changed := ob.Changed() // before reading: a commit after it wakes us
+		changed := ob.Changed(h.opts.Tenant) // before reading: a commit after it wakes us
 		events, err := ob.After(req, h.opts.Tenant, after, limit)
 		if err != nil {
 			return Page{}, err

@@ -119,7 +119,7 @@ func (w *worker) read(ctx context.Context) {
 	ob := w.d.store.Outbox()
 	pos := w.cursor
 	for ctx.Err() == nil {
-		changed := ob.Changed() // before reading: a commit after it wakes us
+		changed := ob.Changed(w.d.opts.Tenant) // before reading: a commit after it wakes us
 		events, err := ob.After(ctx, w.d.opts.Tenant, pos, w.d.opts.Batch)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -163,7 +163,9 @@ func (o outboxStore) Prune(ctx context.Context, tenant string, upTo uint64, befo
 	return n, nil
 }
 
-func (o outboxStore) Changed() <-chan struct{} { return o.s.commits.changed() }
+// Changed is signalled by every commit: one process, one file, and a
+// spurious wake-up costs a consumer one read.
+func (o outboxStore) Changed(string) <-chan struct{} { return o.s.commits.changed() }
 
 func deadLetterKey(consumer string, seq uint64) []byte {
 	return append(pair(consumer, ""), u64(seq)...)

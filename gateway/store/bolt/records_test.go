@@ -3,134 +3,13 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
-
-func TestRecords(t *testing.T) {
-	s := openTest(t, "")
-	ctx := context.Background()
-	r := s.Records()
-	audit := func(action string) gateway.Journal {
-		return gateway.Journal{Audit: []gateway.AuditEntry{{Time: time.Now(), Actor: gateway.Actor{Kind: gateway.ActorToken, ID: "t1"}, Action: action, Target: "pool:a"}}}
-	}
-	v, err := r.Put(ctx, tenant, "pool", "a", 0, []byte(`{"name":"A"}`), audit("pool.create"))
-	if err != nil || v != 1 {
-		t.Fatalf("create: %d %v", v, err)
-	}
-	steps := []struct {
-		name      string
-		id        string
-		ifVersion uint64
-		want      gateway.ErrorCode
-	}{
-		{"create over an existing id", "a", 0, gateway.ErrConflict},
-		{"stale version", "a", 7, gateway.ErrPreconditionFailed},
-		{"update of a missing record", "zz", 1, gateway.ErrNotFound},
-	}
-	for _, st := range steps {
-		if _, err := r.Put(ctx, tenant, "pool", st.id, st.ifVersion, []byte(`{}`), audit("refused")); code(err) != st.want {
-			t.Errorf("%s: %v, want %s", st.name, err, st.want)
-		}
-	}
-	if _, err := r.Put(ctx, tenant, "pool", "b", 0, []byte(`not json`), gateway.Journal{}); err == nil {
-		t.Error("a value that is not JSON was stored")
-	}
-	if v, err = r.Put(ctx, tenant, "pool", "a", 1, []byte(`{"name":"A2"}`), audit("pool.rename")); err != nil || v != 2 {
-		t.Fatalf("update: %d %v", v, err)
-	}
-	if _, err := r.Put(ctx, tenant, "other", "a", 0, []byte(`{}`), gateway.Journal{}); err != nil {
-		t.Fatalf("kinds are separate: %v", err)
-	}
-	got, err := r.Get(ctx, tenant, "pool", "a")
-	if err != nil || got.Version != 2 || string(got.Value) != `{"name":"A2"}` {
-		t.Fatalf("get: %+v %v", got, err)
-	}
-	list, err := r.List(ctx, tenant, "pool")
-	if err != nil || len(list) != 1 || list[0].ID != "a" {
-		t.Fatalf("list: %+v %v", list, err)
-	}
-	if err := r.Delete(ctx, tenant, "pool", "a", 1, audit("refused")); code(err) != gateway.ErrPreconditionFailed {
-		t.Fatalf("delete at a stale version: %v", err)
-	}
-	if err := r.Delete(ctx, tenant, "pool", "a", 2, audit("pool.delete")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Get(ctx, tenant, "pool", "a"); code(err) != gateway.ErrNotFound {
-		t.Fatalf("deleted record: %v", err)
-	}
-	// Refused writes leave no audit entry; the others do, in the same
-	// transaction.
-	entries, _, err := s.Audit().List(ctx, tenant, gateway.AuditQuery{Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var actions []string
-	for _, e := range entries {
-		actions = append(actions, e.Action)
-	}
-	if want := []string{"pool.delete", "pool.rename", "pool.create"}; !slices.Equal(actions, want) {
-		t.Fatalf("audit = %v, want %v", actions, want)
-	}
-}
-
-func TestAuditPaging(t *testing.T) {
-	s := openTest(t, "")
-	ctx := context.Background()
-	for i := range 25 {
-		e := gateway.AuditEntry{Time: time.Now(), Actor: gateway.Actor{Kind: gateway.ActorSession, ID: fmt.Sprintf("m%d", i%2)},
-			Action: "user.role", Target: fmt.Sprintf("user:u%d", i%5)}
-		if err := s.Audit().Append(ctx, tenant, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A prefix of another actor's id must not leak into the filter.
-	if err := s.Audit().Append(ctx, tenant, gateway.AuditEntry{Actor: gateway.Actor{Kind: gateway.ActorSession, ID: "m1x"}, Target: "user:u1x"}); err != nil {
-		t.Fatal(err)
-	}
-	pages := func(q gateway.AuditQuery) [][]uint64 {
-		var out [][]uint64
-		for {
-			entries, next, err := s.Audit().List(ctx, tenant, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var seqs []uint64
-			for _, e := range entries {
-				seqs = append(seqs, e.Seq)
-				if q.Actor != "" && e.Actor.String() != q.Actor || q.Target != "" && e.Target != q.Target {
-					t.Fatalf("entry %d does not match %+v: %+v", e.Seq, q, e)
-				}
-			}
-			out = append(out, seqs)
-			if next == 0 {
-				return out
-			}
-			q.Before = next
-		}
-	}
-	cases := []struct {
-		q    gateway.AuditQuery
-		want [][]uint64
-	}{
-		{gateway.AuditQuery{Limit: 10}, [][]uint64{{26, 25, 24, 23, 22, 21, 20, 19, 18, 17}, {16, 15, 14, 13, 12, 11, 10, 9, 8, 7}, {6, 5, 4, 3, 2, 1}}},
-		{gateway.AuditQuery{Limit: 5, Actor: "session:m1"}, [][]uint64{{24, 22, 20, 18, 16}, {14, 12, 10, 8, 6}, {4, 2}}},
-		{gateway.AuditQuery{Limit: 3, Target: "user:u1"}, [][]uint64{{22, 17, 12}, {7, 2}}},
-		{gateway.AuditQuery{Limit: 10, Target: "user:u1", Actor: "session:m0"}, [][]uint64{{17, 7}}},
-		{gateway.AuditQuery{Limit: 10, Actor: "session:nobody"}, [][]uint64{nil}},
-	}
-	for _, c := range cases {
-		if got := pages(c.q); fmt.Sprint(got) != fmt.Sprint(c.want) {
-			t.Errorf("%+v: pages %v, want %v", c.q, got, c.want)
-		}
-	}
-}
 
 func TestPoolIndex(t *testing.T) {
 	path := t.TempDir() + "/pools.db"
@@ -174,35 +53,6 @@ func TestPoolIndex(t *testing.T) {
 	s2 := openTest(t, path)
 	if !slices.Equal(lookup(s2, "sales"), []string{u.ID}) {
 		t.Fatal("the pool index was not built for a version 2 file")
-	}
-}
-
-// TestPutIfAbsentAndTake: the put and the take happen together or not at
-// all: a key already there leaves the other value in place.
-func TestPutIfAbsentAndTake(t *testing.T) {
-	s := openTest(t, "")
-	ctx := context.Background()
-	e := s.Ephemeral()
-	later := time.Now().Add(time.Hour)
-	if _, err := e.PutIfAbsent(ctx, tenant, "req", "r1", []byte("return=/x"), later); err != nil {
-		t.Fatal(err)
-	}
-	stored, taken, err := e.PutIfAbsentAndTake(ctx, tenant, "replay", "a1", nil, later, "req", "r1")
-	if err != nil || !stored || string(taken) != "return=/x" {
-		t.Fatalf("first: %v %q %v", stored, taken, err)
-	}
-	if _, err := e.PutIfAbsent(ctx, tenant, "req", "r2", []byte("return=/y"), later); err != nil {
-		t.Fatal(err)
-	}
-	stored, taken, err = e.PutIfAbsentAndTake(ctx, tenant, "replay", "a1", nil, later, "req", "r2")
-	if err != nil || stored || taken != nil {
-		t.Fatalf("a replay: %v %q %v", stored, taken, err)
-	}
-	if v, _ := e.Take(ctx, tenant, "req", "r2"); string(v) != "return=/y" {
-		t.Fatalf("a replay took the other request: %q", v)
-	}
-	if stored, taken, err = e.PutIfAbsentAndTake(ctx, tenant, "replay", "a2", nil, later, "req", ""); err != nil || !stored || taken != nil {
-		t.Fatalf("nothing to take: %v %q %v", stored, taken, err)
 	}
 }
 
