@@ -27,7 +27,7 @@ func TestAdminLiveSwitchJITAndProtocol(t *testing.T) {
 	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
 	auth := bearer(adminToken)
 	users := func() int {
-		_, n, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 0)
+		_, n, err := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestConsoleTestSignIn(t *testing.T) {
 		!strings.Contains(string(body), "bob@example.com") || !strings.Contains(string(body), "Builder") {
 		t.Fatalf("test sign-in: %d at %s:\n%.2000s", resp.StatusCode, resp.Request.URL, body)
 	}
-	if ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultTenant, gateway.UserByUserName, "bob@example.com"); len(ids) != 0 {
+	if ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultOrg, gateway.UserByUserName, "bob@example.com"); len(ids) != 0 {
 		t.Fatal("a test sign-in created a user")
 	}
 }

@@ -75,7 +75,7 @@ func sessionAs(t *testing.T, g *gatewayUnderTest, email, role string) (*http.Coo
 	t.Helper()
 	ctx := context.Background()
 	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: role})
-	u, err := svc.CreateUser(ctx, provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
+	u, err := svc.CreateUser(ctx, provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual},
 		&gateway.User{UserName: email, Active: true, Emails: []string{email}, Role: role})
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +298,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 			t.Fatalf("%s: %d %s, want %d", op, got.status, got.raw, s.status)
 		}
 		requestID := got.header.Get("X-Request-Id")
-		entries, _, err := g.app.Store().Audit().List(context.Background(), gateway.DefaultTenant, gateway.AuditQuery{Limit: 1})
+		entries, _, err := g.app.Store().Audit().List(context.Background(), gateway.DefaultOrg, gateway.AuditQuery{Limit: 1})
 		if err != nil || len(entries) != 1 {
 			t.Fatalf("%s: audit %v %v", op, entries, err)
 		}
@@ -464,7 +464,7 @@ func TestAdminUsersAndPools(t *testing.T) {
 	jit := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceJIT, DefaultPool: "default", DefaultRole: "user"})
 	var jitIDs []string
 	for _, name := range []string{"gone@example.com", "here@example.com"} {
-		u, err := jit.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceJIT},
+		u, err := jit.CreateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceJIT},
 			&gateway.User{UserName: name, Active: true, Emails: []string{name}})
 		if err != nil {
 			t.Fatal(err)

@@ -93,7 +93,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	users, total, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 10)
+	users, total, err := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 10)
 	if err != nil || total != 1 || len(users) != 1 {
 		t.Fatalf("directory holds %d users (%v), want only the original", total, err)
 	}

@@ -36,7 +36,7 @@ func BenchmarkConsoleUserList(b *testing.B) {
 					role = "manager"
 				}
 				email := fmt.Sprintf("person%06d@example.com", i)
-				if _, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
+				if _, err := svc.CreateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual},
 					&gateway.User{UserName: email, Active: true, GivenName: "Person", FamilyName: fmt.Sprint(i), Emails: []string{email}, Role: role}); err != nil {
 					b.Error(err)
 					return

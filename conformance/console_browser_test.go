@@ -88,7 +88,7 @@ func TestConsoleManagerJourney(t *testing.T) {
 	mgr.run("force self-service",
 		chromedp.Evaluate[chromedp.Void](`(() => { const r = document.querySelector('input[name=method][value=self_service]'); r.disabled = false; r.checked = true; })()`))
 	mgr.submit("force self-service", `form[action$="/identity/method"] button[type=submit]`)
-	if e := mgr.text(`p.error`); !strings.Contains(e, "email domain") || g.app.Service().Policy(gateway.DefaultTenant).Method != gateway.SourceManual {
+	if e := mgr.text(`p.error`); !strings.Contains(e, "email domain") || g.app.Service().Policy(gateway.DefaultOrg).Method != gateway.SourceManual {
 		t.Fatalf("forced self-service: %q", e)
 	}
 	if shots != "" {
@@ -97,7 +97,7 @@ func TestConsoleManagerJourney(t *testing.T) {
 	mgr.run("switch to JIT",
 		chromedp.Click(chromedp.CSS(`input[name=method][value=jit]`)))
 	mgr.submit("switch to JIT", `form[action$="/identity/method"] button[type=submit]`)
-	if m := g.app.Service().Policy(gateway.DefaultTenant).Method; m != gateway.SourceJIT {
+	if m := g.app.Service().Policy(gateway.DefaultOrg).Method; m != gateway.SourceJIT {
 		t.Fatalf("method after the switch: %s", m)
 	}
 	mgr.run("switch back to manual",
@@ -122,7 +122,7 @@ func TestConsoleManagerJourney(t *testing.T) {
 	if who := bob.text("#who"); who != "bob@example.com as user" {
 		t.Fatalf("the app sees %q", who)
 	}
-	ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultTenant, gateway.UserByUserName, "bob@example.com")
+	ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultOrg, gateway.UserByUserName, "bob@example.com")
 	if len(ids) != 1 {
 		t.Fatal("the invitation made no user")
 	}
@@ -135,7 +135,7 @@ func TestConsoleManagerJourney(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#role`), "manager"),
 		chromedp.Click(chromedp.CSS(`input[name=pools][value=support]`)))
 	mgr.submit("change role and pools", `form[action$="/console/users/`+bobID+`"] button`)
-	u, err := g.app.Store().Users().Get(context.Background(), gateway.DefaultTenant, bobID)
+	u, err := g.app.Store().Users().Get(context.Background(), gateway.DefaultOrg, bobID)
 	if err != nil || u.Role != "manager" || strings.Join(u.Pools, ",") != "default,support" {
 		t.Fatalf("after the change: %+v %v", u, err)
 	}
@@ -162,7 +162,7 @@ func TestConsoleManagerJourney(t *testing.T) {
 	// The webhook refused Bob's events: dead letters, replayed once the
 	// app accepts them.
 	eventually(t, "a dead letter", func() bool {
-		dls, _ := g.app.Store().Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "app-hook")
+		dls, _ := g.app.Store().Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "app-hook")
 		return len(dls) > 0
 	})
 	mgr.run("open delivery", chromedp.Navigate(console+"/delivery"), chromedp.WaitVisible(chromedp.CSS(`#dead-letters`)))
@@ -181,7 +181,7 @@ func TestConsoleManagerJourney(t *testing.T) {
 		t.Fatalf("after the replay: %q", n)
 	}
 	eventually(t, "the replayed events delivered", func() bool {
-		dls, _ := g.app.Store().Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "app-hook")
+		dls, _ := g.app.Store().Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "app-hook")
 		return len(dls) == 0 && delivered.Load() > 0
 	})
 	if shots != "" {

@@ -176,7 +176,7 @@ func TestConsoleForms(t *testing.T) {
 	if status, body := post("/identity/method", method); status != http.StatusConflict || !strings.Contains(body, "changed the identity configuration meanwhile") {
 		t.Fatalf("a stale form: %d %.300s", status, body)
 	}
-	if m := g.app.Service().Policy(gateway.DefaultTenant).Method; m != gateway.SourceSCIM {
+	if m := g.app.Service().Policy(gateway.DefaultOrg).Method; m != gateway.SourceSCIM {
 		t.Fatalf("the stale form changed the method to %s", m)
 	}
 	rotate := url.Values{"csrf": {csrf}, "scim_version": {"0"}}
@@ -197,7 +197,7 @@ func TestConsoleForms(t *testing.T) {
 	if status, _ := post("/sessions/end", url.Values{"csrf": {csrf}, "confirmed": {"yes"}}); status != http.StatusSeeOther {
 		t.Fatalf("sign everyone out: %d", status)
 	}
-	if n, _ := g.app.Store().Sessions().Count(context.Background(), gateway.DefaultTenant); n != 0 {
+	if n, _ := g.app.Store().Sessions().Count(context.Background(), gateway.DefaultOrg); n != 0 {
 		t.Fatalf("%d sessions left", n)
 	}
 	if status, _ := post("/pools", url.Values{"csrf": {csrf}, "id": {"y"}}); status != http.StatusUnauthorized {
@@ -207,7 +207,7 @@ func TestConsoleForms(t *testing.T) {
 	if status, body := post("/pools", url.Values{"csrf": {csrf}, "id": {"x"}}); status != http.StatusUnauthorized || !strings.Contains(body, "Sign in again") {
 		t.Fatalf("a form after the session ended: %d %s", status, body)
 	}
-	if pools, _ := g.app.Service().Pools(context.Background(), gateway.DefaultTenant); len(pools) != 1 {
+	if pools, _ := g.app.Service().Pools(context.Background(), gateway.DefaultOrg); len(pools) != 1 {
 		t.Fatalf("refused forms made pools: %+v", pools)
 	}
 }

@@ -85,7 +85,7 @@ func TestEventSnapshotsEqualStoredRecords(t *testing.T) {
 		}
 		for _, e := range evs {
 			if e.User != nil && e.Op != gateway.OpUserDeleted {
-				stored, err := store.Users().Get(ctx, gateway.DefaultTenant, e.User.ID)
+				stored, err := store.Users().Get(ctx, gateway.DefaultOrg, e.User.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -94,7 +94,7 @@ func TestEventSnapshotsEqualStoredRecords(t *testing.T) {
 				}
 			}
 			if e.Group != nil && e.Op != gateway.OpGroupDeleted {
-				stored, err := store.Groups().Get(ctx, gateway.DefaultTenant, e.Group.ID)
+				stored, err := store.Groups().Get(ctx, gateway.DefaultOrg, e.Group.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -116,7 +116,7 @@ func TestEventSnapshotsEqualStoredRecords(t *testing.T) {
 func TestUserCreatedOutsideSCIM(t *testing.T) {
 	g := startGateway(t, "")
 	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceJIT, DefaultPool: "default", DefaultRole: "user"})
-	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceJIT},
+	u, err := svc.CreateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceJIT},
 		&gateway.User{UserName: "grace@example.com", Active: true, GivenName: "Grace", FamilyName: "Hopper", Emails: []string{"grace@example.com"}})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestUserCreatedOutsideSCIM(t *testing.T) {
 	check("filter", filtered.get("Resources").([]any)[0].(map[string]any))
 
 	// A change through the typed fields shows through SCIM too.
-	_, err = svc.UpdateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceJIT}, u.ID, 0, func(old *gateway.User) (*gateway.User, error) {
+	_, err = svc.UpdateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceJIT}, u.ID, 0, func(old *gateway.User) (*gateway.User, error) {
 		old.FamilyName, old.Emails = "Murray Hopper", []string{"grace.hopper@example.com"}
 		return old, nil
 	})
@@ -250,7 +250,7 @@ func TestLargeChangeDoesNotHoldUpOtherWrites(t *testing.T) {
 	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := svc.UpdateGroup(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceSCIM}, gid, 0,
+		_, _, err := svc.UpdateGroup(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceSCIM}, gid, 0,
 			func(old *gateway.Group, members []gateway.Member) (*gateway.Group, []gateway.Member, error) {
 				once.Do(func() { close(entered) })
 				<-release // the large change is being computed
@@ -297,7 +297,7 @@ func TestPatchOfUserWithoutActiveInItsDocument(t *testing.T) {
 	uid := g.call("POST", "/Users", oktaUser("ada@example.com", "Ada", "Lovelace")).must(t, 201).str("id")
 	ctx := context.Background()
 	// Rewrite the stored document without "active", as an older release left it.
-	_, err := g.app.Store().Users().Update(ctx, gateway.DefaultTenant, uid, 0, func(cur *gateway.User) (gateway.UserChange, error) {
+	_, err := g.app.Store().Users().Update(ctx, gateway.DefaultOrg, uid, 0, func(cur *gateway.User) (gateway.UserChange, error) {
 		doc, err := cur.Attributes.Map()
 		if err != nil {
 			return gateway.UserChange{}, err

@@ -94,7 +94,7 @@ func TestEventsFeed(t *testing.T) {
 	}
 
 	// Events past the retention are pruned: an app behind them gets 410.
-	if _, err := g.app.Store().Outbox().Prune(context.Background(), gateway.DefaultTenant, 3, time.Now().Add(time.Hour), 100); err != nil {
+	if _, err := g.app.Store().Outbox().Prune(context.Background(), gateway.DefaultOrg, 3, time.Now().Add(time.Hour), 100); err != nil {
 		t.Fatal(err)
 	}
 	if a := readFeed(t, g, feedToken, "after=1"); a.status != 410 || !strings.Contains(a.page.Error, "pruned") {

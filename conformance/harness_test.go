@@ -207,7 +207,7 @@ func (r response) num(t *testing.T, path string) int {
 // events returns every event recorded in the outbox so far.
 func (g *gatewayUnderTest) events() []gateway.Event {
 	g.t.Helper()
-	evs, err := g.app.Store().Outbox().After(context.Background(), gateway.DefaultTenant, 0, 1_000_000)
+	evs, err := g.app.Store().Outbox().After(context.Background(), gateway.DefaultOrg, 0, 1_000_000)
 	if err != nil {
 		g.t.Fatalf("read outbox: %v", err)
 	}
@@ -216,7 +216,7 @@ func (g *gatewayUnderTest) events() []gateway.Event {
 
 func (g *gatewayUnderTest) outboxLen() int {
 	g.t.Helper()
-	n, err := g.app.Store().Outbox().Len(context.Background(), gateway.DefaultTenant)
+	n, err := g.app.Store().Outbox().Len(context.Background(), gateway.DefaultOrg)
 	if err != nil {
 		g.t.Fatalf("outbox len: %v", err)
 	}

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
@@ -112,4 +113,53 @@ func permitted(allowed []string, target string) bool {
 		}
 	}
 	return false
+}
+
+// TestOnlyTheWiringNamesTheDefaultOrganization: the organization is
+// resolved at the edge and passed down; no package below gateway/app
+// (and no adapter or config) names the default one, so none can fall
+// back to it when an id was forgotten.
+func TestOnlyTheWiringNamesTheDefaultOrganization(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mayName := map[string]bool{"gateway/app": true, ".": true}
+	fset := token.NewFileSet()
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); strings.HasPrefix(name, ".") || name == "testdata" || name == "conformance" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		rel = filepath.ToSlash(rel)
+		if mayName[rel] {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		if rel == "gateway" && filepath.Base(path) == "org.go" {
+			return nil // the definition
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok && id.Name == "DefaultOrg" {
+				t.Errorf("%s: %s names the default organization; take the organization from the caller", fset.Position(id.Pos()), rel)
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

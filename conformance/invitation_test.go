@@ -119,7 +119,7 @@ func TestInvitationThroughSSO(t *testing.T) {
 	}
 
 	users := func() int {
-		_, n, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 0)
+		_, n, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 0)
 		return n
 	}
 	// The link shows a page that leads to SSO; signing in as Bob accepts.
@@ -145,11 +145,11 @@ func TestInvitationThroughSSO(t *testing.T) {
 	if resp.Request.URL.Path != "/" {
 		t.Fatalf("after accepting: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
-	ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultTenant, gateway.UserByUserName, "bob@example.com")
+	ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultOrg, gateway.UserByUserName, "bob@example.com")
 	if len(ids) != 1 {
 		t.Fatal("no user for the accepted invitation")
 	}
-	u, _ := g.app.Store().Users().Get(context.Background(), gateway.DefaultTenant, ids[0])
+	u, _ := g.app.Store().Users().Get(context.Background(), gateway.DefaultOrg, ids[0])
 	if u.Source != gateway.SourceManual || u.Role != "manager" || !slices.Equal(u.Pools, []string{"support"}) || u.GivenName != "Bob" {
 		t.Fatalf("invited user: %+v", u)
 	}

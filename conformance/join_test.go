@@ -28,7 +28,7 @@ func TestSelfServiceJoin(t *testing.T) {
 		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
 		"GATEHOUSE_PROVISIONING_METHOD=self_service", "GATEHOUSE_PROVISIONING_EMAIL_DOMAIN=example.org", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
 	users := func() int {
-		_, n, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 0)
+		_, n, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 0)
 		return n
 	}
 	join := func(user, password string) (int, string) {
@@ -81,7 +81,7 @@ func TestSelfServiceJoin(t *testing.T) {
 	if status, body := join(oidcoptest.User, oidcoptest.Password); status != http.StatusNotFound || !strings.HasPrefix(body, "/ ") || users() != 1 {
 		t.Fatalf("joining: %d %s, %d users", status, body, users())
 	}
-	us, _, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 1)
+	us, _, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 1)
 	if u := us[0]; u.Source != gateway.SourceSelfService || u.Role != "user" || !slices.Equal(u.Pools, []string{"default"}) || u.UserName != oidcoptest.Email {
 		t.Fatalf("joined user: %+v", u)
 	}

@@ -41,7 +41,7 @@ func TestOIDCJITLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/dashboard" || string(body) == "" {
 		t.Fatalf("after sign-in: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
 	}
-	us, _, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 10)
+	us, _, err := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 10)
 	if err != nil || len(us) != 1 || us[0].Source != gateway.SourceJIT || !slices.Equal(us[0].Pools, []string{"default"}) || us[0].Role != "user" {
 		t.Fatalf("JIT user: %v %+v", err, us)
 	}
@@ -62,7 +62,7 @@ func TestOIDCJITLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "not verified") {
 		t.Fatalf("unverified email: %d %s", resp.StatusCode, body)
 	}
-	if us, _, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 10); len(us) != 1 {
+	if us, _, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 10); len(us) != 1 {
 		t.Fatalf("%d users after an unverified sign-in", len(us))
 	}
 }

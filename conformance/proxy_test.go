@@ -111,7 +111,7 @@ func TestProxyWiring(t *testing.T) {
 func signedInCookie(t *testing.T, g *gatewayUnderTest) *http.Cookie {
 	t.Helper()
 	svc := provision.New(g.app.Store(), nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: "user"})
-	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
+	u, err := svc.CreateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual},
 		&gateway.User{UserName: "ada@example.com", Active: true, Emails: []string{"ada@example.com"}})
 	if err != nil {
 		t.Fatal(err)

@@ -213,7 +213,7 @@ func openREST(t *testing.T, cfg *rest.Config, store gateway.Store) gateway.Adapt
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatalf("config: %v", ps)
 	}
-	a, err := cfg.Open(context.Background(), gateway.AdapterEnv{ID: "app-api", Tenant: gateway.DefaultTenant, Store: store})
+	a, err := cfg.Open(context.Background(), gateway.AdapterEnv{ID: "app-api", Org: gateway.DefaultOrg, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,13 +254,13 @@ func TestRESTLinksAndForgives(t *testing.T) {
 	api.users["app-u-existing"] = map[string]any{"userName": "ada@example.com", "externalId": "u-ada", "active": true}
 	a := openREST(t, restConfig(api.srv.URL), store)
 	ev := func(op gateway.Op, id, seq string) gateway.WireEvent {
-		return gateway.WireEvent{Contract: gateway.EventContract, ID: seq, Type: op, Tenant: gateway.DefaultTenant,
+		return gateway.WireEvent{Contract: gateway.EventContract, ID: seq, Type: op, Org: gateway.DefaultOrg,
 			User: &gateway.WireUser{ID: id, UserName: "ada@example.com", Email: "ada@example.com", Active: true, DisplayName: "Ada & Co/?#", Version: 1}}
 	}
 	if err := a.Deliver(context.Background(), ev(gateway.OpUserCreated, "u-ada", "e1")); err != nil {
 		t.Fatalf("409 on create must link: %v", err)
 	}
-	if got, _ := store.IDMaps().Get(context.Background(), gateway.DefaultTenant, "app-api", "user:u-ada"); got != "app-u-existing" {
+	if got, _ := store.IDMaps().Get(context.Background(), gateway.DefaultOrg, "app-api", "user:u-ada"); got != "app-u-existing" {
 		t.Fatalf("linked id = %q", got)
 	}
 	if err := a.Deliver(context.Background(), ev(gateway.OpUserUpdated, "u-ada", "e2")); err != nil {
@@ -286,9 +286,9 @@ func TestRESTLinksAndForgives(t *testing.T) {
 	}
 	// A member added before its own creation reached the app (another
 	// lane): retried, not a dead letter.
-	early := gateway.WireEvent{Contract: gateway.EventContract, ID: "e6", Type: gateway.OpGroupMembersAdded, Tenant: gateway.DefaultTenant,
+	early := gateway.WireEvent{Contract: gateway.EventContract, ID: "e6", Type: gateway.OpGroupMembersAdded, Org: gateway.DefaultOrg,
 		Group: &gateway.WireGroup{ID: "g-1", DisplayName: "Eng", Version: 1}, MemberIDs: []string{"u-not-yet"}}
-	if err := store.IDMaps().Put(context.Background(), gateway.DefaultTenant, "app-api", "group:g-1", "app-g-1"); err != nil {
+	if err := store.IDMaps().Put(context.Background(), gateway.DefaultOrg, "app-api", "group:g-1", "app-g-1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Deliver(context.Background(), early); err == nil || errors.Is(err, gateway.ErrPermanent) {

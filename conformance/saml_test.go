@@ -48,7 +48,7 @@ func TestSAMLJITLogin(t *testing.T) {
 
 	users := func() []*gateway.User {
 		t.Helper()
-		us, _, err := g.app.Store().Users().List(context.Background(), gateway.DefaultTenant, 0, 100)
+		us, _, err := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 100)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -163,7 +163,7 @@ func TestSQLDBRefusalsAndOutages(t *testing.T) {
 	a := openSQL(t, &sqldb.Config{DSN: gateway.NewSecret(dsn), Statements: st, ProcessedTable: schema + ".processed"}, "app-db")
 	defer a.Close()
 	evil := `x'); DROP TABLE ` + schema + `.users; --`
-	e := gateway.WireEvent{Contract: gateway.EventContract, ID: "e1", Type: gateway.OpUserCreated, Seq: 1, Tenant: "default", Time: time.Now(),
+	e := gateway.WireEvent{Contract: gateway.EventContract, ID: "e1", Type: gateway.OpUserCreated, Seq: 1, Org: "default", Time: time.Now(),
 		User: &gateway.WireUser{ID: "u1", UserName: evil, Active: true, Version: 1, Attributes: json.RawMessage(`{}`)}}
 	if err := a.Deliver(context.Background(), e); err != nil {
 		t.Fatal(err)

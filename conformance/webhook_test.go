@@ -197,7 +197,7 @@ func TestWebhookDeliveryEndToEnd(t *testing.T) {
 	eventually(t, "no dead letters left", func() bool {
 		return strings.Count(outboxCLI(t, g, "dead-letters", "--adapter", "app-hook"), "\n") == 1 // the header
 	})
-	if n, _ := g.app.Store().Outbox().Cursor(context.Background(), gateway.DefaultTenant, "app-hook"); n == 0 {
+	if n, _ := g.app.Store().Outbox().Cursor(context.Background(), gateway.DefaultOrg, "app-hook"); n == 0 {
 		t.Fatal("the cursor was never written")
 	}
 }

@@ -57,7 +57,7 @@ type ConfigProblem struct {
 // AdapterEnv is what an adapter gets from the gateway when it opens.
 type AdapterEnv struct {
 	ID     string // the adapter's id from the configuration
-	Tenant string // the organization whose events it delivers
+	Org    OrgID  // the organization whose events it delivers
 	Logger *slog.Logger
 	Store  Store // for state an adapter keeps (id maps)
 }

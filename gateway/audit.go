@@ -30,7 +30,7 @@ func (a Actor) String() string { return a.Kind + ":" + a.ID }
 // the request it came with. Secrets never enter Before or After.
 type AuditEntry struct {
 	Seq       uint64          `json:"seq"`
-	Tenant    string          `json:"tenant"`
+	Org       OrgID           `json:"tenant"`
 	Time      time.Time       `json:"time"`
 	Actor     Actor           `json:"actor"`
 	Action    string          `json:"action"` // e.g. identity.update, user.role, pool.create
@@ -48,13 +48,13 @@ type AuditQuery struct {
 	Limit  int
 }
 
-// AuditLog keeps the audit entries of each tenant.
+// AuditLog keeps the audit entries of each org.
 type AuditLog interface {
 	// Append records entries (stamped here with Seq) in one write.
-	Append(ctx context.Context, tenant string, entries ...AuditEntry) error
+	Append(ctx context.Context, org OrgID, entries ...AuditEntry) error
 	// List returns a page, newest first, and the Before of the next page
 	// (0: no more).
-	List(ctx context.Context, tenant string, q AuditQuery) ([]AuditEntry, uint64, error)
+	List(ctx context.Context, org OrgID, q AuditQuery) ([]AuditEntry, uint64, error)
 }
 
 // Record is one small administrative record (identity settings, a pool,
@@ -70,16 +70,16 @@ type Record struct {
 // Journal, recorded in the same transaction.
 type RecordStore interface {
 	// Get returns a record; ErrNotFound when there is none.
-	Get(ctx context.Context, tenant, kind, id string) (Record, error)
+	Get(ctx context.Context, org OrgID, kind, id string) (Record, error)
 	// List returns every record of a kind in id order.
-	List(ctx context.Context, tenant, kind string) ([]Record, error)
+	List(ctx context.Context, org OrgID, kind string) ([]Record, error)
 	// Put writes value as version ifVersion+1: ifVersion 0 creates
 	// (ErrConflict when the id is taken), otherwise the stored version
 	// must be ifVersion (ErrPreconditionFailed). It returns the new
 	// version.
-	Put(ctx context.Context, tenant, kind, id string, ifVersion uint64, value []byte, j Journal) (uint64, error)
+	Put(ctx context.Context, org OrgID, kind, id string, ifVersion uint64, value []byte, j Journal) (uint64, error)
 	// Delete removes a record at ifVersion (0: whatever its version).
-	Delete(ctx context.Context, tenant, kind, id string, ifVersion uint64, j Journal) error
+	Delete(ctx context.Context, org OrgID, kind, id string, ifVersion uint64, j Journal) error
 }
 
 // Journal is what a record write records beside the record, in the same

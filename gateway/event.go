@@ -22,11 +22,11 @@ const (
 // Event is one normalized provisioning change, recorded in the outbox in
 // the same transaction as the change itself. ID is stable across
 // redeliveries so that adapters can deduplicate; Seq orders events of a
-// tenant and is assigned by the store when the event is written.
+// org and is assigned by the store when the event is written.
 type Event struct {
 	ID         string    `json:"id"`
 	Seq        uint64    `json:"seq"`
-	Tenant     string    `json:"tenant"`
+	Org        OrgID     `json:"tenant"`
 	Op         Op        `json:"op"`
 	Source     Source    `json:"source"`
 	OccurredAt time.Time `json:"occurredAt"`

@@ -23,7 +23,7 @@ type Identity struct {
 // of the database cannot be replayed as cookies.
 type Session struct {
 	ID       string // hex SHA-256 of the cookie token
-	Tenant   string
+	Org      OrgID
 	UserID   string
 	Protocol string
 	Created  time.Time
@@ -35,23 +35,23 @@ type Session struct {
 // unknown id is ErrNotFound.
 type SessionStore interface {
 	Create(ctx context.Context, s Session) error
-	Get(ctx context.Context, tenant, id string) (Session, error)
+	Get(ctx context.Context, org OrgID, id string) (Session, error)
 	// Touch records activity (LastSeen).
-	Touch(ctx context.Context, tenant, id string, at time.Time) error
-	Delete(ctx context.Context, tenant, id string) error
+	Touch(ctx context.Context, org OrgID, id string, at time.Time) error
+	Delete(ctx context.Context, org OrgID, id string) error
 	// DeleteUser ends every session of a user and says how many.
-	DeleteUser(ctx context.Context, tenant, userID string) (int, error)
-	// DeleteAll ends every session of the tenant and says how many.
-	DeleteAll(ctx context.Context, tenant string) (int, error)
+	DeleteUser(ctx context.Context, org OrgID, userID string) (int, error)
+	// DeleteAll ends every session of the org and says how many.
+	DeleteAll(ctx context.Context, org OrgID) (int, error)
 	// Count is how many sessions are kept (for the active-sessions gauge).
-	Count(ctx context.Context, tenant string) (int, error)
+	Count(ctx context.Context, org OrgID) (int, error)
 	// Expire deletes sessions past their absolute end or idle since
 	// before idleBefore, and says how many.
-	Expire(ctx context.Context, tenant string, now, idleBefore time.Time) (int, error)
+	Expire(ctx context.Context, org OrgID, now, idleBefore time.Time) (int, error)
 	// ListUser returns a user's sessions (which may include ended ones
 	// the sweep has not removed yet).
-	ListUser(ctx context.Context, tenant, userID string) ([]Session, error)
+	ListUser(ctx context.Context, org OrgID, userID string) ([]Session, error)
 	// LastLogins returns when each user last signed in (absent: never,
 	// or not since the user was created).
-	LastLogins(ctx context.Context, tenant string, userIDs []string) (map[string]time.Time, error)
+	LastLogins(ctx context.Context, org OrgID, userIDs []string) (map[string]time.Time, error)
 }

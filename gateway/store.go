@@ -10,7 +10,7 @@ import (
 // transaction: either all of it is durable or none of it is.
 //
 // The provisioning core owns the records' identity and bookkeeping: it
-// stamps ID, Tenant, Version and the timestamps before it calls the store,
+// stamps ID, Org, Version and the timestamps before it calls the store,
 // and takes event snapshots after stamping, so an event says exactly what
 // was stored. The store checks that stamping (a new record is at version
 // 1, a change at the stored version + 1) and refuses anything else as an
@@ -37,43 +37,43 @@ type Store interface {
 
 // EphemeralStore keeps short-lived single-use values: sign-in requests in
 // flight (InResponseTo, OIDC state and nonce) and the assertion ids seen
-// (replay). Keys are scoped by tenant and namespace; an expired value is
+// (replay). Keys are scoped by org and namespace; an expired value is
 // as good as absent.
 type EphemeralStore interface {
 	// PutIfAbsent stores value until expires unless the key is there (and
 	// not expired); it reports whether it stored it.
-	PutIfAbsent(ctx context.Context, tenant, namespace, key string, value []byte, expires time.Time) (bool, error)
+	PutIfAbsent(ctx context.Context, org OrgID, namespace, key string, value []byte, expires time.Time) (bool, error)
 	// Take returns the value and deletes it (single use); nil when absent
 	// or expired.
-	Take(ctx context.Context, tenant, namespace, key string) ([]byte, error)
+	Take(ctx context.Context, org OrgID, namespace, key string) ([]byte, error)
 	// PutIfAbsentAndTake is PutIfAbsent and, when it stored, Take of
 	// another key ("" takes nothing), in one write: a sign-in records its
 	// assertion as used and takes its request with one commit.
-	PutIfAbsentAndTake(ctx context.Context, tenant, putNamespace, putKey string, value []byte, expires time.Time, takeNamespace, takeKey string) (bool, []byte, error)
+	PutIfAbsentAndTake(ctx context.Context, org OrgID, putNamespace, putKey string, value []byte, expires time.Time, takeNamespace, takeKey string) (bool, []byte, error)
 	// Sweep deletes what expired before now, and says how many.
-	Sweep(ctx context.Context, tenant string, now time.Time) (int, error)
+	Sweep(ctx context.Context, org OrgID, now time.Time) (int, error)
 }
 
 // KeyStore keeps the gateway's own key material (the identity token's
 // signing keys, the SAML SP key), generated on first start. Keys are
-// scoped by tenant.
+// scoped by org.
 type KeyStore interface {
 	// Get returns the named key, or nil when there is none.
-	Get(ctx context.Context, tenant, name string) ([]byte, error)
+	Get(ctx context.Context, org OrgID, name string) ([]byte, error)
 	// PutIfAbsent stores value under name unless a value is there already,
 	// and returns the stored one: two gateways starting at once agree.
-	PutIfAbsent(ctx context.Context, tenant, name string, value []byte) ([]byte, error)
+	PutIfAbsent(ctx context.Context, org OrgID, name string, value []byte) ([]byte, error)
 }
 
 // IDMaps keep, per adapter, the downstream's own id of each user or group
 // (the id the app's API answered a create with), so later calls can name
-// it. Keys are scoped by tenant and adapter.
+// it. Keys are scoped by org and adapter.
 type IDMaps interface {
 	// Get returns the downstream id of the gateway's resource id ("" when
 	// there is none).
-	Get(ctx context.Context, tenant, adapter, id string) (string, error)
-	Put(ctx context.Context, tenant, adapter, id, downstreamID string) error
-	Delete(ctx context.Context, tenant, adapter, id string) error
+	Get(ctx context.Context, org OrgID, adapter, id string) (string, error)
+	Put(ctx context.Context, org OrgID, adapter, id, downstreamID string) error
+	Delete(ctx context.Context, org OrgID, adapter, id string) error
 }
 
 // UserIndex names a secondary index over users.
@@ -130,24 +130,24 @@ type UserStore interface {
 	// Create stores a new, stamped user (Version 1), its events and any
 	// audit entries in one transaction.
 	Create(ctx context.Context, u *User, events []Event, audit ...AuditEntry) error
-	Get(ctx context.Context, tenant, id string) (*User, error)
-	GetMany(ctx context.Context, tenant string, ids []string) ([]*User, error) // skips missing ids
-	Update(ctx context.Context, tenant, id string, ifVersion uint64, fn UserUpdateFunc) (*User, error)
-	Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn UserDeleteFunc) error
-	Lookup(ctx context.Context, tenant string, index UserIndex, value string) ([]string, error)
+	Get(ctx context.Context, org OrgID, id string) (*User, error)
+	GetMany(ctx context.Context, org OrgID, ids []string) ([]*User, error) // skips missing ids
+	Update(ctx context.Context, org OrgID, id string, ifVersion uint64, fn UserUpdateFunc) (*User, error)
+	Delete(ctx context.Context, org OrgID, id string, ifVersion uint64, fn UserDeleteFunc) error
+	Lookup(ctx context.Context, org OrgID, index UserIndex, value string) ([]string, error)
 	// List returns users in stable id order, skipping offset, at most limit
 	// (limit 0 returns none), and the total number of users.
-	List(ctx context.Context, tenant string, offset, limit int) ([]*User, int, error)
+	List(ctx context.Context, org OrgID, offset, limit int) ([]*User, int, error)
 	// Scan calls fn for every user with an id after after ("": from the
 	// first) in id order until fn returns false. fn must not use the store.
-	Scan(ctx context.Context, tenant, after string, fn func(*User) bool) error
+	Scan(ctx context.Context, org OrgID, after string, fn func(*User) bool) error
 	// ScanSummaries is Scan with users that carry no Attributes (the
 	// protocol document): listing and filtering need only the typed
 	// fields, and skipping the document makes a scan cheaper. With
 	// contains (lower-case ASCII) set, the store may skip, undecoded, users
 	// whose record cannot hold it in any field (a search's first cut; fn
 	// still decides).
-	ScanSummaries(ctx context.Context, tenant, after, contains string, fn func(*User) bool) error
+	ScanSummaries(ctx context.Context, org OrgID, after, contains string, fn func(*User) bool) error
 }
 
 // GroupChange is what a GroupUpdateFunc decides: the new, stamped
@@ -175,19 +175,19 @@ type GroupDeleteFunc func(cur *Group, members []Member) ([]Event, error)
 type GroupStore interface {
 	// Create stores a new, stamped group (Version 1) with its members.
 	Create(ctx context.Context, g *Group, members []Member, events []Event) error
-	Get(ctx context.Context, tenant, id string) (*Group, error)
+	Get(ctx context.Context, org OrgID, id string) (*Group, error)
 	// GetWithMembers reads a group and its members in one transaction.
-	GetWithMembers(ctx context.Context, tenant, id string) (*Group, []Member, error)
-	GetMany(ctx context.Context, tenant string, ids []string) ([]*Group, error)
-	Members(ctx context.Context, tenant, id string) ([]Member, error)
-	Update(ctx context.Context, tenant, id string, ifVersion uint64, fn GroupUpdateFunc) (*Group, error)
-	Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn GroupDeleteFunc) error
-	Lookup(ctx context.Context, tenant string, index GroupIndex, value string) ([]string, error)
-	List(ctx context.Context, tenant string, offset, limit int) ([]*Group, int, error)
-	Scan(ctx context.Context, tenant string, fn func(*Group) bool) error
+	GetWithMembers(ctx context.Context, org OrgID, id string) (*Group, []Member, error)
+	GetMany(ctx context.Context, org OrgID, ids []string) ([]*Group, error)
+	Members(ctx context.Context, org OrgID, id string) ([]Member, error)
+	Update(ctx context.Context, org OrgID, id string, ifVersion uint64, fn GroupUpdateFunc) (*Group, error)
+	Delete(ctx context.Context, org OrgID, id string, ifVersion uint64, fn GroupDeleteFunc) error
+	Lookup(ctx context.Context, org OrgID, index GroupIndex, value string) ([]string, error)
+	List(ctx context.Context, org OrgID, offset, limit int) ([]*Group, int, error)
+	Scan(ctx context.Context, org OrgID, fn func(*Group) bool) error
 	// Memberships returns the groups of each given user, read in one
 	// transaction (a page of users needs them all at once).
-	Memberships(ctx context.Context, tenant string, userIDs []string) (map[string][]GroupRef, error)
+	Memberships(ctx context.Context, org OrgID, userIDs []string) (map[string][]GroupRef, error)
 }
 
 // GroupRef names a group a user belongs to.
@@ -201,26 +201,26 @@ type GroupRef struct {
 // adapter), the dead letters each consumer set aside, and pruning of the
 // events every consumer is past.
 type Outbox interface {
-	// After returns up to limit events of tenant with Seq > seq.
-	After(ctx context.Context, tenant string, seq uint64, limit int) ([]Event, error)
-	Len(ctx context.Context, tenant string) (int, error)
+	// After returns up to limit events of org with Seq > seq.
+	After(ctx context.Context, org OrgID, seq uint64, limit int) ([]Event, error)
+	Len(ctx context.Context, org OrgID) (int, error)
 	// LastSeq is the Seq of the newest event ever recorded (0: none).
-	LastSeq(ctx context.Context, tenant string) (uint64, error)
+	LastSeq(ctx context.Context, org OrgID) (uint64, error)
 	// Cursor is the Seq up to which consumer is done (0 at first).
-	Cursor(ctx context.Context, tenant, consumer string) (uint64, error)
+	Cursor(ctx context.Context, org OrgID, consumer string) (uint64, error)
 	// Ack moves consumer's cursor forward to seq (never back) and records
 	// the dead letters set aside and removed on the way, in one write.
-	Ack(ctx context.Context, tenant, consumer string, seq uint64, add []DeadLetter, remove []uint64) error
+	Ack(ctx context.Context, org OrgID, consumer string, seq uint64, add []DeadLetter, remove []uint64) error
 	// DeadLetters lists consumer's dead letters in Seq order.
-	DeadLetters(ctx context.Context, tenant, consumer string) ([]DeadLetter, error)
+	DeadLetters(ctx context.Context, org OrgID, consumer string) ([]DeadLetter, error)
 	// Prune deletes the events with Seq <= upTo that were recorded before
 	// before, oldest first, at most limit of them, and says how many went.
-	Prune(ctx context.Context, tenant string, upTo uint64, before time.Time, limit int) (int, error)
+	Prune(ctx context.Context, org OrgID, upTo uint64, before time.Time, limit int) (int, error)
 	// Changed returns a channel that is closed at the latest when the
-	// next write recording events of tenant commits (a consumer waiting
+	// next write recording events of org commits (a consumer waiting
 	// for new events selects on it; it may be closed sooner, by other
 	// commits, and then reads again).
-	Changed(tenant string) <-chan struct{}
+	Changed(org OrgID) <-chan struct{}
 }
 
 // DeadLetter is an event a consumer set aside: it failed permanently or

@@ -2,10 +2,6 @@ package gateway
 
 import "time"
 
-// DefaultTenant is the organization id every key is scoped by until
-// multi-organization support lands.
-const DefaultTenant = "default"
-
 // Source says how a user or group came to exist.
 type Source string
 
@@ -23,7 +19,7 @@ const (
 // Attributes never holds id, meta, schemas or password.
 type User struct {
 	ID          string    `json:"id"`
-	Tenant      string    `json:"tenant"`
+	Org         OrgID     `json:"tenant"`
 	UserName    string    `json:"userName"`
 	ExternalID  string    `json:"externalId,omitempty"`
 	Active      bool      `json:"active"`
@@ -52,7 +48,7 @@ func (u *User) PrimaryEmail() string {
 // not inside it, so that large groups do not rewrite one huge record.
 type Group struct {
 	ID          string    `json:"id"`
-	Tenant      string    `json:"tenant"`
+	Org         OrgID     `json:"tenant"`
 	DisplayName string    `json:"displayName"`
 	ExternalID  string    `json:"externalId,omitempty"`
 	Source      Source    `json:"source"`

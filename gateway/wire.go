@@ -18,8 +18,8 @@ type WireEvent struct {
 	Contract  string     `json:"contract"` // EventContract
 	ID        string     `json:"id"`       // stable across redeliveries: dedupe on it
 	Type      Op         `json:"type"`
-	Seq       uint64     `json:"seq"` // order of the tenant's events
-	Tenant    string     `json:"tenant"`
+	Seq       uint64     `json:"seq"` // order of the org's events
+	Org       OrgID      `json:"tenant"`
 	Source    Source     `json:"source"` // how the change came in
 	Time      time.Time  `json:"time"`
 	RequestID string     `json:"requestId,omitempty"`
@@ -78,7 +78,7 @@ type WireInvitation struct {
 // Wire converts an event to its wire form.
 func (e Event) Wire() WireEvent {
 	w := WireEvent{
-		Contract: EventContract, ID: e.ID, Type: e.Op, Seq: e.Seq, Tenant: e.Tenant, Source: e.Source,
+		Contract: EventContract, ID: e.ID, Type: e.Op, Seq: e.Seq, Org: e.Org, Source: e.Source,
 		Time: e.OccurredAt.UTC(), RequestID: e.RequestID, MemberIDs: e.MemberIDs, Changed: e.Changed,
 	}
 	if u := e.User; u != nil {

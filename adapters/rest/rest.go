@@ -234,7 +234,7 @@ func (c *Config) Open(_ context.Context, env gateway.AdapterEnv) (gateway.Adapte
 		MaxIdleConnsPerHost:   64,
 	}
 	return &adapter{
-		cfg: c, id: env.ID, tenant: env.Tenant, ids: env.Store.IDMaps(),
+		cfg: c, id: env.ID, org: env.Org, ids: env.Store.IDMaps(),
 		base: strings.TrimRight(c.BaseURL, "/"),
 		client: &http.Client{Transport: transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -244,7 +244,7 @@ func (c *Config) Open(_ context.Context, env gateway.AdapterEnv) (gateway.Adapte
 type adapter struct {
 	cfg    *Config
 	id     string
-	tenant string
+	org    gateway.OrgID
 	ids    gateway.IDMaps
 	base   string
 	client *http.Client
@@ -285,7 +285,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 		return fmt.Errorf("%s carries no user or group: %w", e.Type, gateway.ErrPermanent)
 	}
 	key := res.kind + ":" + res.id
-	appID, err := a.ids.Get(ctx, a.tenant, a.id, key)
+	appID, err := a.ids.Get(ctx, a.org, a.id, key)
 	if err != nil {
 		return err
 	}
@@ -318,7 +318,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 		}
 	}
 	if strings.HasSuffix(string(e.Type), ".deleted") {
-		return a.ids.Put(ctx, a.tenant, a.id, key, deleted)
+		return a.ids.Put(ctx, a.org, a.id, key, deleted)
 	}
 	return nil
 }
@@ -363,7 +363,7 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 				if id == "" {
 					return fmt.Errorf("the answer has no %q: the app's id cannot be kept: %w", op.IDField, gateway.ErrPermanent)
 				}
-				if err := a.ids.Put(ctx, a.tenant, a.id, res.kind+":"+res.id, id); err != nil {
+				if err := a.ids.Put(ctx, a.org, a.id, res.kind+":"+res.id, id); err != nil {
 					return err
 				}
 				vars["app_id"] = id
@@ -394,7 +394,7 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 // memberID is the app's id of a member user, linked by lookup if need be;
 // gone says the user was deleted from the app since.
 func (a *adapter) memberID(ctx context.Context, userID string) (id string, gone bool, err error) {
-	mid, err := a.ids.Get(ctx, a.tenant, a.id, "user:"+userID)
+	mid, err := a.ids.Get(ctx, a.org, a.id, "user:"+userID)
 	switch {
 	case err != nil:
 		return "", false, err
@@ -429,7 +429,7 @@ func (a *adapter) link(ctx context.Context, res resource, doc map[string]any) (s
 	if id == "" {
 		return "", nil
 	}
-	return id, a.ids.Put(ctx, a.tenant, a.id, res.kind+":"+res.id, id)
+	return id, a.ids.Put(ctx, a.org, a.id, res.kind+":"+res.id, id)
 }
 
 // call sends one request and returns its status and body.

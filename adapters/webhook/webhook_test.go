@@ -108,7 +108,7 @@ func open(t *testing.T, cfg Config) gateway.Adapter {
 }
 
 func event() gateway.WireEvent {
-	return gateway.WireEvent{Contract: gateway.EventContract, ID: "01a2-event", Type: gateway.OpUserCreated, Seq: 7, Tenant: "default",
+	return gateway.WireEvent{Contract: gateway.EventContract, ID: "01a2-event", Type: gateway.OpUserCreated, Seq: 7, Org: "default",
 		Source: gateway.SourceSCIM, Time: time.Now().UTC(), User: &gateway.WireUser{ID: "u1", UserName: "ada@example.com", Active: true, Version: 1}}
 }
 

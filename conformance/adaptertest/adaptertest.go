@@ -165,7 +165,7 @@ func (s *script) group(name string) *gateway.WireGroup {
 
 func (s *script) event(op gateway.Op, u *gateway.WireUser, g *gateway.WireGroup, members []string) gateway.WireEvent {
 	s.at = s.at.Add(time.Second)
-	e := gateway.WireEvent{Contract: gateway.EventContract, ID: s.id("01a2e000"), Type: op, Seq: s.seq, Tenant: gateway.DefaultTenant,
+	e := gateway.WireEvent{Contract: gateway.EventContract, ID: s.id("01a2e000"), Type: op, Seq: s.seq, Org: gateway.DefaultOrg,
 		Source: gateway.SourceSCIM, Time: s.at, MemberIDs: members}
 	if u != nil {
 		c := *u

@@ -132,12 +132,12 @@ func testSessions(t *testing.T, s gateway.Store) {
 	at := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	ss := s.Sessions()
 	for i, user := range []string{"u1", "u1", "u2", "u3"} {
-		se := gateway.Session{ID: fmt.Sprintf("s%d", i), Tenant: orgA, UserID: user, Protocol: "saml", Created: at, LastSeen: at, Expires: at.Add(time.Duration(i+1) * time.Hour)}
+		se := gateway.Session{ID: fmt.Sprintf("s%d", i), Org: orgA, UserID: user, Protocol: "saml", Created: at, LastSeen: at, Expires: at.Add(time.Duration(i+1) * time.Hour)}
 		if err := ss.Create(ctx(), se); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := ss.Create(ctx(), gateway.Session{ID: "sb", Tenant: orgB, UserID: "u1", Protocol: "oidc", Created: at, LastSeen: at, Expires: at.Add(time.Hour)}); err != nil {
+	if err := ss.Create(ctx(), gateway.Session{ID: "sb", Org: orgB, UserID: "u1", Protocol: "oidc", Created: at, LastSeen: at, Expires: at.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := ss.Get(ctx(), orgA, "s1"); err != nil || got.UserID != "u1" || got.Protocol != "saml" || !got.Expires.Equal(at.Add(2*time.Hour)) || !got.Created.Equal(at) {
@@ -232,7 +232,10 @@ func testIDMaps(t *testing.T, s gateway.Store) {
 	if err := m.Put(ctx(), orgA, "sql", "u1", "row-7"); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ org, adapter, want string }{{orgA, "rest", "app-42"}, {orgA, "sql", "row-7"}, {orgB, "rest", ""}} {
+	for _, c := range []struct {
+		org           gateway.OrgID
+		adapter, want string
+	}{{orgA, "rest", "app-42"}, {orgA, "sql", "row-7"}, {orgB, "rest", ""}} {
 		if v, _ := m.Get(ctx(), c.org, c.adapter, "u1"); v != c.want {
 			t.Errorf("%s/%s: %q, want %q", c.org, c.adapter, v, c.want)
 		}

@@ -19,7 +19,7 @@ func testEventNumbering(t *testing.T, s gateway.Store) {
 	stop := make(chan struct{})
 	var readErr error
 	var readers sync.WaitGroup
-	for _, org := range []string{orgA, orgB} {
+	for _, org := range []gateway.OrgID{orgA, orgB} {
 		readers.Go(func() {
 			for {
 				select {
@@ -43,7 +43,7 @@ func testEventNumbering(t *testing.T, s gateway.Store) {
 	}
 	var wg sync.WaitGroup
 	for w := range writers {
-		for _, org := range []string{orgA, orgB} {
+		for _, org := range []gateway.OrgID{orgA, orgB} {
 			wg.Go(func() {
 				for i := range perWriter {
 					u := newUser(org, fmt.Sprintf("w%d-%d@x.example", w, i))
@@ -62,7 +62,7 @@ func testEventNumbering(t *testing.T, s gateway.Store) {
 	if readErr != nil {
 		t.Fatal(readErr)
 	}
-	for _, org := range []string{orgA, orgB} {
+	for _, org := range []gateway.OrgID{orgA, orgB} {
 		evs, err := s.Outbox().After(ctx(), org, 0, 1<<20)
 		if err != nil {
 			t.Fatal(err)
@@ -72,8 +72,8 @@ func testEventNumbering(t *testing.T, s gateway.Store) {
 			t.Fatalf("%s: %d events, last seq %d; want %d", org, len(evs), lastSeq(t, s, org), want)
 		}
 		for i, e := range evs {
-			if e.Seq != uint64(i+1) || e.Tenant != org {
-				t.Fatalf("%s: event %d has seq %d, organization %q", org, i+1, e.Seq, e.Tenant)
+			if e.Seq != uint64(i+1) || e.Org != org {
+				t.Fatalf("%s: event %d has seq %d, organization %q", org, i+1, e.Seq, e.Org)
 			}
 			if e.Op == gateway.OpUserCreated && (i+1 >= len(evs) || evs[i+1].Op != gateway.OpInvitationCreated) {
 				t.Fatalf("%s: the events of one write are not consecutive at seq %d", org, e.Seq)
@@ -153,7 +153,7 @@ func testOutboxDelivery(t *testing.T, s gateway.Store) {
 // testChangedSignal: a consumer waiting on Changed(org) is woken when the
 // organization's next events commit (it may be woken more often).
 func testChangedSignal(t *testing.T, s gateway.Store) {
-	for _, org := range []string{orgA, orgB} {
+	for _, org := range []gateway.OrgID{orgA, orgB} {
 		ch := s.Outbox().Changed(org)
 		mustCreate(t, s, newUser(org, "wake@x.example"))
 		select {

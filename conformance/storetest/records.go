@@ -137,7 +137,7 @@ func testAuditPaging(t *testing.T, s gateway.Store) {
 			t.Errorf("%+v: pages %v, want %v", c.q, got, c.want)
 		}
 	}
-	if entries, _, _ := s.Audit().List(ctx(), orgB, gateway.AuditQuery{Limit: 10}); len(entries) != 1 || entries[0].Seq != 1 || entries[0].Tenant != orgB {
+	if entries, _, _ := s.Audit().List(ctx(), orgB, gateway.AuditQuery{Limit: 10}); len(entries) != 1 || entries[0].Seq != 1 || entries[0].Org != orgB {
 		t.Fatalf("org B's audit log: %+v", entries)
 	}
 }

@@ -43,8 +43,8 @@ import (
 
 // The organizations the suite writes into.
 const (
-	orgA = "org-a"
-	orgB = "org-b"
+	orgA gateway.OrgID = "org-a"
+	orgB gateway.OrgID = "org-b"
 )
 
 // Run runs the whole suite; open gives each subtest a new, empty store.
@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) gateway.Store) {
 		{"ScanSummaries", testScanSummaries},
 		{"PoolIndex", testPoolIndex},
 		{"OrganizationsAreIsolated", testIsolation},
+		{"EveryCallNamesAnOrganization", testNoOrganization},
 		{"EventNumbersGaplessInCommitOrder", testEventNumbering},
 		{"OutboxCursorsDeadLettersPruning", testOutboxDelivery},
 		{"ChangedSignal", testChangedSignal},
@@ -93,17 +94,17 @@ func code(err error) gateway.ErrorCode { return gateway.ErrorCodeOf(err) }
 func ctx() context.Context { return context.Background() }
 
 // newUser is a stamped new user of org (version 1).
-func newUser(org, name string, emails ...string) *gateway.User {
+func newUser(org gateway.OrgID, name string, emails ...string) *gateway.User {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	return &gateway.User{ID: newID("u"), Tenant: org, UserName: name, Active: true, Emails: emails, ExternalID: "ext-" + name,
+	return &gateway.User{ID: newID("u"), Org: org, UserName: name, Active: true, Emails: emails, ExternalID: "ext-" + name,
 		Source: gateway.SourceSCIM, Version: 1, Created: now, Modified: now,
 		Attributes: gateway.NewDocument(map[string]any{"userName": name})}
 }
 
 // newGroup is a stamped new group of org.
-func newGroup(org, name string) *gateway.Group {
+func newGroup(org gateway.OrgID, name string) *gateway.Group {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	return &gateway.Group{ID: newID("g"), Tenant: org, DisplayName: name, Source: gateway.SourceSCIM, Version: 1, Created: now, Modified: now,
+	return &gateway.Group{ID: newID("g"), Org: org, DisplayName: name, Source: gateway.SourceSCIM, Version: 1, Created: now, Modified: now,
 		Attributes: gateway.NewDocument(map[string]any{"displayName": name})}
 }
 
@@ -137,7 +138,7 @@ func bump(events []gateway.Event, f func(u *gateway.User)) gateway.UserUpdateFun
 	}
 }
 
-func lastSeq(t *testing.T, s gateway.Store, org string) uint64 {
+func lastSeq(t *testing.T, s gateway.Store, org gateway.OrgID) uint64 {
 	t.Helper()
 	n, err := s.Outbox().LastSeq(ctx(), org)
 	if err != nil {
@@ -146,7 +147,7 @@ func lastSeq(t *testing.T, s gateway.Store, org string) uint64 {
 	return n
 }
 
-func lookup(t *testing.T, s gateway.Store, org string, idx gateway.UserIndex, v string) []string {
+func lookup(t *testing.T, s gateway.Store, org gateway.OrgID, idx gateway.UserIndex, v string) []string {
 	t.Helper()
 	got, err := s.Users().Lookup(ctx(), org, idx, v)
 	if err != nil {
@@ -155,7 +156,7 @@ func lookup(t *testing.T, s gateway.Store, org string, idx gateway.UserIndex, v 
 	return got
 }
 
-func groupLookup(t *testing.T, s gateway.Store, org string, idx gateway.GroupIndex, v string) []string {
+func groupLookup(t *testing.T, s gateway.Store, org gateway.OrgID, idx gateway.GroupIndex, v string) []string {
 	t.Helper()
 	got, err := s.Groups().Lookup(ctx(), org, idx, v)
 	if err != nil {
@@ -164,7 +165,7 @@ func groupLookup(t *testing.T, s gateway.Store, org string, idx gateway.GroupInd
 	return got
 }
 
-func auditActions(t *testing.T, s gateway.Store, org string) []string {
+func auditActions(t *testing.T, s gateway.Store, org gateway.OrgID) []string {
 	t.Helper()
 	entries, _, err := s.Audit().List(ctx(), org, gateway.AuditQuery{Limit: 1000})
 	if err != nil {

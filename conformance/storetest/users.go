@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
@@ -18,7 +19,7 @@ func testUserCreateAndRead(t *testing.T, s gateway.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.UserName != u.UserName || got.Version != 1 || got.Tenant != orgA || got.GivenName != "Ada" || got.Role != "manager" ||
+	if got.UserName != u.UserName || got.Version != 1 || got.Org != orgA || got.GivenName != "Ada" || got.Role != "manager" ||
 		!slices.Equal(got.Emails, u.Emails) || !slices.Equal(got.Pools, u.Pools) || got.ExternalID != u.ExternalID ||
 		got.Source != gateway.SourceSCIM || !got.Active || !got.Created.Equal(u.Created) {
 		t.Fatalf("read back %+v, wrote %+v", got, u)
@@ -41,7 +42,7 @@ func testUserCreateAndRead(t *testing.T, s gateway.Store) {
 	}
 	// The events are recorded, numbered and stamped with the organization.
 	evs, err := s.Outbox().After(ctx(), orgA, 0, 10)
-	if err != nil || len(evs) != 1 || evs[0].Seq != 1 || evs[0].Tenant != orgA || evs[0].Op != gateway.OpUserCreated {
+	if err != nil || len(evs) != 1 || evs[0].Seq != 1 || evs[0].Org != orgA || evs[0].Op != gateway.OpUserCreated {
 		t.Fatalf("events: %+v %v", evs, err)
 	}
 }
@@ -475,5 +476,58 @@ func testIsolation(t *testing.T, s gateway.Store) {
 	kb, _ := s.Keys().PutIfAbsent(ctx(), orgB, "k", []byte("b"))
 	if string(ka) != "a" || string(kb) != "b" {
 		t.Fatalf("keys shared across organizations: %q %q", ka, kb)
+	}
+}
+
+// testNoOrganization: a call that names no organization is refused
+// (ErrInvalid), reads and writes alike; nothing lands in any
+// organization in its place.
+func testNoOrganization(t *testing.T, s gateway.Store) {
+	const none gateway.OrgID = ""
+	u := newUser(none, "ada@example.com")
+	g := newGroup(none, "eng")
+	now := time.Now()
+	calls := map[string]func() error{
+		"Users.Create": func() error { return s.Users().Create(ctx(), u, ev(gateway.OpUserCreated)) },
+		"Users.Get":    func() error { _, err := s.Users().Get(ctx(), none, "x"); return err },
+		"Users.List":   func() error { _, _, err := s.Users().List(ctx(), none, 0, 10); return err },
+		"Users.Lookup": func() error {
+			_, err := s.Users().Lookup(ctx(), none, gateway.UserByUserName, "ada@example.com")
+			return err
+		},
+		"Users.Update": func() error {
+			_, err := s.Users().Update(ctx(), none, "x", 0, bump(nil, func(*gateway.User) {}))
+			return err
+		},
+		"Users.Scan":    func() error { return s.Users().Scan(ctx(), none, "", func(*gateway.User) bool { return true }) },
+		"Groups.Create": func() error { return s.Groups().Create(ctx(), g, nil, ev(gateway.OpGroupCreated)) },
+		"Groups.Get":    func() error { _, err := s.Groups().Get(ctx(), none, "x"); return err },
+		"Outbox.After":  func() error { _, err := s.Outbox().After(ctx(), none, 0, 10); return err },
+		"Outbox.Ack":    func() error { return s.Outbox().Ack(ctx(), none, "hook", 1, nil, nil) },
+		"Sessions.Create": func() error {
+			return s.Sessions().Create(ctx(), gateway.Session{ID: "s", UserID: "u", Created: now, LastSeen: now, Expires: now.Add(time.Hour)})
+		},
+		"Sessions.Get": func() error { _, err := s.Sessions().Get(ctx(), none, "s"); return err },
+		"Ephemeral.PutIfAbsent": func() error {
+			_, err := s.Ephemeral().PutIfAbsent(ctx(), none, "replay", "a", nil, now.Add(time.Hour))
+			return err
+		},
+		"Keys.PutIfAbsent": func() error { _, err := s.Keys().PutIfAbsent(ctx(), none, "k", []byte("v")); return err },
+		"IDMaps.Put":       func() error { return s.IDMaps().Put(ctx(), none, "rest", "u", "1") },
+		"Records.Put": func() error {
+			_, err := s.Records().Put(ctx(), none, "pool", "p", 0, []byte(`{}`), gateway.Journal{})
+			return err
+		},
+		"Audit.Append": func() error { return s.Audit().Append(ctx(), none, gateway.AuditEntry{Action: "x"}) },
+	}
+	for name, call := range calls {
+		if err := call(); code(err) != gateway.ErrInvalid {
+			t.Errorf("%s without an organization: %v, want %s", name, err, gateway.ErrInvalid)
+		}
+	}
+	for _, org := range []gateway.OrgID{orgA, gateway.OrgID("default")} {
+		if _, total, _ := s.Users().List(ctx(), org, 0, 0); total != 0 || lastSeq(t, s, org) != 0 {
+			t.Errorf("a call without an organization wrote into %s", org)
+		}
 	}
 }

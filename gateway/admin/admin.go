@@ -51,7 +51,7 @@ type Options struct {
 	Store      gateway.Store
 	Sessions   *session.Manager
 	Delivery   Delivery // nil: no delivery endpoints answer
-	Tenant     string
+	Org        gateway.OrgID
 	PathPrefix string // the gateway's, e.g. /gatehouse
 	// BootstrapToken is admin.token: a bearer token that always works
 	// (compared by SHA-256 in constant time); "" for none.
@@ -81,8 +81,8 @@ type actorKey struct{}
 
 // New builds the API.
 func New(opts Options) *API {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		panic("admin.New: " + err.Error()) // the wiring names the organization; none is assumed
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -194,7 +194,7 @@ func (a *API) tokenActor(ctx context.Context, token string) (gateway.Actor, bool
 			return gateway.Actor{Kind: gateway.ActorToken, ID: "admin.token"}, true, nil
 		}
 	}
-	id, ok, err := a.opts.Service.CheckAPIToken(ctx, a.opts.Tenant, token)
+	id, ok, err := a.opts.Service.CheckAPIToken(ctx, a.opts.Org, token)
 	if err != nil || !ok {
 		return gateway.Actor{}, false, err
 	}
@@ -204,7 +204,7 @@ func (a *API) tokenActor(ctx context.Context, token string) (gateway.Actor, bool
 // manager is the command context of a request.
 func (a *API) manager(ctx context.Context) provision.Manager {
 	actor, _ := ctx.Value(actorKey{}).(gateway.Actor)
-	return provision.Manager{Tenant: a.opts.Tenant, Actor: actor, RequestID: httpx.RequestID(ctx)}
+	return provision.Manager{Org: a.opts.Org, Actor: actor, RequestID: httpx.RequestID(ctx)}
 }
 
 // Problem is the one error shape of the API: RFC 9457 problem details

@@ -24,7 +24,7 @@ func (a *API) registerAudit() {
 			Before uint64 `query:"before" doc:"the next value of the previous page"`
 			Limit  int    `query:"limit" minimum:"1" maximum:"500" default:"50"`
 		}) (*auditOutput, error) {
-			entries, next, err := a.opts.Store.Audit().List(ctx, a.opts.Tenant, gateway.AuditQuery{Actor: in.Actor, Target: in.Target, Before: in.Before, Limit: in.Limit})
+			entries, next, err := a.opts.Store.Audit().List(ctx, a.opts.Org, gateway.AuditQuery{Actor: in.Actor, Target: in.Target, Before: in.Before, Limit: in.Limit})
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

@@ -142,7 +142,7 @@ func ReplayDeadLetter(ctx context.Context, delivery Delivery, store gateway.Stor
 	}
 	// Audited before it is scheduled: a replay nobody can account for
 	// must not happen.
-	if err := store.Audit().Append(ctx, mg.Tenant, gateway.AuditEntry{Time: time.Now().UTC(), Actor: mg.Actor, Action: "dead_letter.replay",
+	if err := store.Audit().Append(ctx, mg.Org, gateway.AuditEntry{Time: time.Now().UTC(), Actor: mg.Actor, Action: "dead_letter.replay",
 		Target: "dead_letter:" + id, RequestID: mg.RequestID}); err != nil {
 		return 0, err
 	}

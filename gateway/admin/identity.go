@@ -165,7 +165,7 @@ func (a *API) registerIdentity() {
 	huma.Register(a.api, huma.Operation{OperationID: "get-identity", Method: http.MethodGet, Path: "/identity", Tags: []string{"identity"},
 		Summary: "The identity configuration in force", Description: "The login method (sso) and provisioning method with the configuration file's keys, what to paste into the IdP, and who changed it last."},
 		func(ctx context.Context, _ *struct{}) (*identityOutput, error) {
-			st, ok := a.opts.Service.Settings(a.opts.Tenant)
+			st, ok := a.opts.Service.Settings(a.opts.Org)
 			if !ok {
 				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
 			}
@@ -184,7 +184,7 @@ func (a *API) registerIdentity() {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			cur, ok := a.opts.Service.Settings(a.opts.Tenant)
+			cur, ok := a.opts.Service.Settings(a.opts.Org)
 			if !ok {
 				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
 			}
@@ -193,7 +193,7 @@ func (a *API) registerIdentity() {
 				return nil, a.fail(ctx, err)
 			}
 			mg := a.manager(ctx)
-			st, err := a.opts.Service.UpdateSettings(ctx, mg.Tenant, mg.Actor, mg.RequestID, version, next, a.opts.SettingsFromFile)
+			st, err := a.opts.Service.UpdateSettings(ctx, mg.Org, mg.Actor, mg.RequestID, version, next, a.opts.SettingsFromFile)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -224,7 +224,7 @@ func (a *API) registerIdentity() {
 				grace = d
 			}
 			mg := a.manager(ctx)
-			token, until, err := a.opts.Service.RotateSCIMToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, grace)
+			token, until, err := a.opts.Service.RotateSCIMToken(ctx, mg.Org, mg.Actor, mg.RequestID, grace)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -241,7 +241,7 @@ func (a *API) registerIdentity() {
 	huma.Register(a.api, huma.Operation{OperationID: "list-api-tokens", Method: http.MethodGet, Path: "/api-tokens", Tags: []string{"identity"},
 		Summary: "List the admin API tokens (never their secrets)"},
 		func(ctx context.Context, _ *struct{}) (*apiTokensOutput, error) {
-			ts, err := a.opts.Service.APITokens(ctx, a.opts.Tenant)
+			ts, err := a.opts.Service.APITokens(ctx, a.opts.Org)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -272,7 +272,7 @@ func (a *API) registerIdentity() {
 				ttl = d
 			}
 			mg := a.manager(ctx)
-			token, info, err := a.opts.Service.CreateAPIToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.Body.Name, ttl)
+			token, info, err := a.opts.Service.CreateAPIToken(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.Name, ttl)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -286,7 +286,7 @@ func (a *API) registerIdentity() {
 			ID string `path:"id"`
 		}) (*struct{}, error) {
 			mg := a.manager(ctx)
-			if err := a.opts.Service.RevokeAPIToken(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.ID); err != nil {
+			if err := a.opts.Service.RevokeAPIToken(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID); err != nil {
 				return nil, a.fail(ctx, err)
 			}
 			return nil, nil

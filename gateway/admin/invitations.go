@@ -24,7 +24,7 @@ func (a *API) registerInvitations() {
 	huma.Register(a.api, huma.Operation{OperationID: "list-invitations", Method: http.MethodGet, Path: "/invitations", Tags: []string{"invitations"},
 		Summary: "List invitations, newest first, with their state (pending, accepted, revoked, expired)"},
 		func(ctx context.Context, _ *struct{}) (*invitationsOutput, error) {
-			list, err := a.opts.Service.Invitations(ctx, a.opts.Tenant)
+			list, err := a.opts.Service.Invitations(ctx, a.opts.Org)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}

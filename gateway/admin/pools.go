@@ -22,16 +22,16 @@ type PoolView struct {
 }
 
 func (a *API) poolView(ctx context.Context, p gateway.Pool) (PoolView, error) {
-	return ViewPool(ctx, a.opts.Service, a.opts.Tenant, p)
+	return ViewPool(ctx, a.opts.Service, a.opts.Org, p)
 }
 
 // ViewPool is a pool as the API and the console show it.
-func ViewPool(ctx context.Context, svc *provision.Service, tenant string, p gateway.Pool) (PoolView, error) {
-	members, err := svc.PoolMembers(ctx, tenant, p.ID)
+func ViewPool(ctx context.Context, svc *provision.Service, org gateway.OrgID, p gateway.Pool) (PoolView, error) {
+	members, err := svc.PoolMembers(ctx, org, p.ID)
 	if err != nil {
 		return PoolView{}, err
 	}
-	return PoolView{ID: p.ID, Name: p.Name, Members: len(members), Default: svc.Policy(tenant).DefaultPool == p.ID,
+	return PoolView{ID: p.ID, Name: p.Name, Members: len(members), Default: svc.Policy(org).DefaultPool == p.ID,
 		Created: p.Created, Version: p.Version}, nil
 }
 
@@ -57,7 +57,7 @@ func (a *API) registerPools() {
 	huma.Register(a.api, huma.Operation{OperationID: "list-pools", Method: http.MethodGet, Path: "/pools", Tags: []string{"pools"},
 		Summary: "List the pools and how many users each holds"},
 		func(ctx context.Context, _ *struct{}) (*poolsOutput, error) {
-			pools, err := a.opts.Service.Pools(ctx, a.opts.Tenant)
+			pools, err := a.opts.Service.Pools(ctx, a.opts.Org)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -81,7 +81,7 @@ func (a *API) registerPools() {
 			}
 		}) (*poolOutput, error) {
 			mg := a.manager(ctx)
-			p, err := a.opts.Service.CreatePool(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.Body.ID, in.Body.Name)
+			p, err := a.opts.Service.CreatePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.ID, in.Body.Name)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -101,7 +101,7 @@ func (a *API) registerPools() {
 				return nil, a.fail(ctx, err)
 			}
 			mg := a.manager(ctx)
-			p, err := a.opts.Service.RenamePool(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.ID, version, in.Body.Name)
+			p, err := a.opts.Service.RenamePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version, in.Body.Name)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -119,7 +119,7 @@ func (a *API) registerPools() {
 				return nil, a.fail(ctx, err)
 			}
 			mg := a.manager(ctx)
-			if err := a.opts.Service.DeletePool(ctx, mg.Tenant, mg.Actor, mg.RequestID, in.ID, version); err != nil {
+			if err := a.opts.Service.DeletePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version); err != nil {
 				return nil, a.fail(ctx, err)
 			}
 			return nil, nil

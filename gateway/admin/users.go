@@ -104,7 +104,7 @@ func (a *API) registerUsers() {
 	huma.Register(a.api, huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Tags: []string{"users"},
 		Summary: "List users, filtered and paged", Description: "In creation order; each page ends with next when there is more."},
 		func(ctx context.Context, f *UserFilter) (*usersOutput, error) {
-			page, next, err := ListUsers(ctx, a.opts.Store, a.opts.Tenant, *f)
+			page, next, err := ListUsers(ctx, a.opts.Store, a.opts.Org, *f)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -118,7 +118,7 @@ func (a *API) registerUsers() {
 		func(ctx context.Context, in *struct {
 			ID string `path:"id"`
 		}) (*userOutput, error) {
-			u, err := a.opts.Store.Users().Get(ctx, a.opts.Tenant, in.ID)
+			u, err := a.opts.Store.Users().Get(ctx, a.opts.Org, in.ID)
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
@@ -199,7 +199,7 @@ func (a *API) registerUsers() {
 }
 
 func (a *API) userOutput(ctx context.Context, u *gateway.User) (*userOutput, error) {
-	seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Tenant, []string{u.ID})
+	seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Org, []string{u.ID})
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -210,7 +210,7 @@ func (a *API) userOutput(ctx context.Context, u *gateway.User) (*userOutput, err
 // too): the store is scanned in chunks from f.After (the last-login
 // filter needs a second read, which may not run inside the scan), so a
 // page costs what it scans.
-func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFilter) ([]UserView, string, error) {
+func ListUsers(ctx context.Context, store gateway.Store, org gateway.OrgID, f UserFilter) ([]UserView, string, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
@@ -228,7 +228,7 @@ func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFi
 			scanned    int
 			last       string
 		)
-		err := store.Users().ScanSummaries(ctx, tenant, after, contains, func(u *gateway.User) bool {
+		err := store.Users().ScanSummaries(ctx, org, after, contains, func(u *gateway.User) bool {
 			scanned++
 			last = u.ID
 			if f.matchIgnoringLogin(u) && (f.JITNotSeenDays == 0 || u.Source == gateway.SourceJIT) {
@@ -240,7 +240,7 @@ func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFi
 			return nil, "", err
 		}
 		if f.JITNotSeenDays > 0 && len(candidates) > 0 {
-			seen, err := store.Sessions().LastLogins(ctx, tenant, userIDs(candidates))
+			seen, err := store.Sessions().LastLogins(ctx, org, userIDs(candidates))
 			if err != nil {
 				return nil, "", err
 			}
@@ -257,7 +257,7 @@ func ListUsers(ctx context.Context, store gateway.Store, tenant string, f UserFi
 		page = page[:f.Limit]
 		next = page[len(page)-1].ID
 	}
-	seen, err := store.Sessions().LastLogins(ctx, tenant, userIDs(page))
+	seen, err := store.Sessions().LastLogins(ctx, org, userIDs(page))
 	if err != nil {
 		return nil, "", err
 	}

@@ -84,7 +84,7 @@ func (a *App) startDelivery() error {
 	ctx := context.Background()
 	var targets []outbox.Target
 	for _, ca := range a.adapters {
-		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Tenant: gateway.DefaultTenant, Logger: a.log.With("adapter", ca.id), Store: a.store})
+		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Org: gateway.DefaultOrg, Logger: a.log.With("adapter", ca.id), Store: a.store})
 		if err != nil {
 			for _, t := range targets {
 				_ = t.Adapter.Close()
@@ -95,7 +95,7 @@ func (a *App) startDelivery() error {
 	}
 	d := a.cfg.Delivery
 	a.dispatcher = outbox.New(a.store, targets, outbox.Options{
-		Tenant:      gateway.DefaultTenant,
+		Org:         gateway.DefaultOrg,
 		MaxAttempts: d.MaxAttempts,
 		BackoffMin:  time.Duration(d.BackoffMin),
 		BackoffMax:  time.Duration(d.BackoffMax),

@@ -118,9 +118,9 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		DefaultRole:    cfg.Provisioning.DefaultRole,
 		AllowedDomains: cfg.Provisioning.AllowedDomains,
 	})
-	a.service.SetFileSCIMToken(gateway.DefaultTenant, cfg.SCIM.Token.Value())
-	a.service.SetBootstrapManagers(gateway.DefaultTenant, cfg.Admin.BootstrapManagers)
-	if superseded, err := a.service.FileSCIMTokenSuperseded(context.Background(), gateway.DefaultTenant); err == nil && superseded {
+	a.service.SetFileSCIMToken(gateway.DefaultOrg, cfg.SCIM.Token.Value())
+	a.service.SetBootstrapManagers(gateway.DefaultOrg, cfg.Admin.BootstrapManagers)
+	if superseded, err := a.service.FileSCIMTokenSuperseded(context.Background(), gateway.DefaultOrg); err == nil && superseded {
 		log.Warn("scim.token in the configuration is not used: a token was rotated through the admin API or console since; " +
 			"rotate again (POST /admin/api/v1/scim-token, previous_valid_for 0s to cut the old one off) rather than editing the file")
 	}
@@ -134,7 +134,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 // loadIdentity brings the identity settings in force: the file's on first
 // start, then the store's unless source is "file".
 func (a *App) loadIdentity(ctx context.Context, source string) error {
-	res, err := a.service.LoadSettings(ctx, gateway.DefaultTenant, a.cfg.IdentitySettings(), source)
+	res, err := a.service.LoadSettings(ctx, gateway.DefaultOrg, a.cfg.IdentitySettings(), source)
 	if err != nil {
 		return fmt.Errorf("identity settings: %w", err)
 	}
@@ -277,7 +277,7 @@ func (a *App) SCIMBaseURL() string { return a.publicURL + a.cfg.PathPrefix + "/s
 func (a *App) Store() gateway.Store { return a.store }
 
 func (a *App) ready(ctx context.Context) error {
-	_, err := a.store.Outbox().Len(ctx, gateway.DefaultTenant)
+	_, err := a.store.Outbox().Len(ctx, gateway.DefaultOrg)
 	return err
 }
 

@@ -65,7 +65,7 @@ func (p *orderProbe) Stop(ctx context.Context) error {
 		conn.Close()
 	}
 	p.serverRefused = err != nil || selfConnect
-	_, p.storeErr = p.store.Outbox().Len(ctx, gateway.DefaultTenant)
+	_, p.storeErr = p.store.Outbox().Len(ctx, gateway.DefaultOrg)
 	return nil
 }
 
@@ -84,7 +84,7 @@ func TestShutdownOrder(t *testing.T) {
 	if probe.storeErr != nil {
 		t.Fatalf("workers must stop before the store: %v", probe.storeErr)
 	}
-	_, err := a.Store().Outbox().Len(context.Background(), gateway.DefaultTenant)
+	_, err := a.Store().Outbox().Len(context.Background(), gateway.DefaultOrg)
 	if gateway.ErrorCodeOf(err) != gateway.ErrUnavailable {
 		t.Fatalf("a closed store answers ErrUnavailable, got %v", err)
 	}

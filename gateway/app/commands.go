@@ -86,7 +86,7 @@ func compareIdentity(cfg *config.Config, out io.Writer) {
 		return
 	}
 	defer store.Close()
-	stored, found, err := provision.StoredSettings(context.Background(), store, gateway.DefaultTenant)
+	stored, found, err := provision.StoredSettings(context.Background(), store, gateway.DefaultOrg)
 	switch {
 	case err != nil:
 		fmt.Fprintf(out, "identity: reading the stored settings: %v\n", err)

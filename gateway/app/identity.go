@@ -32,27 +32,27 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if audience == "" {
 		audience = a.publicURL
 	}
-	sig, err := signer.New(ctx, signer.Options{Store: a.store, Tenant: gateway.DefaultTenant,
+	sig, err := signer.New(ctx, signer.Options{Store: a.store, Org: gateway.DefaultOrg,
 		Issuer: a.publicURL + prefix, Audience: audience})
 	if err != nil {
 		return fmt.Errorf("identity token signer: %w", err)
 	}
 	metrics.RegisterSessionCount(a.registry, func() float64 {
-		n, err := a.store.Sessions().Count(context.Background(), gateway.DefaultTenant)
+		n, err := a.store.Sessions().Count(context.Background(), gateway.DefaultOrg)
 		if err != nil {
 			return math.NaN()
 		}
 		return float64(n)
 	})
-	csrfKey, err := a.store.Keys().PutIfAbsent(ctx, gateway.DefaultTenant, "csrf", randomKey())
+	csrfKey, err := a.store.Keys().PutIfAbsent(ctx, gateway.DefaultOrg, "csrf", randomKey())
 	if err != nil {
 		return fmt.Errorf("csrf key: %w", err)
 	}
-	a.sessions = session.New(session.Options{Store: a.store, Tenant: gateway.DefaultTenant,
+	a.sessions = session.New(session.Options{Store: a.store, Org: gateway.DefaultOrg,
 		Idle: time.Duration(a.cfg.Session.IdleTimeout), Absolute: time.Duration(a.cfg.Session.AbsoluteTimeout),
 		Secure: strings.HasPrefix(a.publicURL, "https://"), CSRFKey: csrfKey})
 	mux.Handle(prefix+admin.Base+"/", admin.New(admin.Options{Service: a.service, Store: a.store, Sessions: a.sessions,
-		Delivery: lazyDelivery{a}, Tenant: gateway.DefaultTenant, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
+		Delivery: lazyDelivery{a}, Org: gateway.DefaultOrg, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
 		SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite", InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL),
 		Metrics: a.metrics, Logger: a.log}))
@@ -63,12 +63,12 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.HandleFunc("POST "+prefix+"/logout", a.logout)
 	// The sign-in routes follow the identity settings: a manager's change
 	// swaps them at once, without a restart.
-	st, _ := a.service.Settings(gateway.DefaultTenant)
+	st, _ := a.service.Settings(gateway.DefaultOrg)
 	if err := a.applySSO(ctx, st, true); err != nil {
 		return err
 	}
-	a.service.OnSettings(func(tenant string, st provision.Settings) { _ = a.applySSO(context.Background(), st, false) })
-	a.service.SetSettingsCheck(func(ctx context.Context, tenant string, next gateway.IdentitySettings) error {
+	a.service.OnSettings(func(org gateway.OrgID, st provision.Settings) { _ = a.applySSO(context.Background(), st, false) })
+	a.service.SetSettingsCheck(func(ctx context.Context, org gateway.OrgID, next gateway.IdentitySettings) error {
 		routes, err := a.buildSSO(ctx, next)
 		if err != nil {
 			a.log.WarnContext(ctx, "identity settings refused: the identity provider's settings cannot be used", "error", err)
@@ -79,7 +79,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	})
 	a.inviteRoutes(mux)
 	con, err := console.New(console.Options{Service: a.service, Store: a.store, Sessions: a.sessions, Delivery: lazyDelivery{a},
-		Tenant: gateway.DefaultTenant, PathPrefix: prefix, SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite",
+		Org: gateway.DefaultOrg, PathPrefix: prefix, SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite",
 		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.lastSignIns.get, Logger: a.log})
 	if err != nil {
@@ -100,7 +100,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		return fmt.Errorf("upstream.url: %w", err)
 	}
 	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store,
-		Tenant: gateway.DefaultTenant, LoginURL: loginURL, Logger: a.log,
+		Org: gateway.DefaultOrg, LoginURL: loginURL, Logger: a.log,
 		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))

@@ -42,14 +42,14 @@ func showAction(w http.ResponseWriter, p actionPage) {
 
 // ssoSignIn reports whether people sign in through the gateway's SSO.
 func (a *App) ssoSignIn() bool {
-	st, _ := a.service.Settings(gateway.DefaultTenant)
+	st, _ := a.service.Settings(gateway.DefaultOrg)
 	return st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC
 }
 
 // loginWithReturn starts an SSO sign-in at the protocol's own entry (not
 // the login page, which under self-service would ask again).
 func (a *App) loginWithReturn(returnTo string) string {
-	st, _ := a.service.Settings(gateway.DefaultTenant)
+	st, _ := a.service.Settings(gateway.DefaultOrg)
 	return a.cfg.PathPrefix + "/" + st.SSO.Protocol + "/login?return=" + url.QueryEscape(returnTo)
 }
 
@@ -75,7 +75,7 @@ func (a *App) inviteRoutes(mux *http.ServeMux) {
 	crossSite := http.NewCrossOriginProtection()
 	mux.HandleFunc("GET "+prefix+"/invite/{token}", func(w http.ResponseWriter, r *http.Request) {
 		token := r.PathValue("token")
-		inv, err := a.service.CheckInvitation(r.Context(), gateway.DefaultTenant, token)
+		inv, err := a.service.CheckInvitation(r.Context(), gateway.DefaultOrg, token)
 		if err != nil {
 			a.refusedPage(w, r, "invitation", err)
 			return
@@ -99,7 +99,7 @@ func (a *App) inviteRoutes(mux *http.ServeMux) {
 			http.Redirect(w, r, prefix+"/invite/"+r.PathValue("token"), http.StatusSeeOther)
 			return
 		}
-		u, err := a.service.AcceptInvitation(r.Context(), gateway.DefaultTenant, r.PathValue("token"), nil)
+		u, err := a.service.AcceptInvitation(r.Context(), gateway.DefaultOrg, r.PathValue("token"), nil)
 		if err != nil {
 			a.refusedPage(w, r, "invitation", err)
 			return
@@ -111,7 +111,7 @@ func (a *App) inviteRoutes(mux *http.ServeMux) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})))
 	mux.HandleFunc("GET "+prefix+"/join", func(w http.ResponseWriter, r *http.Request) {
-		st, _ := a.service.Settings(gateway.DefaultTenant)
+		st, _ := a.service.Settings(gateway.DefaultOrg)
 		switch {
 		case st.Provisioning.Method != gateway.SourceSelfService:
 			page(w, http.StatusForbidden, "Registration is closed", "Self-service registration is not open in this application.",
@@ -137,7 +137,7 @@ func (a *App) accountFromReturn(w http.ResponseWriter, r *http.Request, id gatew
 	if rest, ok := strings.CutPrefix(returnTo, prefix+"/invite/"); ok {
 		token, tail, _ := strings.Cut(rest, "/")
 		if tail == "accept" {
-			if _, err := a.service.AcceptInvitation(r.Context(), gateway.DefaultTenant, token, &id); err != nil {
+			if _, err := a.service.AcceptInvitation(r.Context(), gateway.DefaultOrg, token, &id); err != nil {
 				a.refusedPage(w, r, id.Protocol, err)
 				return "", true
 			}
@@ -145,7 +145,7 @@ func (a *App) accountFromReturn(w http.ResponseWriter, r *http.Request, id gatew
 		}
 	}
 	if returnTo == prefix+"/join/complete" {
-		if _, _, err := a.service.Join(r.Context(), gateway.DefaultTenant, id); err != nil {
+		if _, _, err := a.service.Join(r.Context(), gateway.DefaultOrg, id); err != nil {
 			a.refusedPage(w, r, id.Protocol, err)
 			return "", true
 		}
@@ -173,7 +173,7 @@ a.button{display:inline-block;padding:.6rem 1.2rem;border-radius:.4rem;backgroun
 func (a *App) loginPage(start, method string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		target := start + "?return=" + url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return")))
-		st, _ := a.service.Settings(gateway.DefaultTenant)
+		st, _ := a.service.Settings(gateway.DefaultOrg)
 		if st.Provisioning.Method != gateway.SourceSelfService {
 			http.Redirect(w, r, target, http.StatusFound)
 			return

@@ -79,10 +79,10 @@ func (a *App) SweepExpired(ctx context.Context, now time.Time) Swept {
 	now = now.UTC()
 	idle := time.Duration(a.cfg.Session.IdleTimeout)
 	var err error
-	if out.Sessions, err = a.store.Sessions().Expire(ctx, gateway.DefaultTenant, now, now.Add(-idle)); err != nil {
+	if out.Sessions, err = a.store.Sessions().Expire(ctx, gateway.DefaultOrg, now, now.Add(-idle)); err != nil {
 		a.log.Warn("sessions: expiry sweep failed", "error", err)
 	}
-	if out.Ephemeral, err = a.store.Ephemeral().Sweep(ctx, gateway.DefaultTenant, now); err != nil {
+	if out.Ephemeral, err = a.store.Ephemeral().Sweep(ctx, gateway.DefaultOrg, now); err != nil {
 		a.log.Warn("sign-in data: expiry sweep failed", "error", err)
 	}
 	if out.Sessions+out.Ephemeral > 0 {

@@ -21,10 +21,10 @@ func (a *App) routes() (http.Handler, error) {
 	scimServer, err := scim.New(scim.Options{
 		Service: a.service,
 		Store:   a.store,
-		Tenant:  gateway.DefaultTenant,
+		Org:     gateway.DefaultOrg,
 		BaseURL: a.SCIMBaseURL(),
 		Authenticate: func(ctx context.Context, token string) (bool, error) {
-			return a.service.CheckSCIMToken(ctx, gateway.DefaultTenant, token)
+			return a.service.CheckSCIMToken(ctx, gateway.DefaultOrg, token)
 		},
 		MaxBodyBytes:          a.cfg.SCIM.MaxBodyBytes,
 		MaxResults:            a.cfg.SCIM.MaxResults,
@@ -42,7 +42,7 @@ func (a *App) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle(prefix+"/scim/", http.StripPrefix(prefix+"/scim", scimServer))
 	mux.Handle(prefix+"/events", feed.New(feed.Options{
-		Store: a.store, Tenant: gateway.DefaultTenant,
+		Store: a.store, Org: gateway.DefaultOrg,
 		Token: a.cfg.Events.Token.Value(), MaxWait: time.Duration(a.cfg.Events.MaxWait),
 	}))
 
@@ -76,7 +76,7 @@ func (a *App) opsRoutes() http.Handler {
 // scimDisabled says why SCIM is off right now ("" when it answers): the
 // provisioning method changes live.
 func (a *App) scimDisabled() string {
-	st, _ := a.service.Settings(gateway.DefaultTenant)
+	st, _ := a.service.Settings(gateway.DefaultOrg)
 	if method := st.Provisioning.Method; method != gateway.SourceSCIM {
 		return fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/admin/api/v1/identity) or the console.", method, a.cfg.PathPrefix)
 	}

@@ -27,7 +27,7 @@ func (a *App) completeSignIn(w http.ResponseWriter, r *http.Request, id gateway.
 	if answered {
 		return
 	}
-	u, created, err := a.service.Login(r.Context(), gateway.DefaultTenant, id)
+	u, created, err := a.service.Login(r.Context(), gateway.DefaultOrg, id)
 	if err != nil {
 		a.refusedPage(w, r, id.Protocol, err)
 		return

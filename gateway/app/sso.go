@@ -108,7 +108,7 @@ func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRo
 		mux.HandleFunc("GET "+prefix+"/login", a.loginPage(prefix+"/saml/login", "SAML single sign-on"))
 	case gateway.ProtocolOIDC:
 		c := st.SSO.OIDC
-		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Tenant: gateway.DefaultTenant, PublicURL: a.publicURL,
+		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: gateway.DefaultOrg, PublicURL: a.publicURL,
 			PathPrefix: prefix, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
 			Complete: a.completeSignIn, Fail: a.signInFailed("oidc"), Logger: a.log})
 		if err != nil {
@@ -135,7 +135,7 @@ func (a *App) samlSP(ctx context.Context, c gateway.SAMLSettings) (*samlsp.SP, *
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata could not be read from its URL or file"}, err)
 	}
-	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Tenant: gateway.DefaultTenant,
+	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Org: gateway.DefaultOrg,
 		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,

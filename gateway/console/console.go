@@ -12,6 +12,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -39,7 +40,7 @@ type Options struct {
 	Store            gateway.Store
 	Sessions         *session.Manager
 	Delivery         admin.Delivery
-	Tenant           string
+	Org              gateway.OrgID
 	PathPrefix       string
 	SCIMBaseURL      string
 	InviteBase       string
@@ -62,8 +63,8 @@ type Console struct {
 
 // New builds the console.
 func New(opts Options) (*Console, error) {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -119,7 +120,7 @@ func (q *req) ctx() context.Context { return q.r.Context() }
 
 // manager is the command context of the request.
 func (c *Console) manager(q *req) provision.Manager {
-	return provision.Manager{Tenant: c.opts.Tenant, Actor: admin.SessionActor(q.user), RequestID: httpx.RequestID(q.ctx())}
+	return provision.Manager{Org: c.opts.Org, Actor: admin.SessionActor(q.user), RequestID: httpx.RequestID(q.ctx())}
 }
 
 // page is what every template gets.

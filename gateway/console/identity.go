@@ -40,12 +40,12 @@ var methodLabels = map[gateway.Source]string{
 }
 
 func (c *Console) identityPage(q *req, status int, errText string) {
-	st, ok := c.opts.Service.Settings(c.opts.Tenant)
+	st, ok := c.opts.Service.Settings(c.opts.Org)
 	if !ok {
 		c.fail(q.w, q.r, http.StatusServiceUnavailable, "The identity settings are not loaded yet.")
 		return
 	}
-	choices, err := c.opts.Service.MethodChoices(q.ctx(), c.opts.Tenant)
+	choices, err := c.opts.Service.MethodChoices(q.ctx(), c.opts.Org)
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
@@ -54,7 +54,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.opts.SCIMBaseURL, SP: admin.SPInfoFor(c.opts.SCIMBaseURL),
 		CanTest: st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC,
 		Version: st.Version, MetadataFile: st.SSO.SAML.IDPMetadataFile}
-	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), c.opts.Tenant); err != nil {
+	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), c.opts.Org); err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	for _, p := range []struct{ v, l string }{{"none", "None"}, {"saml", "SAML 2.0"}, {"oidc", "OIDC"}, {"external", "External (the app or another proxy signs people in)"}} {
@@ -75,7 +75,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 // the version the form was rendered from: a change another manager made
 // meanwhile is not silently overwritten.
 func (c *Console) update(q *req, change func(*gateway.IdentitySettings)) error {
-	cur, ok := c.opts.Service.Settings(c.opts.Tenant)
+	cur, ok := c.opts.Service.Settings(c.opts.Org)
 	if !ok {
 		return gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}
@@ -86,7 +86,7 @@ func (c *Console) update(q *req, change func(*gateway.IdentitySettings)) error {
 	next := cur.IdentitySettings
 	change(&next)
 	mg := c.manager(q)
-	_, err = c.opts.Service.UpdateSettings(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, version, next, c.opts.SettingsFromFile)
+	_, err = c.opts.Service.UpdateSettings(q.ctx(), mg.Org, mg.Actor, mg.RequestID, version, next, c.opts.SettingsFromFile)
 	if gateway.ErrorCodeOf(err) == gateway.ErrPreconditionFailed {
 		return gateway.Errorf(gateway.ErrConflict, "another manager changed the identity configuration meanwhile; the page now shows it: check it and save again")
 	}
@@ -154,7 +154,7 @@ func (c *Console) rotateSCIMToken(q *req) {
 	if q.r.PostFormValue("end_previous") == "yes" {
 		grace = 0
 	}
-	token, until, err := c.opts.Service.RotateSCIMTokenAt(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, version, grace)
+	token, until, err := c.opts.Service.RotateSCIMTokenAt(q.ctx(), mg.Org, mg.Actor, mg.RequestID, version, grace)
 	if perr != nil || gateway.ErrorCodeOf(err) == gateway.ErrPreconditionFailed {
 		c.identityPage(q, http.StatusConflict, "The SCIM token was rotated already (a reload sends the form again); rotate again only if you mean to.")
 		return
@@ -171,7 +171,7 @@ func (c *Console) rotateSCIMToken(q *req) {
 }
 
 func (c *Console) confirmEndSessions(q *req) {
-	n, _ := c.opts.Store.Sessions().Count(q.ctx(), c.opts.Tenant)
+	n, _ := c.opts.Store.Sessions().Count(q.ctx(), c.opts.Org)
 	c.render(q, http.StatusOK, "confirm", "Sign everyone out?", "identity", confirmation{
 		Question: fmt.Sprintf("End all %d sessions now, yours too? Everyone signs in again through the login method in force (do it after changing or distrusting the identity provider).", n),
 		Action:   c.opts.PathPrefix + "/console/sessions/end", Button: "Sign everyone out", Back: c.opts.PathPrefix + "/console/identity"}, "", "")

@@ -14,15 +14,15 @@ type poolsData struct {
 }
 
 func (c *Console) poolsPage(q *req, status int, errText string) {
-	pools, err := c.opts.Service.Pools(q.ctx(), c.opts.Tenant)
+	pools, err := c.opts.Service.Pools(q.ctx(), c.opts.Org)
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
-	policy := c.opts.Service.Policy(c.opts.Tenant)
-	st, _ := c.opts.Service.Settings(c.opts.Tenant)
+	policy := c.opts.Service.Policy(c.opts.Org)
+	st, _ := c.opts.Service.Settings(c.opts.Org)
 	d := poolsData{Roles: st.Provisioning.Roles, DefaultRole: policy.DefaultRole, DefaultPool: policy.DefaultPool}
 	for _, p := range pools {
-		v, err := admin.ViewPool(q.ctx(), c.opts.Service, c.opts.Tenant, p)
+		v, err := admin.ViewPool(q.ctx(), c.opts.Service, c.opts.Org, p)
 		if err != nil {
 			status, errText = c.errorText(q, err)
 		}
@@ -33,7 +33,7 @@ func (c *Console) poolsPage(q *req, status int, errText string) {
 
 func (c *Console) createPool(q *req) {
 	mg := c.manager(q)
-	if _, err := c.opts.Service.CreatePool(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, strings.TrimSpace(q.r.PostFormValue("id")), strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
+	if _, err := c.opts.Service.CreatePool(q.ctx(), mg.Org, mg.Actor, mg.RequestID, strings.TrimSpace(q.r.PostFormValue("id")), strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
 		status, text := c.errorText(q, err)
 		c.poolsPage(q, status, text)
 		return
@@ -44,7 +44,7 @@ func (c *Console) createPool(q *req) {
 func (c *Console) renamePool(q *req) {
 	mg := c.manager(q)
 	version, _ := strconv.ParseUint(q.r.PostFormValue("version"), 10, 64)
-	if _, err := c.opts.Service.RenamePool(q.ctx(), mg.Tenant, mg.Actor, mg.RequestID, q.r.PathValue("id"), version, strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
+	if _, err := c.opts.Service.RenamePool(q.ctx(), mg.Org, mg.Actor, mg.RequestID, q.r.PathValue("id"), version, strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
 		status, text := c.errorText(q, err)
 		c.poolsPage(q, status, text)
 		return

@@ -32,7 +32,7 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 	}
 	f := admin.UserFilter{Q: qs.Get("q"), Source: qs.Get("source"), Role: qs.Get("role"), Pool: qs.Get("pool"), Active: qs.Get("active"),
 		After: qs.Get("after"), Limit: limit}
-	users, next, err := admin.ListUsers(q.ctx(), c.opts.Store, c.opts.Tenant, f)
+	users, next, err := admin.ListUsers(q.ctx(), c.opts.Store, c.opts.Org, f)
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
@@ -59,14 +59,14 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 	for _, s := range []gateway.Source{gateway.SourceSCIM, gateway.SourceJIT, gateway.SourceManual, gateway.SourceSelfService} {
 		d.Sources = append(d.Sources, option{Value: string(s), Label: strings.ReplaceAll(string(s), "_", "-"), Checked: f.Source == string(s)})
 	}
-	policy := c.opts.Service.Policy(c.opts.Tenant)
+	policy := c.opts.Service.Policy(c.opts.Org)
 	d.Roles = c.roleOptions(f.Role, policy.DefaultRole)
 	d.Pools, err = c.poolOptions(q, []string{f.Pool}, policy.DefaultPool)
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	d.Method, d.Manual = policy.Method, policy.Method == gateway.SourceManual
-	if d.Invitations, err = c.opts.Service.Invitations(q.ctx(), c.opts.Tenant); err != nil {
+	if d.Invitations, err = c.opts.Service.Invitations(q.ctx(), c.opts.Org); err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	// The ones a manager can still act on (resend, revoke); the audit log
@@ -78,7 +78,7 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 }
 
 func (c *Console) roleOptions(selected, def string) []option {
-	st, _ := c.opts.Service.Settings(c.opts.Tenant)
+	st, _ := c.opts.Service.Settings(c.opts.Org)
 	roles := st.Provisioning.Roles
 	if len(roles) == 0 {
 		roles = []string{gateway.RoleManager, gateway.RoleUser}
@@ -91,7 +91,7 @@ func (c *Console) roleOptions(selected, def string) []option {
 }
 
 func (c *Console) poolOptions(q *req, selected []string, def string) ([]option, error) {
-	pools, err := c.opts.Service.Pools(q.ctx(), c.opts.Tenant)
+	pools, err := c.opts.Service.Pools(q.ctx(), c.opts.Org)
 	if err != nil {
 		return nil, err
 	}
@@ -156,23 +156,23 @@ type userData struct {
 
 func (c *Console) userPage(q *req, status int, errText string) {
 	id := q.r.PathValue("id")
-	u, err := c.opts.Store.Users().Get(q.ctx(), c.opts.Tenant, id)
+	u, err := c.opts.Store.Users().Get(q.ctx(), c.opts.Org, id)
 	if err != nil {
 		code, text := c.errorText(q, err)
 		c.fail(q.w, q.r, code, text)
 		return
 	}
-	seen, err := c.opts.Store.Sessions().LastLogins(q.ctx(), c.opts.Tenant, []string{id})
+	seen, err := c.opts.Store.Sessions().LastLogins(q.ctx(), c.opts.Org, []string{id})
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	d := userData{User: admin.ViewUser(u, seen)}
-	if refs, err := c.opts.Store.Groups().Memberships(q.ctx(), c.opts.Tenant, []string{id}); err == nil {
+	if refs, err := c.opts.Store.Groups().Memberships(q.ctx(), c.opts.Org, []string{id}); err == nil {
 		for _, g := range refs[id] {
 			d.Groups = append(d.Groups, g.DisplayName)
 		}
 	}
-	if sessions, err := c.opts.Store.Sessions().ListUser(q.ctx(), c.opts.Tenant, id); err == nil {
+	if sessions, err := c.opts.Store.Sessions().ListUser(q.ctx(), c.opts.Org, id); err == nil {
 		now := time.Now()
 		for _, se := range sessions {
 			if now.Before(se.Expires) {
@@ -233,7 +233,7 @@ func (c *Console) confirmDelete(q *req) {
 // meanwhile.
 func (c *Console) confirmUser(q *req, action, button, question, scimNote string, withVersion bool) {
 	id := q.r.PathValue("id")
-	u, err := c.opts.Store.Users().Get(q.ctx(), c.opts.Tenant, id)
+	u, err := c.opts.Store.Users().Get(q.ctx(), c.opts.Org, id)
 	if err != nil {
 		code, text := c.errorText(q, err)
 		c.fail(q.w, q.r, code, text)

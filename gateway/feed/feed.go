@@ -26,7 +26,7 @@ import (
 // Options configures the feed.
 type Options struct {
 	Store   gateway.Store
-	Tenant  string
+	Org     gateway.OrgID
 	Token   string        // the feed's own bearer token; empty: the feed is off
 	MaxWait time.Duration // longest long poll (default 30s)
 }
@@ -39,8 +39,8 @@ type Handler struct {
 
 // New builds the handler.
 func New(opts Options) *Handler {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		panic("feed.New: " + err.Error()) // the wiring names the organization; none is assumed
 	}
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = 30 * time.Second
@@ -117,8 +117,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) read(wait, req context.Context, after uint64, limit int) (Page, error) {
 	ob := h.opts.Store.Outbox()
 	for {
-		changed := ob.Changed(h.opts.Tenant) // before reading: a commit after it wakes us
-		events, err := ob.After(req, h.opts.Tenant, after, limit)
+		changed := ob.Changed(h.opts.Org) // before reading: a commit after it wakes us
+		events, err := ob.After(req, h.opts.Org, after, limit)
 		if err != nil {
 			return Page{}, err
 		}
@@ -145,7 +145,7 @@ func (h *Handler) read(wait, req context.Context, after uint64, limit int) (Page
 // pruned reports whether events after the cursor were pruned before the
 // app read them.
 func (h *Handler) pruned(ctx context.Context, after uint64, events []gateway.Event) (bool, error) {
-	last, err := h.opts.Store.Outbox().LastSeq(ctx, h.opts.Tenant)
+	last, err := h.opts.Store.Outbox().LastSeq(ctx, h.opts.Org)
 	if err != nil {
 		return false, err
 	}

@@ -29,7 +29,7 @@ import (
 // Options configures the relying party.
 type Options struct {
 	Store        gateway.Store
-	Tenant       string
+	Org          gateway.OrgID
 	PublicURL    string // scheme://host[:port]
 	PathPrefix   string
 	Issuer       string
@@ -66,8 +66,8 @@ const (
 // that is down at start-up does not stop the gateway; sign-in says so
 // until it is back.
 func New(opts Options) (*RP, error) {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
 	}
 	for _, d := range []struct {
 		v   *string
@@ -147,7 +147,7 @@ func (o *RP) login(w http.ResponseWriter, r *http.Request) {
 	state, p := oauth2.GenerateVerifier(), pending{Verifier: oauth2.GenerateVerifier(), Nonce: oauth2.GenerateVerifier(),
 		Return: httpx.SafeReturn(r.URL.Query().Get("return"))}
 	val, _ := json.Marshal(p)
-	if _, err := o.opts.Store.Ephemeral().PutIfAbsent(r.Context(), o.opts.Tenant, requestNS, state, val, time.Now().Add(requestTimeout)); err != nil {
+	if _, err := o.opts.Store.Ephemeral().PutIfAbsent(r.Context(), o.opts.Org, requestNS, state, val, time.Now().Add(requestTimeout)); err != nil {
 		o.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
 		return
 	}
@@ -175,7 +175,7 @@ func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
 		o.refuse(w, r, "invalid_state", errors.New("the answer does not belong to a sign-in started in this browser"))
 		return
 	}
-	raw, err := o.opts.Store.Ephemeral().Take(r.Context(), o.opts.Tenant, requestNS, state)
+	raw, err := o.opts.Store.Ephemeral().Take(r.Context(), o.opts.Org, requestNS, state)
 	if err != nil || raw == nil {
 		o.refuse(w, r, "invalid_state", errors.New("the sign-in was already completed or has expired"))
 		return

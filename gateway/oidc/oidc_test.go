@@ -59,7 +59,7 @@ func start(t *testing.T, issuer string) *env {
 		e.op = oidcoptest.Start(t, base+"/gatehouse/oidc/callback")
 		issuer = e.op.Issuer
 	}
-	rp, err := oidc.New(oidc.Options{Store: st, PublicURL: base, PathPrefix: "/gatehouse", Issuer: issuer,
+	rp, err := oidc.New(oidc.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: base, PathPrefix: "/gatehouse", Issuer: issuer,
 		ClientID: oidcoptest.ClientID, ClientSecret: oidcoptest.ClientSecret,
 		Complete: func(w http.ResponseWriter, r *http.Request, id gateway.Identity, ret string) {
 			e.out.mu.Lock()

@@ -37,7 +37,7 @@ type Target struct {
 
 // Options tunes the dispatcher; zero values get the defaults.
 type Options struct {
-	Tenant      string
+	Org         gateway.OrgID
 	MaxAttempts int           // before an event becomes a dead letter (2400)
 	BackoffMin  time.Duration // after the first failure, doubling (200ms)
 	BackoffMax  time.Duration // cap of the doubling (2s)
@@ -53,8 +53,8 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Tenant == "" {
-		o.Tenant = gateway.DefaultTenant
+	if err := o.Org.Check(); err != nil {
+		panic("outbox.New: " + err.Error()) // the wiring names the organization; none is assumed
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 2400
@@ -211,7 +211,7 @@ func (d *Dispatcher) Status(ctx context.Context) ([]Status, error) {
 func (d *Dispatcher) DeadLetters(ctx context.Context, adapter string) ([]gateway.DeadLetter, error) {
 	for _, w := range d.workers {
 		if w.id == adapter {
-			return d.store.Outbox().DeadLetters(ctx, d.opts.Tenant, w.id)
+			return d.store.Outbox().DeadLetters(ctx, d.opts.Org, w.id)
 		}
 	}
 	return nil, gateway.Errorf(gateway.ErrNotFound, "no adapter %q is configured", adapter)
@@ -240,7 +240,7 @@ func (d *Dispatcher) prune(ctx context.Context) error {
 	}
 	upTo := ^uint64(0)
 	for _, w := range d.workers {
-		c, err := d.store.Outbox().Cursor(ctx, d.opts.Tenant, w.id)
+		c, err := d.store.Outbox().Cursor(ctx, d.opts.Org, w.id)
 		if err != nil {
 			return err
 		}
@@ -249,7 +249,7 @@ func (d *Dispatcher) prune(ctx context.Context) error {
 	before := d.opts.Clock.Now().Add(-d.opts.Retention)
 	const chunk = 5000 // keep each write transaction small
 	for {
-		n, err := d.store.Outbox().Prune(ctx, d.opts.Tenant, upTo, before, chunk)
+		n, err := d.store.Outbox().Prune(ctx, d.opts.Org, upTo, before, chunk)
 		if err != nil || n < chunk {
 			return err
 		}

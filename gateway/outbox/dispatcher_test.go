@@ -86,7 +86,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), "outbox.db"), meta: provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}}
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "outbox.db"), meta: provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}}
 	e.open()
 	return e
 }
@@ -127,6 +127,7 @@ func (e *env) start(targets []outbox.Target, opts outbox.Options) *outbox.Dispat
 		opts.BackoffMin, opts.BackoffMax = time.Millisecond, 5*time.Millisecond
 	}
 	opts.AckEvery = 5 * time.Millisecond
+	opts.Org = gateway.DefaultOrg
 	d := outbox.New(e.store, targets, opts)
 	if err := d.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
@@ -136,7 +137,7 @@ func (e *env) start(targets []outbox.Target, opts outbox.Options) *outbox.Dispat
 }
 
 func (e *env) cursor(id string) uint64 {
-	c, err := e.store.Outbox().Cursor(context.Background(), gateway.DefaultTenant, id)
+	c, err := e.store.Outbox().Cursor(context.Background(), gateway.DefaultOrg, id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func (e *env) cursor(id string) uint64 {
 }
 
 func (e *env) lastSeq() uint64 {
-	s, _ := e.store.Outbox().LastSeq(context.Background(), gateway.DefaultTenant)
+	s, _ := e.store.Outbox().LastSeq(context.Background(), gateway.DefaultOrg)
 	return s
 }
 
@@ -221,7 +222,7 @@ func TestRetriesHonourRetryAfterAndGiveUp(t *testing.T) {
 	r.setFail(func(gateway.WireEvent, int) error { return errors.New("still down") })
 	e.rename(u.ID, "x")
 	waitFor(t, "a dead letter", func() bool {
-		dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "hook")
+		dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "hook")
 		return len(dls) == 1 && dls[0].Attempts == 5 && dls[0].LastError == "still down"
 	})
 	waitFor(t, "the cursor past it", func() bool { return e.cursor("hook") == e.lastSeq() })
@@ -255,7 +256,7 @@ func TestPermanentFailureHoldsBackItsResourceOnlyAndReplays(t *testing.T) {
 	})
 	var dls []gateway.DeadLetter
 	waitFor(t, "two dead letters", func() bool {
-		dls, _ = e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "api")
+		dls, _ = e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "api")
 		return len(dls) == 2
 	})
 	if dls[0].HeldBehind != 0 || dls[1].HeldBehind != dls[0].Event.Seq || dls[0].Attempts != 1 {
@@ -284,7 +285,7 @@ func TestPermanentFailureHoldsBackItsResourceOnlyAndReplays(t *testing.T) {
 		return slices.Equal(names, []string{"first", "second"})
 	})
 	waitFor(t, "the dead letters to go", func() bool {
-		dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "api")
+		dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "api")
 		return len(dls) == 0
 	})
 	// Later events of the resource flow again.
@@ -319,7 +320,7 @@ func TestDeadLettersSurviveARestart(t *testing.T) {
 	d2 := e.start([]outbox.Target{{ID: "api", Adapter: r2}}, outbox.Options{})
 	e.rename(u.ID, "two")
 	waitFor(t, "the held-back event", func() bool {
-		dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "api")
+		dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "api")
 		return len(dls) == 2
 	})
 	if len(r2.delivered()) != 0 {
@@ -370,12 +371,12 @@ func TestPruneKeepsWhatAnyAdapterStillNeeds(t *testing.T) {
 		outbox.Options{Retention: time.Nanosecond, PruneEvery: 10 * time.Millisecond, MaxAttempts: 1000})
 	waitFor(t, "the fast adapter", func() bool { return e.cursor("fast") == 10 })
 	time.Sleep(50 * time.Millisecond) // several prune rounds
-	if n, _ := e.store.Outbox().Len(context.Background(), gateway.DefaultTenant); n != 10 {
+	if n, _ := e.store.Outbox().Len(context.Background(), gateway.DefaultOrg); n != 10 {
 		t.Fatalf("events the slow adapter still needs were pruned: %d left", n)
 	}
 	slow.setFail(nil)
 	waitFor(t, "the outbox to empty once both are past", func() bool {
-		n, _ := e.store.Outbox().Len(context.Background(), gateway.DefaultTenant)
+		n, _ := e.store.Outbox().Len(context.Background(), gateway.DefaultOrg)
 		return n == 0 && e.cursor("slow") == 10
 	})
 }
@@ -398,7 +399,7 @@ func TestReplayWithinOneAcknowledgementStaysDone(t *testing.T) {
 		return nil
 	})
 	d := outbox.New(e.store, []outbox.Target{{ID: "api", Adapter: r}}, outbox.Options{
-		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, AckEvery: time.Hour}) // one acknowledgement, at Stop
+		Org: gateway.DefaultOrg, BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond, AckEvery: time.Hour}) // one acknowledgement, at Stop
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +425,7 @@ func TestReplayWithinOneAcknowledgementStaysDone(t *testing.T) {
 	if err := d.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultTenant, "api"); len(dls) != 0 {
+	if dls, _ := e.store.Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "api"); len(dls) != 0 {
 		t.Fatalf("a replayed dead letter came back: %+v", dls)
 	}
 	r2 := newRecorder()

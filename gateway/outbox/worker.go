@@ -72,12 +72,12 @@ func newWorker(d *Dispatcher, t Target) *worker {
 // park their resources in the lanes that own them.
 func (w *worker) load(ctx context.Context) error {
 	ob := w.d.store.Outbox()
-	c, err := ob.Cursor(ctx, w.d.opts.Tenant, w.id)
+	c, err := ob.Cursor(ctx, w.d.opts.Org, w.id)
 	if err != nil {
 		return err
 	}
 	w.cursor = c
-	dls, err := ob.DeadLetters(ctx, w.d.opts.Tenant, w.id)
+	dls, err := ob.DeadLetters(ctx, w.d.opts.Org, w.id)
 	if err != nil {
 		return err
 	}
@@ -119,8 +119,8 @@ func (w *worker) read(ctx context.Context) {
 	ob := w.d.store.Outbox()
 	pos := w.cursor
 	for ctx.Err() == nil {
-		changed := ob.Changed(w.d.opts.Tenant) // before reading: a commit after it wakes us
-		events, err := ob.After(ctx, w.d.opts.Tenant, pos, w.d.opts.Batch)
+		changed := ob.Changed(w.d.opts.Org) // before reading: a commit after it wakes us
+		events, err := ob.After(ctx, w.d.opts.Org, pos, w.d.opts.Batch)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.d.opts.Logger.Warn("outbox: read failed", "adapter", w.id, "error", err)
@@ -174,7 +174,7 @@ func (w *worker) track(ctx context.Context, finished chan<- struct{}) {
 				adds = append(adds, *dl)
 			}
 		}
-		if err := w.d.store.Outbox().Ack(ctx, w.d.opts.Tenant, w.id, cursor, adds, removes); err != nil {
+		if err := w.d.store.Outbox().Ack(ctx, w.d.opts.Org, w.id, cursor, adds, removes); err != nil {
 			if ctx.Err() == nil {
 				w.d.opts.Logger.Warn("outbox: acknowledge failed", "adapter", w.id, "error", err)
 			}
@@ -394,7 +394,7 @@ func (l *lane) replay(ctx context.Context, from uint64) {
 // resources) and says how many dead letters it concerns: those of the
 // resources that have one at or after from. It does not wait.
 func (w *worker) replay(ctx context.Context, from uint64) (int, error) {
-	dls, err := w.d.store.Outbox().DeadLetters(ctx, w.d.opts.Tenant, w.id)
+	dls, err := w.d.store.Outbox().DeadLetters(ctx, w.d.opts.Org, w.id)
 	if err != nil {
 		return 0, err
 	}
@@ -425,20 +425,20 @@ func (w *worker) status(ctx context.Context, countDeadLetters bool) (Status, err
 	cursor := w.cursor
 	w.mu.Unlock()
 	var err error
-	if st.LastSeq, err = ob.LastSeq(ctx, w.d.opts.Tenant); err != nil {
+	if st.LastSeq, err = ob.LastSeq(ctx, w.d.opts.Org); err != nil {
 		return st, err
 	}
-	if st.Stored, err = ob.Len(ctx, w.d.opts.Tenant); err != nil {
+	if st.Stored, err = ob.Len(ctx, w.d.opts.Org); err != nil {
 		return st, err
 	}
 	if st.LastSeq > cursor {
 		st.Lag = st.LastSeq - cursor
-		if next, err := ob.After(ctx, w.d.opts.Tenant, cursor, 1); err == nil && len(next) == 1 {
+		if next, err := ob.After(ctx, w.d.opts.Org, cursor, 1); err == nil && len(next) == 1 {
 			st.Oldest = next[0].OccurredAt
 		}
 	}
 	if countDeadLetters {
-		dls, err := ob.DeadLetters(ctx, w.d.opts.Tenant, w.id)
+		dls, err := ob.DeadLetters(ctx, w.d.opts.Org, w.id)
 		if err != nil {
 			return st, err
 		}

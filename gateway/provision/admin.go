@@ -8,16 +8,16 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
-// Manager is who runs a manager's command: the tenant, the actor (a
+// Manager is who runs a manager's command: the org, the actor (a
 // manager's session or an API token) and the request it came with.
 type Manager struct {
-	Tenant    string
+	Org       gateway.OrgID
 	Actor     gateway.Actor
 	RequestID string
 }
 
 func (mg Manager) meta() Meta {
-	return Meta{Tenant: mg.Tenant, Source: gateway.SourceManual, RequestID: mg.RequestID}
+	return Meta{Org: mg.Org, Source: gateway.SourceManual, RequestID: mg.RequestID}
 }
 
 // UserSummary is what the audit log keeps of a user before and after a
@@ -43,9 +43,9 @@ func Summarize(u *gateway.User) *UserSummary {
 
 // checkRoleAndPools refuses a role the configuration does not know and
 // pools that do not exist.
-func (s *Service) checkRoleAndPools(ctx context.Context, tenant, role string, pools []string) error {
+func (s *Service) checkRoleAndPools(ctx context.Context, org gateway.OrgID, role string, pools []string) error {
 	if role != "" {
-		st, ok := s.Settings(tenant)
+		st, ok := s.Settings(org)
 		roles := []string{gateway.RoleManager, gateway.RoleUser}
 		if ok && len(st.Provisioning.Roles) > 0 {
 			roles = st.Provisioning.Roles
@@ -58,7 +58,7 @@ func (s *Service) checkRoleAndPools(ctx context.Context, tenant, role string, po
 		if len(pools) == 0 {
 			return gateway.Errorf(gateway.ErrInvalid, "a user belongs to at least one pool")
 		}
-		known, err := s.poolSet(ctx, tenant)
+		known, err := s.poolSet(ctx, org)
 		if err != nil {
 			return err
 		}
@@ -83,7 +83,7 @@ func normalizePools(pools []string) []string {
 // AddUser is a manager creating a user directly (method manual): source
 // manual, the given role and pools or the defaults.
 func (s *Service) AddUser(ctx context.Context, mg Manager, u *gateway.User) (*gateway.User, error) {
-	if method := s.policy(mg.Tenant).Method; method != gateway.SourceManual {
+	if method := s.policy(mg.Org).Method; method != gateway.SourceManual {
 		return nil, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleOneMethod, Path: "provisioning.method",
 			Message: "managers add users only while the provisioning method is manual; the active method is " + string(method)}}}
 	}
@@ -92,7 +92,7 @@ func (s *Service) AddUser(ctx context.Context, mg Manager, u *gateway.User) (*ga
 
 func (s *Service) addUser(ctx context.Context, mg Manager, u *gateway.User, action string) (*gateway.User, error) {
 	u.Pools = normalizePools(u.Pools)
-	if err := s.checkRoleAndPools(ctx, mg.Tenant, u.Role, u.Pools); err != nil {
+	if err := s.checkRoleAndPools(ctx, mg.Org, u.Role, u.Pools); err != nil {
 		return nil, err
 	}
 	return s.createUser(ctx, mg.meta(), u, func(nu *gateway.User) []gateway.AuditEntry {
@@ -125,11 +125,11 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 			pools = []string{}
 		}
 	}
-	if err := s.checkRoleAndPools(ctx, mg.Tenant, role, pools); err != nil {
+	if err := s.checkRoleAndPools(ctx, mg.Org, role, pools); err != nil {
 		return nil, err
 	}
 	if (p.Role != nil && role != gateway.RoleManager) || (p.Active != nil && !*p.Active) {
-		if err := s.keepAManager(ctx, mg.Tenant, id); err != nil {
+		if err := s.keepAManager(ctx, mg.Org, id); err != nil {
 			return nil, err
 		}
 	}
@@ -152,7 +152,7 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 // RemoveUser is a manager deleting any user (a JIT user removed at the
 // IdP stays until a manager does this).
 func (s *Service) RemoveUser(ctx context.Context, mg Manager, id string, ifVersion uint64) error {
-	if err := s.keepAManager(ctx, mg.Tenant, id); err != nil {
+	if err := s.keepAManager(ctx, mg.Org, id); err != nil {
 		return err
 	}
 	return s.deleteUser(ctx, mg.meta(), id, ifVersion, func(old *gateway.User) []gateway.AuditEntry {
@@ -164,13 +164,13 @@ func (s *Service) RemoveUser(ctx context.Context, mg Manager, id string, ifVersi
 // active manager (by demotion, deactivation or deletion): nobody could
 // then run the organization from the console. admin.token and
 // admin.bootstrap_managers stay as the way back.
-func (s *Service) keepAManager(ctx context.Context, tenant, id string) error {
-	u, err := s.store.Users().Get(ctx, tenant, id)
+func (s *Service) keepAManager(ctx context.Context, org gateway.OrgID, id string) error {
+	u, err := s.store.Users().Get(ctx, org, id)
 	if err != nil || u.Role != gateway.RoleManager || !u.Active {
 		return nil // the change itself reports a missing user
 	}
 	others := 0
-	err = s.store.Users().ScanSummaries(ctx, tenant, "", "", func(o *gateway.User) bool {
+	err = s.store.Users().ScanSummaries(ctx, org, "", "", func(o *gateway.User) bool {
 		if o.ID != id && o.Active && o.Role == gateway.RoleManager {
 			others++
 		}
@@ -186,12 +186,12 @@ func (s *Service) keepAManager(ctx context.Context, tenant, id string) error {
 }
 
 // EndAllSessions signs everyone out (after the IdP changed or was
-// compromised, say): every session of the tenant ends, the caller's too.
+// compromised, say): every session of the org ends, the caller's too.
 // The audit entry is written first: a sign-out nobody can account for
 // must not happen.
 func (s *Service) EndAllSessions(ctx context.Context, mg Manager) (int, error) {
-	if err := s.store.Audit().Append(ctx, mg.Tenant, s.auditEntry(mg.Actor, mg.RequestID, "sessions.end_all", "sessions:all", nil, nil)); err != nil {
+	if err := s.store.Audit().Append(ctx, mg.Org, s.auditEntry(mg.Actor, mg.RequestID, "sessions.end_all", "sessions:all", nil, nil)); err != nil {
 		return 0, err
 	}
-	return s.store.Sessions().DeleteAll(ctx, mg.Tenant)
+	return s.store.Sessions().DeleteAll(ctx, mg.Org)
 }

@@ -31,7 +31,7 @@ type scimTokens struct {
 	RotatedAt     time.Time `json:"rotated_at"`
 }
 
-// fileTokens holds, per tenant, the hash of the SCIM token the
+// fileTokens holds, per org, the hash of the SCIM token the
 // configuration file names (in use until the first rotation).
 type fileTokens struct{ m sync.Map }
 
@@ -54,25 +54,25 @@ func NewToken() string {
 
 // SetFileSCIMToken names the SCIM token of the configuration file (""
 // for none); it is the token in use until a rotation stores one.
-func (s *Service) SetFileSCIMToken(tenant, token string) {
+func (s *Service) SetFileSCIMToken(org gateway.OrgID, token string) {
 	if token == "" {
-		s.fileSCIM.m.Delete(tenant)
+		s.fileSCIM.m.Delete(org)
 		return
 	}
-	s.fileSCIM.m.Store(tenant, hashToken(token))
+	s.fileSCIM.m.Store(org, hashToken(token))
 }
 
-func (s *Service) fileSCIMHash(tenant string) string {
-	if h, ok := s.fileSCIM.m.Load(tenant); ok {
+func (s *Service) fileSCIMHash(org gateway.OrgID) string {
+	if h, ok := s.fileSCIM.m.Load(org); ok {
 		return h.(string)
 	}
 	return ""
 }
 
-func (s *Service) scimTokens(ctx context.Context, tenant string) (scimTokens, uint64, error) {
-	rec, err := s.store.Records().Get(ctx, tenant, kindCredential, scimTokenID)
+func (s *Service) scimTokens(ctx context.Context, org gateway.OrgID) (scimTokens, uint64, error) {
+	rec, err := s.store.Records().Get(ctx, org, kindCredential, scimTokenID)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
-		return scimTokens{Current: s.fileSCIMHash(tenant)}, 0, nil
+		return scimTokens{Current: s.fileSCIMHash(org)}, 0, nil
 	}
 	if err != nil {
 		return scimTokens{}, 0, err
@@ -85,20 +85,20 @@ func (s *Service) scimTokens(ctx context.Context, tenant string) (scimTokens, ui
 }
 
 // HasSCIMToken reports whether an IdP can authenticate to SCIM.
-func (s *Service) HasSCIMToken(ctx context.Context, tenant string) (bool, error) {
-	t, _, err := s.scimTokens(ctx, tenant)
+func (s *Service) HasSCIMToken(ctx context.Context, org gateway.OrgID) (bool, error) {
+	t, _, err := s.scimTokens(ctx, org)
 	return t.Current != "", err
 }
 
-// CheckSCIMToken reports whether token is the tenant's SCIM token, or
+// CheckSCIMToken reports whether token is the org's SCIM token, or
 // the one before it within its grace period. The store is read on every
 // call, so a rotation takes effect at once (on every replica of a shared
 // store, too); hashes are compared in constant time.
-func (s *Service) CheckSCIMToken(ctx context.Context, tenant, token string) (bool, error) {
+func (s *Service) CheckSCIMToken(ctx context.Context, org gateway.OrgID, token string) (bool, error) {
 	if token == "" {
 		return false, nil
 	}
-	t, _, err := s.scimTokens(ctx, tenant)
+	t, _, err := s.scimTokens(ctx, org)
 	if err != nil {
 		return false, err
 	}
@@ -111,26 +111,26 @@ func (s *Service) CheckSCIMToken(ctx context.Context, tenant, token string) (boo
 // RotateSCIMToken makes a new SCIM token and returns it (shown once; only
 // its hash is kept). The token in use until now stays valid until
 // grace has passed, so the IdP can be updated without a gap.
-func (s *Service) RotateSCIMToken(ctx context.Context, tenant string, actor gateway.Actor, requestID string, grace time.Duration) (string, time.Time, error) {
-	return s.rotateSCIMToken(ctx, tenant, actor, requestID, -1, grace)
+func (s *Service) RotateSCIMToken(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID string, grace time.Duration) (string, time.Time, error) {
+	return s.rotateSCIMToken(ctx, org, actor, requestID, -1, grace)
 }
 
 // SCIMTokenVersion is the version of the SCIM credential (0: none stored
 // yet), for a form that must not rotate twice on a reload.
-func (s *Service) SCIMTokenVersion(ctx context.Context, tenant string) (uint64, error) {
-	_, v, err := s.scimTokens(ctx, tenant)
+func (s *Service) SCIMTokenVersion(ctx context.Context, org gateway.OrgID) (uint64, error) {
+	_, v, err := s.scimTokens(ctx, org)
 	return v, err
 }
 
 // RotateSCIMTokenAt is RotateSCIMToken only if the credential is still at
 // version (ErrPreconditionFailed otherwise: the form was sent again).
-func (s *Service) RotateSCIMTokenAt(ctx context.Context, tenant string, actor gateway.Actor, requestID string, version uint64, grace time.Duration) (string, time.Time, error) {
-	return s.rotateSCIMToken(ctx, tenant, actor, requestID, int64(version), grace)
+func (s *Service) RotateSCIMTokenAt(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID string, version uint64, grace time.Duration) (string, time.Time, error) {
+	return s.rotateSCIMToken(ctx, org, actor, requestID, int64(version), grace)
 }
 
-func (s *Service) rotateSCIMToken(ctx context.Context, tenant string, actor gateway.Actor, requestID string, expect int64, grace time.Duration) (string, time.Time, error) {
+func (s *Service) rotateSCIMToken(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID string, expect int64, grace time.Duration) (string, time.Time, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		cur, version, err := s.scimTokens(ctx, tenant)
+		cur, version, err := s.scimTokens(ctx, org)
 		if err != nil {
 			return "", time.Time{}, err
 		}
@@ -143,7 +143,7 @@ func (s *Service) rotateSCIMToken(ctx context.Context, tenant string, actor gate
 		raw, _ := json.Marshal(next)
 		entry := s.auditEntry(actor, requestID, "scim_token.rotate", "credential:scim", nil,
 			map[string]any{"previous_valid_until": next.PreviousUntil})
-		_, err = s.store.Records().Put(ctx, tenant, kindCredential, scimTokenID, version, raw, gateway.Journal{Audit: []gateway.AuditEntry{entry}})
+		_, err = s.store.Records().Put(ctx, org, kindCredential, scimTokenID, version, raw, gateway.Journal{Audit: []gateway.AuditEntry{entry}})
 		switch code := gateway.ErrorCodeOf(err); {
 		case err == nil:
 			return token, next.PreviousUntil, nil
@@ -177,7 +177,7 @@ const apiTokenPrefix = "gha_"
 
 // CreateAPIToken makes an admin API token and returns it (shown once); it
 // works for ttl (0: until revoked).
-func (s *Service) CreateAPIToken(ctx context.Context, tenant string, actor gateway.Actor, requestID, name string, ttl time.Duration) (string, APIToken, error) {
+func (s *Service) CreateAPIToken(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, name string, ttl time.Duration) (string, APIToken, error) {
 	if n := strings.TrimSpace(name); n == "" || len(n) > 100 {
 		return "", APIToken{}, gateway.Errorf(gateway.ErrInvalid, "an API token needs a name of 1 to 100 characters (what uses it)")
 	}
@@ -191,7 +191,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, tenant string, actor gatew
 		t.Expires = t.Created.Add(ttl)
 	}
 	raw, _ := json.Marshal(storedAPIToken{APIToken: t, Hash: hashToken(secret)})
-	if _, err := s.store.Records().Put(ctx, tenant, kindAPIToken, id, 0, raw,
+	if _, err := s.store.Records().Put(ctx, org, kindAPIToken, id, 0, raw,
 		s.audited(actor, requestID, "api_token.create", "api_token:"+id, nil, t)); err != nil {
 		return "", APIToken{}, err
 	}
@@ -199,8 +199,8 @@ func (s *Service) CreateAPIToken(ctx context.Context, tenant string, actor gatew
 }
 
 // APITokens lists the admin API tokens.
-func (s *Service) APITokens(ctx context.Context, tenant string) ([]APIToken, error) {
-	recs, err := s.store.Records().List(ctx, tenant, kindAPIToken)
+func (s *Service) APITokens(ctx context.Context, org gateway.OrgID) ([]APIToken, error) {
+	recs, err := s.store.Records().List(ctx, org, kindAPIToken)
 	if err != nil {
 		return nil, err
 	}
@@ -216,8 +216,8 @@ func (s *Service) APITokens(ctx context.Context, tenant string) ([]APIToken, err
 }
 
 // RevokeAPIToken deletes an admin API token.
-func (s *Service) RevokeAPIToken(ctx context.Context, tenant string, actor gateway.Actor, requestID, id string) error {
-	err := s.store.Records().Delete(ctx, tenant, kindAPIToken, id, 0,
+func (s *Service) RevokeAPIToken(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, id string) error {
+	err := s.store.Records().Delete(ctx, org, kindAPIToken, id, 0,
 		s.audited(actor, requestID, "api_token.revoke", "api_token:"+id, map[string]string{"id": id}, nil))
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return gateway.Errorf(gateway.ErrNotFound, "there is no API token %q", id)
@@ -226,8 +226,8 @@ func (s *Service) RevokeAPIToken(ctx context.Context, tenant string, actor gatew
 }
 
 // CheckAPIToken returns the token's id when token is a valid admin API
-// token of the tenant.
-func (s *Service) CheckAPIToken(ctx context.Context, tenant, token string) (string, bool, error) {
+// token of the org.
+func (s *Service) CheckAPIToken(ctx context.Context, org gateway.OrgID, token string) (string, bool, error) {
 	rest, ok := strings.CutPrefix(token, apiTokenPrefix)
 	if !ok {
 		return "", false, nil
@@ -236,7 +236,7 @@ func (s *Service) CheckAPIToken(ctx context.Context, tenant, token string) (stri
 	if !ok || id == "" || secret == "" || len(id) > 64 {
 		return "", false, nil
 	}
-	rec, err := s.store.Records().Get(ctx, tenant, kindAPIToken, id)
+	rec, err := s.store.Records().Get(ctx, org, kindAPIToken, id)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return "", false, nil
 	}
@@ -258,12 +258,12 @@ func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano
 // FileSCIMTokenSuperseded reports whether the configuration file names a
 // SCIM token that no longer works because one was rotated since (an
 // operator replacing a leaked token in the file must rotate instead).
-func (s *Service) FileSCIMTokenSuperseded(ctx context.Context, tenant string) (bool, error) {
-	file := s.fileSCIMHash(tenant)
+func (s *Service) FileSCIMTokenSuperseded(ctx context.Context, org gateway.OrgID) (bool, error) {
+	file := s.fileSCIMHash(org)
 	if file == "" {
 		return false, nil
 	}
-	t, version, err := s.scimTokens(ctx, tenant)
+	t, version, err := s.scimTokens(ctx, org)
 	if err != nil || version == 0 {
 		return false, err
 	}

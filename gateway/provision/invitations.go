@@ -32,8 +32,8 @@ func splitInviteToken(token string) (id, secret string, ok bool) {
 	return id, secret, ok && id != "" && secret != "" && len(id) <= 64 && len(secret) <= 128
 }
 
-func (s *Service) readInvitation(ctx context.Context, tenant, id string) (storedInvitation, uint64, error) {
-	rec, err := s.store.Records().Get(ctx, tenant, kindInvitation, id)
+func (s *Service) readInvitation(ctx context.Context, org gateway.OrgID, id string) (storedInvitation, uint64, error) {
+	rec, err := s.store.Records().Get(ctx, org, kindInvitation, id)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return storedInvitation{}, 0, gateway.Errorf(gateway.ErrNotFound, "there is no invitation %q", id)
 	}
@@ -66,7 +66,7 @@ func (s *Service) issue(mg Manager, si *storedInvitation, linkBase string) (gate
 // answer and in the invitation.created event, for the app, a webhook or
 // the SMTP sender to mail; only its hash is kept.
 func (s *Service) CreateInvitation(ctx context.Context, mg Manager, email, role string, pools []string, ttl time.Duration, linkBase string) (gateway.Invitation, error) {
-	if method := s.policy(mg.Tenant).Method; method != gateway.SourceManual {
+	if method := s.policy(mg.Org).Method; method != gateway.SourceManual {
 		return gateway.Invitation{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleOneMethod, Path: "provisioning.method",
 			Message: "managers invite people only while the provisioning method is manual; the active method is " + string(method)}}}
 	}
@@ -75,22 +75,22 @@ func (s *Service) CreateInvitation(ctx context.Context, mg Manager, email, role 
 		return gateway.Invitation{}, gateway.Errorf(gateway.ErrInvalid, "%q is not an email address", email)
 	}
 	if role == "" {
-		role = s.policy(mg.Tenant).DefaultRole
+		role = s.policy(mg.Org).DefaultRole
 	}
 	pools = normalizePools(pools)
 	if len(pools) == 0 {
-		pools = []string{s.policy(mg.Tenant).DefaultPool}
+		pools = []string{s.policy(mg.Org).DefaultPool}
 	}
-	if err := s.checkRoleAndPools(ctx, mg.Tenant, role, pools); err != nil {
+	if err := s.checkRoleAndPools(ctx, mg.Org, role, pools); err != nil {
 		return gateway.Invitation{}, err
 	}
-	if role == gateway.RoleManager && !s.ssoSignIn(mg.Tenant) {
+	if role == gateway.RoleManager && !s.ssoSignIn(mg.Org) {
 		return gateway.Invitation{}, errManagerNeedsSSO
 	}
 	if err := checkTTL(ttl); err != nil {
 		return gateway.Invitation{}, err
 	}
-	if u, err := s.findByEmail(ctx, mg.Tenant, email); err != nil {
+	if u, err := s.findByEmail(ctx, mg.Org, email); err != nil {
 		return gateway.Invitation{}, err
 	} else if u != nil {
 		return gateway.Invitation{}, gateway.Errorf(gateway.ErrConflict, "%s already has an account", email)
@@ -102,7 +102,7 @@ func (s *Service) CreateInvitation(ctx context.Context, mg Manager, email, role 
 	raw, _ := json.Marshal(si)
 	j := s.audited(mg.Actor, mg.RequestID, "invitation.create", "invitation:"+si.ID, nil, si.Invitation)
 	j.Events = []gateway.Event{ev}
-	if _, err := s.store.Records().Put(ctx, mg.Tenant, kindInvitation, si.ID, 0, raw, j); err != nil {
+	if _, err := s.store.Records().Put(ctx, mg.Org, kindInvitation, si.ID, 0, raw, j); err != nil {
 		return gateway.Invitation{}, err
 	}
 	inv := si.Invitation
@@ -125,14 +125,14 @@ func checkTTL(ttl time.Duration) error {
 
 // ssoSignIn reports whether people sign in through the gateway's SAML or
 // OIDC (an invitation is then accepted by proving the email at the IdP).
-func (s *Service) ssoSignIn(tenant string) bool {
-	st, _ := s.Settings(tenant)
+func (s *Service) ssoSignIn(org gateway.OrgID) bool {
+	st, _ := s.Settings(org)
 	return st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC
 }
 
 // Invitations lists the invitations, newest first, with their state now.
-func (s *Service) Invitations(ctx context.Context, tenant string) ([]gateway.Invitation, error) {
-	recs, err := s.store.Records().List(ctx, tenant, kindInvitation)
+func (s *Service) Invitations(ctx context.Context, org gateway.OrgID) ([]gateway.Invitation, error) {
+	recs, err := s.store.Records().List(ctx, org, kindInvitation)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (s *Service) ResendInvitation(ctx context.Context, mg Manager, id string, t
 	if err := checkTTL(ttl); err != nil {
 		return gateway.Invitation{}, err
 	}
-	si, version, err := s.readInvitation(ctx, mg.Tenant, id)
+	si, version, err := s.readInvitation(ctx, mg.Org, id)
 	if err != nil {
 		return gateway.Invitation{}, err
 	}
@@ -169,7 +169,7 @@ func (s *Service) ResendInvitation(ctx context.Context, mg Manager, id string, t
 	raw, _ := json.Marshal(si)
 	j := s.audited(mg.Actor, mg.RequestID, "invitation.resend", "invitation:"+id, before, si.Invitation)
 	j.Events = []gateway.Event{ev}
-	if _, err := s.store.Records().Put(ctx, mg.Tenant, kindInvitation, id, version, raw, j); err != nil {
+	if _, err := s.store.Records().Put(ctx, mg.Org, kindInvitation, id, version, raw, j); err != nil {
 		return gateway.Invitation{}, err
 	}
 	inv := si.Invitation
@@ -179,7 +179,7 @@ func (s *Service) ResendInvitation(ctx context.Context, mg Manager, id string, t
 
 // RevokeInvitation makes a pending invitation's link stop working.
 func (s *Service) RevokeInvitation(ctx context.Context, mg Manager, id string) error {
-	si, version, err := s.readInvitation(ctx, mg.Tenant, id)
+	si, version, err := s.readInvitation(ctx, mg.Org, id)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (s *Service) RevokeInvitation(ctx context.Context, mg Manager, id string) e
 	before := si.Invitation
 	si.Status = gateway.InvitationRevoked
 	raw, _ := json.Marshal(si)
-	_, err = s.store.Records().Put(ctx, mg.Tenant, kindInvitation, id, version, raw,
+	_, err = s.store.Records().Put(ctx, mg.Org, kindInvitation, id, version, raw,
 		s.audited(mg.Actor, mg.RequestID, "invitation.revoke", "invitation:"+id, before, si.Invitation))
 	return err
 }
@@ -197,18 +197,18 @@ func (s *Service) RevokeInvitation(ctx context.Context, mg Manager, id string) e
 // CheckInvitation returns the pending invitation a link's token names, or
 // the refusal a person sees (unknown, used, revoked or expired links all
 // explain themselves; a wrong secret is "not valid").
-func (s *Service) CheckInvitation(ctx context.Context, tenant, token string) (gateway.Invitation, error) {
-	si, _, err := s.checkInvitation(ctx, tenant, token)
+func (s *Service) CheckInvitation(ctx context.Context, org gateway.OrgID, token string) (gateway.Invitation, error) {
+	si, _, err := s.checkInvitation(ctx, org, token)
 	return si.Invitation, err
 }
 
-func (s *Service) checkInvitation(ctx context.Context, tenant, token string) (storedInvitation, uint64, error) {
+func (s *Service) checkInvitation(ctx context.Context, org gateway.OrgID, token string) (storedInvitation, uint64, error) {
 	invalid := refuse("invitation_invalid", "This invitation link is not valid. Ask a manager to send you a new one.")
 	id, secret, ok := splitInviteToken(token)
 	if !ok {
 		return storedInvitation{}, 0, invalid
 	}
-	si, version, err := s.readInvitation(ctx, tenant, id)
+	si, version, err := s.readInvitation(ctx, org, id)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return storedInvitation{}, 0, invalid
 	}
@@ -236,12 +236,12 @@ func (s *Service) checkInvitation(ctx context.Context, tenant, token string) (st
 // email: by SSO (email, verified) or, without SSO, by holding the link
 // (email ""). The invitation is used up in the same step: a second
 // acceptance is refused.
-func (s *Service) AcceptInvitation(ctx context.Context, tenant, token string, id *gateway.Identity) (*gateway.User, error) {
-	si, version, err := s.checkInvitation(ctx, tenant, token)
+func (s *Service) AcceptInvitation(ctx context.Context, org gateway.OrgID, token string, id *gateway.Identity) (*gateway.User, error) {
+	si, version, err := s.checkInvitation(ctx, org, token)
 	if err != nil {
 		return nil, err
 	}
-	if method := s.policy(tenant).Method; method != gateway.SourceManual {
+	if method := s.policy(org).Method; method != gateway.SourceManual {
 		return nil, refuse("invitation_method", "Invitations are no longer accepted here: accounts now come from %s. Ask a manager.", methodName(method))
 	}
 	u := &gateway.User{UserName: si.Email, Active: true, Emails: []string{si.Email}, Role: si.Role, Pools: si.Pools}
@@ -253,7 +253,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, tenant, token string, id
 			return nil, refuse("invitation_other_email", "This invitation is for %s, but you signed in as %s. Sign in with the invited account.", si.Email, id.Email)
 		}
 		// The login policy's domain check, before the invitation is used up.
-		if domains := s.policy(tenant).AllowedDomains; len(domains) > 0 && !slices.Contains(domains, si.Email[strings.LastIndexByte(si.Email, '@')+1:]) {
+		if domains := s.policy(org).AllowedDomains; len(domains) > 0 && !slices.Contains(domains, si.Email[strings.LastIndexByte(si.Email, '@')+1:]) {
 			return nil, refuse("domain", "Accounts of %s cannot sign in here; ask a manager.", si.Email[strings.LastIndexByte(si.Email, '@')+1:])
 		}
 		u.GivenName, u.FamilyName = id.GivenName, id.FamilyName
@@ -269,14 +269,14 @@ func (s *Service) AcceptInvitation(ctx context.Context, tenant, token string, id
 	si.Status, si.AcceptedAt = gateway.InvitationAccepted, s.clock.Now()
 	actor := gateway.Actor{Kind: "invitation", ID: si.ID, Email: si.Email}
 	raw, _ := json.Marshal(si)
-	if _, err := s.store.Records().Put(ctx, tenant, kindInvitation, si.ID, version, raw,
+	if _, err := s.store.Records().Put(ctx, org, kindInvitation, si.ID, version, raw,
 		s.audited(actor, "", "invitation.accept", "invitation:"+si.ID, before, si.Invitation)); err != nil {
 		if code := gateway.ErrorCodeOf(err); code == gateway.ErrPreconditionFailed || code == gateway.ErrConflict {
 			return nil, refuse("invitation_used", "This invitation has been accepted already. Sign in to the application instead.")
 		}
 		return nil, err
 	}
-	mg := Manager{Tenant: tenant, Actor: actor}
+	mg := Manager{Org: org, Actor: actor}
 	nu, err := s.createUser(ctx, mg.meta(), u, func(nu *gateway.User) []gateway.AuditEntry {
 		return []gateway.AuditEntry{s.auditEntry(actor, "", "user.create", "user:"+nu.ID, nil, Summarize(nu))}
 	})
@@ -289,7 +289,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, tenant, token string, id
 	// Record who accepted (best effort: the user exists either way).
 	si.AcceptedBy = nu.ID
 	raw, _ = json.Marshal(si)
-	_, _ = s.store.Records().Put(ctx, tenant, kindInvitation, si.ID, version+1, raw, gateway.Journal{})
+	_, _ = s.store.Records().Put(ctx, org, kindInvitation, si.ID, version+1, raw, gateway.Journal{})
 	return nu, nil
 }
 

@@ -21,7 +21,7 @@ const maxJITGroups = 200
 // the JIT-made ones the IdP no longer names. Groups made another way (the
 // app, a manager) are never joined or left by the IdP. Names that are not
 // valid group names are skipped.
-func (s *Service) syncJITGroups(ctx context.Context, tenant string, u *gateway.User, names []string) error {
+func (s *Service) syncJITGroups(ctx context.Context, org gateway.OrgID, u *gateway.User, names []string) error {
 	wanted := map[string]string{} // folded name → name as sent
 	for _, n := range names {
 		n = strings.TrimSpace(n)
@@ -32,7 +32,7 @@ func (s *Service) syncJITGroups(ctx context.Context, tenant string, u *gateway.U
 			wanted[fold.Key(n)] = n
 		}
 	}
-	current, err := s.store.Groups().Memberships(ctx, tenant, []string{u.ID})
+	current, err := s.store.Groups().Memberships(ctx, org, []string{u.ID})
 	if err != nil {
 		return fmt.Errorf("jit groups: memberships: %w", err)
 	}
@@ -40,7 +40,7 @@ func (s *Service) syncJITGroups(ctx context.Context, tenant string, u *gateway.U
 	for _, g := range current[u.ID] {
 		have[fold.Key(g.DisplayName)] = g
 	}
-	m := Meta{Tenant: tenant, Source: gateway.SourceJIT}
+	m := Meta{Org: org, Source: gateway.SourceJIT}
 	member := gateway.Member{UserID: u.ID, Display: u.DisplayName}
 	keys := make([]string, 0, len(wanted))
 	for k := range wanted {
@@ -75,7 +75,7 @@ func (s *Service) syncJITGroups(ctx context.Context, tenant string, u *gateway.U
 // joinGroup adds member to the group named name, creating it if missing.
 func (s *Service) joinGroup(ctx context.Context, m Meta, name string, member gateway.Member) error {
 	for attempt := 0; attempt < 3; attempt++ {
-		ids, err := s.store.Groups().Lookup(ctx, m.Tenant, gateway.GroupByDisplayName, name)
+		ids, err := s.store.Groups().Lookup(ctx, m.Org, gateway.GroupByDisplayName, name)
 		if err != nil {
 			return fmt.Errorf("jit groups: finding %q: %w", name, err)
 		}

@@ -34,7 +34,7 @@ func refuse(reason, format string, args ...any) error {
 // when SSO just-in-time provisioning is the active method, refreshes a JIT
 // user's names from the IdP (never its pool or role), and refuses an
 // unknown, deactivated or unverified person. created says a user was made.
-func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity) (u *gateway.User, created bool, err error) {
+func (s *Service) Login(ctx context.Context, org gateway.OrgID, id gateway.Identity) (u *gateway.User, created bool, err error) {
 	email := strings.TrimSpace(id.Email)
 	switch {
 	case email == "" || !strings.Contains(email, "@"):
@@ -42,19 +42,19 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 	case !id.EmailVerified:
 		return nil, false, refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to sign in here.", email)
 	}
-	policy := s.policy(tenant)
+	policy := s.policy(org)
 	if domains := policy.AllowedDomains; len(domains) > 0 {
 		domain := strings.ToLower(email[strings.LastIndexByte(email, '@')+1:])
 		if !slices.Contains(domains, domain) {
 			return nil, false, refuse("domain", "Accounts of %s cannot sign in here; ask a manager.", domain)
 		}
 	}
-	u, err = s.findByEmail(ctx, tenant, email)
+	u, err = s.findByEmail(ctx, org, email)
 	if err != nil {
 		return nil, false, err
 	}
-	if s.isBootstrapManager(tenant, email) {
-		return s.bootstrapManager(ctx, tenant, u, id, email)
+	if s.isBootstrapManager(org, email) {
+		return s.bootstrapManager(ctx, org, u, id, email)
 	}
 	if u == nil {
 		if policy.Method == gateway.SourceSelfService {
@@ -66,50 +66,50 @@ func (s *Service) Login(ctx context.Context, tenant string, id gateway.Identity)
 		nu := &gateway.User{UserName: strings.ToLower(email), Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
 			DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{strings.ToLower(email)},
 			Pools: mappedPools(policy.GroupPools, id.Groups)}
-		u, err = s.CreateUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceJIT}, nu)
+		u, err = s.CreateUser(ctx, Meta{Org: org, Source: gateway.SourceJIT}, nu)
 		if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
 			// Two first logins at once: the other one created it.
-			if u, err = s.findByEmail(ctx, tenant, email); err == nil && u == nil {
+			if u, err = s.findByEmail(ctx, org, email); err == nil && u == nil {
 				err = errors.New("the user created by a concurrent login is gone")
 			}
-			return s.admit(ctx, tenant, u, id, err)
+			return s.admit(ctx, org, u, id, err)
 		}
 		if err != nil {
 			return nil, false, err
 		}
-		if err := s.groupsFromIdP(ctx, tenant, u, id); err != nil {
+		if err := s.groupsFromIdP(ctx, org, u, id); err != nil {
 			return nil, false, err
 		}
 		return u, true, nil
 	}
-	return s.admit(ctx, tenant, u, id, nil)
+	return s.admit(ctx, org, u, id, nil)
 }
 
 // groupsFromIdP syncs a JIT user's groups when the IdP sent the groups
 // claim at all (nil: not sent, memberships untouched).
-func (s *Service) groupsFromIdP(ctx context.Context, tenant string, u *gateway.User, id gateway.Identity) error {
-	if id.Groups == nil || u.Source != gateway.SourceJIT || s.policy(tenant).Method != gateway.SourceJIT {
+func (s *Service) groupsFromIdP(ctx context.Context, org gateway.OrgID, u *gateway.User, id gateway.Identity) error {
+	if id.Groups == nil || u.Source != gateway.SourceJIT || s.policy(org).Method != gateway.SourceJIT {
 		return nil
 	}
-	return s.syncJITGroups(ctx, tenant, u, id.Groups)
+	return s.syncJITGroups(ctx, org, u, id.Groups)
 }
 
 // admit checks an existing user and refreshes a JIT user's names.
-func (s *Service) admit(ctx context.Context, tenant string, u *gateway.User, id gateway.Identity, err error) (*gateway.User, bool, error) {
+func (s *Service) admit(ctx context.Context, org gateway.OrgID, u *gateway.User, id gateway.Identity, err error) (*gateway.User, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
 	if !u.Active {
 		return nil, false, refuse("deactivated", "Your account is deactivated in this application; ask a manager.")
 	}
-	if err := s.groupsFromIdP(ctx, tenant, u, id); err != nil {
+	if err := s.groupsFromIdP(ctx, org, u, id); err != nil {
 		return nil, false, err
 	}
-	if u.Source != gateway.SourceJIT || s.policy(tenant).Method != gateway.SourceJIT ||
+	if u.Source != gateway.SourceJIT || s.policy(org).Method != gateway.SourceJIT ||
 		(u.GivenName == id.GivenName && u.FamilyName == id.FamilyName) || id.GivenName == "" && id.FamilyName == "" {
 		return u, false, nil
 	}
-	nu, err := s.UpdateUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceJIT}, u.ID, 0, func(old *gateway.User) (*gateway.User, error) {
+	nu, err := s.UpdateUser(ctx, Meta{Org: org, Source: gateway.SourceJIT}, u.ID, 0, func(old *gateway.User) (*gateway.User, error) {
 		old.GivenName, old.FamilyName = id.GivenName, id.FamilyName
 		old.DisplayName = strings.TrimSpace(id.GivenName + " " + id.FamilyName)
 		return old, nil // pool and role stay the app's
@@ -120,15 +120,15 @@ func (s *Service) admit(ctx context.Context, tenant string, u *gateway.User, id 
 // findByEmail finds the user whose userName is the address (any case), or
 // else the one user holding it as an email (Entra often sets a userName
 // that is not the mail).
-func (s *Service) findByEmail(ctx context.Context, tenant, email string) (*gateway.User, error) {
+func (s *Service) findByEmail(ctx context.Context, org gateway.OrgID, email string) (*gateway.User, error) {
 	users := s.store.Users()
 	for _, index := range []gateway.UserIndex{gateway.UserByUserName, gateway.UserByEmail} {
-		ids, err := users.Lookup(ctx, tenant, index, email)
+		ids, err := users.Lookup(ctx, org, index, email)
 		if err != nil {
 			return nil, err
 		}
 		if len(ids) == 1 {
-			u, err := users.Get(ctx, tenant, ids[0])
+			u, err := users.Get(ctx, org, ids[0])
 			if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 				return nil, nil
 			}
@@ -144,38 +144,38 @@ func (s *Service) findByEmail(ctx context.Context, tenant, email string) (*gatew
 // SetBootstrapManagers names the emails that get the manager role when
 // they sign in (admin.bootstrap_managers), so that a fresh deployment is
 // never locked out.
-func (s *Service) SetBootstrapManagers(tenant string, emails []string) {
+func (s *Service) SetBootstrapManagers(org gateway.OrgID, emails []string) {
 	set := make(map[string]bool, len(emails))
 	for _, e := range emails {
 		set[strings.ToLower(strings.TrimSpace(e))] = true
 	}
-	s.bootstrap.Store(tenant, set)
+	s.bootstrap.Store(org, set)
 }
 
-func (s *Service) isBootstrapManager(tenant, email string) bool {
-	set, ok := s.bootstrap.Load(tenant)
+func (s *Service) isBootstrapManager(org gateway.OrgID, email string) bool {
+	set, ok := s.bootstrap.Load(org)
 	return ok && set.(map[string]bool)[strings.ToLower(email)]
 }
 
 // bootstrapManager signs in a bootstrap manager: created when unknown
 // (whatever the method; by JIT when that is the method), made a manager
 // when it holds another role, refused only when deactivated.
-func (s *Service) bootstrapManager(ctx context.Context, tenant string, u *gateway.User, id gateway.Identity, email string) (*gateway.User, bool, error) {
-	mg := Manager{Tenant: tenant, Actor: gateway.Actor{Kind: gateway.ActorConfig, ID: "admin.bootstrap_managers"}}
+func (s *Service) bootstrapManager(ctx context.Context, org gateway.OrgID, u *gateway.User, id gateway.Identity, email string) (*gateway.User, bool, error) {
+	mg := Manager{Org: org, Actor: gateway.Actor{Kind: gateway.ActorConfig, ID: "admin.bootstrap_managers"}}
 	created := false
 	if u == nil {
 		nu := &gateway.User{UserName: strings.ToLower(email), Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
 			DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{strings.ToLower(email)}, Role: gateway.RoleManager}
 		var err error
-		if s.policy(tenant).Method == gateway.SourceJIT {
-			u, err = s.createUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceJIT}, nu, func(nu *gateway.User) []gateway.AuditEntry {
+		if s.policy(org).Method == gateway.SourceJIT {
+			u, err = s.createUser(ctx, Meta{Org: org, Source: gateway.SourceJIT}, nu, func(nu *gateway.User) []gateway.AuditEntry {
 				return []gateway.AuditEntry{s.auditEntry(mg.Actor, "", "user.bootstrap", "user:"+nu.ID, nil, Summarize(nu))}
 			})
 		} else {
 			u, err = s.addUser(ctx, mg, nu, "user.bootstrap")
 		}
 		if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
-			u, err = s.findByEmail(ctx, tenant, email)
+			u, err = s.findByEmail(ctx, org, email)
 		}
 		if err != nil {
 			return nil, false, err
@@ -212,8 +212,8 @@ func mappedPools(mapping map[string]string, groups []string) []string {
 // verified email is in the organization's domains creates their own
 // account (source self_service, the default pool and role). Someone who
 // has an account already just signs in.
-func (s *Service) Join(ctx context.Context, tenant string, id gateway.Identity) (*gateway.User, bool, error) {
-	policy := s.policy(tenant)
+func (s *Service) Join(ctx context.Context, org gateway.OrgID, id gateway.Identity) (*gateway.User, bool, error) {
+	policy := s.policy(org)
 	if policy.Method != gateway.SourceSelfService {
 		return nil, false, refuse("join_off", "Self-service registration is not open here: accounts come from %s. Ask a manager.", methodName(policy.Method))
 	}
@@ -228,14 +228,14 @@ func (s *Service) Join(ctx context.Context, tenant string, id gateway.Identity) 
 	if !slices.Contains(policy.EmailDomains, domain) {
 		return nil, false, refuse("join_domain", "Only addresses at %s can join here; %s is not one of them.", strings.Join(policy.EmailDomains, ", "), email)
 	}
-	if u, err := s.findByEmail(ctx, tenant, email); err != nil || u != nil {
+	if u, err := s.findByEmail(ctx, org, email); err != nil || u != nil {
 		return u, false, err
 	}
 	nu := &gateway.User{UserName: email, Active: true, GivenName: id.GivenName, FamilyName: id.FamilyName,
 		DisplayName: strings.TrimSpace(id.GivenName + " " + id.FamilyName), Emails: []string{email}}
-	u, err := s.createUser(ctx, Meta{Tenant: tenant, Source: gateway.SourceSelfService}, nu, nil)
+	u, err := s.createUser(ctx, Meta{Org: org, Source: gateway.SourceSelfService}, nu, nil)
 	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
-		u, err = s.findByEmail(ctx, tenant, email)
+		u, err = s.findByEmail(ctx, org, email)
 		return u, false, err
 	}
 	return u, err == nil, err

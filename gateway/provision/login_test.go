@@ -39,27 +39,27 @@ func reason(err error) string {
 func TestJITLogin(t *testing.T) {
 	svc, store := loginEnv(t, gateway.SourceJIT)
 	ctx := context.Background()
-	u, created, err := svc.Login(ctx, gateway.DefaultTenant, ident("Ada@Example.com"))
+	u, created, err := svc.Login(ctx, gateway.DefaultOrg, ident("Ada@Example.com"))
 	if err != nil || !created {
 		t.Fatalf("first login: %v created=%v", err, created)
 	}
 	if u.Source != gateway.SourceJIT || !slices.Equal(u.Pools, []string{"default"}) || u.Role != "user" || u.UserName != "ada@example.com" || !u.Active || u.GivenName != "Ada" {
 		t.Fatalf("JIT user: %+v", u)
 	}
-	evs, _ := store.Outbox().After(ctx, gateway.DefaultTenant, 0, 10)
+	evs, _ := store.Outbox().After(ctx, gateway.DefaultOrg, 0, 10)
 	if len(evs) != 1 || evs[0].Op != gateway.OpUserCreated || evs[0].Source != gateway.SourceJIT || !evs[0].Wire().User.JIT {
 		t.Fatalf("events: %+v", evs)
 	}
-	again, created, err := svc.Login(ctx, gateway.DefaultTenant, ident("ada@EXAMPLE.com"))
+	again, created, err := svc.Login(ctx, gateway.DefaultOrg, ident("ada@EXAMPLE.com"))
 	if err != nil || created || again.ID != u.ID {
 		t.Fatalf("second login: %+v created=%v %v", again, created, err)
 	}
-	if _, total, _ := store.Users().List(ctx, gateway.DefaultTenant, 0, 0); total != 1 {
+	if _, total, _ := store.Users().List(ctx, gateway.DefaultOrg, 0, 0); total != 1 {
 		t.Fatalf("%d users after two logins", total)
 	}
 	// The app changes the role; a login with new names refreshes the names
 	// and leaves the role alone.
-	if _, err := store.Users().Update(ctx, gateway.DefaultTenant, u.ID, 0, func(cur *gateway.User) (gateway.UserChange, error) {
+	if _, err := store.Users().Update(ctx, gateway.DefaultOrg, u.ID, 0, func(cur *gateway.User) (gateway.UserChange, error) {
 		cur.Role, cur.Pools, cur.Version = "manager", []string{"support"}, cur.Version+1
 		return gateway.UserChange{User: cur}, nil
 	}); err != nil {
@@ -67,7 +67,7 @@ func TestJITLogin(t *testing.T) {
 	}
 	renamed := ident("ada@example.com")
 	renamed.GivenName, renamed.FamilyName = "Augusta", "King"
-	got, _, err := svc.Login(ctx, gateway.DefaultTenant, renamed)
+	got, _, err := svc.Login(ctx, gateway.DefaultOrg, renamed)
 	if err != nil || got.GivenName != "Augusta" || got.FamilyName != "King" || got.Role != "manager" || !slices.Equal(got.Pools, []string{"support"}) {
 		t.Fatalf("refresh: %+v %v", got, err)
 	}
@@ -80,7 +80,7 @@ func TestConcurrentFirstLoginsMakeOneUser(t *testing.T) {
 	errs := make([]error, 10)
 	for i := range ids {
 		wg.Go(func() {
-			u, _, err := svc.Login(context.Background(), gateway.DefaultTenant, ident("grace@example.com"))
+			u, _, err := svc.Login(context.Background(), gateway.DefaultOrg, ident("grace@example.com"))
 			errs[i] = err
 			if u != nil {
 				ids[i] = u.ID
@@ -93,7 +93,7 @@ func TestConcurrentFirstLoginsMakeOneUser(t *testing.T) {
 			t.Fatalf("login %d: %v (%s vs %s)", i, errs[i], ids[i], ids[0])
 		}
 	}
-	if _, total, _ := store.Users().List(context.Background(), gateway.DefaultTenant, 0, 0); total != 1 {
+	if _, total, _ := store.Users().List(context.Background(), gateway.DefaultOrg, 0, 0); total != 1 {
 		t.Fatalf("%d users", total)
 	}
 }
@@ -101,24 +101,24 @@ func TestConcurrentFirstLoginsMakeOneUser(t *testing.T) {
 func TestLoginRefusals(t *testing.T) {
 	ctx := context.Background()
 	manual, mstore := loginEnv(t, gateway.SourceManual)
-	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	m := provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}
 	existing, err := manual.CreateUser(ctx, m, &gateway.User{UserName: "ada.l", Active: true, Emails: []string{"ada@example.com"}, GivenName: "A"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Found through its email (the userName is not the address); a
 	// non-JIT user's names are the app's, not the IdP's.
-	u, created, err := manual.Login(ctx, gateway.DefaultTenant, ident("ada@example.com"))
+	u, created, err := manual.Login(ctx, gateway.DefaultOrg, ident("ada@example.com"))
 	if err != nil || created || u.ID != existing.ID || u.GivenName != "A" {
 		t.Fatalf("existing manual user: %+v %v", u, err)
 	}
-	if _, _, err := manual.Login(ctx, gateway.DefaultTenant, ident("stranger@example.com")); reason(err) != "not_provisioned" || gateway.ErrorCodeOf(err) != gateway.ErrForbidden {
+	if _, _, err := manual.Login(ctx, gateway.DefaultOrg, ident("stranger@example.com")); reason(err) != "not_provisioned" || gateway.ErrorCodeOf(err) != gateway.ErrForbidden {
 		t.Fatalf("unknown user, manual method: %v", err)
 	}
 	if _, err := manual.UpdateUser(ctx, m, existing.ID, 0, func(u *gateway.User) (*gateway.User, error) { u.Active = false; return u, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := manual.Login(ctx, gateway.DefaultTenant, ident("ada@example.com")); reason(err) != "deactivated" {
+	if _, _, err := manual.Login(ctx, gateway.DefaultOrg, ident("ada@example.com")); reason(err) != "deactivated" {
 		t.Fatalf("deactivated: %v", err)
 	}
 
@@ -134,16 +134,16 @@ func TestLoginRefusals(t *testing.T) {
 		"no email":         {noEmail, "no_email"},
 		"other domain":     {ident("mallory@evil.example"), "domain"},
 	} {
-		if _, _, err := jit.Login(ctx, gateway.DefaultTenant, tc.id); reason(err) != tc.reason {
+		if _, _, err := jit.Login(ctx, gateway.DefaultOrg, tc.id); reason(err) != tc.reason {
 			t.Errorf("%s: %v, want %s", name, err, tc.reason)
 		}
 	}
 	for _, s := range []gateway.Store{mstore, jstore} {
-		if n, _ := s.Outbox().Len(ctx, gateway.DefaultTenant); s == jstore && n != 0 {
+		if n, _ := s.Outbox().Len(ctx, gateway.DefaultOrg); s == jstore && n != 0 {
 			t.Fatalf("refused logins recorded %d events", n)
 		}
 	}
-	if _, total, _ := jstore.Users().List(ctx, gateway.DefaultTenant, 0, 0); total != 0 {
+	if _, total, _ := jstore.Users().List(ctx, gateway.DefaultOrg, 0, 0); total != 0 {
 		t.Fatalf("refused logins created %d users", total)
 	}
 }
@@ -155,10 +155,10 @@ func TestLoginRefusals(t *testing.T) {
 func TestJITGroups(t *testing.T) {
 	svc, store := loginEnv(t, gateway.SourceJIT)
 	ctx := context.Background()
-	tenant := gateway.DefaultTenant
+	org := gateway.DefaultOrg
 	groupsOf := func(userID string) map[string]bool {
 		t.Helper()
-		refs, err := store.Groups().Memberships(ctx, tenant, []string{userID})
+		refs, err := store.Groups().Memberships(ctx, org, []string{userID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,12 +169,12 @@ func TestJITGroups(t *testing.T) {
 		return out
 	}
 	// A group the app made itself, before any sign-in.
-	if err := store.Groups().Create(ctx, &gateway.Group{ID: "g-app", Tenant: tenant, DisplayName: "Admins", Source: gateway.SourceManual, Version: 1}, nil, nil); err != nil {
+	if err := store.Groups().Create(ctx, &gateway.Group{ID: "g-app", Org: org, DisplayName: "Admins", Source: gateway.SourceManual, Version: 1}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	id := ident("ada@example.com")
 	id.Groups = []string{"Engineering", "admins", "engineering", " "}
-	u, _, err := svc.Login(ctx, tenant, id)
+	u, _, err := svc.Login(ctx, org, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,11 +182,11 @@ func TestJITGroups(t *testing.T) {
 	if got := groupsOf(u.ID); len(got) != 1 || !got["Engineering"] {
 		t.Fatalf("after first sign-in: %v", got)
 	}
-	_, total, _ := store.Groups().List(ctx, tenant, 0, 0)
+	_, total, _ := store.Groups().List(ctx, org, 0, 0)
 	if total != 2 {
 		t.Fatalf("%d groups, want Admins and one Engineering", total)
 	}
-	evs, _ := store.Outbox().After(ctx, tenant, 0, 100)
+	evs, _ := store.Outbox().After(ctx, org, 0, 100)
 	var ops []string
 	for _, e := range evs {
 		ops = append(ops, string(e.Op))
@@ -197,7 +197,7 @@ func TestJITGroups(t *testing.T) {
 
 	// No groups claim: memberships stay.
 	id.Groups = nil
-	if _, _, err := svc.Login(ctx, tenant, id); err != nil {
+	if _, _, err := svc.Login(ctx, org, id); err != nil {
 		t.Fatal(err)
 	}
 	if got := groupsOf(u.ID); len(got) != 1 {
@@ -205,14 +205,14 @@ func TestJITGroups(t *testing.T) {
 	}
 	// A manager puts the user in Admins; the IdP stops naming any group:
 	// the JIT group is left, the app's is kept.
-	if _, _, err := svc.UpdateGroup(ctx, provision.Meta{Tenant: tenant, Source: gateway.SourceJIT}, "g-app", 0,
+	if _, _, err := svc.UpdateGroup(ctx, provision.Meta{Org: org, Source: gateway.SourceJIT}, "g-app", 0,
 		func(g *gateway.Group, ms []gateway.Member) (*gateway.Group, []gateway.Member, error) {
 			return g, append(ms, gateway.Member{UserID: u.ID}), nil
 		}); err != nil {
 		t.Fatal(err)
 	}
 	id.Groups = []string{}
-	if _, _, err := svc.Login(ctx, tenant, id); err != nil {
+	if _, _, err := svc.Login(ctx, org, id); err != nil {
 		t.Fatal(err)
 	}
 	if got := groupsOf(u.ID); len(got) != 1 || !got["Admins"] {
@@ -225,16 +225,16 @@ func TestJITGroups(t *testing.T) {
 func TestJITGroupsOnlyForJITUsers(t *testing.T) {
 	svc, store := loginEnv(t, gateway.SourceJIT)
 	ctx := context.Background()
-	if err := store.Users().Create(ctx, &gateway.User{ID: "u-1", Tenant: gateway.DefaultTenant, UserName: "ada@example.com", Active: true,
+	if err := store.Users().Create(ctx, &gateway.User{ID: "u-1", Org: gateway.DefaultOrg, UserName: "ada@example.com", Active: true,
 		Source: gateway.SourceManual, Emails: []string{"ada@example.com"}, Version: 1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	id := ident("ada@example.com")
 	id.Groups = []string{"Engineering"}
-	if _, _, err := svc.Login(ctx, gateway.DefaultTenant, id); err != nil {
+	if _, _, err := svc.Login(ctx, gateway.DefaultOrg, id); err != nil {
 		t.Fatal(err)
 	}
-	if _, total, _ := store.Groups().List(ctx, gateway.DefaultTenant, 0, 0); total != 0 {
+	if _, total, _ := store.Groups().List(ctx, gateway.DefaultOrg, 0, 0); total != 0 {
 		t.Fatalf("%d groups made for a manual user", total)
 	}
 }

@@ -31,9 +31,9 @@ func encodePool(p gateway.Pool) []byte {
 	return raw
 }
 
-// Pools lists the tenant's pools in id order.
-func (s *Service) Pools(ctx context.Context, tenant string) ([]gateway.Pool, error) {
-	recs, err := s.store.Records().List(ctx, tenant, kindPool)
+// Pools lists the org's pools in id order.
+func (s *Service) Pools(ctx context.Context, org gateway.OrgID) ([]gateway.Pool, error) {
+	recs, err := s.store.Records().List(ctx, org, kindPool)
 	if err != nil {
 		return nil, err
 	}
@@ -49,8 +49,8 @@ func (s *Service) Pools(ctx context.Context, tenant string) ([]gateway.Pool, err
 }
 
 // Pool reads one pool.
-func (s *Service) Pool(ctx context.Context, tenant, id string) (gateway.Pool, error) {
-	rec, err := s.store.Records().Get(ctx, tenant, kindPool, id)
+func (s *Service) Pool(ctx context.Context, org gateway.OrgID, id string) (gateway.Pool, error) {
+	rec, err := s.store.Records().Get(ctx, org, kindPool, id)
 	if err != nil {
 		return gateway.Pool{}, poolNotFound(err, id)
 	}
@@ -64,8 +64,8 @@ func poolNotFound(err error, id string) error {
 	return err
 }
 
-func (s *Service) poolSet(ctx context.Context, tenant string) (map[string]bool, error) {
-	pools, err := s.Pools(ctx, tenant)
+func (s *Service) poolSet(ctx context.Context, org gateway.OrgID) (map[string]bool, error) {
+	pools, err := s.Pools(ctx, org)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func validPoolName(name string) error {
 
 // CreatePool makes a pool; its id is fixed for ever (users and mappings
 // name it), its name can change.
-func (s *Service) CreatePool(ctx context.Context, tenant string, actor gateway.Actor, requestID, id, name string) (gateway.Pool, error) {
+func (s *Service) CreatePool(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, id, name string) (gateway.Pool, error) {
 	if !gateway.ValidPoolID(id) {
 		return gateway.Pool{}, gateway.Errorf(gateway.ErrInvalid, "pool id %q: use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit", id)
 	}
@@ -96,7 +96,7 @@ func (s *Service) CreatePool(ctx context.Context, tenant string, actor gateway.A
 		return gateway.Pool{}, err
 	}
 	p := gateway.Pool{ID: id, Name: name, Created: s.clock.Now()}
-	v, err := s.store.Records().Put(ctx, tenant, kindPool, id, 0, encodePool(p),
+	v, err := s.store.Records().Put(ctx, org, kindPool, id, 0, encodePool(p),
 		s.audited(actor, requestID, "pool.create", "pool:"+id, nil, p))
 	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
 		return gateway.Pool{}, gateway.Errorf(gateway.ErrConflict, "there is already a pool %q", id)
@@ -109,11 +109,11 @@ func (s *Service) CreatePool(ctx context.Context, tenant string, actor gateway.A
 }
 
 // RenamePool changes a pool's name (ifVersion 0: whatever its version).
-func (s *Service) RenamePool(ctx context.Context, tenant string, actor gateway.Actor, requestID, id string, ifVersion uint64, name string) (gateway.Pool, error) {
+func (s *Service) RenamePool(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, id string, ifVersion uint64, name string) (gateway.Pool, error) {
 	if err := validPoolName(name); err != nil {
 		return gateway.Pool{}, err
 	}
-	cur, err := s.Pool(ctx, tenant, id)
+	cur, err := s.Pool(ctx, org, id)
 	if err != nil {
 		return gateway.Pool{}, err
 	}
@@ -122,7 +122,7 @@ func (s *Service) RenamePool(ctx context.Context, tenant string, actor gateway.A
 	}
 	next := cur
 	next.Name = name
-	v, err := s.store.Records().Put(ctx, tenant, kindPool, id, cur.Version, encodePool(next),
+	v, err := s.store.Records().Put(ctx, org, kindPool, id, cur.Version, encodePool(next),
 		s.audited(actor, requestID, "pool.rename", "pool:"+id, cur, next))
 	if err != nil {
 		return gateway.Pool{}, err
@@ -132,17 +132,17 @@ func (s *Service) RenamePool(ctx context.Context, tenant string, actor gateway.A
 }
 
 // PoolMembers returns the ids of the pool's users.
-func (s *Service) PoolMembers(ctx context.Context, tenant, id string) ([]string, error) {
-	return s.store.Users().Lookup(ctx, tenant, gateway.UserByPool, id)
+func (s *Service) PoolMembers(ctx context.Context, org gateway.OrgID, id string) ([]string, error) {
+	return s.store.Users().Lookup(ctx, org, gateway.UserByPool, id)
 }
 
 // DeletePool removes an empty pool that no setting names.
-func (s *Service) DeletePool(ctx context.Context, tenant string, actor gateway.Actor, requestID, id string, ifVersion uint64) error {
-	cur, err := s.Pool(ctx, tenant, id)
+func (s *Service) DeletePool(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, id string, ifVersion uint64) error {
+	cur, err := s.Pool(ctx, org, id)
 	if err != nil {
 		return err
 	}
-	policy := s.policy(tenant)
+	policy := s.policy(org)
 	if policy.DefaultPool == id {
 		return gateway.Errorf(gateway.ErrConflict, "pool %q is the default pool (provisioning.default_pool): choose another default first", id)
 	}
@@ -151,23 +151,23 @@ func (s *Service) DeletePool(ctx context.Context, tenant string, actor gateway.A
 			return gateway.Errorf(gateway.ErrConflict, "pool %q is mapped from IdP group %q (provisioning.group_pools): remove the mapping first", id, group)
 		}
 	}
-	members, err := s.PoolMembers(ctx, tenant, id)
+	members, err := s.PoolMembers(ctx, org, id)
 	if err != nil {
 		return err
 	}
 	if len(members) > 0 {
 		return gateway.Errorf(gateway.ErrConflict, "pool %q has %d members: move them to other pools first", id, len(members))
 	}
-	return poolNotFound(s.store.Records().Delete(ctx, tenant, kindPool, id, ifVersion,
+	return poolNotFound(s.store.Records().Delete(ctx, org, kindPool, id, ifVersion,
 		s.audited(actor, requestID, "pool.delete", "pool:"+id, cur, nil)), id)
 }
 
 // ensurePool creates a pool named by the settings when it is missing.
-func (s *Service) ensurePool(ctx context.Context, tenant string, actor gateway.Actor, id string) error {
-	if _, err := s.Pool(ctx, tenant, id); gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
+func (s *Service) ensurePool(ctx context.Context, org gateway.OrgID, actor gateway.Actor, id string) error {
+	if _, err := s.Pool(ctx, org, id); gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
 		return err
 	}
-	if _, err := s.CreatePool(ctx, tenant, actor, "", id, id); err != nil && gateway.ErrorCodeOf(err) != gateway.ErrConflict {
+	if _, err := s.CreatePool(ctx, org, actor, "", id, id); err != nil && gateway.ErrorCodeOf(err) != gateway.ErrConflict {
 		return fmt.Errorf("create the default pool %q: %w", id, err)
 	}
 	return nil

@@ -37,12 +37,12 @@ type Policy struct {
 type Service struct {
 	store     gateway.Store
 	clock     gateway.Clock
-	policies  sync.Map // tenant → *Policy, replaced whole when the settings change
-	fallback  *Policy  // the policy of a tenant without settings of its own
+	policies  sync.Map // org → *Policy, replaced whole when the settings change
+	fallback  *Policy  // the policy of a org without settings of its own
 	locks     keyLocks // one writer per record at a time in this process
 	settings  settingsState
 	fileSCIM  fileTokens
-	bootstrap sync.Map // tenant → set of bootstrap managers' emails
+	bootstrap sync.Map // org → set of bootstrap managers' emails
 }
 
 // New returns a Service writing to store, with policy in force until
@@ -54,26 +54,26 @@ func New(store gateway.Store, clock gateway.Clock, policy Policy) *Service {
 	return &Service{store: store, clock: clock, fallback: &policy}
 }
 
-// policy is the tenant's provisioning policy now in force.
-func (s *Service) policy(tenant string) *Policy {
-	if p, ok := s.policies.Load(tenant); ok {
+// policy is the org's provisioning policy now in force.
+func (s *Service) policy(org gateway.OrgID) *Policy {
+	if p, ok := s.policies.Load(org); ok {
 		return p.(*Policy)
 	}
 	return s.fallback
 }
 
-// Policy returns a copy of the tenant's policy now in force.
-func (s *Service) Policy(tenant string) Policy { return *s.policy(tenant) }
+// Policy returns a copy of the org's policy now in force.
+func (s *Service) Policy(org gateway.OrgID) Policy { return *s.policy(org) }
 
 // Meta is what every command carries about its origin.
 type Meta struct {
-	Tenant    string
+	Org       gateway.OrgID
 	Source    gateway.Source
 	RequestID string
 }
 
 func (s *Service) allow(m Meta) error {
-	if method := s.policy(m.Tenant).Method; m.Source != method {
+	if method := s.policy(m.Org).Method; m.Source != method {
 		return gateway.Errorf(gateway.ErrForbidden,
 			"provisioning through %s is disabled: the active provisioning method is %q", m.Source, method)
 	}
@@ -88,7 +88,7 @@ func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 func (s *Service) event(m Meta, op gateway.Op) gateway.Event {
 	return gateway.Event{
 		ID:         NewID(),
-		Tenant:     m.Tenant,
+		Org:        m.Org,
 		Op:         op,
 		Source:     m.Source,
 		OccurredAt: s.clock.Now(),
@@ -131,13 +131,13 @@ func (s *Service) createUser(ctx context.Context, m Meta, u *gateway.User, audit
 	}
 	now := s.clock.Now()
 	u.ID = NewID()
-	u.Tenant = m.Tenant
+	u.Org = m.Org
 	u.Source = m.Source
-	if policy := s.policy(m.Tenant); len(u.Pools) == 0 {
+	if policy := s.policy(m.Org); len(u.Pools) == 0 {
 		u.Pools = []string{policy.DefaultPool}
 	}
 	if u.Role == "" {
-		u.Role = s.policy(m.Tenant).DefaultRole
+		u.Role = s.policy(m.Org).DefaultRole
 	}
 	u.Created, u.Modified = now, now
 	u.Version = 1
@@ -172,14 +172,14 @@ func (s *Service) UpdateUser(ctx context.Context, m Meta, id string, ifVersion u
 // updateUser is UpdateUser whatever the method, with audit entries made
 // from the record before and after.
 func (s *Service) updateUser(ctx context.Context, m Meta, id string, ifVersion uint64, change func(old *gateway.User) (*gateway.User, error), audit func(old, nu *gateway.User) []gateway.AuditEntry) (*gateway.User, error) {
-	unlock, err := s.locks.lock(ctx, m.Tenant+"\x00user\x00"+id)
+	unlock, err := s.locks.lock(ctx, string(m.Org)+"\x00user\x00"+id)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	users := s.store.Users()
 	for attempt := 1; ; attempt++ {
-		old, err := users.Get(ctx, m.Tenant, id)
+		old, err := users.Get(ctx, m.Org, id)
 		if err != nil {
 			return nil, err
 		}
@@ -199,7 +199,7 @@ func (s *Service) updateUser(ctx context.Context, m Meta, id string, ifVersion u
 		if audit != nil {
 			entries = audit(old, nu)
 		}
-		res, err := users.Update(ctx, m.Tenant, id, old.Version, func(*gateway.User) (gateway.UserChange, error) {
+		res, err := users.Update(ctx, m.Org, id, old.Version, func(*gateway.User) (gateway.UserChange, error) {
 			return gateway.UserChange{User: nu, Events: events, Audit: entries}, nil
 		})
 		switch {
@@ -209,7 +209,7 @@ func (s *Service) updateUser(ctx context.Context, m Meta, id string, ifVersion u
 			return nil, busy("User", id)
 		}
 		if err == nil && old.Active && !res.Active {
-			s.endSessions(ctx, m.Tenant, id)
+			s.endSessions(ctx, m.Org, id)
 		}
 		return res, err
 	}
@@ -218,8 +218,8 @@ func (s *Service) updateUser(ctx context.Context, m Meta, id string, ifVersion u
 // endSessions signs a deactivated or deleted user out everywhere. The
 // sessions also check their user at every request, so a failure here
 // only leaves records for the expiry sweep.
-func (s *Service) endSessions(ctx context.Context, tenant, userID string) {
-	_, _ = s.store.Sessions().DeleteUser(context.WithoutCancel(ctx), tenant, userID)
+func (s *Service) endSessions(ctx context.Context, org gateway.OrgID, userID string) {
+	_, _ = s.store.Sessions().DeleteUser(context.WithoutCancel(ctx), org, userID)
 }
 
 // userChange computes, stamps and validates the new version of old; it
@@ -230,7 +230,7 @@ func (s *Service) userChange(m Meta, old *gateway.User, change func(*gateway.Use
 		return nil, nil, err
 	}
 	// Identity and provenance are the gateway's, never the client's.
-	nu.ID, nu.Tenant, nu.Source, nu.Created = old.ID, old.Tenant, old.Source, old.Created
+	nu.ID, nu.Org, nu.Source, nu.Created = old.ID, old.Org, old.Source, old.Created
 	if len(nu.Pools) == 0 {
 		nu.Pools = old.Pools
 	}
@@ -282,8 +282,8 @@ func (s *Service) DeleteUser(ctx context.Context, m Meta, id string, ifVersion u
 // deleteUser is DeleteUser whatever the method, with audit entries made
 // from the record deleted.
 func (s *Service) deleteUser(ctx context.Context, m Meta, id string, ifVersion uint64, audit func(old *gateway.User) []gateway.AuditEntry) error {
-	defer s.endSessions(ctx, m.Tenant, id)
-	return s.store.Users().Delete(ctx, m.Tenant, id, ifVersion, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
+	defer s.endSessions(ctx, m.Org, id)
+	return s.store.Users().Delete(ctx, m.Org, id, ifVersion, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
 		now := s.clock.Now()
 		ev := s.event(m, gateway.OpUserDeleted)
 		ev.User = old.Clone()
@@ -318,7 +318,7 @@ func (s *Service) CreateGroup(ctx context.Context, m Meta, g *gateway.Group, mem
 	members = dedupeMembers(members)
 	now := s.clock.Now()
 	g.ID = NewID()
-	g.Tenant = m.Tenant
+	g.Org = m.Org
 	g.Source = m.Source
 	g.Created, g.Modified = now, now
 	g.Version = 1
@@ -340,14 +340,14 @@ func (s *Service) UpdateGroup(ctx context.Context, m Meta, id string, ifVersion 
 	if err := s.allow(m); err != nil {
 		return nil, nil, err
 	}
-	unlock, err := s.locks.lock(ctx, m.Tenant+"\x00group\x00"+id)
+	unlock, err := s.locks.lock(ctx, string(m.Org)+"\x00group\x00"+id)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
 	groups := s.store.Groups()
 	for attempt := 1; ; attempt++ {
-		old, oldMembers, err := groups.GetWithMembers(ctx, m.Tenant, id)
+		old, oldMembers, err := groups.GetWithMembers(ctx, m.Org, id)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -358,7 +358,7 @@ func (s *Service) UpdateGroup(ctx context.Context, m Meta, id string, ifVersion 
 		if err != nil {
 			return nil, nil, err
 		}
-		ng.ID, ng.Tenant, ng.Source, ng.Created = old.ID, old.Tenant, old.Source, old.Created
+		ng.ID, ng.Org, ng.Source, ng.Created = old.ID, old.Org, old.Source, old.Created
 		if err := ng.Validate(); err != nil {
 			return nil, nil, err
 		}
@@ -387,7 +387,7 @@ func (s *Service) UpdateGroup(ctx context.Context, m Meta, id string, ifVersion 
 			ev.Group, ev.MemberIDs = snap, delta.added
 			events = append(events, ev)
 		}
-		res, err := groups.Update(ctx, m.Tenant, id, old.Version, func(*gateway.Group) (gateway.GroupChange, error) {
+		res, err := groups.Update(ctx, m.Org, id, old.Version, func(*gateway.Group) (gateway.GroupChange, error) {
 			return gateway.GroupChange{Group: ng, Put: delta.put, Remove: delta.removed, Events: events}, nil
 		})
 		switch {
@@ -407,7 +407,7 @@ func (s *Service) DeleteGroup(ctx context.Context, m Meta, id string, ifVersion 
 	if err := s.allow(m); err != nil {
 		return err
 	}
-	return s.store.Groups().Delete(ctx, m.Tenant, id, ifVersion, func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error) {
+	return s.store.Groups().Delete(ctx, m.Org, id, ifVersion, func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error) {
 		ev := s.event(m, gateway.OpGroupDeleted)
 		ev.Group = old.Clone()
 		ev.MemberIDs = memberIDs(members)

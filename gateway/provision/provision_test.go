@@ -25,7 +25,7 @@ func newService(t *testing.T, method gateway.Source) (*provision.Service, gatewa
 func TestValidationIsTheDomains(t *testing.T) {
 	svc, store := newService(t, gateway.SourceManual)
 	ctx := context.Background()
-	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	m := provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}
 	for _, name := range []string{"", " ", "\t", "bad\x00name", "bad\xffutf8"} {
 		if _, err := svc.CreateUser(ctx, m, &gateway.User{UserName: name}); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
 			t.Errorf("CreateUser(%q): %v", name, err)
@@ -44,7 +44,7 @@ func TestValidationIsTheDomains(t *testing.T) {
 	}); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
 		t.Errorf("UpdateUser to a blank name: %v", err)
 	}
-	if _, total, _ := store.Users().List(ctx, gateway.DefaultTenant, 0, 0); total != 1 {
+	if _, total, _ := store.Users().List(ctx, gateway.DefaultOrg, 0, 0); total != 1 {
 		t.Errorf("refused writes stored users: %d", total)
 	}
 }
@@ -54,21 +54,21 @@ func TestValidationIsTheDomains(t *testing.T) {
 func TestUnchangedWritesNothing(t *testing.T) {
 	svc, store := newService(t, gateway.SourceManual)
 	ctx := context.Background()
-	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	m := provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}
 	u, err := svc.CreateUser(ctx, m, &gateway.User{UserName: "ada@example.com", GivenName: "Ada", Active: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n0, _ := store.Outbox().Len(ctx, gateway.DefaultTenant)
+	n0, _ := store.Outbox().Len(ctx, gateway.DefaultOrg)
 	same, err := svc.UpdateUser(ctx, m, u.ID, 0, func(old *gateway.User) (*gateway.User, error) { return old, nil })
 	if err != nil || same.Version != 1 {
 		t.Fatalf("no-op update: %+v %v", same, err)
 	}
-	if n, _ := store.Outbox().Len(ctx, gateway.DefaultTenant); n != n0 {
+	if n, _ := store.Outbox().Len(ctx, gateway.DefaultOrg); n != n0 {
 		t.Fatalf("a no-op recorded %d events", n-n0)
 	}
 	// The provisioning method is enforced on every command.
-	if _, err := svc.CreateUser(ctx, provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceSCIM}, &gateway.User{UserName: "x@example.com"}); gateway.ErrorCodeOf(err) != gateway.ErrForbidden {
+	if _, err := svc.CreateUser(ctx, provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceSCIM}, &gateway.User{UserName: "x@example.com"}); gateway.ErrorCodeOf(err) != gateway.ErrForbidden {
 		t.Fatalf("a disabled method wrote: %v", err)
 	}
 }

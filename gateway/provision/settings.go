@@ -36,18 +36,18 @@ type storedSettings struct {
 	OIDCClientSecret string `json:"oidc_client_secret,omitempty"`
 }
 
-// settingsState holds each tenant's settings in force and who is told
+// settingsState holds each org's settings in force and who is told
 // when they change.
 type settingsState struct {
 	mu       sync.Mutex
-	current  map[string]Settings
-	watchers []func(tenant string, st Settings)
-	check    func(ctx context.Context, tenant string, next gateway.IdentitySettings) error
+	current  map[gateway.OrgID]Settings
+	watchers []func(org gateway.OrgID, st Settings)
+	check    func(ctx context.Context, org gateway.OrgID, next gateway.IdentitySettings) error
 }
 
 // SetSettingsCheck registers a check a change must pass before it is
 // stored, beyond the rules (the gateway loads the IdP's metadata).
-func (s *Service) SetSettingsCheck(fn func(ctx context.Context, tenant string, next gateway.IdentitySettings) error) {
+func (s *Service) SetSettingsCheck(fn func(ctx context.Context, org gateway.OrgID, next gateway.IdentitySettings) error) {
 	s.settings.mu.Lock()
 	defer s.settings.mu.Unlock()
 	s.settings.check = fn
@@ -79,37 +79,37 @@ func policyOf(st gateway.IdentitySettings) *Policy {
 
 // OnSettings registers fn to be told of every settings change (after it is
 // stored), and of the settings loaded at start-up.
-func (s *Service) OnSettings(fn func(tenant string, st Settings)) {
+func (s *Service) OnSettings(fn func(org gateway.OrgID, st Settings)) {
 	s.settings.mu.Lock()
 	defer s.settings.mu.Unlock()
 	s.settings.watchers = append(s.settings.watchers, fn)
 }
 
-// Settings returns the tenant's identity settings in force.
-func (s *Service) Settings(tenant string) (Settings, bool) {
+// Settings returns the org's identity settings in force.
+func (s *Service) Settings(org gateway.OrgID) (Settings, bool) {
 	s.settings.mu.Lock()
 	defer s.settings.mu.Unlock()
-	st, ok := s.settings.current[tenant]
+	st, ok := s.settings.current[org]
 	return st, ok
 }
 
 // install makes st the settings in force and tells the watchers.
-func (s *Service) install(tenant string, st Settings) {
+func (s *Service) install(org gateway.OrgID, st Settings) {
 	s.settings.mu.Lock()
 	if s.settings.current == nil {
-		s.settings.current = map[string]Settings{}
+		s.settings.current = map[gateway.OrgID]Settings{}
 	}
-	s.settings.current[tenant] = st
-	s.policies.Store(tenant, policyOf(st.IdentitySettings))
+	s.settings.current[org] = st
+	s.policies.Store(org, policyOf(st.IdentitySettings))
 	watchers := slices.Clone(s.settings.watchers)
 	s.settings.mu.Unlock()
 	for _, w := range watchers {
-		w(tenant, st)
+		w(org, st)
 	}
 }
 
-func (s *Service) readSettings(ctx context.Context, tenant string) (Settings, bool, error) {
-	rec, err := s.store.Records().Get(ctx, tenant, kindSettings, settingsID)
+func (s *Service) readSettings(ctx context.Context, org gateway.OrgID) (Settings, bool, error) {
+	rec, err := s.store.Records().Get(ctx, org, kindSettings, settingsID)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return Settings{}, false, nil
 	}
@@ -138,16 +138,16 @@ type LoadResult struct {
 	Differs  []string // paths where the file and the store disagree (the store won)
 }
 
-// LoadSettings brings the tenant's identity settings in force at
+// LoadSettings brings the org's identity settings in force at
 // start-up. file is what the configuration file says; source says which
 // wins when the store already holds settings (SettingsFromStore or
 // SettingsFromFile). Roles always come from the file. Pools named as
 // defaults are created when missing.
-func (s *Service) LoadSettings(ctx context.Context, tenant string, file gateway.IdentitySettings, source string) (LoadResult, error) {
+func (s *Service) LoadSettings(ctx context.Context, org gateway.OrgID, file gateway.IdentitySettings, source string) (LoadResult, error) {
 	if vs := file.Validate(); len(vs) > 0 {
 		return LoadResult{}, &gateway.RuleError{Violations: vs}
 	}
-	stored, found, err := s.readSettings(ctx, tenant)
+	stored, found, err := s.readSettings(ctx, org)
 	if err != nil {
 		return LoadResult{}, err
 	}
@@ -156,11 +156,11 @@ func (s *Service) LoadSettings(ctx context.Context, tenant string, file gateway.
 	switch {
 	case !found:
 		res.Seeded = true
-		res.Settings, err = s.storeSettings(ctx, tenant, actor, "", 0, Settings{}, file, "identity.seed")
+		res.Settings, err = s.storeSettings(ctx, org, actor, "", 0, Settings{}, file, "identity.seed")
 	case source == SettingsFromFile && !reflect.DeepEqual(comparable(stored.IdentitySettings), comparable(file)):
 		res.Applied = true
 		res.Differs = SettingsDiff(stored.IdentitySettings, file)
-		res.Settings, err = s.storeSettings(ctx, tenant, actor, "", stored.Version, stored, file, "identity.update")
+		res.Settings, err = s.storeSettings(ctx, org, actor, "", stored.Version, stored, file, "identity.update")
 	default:
 		res.Differs = SettingsDiff(stored.IdentitySettings, file)
 		stored.Provisioning.Roles = file.Provisioning.Roles
@@ -172,10 +172,10 @@ func (s *Service) LoadSettings(ctx context.Context, tenant string, file gateway.
 	if err != nil {
 		return LoadResult{}, err
 	}
-	if err := s.ensurePool(ctx, tenant, actor, res.Settings.Provisioning.DefaultPool); err != nil {
+	if err := s.ensurePool(ctx, org, actor, res.Settings.Provisioning.DefaultPool); err != nil {
 		return LoadResult{}, err
 	}
-	s.install(tenant, res.Settings)
+	s.install(org, res.Settings)
 	return res, nil
 }
 
@@ -236,16 +236,16 @@ func SettingsDiff(a, b gateway.IdentitySettings) []string {
 var errSettingsFromFile = &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: "managed_by_file", Path: "admin.identity_source",
 	Message: "the identity configuration is managed by the configuration file (admin.identity_source: file); change the file and restart, or set admin.identity_source to store"}}}
 
-// UpdateSettings changes the tenant's identity settings at once (SCIM
+// UpdateSettings changes the org's identity settings at once (SCIM
 // starts or stops answering, JIT starts or stops creating), after every
 // rule holds; ifVersion 0 is unconditional. A client secret left empty
 // (or as [REDACTED]) keeps the stored one; roles stay the file's. The
 // change is audited with the settings before and after (secrets redacted).
-func (s *Service) UpdateSettings(ctx context.Context, tenant string, actor gateway.Actor, requestID string, ifVersion uint64, next gateway.IdentitySettings, fromFile bool) (Settings, error) {
+func (s *Service) UpdateSettings(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID string, ifVersion uint64, next gateway.IdentitySettings, fromFile bool) (Settings, error) {
 	if fromFile {
 		return Settings{}, errSettingsFromFile
 	}
-	cur, ok := s.Settings(tenant)
+	cur, ok := s.Settings(org)
 	if !ok {
 		return Settings{}, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}
@@ -274,31 +274,31 @@ func (s *Service) UpdateSettings(ctx context.Context, tenant string, actor gatew
 	if vs := next.Validate(); len(vs) > 0 {
 		return Settings{}, &gateway.RuleError{Violations: vs}
 	}
-	if err := s.checkSettingsAgainstStore(ctx, tenant, next); err != nil {
+	if err := s.checkSettingsAgainstStore(ctx, org, next); err != nil {
 		return Settings{}, err
 	}
 	s.settings.mu.Lock()
 	check := s.settings.check
 	s.settings.mu.Unlock()
 	if check != nil {
-		if err := check(ctx, tenant, next); err != nil {
+		if err := check(ctx, org, next); err != nil {
 			return Settings{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleSingleIdP, Path: "sso." + next.SSO.Protocol,
 				Message: "the identity provider's settings cannot be used: " + settingsProblem(err)}}}
 		}
 	}
-	st, err := s.storeSettings(ctx, tenant, actor, requestID, cur.Version, cur, next, "identity.update")
+	st, err := s.storeSettings(ctx, org, actor, requestID, cur.Version, cur, next, "identity.update")
 	if err != nil {
 		return Settings{}, err
 	}
-	s.install(tenant, st)
+	s.install(org, st)
 	return st, nil
 }
 
 // checkSettingsAgainstStore checks the rules that need the store: the
 // default pool and group-mapped pools exist, and SCIM has a token.
-func (s *Service) checkSettingsAgainstStore(ctx context.Context, tenant string, next gateway.IdentitySettings) error {
+func (s *Service) checkSettingsAgainstStore(ctx context.Context, org gateway.OrgID, next gateway.IdentitySettings) error {
 	var vs []gateway.RuleViolation
-	pools, err := s.poolSet(ctx, tenant)
+	pools, err := s.poolSet(ctx, org)
 	if err != nil {
 		return err
 	}
@@ -313,7 +313,7 @@ func (s *Service) checkSettingsAgainstStore(ctx context.Context, tenant string, 
 		}
 	}
 	if next.Provisioning.Method == gateway.SourceSCIM {
-		if ok, err := s.HasSCIMToken(ctx, tenant); err != nil {
+		if ok, err := s.HasSCIMToken(ctx, org); err != nil {
 			return err
 		} else if !ok {
 			vs = append(vs, gateway.RuleViolation{Rule: "scim_token", Path: "scim.token",
@@ -328,7 +328,7 @@ func (s *Service) checkSettingsAgainstStore(ctx context.Context, tenant string, 
 
 // storeSettings writes next over cur (at cur's version) with its audit
 // entry, and returns the stored settings.
-func (s *Service) storeSettings(ctx context.Context, tenant string, actor gateway.Actor, requestID string, version uint64, cur Settings, next gateway.IdentitySettings, action string) (Settings, error) {
+func (s *Service) storeSettings(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID string, version uint64, cur Settings, next gateway.IdentitySettings, action string) (Settings, error) {
 	st := Settings{IdentitySettings: next, UpdatedAt: s.clock.Now(), UpdatedBy: actor}
 	raw, err := encodeSettings(st)
 	if err != nil {
@@ -338,7 +338,7 @@ func (s *Service) storeSettings(ctx context.Context, tenant string, actor gatewa
 	if version != 0 {
 		entry.Before = snapshot(cur.IdentitySettings)
 	}
-	if st.Version, err = s.store.Records().Put(ctx, tenant, kindSettings, settingsID, version, raw, gateway.Journal{Audit: []gateway.AuditEntry{entry}}); err != nil {
+	if st.Version, err = s.store.Records().Put(ctx, org, kindSettings, settingsID, version, raw, gateway.Journal{Audit: []gateway.AuditEntry{entry}}); err != nil {
 		return Settings{}, err
 	}
 	return st, nil
@@ -369,8 +369,8 @@ func (s *Service) audited(actor gateway.Actor, requestID, action, target string,
 
 // StoredSettings reads the identity settings a store holds (found is
 // false before the first start), for check-config.
-func StoredSettings(ctx context.Context, store gateway.Store, tenant string) (st Settings, found bool, err error) {
-	return (&Service{store: store}).readSettings(ctx, tenant)
+func StoredSettings(ctx context.Context, store gateway.Store, org gateway.OrgID) (st Settings, found bool, err error) {
+	return (&Service{store: store}).readSettings(ctx, org)
 }
 
 // MethodChoice is a provisioning method a manager may or may not switch
@@ -384,8 +384,8 @@ type MethodChoice struct {
 // MethodChoices says, for each provisioning method, whether switching to
 // it now is allowed and, if not, the rule in the way (the console shows
 // the disallowed ones disabled with this reason).
-func (s *Service) MethodChoices(ctx context.Context, tenant string) ([]MethodChoice, error) {
-	cur, ok := s.Settings(tenant)
+func (s *Service) MethodChoices(ctx context.Context, org gateway.OrgID) ([]MethodChoice, error) {
+	cur, ok := s.Settings(org)
 	if !ok {
 		return nil, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}
@@ -397,7 +397,7 @@ func (s *Service) MethodChoices(ctx context.Context, tenant string) ([]MethodCho
 		vs := next.Validate()
 		if len(vs) == 0 {
 			var re *gateway.RuleError
-			if err := s.checkSettingsAgainstStore(ctx, tenant, next); errors.As(err, &re) {
+			if err := s.checkSettingsAgainstStore(ctx, org, next); errors.As(err, &re) {
 				vs = re.Violations
 			} else if err != nil {
 				return nil, err

@@ -12,7 +12,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
-var manager = provision.Manager{Tenant: gateway.DefaultTenant, Actor: gateway.Actor{Kind: gateway.ActorToken, ID: "test"}, RequestID: "req-1"}
+var manager = provision.Manager{Org: gateway.DefaultOrg, Actor: gateway.Actor{Kind: gateway.ActorToken, ID: "test"}, RequestID: "req-1"}
 
 func samlJIT() gateway.IdentitySettings {
 	return gateway.IdentitySettings{
@@ -25,7 +25,7 @@ func samlJIT() gateway.IdentitySettings {
 func loaded(t *testing.T, file gateway.IdentitySettings) (*provision.Service, gateway.Store) {
 	t.Helper()
 	svc, store := newService(t, gateway.SourceManual)
-	if _, err := svc.LoadSettings(context.Background(), gateway.DefaultTenant, file, provision.SettingsFromStore); err != nil {
+	if _, err := svc.LoadSettings(context.Background(), gateway.DefaultOrg, file, provision.SettingsFromStore); err != nil {
 		t.Fatal(err)
 	}
 	return svc, store
@@ -49,37 +49,37 @@ func rulesOf(err error) []string {
 func TestSettingsSeedAndStoreWins(t *testing.T) {
 	ctx := context.Background()
 	svc, store := loaded(t, samlJIT())
-	if p := svc.Policy(gateway.DefaultTenant); p.Method != gateway.SourceJIT {
+	if p := svc.Policy(gateway.DefaultOrg); p.Method != gateway.SourceJIT {
 		t.Fatalf("policy after seeding: %+v", p)
 	}
-	if _, err := svc.Pool(ctx, gateway.DefaultTenant, "default"); err != nil {
+	if _, err := svc.Pool(ctx, gateway.DefaultOrg, "default"); err != nil {
 		t.Fatalf("the default pool is created with the settings: %v", err)
 	}
 	next := samlJIT()
 	next.Provisioning.Method = gateway.SourceManual
-	st, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "r", 1, next, false)
-	if err != nil || st.Version != 2 || svc.Policy(gateway.DefaultTenant).Method != gateway.SourceManual {
+	st, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "r", 1, next, false)
+	if err != nil || st.Version != 2 || svc.Policy(gateway.DefaultOrg).Method != gateway.SourceManual {
 		t.Fatalf("update: %+v %v", st, err)
 	}
-	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "r", 1, next, false); gateway.ErrorCodeOf(err) != gateway.ErrPreconditionFailed {
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "r", 1, next, false); gateway.ErrorCodeOf(err) != gateway.ErrPreconditionFailed {
 		t.Fatalf("update at a stale version: %v", err)
 	}
-	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "r", 0, next, true); !slices.Equal(rulesOf(err), []string{"managed_by_file"}) {
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "r", 0, next, true); !slices.Equal(rulesOf(err), []string{"managed_by_file"}) {
 		t.Fatalf("update while the file owns the settings: %v", err)
 	}
 
 	// A restart: the store's manual wins over the file's jit, and the
 	// difference is reported; with source=file the file wins.
 	again := provision.New(store, nil, provision.Policy{})
-	res, err := again.LoadSettings(ctx, gateway.DefaultTenant, samlJIT(), provision.SettingsFromStore)
+	res, err := again.LoadSettings(ctx, gateway.DefaultOrg, samlJIT(), provision.SettingsFromStore)
 	if err != nil || res.Seeded || res.Applied || res.Settings.Provisioning.Method != gateway.SourceManual || !slices.Equal(res.Differs, []string{"provisioning.method"}) {
 		t.Fatalf("store wins: %+v %v", res, err)
 	}
-	res, err = again.LoadSettings(ctx, gateway.DefaultTenant, samlJIT(), provision.SettingsFromFile)
-	if err != nil || !res.Applied || again.Policy(gateway.DefaultTenant).Method != gateway.SourceJIT {
+	res, err = again.LoadSettings(ctx, gateway.DefaultOrg, samlJIT(), provision.SettingsFromFile)
+	if err != nil || !res.Applied || again.Policy(gateway.DefaultOrg).Method != gateway.SourceJIT {
 		t.Fatalf("file wins: %+v %v", res, err)
 	}
-	entries, _, err := store.Audit().List(ctx, gateway.DefaultTenant, gateway.AuditQuery{Target: "identity:settings", Limit: 10})
+	entries, _, err := store.Audit().List(ctx, gateway.DefaultOrg, gateway.AuditQuery{Target: "identity:settings", Limit: 10})
 	if err != nil || len(entries) != 3 || entries[0].Actor.Kind != gateway.ActorConfig || entries[1].Actor != manager.Actor ||
 		entries[1].RequestID != "r" || len(entries[1].Before) == 0 || len(entries[1].After) == 0 {
 		t.Fatalf("audit of settings changes: %+v %v", entries, err)
@@ -106,21 +106,21 @@ func TestSettingsRulesNeedTheStore(t *testing.T) {
 	for _, c := range cases {
 		next := samlJIT()
 		c.change(&next)
-		_, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false)
+		_, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, next, false)
 		if !slices.Equal(rulesOf(err), c.rules) || gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
 			t.Errorf("%s: %v, want rules %v", c.name, err, c.rules)
 		}
 	}
-	if st, _ := svc.Settings(gateway.DefaultTenant); st.Version != 1 {
+	if st, _ := svc.Settings(gateway.DefaultOrg); st.Version != 1 {
 		t.Fatalf("refused changes moved the settings to version %d", st.Version)
 	}
 	// With a token, SCIM is allowed.
-	if _, _, err := svc.RotateSCIMToken(ctx, gateway.DefaultTenant, manager.Actor, "", time.Hour); err != nil {
+	if _, _, err := svc.RotateSCIMToken(ctx, gateway.DefaultOrg, manager.Actor, "", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	next := samlJIT()
 	next.Provisioning.Method = gateway.SourceSCIM
-	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil {
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, next, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -136,16 +136,16 @@ func TestClientSecretKeptAndNeverAudited(t *testing.T) {
 	next := file
 	next.SSO.OIDC.ClientSecret = gateway.NewSecret("[REDACTED]")
 	next.Provisioning.DefaultRole = "manager"
-	st, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false)
+	st, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, next, false)
 	if err != nil || st.SSO.OIDC.ClientSecret.Value() != secret {
 		t.Fatalf("secret after an update without it: %v", err)
 	}
 	reloaded := provision.New(store, nil, provision.Policy{})
-	res, err := reloaded.LoadSettings(ctx, gateway.DefaultTenant, file, provision.SettingsFromStore)
+	res, err := reloaded.LoadSettings(ctx, gateway.DefaultOrg, file, provision.SettingsFromStore)
 	if err != nil || res.Settings.SSO.OIDC.ClientSecret.Value() != secret {
 		t.Fatalf("secret after a reload: %v", err)
 	}
-	entries, _, _ := store.Audit().List(ctx, gateway.DefaultTenant, gateway.AuditQuery{Limit: 50})
+	entries, _, _ := store.Audit().List(ctx, gateway.DefaultOrg, gateway.AuditQuery{Limit: 50})
 	for _, e := range entries {
 		if slices.ContainsFunc([]string{string(e.Before), string(e.After)}, func(s string) bool { return strings.Contains(s, secret) }) {
 			t.Fatalf("audit entry %d holds the client secret", e.Seq)
@@ -157,9 +157,9 @@ func TestSCIMTokenRotation(t *testing.T) {
 	ctx := context.Background()
 	svc, store := loaded(t, samlJIT())
 	const fileToken = "file-token-0123456789"
-	svc.SetFileSCIMToken(gateway.DefaultTenant, fileToken)
+	svc.SetFileSCIMToken(gateway.DefaultOrg, fileToken)
 	check := func(token string) bool {
-		ok, err := svc.CheckSCIMToken(ctx, gateway.DefaultTenant, token)
+		ok, err := svc.CheckSCIMToken(ctx, gateway.DefaultOrg, token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,21 +168,21 @@ func TestSCIMTokenRotation(t *testing.T) {
 	if !check(fileToken) || check("") || check(fileToken+"x") {
 		t.Fatal("the file's token before any rotation")
 	}
-	first, until, err := svc.RotateSCIMToken(ctx, gateway.DefaultTenant, manager.Actor, "", time.Hour)
+	first, until, err := svc.RotateSCIMToken(ctx, gateway.DefaultOrg, manager.Actor, "", time.Hour)
 	if err != nil || len(first) < 40 || time.Until(until) < 59*time.Minute {
 		t.Fatalf("rotate: %q %v %v", first, until, err)
 	}
 	if !check(first) || !check(fileToken) {
 		t.Fatal("after a rotation both the new token and the old one (in its grace period) work")
 	}
-	second, _, err := svc.RotateSCIMToken(ctx, gateway.DefaultTenant, manager.Actor, "", 0)
+	second, _, err := svc.RotateSCIMToken(ctx, gateway.DefaultOrg, manager.Actor, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !check(second) || check(first) || check(fileToken) {
 		t.Fatal("with no grace the old token stops at once; the file's token is long gone")
 	}
-	rec, _ := store.Records().Get(ctx, gateway.DefaultTenant, "credential", "scim")
+	rec, _ := store.Records().Get(ctx, gateway.DefaultOrg, "credential", "scim")
 	if strings.Contains(string(rec.Value), second) {
 		t.Fatal("the token is stored in clear")
 	}
@@ -191,7 +191,7 @@ func TestSCIMTokenRotation(t *testing.T) {
 func TestAPITokens(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := loaded(t, samlJIT())
-	token, meta, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "deploy script", 0)
+	token, meta, err := svc.CreateAPIToken(ctx, gateway.DefaultOrg, manager.Actor, "", "deploy script", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,15 +205,15 @@ func TestAPITokens(t *testing.T) {
 		"Bearer " + token:      false,
 	}
 	for presented, want := range cases {
-		id, ok, err := svc.CheckAPIToken(ctx, gateway.DefaultTenant, presented)
+		id, ok, err := svc.CheckAPIToken(ctx, gateway.DefaultOrg, presented)
 		if err != nil || ok != want || ok && id != meta.ID {
 			t.Errorf("CheckAPIToken(%q) = %q %v %v, want %v", presented, id, ok, err, want)
 		}
 	}
-	if err := svc.RevokeAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", meta.ID); err != nil {
+	if err := svc.RevokeAPIToken(ctx, gateway.DefaultOrg, manager.Actor, "", meta.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := svc.CheckAPIToken(ctx, gateway.DefaultTenant, token); ok {
+	if _, ok, _ := svc.CheckAPIToken(ctx, gateway.DefaultOrg, token); ok {
 		t.Fatal("a revoked token still works")
 	}
 }
@@ -224,10 +224,10 @@ func TestAPITokens(t *testing.T) {
 func TestManagersOwnRolesAndPools(t *testing.T) {
 	ctx := context.Background()
 	svc, store := loaded(t, samlJIT())
-	if _, err := svc.CreatePool(ctx, gateway.DefaultTenant, manager.Actor, "", "support", "Support"); err != nil {
+	if _, err := svc.CreatePool(ctx, gateway.DefaultOrg, manager.Actor, "", "support", "Support"); err != nil {
 		t.Fatal(err)
 	}
-	u, created, err := svc.Login(ctx, gateway.DefaultTenant, ident("ada@example.com"))
+	u, created, err := svc.Login(ctx, gateway.DefaultOrg, ident("ada@example.com"))
 	if err != nil || !created || u.Role != "user" || !slices.Equal(u.Pools, []string{"default"}) {
 		t.Fatalf("JIT defaults: %+v %v", u, err)
 	}
@@ -245,11 +245,11 @@ func TestManagersOwnRolesAndPools(t *testing.T) {
 	// and pools stay.
 	id := ident("ada@example.com")
 	id.GivenName = "Augusta"
-	again, _, err := svc.Login(ctx, gateway.DefaultTenant, id)
+	again, _, err := svc.Login(ctx, gateway.DefaultOrg, id)
 	if err != nil || again.GivenName != "Augusta" || again.Role != "manager" || !slices.Equal(again.Pools, []string{"default", "support"}) {
 		t.Fatalf("after a sign-in: %+v %v", again, err)
 	}
-	events, _ := store.Outbox().After(ctx, gateway.DefaultTenant, 0, 100)
+	events, _ := store.Outbox().After(ctx, gateway.DefaultOrg, 0, 100)
 	var roleEvent *gateway.Event
 	for i := range events {
 		if events[i].Op == gateway.OpUserUpdated && slices.Contains(events[i].Changed, "role") {
@@ -259,15 +259,15 @@ func TestManagersOwnRolesAndPools(t *testing.T) {
 	if roleEvent == nil || !slices.Equal(roleEvent.Changed, []string{"pools", "role"}) || roleEvent.Source != gateway.SourceManual || roleEvent.RequestID != "req-1" {
 		t.Fatalf("user.updated naming role and pools: %+v", roleEvent)
 	}
-	entries, _, _ := store.Audit().List(ctx, gateway.DefaultTenant, gateway.AuditQuery{Target: "user:" + u.ID, Limit: 10})
+	entries, _, _ := store.Audit().List(ctx, gateway.DefaultOrg, gateway.AuditQuery{Target: "user:" + u.ID, Limit: 10})
 	if len(entries) != 1 || entries[0].Action != "user.update" || entries[0].Actor != manager.Actor {
 		t.Fatalf("audit of the change: %+v", entries)
 	}
 	// Deleting a pool with members, or the default pool, is refused.
-	if err := svc.DeletePool(ctx, gateway.DefaultTenant, manager.Actor, "", "support", 0); gateway.ErrorCodeOf(err) != gateway.ErrConflict {
+	if err := svc.DeletePool(ctx, gateway.DefaultOrg, manager.Actor, "", "support", 0); gateway.ErrorCodeOf(err) != gateway.ErrConflict {
 		t.Fatalf("delete a pool with members: %v", err)
 	}
-	if err := svc.DeletePool(ctx, gateway.DefaultTenant, manager.Actor, "", "default", 0); gateway.ErrorCodeOf(err) != gateway.ErrConflict {
+	if err := svc.DeletePool(ctx, gateway.DefaultOrg, manager.Actor, "", "default", 0); gateway.ErrorCodeOf(err) != gateway.ErrConflict {
 		t.Fatalf("delete the default pool: %v", err)
 	}
 }
@@ -283,23 +283,23 @@ func TestAddUserAndBootstrapManagers(t *testing.T) {
 	}
 	manual := samlJIT()
 	manual.Provisioning.Method = gateway.SourceManual
-	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, manual, false); err != nil {
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, manual, false); err != nil {
 		t.Fatal(err)
 	}
 	u, err := svc.AddUser(ctx, manager, &gateway.User{UserName: "bob@example.com", Active: true, Emails: []string{"bob@example.com"}})
 	if err != nil || u.Source != gateway.SourceManual || u.Role != "user" || !slices.Equal(u.Pools, []string{"default"}) {
 		t.Fatalf("manual add: %+v %v", u, err)
 	}
-	svc.SetBootstrapManagers(gateway.DefaultTenant, []string{"Root@Example.com"})
-	root, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("root@example.com"))
+	svc.SetBootstrapManagers(gateway.DefaultOrg, []string{"Root@Example.com"})
+	root, _, err := svc.Login(ctx, gateway.DefaultOrg, ident("root@example.com"))
 	if err != nil || root.Role != "manager" || root.Source != gateway.SourceManual {
 		t.Fatalf("a bootstrap manager's first sign-in under method manual: %+v %v", root, err)
 	}
-	if _, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("carol@example.com")); err == nil {
+	if _, _, err := svc.Login(ctx, gateway.DefaultOrg, ident("carol@example.com")); err == nil {
 		t.Fatal("an unknown person who is not a bootstrap manager signed in under method manual")
 	}
-	svc.SetBootstrapManagers(gateway.DefaultTenant, []string{"bob@example.com"})
-	promoted, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("bob@example.com"))
+	svc.SetBootstrapManagers(gateway.DefaultOrg, []string{"bob@example.com"})
+	promoted, _, err := svc.Login(ctx, gateway.DefaultOrg, ident("bob@example.com"))
 	if err != nil || promoted.Role != "manager" {
 		t.Fatalf("a bootstrap manager who held another role: %+v %v", promoted, err)
 	}
@@ -310,28 +310,28 @@ func TestAddUserAndBootstrapManagers(t *testing.T) {
 func TestGroupPoolsMapping(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := loaded(t, samlJIT())
-	if _, err := svc.CreatePool(ctx, gateway.DefaultTenant, manager.Actor, "", "support", ""); err != nil {
+	if _, err := svc.CreatePool(ctx, gateway.DefaultOrg, manager.Actor, "", "support", ""); err != nil {
 		t.Fatal(err)
 	}
 	next := samlJIT()
 	next.Provisioning.GroupPools = map[string]string{"Support Team": "support"}
 	next.Provisioning.GroupPoolsEnabled = true
-	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil {
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, next, false); err != nil {
 		t.Fatal(err)
 	}
 	id := ident("ada@example.com")
 	id.Groups = []string{"SUPPORT TEAM", "Everyone"}
-	u, _, err := svc.Login(ctx, gateway.DefaultTenant, id)
+	u, _, err := svc.Login(ctx, gateway.DefaultOrg, id)
 	if err != nil || !slices.Equal(u.Pools, []string{"support"}) {
 		t.Fatalf("mapped pools: %+v %v", u, err)
 	}
 	next.Provisioning.GroupPoolsEnabled = false
-	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil {
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, next, false); err != nil {
 		t.Fatal(err)
 	}
 	id = ident("grace@example.com")
 	id.Groups = []string{"Support Team"}
-	if u, _, err = svc.Login(ctx, gateway.DefaultTenant, id); err != nil || !slices.Equal(u.Pools, []string{"default"}) {
+	if u, _, err = svc.Login(ctx, gateway.DefaultOrg, id); err != nil || !slices.Equal(u.Pools, []string{"default"}) {
 		t.Fatalf("mapping off: %+v %v", u, err)
 	}
 }
@@ -355,18 +355,18 @@ func TestSettingsChangesThatNeedMore(t *testing.T) {
 		next := file
 		next.SSO.OIDC.ClientSecret = gateway.NewSecret("")
 		change(&next)
-		if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); !slices.Equal(rulesOf(err), []string{gateway.RuleSingleIdP}) {
+		if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, next, false); !slices.Equal(rulesOf(err), []string{gateway.RuleSingleIdP}) {
 			t.Errorf("%s without the secret: %v", name, err)
 		}
 	}
 	next := file
 	next.SSO.OIDC.Issuer, next.SSO.OIDC.ClientSecret = "https://b.example.com", gateway.NewSecret("new-secret")
-	if st, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, next, false); err != nil || st.SSO.OIDC.ClientSecret.Value() != "new-secret" {
+	if st, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, next, false); err != nil || st.SSO.OIDC.ClientSecret.Value() != "new-secret" {
 		t.Fatalf("another issuer with its secret: %v", err)
 	}
 	manual := next
 	manual.Provisioning.Method = gateway.SourceManual
-	if _, err := svc.UpdateSettings(ctx, gateway.DefaultTenant, manager.Actor, "", 0, manual, false); err != nil {
+	if _, err := svc.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, manual, false); err != nil {
 		t.Fatal(err)
 	}
 	inv, err := svc.CreateInvitation(ctx, manager, "bob@example.com", "", nil, time.Hour, "https://x/invite")
@@ -385,8 +385,8 @@ func TestSettingsChangesThatNeedMore(t *testing.T) {
 func TestLastManagerStays(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := loaded(t, samlJIT())
-	svc.SetBootstrapManagers(gateway.DefaultTenant, []string{"root@example.com", "second@example.com"})
-	root, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("root@example.com"))
+	svc.SetBootstrapManagers(gateway.DefaultOrg, []string{"root@example.com", "second@example.com"})
+	root, _, err := svc.Login(ctx, gateway.DefaultOrg, ident("root@example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestLastManagerStays(t *testing.T) {
 			t.Errorf("%s the last manager: %v", name, err)
 		}
 	}
-	if _, _, err := svc.Login(ctx, gateway.DefaultTenant, ident("second@example.com")); err != nil {
+	if _, _, err := svc.Login(ctx, gateway.DefaultOrg, ident("second@example.com")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.ChangeUser(ctx, manager, root.ID, 0, provision.UserPatch{Role: &user}); err != nil {
@@ -427,10 +427,10 @@ func TestInvitationKeepsTheDomainRule(t *testing.T) {
 	}
 	token := strings.TrimPrefix(inv.Link, "https://x/invite/")
 	id := ident("bob@other.org")
-	if _, err := svc.AcceptInvitation(ctx, gateway.DefaultTenant, token, &id); err == nil || !strings.Contains(err.Error(), "other.org") {
+	if _, err := svc.AcceptInvitation(ctx, gateway.DefaultOrg, token, &id); err == nil || !strings.Contains(err.Error(), "other.org") {
 		t.Fatalf("accepting outside the allowed domains: %v", err)
 	}
-	if got, err := svc.CheckInvitation(ctx, gateway.DefaultTenant, token); err != nil || got.Status != gateway.InvitationPending {
+	if got, err := svc.CheckInvitation(ctx, gateway.DefaultOrg, token); err != nil || got.Status != gateway.InvitationPending {
 		t.Fatalf("the invitation after a refused acceptance: %+v %v", got, err)
 	}
 }
@@ -439,15 +439,15 @@ func TestInvitationKeepsTheDomainRule(t *testing.T) {
 func TestAPITokenExpiry(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := loaded(t, samlJIT())
-	token, _, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "short-lived", time.Millisecond)
+	token, _, err := svc.CreateAPIToken(ctx, gateway.DefaultOrg, manager.Actor, "", "short-lived", time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	if _, ok, err := svc.CheckAPIToken(ctx, gateway.DefaultTenant, token); ok || err != nil {
+	if _, ok, err := svc.CheckAPIToken(ctx, gateway.DefaultOrg, token); ok || err != nil {
 		t.Fatalf("an expired token: %v %v", ok, err)
 	}
-	if _, _, err := svc.CreateAPIToken(ctx, gateway.DefaultTenant, manager.Actor, "", "bad", -time.Hour); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
+	if _, _, err := svc.CreateAPIToken(ctx, gateway.DefaultOrg, manager.Actor, "", "bad", -time.Hour); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
 		t.Fatalf("a negative lifetime: %v", err)
 	}
 }

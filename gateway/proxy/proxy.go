@@ -45,7 +45,7 @@ type Options struct {
 	Sessions *session.Manager
 	Signer   Signer
 	Store    gateway.Store
-	Tenant   string
+	Org      gateway.OrgID
 	// LoginURL is where a browser without a session is sent, with the
 	// page it asked for (a same-origin path) to come back to.
 	LoginURL func(returnTo string) string
@@ -113,8 +113,8 @@ func (p *Proxy) observe(r *http.Request) {
 
 // New builds the proxy.
 func New(opts Options) *Proxy {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		panic("proxy.New: " + err.Error()) // the wiring names the organization; none is assumed
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -253,7 +253,7 @@ func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, b
 
 // headers builds the identity headers for u.
 func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, error) {
-	refs, err := p.opts.Store.Groups().Memberships(ctx, p.opts.Tenant, []string{u.ID})
+	refs, err := p.opts.Store.Groups().Memberships(ctx, p.opts.Org, []string{u.ID})
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { e.store.Close() })
 	e.svc = provision.New(e.store, nil, provision.Policy{Method: gateway.SourceManual, DefaultPool: "support", DefaultRole: "manager"})
-	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	m := provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}
 	if e.user, err = e.svc.CreateUser(context.Background(), m, &gateway.User{UserName: "ada@example.com", Active: true,
 		GivenName: "Ada", FamilyName: "Lovelace", Emails: []string{"ada@example.com"}}); err != nil {
 		t.Fatal(err)
@@ -73,12 +73,12 @@ func newEnv(t *testing.T) *env {
 		_, _ = io.WriteString(w, "app page "+r.URL.RequestURI())
 	}))
 	t.Cleanup(e.up.srv.Close)
-	e.sess = session.New(session.Options{Store: e.store})
-	if e.signer, err = signer.New(context.Background(), signer.Options{Store: e.store, Issuer: "https://app.example.com/gatehouse", Audience: "https://app.example.com"}); err != nil {
+	e.sess = session.New(session.Options{Org: gateway.DefaultOrg, Store: e.store})
+	if e.signer, err = signer.New(context.Background(), signer.Options{Org: gateway.DefaultOrg, Store: e.store, Issuer: "https://app.example.com/gatehouse", Audience: "https://app.example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	target, _ := url.Parse(e.up.srv.URL)
-	p := proxy.New(proxy.Options{Upstream: target, Sessions: e.sess, Signer: e.signer, Store: e.store,
+	p := proxy.New(proxy.Options{Org: gateway.DefaultOrg, Upstream: target, Sessions: e.sess, Signer: e.signer, Store: e.store,
 		LoginURL: func(ret string) string { return "/gatehouse/saml/login?return=" + url.QueryEscape(ret) }})
 	mux := http.NewServeMux()
 	mux.Handle("/gatehouse/auth", p.Auth())
@@ -191,7 +191,7 @@ func TestSignedInRequestsCarryTheIdentity(t *testing.T) {
 
 	// Deactivated (by SCIM, say): the next request does not reach the app.
 	before := len(e.up.seen())
-	if _, err := e.svc.UpdateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}, e.user.ID, 0,
+	if _, err := e.svc.UpdateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}, e.user.ID, 0,
 		func(u *gateway.User) (*gateway.User, error) { u.Active = false; return u, nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestAssertionFollowsTheUser(t *testing.T) {
 	if again := assertion(); again != first {
 		t.Fatal("the same user state got a newly signed assertion")
 	}
-	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	m := provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}
 	if _, err := e.svc.UpdateUser(context.Background(), m, e.user.ID, 0, func(u *gateway.User) (*gateway.User, error) { u.Role = "admin"; return u, nil }); err != nil {
 		t.Fatal(err)
 	}

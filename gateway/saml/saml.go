@@ -39,7 +39,7 @@ import (
 // Options configures the service provider.
 type Options struct {
 	Store      gateway.Store
-	Tenant     string
+	Org        gateway.OrgID
 	PublicURL  string // scheme://host[:port]
 	PathPrefix string
 	// IDPMetadata is the IdP's SAML metadata (XML).
@@ -88,8 +88,8 @@ const (
 
 // New builds the SP, generating its key and certificate on first start.
 func New(ctx context.Context, opts Options) (*SP, error) {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		return nil, fmt.Errorf("saml: %w", err)
 	}
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 256 << 10
@@ -122,7 +122,7 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 	if idp.EntityID == "" {
 		return nil, errors.New("saml: the IdP metadata has no entityID")
 	}
-	key, cert, err := spKey(ctx, opts.Store, opts.Tenant, acsURL.Host)
+	key, cert, err := spKey(ctx, opts.Store, opts.Org, acsURL.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +145,9 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 }
 
 // spKey loads the SP's key and certificate, generating them once.
-func spKey(ctx context.Context, store gateway.Store, tenant, host string) (*rsa.PrivateKey, *x509.Certificate, error) {
+func spKey(ctx context.Context, store gateway.Store, org gateway.OrgID, host string) (*rsa.PrivateKey, *x509.Certificate, error) {
 	type stored struct{ Key, Cert []byte }
-	raw, err := store.Keys().Get(ctx, tenant, keyName)
+	raw, err := store.Keys().Get(ctx, org, keyName)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,7 +165,7 @@ func spKey(ctx context.Context, store gateway.Store, tenant, host string) (*rsa.
 			return nil, nil, err
 		}
 		raw, _ = json.Marshal(stored{Key: x509.MarshalPKCS1PrivateKey(key), Cert: der})
-		if raw, err = store.Keys().PutIfAbsent(ctx, tenant, keyName, raw); err != nil {
+		if raw, err = store.Keys().PutIfAbsent(ctx, org, keyName, raw); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -264,7 +264,7 @@ func (s *SP) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	val, _ := json.Marshal(pending{Return: ret})
-	if _, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Tenant, requestNS, req.ID, val, time.Now().Add(requestTimeout)); err != nil {
+	if _, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Org, requestNS, req.ID, val, time.Now().Add(requestTimeout)); err != nil {
 		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
 		return
 	}
@@ -341,7 +341,7 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 	}
 	// The assertion is recorded as used and its request taken in one
 	// write (one commit per sign-in instead of two).
-	fresh, val, err := s.opts.Store.Ephemeral().PutIfAbsentAndTake(r.Context(), s.opts.Tenant, replayNS, assertion.ID, nil, replayUntil(assertion), requestNS, irt)
+	fresh, val, err := s.opts.Store.Ephemeral().PutIfAbsentAndTake(r.Context(), s.opts.Org, replayNS, assertion.ID, nil, replayUntil(assertion), requestNS, irt)
 	if err != nil {
 		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot be completed right now; try again shortly.")
 		return

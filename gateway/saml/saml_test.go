@@ -67,7 +67,7 @@ func startSP(t *testing.T, i *samlidptest.IdP, encrypt bool, configure func(*sam
 	ts := httptest.NewUnstartedServer(nil)
 	base := "http://" + ts.Listener.Addr().String()
 	out := &outcome{}
-	opts := saml.Options{Store: st, PublicURL: base, PathPrefix: "/gatehouse", IDPMetadata: i.Metadata(t),
+	opts := saml.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: base, PathPrefix: "/gatehouse", IDPMetadata: i.Metadata(t),
 		FirstNameAttribute: "givenName", LastNameAttribute: "sn", GroupsAttribute: "eduPersonAffiliation",
 		Complete: out.complete, Fail: out.fail}
 	if configure != nil {
@@ -326,7 +326,7 @@ func TestKeySurvivesRestart(t *testing.T) {
 	}
 	defer st.Close()
 	metadata := func() []byte {
-		s, err := saml.New(context.Background(), saml.Options{Store: st, PublicURL: "https://app.example", PathPrefix: "/gatehouse", IDPMetadata: i.Metadata(t)})
+		s, err := saml.New(context.Background(), saml.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: "https://app.example", PathPrefix: "/gatehouse", IDPMetadata: i.Metadata(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -349,7 +349,7 @@ func TestBadMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := saml.New(context.Background(), saml.Options{Store: st, PublicURL: "https://app.example", IDPMetadata: []byte("<html>login</html>")}); err == nil {
+	if _, err := saml.New(context.Background(), saml.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: "https://app.example", IDPMetadata: []byte("<html>login</html>")}); err == nil {
 		t.Fatal("HTML accepted as IdP metadata")
 	}
 }

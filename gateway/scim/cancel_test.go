@@ -35,8 +35,8 @@ type cancelingUsers struct {
 	cancel context.CancelFunc
 }
 
-func (c cancelingUsers) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.UserUpdateFunc) (*gateway.User, error) {
-	u, err := c.UserStore.Update(ctx, tenant, id, ifVersion, fn)
+func (c cancelingUsers) Update(ctx context.Context, org gateway.OrgID, id string, ifVersion uint64, fn gateway.UserUpdateFunc) (*gateway.User, error) {
+	u, err := c.UserStore.Update(ctx, org, id, ifVersion, fn)
 	c.cancel()
 	return u, err
 }
@@ -56,7 +56,7 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	svc := provision.New(wrapped, nil, provision.Policy{Method: gateway.SourceSCIM, DefaultPool: "default", DefaultRole: "user"})
-	s, err := New(Options{Service: svc, Store: wrapped, BaseURL: "https://x/scim/v2", Token: fuzzToken,
+	s, err := New(Options{Org: gateway.DefaultOrg, Service: svc, Store: wrapped, BaseURL: "https://x/scim/v2", Token: fuzzToken,
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 	if n := testutil.ToFloat64(m.SCIMRequests.WithLabelValues("Users", "PATCH", "499")); n != 1 {
 		t.Fatalf("want the request counted as 499 (client closed), got %v", n)
 	}
-	u, err := store.Users().Get(context.Background(), gateway.DefaultTenant, id)
+	u, err := store.Users().Get(context.Background(), gateway.DefaultOrg, id)
 	if err != nil || u.DisplayName != "Gone" {
 		t.Fatalf("the committed change must stay: %+v %v", u, err)
 	}

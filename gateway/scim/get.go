@@ -21,7 +21,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		err        error
 	)
 	if ep.groups {
-		g, gerr := s.opts.Store.Groups().Get(ctx, s.opts.Tenant, ep.id)
+		g, gerr := s.opts.Store.Groups().Get(ctx, s.opts.Org, ep.id)
 		if gerr != nil {
 			s.writeFailure(w, r, "get group", gerr)
 			return
@@ -40,7 +40,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		externalID, schemas = g.ExternalID, groupSchemas
 		meta = s.resourceMeta("Group", g.ID, g.Created, g.Modified, g.Version)
 	} else {
-		u, uerr := s.opts.Store.Users().Get(ctx, s.opts.Tenant, ep.id)
+		u, uerr := s.opts.Store.Users().Get(ctx, s.opts.Org, ep.id)
 		if uerr != nil {
 			s.writeFailure(w, r, "get user", uerr)
 			return

@@ -31,7 +31,7 @@ func (h *groupHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes)
 }
 
 func (h *groupHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
-	g, err := h.s.opts.Store.Groups().Get(r.Context(), h.s.opts.Tenant, id)
+	g, err := h.s.opts.Store.Groups().Get(r.Context(), h.s.opts.Org, id)
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "get group", err)
 	}
@@ -137,7 +137,7 @@ func (s *Server) membersIfWanted(r *http.Request, id string) ([]gateway.Member, 
 	if !projectionOf(r, groupSchemaURN).wants("members") {
 		return nil, nil
 	}
-	return s.opts.Store.Groups().Members(r.Context(), s.opts.Tenant, id)
+	return s.opts.Store.Groups().Members(r.Context(), s.opts.Org, id)
 }
 
 func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gateway.Member) (scimlib.Resource, error) {

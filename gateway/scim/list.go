@@ -280,7 +280,7 @@ func (s *Server) renderGroups(ctx context.Context, p listParams, proj projection
 	for _, g := range groups {
 		var members []gateway.Member
 		if proj.wants("members") {
-			if members, err = s.opts.Store.Groups().Members(ctx, s.opts.Tenant, g.ID); err != nil {
+			if members, err = s.opts.Store.Groups().Members(ctx, s.opts.Org, g.ID); err != nil {
 				return err
 			}
 		}
@@ -303,7 +303,7 @@ func (s *Server) renderGroups(ctx context.Context, p listParams, proj projection
 func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, count int) ([]*gateway.User, int, error) {
 	users := s.opts.Store.Users()
 	if expr == nil {
-		return users.List(ctx, s.opts.Tenant, offset, count)
+		return users.List(ctx, s.opts.Org, offset, count)
 	}
 	var matched []*gateway.User
 	var evalErr error
@@ -325,18 +325,18 @@ func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, 
 	}
 	plan := query.Plan(expr, query.Users)
 	if plan.Index == "" {
-		if err := users.Scan(ctx, s.opts.Tenant, "", keep); err != nil {
+		if err := users.Scan(ctx, s.opts.Org, "", keep); err != nil {
 			return nil, 0, err
 		}
 	} else {
 		ids := []string{plan.Value}
 		if plan.Index != query.IndexID {
 			var err error
-			if ids, err = users.Lookup(ctx, s.opts.Tenant, gateway.UserIndex(plan.Index), plan.Value); err != nil {
+			if ids, err = users.Lookup(ctx, s.opts.Org, gateway.UserIndex(plan.Index), plan.Value); err != nil {
 				return nil, 0, err
 			}
 		}
-		candidates, err := users.GetMany(ctx, s.opts.Tenant, ids)
+		candidates, err := users.GetMany(ctx, s.opts.Org, ids)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -359,14 +359,14 @@ func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, 
 func (s *Server) listGroups(ctx context.Context, expr filter.Expression, offset, count int) ([]*gateway.Group, int, error) {
 	groups := s.opts.Store.Groups()
 	if expr == nil {
-		return groups.List(ctx, s.opts.Tenant, offset, count)
+		return groups.List(ctx, s.opts.Org, offset, count)
 	}
 	var candidates []*gateway.Group
 	plan := query.Plan(expr, query.Groups)
 	if plan.Index == "" {
 		// Collect first: member filters read members, and a read inside
 		// the scan's transaction could deadlock behind a waiting writer.
-		err := groups.Scan(ctx, s.opts.Tenant, func(g *gateway.Group) bool {
+		err := groups.Scan(ctx, s.opts.Org, func(g *gateway.Group) bool {
 			candidates = append(candidates, g)
 			return true
 		})
@@ -377,12 +377,12 @@ func (s *Server) listGroups(ctx context.Context, expr filter.Expression, offset,
 		ids := []string{plan.Value}
 		if plan.Index != query.IndexID {
 			var err error
-			if ids, err = groups.Lookup(ctx, s.opts.Tenant, gateway.GroupIndex(plan.Index), plan.Value); err != nil {
+			if ids, err = groups.Lookup(ctx, s.opts.Org, gateway.GroupIndex(plan.Index), plan.Value); err != nil {
 				return nil, 0, err
 			}
 		}
 		var err error
-		if candidates, err = groups.GetMany(ctx, s.opts.Tenant, ids); err != nil {
+		if candidates, err = groups.GetMany(ctx, s.opts.Org, ids); err != nil {
 			return nil, 0, err
 		}
 		slices.SortFunc(candidates, func(a, b *gateway.Group) int { return strings.Compare(a.ID, b.ID) })
@@ -393,7 +393,7 @@ func (s *Server) listGroups(ctx context.Context, expr filter.Expression, offset,
 		var members []gateway.Member
 		if needMembers {
 			var err error
-			if members, err = groups.Members(ctx, s.opts.Tenant, g.ID); err != nil {
+			if members, err = groups.Members(ctx, s.opts.Org, g.ID); err != nil {
 				return nil, 0, err
 			}
 		}

@@ -38,7 +38,7 @@ const contentType = "application/scim+json"
 type Options struct {
 	Service *provision.Service
 	Store   gateway.Store
-	Tenant  string
+	Org     gateway.OrgID
 	// BaseURL is the absolute public URL of the SCIM base, e.g.
 	// https://app.example.com/gatehouse/scim/v2; meta.location and the
 	// Location header are built from it.
@@ -83,8 +83,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		return nil, fmt.Errorf("scim: %w", err)
 	}
 	if opts.MaxResults <= 0 {
 		opts.MaxResults = 200
@@ -99,7 +99,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxBodyBytes = 1 << 20
 	}
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
-	// Entra sends booleans as "True"/"False" unless the tenant URL carries
+	// Entra sends booleans as "True"/"False" unless the org URL carries
 	// aadOptscim062020. The switch is global in the library; it only widens
 	// what is accepted, so setting it here on every New is harmless.
 	schema.SetAllowStringValues(true)
@@ -162,7 +162,7 @@ func state(r *http.Request) *reqState {
 }
 
 func (s *Server) meta(r *http.Request) provision.Meta {
-	return provision.Meta{Tenant: s.opts.Tenant, Source: gateway.SourceSCIM, RequestID: state(r).requestID}
+	return provision.Meta{Org: s.opts.Org, Source: gateway.SourceSCIM, RequestID: state(r).requestID}
 }
 
 // ServeHTTP handles one SCIM request.

@@ -24,7 +24,7 @@ func newTestServer(t testing.TB) (*Server, string, string) {
 	}
 	t.Cleanup(func() { store.Close() })
 	svc := provision.New(store, nil, provision.Policy{Method: gateway.SourceSCIM, DefaultPool: "default", DefaultRole: "user"})
-	s, err := New(Options{Service: svc, Store: store, BaseURL: "https://x/gatehouse/scim/v2", Token: fuzzToken})
+	s, err := New(Options{Org: gateway.DefaultOrg, Service: svc, Store: store, BaseURL: "https://x/gatehouse/scim/v2", Token: fuzzToken})
 	if err != nil {
 		t.Fatal(err)
 	}

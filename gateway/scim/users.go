@@ -33,7 +33,7 @@ func (h *userHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes) 
 }
 
 func (h *userHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
-	u, err := h.s.opts.Store.Users().Get(r.Context(), h.s.opts.Tenant, id)
+	u, err := h.s.opts.Store.Users().Get(r.Context(), h.s.opts.Org, id)
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "get user", err)
 	}
@@ -190,7 +190,7 @@ func (s *Server) groupRefs(ctx context.Context, users []*gateway.User) (map[stri
 	for i, u := range users {
 		ids[i] = u.ID
 	}
-	return s.opts.Store.Groups().Memberships(ctx, s.opts.Tenant, ids)
+	return s.opts.Store.Groups().Memberships(ctx, s.opts.Org, ids)
 }
 
 // statusClientClosed is what the metrics and access log record for a

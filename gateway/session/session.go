@@ -28,7 +28,7 @@ const (
 // Options configures a Manager.
 type Options struct {
 	Store      gateway.Store
-	Tenant     string
+	Org        gateway.OrgID
 	Idle       time.Duration // ends after this long without a request (default 8h)
 	Absolute   time.Duration // ends this long after login whatever the activity (default 24h)
 	Secure     bool          // the public URL is https: Secure, __Host- cookie
@@ -45,8 +45,8 @@ type Manager struct{ opts Options }
 
 // New builds a Manager.
 func New(opts Options) *Manager {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		panic("session.New: " + err.Error()) // the wiring names the organization; none is assumed
 	}
 	if opts.Idle <= 0 {
 		opts.Idle = 8 * time.Hour
@@ -80,7 +80,7 @@ func hash(token string) string {
 // browser already had ends (a new token at every login: no fixation).
 func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, userID, protocol string) (gateway.Session, error) {
 	if c, err := r.Cookie(m.cookieName()); err == nil && c.Value != "" {
-		_ = m.opts.Store.Sessions().Delete(ctx, m.opts.Tenant, hash(c.Value))
+		_ = m.opts.Store.Sessions().Delete(ctx, m.opts.Org, hash(c.Value))
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -88,7 +88,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	now := m.opts.Clock.Now()
-	se := gateway.Session{ID: hash(token), Tenant: m.opts.Tenant, UserID: userID, Protocol: protocol,
+	se := gateway.Session{ID: hash(token), Org: m.opts.Org, UserID: userID, Protocol: protocol,
 		Created: now, LastSeen: now, Expires: now.Add(m.opts.Absolute)}
 	if err := m.opts.Store.Sessions().Create(ctx, se); err != nil {
 		return gateway.Session{}, err
@@ -113,7 +113,7 @@ func (m *Manager) Current(ctx context.Context, r *http.Request) (gateway.Session
 		return gateway.Session{}, nil, errSignedOut
 	}
 	sessions := m.opts.Store.Sessions()
-	se, err := sessions.Get(ctx, m.opts.Tenant, hash(c.Value))
+	se, err := sessions.Get(ctx, m.opts.Org, hash(c.Value))
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return se, nil, errSignedOut
 	}
@@ -122,19 +122,19 @@ func (m *Manager) Current(ctx context.Context, r *http.Request) (gateway.Session
 	}
 	now := m.opts.Clock.Now()
 	if !now.Before(se.Expires) || now.Sub(se.LastSeen) >= m.opts.Idle {
-		_ = sessions.Delete(ctx, m.opts.Tenant, se.ID)
+		_ = sessions.Delete(ctx, m.opts.Org, se.ID)
 		return se, nil, errSignedOut
 	}
-	u, err := m.opts.Store.Users().Get(ctx, m.opts.Tenant, se.UserID)
+	u, err := m.opts.Store.Users().Get(ctx, m.opts.Org, se.UserID)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound || err == nil && !u.Active {
-		_, _ = sessions.DeleteUser(ctx, m.opts.Tenant, se.UserID)
+		_, _ = sessions.DeleteUser(ctx, m.opts.Org, se.UserID)
 		return se, nil, errSignedOut
 	}
 	if err != nil {
 		return se, nil, err
 	}
 	if now.Sub(se.LastSeen) >= m.opts.TouchEvery {
-		if err := sessions.Touch(ctx, m.opts.Tenant, se.ID, now); err == nil {
+		if err := sessions.Touch(ctx, m.opts.Org, se.ID, now); err == nil {
 			se.LastSeen = now
 		}
 	}
@@ -145,7 +145,7 @@ func (m *Manager) Current(ctx context.Context, r *http.Request) (gateway.Session
 // cleared.
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(m.cookieName()); err == nil && c.Value != "" {
-		if err := m.opts.Store.Sessions().Delete(ctx, m.opts.Tenant, hash(c.Value)); err != nil {
+		if err := m.opts.Store.Sessions().Delete(ctx, m.opts.Org, hash(c.Value)); err != nil {
 			return err
 		}
 	}
@@ -166,7 +166,7 @@ func (m *Manager) CSRFToken(se gateway.Session) string {
 		return ""
 	}
 	mac := hmac.New(sha256.New, m.opts.CSRFKey)
-	mac.Write([]byte("gatehouse-csrf\x00" + se.Tenant + "\x00" + se.ID))
+	mac.Write([]byte("gatehouse-csrf\x00" + string(se.Org) + "\x00" + se.ID))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 

@@ -45,12 +45,12 @@ func newEnv(t *testing.T, secure bool) *env {
 	t.Cleanup(func() { s.Close() })
 	clk := &clock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	svc := provision.New(s, clk, provision.Policy{Method: gateway.SourceManual, DefaultPool: "default", DefaultRole: "user"})
-	u, err := svc.CreateUser(context.Background(), provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual},
+	u, err := svc.CreateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual},
 		&gateway.User{UserName: "ada@example.com", Active: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := session.New(session.Options{Store: s, Idle: time.Hour, Absolute: 8 * time.Hour, Secure: secure, Clock: clk})
+	m := session.New(session.Options{Org: gateway.DefaultOrg, Store: s, Idle: time.Hour, Absolute: 8 * time.Hour, Secure: secure, Clock: clk})
 	return &env{store: s, svc: svc, clk: clk, m: m, user: u}
 }
 
@@ -91,8 +91,8 @@ func TestCookieAttributes(t *testing.T) {
 		t.Fatalf("token too short: %d", len(c.Value))
 	}
 	// The store keeps a hash, never the token.
-	n, _ := e.store.Sessions().Count(context.Background(), gateway.DefaultTenant)
-	if _, err := e.store.Sessions().Get(context.Background(), gateway.DefaultTenant, c.Value); gateway.ErrorCodeOf(err) != gateway.ErrNotFound || n != 1 {
+	n, _ := e.store.Sessions().Count(context.Background(), gateway.DefaultOrg)
+	if _, err := e.store.Sessions().Get(context.Background(), gateway.DefaultOrg, c.Value); gateway.ErrorCodeOf(err) != gateway.ErrNotFound || n != 1 {
 		t.Fatalf("the token itself is a key of the store (%v, %d sessions)", err, n)
 	}
 	plain := newEnv(t, false).login(t, nil)
@@ -133,7 +133,7 @@ func TestSessionLifetime(t *testing.T) {
 	if _, err := e.current(c2); !session.SignedOut(err) {
 		t.Fatalf("idle: %v", err)
 	}
-	if n, _ := e.store.Sessions().Count(context.Background(), gateway.DefaultTenant); n != 0 {
+	if n, _ := e.store.Sessions().Count(context.Background(), gateway.DefaultOrg); n != 0 {
 		t.Fatalf("ended sessions are kept: %d", n)
 	}
 }
@@ -168,7 +168,7 @@ func TestDeactivationEndsSessions(t *testing.T) {
 	e := newEnv(t, true)
 	c := e.login(t, nil)
 	other := e.login(t, nil)
-	m := provision.Meta{Tenant: gateway.DefaultTenant, Source: gateway.SourceManual}
+	m := provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}
 	if _, err := e.svc.UpdateUser(context.Background(), m, e.user.ID, 0, func(u *gateway.User) (*gateway.User, error) {
 		u.Active = false
 		return u, nil
@@ -180,7 +180,7 @@ func TestDeactivationEndsSessions(t *testing.T) {
 			t.Fatalf("a deactivated user's session still works: %v", err)
 		}
 	}
-	if n, _ := e.store.Sessions().Count(context.Background(), gateway.DefaultTenant); n != 0 {
+	if n, _ := e.store.Sessions().Count(context.Background(), gateway.DefaultOrg); n != 0 {
 		t.Fatalf("a deactivated user keeps %d sessions", n)
 	}
 }

@@ -29,7 +29,7 @@ const keyName = "identity-token-es256"
 // Options configures a Signer.
 type Options struct {
 	Store    gateway.Store
-	Tenant   string
+	Org      gateway.OrgID
 	Issuer   string        // iss: the gateway's public URL and path prefix
 	Audience string        // aud: the app
 	Lifetime time.Duration // exp - iat (default 60s)
@@ -48,8 +48,8 @@ type Signer struct {
 // New loads the signing key from the store, generating and storing it on
 // first start.
 func New(ctx context.Context, opts Options) (*Signer, error) {
-	if opts.Tenant == "" {
-		opts.Tenant = gateway.DefaultTenant
+	if err := opts.Org.Check(); err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
 	}
 	if opts.Lifetime <= 0 {
 		opts.Lifetime = 60 * time.Second
@@ -57,7 +57,7 @@ func New(ctx context.Context, opts Options) (*Signer, error) {
 	if opts.Clock == nil {
 		opts.Clock = gateway.SystemClock{}
 	}
-	der, err := opts.Store.Keys().Get(ctx, opts.Tenant, keyName)
+	der, err := opts.Store.Keys().Get(ctx, opts.Org, keyName)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func New(ctx context.Context, opts Options) (*Signer, error) {
 		if der, err = x509.MarshalPKCS8PrivateKey(fresh); err != nil {
 			return nil, fmt.Errorf("signer: encode key: %w", err)
 		}
-		if der, err = opts.Store.Keys().PutIfAbsent(ctx, opts.Tenant, keyName, der); err != nil {
+		if der, err = opts.Store.Keys().PutIfAbsent(ctx, opts.Org, keyName, der); err != nil {
 			return nil, err
 		}
 	}

@@ -64,7 +64,7 @@ func TestIdentityTokenVerifiesWithTheJWKS(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "k.db")
 	store := openStore(t, path)
 	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	opts := signer.Options{Store: store, Issuer: "https://app.example.com/gatehouse", Audience: "https://app.example.com", Clock: fixedClock{now}}
+	opts := signer.Options{Org: gateway.DefaultOrg, Store: store, Issuer: "https://app.example.com/gatehouse", Audience: "https://app.example.com", Clock: fixedClock{now}}
 	s, err := signer.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

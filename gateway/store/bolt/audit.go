@@ -17,14 +17,14 @@ import (
 type auditLog struct{ s *Store }
 
 // appendAudit records entries inside a write transaction.
-func appendAudit(tb *bolt.Bucket, tenant string, entries []gateway.AuditEntry) error {
+func appendAudit(tb *bolt.Bucket, org gateway.OrgID, entries []gateway.AuditEntry) error {
 	b := tb.Bucket(bAudit)
 	for _, e := range entries {
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
-		e.Seq, e.Tenant = seq, tenant
+		e.Seq, e.Org = seq, org
 		v, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("encode audit entry: %w", err)
@@ -44,17 +44,17 @@ func appendAudit(tb *bolt.Bucket, tenant string, entries []gateway.AuditEntry) e
 	return nil
 }
 
-func (al auditLog) Append(ctx context.Context, tenant string, entries ...gateway.AuditEntry) error {
+func (al auditLog) Append(ctx context.Context, org gateway.OrgID, entries ...gateway.AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := al.s.write(ctx, tenant, func(tb *bolt.Bucket) error { return appendAudit(tb, tenant, entries) }); err != nil {
+	if err := al.s.write(ctx, org, func(tb *bolt.Bucket) error { return appendAudit(tb, org, entries) }); err != nil {
 		return fmt.Errorf("bolt: append audit: %w", err)
 	}
 	return nil
 }
 
-func (al auditLog) List(ctx context.Context, tenant string, q gateway.AuditQuery) ([]gateway.AuditEntry, uint64, error) {
+func (al auditLog) List(ctx context.Context, org gateway.OrgID, q gateway.AuditQuery) ([]gateway.AuditEntry, uint64, error) {
 	if q.Limit <= 0 {
 		return nil, 0, nil
 	}
@@ -62,7 +62,7 @@ func (al auditLog) List(ctx context.Context, tenant string, q gateway.AuditQuery
 		out  []gateway.AuditEntry
 		next uint64
 	)
-	err := al.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := al.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}

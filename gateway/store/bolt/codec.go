@@ -18,11 +18,11 @@ import (
 // rather than JSON decoding (which was half of a list request's CPU), and
 // the document goes back out on the wire without being decoded at all.
 //
-//	user:  0x01 | str id tenant userName externalId givenName familyName
+//	user:  0x01 | str id org userName externalId givenName familyName
 //	       displayName source pool role | byte active | uvarint n, n × str
 //	       emails | varint created, modified (Unix ns) | uvarint version |
 //	       document JSON (rest)
-//	group: 0x01 | str id tenant displayName externalId source | varint
+//	group: 0x01 | str id org displayName externalId source | varint
 //	       created, modified | uvarint version | document JSON (rest)
 //
 // str is a uvarint length and the bytes.
@@ -151,7 +151,7 @@ func encodeUser(u *gateway.User) ([]byte, error) {
 	}
 	w := writer{b: make([]byte, 0, 128+len(doc))}
 	w.b = append(w.b, recordFormat)
-	for _, s := range []string{u.ID, u.Tenant, u.UserName, u.ExternalID, u.GivenName, u.FamilyName, u.DisplayName, string(u.Source), strings.Join(u.Pools, ","), u.Role} {
+	for _, s := range []string{u.ID, string(u.Org), u.UserName, u.ExternalID, u.GivenName, u.FamilyName, u.DisplayName, string(u.Source), strings.Join(u.Pools, ","), u.Role} {
 		w.str(s)
 	}
 	active := byte(0)
@@ -171,8 +171,8 @@ func encodeUser(u *gateway.User) ([]byte, error) {
 
 // decodeUser decodes a record. It copies what it keeps: v may be storage
 // memory valid only during the transaction.
-func decodeUser(v []byte) (*gateway.User, error) {
-	u, doc, err := decodeUserHeader(v)
+func decodeUser(v []byte, org gateway.OrgID) (*gateway.User, error) {
+	u, doc, err := decodeUserHeader(v, org)
 	if err != nil {
 		return nil, err
 	}
@@ -202,13 +202,13 @@ func userDocument(v []byte) ([]byte, bool) {
 
 // decodeUserHeader decodes a record's typed fields and returns the
 // document's bytes undecoded and uncopied (valid only while v is).
-func decodeUserHeader(v []byte) (*gateway.User, []byte, error) {
+func decodeUserHeader(v []byte, org gateway.OrgID) (*gateway.User, []byte, error) {
 	r := reader{b: v}
 	if r.byte() != recordFormat {
 		return nil, nil, fmt.Errorf("user record: unknown format")
 	}
 	u := &gateway.User{
-		ID: r.str(), Tenant: r.common(gateway.DefaultTenant), UserName: r.str(), ExternalID: r.str(), GivenName: r.str(),
+		ID: r.str(), Org: gateway.OrgID(r.common(string(org))), UserName: r.str(), ExternalID: r.str(), GivenName: r.str(),
 		FamilyName: r.str(), DisplayName: r.str(),
 		Source: gateway.Source(r.common(string(gateway.SourceSCIM), string(gateway.SourceJIT), string(gateway.SourceManual), string(gateway.SourceSelfService))),
 		Pools:  splitPools(r.common("default")), Role: r.common(gateway.RoleUser, gateway.RoleManager),
@@ -244,7 +244,7 @@ func encodeGroup(g *gateway.Group) ([]byte, error) {
 	}
 	w := writer{b: make([]byte, 0, 96+len(doc))}
 	w.b = append(w.b, recordFormat)
-	for _, s := range []string{g.ID, g.Tenant, g.DisplayName, g.ExternalID, string(g.Source)} {
+	for _, s := range []string{g.ID, string(g.Org), g.DisplayName, g.ExternalID, string(g.Source)} {
 		w.str(s)
 	}
 	w.time(g.Created)
@@ -258,7 +258,7 @@ func decodeGroup(v []byte) (*gateway.Group, error) {
 	if r.byte() != recordFormat {
 		return nil, fmt.Errorf("group record: unknown format")
 	}
-	g := &gateway.Group{ID: r.str(), Tenant: r.str(), DisplayName: r.str(), ExternalID: r.str(), Source: gateway.Source(r.str())}
+	g := &gateway.Group{ID: r.str(), Org: gateway.OrgID(r.str()), DisplayName: r.str(), ExternalID: r.str(), Source: gateway.Source(r.str())}
 	g.Created, g.Modified = r.time(), r.time()
 	g.Version = r.uvarint()
 	if r.err != nil {
@@ -270,14 +270,14 @@ func decodeGroup(v []byte) (*gateway.Group, error) {
 
 // Outbox events use the same scheme (the seq is the key):
 //
-//	event: 0x01 | str id tenant op source requestId | varint occurredAt |
+//	event: 0x01 | str id org op source requestId | varint occurredAt |
 //	       uvarint n, n × str changed | uvarint n, n × str memberIds |
 //	       byte has (1 user, 2 group) | [uvarint len, user record] |
 //	       [uvarint len, group record]
 func encodeEvent(e *gateway.Event) ([]byte, error) {
 	w := writer{b: make([]byte, 0, 512)}
 	w.b = append(w.b, recordFormat)
-	for _, s := range []string{e.ID, e.Tenant, string(e.Op), string(e.Source), e.RequestID} {
+	for _, s := range []string{e.ID, string(e.Org), string(e.Op), string(e.Source), e.RequestID} {
 		w.str(s)
 	}
 	w.time(e.OccurredAt)
@@ -330,7 +330,7 @@ func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
 	if r.byte() != recordFormat {
 		return gateway.Event{}, fmt.Errorf("event %d: unknown format", seq)
 	}
-	e := gateway.Event{Seq: seq, ID: r.str(), Tenant: r.str(), Op: gateway.Op(r.str()), Source: gateway.Source(r.str()), RequestID: r.str()}
+	e := gateway.Event{Seq: seq, ID: r.str(), Org: gateway.OrgID(r.str()), Op: gateway.Op(r.str()), Source: gateway.Source(r.str()), RequestID: r.str()}
 	e.OccurredAt = r.time()
 	for _, list := range []*[]string{&e.Changed, &e.MemberIDs} {
 		if n := r.uvarint(); n > 0 && n <= uint64(len(r.b)) {
@@ -353,7 +353,7 @@ func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
 	}
 	if has&1 != 0 {
 		if rec := nested(); r.err == nil {
-			u, err := decodeUser(rec)
+			u, err := decodeUser(rec, e.Org)
 			if err != nil {
 				return gateway.Event{}, fmt.Errorf("event %d: %w", seq, err)
 			}

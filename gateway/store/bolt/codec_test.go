@@ -11,18 +11,18 @@ import (
 func TestRecordRoundTrip(t *testing.T) {
 	at := time.Date(2026, 11, 24, 10, 0, 0, 123456789, time.UTC)
 	users := []*gateway.User{
-		{ID: "u1", Tenant: "default", UserName: "ada@example.com", ExternalID: "00u1", Active: true, GivenName: "Ada", FamilyName: "Lovelace",
+		{ID: "u1", Org: "default", UserName: "ada@example.com", ExternalID: "00u1", Active: true, GivenName: "Ada", FamilyName: "Lovelace",
 			DisplayName: "Ada L", Emails: []string{"ada@example.com", "ada@home.org"}, Source: gateway.SourceSCIM, Pools: []string{"default"}, Role: "user",
 			Attributes: gateway.NewDocument(map[string]any{"userName": "ada@example.com", "name": map[string]any{"givenName": "Ada"}}),
 			Created:    at, Modified: at.Add(time.Hour), Version: 7},
-		{ID: "u2", Tenant: "t", UserName: "ünïcode ✓", Attributes: gateway.NewDocument(map[string]any{})},
+		{ID: "u2", Org: "t", UserName: "ünïcode ✓", Attributes: gateway.NewDocument(map[string]any{})},
 	}
 	for _, u := range users {
 		raw, err := encodeUser(u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeUser(raw)
+		got, err := decodeUser(raw, org)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,12 +41,12 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 		// Truncated records are errors, never panics.
 		for i := range raw {
-			if _, err := decodeUser(raw[:i]); err == nil && i < len(raw)-len(mustJSON(t, u.Attributes)) {
+			if _, err := decodeUser(raw[:i], org); err == nil && i < len(raw)-len(mustJSON(t, u.Attributes)) {
 				t.Errorf("truncated at %d decoded without error", i)
 			}
 		}
 	}
-	g := &gateway.Group{ID: "g1", Tenant: "default", DisplayName: "Eng", ExternalID: "x", Source: gateway.SourceSCIM, Created: at, Modified: at, Version: 2,
+	g := &gateway.Group{ID: "g1", Org: "default", DisplayName: "Eng", ExternalID: "x", Source: gateway.SourceSCIM, Created: at, Modified: at, Version: 2,
 		Attributes: gateway.NewDocument(map[string]any{"displayName": "Eng"})}
 	raw, _ := encodeGroup(g)
 	got, err := decodeGroup(raw)
@@ -73,12 +73,12 @@ func normalizeJSON(t *testing.T, m map[string]any) string {
 
 func TestEventRoundTrip(t *testing.T) {
 	at := time.Date(2026, 11, 24, 10, 0, 0, 5, time.UTC)
-	u := &gateway.User{ID: "u1", Tenant: "default", UserName: "ada", Active: true, Emails: []string{"a@x"}, Created: at, Modified: at, Version: 3,
+	u := &gateway.User{ID: "u1", Org: "default", UserName: "ada", Active: true, Emails: []string{"a@x"}, Created: at, Modified: at, Version: 3,
 		Attributes: gateway.NewDocument(map[string]any{"userName": "ada"})}
-	g := &gateway.Group{ID: "g1", Tenant: "default", DisplayName: "Eng", Created: at, Modified: at, Version: 1}
+	g := &gateway.Group{ID: "g1", Org: "default", DisplayName: "Eng", Created: at, Modified: at, Version: 1}
 	cases := []gateway.Event{
-		{ID: "e1", Tenant: "default", Op: gateway.OpUserUpdated, Source: gateway.SourceSCIM, OccurredAt: at, User: u, Changed: []string{"displayName", "title"}, RequestID: "r1"},
-		{ID: "e2", Tenant: "default", Op: gateway.OpGroupMembersAdded, Source: gateway.SourceSCIM, OccurredAt: at, Group: g, MemberIDs: []string{"u1", "u2"}},
+		{ID: "e1", Org: "default", Op: gateway.OpUserUpdated, Source: gateway.SourceSCIM, OccurredAt: at, User: u, Changed: []string{"displayName", "title"}, RequestID: "r1"},
+		{ID: "e2", Org: "default", Op: gateway.OpGroupMembersAdded, Source: gateway.SourceSCIM, OccurredAt: at, Group: g, MemberIDs: []string{"u1", "u2"}},
 		{ID: "e3", Op: gateway.OpUserDeleted},
 	}
 	for _, e := range cases {

@@ -160,7 +160,7 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 		t.Fatalf("only %d of the queued writes were committed", ok)
 	}
 	s2 := openTest(t, path)
-	if _, total, err := s2.Users().List(ctx, tenant, 0, 0); err != nil || total != ok {
+	if _, total, err := s2.Users().List(ctx, org, 0, 0); err != nil || total != ok {
 		t.Fatalf("%d users stored, %d writes reported success (%v)", total, ok, err)
 	}
 }

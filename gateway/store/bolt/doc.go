@@ -7,7 +7,7 @@
 //	meta                      schema_version → uint64 big-endian (see SchemaVersion)
 //	tenants                   one nested bucket per organization id ("default")
 //
-// Inside each tenant bucket (every key is therefore scoped by tenant):
+// Inside each org bucket (every key is therefore scoped by org):
 //
 //	users                     user id → user record (see below)
 //	groups                    group id → group record (without members)

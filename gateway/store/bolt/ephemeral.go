@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // ephemeralStore keeps short-lived single-use values.
@@ -20,15 +22,15 @@ func ephemeralValue(v []byte) (time.Time, []byte, bool) {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))), v[8:], true
 }
 
-func (e ephemeralStore) PutIfAbsent(ctx context.Context, tenant, ns, key string, value []byte, expires time.Time) (bool, error) {
-	stored, _, err := e.PutIfAbsentAndTake(ctx, tenant, ns, key, value, expires, "", "")
+func (e ephemeralStore) PutIfAbsent(ctx context.Context, org gateway.OrgID, ns, key string, value []byte, expires time.Time) (bool, error) {
+	stored, _, err := e.PutIfAbsentAndTake(ctx, org, ns, key, value, expires, "", "")
 	return stored, err
 }
 
-func (e ephemeralStore) Take(ctx context.Context, tenant, ns, key string) ([]byte, error) {
+func (e ephemeralStore) Take(ctx context.Context, org gateway.OrgID, ns, key string) ([]byte, error) {
 	var out []byte
 	now := time.Now()
-	err := e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := e.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		var err error
 		out, err = takeEphemeral(tb.Bucket(bEphemeral), pair(ns, key), now)
 		return err
@@ -39,13 +41,13 @@ func (e ephemeralStore) Take(ctx context.Context, tenant, ns, key string) ([]byt
 	return out, nil
 }
 
-func (e ephemeralStore) PutIfAbsentAndTake(ctx context.Context, tenant, putNS, putKey string, value []byte, expires time.Time, takeNS, takeKey string) (bool, []byte, error) {
+func (e ephemeralStore) PutIfAbsentAndTake(ctx context.Context, org gateway.OrgID, putNS, putKey string, value []byte, expires time.Time, takeNS, takeKey string) (bool, []byte, error) {
 	var (
 		stored bool
 		taken  []byte
 	)
 	now := time.Now()
-	err := e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := e.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		stored, taken = false, nil
 		b := tb.Bucket(bEphemeral)
 		k := pair(putNS, putKey)
@@ -86,9 +88,9 @@ func takeEphemeral(b *bolt.Bucket, k []byte, now time.Time) ([]byte, error) {
 	return out, b.Delete(k)
 }
 
-func (e ephemeralStore) Sweep(ctx context.Context, tenant string, now time.Time) (int, error) {
+func (e ephemeralStore) Sweep(ctx context.Context, org gateway.OrgID, now time.Time) (int, error) {
 	var stale [][]byte
-	err := e.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := e.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -110,7 +112,7 @@ func (e ephemeralStore) Sweep(ctx context.Context, tenant string, now time.Time)
 		batch := stale[:min(len(stale), sweepBatch)]
 		stale = stale[len(batch):]
 		n := 0
-		err = e.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+		err = e.s.write(ctx, org, func(tb *bolt.Bucket) error {
 			n = 0
 			b := tb.Bucket(bEphemeral)
 			for _, k := range batch {

@@ -23,7 +23,7 @@ func TestMigrateVersion1NameIndexes(t *testing.T) {
 	}
 	older := mustCreate(t, s, newUser("Straße@example.com"))
 	plain := mustCreate(t, s, newUser("Ada@Example.com"))
-	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Ingeniería", Version: 1}
+	g := &gateway.Group{ID: nextID("g"), Org: org, DisplayName: "Ingeniería", Version: 1}
 	if err := s.Groups().Create(context.Background(), g, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestMigrateVersion1NameIndexes(t *testing.T) {
 	// under full folding, and ToLower index keys.
 	newer := newUser("STRASSE@example.com")
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(org))
 		if err := putUser(tb, newer); err != nil {
 			return err
 		}
@@ -68,30 +68,30 @@ func TestMigrateVersion1NameIndexes(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, want := range map[string]string{"strasse@EXAMPLE.com": older.ID, "straße@example.com": older.ID, "ada@example.com": plain.ID} {
-		if ids, _ := s2.Users().Lookup(ctx, tenant, gateway.UserByUserName, name); !slices.Equal(ids, []string{want}) {
+		if ids, _ := s2.Users().Lookup(ctx, org, gateway.UserByUserName, name); !slices.Equal(ids, []string{want}) {
 			t.Errorf("lookup %q after migration = %v, want %s", name, ids, want)
 		}
 	}
-	if ids, _ := s2.Groups().Lookup(ctx, tenant, gateway.GroupByDisplayName, "INGENIERÍA"); !slices.Equal(ids, []string{g.ID}) {
+	if ids, _ := s2.Groups().Lookup(ctx, org, gateway.GroupByDisplayName, "INGENIERÍA"); !slices.Equal(ids, []string{g.ID}) {
 		t.Errorf("group lookup after migration = %v", ids)
 	}
-	if got, err := s2.Users().Get(ctx, tenant, newer.ID); err != nil || got.UserName != "STRASSE@example.com" {
+	if got, err := s2.Users().Get(ctx, org, newer.ID); err != nil || got.UserName != "STRASSE@example.com" {
 		t.Errorf("the record that lost its index entry stays readable: %v %v", got, err)
 	}
 	// The record without the entry can change and go without taking the
 	// name from the one that owns it, and the name stays unique.
-	if _, err := s2.Users().Update(ctx, tenant, newer.ID, 0, func(old *gateway.User) (gateway.UserChange, error) {
+	if _, err := s2.Users().Update(ctx, org, newer.ID, 0, func(old *gateway.User) (gateway.UserChange, error) {
 		old.Emails, old.ExternalID, old.Version = []string{"other@example.com"}, "moved", old.Version+1
 		return gateway.UserChange{User: old}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s2.Users().Delete(ctx, tenant, newer.ID, 0, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
+	if err := s2.Users().Delete(ctx, org, newer.ID, 0, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
 		return gateway.UserDeletion{}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if ids, _ := s2.Users().Lookup(ctx, tenant, gateway.UserByUserName, "STRASSE@example.com"); !slices.Equal(ids, []string{older.ID}) {
+	if ids, _ := s2.Users().Lookup(ctx, org, gateway.UserByUserName, "STRASSE@example.com"); !slices.Equal(ids, []string{older.ID}) {
 		t.Fatalf("after the other record went, the name's owner lost its entry: %v", ids)
 	}
 	if err := s2.Users().Create(ctx, newUser("strasse@EXAMPLE.com"), nil); code(err) != gateway.ErrConflict {

@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/google/uuid"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -34,7 +35,7 @@ func TestFootprint(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < 100000; i += 32 {
-				u := &gateway.User{ID: provisionID(), Tenant: "default", UserName: fmt.Sprintf("load%d@example.com", i), ExternalID: "00ujl29u0le5T6Aj10h7", Emails: []string{fmt.Sprintf("load%d@example.com", i)}, Active: true, Attributes: gateway.NewDocument(doc), Created: time.Now(), Modified: time.Now()}
+				u := &gateway.User{ID: provisionID(), Org: "default", UserName: fmt.Sprintf("load%d@example.com", i), ExternalID: "00ujl29u0le5T6Aj10h7", Emails: []string{fmt.Sprintf("load%d@example.com", i)}, Active: true, Attributes: gateway.NewDocument(doc), Created: time.Now(), Modified: time.Now()}
 				snap := *u
 				if err := s.Users().Create(ctx, u, []gateway.Event{{ID: "e", Op: gateway.OpUserCreated, User: &snap}}); err != nil {
 					t.Error(err)

@@ -126,7 +126,7 @@ func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.
 	if g.Version != 1 || g.ID == "" {
 		return fmt.Errorf("bolt: create group: %w", unstamped("group", g.ID, g.Version, 1))
 	}
-	err := gs.s.write(ctx, g.Tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.write(ctx, g.Org, func(tb *bolt.Bucket) error {
 		if tb.Bucket(bGroups).Get([]byte(g.ID)) != nil {
 			return gateway.Errorf(gateway.ErrConflict, "group id %q already exists", g.ID)
 		}
@@ -151,7 +151,7 @@ func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.
 		if err := bumpGeneration(tb, bGroups); err != nil {
 			return err
 		}
-		return appendEvents(tb, g.Tenant, events)
+		return appendEvents(tb, g.Org, events)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: create group: %w", err)
@@ -159,9 +159,9 @@ func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.
 	return nil
 }
 
-func (gs groupStore) Get(ctx context.Context, tenant, id string) (*gateway.Group, error) {
+func (gs groupStore) Get(ctx context.Context, org gateway.OrgID, id string) (*gateway.Group, error) {
 	var g *gateway.Group
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -178,9 +178,9 @@ func (gs groupStore) Get(ctx context.Context, tenant, id string) (*gateway.Group
 	return g, nil
 }
 
-func (gs groupStore) GetMany(ctx context.Context, tenant string, ids []string) ([]*gateway.Group, error) {
+func (gs groupStore) GetMany(ctx context.Context, org gateway.OrgID, ids []string) ([]*gateway.Group, error) {
 	out := make([]*gateway.Group, 0, len(ids))
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -201,10 +201,10 @@ func (gs groupStore) GetMany(ctx context.Context, tenant string, ids []string) (
 	return out, nil
 }
 
-func (gs groupStore) Members(ctx context.Context, tenant, id string) ([]gateway.Member, error) {
+func (gs groupStore) Members(ctx context.Context, org gateway.OrgID, id string) ([]gateway.Member, error) {
 	var out []gateway.Member
 	found := false
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil || tb.Bucket(bGroups).Get([]byte(id)) == nil {
 			return nil
 		}
@@ -221,10 +221,10 @@ func (gs groupStore) Members(ctx context.Context, tenant, id string) ([]gateway.
 	return out, nil
 }
 
-func (gs groupStore) GetWithMembers(ctx context.Context, tenant, id string) (*gateway.Group, []gateway.Member, error) {
+func (gs groupStore) GetWithMembers(ctx context.Context, org gateway.OrgID, id string) (*gateway.Group, []gateway.Member, error) {
 	var g *gateway.Group
 	var ms []gateway.Member
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -244,9 +244,9 @@ func (gs groupStore) GetWithMembers(ctx context.Context, tenant, id string) (*ga
 	return g, ms, nil
 }
 
-func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.GroupUpdateFunc) (*gateway.Group, error) {
+func (gs groupStore) Update(ctx context.Context, org gateway.OrgID, id string, ifVersion uint64, fn gateway.GroupUpdateFunc) (*gateway.Group, error) {
 	var result *gateway.Group
-	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		old, err := currentGroup(tb, id, ifVersion)
 		if err != nil {
 			return err
@@ -257,13 +257,13 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 		}
 		if ch.Unchanged {
 			result = old
-			return appendEvents(tb, tenant, ch.Events)
+			return appendEvents(tb, org, ch.Events)
 		}
 		ng := ch.Group
 		if ng == nil {
 			return unstamped("group", id, 0, old.Version+1)
 		}
-		if err := checkStamped("group", id, tenant, old.Version, ng.ID, ng.Tenant, ng.Version); err != nil {
+		if err := checkStamped("group", id, org, old.Version, ng.ID, ng.Org, ng.Version); err != nil {
 			return err
 		}
 		if fold(ng.DisplayName) != fold(old.DisplayName) {
@@ -292,7 +292,7 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 			return err
 		}
 		result = ng
-		return appendEvents(tb, tenant, ch.Events)
+		return appendEvents(tb, org, ch.Events)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: update group: %w", err)
@@ -300,8 +300,8 @@ func (gs groupStore) Update(ctx context.Context, tenant, id string, ifVersion ui
 	return result, nil
 }
 
-func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.GroupDeleteFunc) error {
-	err := gs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+func (gs groupStore) Delete(ctx context.Context, org gateway.OrgID, id string, ifVersion uint64, fn gateway.GroupDeleteFunc) error {
+	err := gs.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		old, err := currentGroup(tb, id, ifVersion)
 		if err != nil {
 			return err
@@ -330,7 +330,7 @@ func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion ui
 		if err := bumpGeneration(tb, bGroups); err != nil {
 			return err
 		}
-		return appendEvents(tb, tenant, events)
+		return appendEvents(tb, org, events)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: delete group: %w", err)
@@ -338,9 +338,9 @@ func (gs groupStore) Delete(ctx context.Context, tenant, id string, ifVersion ui
 	return nil
 }
 
-func (gs groupStore) Lookup(ctx context.Context, tenant string, index gateway.GroupIndex, value string) ([]string, error) {
+func (gs groupStore) Lookup(ctx context.Context, org gateway.OrgID, index gateway.GroupIndex, value string) ([]string, error) {
 	var ids []string
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -364,15 +364,15 @@ func (gs groupStore) Lookup(ctx context.Context, tenant string, index gateway.Gr
 	return ids, nil
 }
 
-func (gs groupStore) List(ctx context.Context, tenant string, offset, limit int) ([]*gateway.Group, int, error) {
+func (gs groupStore) List(ctx context.Context, org gateway.OrgID, offset, limit int) ([]*gateway.Group, int, error) {
 	out := []*gateway.Group{}
 	total := 0
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
 		total = counter(tb, counterGroups)
-		return gs.s.pager.page(tb, tenant, bGroups, offset, limit, func(v []byte) error {
+		return gs.s.pager.page(tb, org, bGroups, offset, limit, func(v []byte) error {
 			g, err := decodeGroup(v)
 			if err != nil {
 				return err
@@ -387,8 +387,8 @@ func (gs groupStore) List(ctx context.Context, tenant string, offset, limit int)
 	return out, total, nil
 }
 
-func (gs groupStore) Scan(ctx context.Context, tenant string, fn func(*gateway.Group) bool) error {
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+func (gs groupStore) Scan(ctx context.Context, org gateway.OrgID, fn func(*gateway.Group) bool) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -410,9 +410,9 @@ func (gs groupStore) Scan(ctx context.Context, tenant string, fn func(*gateway.G
 	return nil
 }
 
-func (gs groupStore) Memberships(ctx context.Context, tenant string, userIDs []string) (map[string][]gateway.GroupRef, error) {
+func (gs groupStore) Memberships(ctx context.Context, org gateway.OrgID, userIDs []string) (map[string][]gateway.GroupRef, error) {
 	out := map[string][]gateway.GroupRef{}
-	err := gs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := gs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}

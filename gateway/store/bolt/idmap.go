@@ -5,14 +5,16 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // idMapStore keeps adapters' downstream ids.
 type idMapStore struct{ s *Store }
 
-func (m idMapStore) Get(ctx context.Context, tenant, adapter, id string) (string, error) {
+func (m idMapStore) Get(ctx context.Context, org gateway.OrgID, adapter, id string) (string, error) {
 	var out string
-	err := m.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := m.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -27,8 +29,8 @@ func (m idMapStore) Get(ctx context.Context, tenant, adapter, id string) (string
 	return out, nil
 }
 
-func (m idMapStore) Put(ctx context.Context, tenant, adapter, id, downstreamID string) error {
-	err := m.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+func (m idMapStore) Put(ctx context.Context, org gateway.OrgID, adapter, id, downstreamID string) error {
+	err := m.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		return tb.Bucket(bIDMaps).Put(pair(adapter, id), []byte(downstreamID))
 	})
 	if err != nil {
@@ -37,8 +39,8 @@ func (m idMapStore) Put(ctx context.Context, tenant, adapter, id, downstreamID s
 	return nil
 }
 
-func (m idMapStore) Delete(ctx context.Context, tenant, adapter, id string) error {
-	err := m.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+func (m idMapStore) Delete(ctx context.Context, org gateway.OrgID, adapter, id string) error {
+	err := m.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		return tb.Bucket(bIDMaps).Delete(pair(adapter, id))
 	})
 	if err != nil {

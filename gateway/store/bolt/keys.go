@@ -6,14 +6,16 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // keyStore keeps the gateway's key material.
 type keyStore struct{ s *Store }
 
-func (k keyStore) Get(ctx context.Context, tenant, name string) ([]byte, error) {
+func (k keyStore) Get(ctx context.Context, org gateway.OrgID, name string) ([]byte, error) {
 	var out []byte
-	err := k.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := k.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb != nil {
 			out = bytes.Clone(tb.Bucket(bKeys).Get([]byte(name)))
 		}
@@ -25,9 +27,9 @@ func (k keyStore) Get(ctx context.Context, tenant, name string) ([]byte, error) 
 	return out, nil
 }
 
-func (k keyStore) PutIfAbsent(ctx context.Context, tenant, name string, value []byte) ([]byte, error) {
+func (k keyStore) PutIfAbsent(ctx context.Context, org gateway.OrgID, name string, value []byte) ([]byte, error) {
 	var out []byte
-	err := k.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := k.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		b := tb.Bucket(bKeys)
 		if v := b.Get([]byte(name)); v != nil {
 			out = bytes.Clone(v)

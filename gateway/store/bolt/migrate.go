@@ -4,10 +4,12 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // rebuildNameIndexes re-keys the unique userName and group displayName
-// indexes of every tenant with fold (schema version 1 → 2). Names that
+// indexes of every org with fold (schema version 1 → 2). Names that
 // were distinct under strings.ToLower but are one name under full case
 // folding (straße, STRASSE) cannot both keep an index entry: the older
 // record keeps it, and a note names both so that an operator can rename
@@ -15,24 +17,24 @@ import (
 func rebuildNameIndexes(tx *bolt.Tx) ([]string, error) {
 	var notes []string
 	err := tx.Bucket(bucketTenants).ForEachBucket(func(name []byte) error {
-		tenant := string(name)
+		org := gateway.OrgID(name)
 		tb := tx.Bucket(bucketTenants).Bucket(name)
 		users, err := rebuildIndex(tb, bUsers, bUserName, func(v []byte) (string, string, error) {
-			u, err := decodeUser(v)
+			u, err := decodeUser(v, org)
 			if err != nil {
 				return "", "", err
 			}
 			return u.ID, u.UserName, nil
 		})
 		if err != nil {
-			return fmt.Errorf("tenant %q users: %w", tenant, err)
+			return fmt.Errorf("tenant %q users: %w", org, err)
 		}
-		if err := rebuildEmailIndex(tb); err != nil {
-			return fmt.Errorf("tenant %q emails: %w", tenant, err)
+		if err := rebuildEmailIndex(tb, org); err != nil {
+			return fmt.Errorf("tenant %q emails: %w", org, err)
 		}
 		for _, c := range users {
 			notes = append(notes, fmt.Sprintf("tenant %q: users %s (userName %q) and %s (userName %q) are one userName under Unicode case folding; %s keeps it for look-ups, rename or delete the other",
-				tenant, c.keptID, c.keptName, c.otherID, c.otherName, c.keptID))
+				org, c.keptID, c.keptName, c.otherID, c.otherName, c.keptID))
 		}
 		groups, err := rebuildIndex(tb, bGroups, bGroupName, func(v []byte) (string, string, error) {
 			g, err := decodeGroup(v)
@@ -42,11 +44,11 @@ func rebuildNameIndexes(tx *bolt.Tx) ([]string, error) {
 			return g.ID, g.DisplayName, nil
 		})
 		if err != nil {
-			return fmt.Errorf("tenant %q groups: %w", tenant, err)
+			return fmt.Errorf("tenant %q groups: %w", org, err)
 		}
 		for _, c := range groups {
 			notes = append(notes, fmt.Sprintf("tenant %q: groups %s (%q) and %s (%q) are one displayName under Unicode case folding; %s keeps it for look-ups, rename or delete the other",
-				tenant, c.keptID, c.keptName, c.otherID, c.otherName, c.keptID))
+				org, c.keptID, c.keptName, c.otherID, c.otherName, c.keptID))
 		}
 		return nil
 	})
@@ -55,7 +57,7 @@ func rebuildNameIndexes(tx *bolt.Tx) ([]string, error) {
 
 // rebuildEmailIndex re-keys the email index with fold, the key filters on
 // emails.value compare with (email is not unique: no conflicts).
-func rebuildEmailIndex(tb *bolt.Bucket) error {
+func rebuildEmailIndex(tb *bolt.Bucket, org gateway.OrgID) error {
 	if err := tb.DeleteBucket(bUserEmail); err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func rebuildEmailIndex(tb *bolt.Bucket) error {
 		return err
 	}
 	return tb.Bucket(bUsers).ForEach(func(_, v []byte) error {
-		u, err := decodeUser(v)
+		u, err := decodeUser(v, org)
 		if err != nil {
 			return err
 		}
@@ -116,7 +118,7 @@ func buildPoolIndex(tx *bolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket(name)
 		idx := tb.Bucket(bUserPool)
 		return tb.Bucket(bUsers).ForEach(func(_, v []byte) error {
-			u, err := decodeUser(v)
+			u, err := decodeUser(v, gateway.OrgID(name))
 			if err != nil {
 				return fmt.Errorf("tenant %q: %w", name, err)
 			}

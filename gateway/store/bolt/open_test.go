@@ -83,7 +83,7 @@ func TestOpenLockedByAnotherProcess(t *testing.T) {
 		}
 	}
 	// The holder is unaffected.
-	if _, err := first.Users().Lookup(context.Background(), tenant, "userName", "x"); err != nil {
+	if _, err := first.Users().Lookup(context.Background(), org, "userName", "x"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,9 +15,9 @@ import (
 // outboxStore reads and maintains the outbox.
 type outboxStore struct{ s *Store }
 
-func (o outboxStore) After(ctx context.Context, tenant string, seq uint64, limit int) ([]gateway.Event, error) {
+func (o outboxStore) After(ctx context.Context, org gateway.OrgID, seq uint64, limit int) ([]gateway.Event, error) {
 	var out []gateway.Event
-	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := o.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -37,9 +37,9 @@ func (o outboxStore) After(ctx context.Context, tenant string, seq uint64, limit
 	return out, nil
 }
 
-func (o outboxStore) Len(ctx context.Context, tenant string) (int, error) {
+func (o outboxStore) Len(ctx context.Context, org gateway.OrgID) (int, error) {
 	n := 0
-	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := o.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb != nil {
 			n = counter(tb, counterOutbox)
 		}
@@ -48,9 +48,9 @@ func (o outboxStore) Len(ctx context.Context, tenant string) (int, error) {
 	return n, err
 }
 
-func (o outboxStore) LastSeq(ctx context.Context, tenant string) (uint64, error) {
+func (o outboxStore) LastSeq(ctx context.Context, org gateway.OrgID) (uint64, error) {
 	var seq uint64
-	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := o.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb != nil {
 			seq = tb.Bucket(bOutbox).Sequence()
 		}
@@ -59,9 +59,9 @@ func (o outboxStore) LastSeq(ctx context.Context, tenant string) (uint64, error)
 	return seq, err
 }
 
-func (o outboxStore) Cursor(ctx context.Context, tenant, consumer string) (uint64, error) {
+func (o outboxStore) Cursor(ctx context.Context, org gateway.OrgID, consumer string) (uint64, error) {
 	var seq uint64
-	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := o.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -76,7 +76,7 @@ func (o outboxStore) Cursor(ctx context.Context, tenant, consumer string) (uint6
 	return seq, nil
 }
 
-func (o outboxStore) Ack(ctx context.Context, tenant, consumer string, seq uint64, add []gateway.DeadLetter, remove []uint64) error {
+func (o outboxStore) Ack(ctx context.Context, org gateway.OrgID, consumer string, seq uint64, add []gateway.DeadLetter, remove []uint64) error {
 	// Encode before the transaction: the committer's time is everyone's.
 	type kv struct{ k, v []byte }
 	encoded := make([]kv, len(add))
@@ -87,7 +87,7 @@ func (o outboxStore) Ack(ctx context.Context, tenant, consumer string, seq uint6
 		}
 		encoded[i] = kv{deadLetterKey(consumer, add[i].Event.Seq), v}
 	}
-	err := o.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := o.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		cb := tb.Bucket(bCursors)
 		if v := cb.Get([]byte(consumer)); len(v) != 8 || binary.BigEndian.Uint64(v) < seq {
 			if err := cb.Put([]byte(consumer), u64(seq)); err != nil {
@@ -113,9 +113,9 @@ func (o outboxStore) Ack(ctx context.Context, tenant, consumer string, seq uint6
 	return nil
 }
 
-func (o outboxStore) DeadLetters(ctx context.Context, tenant, consumer string) ([]gateway.DeadLetter, error) {
+func (o outboxStore) DeadLetters(ctx context.Context, org gateway.OrgID, consumer string) ([]gateway.DeadLetter, error) {
 	var out []gateway.DeadLetter
-	err := o.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := o.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -136,9 +136,9 @@ func (o outboxStore) DeadLetters(ctx context.Context, tenant, consumer string) (
 	return out, nil
 }
 
-func (o outboxStore) Prune(ctx context.Context, tenant string, upTo uint64, before time.Time, limit int) (int, error) {
+func (o outboxStore) Prune(ctx context.Context, org gateway.OrgID, upTo uint64, before time.Time, limit int) (int, error) {
 	n := 0
-	err := o.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := o.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		n = 0
 		ob := tb.Bucket(bOutbox)
 		c := ob.Cursor()
@@ -165,7 +165,7 @@ func (o outboxStore) Prune(ctx context.Context, tenant string, upTo uint64, befo
 
 // Changed is signalled by every commit: one process, one file, and a
 // spurious wake-up costs a consumer one read.
-func (o outboxStore) Changed(string) <-chan struct{} { return o.s.commits.changed() }
+func (o outboxStore) Changed(gateway.OrgID) <-chan struct{} { return o.s.commits.changed() }
 
 func deadLetterKey(consumer string, seq uint64) []byte {
 	return append(pair(consumer, ""), u64(seq)...)
@@ -212,7 +212,7 @@ func eventTime(v []byte) (time.Time, error) {
 	if r.byte() != recordFormat {
 		return time.Time{}, errCorrupt
 	}
-	for range 5 { // id, tenant, op, source, request id
+	for range 5 { // id, org, op, source, request id
 		r.str()
 	}
 	t := r.time()

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // bbolt cannot seek to the n-th key, so a deep startIndex used to walk the
@@ -20,7 +22,7 @@ import (
 // was taken at. That makes the cache exact, not approximate.
 type pager struct {
 	mu    sync.Mutex
-	sets  map[string]*bookmarks // by tenant + bucket
+	sets  map[string]*bookmarks // by org + bucket
 	every int                   // also bookmark every this many skipped keys
 }
 
@@ -94,11 +96,11 @@ func (p *pager) remember(set string, gen uint64, marks map[int][]byte) {
 
 // page skips offset keys of b and hands the next limit values to fn,
 // starting from the nearest bookmark.
-func (p *pager) page(tb *bolt.Bucket, tenant string, name []byte, offset, limit int, fn func(v []byte) error) error {
+func (p *pager) page(tb *bolt.Bucket, org gateway.OrgID, name []byte, offset, limit int, fn func(v []byte) error) error {
 	if limit <= 0 {
 		return nil
 	}
-	set := tenant + "\x00" + string(name)
+	set := string(org) + "\x00" + string(name)
 	gen := generation(tb, name)
 	c := tb.Bucket(name).Cursor()
 	pos, start := p.nearest(set, gen, offset)

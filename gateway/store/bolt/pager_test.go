@@ -26,7 +26,7 @@ func TestPagingWithBookmarksStaysExact(t *testing.T) {
 		switch round % 10 {
 		case 3: // delete one
 			i := rng.IntN(len(ids))
-			if err := s.Users().Delete(ctx, tenant, ids[i], 0, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
+			if err := s.Users().Delete(ctx, org, ids[i], 0, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
 				return gateway.UserDeletion{}, nil
 			}); err != nil {
 				t.Fatal(err)
@@ -37,7 +37,7 @@ func TestPagingWithBookmarksStaysExact(t *testing.T) {
 		}
 		want := slices.Sorted(slices.Values(ids))
 		offset, limit := rng.IntN(len(want)+5), 1+rng.IntN(40)
-		page, total, err := s.Users().List(ctx, tenant, offset, limit)
+		page, total, err := s.Users().List(ctx, org, offset, limit)
 		if err != nil {
 			t.Fatal(err)
 		}

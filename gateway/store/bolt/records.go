@@ -25,10 +25,10 @@ func decodeRecord(id string, v []byte) (gateway.Record, error) {
 	return gateway.Record{ID: id, Version: binary.BigEndian.Uint64(v), Value: bytes.Clone(v[8:])}, nil
 }
 
-func (rs recordStore) Get(ctx context.Context, tenant, kind, id string) (gateway.Record, error) {
+func (rs recordStore) Get(ctx context.Context, org gateway.OrgID, kind, id string) (gateway.Record, error) {
 	var rec gateway.Record
 	found := false
-	err := rs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := rs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -50,9 +50,9 @@ func (rs recordStore) Get(ctx context.Context, tenant, kind, id string) (gateway
 	return rec, nil
 }
 
-func (rs recordStore) List(ctx context.Context, tenant, kind string) ([]gateway.Record, error) {
+func (rs recordStore) List(ctx context.Context, org gateway.OrgID, kind string) ([]gateway.Record, error) {
 	var out []gateway.Record
-	err := rs.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := rs.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -83,14 +83,14 @@ func currentRecord(b *bolt.Bucket, kind, id string) (uint64, bool) {
 	return binary.BigEndian.Uint64(v), true
 }
 
-func (rs recordStore) Put(ctx context.Context, tenant, kind, id string, ifVersion uint64, value []byte, j gateway.Journal) (uint64, error) {
+func (rs recordStore) Put(ctx context.Context, org gateway.OrgID, kind, id string, ifVersion uint64, value []byte, j gateway.Journal) (uint64, error) {
 	if kind == "" || id == "" || bytes.IndexByte([]byte(kind), 0) >= 0 {
 		return 0, fmt.Errorf("bolt: put record: empty or invalid kind or id")
 	}
 	if !json.Valid(value) {
 		return 0, fmt.Errorf("bolt: put %s record %q: value is not JSON", kind, id)
 	}
-	err := rs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := rs.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		b := tb.Bucket(bRecords)
 		have, exists := currentRecord(b, kind, id)
 		switch {
@@ -106,10 +106,10 @@ func (rs recordStore) Put(ctx context.Context, tenant, kind, id string, ifVersio
 		if err := b.Put(recordKey(kind, id), append(v, value...)); err != nil {
 			return err
 		}
-		if err := appendAudit(tb, tenant, j.Audit); err != nil {
+		if err := appendAudit(tb, org, j.Audit); err != nil {
 			return err
 		}
-		return appendEvents(tb, tenant, j.Events)
+		return appendEvents(tb, org, j.Events)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: put %s record: %w", kind, err)
@@ -117,8 +117,8 @@ func (rs recordStore) Put(ctx context.Context, tenant, kind, id string, ifVersio
 	return ifVersion + 1, nil
 }
 
-func (rs recordStore) Delete(ctx context.Context, tenant, kind, id string, ifVersion uint64, j gateway.Journal) error {
-	err := rs.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+func (rs recordStore) Delete(ctx context.Context, org gateway.OrgID, kind, id string, ifVersion uint64, j gateway.Journal) error {
+	err := rs.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		b := tb.Bucket(bRecords)
 		have, exists := currentRecord(b, kind, id)
 		switch {
@@ -130,10 +130,10 @@ func (rs recordStore) Delete(ctx context.Context, tenant, kind, id string, ifVer
 		if err := b.Delete(recordKey(kind, id)); err != nil {
 			return err
 		}
-		if err := appendAudit(tb, tenant, j.Audit); err != nil {
+		if err := appendAudit(tb, org, j.Audit); err != nil {
 			return err
 		}
-		return appendEvents(tb, tenant, j.Events)
+		return appendEvents(tb, org, j.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: delete %s record: %w", kind, err)

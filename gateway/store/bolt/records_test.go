@@ -19,7 +19,7 @@ func TestPoolIndex(t *testing.T) {
 	u.Pools = []string{"default", "support"}
 	mustCreate(t, s, u)
 	lookup := func(s *Store, pool string) []string {
-		ids, err := s.Users().Lookup(ctx, tenant, gateway.UserByPool, pool)
+		ids, err := s.Users().Lookup(ctx, org, gateway.UserByPool, pool)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,7 +28,7 @@ func TestPoolIndex(t *testing.T) {
 	if !slices.Equal(lookup(s, "support"), []string{u.ID}) || !slices.Equal(lookup(s, "default"), []string{u.ID}) {
 		t.Fatal("a new user is not indexed under its pools")
 	}
-	if _, err := s.Users().Update(ctx, tenant, u.ID, 0, func(old *gateway.User) (gateway.UserChange, error) {
+	if _, err := s.Users().Update(ctx, org, u.ID, 0, func(old *gateway.User) (gateway.UserChange, error) {
 		old.Pools, old.Version = []string{"sales"}, old.Version+1
 		return gateway.UserChange{User: old}, nil
 	}); err != nil {
@@ -41,7 +41,7 @@ func TestPoolIndex(t *testing.T) {
 
 	// A schema version 2 file gets its pool index built at open.
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketTenants).Bucket([]byte(tenant)).DeleteBucket(bUserPool); err != nil {
+		if err := tx.Bucket(bucketTenants).Bucket([]byte(org)).DeleteBucket(bUserPool); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyVersion, u64(2))
@@ -74,12 +74,12 @@ func TestScanSummariesContains(t *testing.T) {
 		v := func() []byte {
 			var out []byte
 			_ = s.db.View(func(tx *bolt.Tx) error {
-				out = bytes.Clone(tx.Bucket(bucketTenants).Bucket([]byte(tenant)).Bucket(bUsers).Get([]byte(u.ID)))
+				out = bytes.Clone(tx.Bucket(bucketTenants).Bucket([]byte(org)).Bucket(bUsers).Get([]byte(u.ID)))
 				return nil
 			})
 			return out
 		}()
-		_, want, _ := decodeUserHeader(v)
+		_, want, _ := decodeUserHeader(v, org)
 		if got, ok := userDocument(v); !ok || !bytes.Equal(got, want) {
 			t.Fatalf("userDocument of %s: %q, want %q", u.UserName, got, want)
 		}
@@ -95,7 +95,7 @@ func TestScanSummariesContains(t *testing.T) {
 	}
 	for q, want := range cases {
 		var got []string
-		if err := s.Users().ScanSummaries(ctx, tenant, "", q, func(u *gateway.User) bool {
+		if err := s.Users().ScanSummaries(ctx, org, "", q, func(u *gateway.User) bool {
 			got = append(got, u.ID)
 			return true
 		}); err != nil {

@@ -26,12 +26,12 @@ func encodeSession(se *gateway.Session) []byte {
 	return w.b
 }
 
-func decodeSession(tenant, id string, v []byte) (gateway.Session, error) {
+func decodeSession(org gateway.OrgID, id string, v []byte) (gateway.Session, error) {
 	r := reader{b: v}
 	if r.byte() != recordFormat {
 		return gateway.Session{}, errCorrupt
 	}
-	se := gateway.Session{ID: id, Tenant: tenant, UserID: r.str(), Protocol: r.str()}
+	se := gateway.Session{ID: id, Org: org, UserID: r.str(), Protocol: r.str()}
 	se.Created, se.LastSeen, se.Expires = r.time(), r.time(), r.time()
 	return se, r.err
 }
@@ -44,7 +44,7 @@ func (ss sessionStore) Create(ctx context.Context, se gateway.Session) error {
 	if se.ID == "" || se.UserID == "" {
 		return &gateway.Error{Code: gateway.ErrInternal, Message: "internal error", Err: fmt.Errorf("session without id or user")}
 	}
-	err := ss.s.write(ctx, se.Tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.write(ctx, se.Org, func(tb *bolt.Bucket) error {
 		if err := tb.Bucket(bSessions).Put([]byte(se.ID), encodeSession(&se)); err != nil {
 			return err
 		}
@@ -59,10 +59,10 @@ func (ss sessionStore) Create(ctx context.Context, se gateway.Session) error {
 	return nil
 }
 
-func (ss sessionStore) Get(ctx context.Context, tenant, id string) (gateway.Session, error) {
+func (ss sessionStore) Get(ctx context.Context, org gateway.OrgID, id string) (gateway.Session, error) {
 	var se gateway.Session
 	found := false
-	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -72,7 +72,7 @@ func (ss sessionStore) Get(ctx context.Context, tenant, id string) (gateway.Sess
 		}
 		found = true
 		var err error
-		se, err = decodeSession(tenant, id, v)
+		se, err = decodeSession(org, id, v)
 		return err
 	})
 	if err != nil {
@@ -84,13 +84,13 @@ func (ss sessionStore) Get(ctx context.Context, tenant, id string) (gateway.Sess
 	return se, nil
 }
 
-func (ss sessionStore) Touch(ctx context.Context, tenant, id string, at time.Time) error {
-	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+func (ss sessionStore) Touch(ctx context.Context, org gateway.OrgID, id string, at time.Time) error {
+	err := ss.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		v := tb.Bucket(bSessions).Get([]byte(id))
 		if v == nil {
 			return sessionNotFound()
 		}
-		se, err := decodeSession(tenant, id, v)
+		se, err := decodeSession(org, id, v)
 		if err != nil {
 			return err
 		}
@@ -104,12 +104,12 @@ func (ss sessionStore) Touch(ctx context.Context, tenant, id string, at time.Tim
 }
 
 // deleteSession removes a session and its index entry.
-func deleteSession(tb *bolt.Bucket, tenant, id string) error {
+func deleteSession(tb *bolt.Bucket, org gateway.OrgID, id string) error {
 	v := tb.Bucket(bSessions).Get([]byte(id))
 	if v == nil {
 		return nil
 	}
-	se, err := decodeSession(tenant, id, v)
+	se, err := decodeSession(org, id, v)
 	if err != nil {
 		return err
 	}
@@ -119,20 +119,20 @@ func deleteSession(tb *bolt.Bucket, tenant, id string) error {
 	return tb.Bucket(bSessions).Delete([]byte(id))
 }
 
-func (ss sessionStore) Delete(ctx context.Context, tenant, id string) error {
-	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error { return deleteSession(tb, tenant, id) })
+func (ss sessionStore) Delete(ctx context.Context, org gateway.OrgID, id string) error {
+	err := ss.s.write(ctx, org, func(tb *bolt.Bucket) error { return deleteSession(tb, org, id) })
 	if err != nil {
 		return fmt.Errorf("bolt: delete session: %w", err)
 	}
 	return nil
 }
 
-func (ss sessionStore) DeleteUser(ctx context.Context, tenant, userID string) (int, error) {
+func (ss sessionStore) DeleteUser(ctx context.Context, org gateway.OrgID, userID string) (int, error) {
 	n := 0
-	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		n = 0
 		for _, id := range prefixed(tb.Bucket(bUserSessions), userID) {
-			if err := deleteSession(tb, tenant, id); err != nil {
+			if err := deleteSession(tb, org, id); err != nil {
 				return err
 			}
 			n++
@@ -145,9 +145,9 @@ func (ss sessionStore) DeleteUser(ctx context.Context, tenant, userID string) (i
 	return n, nil
 }
 
-func (ss sessionStore) DeleteAll(ctx context.Context, tenant string) (int, error) {
+func (ss sessionStore) DeleteAll(ctx context.Context, org gateway.OrgID) (int, error) {
 	n := 0
-	err := ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		n = tb.Bucket(bSessions).Stats().KeyN
 		// Both buckets are emptied whole: recreating them is cheaper than
 		// deleting every key.
@@ -167,9 +167,9 @@ func (ss sessionStore) DeleteAll(ctx context.Context, tenant string) (int, error
 	return n, nil
 }
 
-func (ss sessionStore) Count(ctx context.Context, tenant string) (int, error) {
+func (ss sessionStore) Count(ctx context.Context, org gateway.OrgID) (int, error) {
 	n := 0
-	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb != nil {
 			n = tb.Bucket(bSessions).Stats().KeyN
 		}
@@ -178,14 +178,14 @@ func (ss sessionStore) Count(ctx context.Context, tenant string) (int, error) {
 	return n, err
 }
 
-func (ss sessionStore) Expire(ctx context.Context, tenant string, now, idleBefore time.Time) (int, error) {
+func (ss sessionStore) Expire(ctx context.Context, org gateway.OrgID, now, idleBefore time.Time) (int, error) {
 	var stale []string
-	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
 		return tb.Bucket(bSessions).ForEach(func(k, v []byte) error {
-			se, err := decodeSession(tenant, string(k), v)
+			se, err := decodeSession(org, string(k), v)
 			if err != nil {
 				return err
 			}
@@ -198,9 +198,9 @@ func (ss sessionStore) Expire(ctx context.Context, tenant string, now, idleBefor
 	if err != nil || len(stale) == 0 {
 		return 0, err
 	}
-	err = ss.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
+	err = ss.s.write(ctx, org, func(tb *bolt.Bucket) error {
 		for _, id := range stale {
-			if err := deleteSession(tb, tenant, id); err != nil {
+			if err := deleteSession(tb, org, id); err != nil {
 				return err
 			}
 		}
@@ -212,9 +212,9 @@ func (ss sessionStore) Expire(ctx context.Context, tenant string, now, idleBefor
 	return len(stale), nil
 }
 
-func (ss sessionStore) LastLogins(ctx context.Context, tenant string, userIDs []string) (map[string]time.Time, error) {
+func (ss sessionStore) LastLogins(ctx context.Context, org gateway.OrgID, userIDs []string) (map[string]time.Time, error) {
 	out := make(map[string]time.Time, len(userIDs))
-	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -232,9 +232,9 @@ func (ss sessionStore) LastLogins(ctx context.Context, tenant string, userIDs []
 	return out, nil
 }
 
-func (ss sessionStore) ListUser(ctx context.Context, tenant, userID string) ([]gateway.Session, error) {
+func (ss sessionStore) ListUser(ctx context.Context, org gateway.OrgID, userID string) ([]gateway.Session, error) {
 	var out []gateway.Session
-	err := ss.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := ss.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -243,7 +243,7 @@ func (ss sessionStore) ListUser(ctx context.Context, tenant, userID string) ([]g
 			if v == nil {
 				continue
 			}
-			se, err := decodeSession(tenant, id, v)
+			se, err := decodeSession(org, id, v)
 			if err != nil {
 				return err
 			}

@@ -36,22 +36,22 @@ func TestSignInFootprint(t *testing.T) {
 		for i := range signIns {
 			now := start.Add(time.Duration(i) * time.Second / perSecond)
 			req, assertion := randomID(), randomID()
-			if _, err := s.Ephemeral().PutIfAbsent(ctx, gateway.DefaultTenant, "saml-request", req, []byte(`{"return":"/dashboard"}`), now.Add(10*time.Minute)); err != nil {
+			if _, err := s.Ephemeral().PutIfAbsent(ctx, gateway.DefaultOrg, "saml-request", req, []byte(`{"return":"/dashboard"}`), now.Add(10*time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			// An assertion valid 5 minutes, plus the skew and a minute.
-			if _, _, err := s.Ephemeral().PutIfAbsentAndTake(ctx, gateway.DefaultTenant, "saml-assertion", assertion, nil, now.Add(9*time.Minute), "saml-request", req); err != nil {
+			if _, _, err := s.Ephemeral().PutIfAbsentAndTake(ctx, gateway.DefaultOrg, "saml-assertion", assertion, nil, now.Add(9*time.Minute), "saml-request", req); err != nil {
 				t.Fatal(err)
 			}
 			if sweep && now.Sub(lastSweep) >= 5*time.Minute {
-				if _, err := s.Ephemeral().Sweep(ctx, gateway.DefaultTenant, now); err != nil {
+				if _, err := s.Ephemeral().Sweep(ctx, gateway.DefaultOrg, now); err != nil {
 					t.Fatal(err)
 				}
 				lastSweep = now
 			}
 		}
 		end := start.Add(signIns * time.Second / perSecond)
-		if left, err = s.Ephemeral().Sweep(ctx, gateway.DefaultTenant, end.Add(time.Hour)); err != nil {
+		if left, err = s.Ephemeral().Sweep(ctx, gateway.DefaultOrg, end.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()

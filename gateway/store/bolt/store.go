@@ -269,14 +269,17 @@ func (s *Store) Ephemeral() gateway.EphemeralStore {
 	return ephemeralStore{s}
 }
 
-// view runs fn in a read transaction on tenant's bucket; fn gets nil when
-// the tenant has no data yet.
-func (s *Store) view(ctx context.Context, tenant string, fn func(tb *bolt.Bucket) error) error {
+// view runs fn in a read transaction on org's bucket; fn gets nil when
+// the org has no data yet.
+func (s *Store) view(ctx context.Context, org gateway.OrgID, fn func(tb *bolt.Bucket) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if org == "" {
+		return errNoOrg
+	}
 	return unavailable(s.db.View(func(tx *bolt.Tx) error {
-		return fn(tx.Bucket(bucketTenants).Bucket([]byte(tenant)))
+		return fn(tx.Bucket(bucketTenants).Bucket([]byte(org)))
 	}))
 }
 
@@ -289,14 +292,17 @@ func unavailable(err error) error {
 	return err
 }
 
-// write runs fn in a group-committed write transaction on tenant's bucket
+// write runs fn in a group-committed write transaction on org's bucket
 // (created on first use). fn may run more than once.
-func (s *Store) write(ctx context.Context, tenant string, fn func(tb *bolt.Bucket) error) error {
+func (s *Store) write(ctx context.Context, org gateway.OrgID, fn func(tb *bolt.Bucket) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if org == "" {
+		return errNoOrg
+	}
 	return unavailable(s.commits.write(func(tx *bolt.Tx) error {
-		tb, err := tenantBucket(tx, tenant)
+		tb, err := tenantBucket(tx, org)
 		if err != nil {
 			return err
 		}
@@ -311,15 +317,16 @@ func (s *Store) write(ctx context.Context, tenant string, fn func(tb *bolt.Bucke
 	}))
 }
 
-func tenantBucket(tx *bolt.Tx, tenant string) (*bolt.Bucket, error) {
-	if tenant == "" {
-		return nil, errors.New("empty tenant id")
-	}
+// errNoOrg refuses a call that names no organization: nothing is read
+// from or written to any organization in its place.
+var errNoOrg = gateway.Errorf(gateway.ErrInvalid, "no organization: the store call names none")
+
+func tenantBucket(tx *bolt.Tx, org gateway.OrgID) (*bolt.Bucket, error) {
 	tenants := tx.Bucket(bucketTenants)
-	if tb := tenants.Bucket([]byte(tenant)); tb != nil {
+	if tb := tenants.Bucket([]byte(org)); tb != nil {
 		return tb, nil
 	}
-	tb, err := tenants.CreateBucket([]byte(tenant))
+	tb, err := tenants.CreateBucket([]byte(org))
 	if err != nil {
 		return nil, err
 	}
@@ -376,8 +383,8 @@ func counter(tb *bolt.Bucket, key []byte) int {
 	return 0
 }
 
-// appendEvents writes events to the tenant's outbox, assigning Seq.
-func appendEvents(tb *bolt.Bucket, tenant string, events []gateway.Event) error {
+// appendEvents writes events to the org's outbox, assigning Seq.
+func appendEvents(tb *bolt.Bucket, org gateway.OrgID, events []gateway.Event) error {
 	ob := tb.Bucket(bOutbox)
 	for i := range events {
 		seq, err := ob.NextSequence()
@@ -385,8 +392,8 @@ func appendEvents(tb *bolt.Bucket, tenant string, events []gateway.Event) error 
 			return err
 		}
 		events[i].Seq = seq
-		if events[i].Tenant == "" {
-			events[i].Tenant = tenant
+		if events[i].Org == "" {
+			events[i].Org = org
 		}
 		raw, err := encodeEvent(&events[i])
 		if err != nil {
@@ -400,9 +407,9 @@ func appendEvents(tb *bolt.Bucket, tenant string, events []gateway.Event) error 
 }
 
 // checkStamped verifies that a changed record was stamped as the next
-// version of the stored one: same id and tenant, version + 1.
-func checkStamped(kind, id, tenant string, old uint64, newID, newTenant string, newVersion uint64) error {
-	if newID != id || newTenant != tenant || newVersion != old+1 {
+// version of the stored one: same id and org, version + 1.
+func checkStamped(kind, id string, org gateway.OrgID, old uint64, newID string, newOrg gateway.OrgID, newVersion uint64) error {
+	if newID != id || newOrg != org || newVersion != old+1 {
 		return unstamped(kind, id, newVersion, old+1)
 	}
 	return nil

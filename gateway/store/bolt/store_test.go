@@ -16,7 +16,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
-const tenant = gateway.DefaultTenant
+const org = gateway.DefaultOrg
 
 func openTest(t testing.TB, path string) *Store {
 	t.Helper()
@@ -44,7 +44,7 @@ func nextID(prefix string) string {
 }
 
 func newUser(name string, emails ...string) *gateway.User {
-	return &gateway.User{ID: nextID("u"), Tenant: tenant, UserName: name, Active: true, Emails: emails, ExternalID: "ext-" + name,
+	return &gateway.User{ID: nextID("u"), Org: org, UserName: name, Active: true, Emails: emails, ExternalID: "ext-" + name,
 		Version: 1, Attributes: gateway.NewDocument(map[string]any{"userName": name})}
 }
 
@@ -111,7 +111,7 @@ func checkTenantConsistency(t *testing.T, tb *bolt.Bucket) {
 		nUsers := 0
 		_ = users.ForEach(func(k, v []byte) error {
 			nUsers++
-			u, err := decodeUser(v)
+			u, err := decodeUser(v, org)
 			if err != nil {
 				t.Errorf("user %q: %v", k, err)
 				return nil
@@ -154,7 +154,7 @@ func TestRestartKeepsData(t *testing.T) {
 	if err := s.Users().Create(ctx, u, ev(gateway.OpUserCreated)); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway.Group{ID: nextID("g"), Tenant: tenant, DisplayName: "Eng", Version: 1}
+	g := &gateway.Group{ID: nextID("g"), Org: org, DisplayName: "Eng", Version: 1}
 	if err := s.Groups().Create(ctx, g, []gateway.Member{{UserID: u.ID, Display: "Ada"}}, ev(gateway.OpGroupCreated)); err != nil {
 		t.Fatal(err)
 	}
@@ -162,22 +162,22 @@ func TestRestartKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := openTest(t, path)
-	got, err := s2.Users().Get(ctx, tenant, u.ID)
+	got, err := s2.Users().Get(ctx, org, u.ID)
 	if err != nil || got.UserName != "ada@x" || got.Version != 1 {
 		t.Fatalf("user after restart: %+v %v", got, err)
 	}
-	ms, err := s2.Groups().Members(ctx, tenant, g.ID)
+	ms, err := s2.Groups().Members(ctx, org, g.ID)
 	if err != nil || len(ms) != 1 || ms[0] != (gateway.Member{UserID: u.ID, Display: "Ada"}) {
 		t.Fatalf("members after restart: %v %v", ms, err)
 	}
 	if err := s2.Users().Create(ctx, newUser("bob@x"), ev(gateway.OpUserCreated)); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := s2.Outbox().After(ctx, tenant, 0, 10)
-	if err != nil || len(evs) != 3 || evs[0].Seq != 1 || evs[1].Seq != 2 || evs[2].Seq != 3 || evs[0].Tenant != tenant {
+	evs, err := s2.Outbox().After(ctx, org, 0, 10)
+	if err != nil || len(evs) != 3 || evs[0].Seq != 1 || evs[1].Seq != 2 || evs[2].Seq != 3 || evs[0].Org != org {
 		t.Fatalf("outbox after restart: %+v %v", evs, err)
 	}
-	if after, _ := s2.Outbox().After(ctx, tenant, 2, 10); len(after) != 1 || after[0].Op != gateway.OpUserCreated {
+	if after, _ := s2.Outbox().After(ctx, org, 2, 10); len(after) != 1 || after[0].Op != gateway.OpUserCreated {
 		t.Fatalf("After(2) = %+v", after)
 	}
 	checkConsistency(t, s2)

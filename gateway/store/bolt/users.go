@@ -12,12 +12,12 @@ import (
 
 type userStore struct{ s *Store }
 
-func getUser(tb *bolt.Bucket, id string) (*gateway.User, error) {
+func getUser(tb *bolt.Bucket, org gateway.OrgID, id string) (*gateway.User, error) {
 	raw := tb.Bucket(bUsers).Get([]byte(id))
 	if raw == nil {
 		return nil, nil
 	}
-	return decodeUser(raw)
+	return decodeUser(raw, org)
 }
 
 func putUser(tb *bolt.Bucket, u *gateway.User) error {
@@ -30,8 +30,8 @@ func putUser(tb *bolt.Bucket, u *gateway.User) error {
 
 // currentUser reads the user a write applies to, checking its version
 // when ifVersion is not 0.
-func currentUser(tb *bolt.Bucket, id string, ifVersion uint64) (*gateway.User, error) {
-	u, err := getUser(tb, id)
+func currentUser(tb *bolt.Bucket, org gateway.OrgID, id string, ifVersion uint64) (*gateway.User, error) {
+	u, err := getUser(tb, org, id)
 	switch {
 	case err != nil:
 		return nil, err
@@ -101,7 +101,7 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 	if u.Version != 1 || u.ID == "" {
 		return fmt.Errorf("bolt: create user: %w", unstamped("user", u.ID, u.Version, 1))
 	}
-	err := us.s.write(ctx, u.Tenant, func(tb *bolt.Bucket) error {
+	err := us.s.write(ctx, u.Org, func(tb *bolt.Bucket) error {
 		if tb.Bucket(bUsers).Get([]byte(u.ID)) != nil {
 			return gateway.Errorf(gateway.ErrConflict, "user id %q already exists", u.ID)
 		}
@@ -120,10 +120,10 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 		if err := bumpGeneration(tb, bUsers); err != nil {
 			return err
 		}
-		if err := appendAudit(tb, u.Tenant, audit); err != nil {
+		if err := appendAudit(tb, u.Org, audit); err != nil {
 			return err
 		}
-		return appendEvents(tb, u.Tenant, events)
+		return appendEvents(tb, u.Org, events)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: create user: %w", err)
@@ -131,14 +131,14 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 	return nil
 }
 
-func (us userStore) Get(ctx context.Context, tenant, id string) (*gateway.User, error) {
+func (us userStore) Get(ctx context.Context, org gateway.OrgID, id string) (*gateway.User, error) {
 	var u *gateway.User
-	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := us.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
 		var err error
-		u, err = getUser(tb, id)
+		u, err = getUser(tb, org, id)
 		return err
 	})
 	if err != nil {
@@ -150,14 +150,14 @@ func (us userStore) Get(ctx context.Context, tenant, id string) (*gateway.User, 
 	return u, nil
 }
 
-func (us userStore) GetMany(ctx context.Context, tenant string, ids []string) ([]*gateway.User, error) {
+func (us userStore) GetMany(ctx context.Context, org gateway.OrgID, ids []string) ([]*gateway.User, error) {
 	out := make([]*gateway.User, 0, len(ids))
-	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := us.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
 		for _, id := range ids {
-			u, err := getUser(tb, id)
+			u, err := getUser(tb, org, id)
 			if err != nil {
 				return err
 			}
@@ -173,10 +173,10 @@ func (us userStore) GetMany(ctx context.Context, tenant string, ids []string) ([
 	return out, nil
 }
 
-func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.UserUpdateFunc) (*gateway.User, error) {
+func (us userStore) Update(ctx context.Context, org gateway.OrgID, id string, ifVersion uint64, fn gateway.UserUpdateFunc) (*gateway.User, error) {
 	var result *gateway.User
-	err := us.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		old, err := currentUser(tb, id, ifVersion)
+	err := us.s.write(ctx, org, func(tb *bolt.Bucket) error {
+		old, err := currentUser(tb, org, id, ifVersion)
 		if err != nil {
 			return err
 		}
@@ -184,18 +184,18 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 		if err != nil {
 			return err
 		}
-		if err := appendAudit(tb, tenant, ch.Audit); err != nil {
+		if err := appendAudit(tb, org, ch.Audit); err != nil {
 			return err
 		}
 		if ch.Unchanged {
 			result = old
-			return appendEvents(tb, tenant, ch.Events)
+			return appendEvents(tb, org, ch.Events)
 		}
 		nu := ch.User
 		if nu == nil {
 			return unstamped("user", id, 0, old.Version+1)
 		}
-		if err := checkStamped("user", id, tenant, old.Version, nu.ID, nu.Tenant, nu.Version); err != nil {
+		if err := checkStamped("user", id, org, old.Version, nu.ID, nu.Org, nu.Version); err != nil {
 			return err
 		}
 		if fold(nu.UserName) != fold(old.UserName) {
@@ -218,7 +218,7 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 			return err
 		}
 		result = nu
-		return appendEvents(tb, tenant, ch.Events)
+		return appendEvents(tb, org, ch.Events)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: update user: %w", err)
@@ -226,9 +226,9 @@ func (us userStore) Update(ctx context.Context, tenant, id string, ifVersion uin
 	return result, nil
 }
 
-func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uint64, fn gateway.UserDeleteFunc) error {
-	err := us.s.write(ctx, tenant, func(tb *bolt.Bucket) error {
-		old, err := currentUser(tb, id, ifVersion)
+func (us userStore) Delete(ctx context.Context, org gateway.OrgID, id string, ifVersion uint64, fn gateway.UserDeleteFunc) error {
+	err := us.s.write(ctx, org, func(tb *bolt.Bucket) error {
+		old, err := currentUser(tb, org, id, ifVersion)
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,7 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 			if !ok {
 				return unstamped("group", g.ID, g.Version, 0)
 			}
-			if err := checkStamped("group", g.ID, tenant, v, g.ID, g.Tenant, g.Version); err != nil {
+			if err := checkStamped("group", g.ID, org, v, g.ID, g.Org, g.Version); err != nil {
 				return err
 			}
 			if err := putGroup(tb, g); err != nil {
@@ -289,10 +289,10 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 		if err := tb.Bucket(bLastLogin).Delete([]byte(id)); err != nil {
 			return err
 		}
-		if err := appendAudit(tb, tenant, del.Audit); err != nil {
+		if err := appendAudit(tb, org, del.Audit); err != nil {
 			return err
 		}
-		return appendEvents(tb, tenant, del.Events)
+		return appendEvents(tb, org, del.Events)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: delete user: %w", err)
@@ -300,9 +300,9 @@ func (us userStore) Delete(ctx context.Context, tenant, id string, ifVersion uin
 	return nil
 }
 
-func (us userStore) Lookup(ctx context.Context, tenant string, index gateway.UserIndex, value string) ([]string, error) {
+func (us userStore) Lookup(ctx context.Context, org gateway.OrgID, index gateway.UserIndex, value string) ([]string, error) {
 	var ids []string
-	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := us.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
@@ -328,16 +328,16 @@ func (us userStore) Lookup(ctx context.Context, tenant string, index gateway.Use
 	return ids, nil
 }
 
-func (us userStore) List(ctx context.Context, tenant string, offset, limit int) ([]*gateway.User, int, error) {
+func (us userStore) List(ctx context.Context, org gateway.OrgID, offset, limit int) ([]*gateway.User, int, error) {
 	out := []*gateway.User{}
 	total := 0
-	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+	err := us.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
 		total = counter(tb, counterUsers)
-		return us.s.pager.page(tb, tenant, bUsers, offset, limit, func(v []byte) error {
-			u, err := decodeUser(v)
+		return us.s.pager.page(tb, org, bUsers, offset, limit, func(v []byte) error {
+			u, err := decodeUser(v, org)
 			if err != nil {
 				return err
 			}
@@ -351,18 +351,18 @@ func (us userStore) List(ctx context.Context, tenant string, offset, limit int) 
 	return out, total, nil
 }
 
-func (us userStore) Scan(ctx context.Context, tenant, after string, fn func(*gateway.User) bool) error {
-	return us.scan(ctx, tenant, after, decodeUser, fn)
+func (us userStore) Scan(ctx context.Context, org gateway.OrgID, after string, fn func(*gateway.User) bool) error {
+	return us.scan(ctx, org, after, func(v []byte) (*gateway.User, error) { return decodeUser(v, org) }, fn)
 }
 
 // ScanSummaries is Scan without the protocol documents: a filtered list
 // of a large directory decodes only what it filters on.
-func (us userStore) ScanSummaries(ctx context.Context, tenant, after, contains string, fn func(*gateway.User) bool) error {
-	return us.scan(ctx, tenant, after, func(v []byte) (*gateway.User, error) {
+func (us userStore) ScanSummaries(ctx context.Context, org gateway.OrgID, after, contains string, fn func(*gateway.User) bool) error {
+	return us.scan(ctx, org, after, func(v []byte) (*gateway.User, error) {
 		if doc, ok := userDocument(v); ok && contains != "" && !mayContain(doc, contains) {
 			return nil, nil
 		}
-		u, _, err := decodeUserHeader(v)
+		u, _, err := decodeUserHeader(v, org)
 		return u, err
 	}, fn)
 }
@@ -397,8 +397,8 @@ func mayContain(v []byte, q string) bool {
 	return false
 }
 
-func (us userStore) scan(ctx context.Context, tenant, after string, decode func([]byte) (*gateway.User, error), fn func(*gateway.User) bool) error {
-	err := us.s.view(ctx, tenant, func(tb *bolt.Bucket) error {
+func (us userStore) scan(ctx context.Context, org gateway.OrgID, after string, decode func([]byte) (*gateway.User, error), fn func(*gateway.User) bool) error {
+	err := us.s.view(ctx, org, func(tb *bolt.Bucket) error {
 		if tb == nil {
 			return nil
 		}
