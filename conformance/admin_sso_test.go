@@ -112,7 +112,7 @@ func TestConsoleTestSignIn(t *testing.T) {
 	b := samlidptest.Browser(nil)
 	rootURL, _ := url.Parse(root)
 	b.Jar.SetCookies(rootURL, []*http.Cookie{cookie})
-	acs, form := samlidptest.SignInAs(t, b, root+"/gatehouse/login?return=/gatehouse/console/identity/test", "bob", "bob pass")
+	acs, form := samlidptest.SignInAs(t, b, root+"/gatehouse/login/test", "bob", "bob pass")
 	resp, err := b.PostForm(acs, form)
 	if err != nil {
 		t.Fatal(err)

@@ -28,8 +28,10 @@ var importRules = map[string][]string{
 	"gateway/outbox":    {"gateway", "gateway/metrics"},
 	"gateway/feed":      {"gateway", "gateway/httpx"},
 	"gateway/scim":      {"gateway", "gateway/provision", "gateway/httpx", "gateway/metrics", "gateway/scim", "gateway/fold"},
-	"gateway/saml":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/saml"},
-	"gateway/oidc":      {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/oidc"},
+	"gateway/saml":      {"gateway", "gateway/login", "gateway/httpx", "gateway/metrics", "gateway/saml"},
+	"gateway/oidc":      {"gateway", "gateway/login", "gateway/httpx", "gateway/metrics", "gateway/oidc"},
+	"gateway/login":     {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/pages"},
+	"gateway/pages":     {},
 	"gateway/proxy":     {"gateway", "gateway/session", "gateway/httpx"},
 	"gateway/demo":      {},
 	"gateway/admin":     {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/outbox", "gateway/fold", "gateway/metrics"},
@@ -161,5 +163,51 @@ func TestOnlyTheWiringNamesTheDefaultOrganization(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOneLoginFunnel: both sign-in protocols hand their identities to
+// gateway/login, and gateway/app is wiring only: it holds no HTML (its
+// pages live in gateway/pages and gateway/login).
+func TestOneLoginFunnel(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	imports := func(dir string) map[string]bool {
+		out := map[string]bool{}
+		files, _ := filepath.Glob(filepath.Join(root, dir, "*.go"))
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				out[strings.Trim(imp.Path.Value, `"`)] = true
+			}
+			if dir == "gateway/app" {
+				ast.Inspect(f, func(n ast.Node) bool {
+					if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						if s := strings.ToLower(lit.Value); strings.Contains(s, "<html") || strings.Contains(s, "<!doctype") || strings.Contains(s, "<form") {
+							t.Errorf("%s: gateway/app holds HTML; pages belong in gateway/pages", fset.Position(lit.Pos()))
+						}
+					}
+					return true
+				})
+			}
+		}
+		return out
+	}
+	for _, protocol := range []string{"gateway/saml", "gateway/oidc"} {
+		if !imports(protocol)[module+"/gateway/login"] {
+			t.Errorf("%s does not hand its sign-ins to gateway/login", protocol)
+		}
+	}
+	if imports("gateway/app")["html/template"] {
+		t.Error("gateway/app renders HTML templates; pages belong in gateway/pages")
 	}
 }

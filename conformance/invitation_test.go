@@ -185,7 +185,7 @@ func TestInvitationThroughSSO(t *testing.T) {
 	other := adminRequest(t, g, "POST", "/invitations", `{"email":"eve@example.com"}`, auth)
 	before := users()
 	b = samlidptest.Browser(nil)
-	acs, form = samlidptest.SignInAs(t, b, root+"/gatehouse/login?return="+url.QueryEscape(strings.TrimPrefix(other.str("link"), root)+"/accept"), samlidptest.User, samlidptest.Password)
+	acs, form = samlidptest.SignInAs(t, b, other.str("link")+"/signin", samlidptest.User, samlidptest.Password)
 	resp, err = b.PostForm(acs, form)
 	if err != nil {
 		t.Fatal(err)

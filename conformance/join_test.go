@@ -92,9 +92,18 @@ func TestSelfServiceJoin(t *testing.T) {
 	if status, body := join(oidcoptest.User, oidcoptest.Password); status != http.StatusForbidden || !strings.Contains(body, "closed") {
 		t.Fatalf("the join page under manual: %d %s", status, body)
 	}
-	// Coming back to the join completion anyway is refused as well.
+	// A join started while the method was open and completed after it
+	// closed is refused as well: the funnel applies the policy in force.
+	if got := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"self_service","default_pool":"default","default_role":"user","email_domain":["example.com"]}}`,
+		bearer(adminToken)); got.status != 200 {
+		t.Fatalf("reopen: %d %s", got.status, got.raw)
+	}
 	c := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
-	back := op.SignInAs(t, c, root+"/gatehouse/login?return=/gatehouse/join/complete", "eve", "eve pass")
+	back := op.SignInAs(t, c, root+"/gatehouse/join/signin", "eve", "eve pass")
+	if got := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`,
+		bearer(adminToken)); got.status != 200 {
+		t.Fatalf("close again: %d %s", got.status, got.raw)
+	}
 	c.CheckRedirect = nil
 	resp, err = c.Get(back.String())
 	if err != nil {

@@ -21,6 +21,12 @@ type IdentitySettings struct {
 	Provisioning ProvisioningSettings `json:"provisioning"`
 }
 
+// SSOSignIn reports whether people sign in through the gateway's own
+// single sign-on (SAML or OIDC), rather than not at all or elsewhere.
+func (s IdentitySettings) SSOSignIn() bool {
+	return s.SSO.Protocol == ProtocolSAML || s.SSO.Protocol == ProtocolOIDC
+}
+
 // SSO protocols.
 const (
 	ProtocolNone     = "none"     // no single sign-on

@@ -36,6 +36,10 @@ type User struct {
 	Version     uint64    `json:"version"`
 }
 
+// IsManager reports whether u may use the console and the admin API: an
+// active person holding the manager role.
+func (u *User) IsManager() bool { return u != nil && u.Active && u.Role == RoleManager }
+
 // PrimaryEmail is the first email, or "".
 func (u *User) PrimaryEmail() string {
 	if len(u.Emails) == 0 {

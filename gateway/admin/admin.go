@@ -171,7 +171,7 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 		a.opts.Logger.ErrorContext(r.Context(), "admin: reading the session", "error", err)
 		refuse(ctx, http.StatusServiceUnavailable, "The session cannot be checked right now; retry shortly.")
 		return
-	case !IsManager(u):
+	case !u.IsManager():
 		refuse(ctx, http.StatusForbidden, "You need the manager role to use the admin API.")
 		return
 	}
@@ -274,10 +274,6 @@ func HTTPStatus(err error) int {
 	}
 	return http.StatusInternalServerError
 }
-
-// IsManager is the one authorization rule of the admin API and the
-// console: the signed-in user holds the manager role.
-func IsManager(u *gateway.User) bool { return u != nil && u.Active && u.Role == gateway.RoleManager }
 
 // SessionActor is the audit actor of a manager's session.
 func SessionActor(u *gateway.User) gateway.Actor {

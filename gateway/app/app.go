@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/login"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
@@ -58,8 +59,7 @@ type App struct {
 	ssoMu     sync.Mutex
 	ssoClosed bool // shut down: no more routes are put in force
 
-	lastSignIns lastSignIns
-	crossSite   *http.CrossOriginProtection
+	funnel *login.Funnel
 
 	// opsCredential is what the operations listener's outbox endpoints
 	// require (the token this process wrote to OpsTokenFile).
@@ -106,7 +106,6 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		metrics:         metrics.New(reg),
 		shutdownTimeout: 15 * time.Second,
 		serveErr:        make(chan error, 2),
-		crossSite:       http.NewCrossOriginProtection(),
 	}
 	metrics.RegisterCommitStats(reg, func() (uint64, uint64, float64) {
 		st := store.CommitStats()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"html/template"
 	"math"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
 	"github.com/gatehouse-id/gatehouse/gateway/console"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/login"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
@@ -59,8 +59,10 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())
-	mux.HandleFunc("GET "+prefix+"/logout", a.logoutPage)
-	mux.HandleFunc("POST "+prefix+"/logout", a.logout)
+	// Every sign-in ends in the funnel; the sign-in in force follows the
+	// identity settings.
+	a.funnel = login.New(login.Options{Org: gateway.DefaultOrg, Service: a.service, Sessions: a.sessions, PathPrefix: prefix,
+		Starter: func() login.Starter { return a.sso.Load().starter }, Metrics: a.metrics, Logger: a.log})
 	// The sign-in routes follow the identity settings: a manager's change
 	// swaps them at once, without a restart.
 	st, _ := a.service.Settings(gateway.DefaultOrg)
@@ -77,11 +79,17 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		routes.stop()
 		return nil
 	})
-	a.inviteRoutes(mux)
+	// The pages that start sign-ins for an invitation, joining or a test,
+	// and signing out.
+	starts := http.NewServeMux()
+	a.funnel.Mount(starts)
+	for _, path := range []string{"/invite/", "/join", "/join/", "/login/", "/logout"} {
+		mux.Handle(prefix+path, a.limitSignInStarts(starts))
+	}
 	con, err := console.New(console.Options{Service: a.service, Store: a.store, Sessions: a.sessions, Delivery: lazyDelivery{a},
 		Org: gateway.DefaultOrg, PathPrefix: prefix, SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite",
 		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
-		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.lastSignIns.get, Logger: a.log})
+		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.funnel.LastTestSignIn, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -105,75 +113,6 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))
 	return nil
-}
-
-// logoutPage asks for confirmation: a link (or a cross-site page) cannot
-// end a session by itself, only the form this page posts with the
-// session's CSRF token.
-func (a *App) logoutPage(w http.ResponseWriter, r *http.Request) {
-	se, _, err := a.sessions.Current(r.Context(), r)
-	if err != nil {
-		page(w, http.StatusOK, "Signed out", "You are not signed in to this application.", "")
-		return
-	}
-	confirmLogout(w, http.StatusOK, a.cfg.PathPrefix, a.sessions.CSRFToken(se), "")
-}
-
-// logout ends the session when the sign-out comes from this site (the
-// browser says so, and the form carries the session's CSRF token).
-func (a *App) logout(w http.ResponseWriter, r *http.Request) {
-	se, _, err := a.sessions.Current(r.Context(), r)
-	if err != nil {
-		page(w, http.StatusOK, "Signed out", "You are not signed in to this application.", "")
-		return
-	}
-	if a.crossSite.Check(r) != nil {
-		confirmLogout(w, http.StatusForbidden, a.cfg.PathPrefix, a.sessions.CSRFToken(se), "Another site asked to sign you out; you are still signed in.")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	if !a.sessions.ValidCSRF(se, r.PostFormValue("csrf")) {
-		confirmLogout(w, http.StatusForbidden, a.cfg.PathPrefix, a.sessions.CSRFToken(se), "This sign-out did not come from the gateway's own page; you are still signed in.")
-		return
-	}
-	if err := a.sessions.End(r.Context(), w, r); err != nil {
-		a.log.ErrorContext(r.Context(), "logout", "error", err)
-	}
-	a.log.InfoContext(r.Context(), "signed out", "user", se.UserID)
-	page(w, http.StatusOK, "Signed out", "You are signed out of this application.", "")
-}
-
-var confirmLogoutTemplate = template.Must(template.New("logout").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign out · Gatehouse</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a}h1{font-size:1.4rem}button{font:inherit;padding:.4rem 1rem}</style>
-</head><body><main><h1>Sign out?</h1>{{with .Notice}}<p role="alert">{{.}}</p>{{end}}
-<form method="post" action="{{.Prefix}}/logout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit" autofocus>Sign out</button></form>
-</main></body></html>
-`))
-
-func confirmLogout(w http.ResponseWriter, status int, prefix, csrf, notice string) {
-	noFraming(w)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = confirmLogoutTemplate.Execute(w, struct{ Prefix, CSRF, Notice string }{prefix, csrf, notice})
-}
-
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}} · Gatehouse</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a}h1{font-size:1.4rem}</style>
-</head><body><main><h1>{{.Title}}</h1><p>{{.Message}}</p>{{with .Hint}}<p>{{.}}</p>{{end}}</main></body></html>
-`))
-
-// page writes a small HTML page (errors a person sees, in words).
-func page(w http.ResponseWriter, status int, title, message, hint string) {
-	noFraming(w)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = pageTemplate.Execute(w, struct{ Title, Message, Hint string }{title, message, hint})
 }
 
 // countProxied counts the requests to the app by status class.
@@ -223,11 +162,4 @@ func (d lazyDelivery) Replay(ctx context.Context, adapter string, from uint64) (
 		return 0, gateway.Errorf(gateway.ErrUnavailable, "delivery is not running")
 	}
 	return d.a.dispatcher.Replay(ctx, adapter, from)
-}
-
-// noFraming keeps the gateway's own pages out of other sites' frames
-// (a framed "Accept" or "Sign in" button could be clicked by a victim).
-func noFraming(w http.ResponseWriter) {
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
 }

@@ -13,7 +13,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/login"
 	oidcrp "github.com/gatehouse-id/gatehouse/gateway/oidc"
+	"github.com/gatehouse-id/gatehouse/gateway/pages"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
 )
@@ -23,6 +26,7 @@ import (
 // retry of a build that failed).
 type ssoRoutes struct {
 	handler http.Handler
+	starter login.Starter // nil while people do not sign in by SSO
 	workers []*periodic
 	version uint64
 }
@@ -82,9 +86,10 @@ func (a *App) stopSSO() {
 
 func unavailableSSO() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page(w, http.StatusServiceUnavailable, "Sign-in is not available",
-			"Single sign-on is misconfigured on this gateway, so nobody can sign in right now.",
-			"An administrator fixes the identity settings; the gateway log says what is wrong.")
+		pages.Show(w, http.StatusServiceUnavailable, pages.Message{Title: "Sign-in is not available",
+			Message:   "Single sign-on is misconfigured on this gateway, so nobody can sign in right now.",
+			Hint:      "An administrator fixes the identity settings; the gateway log says what is wrong.",
+			RequestID: httpx.RequestID(r.Context())})
 	})
 }
 
@@ -105,23 +110,26 @@ func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRo
 			routes.workers = append(routes.workers, refresh)
 		}
 		sp.Mount(mux)
-		mux.HandleFunc("GET "+prefix+"/login", a.loginPage(prefix+"/saml/login", "SAML single sign-on"))
+		routes.starter = sp
+		mux.HandleFunc("GET "+prefix+"/login", a.funnel.LoginPage(prefix+"/saml/login", "SAML single sign-on"))
 	case gateway.ProtocolOIDC:
 		c := st.SSO.OIDC
 		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: gateway.DefaultOrg, PublicURL: a.publicURL,
 			PathPrefix: prefix, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
-			Complete: a.completeSignIn, Fail: a.signInFailed("oidc"), Logger: a.log})
+			Complete: a.funnel.Complete, Fail: a.funnel.Failed("oidc"), Logger: a.log})
 		if err != nil {
 			return nil, err
 		}
 		relying.Mount(mux)
-		mux.HandleFunc("GET "+prefix+"/login", a.loginPage(prefix+"/oidc/login", "OIDC single sign-on"))
+		routes.starter = relying
+		mux.HandleFunc("GET "+prefix+"/login", a.funnel.LoginPage(prefix+"/oidc/login", "OIDC single sign-on"))
 	default:
 		protocol := st.SSO.Protocol
 		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
-			page(w, http.StatusServiceUnavailable, "Sign-in is not available",
-				fmt.Sprintf("Single sign-on is not available on this gateway: the login method is %q.", protocol),
-				"A manager sets the login method to SAML or OIDC with the identity provider's settings.")
+			pages.Show(w, http.StatusServiceUnavailable, pages.Message{Title: "Sign-in is not available",
+				Message:   fmt.Sprintf("Single sign-on is not available on this gateway: the login method is %q.", protocol),
+				Hint:      "A manager sets the login method to SAML or OIDC with the identity provider's settings.",
+				RequestID: httpx.RequestID(r.Context())})
 		})
 	}
 	return routes, nil
@@ -139,7 +147,7 @@ func (a *App) samlSP(ctx context.Context, c gateway.SAMLSettings) (*samlsp.SP, *
 		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
-		Complete: a.completeSignIn, Fail: a.signInFailed("saml"), Logger: a.log})
+		Complete: a.funnel.Complete, Fail: a.funnel.Failed("saml"), Logger: a.log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata is not usable SAML metadata of one IdP with a signing certificate"}, err)
 	}
@@ -219,14 +227,33 @@ func (a *App) limitSignInStarts(next http.Handler) http.Handler {
 		return next
 	}
 	limiter := rate.NewLimiter(rate.Limit(a.cfg.SSO.LoginRate), 2*a.cfg.SSO.LoginRate)
-	starts := map[string]bool{a.cfg.PathPrefix + "/saml/login": true, a.cfg.PathPrefix + "/oidc/login": true}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if starts[r.URL.Path] && !limiter.Allow() {
-			a.metrics.Logins.WithLabelValues(strings.TrimPrefix(strings.TrimSuffix(r.URL.Path, "/login"), a.cfg.PathPrefix+"/"), "rate_limited").Inc()
+		if start := a.signInStart(r.URL.Path); start != "" && !limiter.Allow() {
+			a.metrics.Logins.WithLabelValues(start, "rate_limited").Inc()
 			w.Header().Set("Retry-After", "1")
-			page(w, http.StatusTooManyRequests, "Too many sign-ins at once", "The gateway is starting more sign-ins than it is set to allow right now.", "Try again in a moment.")
+			pages.Show(w, http.StatusTooManyRequests, pages.Message{Title: "Too many sign-ins at once",
+				Message: "The gateway is starting more sign-ins than it is set to allow right now.", Hint: "Try again in a moment."})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// signInStart names the sign-in a path starts ("saml", "oidc", or what
+// the funnel starts it for), or "" for any other path.
+func (a *App) signInStart(path string) string {
+	p := a.cfg.PathPrefix
+	switch {
+	case path == p+"/saml/login":
+		return "saml"
+	case path == p+"/oidc/login":
+		return "oidc"
+	case path == p+"/join/signin":
+		return "join"
+	case path == p+"/login/test":
+		return "test"
+	case strings.HasPrefix(path, p+"/invite/") && strings.HasSuffix(path, "/signin"):
+		return "invitation"
+	}
+	return ""
 }

@@ -152,7 +152,7 @@ func (c *Console) signedIn(fn func(q *req)) http.HandlerFunc {
 			c.opts.Logger.ErrorContext(r.Context(), "console: reading the session", "error", err)
 			c.fail(w, r, http.StatusServiceUnavailable, "Your session cannot be checked right now; try again shortly.")
 			return
-		case !admin.IsManager(u):
+		case !u.IsManager():
 			c.fail(w, r, http.StatusForbidden, "You need the manager role to use the console. Ask a manager to give it to you.")
 			return
 		}

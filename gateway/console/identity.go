@@ -52,7 +52,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 	d := identityData{FromFile: c.opts.SettingsFromFile, SAMLURL: st.SSO.SAML.IDPMetadataURL, SAMLUploaded: st.SSO.SAML.IDPMetadataXML != "",
 		OIDCIssuer: st.SSO.OIDC.Issuer, OIDCClientID: st.SSO.OIDC.ClientID, OIDCSecretSet: st.SSO.OIDC.ClientSecret.IsSet(),
 		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.opts.SCIMBaseURL, SP: admin.SPInfoFor(c.opts.SCIMBaseURL),
-		CanTest: st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC,
+		CanTest: st.SSOSignIn(),
 		Version: st.Version, MetadataFile: st.SSO.SAML.IDPMetadataFile}
 	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), c.opts.Org); err != nil {
 		status, errText = c.errorText(q, err)

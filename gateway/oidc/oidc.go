@@ -24,6 +24,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/login"
 )
 
 // Options configures the relying party.
@@ -38,8 +39,9 @@ type Options struct {
 	// Claim names (defaults email, given_name, family_name, groups).
 	EmailClaim, GivenNameClaim, FamilyNameClaim, GroupsClaim string
 	HTTPClient                                               *http.Client
-	// Complete continues with a verified identity (the login funnel).
-	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, returnTo string)
+	// Complete continues with a verified identity and the intent the
+	// sign-in started with (the login funnel).
+	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent)
 	// Fail shows a sign-in error page; reason is a fixed word.
 	Fail   func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
 	Logger *slog.Logger
@@ -127,16 +129,32 @@ func (o *RP) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"/callback", o.callback)
 }
 
-// pending is a sign-in in flight.
+// pending is a sign-in in flight, with what it is for.
 type pending struct {
-	Verifier string `json:"verifier"`
-	Nonce    string `json:"nonce"`
-	Return   string `json:"return"`
+	Verifier string       `json:"verifier"`
+	Nonce    string       `json:"nonce"`
+	Intent   login.Intent `json:"intent"`
+	Return   string       `json:"return,omitempty"` // a sign-in stored before intents were
+}
+
+func (p pending) intent() login.Intent {
+	if p.Intent.Kind == "" {
+		return login.Plain(p.Return)
+	}
+	return p.Intent
 }
 
 func (o *RP) secure() bool { return strings.HasPrefix(o.opts.PublicURL, "https://") }
 
+// login starts a plain sign-in that returns to ?return.
 func (o *RP) login(w http.ResponseWriter, r *http.Request) {
+	o.Start(w, r, login.Plain(r.URL.Query().Get("return")))
+}
+
+// Start starts a sign-in for in: state, PKCE verifier, nonce and the
+// intent are kept server-side (single use, ten minutes), the state bound
+// to this browser by a cookie.
+func (o *RP) Start(w http.ResponseWriter, r *http.Request, in login.Intent) {
 	relying, err := o.relyingParty(r.Context())
 	if err != nil {
 		o.opts.Logger.WarnContext(r.Context(), "oidc: issuer unreachable", "issuer", o.opts.Issuer, "error", err)
@@ -144,8 +162,7 @@ func (o *RP) login(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("The identity provider (%s) cannot be reached right now, so sign-in is not possible. Try again in a few minutes; if it persists, an administrator should check sso.oidc.issuer.", o.opts.Issuer))
 		return
 	}
-	state, p := oauth2.GenerateVerifier(), pending{Verifier: oauth2.GenerateVerifier(), Nonce: oauth2.GenerateVerifier(),
-		Return: httpx.SafeReturn(r.URL.Query().Get("return"))}
+	state, p := oauth2.GenerateVerifier(), pending{Verifier: oauth2.GenerateVerifier(), Nonce: oauth2.GenerateVerifier(), Intent: in}
 	val, _ := json.Marshal(p)
 	if _, err := o.opts.Store.Ephemeral().PutIfAbsent(r.Context(), o.opts.Org, requestNS, state, val, time.Now().Add(requestTimeout)); err != nil {
 		o.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
@@ -208,7 +225,7 @@ func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
 		o.refuse(w, r, "no_email", err)
 		return
 	}
-	o.opts.Complete(w, r, id, p.Return)
+	o.opts.Complete(w, r, id, p.intent())
 }
 
 func (o *RP) refuse(w http.ResponseWriter, r *http.Request, reason string, err error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/conformance/oidcoptest"
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/login"
 	"github.com/gatehouse-id/gatehouse/gateway/oidc"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
@@ -20,6 +21,7 @@ import (
 type outcome struct {
 	mu        sync.Mutex
 	completed []gateway.Identity
+	intents   []login.Intent
 	failures  []string
 }
 
@@ -61,11 +63,12 @@ func start(t *testing.T, issuer string) *env {
 	}
 	rp, err := oidc.New(oidc.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: base, PathPrefix: "/gatehouse", Issuer: issuer,
 		ClientID: oidcoptest.ClientID, ClientSecret: oidcoptest.ClientSecret,
-		Complete: func(w http.ResponseWriter, r *http.Request, id gateway.Identity, ret string) {
+		Complete: func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent) {
 			e.out.mu.Lock()
 			e.out.completed = append(e.out.completed, id)
+			e.out.intents = append(e.out.intents, in)
 			e.out.mu.Unlock()
-			http.Redirect(w, r, ret, http.StatusFound)
+			http.Redirect(w, r, in.Return, http.StatusFound)
 		},
 		Fail: func(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
 			e.out.mu.Lock()

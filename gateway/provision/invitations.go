@@ -127,7 +127,7 @@ func checkTTL(ttl time.Duration) error {
 // OIDC (an invitation is then accepted by proving the email at the IdP).
 func (s *Service) ssoSignIn(org gateway.OrgID) bool {
 	st, _ := s.Settings(org)
-	return st.SSO.Protocol == gateway.ProtocolSAML || st.SSO.Protocol == gateway.ProtocolOIDC
+	return st.SSOSignIn()
 }
 
 // Invitations lists the invitations, newest first, with their state now.

@@ -34,6 +34,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/login"
 )
 
 // Options configures the service provider.
@@ -53,9 +54,9 @@ type Options struct {
 	// MaxBody bounds the ACS request body (default 256 KiB; Okta's
 	// responses are a few KiB).
 	MaxBody int64
-	// Complete continues with a verified identity (the login funnel):
-	// policy, session, redirect to returnTo.
-	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, returnTo string)
+	// Complete continues with a verified identity and the intent the
+	// sign-in started with (the login funnel).
+	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent)
 	// Fail shows a sign-in error page.
 	Fail   func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
 	Logger *slog.Logger
@@ -244,18 +245,31 @@ func (s *SP) metadata(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// pending is a sign-in request in flight.
+// pending is a sign-in request in flight, with what it is for.
 type pending struct {
-	Return string `json:"return"`
+	Intent login.Intent `json:"intent"`
+	Return string       `json:"return,omitempty"` // a request stored before intents were
+}
+
+func (p pending) intent() login.Intent {
+	if p.Intent.Kind == "" {
+		return login.Plain(p.Return)
+	}
+	return p.Intent
 }
 
 func (s *SP) secure() bool { return strings.HasPrefix(s.opts.PublicURL, "https://") }
 
-// login starts an SP-initiated sign-in: the AuthnRequest is remembered
-// (single use, ten minutes) and bound to this browser by a cookie, so the
-// response must answer this browser's own request.
+// login starts a plain SP-initiated sign-in that returns to ?return.
 func (s *SP) login(w http.ResponseWriter, r *http.Request) {
-	ret := httpx.SafeReturn(r.URL.Query().Get("return"))
+	s.Start(w, r, login.Plain(r.URL.Query().Get("return")))
+}
+
+// Start starts an SP-initiated sign-in for in: the AuthnRequest is
+// remembered with the intent (single use, ten minutes) and bound to this
+// browser by a cookie, so the response must answer this browser's own
+// request, and is used as the page that started it decided.
+func (s *SP) Start(w http.ResponseWriter, r *http.Request, in login.Intent) {
 	st := s.cur.Load()
 	req, err := st.sp.MakeAuthenticationRequest(st.sp.GetSSOBindingLocation(crewsaml.HTTPRedirectBinding), crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding)
 	if err != nil {
@@ -263,7 +277,7 @@ func (s *SP) login(w http.ResponseWriter, r *http.Request) {
 		s.opts.Fail(w, r, http.StatusInternalServerError, "internal", "The sign-in request could not be made.")
 		return
 	}
-	val, _ := json.Marshal(pending{Return: ret})
+	val, _ := json.Marshal(pending{Intent: in})
 	if _, err := s.opts.Store.Ephemeral().PutIfAbsent(r.Context(), s.opts.Org, requestNS, req.ID, val, time.Now().Add(requestTimeout)); err != nil {
 		s.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
 		return
@@ -350,17 +364,23 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "replay", fmt.Errorf("assertion %s was already used", assertion.ID))
 		return
 	}
-	ret := "/"
-	if inResponseTo := irt; inResponseTo != "" {
+	// What the sign-in is for was recorded when it started; an
+	// unsolicited response, which answers no request, is only ever a
+	// plain sign-in, whatever its RelayState names.
+	var in login.Intent
+	if irt != "" {
 		if val == nil {
-			s.refuse(w, r, "invalid_response", fmt.Errorf("no sign-in request %s is waiting (used, expired, or never made here)", inResponseTo))
+			s.refuse(w, r, "invalid_response", fmt.Errorf("no sign-in request %s is waiting (used, expired, or never made here)", irt))
 			return
 		}
 		var p pending
-		_ = json.Unmarshal(val, &p)
-		ret = httpx.SafeReturn(p.Return)
+		if err := json.Unmarshal(val, &p); err != nil {
+			s.refuse(w, r, "invalid_response", fmt.Errorf("sign-in request %s: %w", irt, err))
+			return
+		}
+		in = p.intent()
 	} else {
-		ret = httpx.SafeReturn(r.PostForm.Get("RelayState"))
+		in = login.Plain(r.PostForm.Get("RelayState"))
 	}
 	if irt != "" {
 		http.SetCookie(w, &http.Cookie{Name: requestCookie + irt, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
@@ -370,7 +390,7 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "no_email", err)
 		return
 	}
-	s.opts.Complete(w, r, id, ret)
+	s.opts.Complete(w, r, id, in)
 }
 
 // refusals are the fixed sentences a person sees; the detail (which may

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/login"
 	"github.com/gatehouse-id/gatehouse/gateway/saml"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
@@ -32,15 +33,17 @@ type outcome struct {
 	mu        sync.Mutex
 	completed []gateway.Identity
 	returns   []string
+	intents   []login.Intent
 	failures  []string
 }
 
-func (o *outcome) complete(w http.ResponseWriter, r *http.Request, id gateway.Identity, ret string) {
+func (o *outcome) complete(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent) {
 	o.mu.Lock()
 	o.completed = append(o.completed, id)
-	o.returns = append(o.returns, ret)
+	o.returns = append(o.returns, in.Return)
+	o.intents = append(o.intents, in)
 	o.mu.Unlock()
-	http.Redirect(w, r, ret, http.StatusFound)
+	http.Redirect(w, r, in.Return, http.StatusFound)
 }
 
 func (o *outcome) fail(w http.ResponseWriter, _ *http.Request, status int, reason, message string) {
@@ -370,7 +373,9 @@ func TestIDPInitiated(t *testing.T) {
 		t.Run(map[bool]string{true: "allowed", false: "refused by default"}[allowed], func(t *testing.T) {
 			i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
 			s := startSP(t, i, false, func(o *saml.Options) { o.AllowIDPInitiated = allowed })
-			i.Put(t, "/shortcuts/app", `{"service_provider":"`+s.url+`/gatehouse/saml/metadata","relay_state":"/reports"}`)
+			// A RelayState naming another kind of sign-in's page changes
+			// nothing: an unsolicited response is a plain sign-in.
+			i.Put(t, "/shortcuts/app", `{"service_provider":"`+s.url+`/gatehouse/saml/metadata","relay_state":"/gatehouse/console/identity/test"}`)
 			c := samlidptest.Browser(stopAtSP)
 			// Sign in at the IdP itself, then open the app's tile.
 			resp, err := c.PostForm(i.URL+"/login", url.Values{"user": {samlidptest.User}, "password": {samlidptest.Password}})
@@ -385,8 +390,8 @@ func TestIDPInitiated(t *testing.T) {
 			acs, form := samlidptest.FormOf(t, resp)
 			resp = post(t, c, acs, form)
 			if allowed {
-				if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/reports" || len(s.out.completed) != 1 {
-					t.Fatalf("IdP-initiated: %d to %q, %d sign-ins (failures %v)", resp.StatusCode, resp.Header.Get("Location"), len(s.out.completed), s.out.failures)
+				if len(s.out.completed) != 1 || s.out.intents[0] != login.Plain("/gatehouse/console/identity/test") {
+					t.Fatalf("IdP-initiated: %d, %d sign-ins as %+v (failures %v)", resp.StatusCode, len(s.out.completed), s.out.intents, s.out.failures)
 				}
 				return
 			}
@@ -550,5 +555,23 @@ func TestIdPSignedSubjectAndTime(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestIntentTravelsWithTheRequest: the intent a page starts a sign-in
+// with comes back with the response, from the store, whatever the
+// browser or the IdP send.
+func TestIntentTravelsWithTheRequest(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	want := login.Intent{Kind: login.AcceptInvitation, Invitation: "tok-123"}
+	start := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.sp.Start(w, r, want) }))
+	t.Cleanup(start.Close)
+	c := samlidptest.Browser(stopAtSP)
+	acs, form := samlidptest.SignIn(t, c, start.URL)
+	form.Set("RelayState", "/gatehouse/console/identity/test") // ignored: the request decides
+	post(t, c, acs, form)
+	if len(s.out.intents) != 1 || s.out.intents[0] != want {
+		t.Fatalf("completed with %+v (failures %v), want %+v", s.out.intents, s.out.failures, want)
 	}
 }

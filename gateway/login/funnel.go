@@ -1,0 +1,189 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/metrics"
+	"github.com/gatehouse-id/gatehouse/gateway/pages"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/session"
+)
+
+// Options configures a Funnel.
+type Options struct {
+	Org        gateway.OrgID
+	Service    *provision.Service
+	Sessions   *session.Manager
+	PathPrefix string
+	// Starter is the sign-in in force (it follows the identity
+	// settings); it returns nil while people do not sign in by SSO.
+	Starter func() Starter
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+// Funnel completes sign-ins for one organization.
+type Funnel struct {
+	opts  Options
+	tests testSignIns
+}
+
+// New builds the funnel.
+func New(opts Options) *Funnel {
+	if err := opts.Org.Check(); err != nil {
+		panic("login.New: " + err.Error()) // the wiring names the organization; none is assumed
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Funnel{opts: opts}
+}
+
+// testPage is where a manager's test sign-in shows what the IdP sent.
+func (f *Funnel) testPage() string { return f.opts.PathPrefix + "/console/identity/test" }
+
+// Complete takes a verified identity through the funnel, as its intent
+// says: the policy (JIT, link, refusals), an invitation or a join first
+// when that is what the sign-in was for, then the session and the way
+// back. A manager's test sign-in only records what the IdP sent.
+func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Identity, in Intent) {
+	ctx := r.Context()
+	log := f.logger(r, "protocol", id.Protocol, "intent", string(in.Kind))
+	if err := in.Check(); err != nil {
+		f.count(id.Protocol, "intent")
+		log.WarnContext(ctx, "sign-in refused: its intent is not usable", "error", err)
+		f.show(w, r, http.StatusBadRequest, "Sign-in failed", "This sign-in cannot be completed.", "Start again from the application.")
+		return
+	}
+	returnTo := httpx.SafeReturn(in.Return)
+	switch in.Kind {
+	case TestSignIn:
+		_, m, err := f.opts.Sessions.Current(ctx, r)
+		if err != nil || !m.IsManager() || m.ID != in.Manager {
+			f.count(id.Protocol, "intent")
+			log.WarnContext(ctx, "test sign-in refused: not completed in the session of the manager who started it")
+			f.show(w, r, http.StatusForbidden, "Test sign-in refused",
+				"This test sign-in was started by a manager in another browser session, so its result is not shown here.",
+				"Start the test again from the console.")
+			return
+		}
+		f.tests.put(m.ID, id)
+		log.InfoContext(ctx, "test sign-in", "manager", m.ID)
+		http.Redirect(w, r, f.testPage(), http.StatusFound)
+		return
+	case AcceptInvitation:
+		if _, err := f.opts.Service.AcceptInvitation(ctx, f.opts.Org, in.Invitation, &id); err != nil {
+			f.refuse(w, r, id.Protocol, err)
+			return
+		}
+		returnTo = "/"
+	case Join:
+		if _, _, err := f.opts.Service.Join(ctx, f.opts.Org, id); err != nil {
+			f.refuse(w, r, id.Protocol, err)
+			return
+		}
+		returnTo = "/"
+	}
+	u, created, err := f.opts.Service.Login(ctx, f.opts.Org, id)
+	if err != nil {
+		f.refuse(w, r, id.Protocol, err)
+		return
+	}
+	if _, err := f.opts.Sessions.Start(ctx, w, r, u.ID, id.Protocol); err != nil {
+		f.count(id.Protocol, "store")
+		log.ErrorContext(ctx, "sign-in: the session could not be stored", "error", err)
+		f.show(w, r, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
+		return
+	}
+	f.count(id.Protocol, "ok")
+	if created && f.opts.Metrics != nil {
+		f.opts.Metrics.JITCreations.Inc()
+	}
+	log.InfoContext(ctx, "signed in", "user", u.ID, "jit_created", created)
+	http.Redirect(w, r, returnTo, http.StatusFound)
+}
+
+// Failed shows a protocol's refusal and counts it; reason is one of the
+// protocol package's fixed words.
+func (f *Funnel) Failed(protocol string) func(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
+	return func(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
+		f.count(protocol, reason)
+		f.show(w, r, status, "Sign-in failed", message, "")
+	}
+}
+
+// refuse shows a refusal of the policy (a *provision.LoginError, in the
+// person's words) or a generic failure.
+func (f *Funnel) refuse(w http.ResponseWriter, r *http.Request, protocol string, err error) {
+	var refused *provision.LoginError
+	if errors.As(err, &refused) {
+		f.count(protocol, refused.Reason)
+		f.logger(r, "protocol", protocol).WarnContext(r.Context(), "sign-in refused", "reason", refused.Reason)
+		f.show(w, r, http.StatusForbidden, "You cannot sign in to this application", refused.Message,
+			"If you think you should have access, ask your administrator.")
+		return
+	}
+	f.count(protocol, "store")
+	f.logger(r, "protocol", protocol).ErrorContext(r.Context(), "sign-in failed", "error", err)
+	f.show(w, r, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
+}
+
+func (f *Funnel) show(w http.ResponseWriter, r *http.Request, status int, title, message, hint string) {
+	pages.Show(w, status, pages.Message{Title: title, Message: message, Hint: hint, RequestID: httpx.RequestID(r.Context())})
+}
+
+func (f *Funnel) count(protocol, result string) {
+	if f.opts.Metrics != nil {
+		f.opts.Metrics.Logins.WithLabelValues(protocol, result).Inc()
+	}
+}
+
+// logger carries what support needs on every sign-in line: the request
+// id, the client's address and its user agent.
+func (f *Funnel) logger(r *http.Request, args ...any) *slog.Logger {
+	return f.opts.Logger.With(append([]any{"request_id", httpx.RequestID(r.Context()), "client", httpx.ClientAddress(r),
+		"user_agent", r.UserAgent()}, args...)...)
+}
+
+// LastTestSignIn is what the IdP sent at the manager's last test sign-in
+// in this process (nil: none).
+func (f *Funnel) LastTestSignIn(_ context.Context, managerID string) *gateway.Identity {
+	return f.tests.get(managerID)
+}
+
+// testSignIns keeps, per manager, what the IdP sent at their last test
+// sign-in, in this process (bounded; a diagnostic, not state).
+type testSignIns struct {
+	mu sync.Mutex
+	m  map[string]gateway.Identity
+}
+
+func (l *testSignIns) put(userID string, id gateway.Identity) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]gateway.Identity{}
+	}
+	if _, ok := l.m[userID]; !ok && len(l.m) >= 1000 {
+		for k := range l.m { // evict one, not everyone's
+			delete(l.m, k)
+			break
+		}
+	}
+	l.m[userID] = id
+}
+
+func (l *testSignIns) get(userID string) *gateway.Identity {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if id, ok := l.m[userID]; ok {
+		return &id
+	}
+	return nil
+}

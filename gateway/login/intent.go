@@ -1,0 +1,74 @@
+// Package login is the one funnel every sign-in goes through after its
+// identity provider vouched for the person. SAML and OIDC turn a response
+// into a verified gateway.Identity and hand it over with the sign-in's
+// Intent, recorded when the sign-in started (beside the SAML request id
+// or the OIDC state); the funnel does the rest: the policy and JIT
+// (through provision), accepting an invitation, joining by self-service,
+// a manager's test sign-in, the session and the way back. It also serves
+// the pages that start such sign-ins (an invitation, joining, the
+// console's test), so no other package infers what a sign-in was for.
+package login
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+)
+
+// Kind is what a sign-in is for.
+type Kind string
+
+const (
+	// SignIn signs a person in and returns to Intent.Return.
+	SignIn Kind = "sign_in"
+	// AcceptInvitation accepts Intent.Invitation as the signed-in person.
+	AcceptInvitation Kind = "accept_invitation"
+	// Join creates a self-service account for the signed-in person.
+	Join Kind = "join"
+	// TestSignIn shows Intent.Manager what the IdP sent, and changes
+	// nothing: no user, no session.
+	TestSignIn Kind = "test_sign_in"
+)
+
+// Intent is what a sign-in is for, decided by the page that started it and
+// stored with the sign-in in flight: the response from the IdP cannot
+// change it, and an unsolicited (IdP-initiated) response is only ever a
+// plain SignIn.
+type Intent struct {
+	Kind       Kind   `json:"kind"`
+	Return     string `json:"return,omitempty"`     // SignIn: a same-site path
+	Invitation string `json:"invitation,omitempty"` // AcceptInvitation: its token
+	Manager    string `json:"manager,omitempty"`    // TestSignIn: the manager's user id
+}
+
+// Plain is an ordinary sign-in that returns to returnTo (made safe: a
+// path on this site, "/" otherwise).
+func Plain(returnTo string) Intent {
+	return Intent{Kind: SignIn, Return: httpx.SafeReturn(returnTo)}
+}
+
+// Check says what is missing from an intent.
+func (in Intent) Check() error {
+	switch in.Kind {
+	case SignIn, Join:
+		return nil
+	case AcceptInvitation:
+		if in.Invitation == "" {
+			return fmt.Errorf("an invitation sign-in names no invitation")
+		}
+		return nil
+	case TestSignIn:
+		if in.Manager == "" {
+			return fmt.Errorf("a test sign-in names no manager")
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown sign-in kind %q", in.Kind)
+}
+
+// Starter starts a sign-in at the identity provider with an intent (the
+// SAML service provider and the OIDC relying party).
+type Starter interface {
+	Start(w http.ResponseWriter, r *http.Request, in Intent)
+}
