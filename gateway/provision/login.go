@@ -159,7 +159,8 @@ func (s *Service) isBootstrapManager(org gateway.OrgID, email string) bool {
 
 // bootstrapManager signs in a bootstrap manager: created when unknown
 // (whatever the method; by JIT when that is the method), made a manager
-// when it holds another role, refused only when deactivated.
+// when it holds another role, refused only when deactivated, and then
+// admitted as anyone is (a JIT user's groups and names from the IdP).
 func (s *Service) bootstrapManager(ctx context.Context, org gateway.OrgID, u *gateway.User, id gateway.Identity, email string) (*gateway.User, bool, error) {
 	mg := Manager{Org: org, Actor: gateway.Actor{Kind: gateway.ActorConfig, ID: "admin.bootstrap_managers"}}
 	created := false
@@ -192,7 +193,9 @@ func (s *Service) bootstrapManager(ctx context.Context, org gateway.OrgID, u *ga
 			return nil, false, err
 		}
 	}
-	return u, created, nil
+	// Then as every sign-in: the IdP's groups and names for a JIT user.
+	u, _, err := s.admit(ctx, org, u, id, nil)
+	return u, created, err
 }
 
 // mappedPools are the pools a new JIT user's IdP groups map to (nil: none

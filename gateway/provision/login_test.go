@@ -238,3 +238,42 @@ func TestJITGroupsOnlyForJITUsers(t *testing.T) {
 		t.Fatalf("%d groups made for a manual user", total)
 	}
 }
+
+// TestBootstrapManagersGetTheirIdPGroups: a bootstrap manager signs in
+// like any JIT user (groups from the IdP, at the first sign-in and
+// after), besides getting the manager role.
+func TestBootstrapManagersGetTheirIdPGroups(t *testing.T) {
+	svc, store := loginEnv(t, gateway.SourceJIT)
+	ctx := context.Background()
+	org := gateway.DefaultOrg
+	svc.SetBootstrapManagers(org, []string{"root@example.com"})
+	groupsOf := func(userID string) []string {
+		t.Helper()
+		refs, err := store.Groups().Memberships(ctx, org, []string{userID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range refs[userID] {
+			out = append(out, r.DisplayName)
+		}
+		slices.Sort(out)
+		return out
+	}
+	id := ident("root@example.com")
+	id.Groups = []string{"Engineering", "Ops"}
+	u, created, err := svc.Login(ctx, org, id)
+	if err != nil || !created || u.Role != gateway.RoleManager || u.Source != gateway.SourceJIT {
+		t.Fatalf("first sign-in: %+v %v %v", u, created, err)
+	}
+	if got := groupsOf(u.ID); !slices.Equal(got, []string{"Engineering", "Ops"}) {
+		t.Fatalf("a bootstrap manager's groups after the first sign-in: %v", got)
+	}
+	id.Groups = []string{"Ops"}
+	if _, _, err := svc.Login(ctx, org, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupsOf(u.ID); !slices.Equal(got, []string{"Ops"}) {
+		t.Fatalf("a bootstrap manager's groups after a later sign-in: %v", got)
+	}
+}
