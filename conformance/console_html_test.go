@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -168,6 +169,30 @@ func TestConsoleForms(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	// No mail server: an invitation's link is shown once, to copy, and the
+	// page says no mail was sent (never "Invitation sent.").
+	status, body := post("/invitations", url.Values{"csrf": {csrf}, "email": {"bob@example.com"}, "role": {"user"}})
+	link := regexp.MustCompile(`id="new-link" type="text" readonly value="([^"]+)"`).FindStringSubmatch(body)
+	if status != 200 || link == nil || !strings.HasPrefix(link[1], "https://app.example.test/gatehouse/invite/") ||
+		!strings.Contains(body, "No mail was sent") || strings.Contains(body, "Invitation sent") {
+		t.Fatalf("invite without a mail server: %d %.3000s", status, body)
+	}
+	if resp, err := http.Get("http://" + g.app.MainAddr() + strings.TrimPrefix(link[1], "https://app.example.test")); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the shown link does not open the invitation: %v %v", resp.StatusCode, err)
+	}
+	invs, _ := g.app.Service().Invitations(context.Background(), gateway.DefaultOrg)
+	if len(invs) != 1 {
+		t.Fatalf("%d invitations", len(invs))
+	}
+	status, body = post("/invitations/"+invs[0].ID+"/resend", url.Values{"csrf": {csrf}})
+	again := regexp.MustCompile(`id="new-link" type="text" readonly value="([^"]+)"`).FindStringSubmatch(body)
+	if status != 200 || again == nil || again[1] == link[1] || !strings.Contains(body, "No mail was sent") {
+		t.Fatalf("resend without a mail server: %d %.300s", status, body)
+	}
+	if page := httpGetWithCookie(t, root+"/users", cookie); strings.Contains(page, again[1]) {
+		t.Fatal("the link is shown again on the next page load")
+	}
+
 	method := url.Values{"csrf": {csrf}, "version": {"1"}, "method": {"scim"}}
 	if status, body := post("/identity/method", method); status != http.StatusSeeOther {
 		t.Fatalf("switch to scim: %d %s", status, body)
@@ -210,4 +235,20 @@ func TestConsoleForms(t *testing.T) {
 	if pools, _ := g.app.Service().Pools(context.Background(), gateway.DefaultOrg); len(pools) != 1 {
 		t.Fatalf("refused forms made pools: %+v", pools)
 	}
+}
+
+func httpGetWithCookie(t *testing.T, u string, c *http.Cookie) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.AddCookie(c)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", u, resp.StatusCode)
+	}
+	return string(b)
 }

@@ -45,6 +45,9 @@ type Options struct {
 	SCIMBaseURL      string
 	InviteBase       string
 	InvitationTTL    time.Duration
+	// Mails says whether the gateway mails invitations (email.smtp); when
+	// not, a new link is shown to the manager once, to send.
+	Mails bool
 	SCIMTokenGrace   time.Duration
 	SettingsFromFile bool
 	// LastSignIn returns what the IdP sent at a user's last sign-in (for

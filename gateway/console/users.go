@@ -22,9 +22,16 @@ type usersData struct {
 	Manual                bool
 	Method                gateway.Source
 	Invitations           []gateway.Invitation
+	// NewLink is an invitation's link shown once, when no mail server
+	// sends it.
+	NewLink *gateway.Invitation
 }
 
 func (c *Console) usersPage(q *req, status int, errText string) {
+	c.usersView(q, status, notice(q.r), errText, nil)
+}
+
+func (c *Console) usersView(q *req, status int, noticeText, errText string, newLink *gateway.Invitation) {
 	qs := q.r.URL.Query()
 	limit, _ := strconv.Atoi(qs.Get("limit"))
 	if limit <= 0 || limit > 200 {
@@ -36,7 +43,7 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
-	d := usersData{Filter: f, Users: users}
+	d := usersData{Filter: f, Users: users, NewLink: newLink}
 	if next != "" {
 		nq := url.Values{}
 		for k, v := range qs {
@@ -74,7 +81,7 @@ func (c *Console) usersPage(q *req, status int, errText string) {
 	d.Invitations = slices.DeleteFunc(d.Invitations, func(i gateway.Invitation) bool {
 		return i.Status != gateway.InvitationPending && i.Status != gateway.InvitationExpired
 	})
-	c.render(q, status, "users", "Users", "users", d, notice(q.r), errText)
+	c.render(q, status, "users", "Users", "users", d, noticeText, errText)
 }
 
 func (c *Console) roleOptions(selected, def string) []option {
@@ -121,21 +128,34 @@ func (c *Console) addUser(q *req) {
 
 func (c *Console) invite(q *req) {
 	f := q.r.PostForm
-	if _, err := c.opts.Service.CreateInvitation(q.ctx(), c.manager(q), f.Get("email"), f.Get("role"), f["pools"], c.opts.InvitationTTL, c.opts.InviteBase); err != nil {
+	inv, err := c.opts.Service.CreateInvitation(q.ctx(), c.manager(q), f.Get("email"), f.Get("role"), f["pools"], c.opts.InvitationTTL, c.opts.InviteBase)
+	if err != nil {
 		status, text := c.errorText(q, err)
 		c.usersPage(q, status, text)
 		return
 	}
-	c.done(q, c.opts.PathPrefix+"/console/users", "invited")
+	c.invited(q, inv, "invited")
+}
+
+// invited tells the manager what happened to a new link: mailed, or (no
+// mail server) shown once, here, to copy; never put in a URL.
+func (c *Console) invited(q *req, inv gateway.Invitation, notice string) {
+	if c.opts.Mails {
+		c.done(q, c.opts.PathPrefix+"/console/users", notice)
+		return
+	}
+	q.w.Header().Set("Referrer-Policy", "no-referrer")
+	c.usersView(q, http.StatusOK, "Invitation created for "+inv.Email+".", "", &inv)
 }
 
 func (c *Console) resend(q *req) {
-	if _, err := c.opts.Service.ResendInvitation(q.ctx(), c.manager(q), q.r.PathValue("id"), c.opts.InvitationTTL, c.opts.InviteBase); err != nil {
+	inv, err := c.opts.Service.ResendInvitation(q.ctx(), c.manager(q), q.r.PathValue("id"), c.opts.InvitationTTL, c.opts.InviteBase)
+	if err != nil {
 		status, text := c.errorText(q, err)
 		c.usersPage(q, status, text)
 		return
 	}
-	c.done(q, c.opts.PathPrefix+"/console/users", "resent")
+	c.invited(q, inv, "resent")
 }
 
 func (c *Console) revoke(q *req) {
