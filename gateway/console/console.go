@@ -36,18 +36,18 @@ var staticFS embed.FS
 
 // Options configures the console.
 type Options struct {
-	Service          *provision.Service
-	Store            gateway.Store
-	Sessions         *session.Manager
-	Delivery         admin.Delivery
-	Org              gateway.OrgID
-	PathPrefix       string
-	SCIMBaseURL      string
-	InviteBase       string
-	InvitationTTL    time.Duration
+	Service       *provision.Service
+	Store         gateway.Store
+	Sessions      *session.Manager
+	Delivery      admin.Delivery
+	Org           gateway.OrgID
+	PathPrefix    string
+	SCIMBaseURL   string
+	InviteBase    string
+	InvitationTTL time.Duration
 	// Mails says whether the gateway mails invitations (email.smtp); when
 	// not, a new link is shown to the manager once, to send.
-	Mails bool
+	Mails            bool
 	SCIMTokenGrace   time.Duration
 	SettingsFromFile bool
 	// LastSignIn returns what the IdP sent at a user's last sign-in (for
