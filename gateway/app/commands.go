@@ -228,15 +228,20 @@ Gatehouse demo is running.
   data              : %s
 `, a.publicURL, strings.ToUpper(sso)+" IdP, "+idpURL, a.publicURL+cfg.PathPrefix, methodLine(method), a.OpsAddr(), cfg.DataDir)
 	if method == "scim" {
+		token, note, err := a.demoSCIMToken(ctx, cfg.SCIM.Token.Value())
+		if err != nil {
+			_ = a.Shutdown(context.Background())
+			return err
+		}
 		base := a.SCIMBaseURL()
 		fmt.Fprintf(stdout, `  SCIM base URL     : %s
-  SCIM token        : %s
+  SCIM token        : %s%s
 
 Provision Ada, then sign in as ada:
   curl -s -H "Authorization: Bearer %s" -H "Content-Type: application/scim+json" \
        -d '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com","name":{"givenName":"Ada","familyName":"Lovelace"},"emails":[{"value":"ada@example.com","type":"work","primary":true}],"active":true}' \
        %s/Users
-`, base, cfg.SCIM.Token.Value(), cfg.SCIM.Token.Value(), base)
+`, base, token, note, token, base)
 	}
 	fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
 	<-ctx.Done()
@@ -288,4 +293,19 @@ func overridable(defaults, environ []string) []string {
 		}
 	}
 	return out
+}
+
+// demoSCIMToken is a SCIM token that works now: the run's own, unless a
+// token rotated in an earlier run (the console, the admin API) superseded
+// it, in which case the demo rotates a new one and says so.
+func (a *App) demoSCIMToken(ctx context.Context, fromRun string) (token, note string, err error) {
+	ok, err := a.service.CheckSCIMToken(ctx, gateway.DefaultOrg, fromRun)
+	if err != nil || ok {
+		return fromRun, "", err
+	}
+	token, _, err = a.service.RotateSCIMToken(ctx, gateway.DefaultOrg, gateway.Actor{Kind: gateway.ActorConfig, ID: "demo"}, "", 0)
+	if err != nil {
+		return "", "", fmt.Errorf("demo: a SCIM token: %w", err)
+	}
+	return token, "\n                      (a token rotated in an earlier run was in use; the demo rotated this one)", nil
 }
