@@ -290,24 +290,24 @@ func Default() *Config {
 // any, strictly decoded), then GATEHOUSE_* variables from environ, then
 // secret references resolved. Problems with values are reported by
 // Validate; Load fails only when input cannot be read or parsed.
+//
+// Every problem of the input is reported at once, as a *LoadError whose
+// Problems name the key (and the file's line) and, for a misspelt key, the
+// key meant; the configuration is returned with it, as far as it could be
+// read, so that Validate can add its own problems to the list.
 func Load(path string, environ []string) (*Config, error) {
 	cfg := Default()
+	var problems []Problem
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("read config file: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("config file %s: %w", path, err)
-		}
+		problems = decodeFile(path, raw, cfg)
 	}
-	warnings, err := applyEnv(cfg, environ)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Warnings = warnings
+	warnings, envProblems := applyEnv(cfg, environ)
+	problems = append(problems, envProblems...)
+	cfg.Warnings = append(warnings, cfg.plainPublicURL()...)
 	env := envMap(environ)
 	cfg.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	lookup := cfg.LookupEnv
@@ -316,7 +316,119 @@ func Load(path string, environ []string) (*Config, error) {
 	cfg.Events.Token.Resolve(lookup, os.ReadFile)
 	cfg.Admin.Token.Resolve(lookup, os.ReadFile)
 	cfg.Email.SMTP.Password.Resolve(lookup, os.ReadFile)
+	if len(problems) > 0 {
+		return cfg, &LoadError{Problems: problems}
+	}
 	return cfg, nil
+}
+
+// LoadError lists every problem found reading the configuration's input
+// (the file and the GATEHOUSE_* variables).
+type LoadError struct{ Problems []Problem }
+
+func (e *LoadError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// decodeFile reads the YAML file into cfg, setting by setting, and
+// reports every unknown key (with its line, and the key meant when one is
+// close) and every value that does not fit its setting (with its key and
+// line), or the one syntax error that stops YAML.
+func decodeFile(path string, raw []byte, cfg *Config) []Problem {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return []Problem{{Path: path, Message: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	settings := map[string]reflect.Value{}
+	known := map[string]bool{} // every key path, sections too
+	for _, f := range fields(cfg) {
+		settings[f.path] = f.v
+		parts := strings.Split(f.path, ".")
+		for i := range parts {
+			known[strings.Join(parts[:i+1], ".")] = true
+		}
+	}
+	var problems []Problem
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		if n.Kind != yaml.MappingNode {
+			where := prefix
+			if where == "" {
+				where = path
+			}
+			problems = append(problems, Problem{Path: where, Message: fmt.Sprintf("line %d: must be a mapping of keys to values", n.Line)})
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			setting, isSetting := settings[p]
+			switch {
+			case !known[p]:
+				problems = append(problems, Problem{Path: p, Message: fmt.Sprintf("line %d: unknown key%s", k.Line, didYouMean(p, known))})
+			case !isSetting:
+				walk(v, p)
+			default:
+				if err := v.Decode(setting.Addr().Interface()); err != nil {
+					msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")
+					if !strings.HasPrefix(msg, "line ") {
+						msg = fmt.Sprintf("line %d: %s", v.Line, msg)
+					}
+					problems = append(problems, Problem{Path: p, Message: msg})
+				}
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	return problems
+}
+
+// didYouMean suggests the known key closest to p among its siblings (a
+// typo, not another word), or says nothing.
+func didYouMean(p string, known map[string]bool) string {
+	prefix, name := "", p
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		prefix, name = p[:i+1], p[i+1:]
+	}
+	best, bestDist := "", 3
+	for k := range known {
+		rest, ok := strings.CutPrefix(k, prefix)
+		if !ok || strings.Contains(rest, ".") {
+			continue
+		}
+		if d := editDistance(name, rest); d < bestDist || d == bestDist && best != "" && k < best {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return "; did you mean " + best + "?"
+}
+
+// plainPublicURL warns of an http:// public URL on a host that is not this
+// one: browsers would send the session cookie and SAML responses in the
+// clear.
+func (c *Config) plainPublicURL() []string {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || u.Scheme != "http" {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return []string{fmt.Sprintf("public_url %q is plain http on a host other than this one: session cookies and sign-in responses would cross the network unencrypted; use https://", c.PublicURL)}
 }
 
 // minTokenLength guards against guessable SCIM tokens: the token is the
@@ -586,12 +698,11 @@ func EnvName(path string) string {
 // matches no key is a warning, not an error: the environment is shared
 // with the platform (Kubernetes service links) and must not stop the
 // gateway. A bad value for a real key is an error.
-func applyEnv(cfg *Config, environ []string) (warnings []string, err error) {
+func applyEnv(cfg *Config, environ []string) (warnings []string, problems []Problem) {
 	byEnv := map[string]field{}
 	for _, f := range fields(cfg) {
 		byEnv[EnvName(f.path)] = f
 	}
-	var errs []error
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(k, EnvPrefix) {
@@ -603,11 +714,11 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, err error) {
 			continue
 		}
 		if err := setValue(f.v, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			problems = append(problems, Problem{Path: f.path, Message: k + ": " + err.Error()})
 		}
 	}
 	sort.Strings(warnings)
-	return warnings, errors.Join(errs...)
+	return warnings, problems
 }
 
 // unknownEnv explains a GATEHOUSE_* variable that sets nothing.

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -93,6 +94,88 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("error = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLoadListsEveryProblem: a file with several mistakes gets them all
+// at once, each with its key path and line, a misspelt key with the key
+// meant, and the environment's with the file's.
+func TestLoadListsEveryProblem(t *testing.T) {
+	path := writeFile(t, `lisen: ":8080"
+scim:
+  tokn: secret-secret-secret
+  max_results: many
+sso:
+  protocol: saml
+  saml:
+    idp_metadata_ulr: https://idp.example/metadata
+store:
+  open_timeout: soon
+colour: red
+`)
+	cfg, err := Load(path, []string{"GATEHOUSE_STORE_FSYNC=maybe"})
+	var le *LoadError
+	if !errors.As(err, &le) || cfg == nil {
+		t.Fatalf("Load: %v", err)
+	}
+	got := map[string]string{}
+	for _, p := range le.Problems {
+		got[p.Path] = p.Message
+	}
+	want := map[string][]string{
+		"lisen":                     {"line 1", "unknown key", "did you mean listen?"},
+		"scim.tokn":                 {"line 3", "did you mean scim.token?"},
+		"scim.max_results":          {"line 4", "many"},
+		"sso.saml.idp_metadata_ulr": {"line 8", "did you mean sso.saml.idp_metadata_url?"},
+		"store.open_timeout":        {"soon"},
+		"colour":                    {"line 11", "unknown key"},
+		"store.fsync":               {"GATEHOUSE_STORE_FSYNC"},
+	}
+	for path, parts := range want {
+		msg, ok := got[path]
+		if !ok {
+			t.Errorf("no problem reported for %s (got %v)", path, got)
+			continue
+		}
+		for _, part := range parts {
+			if !strings.Contains(msg, part) {
+				t.Errorf("%s: %q does not say %q", path, msg, part)
+			}
+		}
+	}
+	if len(le.Problems) != len(want) {
+		t.Errorf("%d problems, want %d: %v", len(le.Problems), len(want), le.Problems)
+	}
+	if strings.Contains(got["colour"], "did you mean") {
+		t.Errorf("a far-off key got a suggestion: %q", got["colour"])
+	}
+	// What could be read was: the valid keys are in force.
+	if cfg.SSO.Protocol != "saml" {
+		t.Errorf("the rest of the file was not read: sso.protocol %q", cfg.SSO.Protocol)
+	}
+	// A syntax error stops YAML: one problem, with its line.
+	if _, err := Load(writeFile(t, "scim:\n  token: [unclosed\n"), nil); !errors.As(err, &le) || len(le.Problems) != 1 || !strings.Contains(le.Problems[0].Message, "line") {
+		t.Fatalf("syntax error: %v", err)
+	}
+}
+
+// TestPlainPublicURLIsFlagged: http:// is fine on loopback only.
+func TestPlainPublicURLIsFlagged(t *testing.T) {
+	for u, flagged := range map[string]bool{
+		"http://app.example.com": true, "http://10.0.0.5:8080": true, "https://app.example.com": false,
+		"http://127.0.0.1:8080": false, "http://localhost:8080": false, "http://[::1]:8080": false,
+	} {
+		cfg, err := Load("", []string{"GATEHOUSE_PUBLIC_URL=" + u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := false
+		for _, w := range cfg.Warnings {
+			warned = warned || strings.Contains(w, "plain http")
+		}
+		if warned != flagged {
+			t.Errorf("%s: warned %v, want %v", u, warned, flagged)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,7 +51,8 @@ func Serve(ctx context.Context, configPath string, environ []string, logOut io.W
 // every problem in it; it exits non-zero when there is any.
 func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(configPath, environ)
-	if err != nil {
+	var loadErr *config.LoadError
+	if err != nil && !errors.As(err, &loadErr) {
 		fmt.Fprintln(stderr, "gatehouse: config:", err)
 		return 1
 	}
@@ -59,7 +61,13 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	problems := append(cfg.Validate(), adapterProblems...)
+	// Every problem at once: the input's (unknown keys, wrong types), then
+	// the values'.
+	var problems []config.Problem
+	if loadErr != nil {
+		problems = loadErr.Problems
+	}
+	problems = append(append(problems, cfg.Validate()...), adapterProblems...)
 	for _, p := range problems {
 		fmt.Fprintln(stderr, "problem:", p.String())
 	}
