@@ -3,16 +3,21 @@ package conformance
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/conformance/oidcoptest"
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/app"
 )
 
 // TestAdminLiveSwitchJITAndProtocol: a manager's changes take effect on
@@ -152,4 +157,73 @@ func TestSignInStartsAreBounded(t *testing.T) {
 	if v := metricValue(t, "http://"+g.app.OpsAddr()+"/metrics", `gatehouse_sso_logins_total{protocol="saml",result="rate_limited"}`); v < 1 {
 		t.Fatalf("rate-limited starts counted %v", v)
 	}
+}
+
+// TestAFailedFirstStartLocksNothingIn: a first start whose IdP metadata
+// file cannot be read fails and stores nothing, check-config says what is
+// wrong with the file, and the fixed file is what the next start uses;
+// later changes of the file win while nobody changed the stored settings.
+func TestAFailedFirstStartLocksNothingIn(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	dir := t.TempDir()
+	md := filepath.Join(t.TempDir(), "idp.xml")
+	if err := os.WriteFile(md, idp.Metadata(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"GATEHOUSE_LISTEN=127.0.0.1:0", "GATEHOUSE_OPS_LISTEN=127.0.0.1:0", "GATEHOUSE_DATA_DIR=" + dir,
+		"GATEHOUSE_PUBLIC_URL=https://app.example.test", "GATEHOUSE_STORE_FSYNC=false", "GATEHOUSE_SSO_PROTOCOL=saml",
+		"GATEHOUSE_SSO_SAML_IDP_METADATA_FILE=" + md + ".typo", "GATEHOUSE_PROVISIONING_METHOD=jit"}
+	start := func(env []string) (*app.App, error) {
+		t.Helper()
+		cfg, err := config.Load("", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := app.New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return nil, err
+		}
+		if err := a.Start(); err != nil {
+			a.Store().Close()
+			return nil, err
+		}
+		return a, nil
+	}
+	checkConfig := func(env []string) (int, string) {
+		var out, errOut strings.Builder
+		code := app.Main([]string{"check-config"}, env, &out, &errOut, "test")
+		return code, errOut.String()
+	}
+	// The configuration names a file that is not there: check-config says
+	// so, and so does the start.
+	if code, out := checkConfig(env); code == 0 || !strings.Contains(out, "sso.saml.idp_metadata_file") {
+		t.Fatalf("check-config with a missing metadata file: exit %d\n%s", code, out)
+	}
+	if _, err := start(env); err == nil {
+		t.Fatal("the gateway started without its IdP metadata")
+	}
+	// Nothing was stored: fixing the configuration is enough.
+	env = append(env, "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+md)
+	if code, out := checkConfig(env); code != 0 || !strings.Contains(out, "configuration is valid") {
+		t.Fatalf("check-config after the fix: exit %d\n%s", code, out)
+	}
+	a, err := start(env)
+	if err != nil {
+		t.Fatalf("the start after the fix: %v", err)
+	}
+	st, _ := a.Service().Settings(gateway.DefaultOrg)
+	if st.SSO.SAML.IDPMetadataFile != md || st.Version != 1 {
+		t.Fatalf("settings in force: %+v", st)
+	}
+	_ = a.Shutdown(context.Background())
+	// The file changes; the stored settings are still the file's own: the
+	// file wins at the next start.
+	a, err = start(append(env, "GATEHOUSE_PROVISIONING_METHOD=manual"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := a.Service().Policy(gateway.DefaultOrg).Method; m != gateway.SourceManual {
+		t.Fatalf("an untouched seed kept method %s over the file's manual", m)
+	}
+	_ = a.Shutdown(context.Background())
 }

@@ -516,7 +516,8 @@ func TestCheckConfigShowsStoreAndFile(t *testing.T) {
 	}
 	g.stop()
 	out := check()
-	if !strings.Contains(out, `provisioning.method "manual"`) || !strings.Contains(out, "differs from the store at provisioning.method") || !strings.Contains(out, "store's stay in force") {
+	if !strings.Contains(out, `provisioning.method "manual"`) || !strings.Contains(out, "sets provisioning.method differently from what token:") ||
+		!strings.Contains(out, "stays in force") || !strings.Contains(out, "admin.identity_source: file") {
 		t.Fatalf("after a change through the API:\n%s", out)
 	}
 	env = append(env, "GATEHOUSE_ADMIN_IDENTITY_SOURCE=file")

@@ -139,15 +139,25 @@ func (a *App) loadIdentity(ctx context.Context, source string) error {
 	}
 	switch {
 	case res.Seeded:
-		a.log.Info("identity settings stored from the configuration file", "sso_protocol", res.Settings.SSO.Protocol,
+		a.log.Info("identity settings from the configuration file; stored once the gateway has started with them", "sso_protocol", res.Settings.SSO.Protocol,
 			"provisioning_method", res.Settings.Provisioning.Method)
+	case res.Applied && res.Untouched:
+		a.log.Info("identity settings: the configuration file's changes are in force (the stored settings were an earlier file's, never changed by a person)", "changed", res.Differs)
 	case res.Applied:
 		a.log.Info("identity settings: the configuration file wins (admin.identity_source: file)", "changed", res.Differs)
 	case len(res.Differs) > 0:
-		a.log.Warn("identity settings: the store differs from the configuration file and wins (admin.identity_source: store); "+
-			"change them through the admin API, or set admin.identity_source to file", "differs", res.Differs)
+		a.log.Warn("identity settings: "+IdentityConflict(res.Settings, res.Differs), "differs", res.Differs)
 	}
 	return nil
+}
+
+// IdentityConflict says which keys of the file lose to settings a person
+// changed, and how to settle it.
+func IdentityConflict(stored provision.Settings, differs []string) string {
+	return fmt.Sprintf("the configuration file sets %s differently from what %s changed at %s through the admin API or console, which stays in force. "+
+		"To keep the stored values, make the file say the same (or drop those keys); to take the file's, change them in the console or the admin API "+
+		"(PUT /admin/api/v1/identity), or start once with admin.identity_source: file",
+		strings.Join(differs, ", "), stored.UpdatedBy.String(), stored.UpdatedAt.UTC().Format(time.RFC3339))
 }
 
 // Start binds both listeners and serves in the background. With a port of
@@ -180,6 +190,13 @@ func (a *App) Start() error {
 	a.main = a.newServer(handler)
 	a.ops = a.newServer(a.opsRoutes())
 	if err := a.startDelivery(); err != nil {
+		a.mainLn.Close()
+		a.opsLn.Close()
+		return err
+	}
+	// The file's identity settings are stored only now that the gateway
+	// started with them (their IdP metadata loaded, their routes built).
+	if err := a.service.StoreSeed(context.Background(), gateway.DefaultOrg); err != nil {
 		a.mainLn.Close()
 		a.opsLn.Close()
 		return err

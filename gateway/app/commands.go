@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/demo"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
 
@@ -68,6 +69,9 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 		problems = loadErr.Problems
 	}
 	problems = append(append(problems, cfg.Validate()...), adapterProblems...)
+	if len(problems) == 0 {
+		problems = checkIdPMetadata(context.Background(), cfg)
+	}
 	for _, p := range problems {
 		fmt.Fprintln(stderr, "problem:", p.String())
 	}
@@ -112,9 +116,32 @@ func compareIdentity(cfg *config.Config, out io.Writer) {
 		fmt.Fprintln(out, "identity: the file and the store agree")
 	case cfg.Admin.IdentitySource == provision.SettingsFromFile:
 		fmt.Fprintf(out, "identity: the file differs from the store at %s; admin.identity_source is file, so the file's win at the next start\n", strings.Join(diff, ", "))
+	case stored.FromFile():
+		fmt.Fprintf(out, "identity: the file differs from the store at %s; the stored values are an earlier file's, never changed by a person, so the file's win at the next start\n", strings.Join(diff, ", "))
 	default:
-		fmt.Fprintf(out, "identity: the file differs from the store at %s; admin.identity_source is store, so the store's stay in force (change them through the admin API, or set admin.identity_source to file)\n", strings.Join(diff, ", "))
+		fmt.Fprintln(out, "identity:", IdentityConflict(stored, diff))
 	}
+}
+
+// checkIdPMetadata reads the SAML IdP metadata the file names (its file,
+// or its URL, fetched) as a start would, and says what is wrong with it.
+func checkIdPMetadata(ctx context.Context, cfg *config.Config) []config.Problem {
+	st := cfg.IdentitySettings()
+	if st.SSO.Protocol != gateway.ProtocolSAML {
+		return nil
+	}
+	path := "sso.saml.idp_metadata_url"
+	if st.SSO.SAML.IDPMetadataFile != "" {
+		path = "sso.saml.idp_metadata_file"
+	}
+	raw, err := loadMetadata(ctx, st.SSO.SAML)
+	if err == nil {
+		_, err = samlsp.ParseIDPMetadata(raw)
+	}
+	if err != nil {
+		return []config.Problem{{Path: path, Message: err.Error()}}
+	}
+	return nil
 }
 
 // Demo runs the whole journey on one machine: the gateway, an embedded

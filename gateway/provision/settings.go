@@ -132,11 +132,19 @@ func encodeSettings(st Settings) ([]byte, error) {
 
 // LoadResult says what LoadSettings did.
 type LoadResult struct {
-	Settings Settings
-	Seeded   bool     // the store had none: the file's were stored
-	Applied  bool     // the file won over different stored settings
-	Differs  []string // paths where the file and the store disagree (the store won)
+	Settings  Settings
+	Seeded    bool     // the store had none: the file's are in force, stored by StoreSeed once the gateway started
+	Applied   bool     // the file won over different stored settings
+	Untouched bool     // ...because the stored ones were the file's own, never changed by a person
+	Differs   []string // paths where the file and the store disagree (the store won)
 }
+
+// fileActor is who wrote settings that came from the configuration file.
+var fileActor = gateway.Actor{Kind: gateway.ActorConfig, ID: "file"}
+
+// FromFile reports whether settings are the configuration file's own:
+// seeded or applied from it, never changed by a person since.
+func (st Settings) FromFile() bool { return st.UpdatedBy == fileActor }
 
 // LoadSettings brings the org's identity settings in force at
 // start-up. file is what the configuration file says; source says which
@@ -151,14 +159,20 @@ func (s *Service) LoadSettings(ctx context.Context, org gateway.OrgID, file gate
 	if err != nil {
 		return LoadResult{}, err
 	}
-	actor := gateway.Actor{Kind: gateway.ActorConfig, ID: "file"}
+	actor := fileActor
 	var res LoadResult
+	differs := found && !reflect.DeepEqual(comparable(stored.IdentitySettings), comparable(file))
 	switch {
 	case !found:
+		// In force now, stored only once the gateway started with them
+		// (StoreSeed): a start that fails on them (an unreadable IdP
+		// metadata file) leaves nothing behind to win over the fix.
 		res.Seeded = true
-		res.Settings, err = s.storeSettings(ctx, org, actor, "", 0, Settings{}, file, "identity.seed")
-	case source == SettingsFromFile && !reflect.DeepEqual(comparable(stored.IdentitySettings), comparable(file)):
-		res.Applied = true
+		res.Settings = Settings{IdentitySettings: file, UpdatedAt: s.clock.Now(), UpdatedBy: actor}
+	case differs && (source == SettingsFromFile || stored.FromFile()):
+		// The file wins when told to, and while the store holds only what
+		// an earlier file said: nobody chose those values over the file.
+		res.Applied, res.Untouched = true, source != SettingsFromFile
 		res.Differs = SettingsDiff(stored.IdentitySettings, file)
 		res.Settings, err = s.storeSettings(ctx, org, actor, "", stored.Version, stored, file, "identity.update")
 	default:
@@ -177,6 +191,25 @@ func (s *Service) LoadSettings(ctx context.Context, org gateway.OrgID, file gate
 	}
 	s.install(org, res.Settings)
 	return res, nil
+}
+
+// StoreSeed stores the file's settings that LoadSettings put in force
+// without storing (the store held none), once the gateway has started with
+// them. A change made meanwhile (through the admin API) is kept.
+func (s *Service) StoreSeed(ctx context.Context, org gateway.OrgID) error {
+	cur, ok := s.Settings(org)
+	if !ok || cur.Version != 0 {
+		return nil
+	}
+	st, err := s.storeSettings(ctx, org, cur.UpdatedBy, "", 0, Settings{}, cur.IdentitySettings, "identity.seed")
+	switch gateway.ErrorCodeOf(err) {
+	case "":
+		s.install(org, st)
+		return nil
+	case gateway.ErrConflict:
+		return nil // stored meanwhile
+	}
+	return fmt.Errorf("storing the identity settings: %w", err)
 }
 
 // comparable drops what compares unequal without a real difference.

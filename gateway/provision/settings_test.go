@@ -28,6 +28,10 @@ func loaded(t *testing.T, file gateway.IdentitySettings) (*provision.Service, ga
 	if _, err := svc.LoadSettings(context.Background(), gateway.DefaultOrg, file, provision.SettingsFromStore); err != nil {
 		t.Fatal(err)
 	}
+	// As the gateway does once it started with them.
+	if err := svc.StoreSeed(context.Background(), gateway.DefaultOrg); err != nil {
+		t.Fatal(err)
+	}
 	return svc, store
 }
 
@@ -83,6 +87,58 @@ func TestSettingsSeedAndStoreWins(t *testing.T) {
 	if err != nil || len(entries) != 3 || entries[0].Actor.Kind != gateway.ActorConfig || entries[1].Actor != manager.Actor ||
 		entries[1].RequestID != "r" || len(entries[1].Before) == 0 || len(entries[1].After) == 0 {
 		t.Fatalf("audit of settings changes: %+v %v", entries, err)
+	}
+}
+
+// TestSeedStoredAfterStartAndUntouchedSeedFollowsTheFile: the file's
+// settings are stored only once the gateway started with them; while the
+// stored ones are an earlier file's (no person changed them), a changed
+// file wins at the next start; once a person changed them, the store wins
+// and the difference is reported.
+func TestSeedStoredAfterStartAndUntouchedSeedFollowsTheFile(t *testing.T) {
+	ctx := context.Background()
+	svc, store := newService(t, gateway.SourceManual)
+	res, err := svc.LoadSettings(ctx, gateway.DefaultOrg, samlJIT(), provision.SettingsFromStore)
+	if err != nil || !res.Seeded || svc.Policy(gateway.DefaultOrg).Method != gateway.SourceJIT {
+		t.Fatalf("first load: %+v %v", res, err)
+	}
+	if _, found, _ := provision.StoredSettings(ctx, store, gateway.DefaultOrg); found {
+		t.Fatal("the file's settings were stored before the gateway started with them")
+	}
+	// A failed start ends here; the fixed file is loaded anew.
+	fixed := samlJIT()
+	fixed.SSO.SAML.IDPMetadataURL = "https://idp.example/fixed"
+	again := provision.New(store, nil, provision.Policy{})
+	if res, err = again.LoadSettings(ctx, gateway.DefaultOrg, fixed, provision.SettingsFromStore); err != nil || !res.Seeded {
+		t.Fatalf("after a failed start: %+v %v", res, err)
+	}
+	if err := again.StoreSeed(ctx, gateway.DefaultOrg); err != nil {
+		t.Fatal(err)
+	}
+	stored, found, _ := provision.StoredSettings(ctx, store, gateway.DefaultOrg)
+	if !found || stored.Version != 1 || stored.SSO.SAML.IDPMetadataURL != "https://idp.example/fixed" || !stored.FromFile() {
+		t.Fatalf("stored after the start: %+v", stored)
+	}
+	// The file changes again; nobody touched the stored settings: the
+	// file wins.
+	changed := fixed
+	changed.Provisioning.Method = gateway.SourceManual
+	third := provision.New(store, nil, provision.Policy{})
+	res, err = third.LoadSettings(ctx, gateway.DefaultOrg, changed, provision.SettingsFromStore)
+	if err != nil || !res.Applied || !res.Untouched || third.Policy(gateway.DefaultOrg).Method != gateway.SourceManual {
+		t.Fatalf("an untouched seed and a changed file: %+v %v", res, err)
+	}
+	// A manager changes them: now the store wins over the file.
+	byManager := changed
+	byManager.Provisioning.Method = gateway.SourceJIT
+	if _, err := third.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 0, byManager, false); err != nil {
+		t.Fatal(err)
+	}
+	fourth := provision.New(store, nil, provision.Policy{})
+	res, err = fourth.LoadSettings(ctx, gateway.DefaultOrg, changed, provision.SettingsFromStore)
+	if err != nil || res.Applied || fourth.Policy(gateway.DefaultOrg).Method != gateway.SourceJIT || !slices.Equal(res.Differs, []string{"provisioning.method"}) ||
+		res.Settings.UpdatedBy != manager.Actor {
+		t.Fatalf("a manager's change and a different file: %+v %v", res, err)
 	}
 }
 

@@ -116,12 +116,9 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 	if opts.EntityID == "" {
 		opts.EntityID = metadataURL.String()
 	}
-	idp, err := samlsp.ParseMetadata(opts.IDPMetadata)
+	idp, err := parseIDPMetadata(opts.IDPMetadata)
 	if err != nil {
-		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
-	}
-	if idp.EntityID == "" {
-		return nil, errors.New("saml: the IdP metadata has no entityID")
+		return nil, err
 	}
 	key, cert, err := spKey(ctx, opts.Store, opts.Org, acsURL.Host)
 	if err != nil {
@@ -143,6 +140,30 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		RejectSHA1Signatures: true,
 	}})
 	return s, nil
+}
+
+// ParseIDPMetadata checks that raw is usable SAML metadata of one IdP,
+// as the service provider reads it, and returns its entity id.
+func ParseIDPMetadata(raw []byte) (string, error) {
+	idp, err := parseIDPMetadata(raw)
+	if err != nil {
+		return "", err
+	}
+	return idp.EntityID, nil
+}
+
+func parseIDPMetadata(raw []byte) (*crewsaml.EntityDescriptor, error) {
+	idp, err := samlsp.ParseMetadata(raw)
+	if err != nil {
+		return nil, fmt.Errorf("saml: IdP metadata: %w", err)
+	}
+	if idp.EntityID == "" {
+		return nil, errors.New("saml: the IdP metadata has no entityID")
+	}
+	if len(idp.IDPSSODescriptors) == 0 {
+		return nil, errors.New("saml: the metadata describes no identity provider (no IDPSSODescriptor)")
+	}
+	return idp, nil
 }
 
 // spKey loads the SP's key and certificate, generating them once.
