@@ -73,7 +73,8 @@ func startDemo(t *testing.T, dataDir, method, sso string) (out *syncBuffer, url 
 	t.Cleanup(stop)
 	open := regexp.MustCompile(`Open in a browser : (\S+)`)
 	for deadline := time.Now().Add(20 * time.Second); url == ""; {
-		if m := open.FindStringSubmatch(out.String()); m != nil {
+		// Everything is printed once it says how to stop.
+		if m := open.FindStringSubmatch(out.String()); m != nil && strings.Contains(out.String(), "Press Ctrl-C to stop.") {
 			url = m[1]
 			break
 		}

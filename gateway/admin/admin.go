@@ -157,7 +157,7 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
 			refuse(ctx, http.StatusUnauthorized, "The bearer token is not valid: send admin.token or a token from POST /api-tokens.")
 		default:
-			next(huma.WithValue(ctx, actorKey{}, actor))
+			a.run(huma.WithValue(ctx, actorKey{}, actor), actor, next)
 		}
 		return
 	}
@@ -181,7 +181,18 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	}
 	actor := SessionActor(u)
 	c := huma.WithValue(ctx, actorKey{}, actor)
-	next(huma.WithValue(c, sessionKey{}, se))
+	a.run(huma.WithValue(c, sessionKey{}, se), actor, next)
+}
+
+// run calls the operation and logs a change (the audit log has what it
+// changed; the log line ties it to the request, its client and actor).
+func (a *API) run(ctx huma.Context, actor gateway.Actor, next func(huma.Context)) {
+	next(ctx)
+	r, _ := humago.Unwrap(ctx)
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return
+	}
+	a.opts.Logger.InfoContext(r.Context(), "admin change", "operation", ctx.Operation().OperationID, "status", ctx.Status(), "actor", actor.String())
 }
 
 type sessionKey struct{}
@@ -250,7 +261,7 @@ func (a *API) fail(ctx context.Context, err error) error {
 	}
 	status := HTTPStatus(err)
 	if status == http.StatusInternalServerError {
-		a.opts.Logger.ErrorContext(ctx, "admin API", "error", err, "request_id", httpx.RequestID(ctx))
+		a.opts.Logger.ErrorContext(ctx, "admin API", "error", err)
 	}
 	return newProblem(status, gateway.ErrorMessageOf(err))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/demo"
+	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
@@ -30,9 +31,9 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(httpx.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(httpx.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // Serve loads the configuration and runs the gateway until ctx is done.

@@ -141,6 +141,6 @@ func (a *App) outboxReplay(w http.ResponseWriter, r *http.Request) {
 		writeOpsError(w, err)
 		return
 	}
-	a.log.Info("outbox: replay scheduled", "adapter", q.Get("adapter"), "from", from, "dead_letters", n)
+	a.log.InfoContext(r.Context(), "outbox: replay scheduled", "adapter", q.Get("adapter"), "from", from, "dead_letters", n)
 	writeJSON(w, http.StatusOK, map[string]int{"scheduled": n})
 }

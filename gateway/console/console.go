@@ -176,7 +176,13 @@ func (c *Console) signedIn(fn func(q *req)) http.HandlerFunc {
 				return
 			}
 		}
-		fn(&req{w: w, r: r, session: se, user: u})
+		if r.Method != http.MethodPost {
+			fn(&req{w: w, r: r, session: se, user: u})
+			return
+		}
+		rec := &httpx.StatusRecorder{ResponseWriter: w}
+		fn(&req{w: rec, r: r, session: se, user: u})
+		c.opts.Logger.InfoContext(r.Context(), "console change", "path", r.URL.Path, "status", rec.Status, "actor", admin.SessionActor(u).String())
 	}
 }
 
@@ -244,7 +250,7 @@ func (c *Console) errorText(q *req, err error) (int, string) {
 		return status, gateway.ErrorMessageOf(err)
 	}
 	id := httpx.RequestID(q.ctx())
-	c.opts.Logger.ErrorContext(q.ctx(), "console", "error", err, "request_id", id)
+	c.opts.Logger.ErrorContext(q.ctx(), "console", "error", err)
 	return http.StatusInternalServerError, "An internal error occurred; nothing was changed. The gateway log has the details under request id " + id + "."
 }
 

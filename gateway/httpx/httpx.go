@@ -12,12 +12,20 @@ import (
 	"time"
 )
 
-type requestIDKey struct{}
+type requestKey struct{}
+
+// requestInfo is what every log line of a request carries.
+type requestInfo struct {
+	id, client, userAgent string
+}
 
 // RequestID returns the request id stored in ctx by WithRequestID, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil {
+		return ""
+	}
+	return info.id
 }
 
 // HeaderRequestID carries the request id in and out.
@@ -33,9 +41,33 @@ func WithRequestID(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set(HeaderRequestID, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		ua := r.UserAgent()
+		if len(ua) > 256 {
+			ua = ua[:256]
+		}
+		info := &requestInfo{id: id, client: ClientAddress(r), userAgent: ua}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, info)))
 	})
 }
+
+// LogHandler adds to every record logged with a request's context (the
+// *Context methods of slog.Logger) the request id, the client's address
+// and its user agent, so that support can find a person's sign-in or a
+// manager's change from the id on a page.
+func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
+
+type logHandler struct{ slog.Handler }
+
+func (l logHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if info, _ := ctx.Value(requestKey{}).(*requestInfo); info != nil {
+		rec = rec.Clone()
+		rec.AddAttrs(slog.String("request_id", info.id), slog.String("client", info.client), slog.String("user_agent", info.userAgent))
+	}
+	return l.Handler.Handle(ctx, rec)
+}
+
+func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler { return logHandler{l.Handler.WithAttrs(attrs)} }
+func (l logHandler) WithGroup(name string) slog.Handler       { return logHandler{l.Handler.WithGroup(name)} }
 
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 64 {
@@ -80,9 +112,10 @@ func (s *StatusRecorder) Write(b []byte) (int, error) {
 
 func (s *StatusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// AccessLog logs one line per request: method, path, status, size, duration
-// and request id. Never the query string, headers or body: they carry
-// tokens, filters with email addresses, and passwords.
+// AccessLog logs one line per request: method, path, status, size and
+// duration in milliseconds (with LogHandler, the request id, client and
+// user agent too). Never the query string, other headers or the body: they
+// carry tokens, filters with email addresses, and passwords.
 func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return AccessLogRedacting(log, nil, next)
 }
@@ -106,8 +139,7 @@ func AccessLogRedacting(log *slog.Logger, redact func(path string) string, next 
 			slog.String("path", path),
 			slog.Int("status", rec.Status),
 			slog.Int("bytes", rec.Bytes),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", RequestID(r.Context())),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		)
 	})
 }

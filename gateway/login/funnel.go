@@ -144,11 +144,11 @@ func (f *Funnel) count(protocol, result string) {
 	}
 }
 
-// logger carries what support needs on every sign-in line: the request
-// id, the client's address and its user agent.
-func (f *Funnel) logger(r *http.Request, args ...any) *slog.Logger {
-	return f.opts.Logger.With(append([]any{"request_id", httpx.RequestID(r.Context()), "client", httpx.ClientAddress(r),
-		"user_agent", r.UserAgent()}, args...)...)
+// logger is the funnel's logger with args; the request id, the client's
+// address and its user agent come with the request's context (the
+// gateway's log handler adds them).
+func (f *Funnel) logger(_ *http.Request, args ...any) *slog.Logger {
+	return f.opts.Logger.With(args...)
 }
 
 // LastTestSignIn is what the IdP sent at the manager's last test sign-in
