@@ -66,8 +66,10 @@ func (l logHandler) Handle(ctx context.Context, rec slog.Record) error {
 	return l.Handler.Handle(ctx, rec)
 }
 
-func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler { return logHandler{l.Handler.WithAttrs(attrs)} }
-func (l logHandler) WithGroup(name string) slog.Handler       { return logHandler{l.Handler.WithGroup(name)} }
+func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return logHandler{l.Handler.WithAttrs(attrs)}
+}
+func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
 
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 64 {
