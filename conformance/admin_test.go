@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
 	"github.com/gatehouse-id/gatehouse/gateway/app"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
 
 const adminToken = "admin-bootstrap-token-0123456789"
@@ -546,4 +550,42 @@ func TestIdPNeverOverwritesRoleOrPools(t *testing.T) {
 	if u.str("role") != "manager" || !strings.Contains(u.raw, `"pools":["default","support"]`) || u.str("givenName") != "Ada" || u.str("familyName") != "King" {
 		t.Fatalf("after the IdP's PUT and PATCH: %s", u.raw)
 	}
+}
+
+// TestSCIMTokenRuleHasOneOwner: SCIM without a token is refused where the
+// store is known, by the one rule: check-config and the start say the
+// same; a token rotated into the store satisfies it (the file need not
+// carry one).
+func TestSCIMTokenRuleHasOneOwner(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"GATEHOUSE_LISTEN=127.0.0.1:0", "GATEHOUSE_OPS_LISTEN=127.0.0.1:0", "GATEHOUSE_DATA_DIR=" + dir,
+		"GATEHOUSE_STORE_FSYNC=false", "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim"}
+	var out, errOut strings.Builder
+	if code := app.Main([]string{"check-config"}, env, &out, &errOut, "test"); code == 0 || !strings.Contains(errOut.String(), "scim.token: SCIM needs a token") {
+		t.Fatalf("check-config without a token: %d\n%s", code, errOut.String())
+	}
+	cfg, err := config.Load("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.New(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "SCIM needs a token") {
+		t.Fatalf("the start without a token: %v", err)
+	}
+	// A manager rotated one (the gateway ran under another method).
+	st, err := bolt.Open(filepath.Join(dir, app.DBFile), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := provision.New(st, nil, provision.Policy{})
+	token, _, err := svc.RotateSCIMToken(context.Background(), gateway.DefaultOrg, gateway.Actor{Kind: gateway.ActorToken, ID: "t"}, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	errOut.Reset()
+	if code := app.Main([]string{"check-config"}, env, &out, &errOut, "test"); code != 0 {
+		t.Fatalf("check-config with a rotated token: %d\n%s", code, errOut.String())
+	}
+	g := startGateway(t, dir, "GATEHOUSE_SCIM_TOKEN=")
+	g.callAuth("Bearer "+token, "GET", "/Users", "").must(t, 200)
 }

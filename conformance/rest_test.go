@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/adapters/rest"
+	"github.com/gatehouse-id/gatehouse/adapters/sqldb"
 	"github.com/gatehouse-id/gatehouse/conformance/adaptertest"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
@@ -324,6 +325,56 @@ func TestRESTConfigProblems(t *testing.T) {
 		"operations.user.melted", "operations.user.updated[0].path", "{member.id} needs per_member"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("problems lack %q:\n%s", want, joined)
+		}
+	}
+}
+
+// TestRESTAndSQLTakeTheSameEvents: the event types and field names
+// adapters accept have one owner (gateway.Op.Known, gateway.WireField):
+// both adapters accept invitation.created and its fields, and refuse an
+// unknown type or field alike; a REST call for an invitation reaches the
+// app with its email and link.
+func TestRESTAndSQLTakeTheSameEvents(t *testing.T) {
+	api := newUserAPI(t)
+	var got map[string]any
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/invitations", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	app := httptest.NewServer(mux)
+	t.Cleanup(app.Close)
+	cfg := restConfig(api.srv.URL)
+	cfg.BaseURL = app.URL + "/api"
+	cfg.Operations = map[string]rest.Calls{"invitation.created": {{Method: "POST", Path: "/invitations",
+		Body: map[string]any{"email": ":invitation.email", "link": ":invitation.link", "by": ":requestId"}}}}
+	if ps := cfg.Validate(); len(ps) != 0 {
+		t.Fatalf("an invitation call refused: %v", ps)
+	}
+	inv := gateway.WireEvent{Contract: gateway.EventContract, ID: "e1", Type: gateway.OpInvitationCreated, Org: gateway.DefaultOrg, RequestID: "r1",
+		Invitation: &gateway.WireInvitation{ID: "i1", Email: "bob@example.com", Link: "https://app.example/gatehouse/invite/tok"}}
+	if err := openREST(t, cfg, restStore(t)).Deliver(context.Background(), inv); err != nil {
+		t.Fatalf("deliver invitation.created: %v", err)
+	}
+	if got["email"] != "bob@example.com" || got["link"] != "https://app.example/gatehouse/invite/tok" || got["by"] != "r1" {
+		t.Fatalf("the app received %v", got)
+	}
+	// The same names, the same verdicts, in both adapters.
+	for _, tc := range []struct {
+		typ, field string
+		ok         bool
+	}{
+		{"invitation.created", "invitation.link", true},
+		{"user.created", "user.attributes.name.givenName", true},
+		{"user.created", "user.shoeSize", false},
+		{"user.melted", "user.email", false},
+	} {
+		r := &rest.Config{BaseURL: "https://app.example/api", Operations: map[string]rest.Calls{tc.typ: {{Method: "POST", Path: "/x",
+			Body: map[string]any{"v": ":" + tc.field}}}}}
+		r.Auth.Header, r.Auth.Value = "Authorization", gateway.NewSecret("Bearer x")
+		s := &sqldb.Config{DSN: gateway.NewSecret("postgres://x"), Statements: map[string][]string{tc.typ: {"INSERT INTO t (v) VALUES (:" + tc.field + ")"}}}
+		if restOK, sqlOK := len(r.Validate()) == 0, len(s.Validate()) == 0; restOK != tc.ok || sqlOK != tc.ok {
+			t.Errorf("%s with %s: rest ok=%v (%v), sqldb ok=%v (%v), want %v", tc.typ, tc.field, restOK, r.Validate(), sqlOK, s.Validate(), tc.ok)
 		}
 	}
 }

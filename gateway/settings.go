@@ -106,6 +106,7 @@ const (
 	RuleDomains          = "domains"             // domains are lower-case names
 	RuleDefaults         = "defaults"            // default pool and role exist
 	RuleGroupPools       = "group_pools"         // group mappings name pools
+	RuleSCIMToken        = "scim_token"          // SCIM has a token to accept
 )
 
 // RuleViolation is one broken rule: which, where (the configuration
@@ -271,4 +272,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// SCIMTokenRule is the rule that provisioning by SCIM has a token for the
+// IdP to present (from the configuration file, or rotated and stored):
+// without one, every SCIM request would be refused.
+func SCIMTokenRule(method Source, hasToken bool) []RuleViolation {
+	if method != SourceSCIM || hasToken {
+		return nil
+	}
+	return []RuleViolation{{Rule: RuleSCIMToken, Path: "scim.token",
+		Message: "SCIM needs a token for the IdP: set scim.token (GATEHOUSE_SCIM_TOKEN) or rotate one (POST /admin/api/v1/scim-token, or the console) first"}}
 }

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -116,4 +118,58 @@ func firstOr(s []string) string {
 		return ""
 	}
 	return s[0]
+}
+
+// Known reports whether o is one of the event types the gateway records
+// (every adapter takes every one of them; one that has nothing to do for
+// a type acknowledges it).
+func (o Op) Known() bool {
+	switch o {
+	case OpUserCreated, OpUserUpdated, OpUserDeactivated, OpUserReactivated, OpUserDeleted,
+		OpGroupCreated, OpGroupUpdated, OpGroupDeleted, OpGroupMembersAdded, OpGroupMembersRemoved,
+		OpInvitationCreated:
+		return true
+	}
+	return false
+}
+
+// WireField reports whether path names a field of the wire form of an
+// event, the names templates use (user.email, group.displayName,
+// invitation.link, seq): the JSON names of WireEvent and of the user,
+// group and invitation in it, and any path under their attributes (the
+// SCIM document is the IdP's).
+func WireField(path string) bool {
+	root, rest, nested := strings.Cut(path, ".")
+	t := reflect.TypeOf(WireEvent{})
+	f, ok := jsonField(t, root)
+	if !ok {
+		return false
+	}
+	if !nested {
+		return true
+	}
+	ft := f.Type
+	if ft.Kind() == reflect.Pointer {
+		ft = ft.Elem()
+	}
+	if ft.Kind() != reflect.Struct || ft == reflect.TypeOf(time.Time{}) {
+		return false
+	}
+	name, _, deeper := strings.Cut(rest, ".")
+	sub, ok := jsonField(ft, name)
+	if !ok {
+		return false
+	}
+	return !deeper || sub.Type == reflect.TypeOf(json.RawMessage(nil)) // attributes.<any path>
+}
+
+// jsonField finds the field of struct t whose JSON name is name.
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name && tag != "" && tag != "-" {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }

@@ -93,16 +93,6 @@ type Lookup struct {
 
 var placeholder = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_.]*)\}`)
 
-func isEventType(t string) bool {
-	switch gateway.Op(t) {
-	case gateway.OpUserCreated, gateway.OpUserUpdated, gateway.OpUserDeactivated, gateway.OpUserReactivated,
-		gateway.OpUserDeleted, gateway.OpGroupCreated, gateway.OpGroupUpdated, gateway.OpGroupDeleted, gateway.OpGroupMembersAdded,
-		gateway.OpGroupMembersRemoved:
-		return true
-	}
-	return false
-}
-
 // Validate reports every problem with its key path.
 func (c *Config) Validate() []gateway.ConfigProblem {
 	var ps []gateway.ConfigProblem
@@ -124,7 +114,7 @@ func (c *Config) Validate() []gateway.ConfigProblem {
 	}
 	sort.Strings(types)
 	for _, t := range types {
-		if !isEventType(t) {
+		if !gateway.Op(t).Known() {
 			add("operations."+t, "is not an event type (user.created, user.updated, …, group.members_removed)")
 			continue
 		}
@@ -201,9 +191,6 @@ func placeholders(path string, body any) []string {
 	return out
 }
 
-var eventRoots = map[string]bool{"id": true, "type": true, "seq": true, "tenant": true, "source": true, "time": true,
-	"requestId": true, "memberIds": true, "changed": true, "user": true, "group": true}
-
 func checkName(name string, perMember bool) error {
 	switch name {
 	case "app_id":
@@ -214,9 +201,8 @@ func checkName(name string, perMember bool) error {
 		}
 		return nil
 	}
-	root, _, _ := strings.Cut(name, ".")
-	if !eventRoots[root] {
-		return fmt.Errorf("%q is not a field of the event (user.email, group.displayName, app_id, …)", name)
+	if !gateway.WireField(name) {
+		return fmt.Errorf("%q is not a field of the event (user.email, group.displayName, invitation.link, app_id, …)", name)
 	}
 	return nil
 }
@@ -268,6 +254,9 @@ func (a *adapter) resourceOf(e gateway.WireEvent) resource {
 	if e.Group != nil {
 		return resource{kind: "group", id: e.Group.ID, lookup: a.cfg.GroupLookup}
 	}
+	if e.Invitation != nil {
+		return resource{kind: "invitation", id: e.Invitation.ID}
+	}
 	return resource{}
 }
 
@@ -282,7 +271,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 	}
 	res := a.resourceOf(e)
 	if res.id == "" {
-		return fmt.Errorf("%s carries no user or group: %w", e.Type, gateway.ErrPermanent)
+		return fmt.Errorf("%s carries no user, group or invitation: %w", e.Type, gateway.ErrPermanent)
 	}
 	key := res.kind + ":" + res.id
 	appID, err := a.ids.Get(ctx, a.org, a.id, key)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // statement is a configured SQL statement with named parameters
@@ -81,34 +83,11 @@ func parseStatement(src string) (statement, error) {
 
 func isNameStart(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-var topLevel = map[string]bool{"id": true, "type": true, "seq": true, "tenant": true, "source": true, "time": true,
-	"requestId": true, "memberIds": true, "changed": true, "contract": true, "member.id": true}
-
-var userFields = map[string]bool{"id": true, "externalId": true, "userName": true, "active": true, "givenName": true,
-	"familyName": true, "displayName": true, "email": true, "emails": true, "source": true, "jit": true, "pool": true, "pools": true,
-	"role": true, "created": true, "modified": true, "version": true, "attributes": true}
-
-var groupFields = map[string]bool{"id": true, "externalId": true, "displayName": true, "source": true, "created": true,
-	"modified": true, "version": true, "attributes": true}
-
-// knownPath accepts the event's own fields; under attributes any path
-// (the SCIM document is the IdP's).
+// knownPath accepts the event's own fields (gateway.WireField: the wire
+// form's names; any path under attributes) and the member of a per-member
+// statement.
 func knownPath(p string) bool {
-	if topLevel[p] {
-		return true
-	}
-	root, rest, ok := strings.Cut(p, ".")
-	if !ok {
-		return false
-	}
-	field, _, _ := strings.Cut(rest, ".")
-	switch root {
-	case "user":
-		return userFields[field]
-	case "group":
-		return groupFields[field]
-	}
-	return false
+	return p == "member.id" || gateway.WireField(p)
 }
 
 // values binds the statement's parameters for one event (and member).

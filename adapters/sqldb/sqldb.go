@@ -38,16 +38,6 @@ type Config struct {
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$`)
 
-func isEventType(t string) bool {
-	switch gateway.Op(t) {
-	case gateway.OpUserCreated, gateway.OpUserUpdated, gateway.OpUserDeactivated, gateway.OpUserReactivated,
-		gateway.OpUserDeleted, gateway.OpGroupCreated, gateway.OpGroupUpdated, gateway.OpGroupDeleted, gateway.OpGroupMembersAdded,
-		gateway.OpGroupMembersRemoved, gateway.OpInvitationCreated:
-		return true
-	}
-	return false
-}
-
 func (c *Config) processedTable() string {
 	if c.ProcessedTable == "" {
 		return "gatehouse_processed_events"
@@ -77,7 +67,7 @@ func (c *Config) Validate() []gateway.ConfigProblem {
 	}
 	sort.Strings(types)
 	for _, t := range types {
-		if !isEventType(t) {
+		if !gateway.Op(t).Known() {
 			add("statements."+t, "is not an event type (user.created, user.updated, …, group.members_removed)")
 			continue
 		}

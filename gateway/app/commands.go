@@ -71,7 +71,7 @@ func CheckConfig(configPath string, environ []string, stdout, stderr io.Writer) 
 	}
 	problems = append(append(problems, cfg.Validate()...), adapterProblems...)
 	if len(problems) == 0 {
-		problems = checkIdPMetadata(context.Background(), cfg)
+		problems = append(checkIdPMetadata(context.Background(), cfg), checkSCIMToken(cfg)...)
 	}
 	for _, p := range problems {
 		fmt.Fprintln(stderr, "problem:", p.String())
@@ -122,6 +122,27 @@ func compareIdentity(cfg *config.Config, out io.Writer) {
 	default:
 		fmt.Fprintln(out, "identity:", IdentityConflict(stored, diff))
 	}
+}
+
+// checkSCIMToken applies the rule that SCIM has a token, as the start
+// does: the file's, or one rotated into the store.
+func checkSCIMToken(cfg *config.Config) []config.Problem {
+	has := cfg.SCIM.Token.IsConfigured()
+	if path := filepath.Join(cfg.DataDir, DBFile); !has && cfg.Provisioning.Method == string(gateway.SourceSCIM) {
+		if _, err := os.Stat(path); err == nil {
+			store, err := bolt.Open(path, bolt.Options{ReadOnly: true, Timeout: time.Second})
+			if err != nil {
+				return nil // held by the running gateway: it started, so it has one
+			}
+			has, _ = provision.StoredSCIMToken(context.Background(), store, gateway.DefaultOrg)
+			store.Close()
+		}
+	}
+	var out []config.Problem
+	for _, v := range gateway.SCIMTokenRule(gateway.Source(cfg.Provisioning.Method), has) {
+		out = append(out, config.Problem{Path: v.Path, Message: v.Message})
+	}
+	return out
 }
 
 // checkIdPMetadata reads the SAML IdP metadata the file names (its file,

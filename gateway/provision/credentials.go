@@ -84,6 +84,12 @@ func (s *Service) scimTokens(ctx context.Context, org gateway.OrgID) (scimTokens
 	return t, rec.Version, nil
 }
 
+// StoredSCIMToken reports whether the store holds a rotated SCIM token
+// (for check-config, which reads the store without a Service).
+func StoredSCIMToken(ctx context.Context, store gateway.Store, org gateway.OrgID) (bool, error) {
+	return (&Service{store: store}).HasSCIMToken(ctx, org)
+}
+
 // HasSCIMToken reports whether an IdP can authenticate to SCIM.
 func (s *Service) HasSCIMToken(ctx context.Context, org gateway.OrgID) (bool, error) {
 	t, _, err := s.scimTokens(ctx, org)

@@ -186,6 +186,13 @@ func (s *Service) LoadSettings(ctx context.Context, org gateway.OrgID, file gate
 	if err != nil {
 		return LoadResult{}, err
 	}
+	hasToken, err := s.HasSCIMToken(ctx, org)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	if vs := gateway.SCIMTokenRule(res.Settings.Provisioning.Method, hasToken); len(vs) > 0 {
+		return LoadResult{}, &gateway.RuleError{Violations: vs}
+	}
 	if err := s.ensurePool(ctx, org, actor, res.Settings.Provisioning.DefaultPool); err != nil {
 		return LoadResult{}, err
 	}
@@ -346,12 +353,11 @@ func (s *Service) checkSettingsAgainstStore(ctx context.Context, org gateway.Org
 		}
 	}
 	if next.Provisioning.Method == gateway.SourceSCIM {
-		if ok, err := s.HasSCIMToken(ctx, org); err != nil {
+		ok, err := s.HasSCIMToken(ctx, org)
+		if err != nil {
 			return err
-		} else if !ok {
-			vs = append(vs, gateway.RuleViolation{Rule: "scim_token", Path: "scim.token",
-				Message: "SCIM needs a token for the IdP: rotate one (POST /scim-token) or set scim.token first"})
 		}
+		vs = append(vs, gateway.SCIMTokenRule(next.Provisioning.Method, ok)...)
 	}
 	if len(vs) > 0 {
 		return &gateway.RuleError{Violations: vs}
