@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/app"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // TestAdminLiveSwitchJITAndProtocol: a manager's changes take effect on
@@ -226,4 +227,48 @@ func TestAFailedFirstStartLocksNothingIn(t *testing.T) {
 		t.Fatalf("an untouched seed kept method %s over the file's manual", m)
 	}
 	_ = a.Shutdown(context.Background())
+}
+
+// TestSettingsStoredElsewhereApplyOnNextRequest: settings another gateway
+// sharing the store (here: a second service over the same store) writes
+// are in force at the next request, which finds the stored version newer:
+// the sign-in routes are rebuilt and SCIM switches, without a restart.
+func TestSettingsStoredElsewhereApplyOnNextRequest(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=scim")
+	ctx := context.Background()
+	g.call("GET", "/Users", "").must(t, 200)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := client.Get(root + "/gatehouse/saml/login?return=/"); err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("SAML sign-in before: %v %v", resp.StatusCode, err)
+	}
+	other := provision.New(g.app.Store(), nil, provision.Policy{})
+	other.SetFileSCIMToken(gateway.DefaultOrg, testToken)
+	cur, found, err := provision.StoredSettings(ctx, g.app.Store(), gateway.DefaultOrg)
+	if err != nil || !found {
+		t.Fatalf("stored settings: %v %v", found, err)
+	}
+	if _, err := other.LoadSettings(ctx, gateway.DefaultOrg, cur.IdentitySettings, provision.SettingsFromStore); err != nil {
+		t.Fatal(err)
+	}
+	next := cur.IdentitySettings
+	next.SSO.Protocol = "external"
+	next.SSO.SAML = gateway.SAMLSettings{}
+	if _, err := other.UpdateSettings(ctx, gateway.DefaultOrg, gateway.Actor{Kind: gateway.ActorToken, ID: "replica-2"}, "", cur.Version, next, false); err != nil {
+		t.Fatal(err)
+	}
+	// The next sign-in start finds the newer version: SAML is gone.
+	resp, err := client.Get(root + "/gatehouse/saml/login?return=/")
+	if err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("SAML sign-in after another gateway switched it off: %v %v", resp.StatusCode, err)
+	}
+	if resp, _ := client.Get(root + "/gatehouse/login"); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("the sign-in page after the switch: %d", resp.StatusCode)
+	}
+	// And SCIM follows the method.
+	next.Provisioning.Method = gateway.SourceManual
+	if _, err := other.UpdateSettings(ctx, gateway.DefaultOrg, gateway.Actor{Kind: gateway.ActorToken, ID: "replica-2"}, "", cur.Version+1, next, false); err != nil {
+		t.Fatal(err)
+	}
+	g.call("GET", "/Users", "").scimError(t, 403, "")
 }

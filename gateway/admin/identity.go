@@ -165,7 +165,7 @@ func (a *API) registerIdentity() {
 	huma.Register(a.api, huma.Operation{OperationID: "get-identity", Method: http.MethodGet, Path: "/identity", Tags: []string{"identity"},
 		Summary: "The identity configuration in force", Description: "The login method (sso) and provisioning method with the configuration file's keys, what to paste into the IdP, and who changed it last."},
 		func(ctx context.Context, _ *struct{}) (*identityOutput, error) {
-			st, ok := a.opts.Service.Settings(a.opts.Org)
+			st, ok := a.opts.Service.Current(ctx, a.opts.Org)
 			if !ok {
 				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
 			}
@@ -184,7 +184,7 @@ func (a *API) registerIdentity() {
 			if err != nil {
 				return nil, a.fail(ctx, err)
 			}
-			cur, ok := a.opts.Service.Settings(a.opts.Org)
+			cur, ok := a.opts.Service.Current(ctx, a.opts.Org)
 			if !ok {
 				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
 			}

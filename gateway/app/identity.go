@@ -95,7 +95,13 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	}
 	mux.Handle(prefix+"/console", con)
 	mux.Handle(prefix+"/console/", con)
-	var sso http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.sso.Load().handler.ServeHTTP(w, r) })
+	// The routes in force, after checking the stored settings' version:
+	// settings stored elsewhere (another gateway, a command) swap them
+	// before this request uses them.
+	var sso http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.service.Current(r.Context(), gateway.DefaultOrg)
+		a.sso.Load().handler.ServeHTTP(w, r)
+	})
 	sso = a.limitSignInStarts(sso)
 	mux.Handle(prefix+"/saml/", sso)
 	mux.Handle(prefix+"/oidc/", sso)

@@ -75,8 +75,8 @@ func (a *App) opsRoutes() http.Handler {
 
 // scimDisabled says why SCIM is off right now ("" when it answers): the
 // provisioning method changes live.
-func (a *App) scimDisabled() string {
-	st, _ := a.service.Settings(gateway.DefaultOrg)
+func (a *App) scimDisabled(ctx context.Context) string {
+	st, _ := a.service.Current(ctx, gateway.DefaultOrg)
 	if method := st.Provisioning.Method; method != gateway.SourceSCIM {
 		return fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/admin/api/v1/identity) or the console.", method, a.cfg.PathPrefix)
 	}

@@ -40,7 +40,7 @@ var methodLabels = map[gateway.Source]string{
 }
 
 func (c *Console) identityPage(q *req, status int, errText string) {
-	st, ok := c.opts.Service.Settings(c.opts.Org)
+	st, ok := c.opts.Service.Current(q.ctx(), c.opts.Org)
 	if !ok {
 		c.fail(q.w, q.r, http.StatusServiceUnavailable, "The identity settings are not loaded yet.")
 		return
@@ -75,7 +75,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 // the version the form was rendered from: a change another manager made
 // meanwhile is not silently overwritten.
 func (c *Console) update(q *req, change func(*gateway.IdentitySettings)) error {
-	cur, ok := c.opts.Service.Settings(c.opts.Org)
+	cur, ok := c.opts.Service.Current(q.ctx(), c.opts.Org)
 	if !ok {
 		return gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}

@@ -19,7 +19,7 @@ func (c *Console) poolsPage(q *req, status int, errText string) {
 		status, errText = c.errorText(q, err)
 	}
 	policy := c.opts.Service.Policy(c.opts.Org)
-	st, _ := c.opts.Service.Settings(c.opts.Org)
+	st, _ := c.opts.Service.Current(q.ctx(), c.opts.Org)
 	d := poolsData{Roles: st.Provisioning.Roles, DefaultRole: policy.DefaultRole, DefaultPool: policy.DefaultPool}
 	for _, p := range pools {
 		v, err := admin.ViewPool(q.ctx(), c.opts.Service, c.opts.Org, p)

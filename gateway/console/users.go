@@ -85,7 +85,7 @@ func (c *Console) usersView(q *req, status int, noticeText, errText string, newL
 }
 
 func (c *Console) roleOptions(selected, def string) []option {
-	st, _ := c.opts.Service.Settings(c.opts.Org)
+	st, _ := c.opts.Service.Settings(c.opts.Org) // roles are the file's: no store read
 	roles := st.Provisioning.Roles
 	if len(roles) == 0 {
 		roles = []string{gateway.RoleManager, gateway.RoleUser}

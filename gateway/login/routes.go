@@ -43,8 +43,8 @@ func (f *Funnel) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/logout", f.logout(crossSite))
 }
 
-func (f *Funnel) settings() gateway.IdentitySettings {
-	st, _ := f.opts.Service.Settings(f.opts.Org)
+func (f *Funnel) settings(r *http.Request) gateway.IdentitySettings {
+	st, _ := f.opts.Service.Current(r.Context(), f.opts.Org)
 	return st.IdentitySettings
 }
 
@@ -69,7 +69,7 @@ func (f *Funnel) invitation(w http.ResponseWriter, r *http.Request) {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	if f.settings().SSOSignIn() {
+	if f.settings(r).SSOSignIn() {
 		pages.ShowAction(w, pages.Action{Title: "You are invited", Action: f.opts.PathPrefix + "/invite/" + url.PathEscape(token) + "/signin",
 			Message: "You are invited to this application as " + inv.Email + ". Sign in with your organization's account for that address to accept.",
 			Button:  "Sign in to accept"})
@@ -93,7 +93,7 @@ func (f *Funnel) invitationSignIn(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Funnel) acceptWithoutSSO(w http.ResponseWriter, r *http.Request) {
-	if f.settings().SSOSignIn() {
+	if f.settings(r).SSOSignIn() {
 		http.Redirect(w, r, f.opts.PathPrefix+"/invite/"+url.PathEscape(r.PathValue("token")), http.StatusSeeOther)
 		return
 	}
@@ -112,7 +112,7 @@ func (f *Funnel) acceptWithoutSSO(w http.ResponseWriter, r *http.Request) {
 
 // joinClosed writes why joining is not open, if it is not.
 func (f *Funnel) joinClosed(w http.ResponseWriter, r *http.Request) bool {
-	st := f.settings()
+	st := f.settings(r)
 	switch {
 	case st.Provisioning.Method != gateway.SourceSelfService:
 		f.show(w, r, http.StatusForbidden, "Registration is closed", "Self-service registration is not open in this application.",
@@ -131,7 +131,7 @@ func (f *Funnel) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pages.ShowAction(w, pages.Action{Title: "Join", Action: f.opts.PathPrefix + "/join/signin", Button: "Sign in to join",
-		Message: "People with an address at " + strings.Join(f.settings().Provisioning.EmailDomain, " or ") + " can create their account here by signing in with their organization's account."})
+		Message: "People with an address at " + strings.Join(f.settings(r).Provisioning.EmailDomain, " or ") + " can create their account here by signing in with their organization's account."})
 }
 
 func (f *Funnel) joinSignIn(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +164,7 @@ func (f *Funnel) testSignIn(w http.ResponseWriter, r *http.Request) {
 func (f *Funnel) LoginPage(start, method string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		target := start + "?return=" + url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return")))
-		st := f.settings()
+		st := f.settings(r)
 		if st.Provisioning.Method != gateway.SourceSelfService {
 			http.Redirect(w, r, target, http.StatusFound)
 			return

@@ -45,7 +45,7 @@ func Summarize(u *gateway.User) *UserSummary {
 // pools that do not exist.
 func (s *Service) checkRoleAndPools(ctx context.Context, org gateway.OrgID, role string, pools []string) error {
 	if role != "" {
-		st, ok := s.Settings(org)
+		st, ok := s.Current(ctx, org)
 		roles := []string{gateway.RoleManager, gateway.RoleUser}
 		if ok && len(st.Provisioning.Roles) > 0 {
 			roles = st.Provisioning.Roles

@@ -84,7 +84,7 @@ func (s *Service) CreateInvitation(ctx context.Context, mg Manager, email, role 
 	if err := s.checkRoleAndPools(ctx, mg.Org, role, pools); err != nil {
 		return gateway.Invitation{}, err
 	}
-	if role == gateway.RoleManager && !s.ssoSignIn(mg.Org) {
+	if role == gateway.RoleManager && !s.ssoSignIn(ctx, mg.Org) {
 		return gateway.Invitation{}, errManagerNeedsSSO
 	}
 	if err := checkTTL(ttl); err != nil {
@@ -125,8 +125,8 @@ func checkTTL(ttl time.Duration) error {
 
 // ssoSignIn reports whether people sign in through the gateway's SAML or
 // OIDC (an invitation is then accepted by proving the email at the IdP).
-func (s *Service) ssoSignIn(org gateway.OrgID) bool {
-	st, _ := s.Settings(org)
+func (s *Service) ssoSignIn(ctx context.Context, org gateway.OrgID) bool {
+	st, _ := s.Current(ctx, org)
 	return st.SSOSignIn()
 }
 

@@ -85,7 +85,8 @@ func (s *Service) OnSettings(fn func(org gateway.OrgID, st Settings)) {
 	s.settings.watchers = append(s.settings.watchers, fn)
 }
 
-// Settings returns the org's identity settings in force.
+// Settings returns the org's identity settings in force in this process,
+// without reading the store (see Current).
 func (s *Service) Settings(org gateway.OrgID) (Settings, bool) {
 	s.settings.mu.Lock()
 	defer s.settings.mu.Unlock()
@@ -93,9 +94,31 @@ func (s *Service) Settings(org gateway.OrgID) (Settings, bool) {
 	return st, ok
 }
 
-// install makes st the settings in force and tells the watchers.
+// Current returns the org's identity settings after reading the stored
+// version: settings stored since by another gateway sharing the store, or
+// by a command, are put in force (and the watchers told, so the sign-in
+// routes follow) before they are used. A read that fails keeps what is in
+// force.
+func (s *Service) Current(ctx context.Context, org gateway.OrgID) (Settings, bool) {
+	cur, ok := s.Settings(org)
+	stored, found, err := s.readSettings(ctx, org)
+	if err != nil || !found || stored.Version <= cur.Version {
+		return cur, ok
+	}
+	stored.Provisioning.Roles = cur.Provisioning.Roles // always the file's
+	s.install(org, stored)
+	return s.Settings(org)
+}
+
+// install makes st the settings in force and tells the watchers; a
+// stored version no newer than the one in force is ignored (refreshes
+// that raced, or came late).
 func (s *Service) install(org gateway.OrgID, st Settings) {
 	s.settings.mu.Lock()
+	if cur, ok := s.settings.current[org]; ok && st.Version != 0 && cur.Version >= st.Version {
+		s.settings.mu.Unlock()
+		return
+	}
 	if s.settings.current == nil {
 		s.settings.current = map[gateway.OrgID]Settings{}
 	}
@@ -285,7 +308,7 @@ func (s *Service) UpdateSettings(ctx context.Context, org gateway.OrgID, actor g
 	if fromFile {
 		return Settings{}, errSettingsFromFile
 	}
-	cur, ok := s.Settings(org)
+	cur, ok := s.Current(ctx, org)
 	if !ok {
 		return Settings{}, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}
@@ -424,7 +447,7 @@ type MethodChoice struct {
 // it now is allowed and, if not, the rule in the way (the console shows
 // the disallowed ones disabled with this reason).
 func (s *Service) MethodChoices(ctx context.Context, org gateway.OrgID) ([]MethodChoice, error) {
-	cur, ok := s.Settings(org)
+	cur, ok := s.Current(ctx, org)
 	if !ok {
 		return nil, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}

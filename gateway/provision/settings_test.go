@@ -507,3 +507,38 @@ func TestAPITokenExpiry(t *testing.T) {
 		t.Fatalf("a negative lifetime: %v", err)
 	}
 }
+
+// TestSettingsReadByVersion: settings another gateway (or a command)
+// stored over the same store are put in force by the next Current, which
+// tells the watchers once; Settings alone does not read the store.
+func TestSettingsReadByVersion(t *testing.T) {
+	ctx := context.Background()
+	a, store := loaded(t, samlJIT())
+	var told []uint64
+	a.OnSettings(func(_ gateway.OrgID, st provision.Settings) { told = append(told, st.Version) })
+	// Another replica, started on the same store.
+	b := provision.New(store, nil, provision.Policy{})
+	if _, err := b.LoadSettings(ctx, gateway.DefaultOrg, samlJIT(), provision.SettingsFromStore); err != nil {
+		t.Fatal(err)
+	}
+	next := samlJIT()
+	next.Provisioning.Method = gateway.SourceManual
+	if _, err := b.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 1, next, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.Settings(gateway.DefaultOrg); st.Version != 1 || len(told) != 0 {
+		t.Fatalf("before a read by version: v%d, told %v", st.Version, told)
+	}
+	st, _ := a.Current(ctx, gateway.DefaultOrg)
+	if st.Version != 2 || a.Policy(gateway.DefaultOrg).Method != gateway.SourceManual || !slices.Equal(told, []uint64{2}) {
+		t.Fatalf("after Current: v%d, method %s, told %v", st.Version, a.Policy(gateway.DefaultOrg).Method, told)
+	}
+	if st, _ := a.Current(ctx, gateway.DefaultOrg); st.Version != 2 || len(told) != 1 {
+		t.Fatalf("a second Current: v%d, told %v", st.Version, told)
+	}
+	// A change through a, at the version it now holds, works.
+	next.Provisioning.Method = gateway.SourceJIT
+	if st, err := a.UpdateSettings(ctx, gateway.DefaultOrg, manager.Actor, "", 2, next, false); err != nil || st.Version != 3 {
+		t.Fatalf("update at the refreshed version: %+v %v", st, err)
+	}
+}

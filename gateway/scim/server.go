@@ -59,7 +59,7 @@ type Options struct {
 	// Disabled, when set and returning a sentence, makes every request
 	// fail with a SCIM error carrying it (which setting to change). It is
 	// asked on every request: the provisioning method changes live.
-	Disabled func() string
+	Disabled func(ctx context.Context) string
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
 }
@@ -211,7 +211,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if s.opts.Disabled != nil {
-		if reason := s.opts.Disabled(); reason != "" {
+		if reason := s.opts.Disabled(r.Context()); reason != "" {
 			writeError(w, http.StatusForbidden, "", reason)
 			return
 		}
