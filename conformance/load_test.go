@@ -29,7 +29,9 @@ import (
 //	  go test ./conformance -run TestLoad -v -timeout 30m
 //
 // Each scenario runs for a fixed time (bounded) and reports ops/s, p50 and
-// p99; the gateway's RSS is read from its own /metrics at the end.
+// p99; the gateway's RSS is read from its own /metrics at the end. With
+// GHTEST_LOAD_PROFILE=DIR the gateway's CPU profile of each c=8 write
+// scenario is saved there (go tool pprof DIR/create-c8.pprof).
 func TestLoad(t *testing.T) {
 	if os.Getenv("GHTEST_LOAD") != "1" {
 		t.Skip("set GHTEST_LOAD=1 to run the load test")
@@ -42,6 +44,9 @@ func TestLoad(t *testing.T) {
 	}
 	env := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external",
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data"}
+	// GHTEST_LOAD_ENV adds variables to the gateway's environment (e.g.
+	// "GOGC=200 GATEHOUSE_LOG_LEVEL=info").
+	env = append(env, strings.Fields(os.Getenv("GHTEST_LOAD_ENV"))...)
 	var rc *hookReceiver
 	if os.Getenv("GHTEST_LOAD_DELIVERY") == "1" {
 		// Every change delivered to a webhook receiver, and delivered
@@ -49,7 +54,30 @@ func TestLoad(t *testing.T) {
 		rc = newHookReceiver(t)
 		env = append(append(env, webhookEnv(rc.srv.URL+"/hooks")...), "GATEHOUSE_DELIVERY_RETENTION=1s")
 	}
+	profileDir := os.Getenv("GHTEST_LOAD_PROFILE")
+	if profileDir != "" {
+		env = append(env, "GATEHOUSE_OPS_PPROF=true")
+	}
 	p := startBinaryWrapped(t, t.TempDir(), wrapper, env...)
+	// profile records the gateway's CPU for the first d of a scenario.
+	profile := func(name string, d time.Duration) func() {
+		if profileDir == "" {
+			return func() {}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.opsAddr, int(d.Seconds())))
+			if err != nil {
+				t.Logf("profile %s: %v", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			_ = os.WriteFile(filepath.Join(profileDir, name+".pprof"), b, 0o644)
+		}()
+		return func() { <-done }
+	}
 	base := "http://" + p.addr + "/gatehouse/scim/v2"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
 	do := func(method, url, body string, want int) error {
@@ -132,17 +160,23 @@ func TestLoad(t *testing.T) {
 	metricsURL := "http://" + p.opsAddr + "/metrics"
 	for _, c := range []int{8, 1} {
 		cpu0 := cpuSeconds(t, metricsURL)
+		commits := commitCounter(t, metricsURL)
+		wait := profile(fmt.Sprintf("create-c%d", c), seconds-time.Second)
 		res := run(t, fmt.Sprintf("POST /Users (fsync, c=%d)", c), c, seconds, func(int) (bool, error) {
 			i := next.Add(1)
 			return true, do("POST", base+"/Users", oktaUser(fmt.Sprintf("write%d@example.com", i), "W", "L"), 201)
 		})
-		t.Logf("%s  cpu %.3f ms/req", res, 1000*(cpuSeconds(t, metricsURL)-cpu0)/float64(max(res.n, 1)))
+		wait()
+		t.Logf("%s  cpu %.3f ms/req  %s", res, 1000*(cpuSeconds(t, metricsURL)-cpu0)/float64(max(res.n, 1)), commits.since(t, metricsURL))
 		cpu0 = cpuSeconds(t, metricsURL)
+		commits = commitCounter(t, metricsURL)
+		wait = profile(fmt.Sprintf("patch-c%d", c), seconds-time.Second)
 		res = run(t, fmt.Sprintf("PATCH displayName (fsync, c=%d)", c), c, seconds, func(int) (bool, error) {
 			n := flip.Add(1)
 			return true, do("PATCH", base+"/Users/"+all[n%int64(len(all))], fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"D%d"}]}`, n), 200)
 		})
-		t.Logf("%s  cpu %.3f ms/req", res, 1000*(cpuSeconds(t, metricsURL)-cpu0)/float64(max(res.n, 1)))
+		wait()
+		t.Logf("%s  cpu %.3f ms/req  %s", res, 1000*(cpuSeconds(t, metricsURL)-cpu0)/float64(max(res.n, 1)), commits.since(t, metricsURL))
 	}
 
 	if rc != nil {
@@ -299,4 +333,20 @@ func fileMiB(path string) float64 {
 		return 0
 	}
 	return float64(fi.Size()) / (1 << 20)
+}
+
+// commitCount is the store's group-commit counters at one moment.
+type commitCount struct{ commits, writes, seconds float64 }
+
+func commitCounter(t *testing.T, metricsURL string) commitCount {
+	return commitCount{metricValue(t, metricsURL, "gatehouse_store_commits_total"),
+		metricValue(t, metricsURL, "gatehouse_store_committed_writes_total"), metricValue(t, metricsURL, "gatehouse_store_commit_seconds_total")}
+}
+
+// since says how the commits went since c: writes per commit and the
+// time a commit took.
+func (c commitCount) since(t *testing.T, metricsURL string) string {
+	now := commitCounter(t, metricsURL)
+	n := max(now.commits-c.commits, 1)
+	return fmt.Sprintf("commits %.0f, %.1f writes each, %.2f ms each", n, (now.writes-c.writes)/n, 1000*(now.seconds-c.seconds)/n)
 }

@@ -133,6 +133,13 @@ type UserStore interface {
 	Get(ctx context.Context, org OrgID, id string) (*User, error)
 	GetMany(ctx context.Context, org OrgID, ids []string) ([]*User, error) // skips missing ids
 	Update(ctx context.Context, org OrgID, id string, ifVersion uint64, fn UserUpdateFunc) (*User, error)
+	// Replace writes u, decided before the call from the stored version
+	// ifVersion (non-zero; u is stamped ifVersion + 1), with its events
+	// and audit entries, if the stored user is still at ifVersion
+	// (ErrPreconditionFailed otherwise, and nothing is written). It is
+	// Update for a change computed outside the transaction (most are), so
+	// a backend can do its encoding outside it too.
+	Replace(ctx context.Context, u *User, ifVersion uint64, events []Event, audit ...AuditEntry) error
 	Delete(ctx context.Context, org OrgID, id string, ifVersion uint64, fn UserDeleteFunc) error
 	Lookup(ctx context.Context, org OrgID, index UserIndex, value string) ([]string, error)
 	// List returns users in stable id order, skipping offset, at most limit

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) gateway.Store) {
 		{"RacingCreatesOfOneNameOneWins", testRacingCreates},
 		{"IndexesFollowUpdatesAndDeletes", testIndexesFollowUpdatesAndDeletes},
 		{"FailedWritesChangeNothing", testFailedWritesChangeNothing},
+		{"ReplaceADecidedChange", testReplace},
 		{"RecordEventsAndAuditCommitTogether", testAtomicJournal},
 		{"GroupMembership", testGroupMembership},
 		{"ListAndScan", testListAndScan},

@@ -531,3 +531,70 @@ func testNoOrganization(t *testing.T, s gateway.Store) {
 		}
 	}
 }
+
+// testReplace: a change decided before the call is written only over the
+// version it was decided from, with its indexes, events and audit entry.
+func testReplace(t *testing.T, s gateway.Store) {
+	u := mustCreate(t, s, newUser(orgA, "ada@x.example", "ada@x.example"))
+	mustCreate(t, s, newUser(orgA, "taken@x.example"))
+	seq0 := lastSeq(t, s, orgA)
+	next := func(f func(*gateway.User)) *gateway.User {
+		nu := u.Clone()
+		nu.Version = u.Version + 1
+		f(nu)
+		return nu
+	}
+	entry := gateway.AuditEntry{Actor: gateway.Actor{Kind: gateway.ActorToken, ID: "t"}, Action: "user.update", Target: "user:" + u.ID}
+	for _, tc := range []struct {
+		name      string
+		nu        *gateway.User
+		ifVersion uint64
+		want      gateway.ErrorCode
+	}{
+		{"stale version", next(func(nu *gateway.User) { nu.Role = "x"; nu.Version = 3 }), 2, gateway.ErrPreconditionFailed},
+		{"not stamped", next(func(nu *gateway.User) { nu.Version = 1 }), 1, gateway.ErrInternal},
+		{"no version to compare", next(func(nu *gateway.User) { nu.Version = 1 }), 0, gateway.ErrInternal},
+		{"onto a taken name", next(func(nu *gateway.User) { nu.UserName = "TAKEN@x.example" }), 1, gateway.ErrConflict},
+		{"a user that is not there", next(func(nu *gateway.User) { nu.ID = "missing" }), 1, gateway.ErrNotFound},
+	} {
+		if err := s.Users().Replace(ctx(), tc.nu, tc.ifVersion, ev(gateway.OpUserUpdated), entry); code(err) != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+		}
+	}
+	if lastSeq(t, s, orgA) != seq0 || len(auditActions(t, s, orgA)) != 0 {
+		t.Fatal("refused replaces recorded events or audit entries")
+	}
+	nu := next(func(nu *gateway.User) {
+		nu.UserName, nu.Emails, nu.Pools, nu.Active = "ada.l@x.example", []string{"ada.l@x.example"}, []string{"support"}, false
+		nu.Attributes = gateway.NewDocument(map[string]any{"userName": "ada.l@x.example", "title": "Countess"})
+	})
+	if err := s.Users().Replace(ctx(), nu, 1, ev(gateway.OpUserDeactivated), entry); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Users().Get(ctx(), orgA, u.ID)
+	if err != nil || got.Version != 2 || got.UserName != "ada.l@x.example" || got.Active {
+		t.Fatalf("after the replace: %+v %v", got, err)
+	}
+	if m, _ := got.Attributes.Map(); m["title"] != "Countess" {
+		t.Fatalf("the document: %v", m)
+	}
+	for idx, v := range map[gateway.UserIndex]string{gateway.UserByUserName: "ada.l@x.example", gateway.UserByEmail: "ada.l@x.example", gateway.UserByPool: "support"} {
+		if got := lookup(t, s, orgA, idx, v); !slices.Equal(got, []string{u.ID}) {
+			t.Errorf("%s %s: %v", idx, v, got)
+		}
+	}
+	if got := lookup(t, s, orgA, gateway.UserByEmail, "ada@x.example"); len(got) != 0 {
+		t.Errorf("the old email still finds the user: %v", got)
+	}
+	evs, _ := s.Outbox().After(ctx(), orgA, seq0, 10)
+	if len(evs) != 1 || evs[0].Op != gateway.OpUserDeactivated || evs[0].Seq != seq0+1 || evs[0].Org != orgA {
+		t.Fatalf("events: %+v", evs)
+	}
+	if a := auditActions(t, s, orgA); !slices.Equal(a, []string{"user.update"}) {
+		t.Fatalf("audit: %v", a)
+	}
+	// The same change again is stale now.
+	if err := s.Users().Replace(ctx(), nu, 1, nil); code(err) != gateway.ErrPreconditionFailed {
+		t.Fatalf("a replay of the replace: %v", err)
+	}
+}

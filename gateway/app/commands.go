@@ -42,7 +42,9 @@ func Serve(ctx context.Context, configPath string, environ []string, logOut io.W
 	if err != nil {
 		return err
 	}
-	a, err := New(cfg, NewLogger(cfg, logOut))
+	log := NewLogger(cfg, logOut)
+	tuneRuntime(environ, log)
+	a, err := New(cfg, log)
 	if err != nil {
 		return err
 	}

@@ -199,19 +199,20 @@ func (s *Service) updateUser(ctx context.Context, m Meta, id string, ifVersion u
 		if audit != nil {
 			entries = audit(old, nu)
 		}
-		res, err := users.Update(ctx, m.Org, id, old.Version, func(*gateway.User) (gateway.UserChange, error) {
-			return gateway.UserChange{User: nu, Events: events, Audit: entries}, nil
-		})
+		// Decided here, checked in the store's transaction (Replace).
+		err = users.Replace(ctx, nu, old.Version, events, entries...)
 		switch {
 		case retry(err, ifVersion) && attempt < maxAttempts:
 			continue
 		case retry(err, ifVersion):
 			return nil, busy("User", id)
+		case err != nil:
+			return nil, err
 		}
-		if err == nil && old.Active && !res.Active {
+		if old.Active && !nu.Active {
 			s.endSessions(ctx, m.Org, id)
 		}
-		return res, err
+		return nu, nil
 	}
 }
 

@@ -101,8 +101,8 @@ func (s *Service) Settings(org gateway.OrgID) (Settings, bool) {
 // force.
 func (s *Service) Current(ctx context.Context, org gateway.OrgID) (Settings, bool) {
 	cur, ok := s.Settings(org)
-	stored, found, err := s.readSettings(ctx, org)
-	if err != nil || !found || stored.Version <= cur.Version {
+	stored, found, err := s.readSettingsNewerThan(ctx, org, cur.Version)
+	if err != nil || !found {
 		return cur, ok
 	}
 	stored.Provisioning.Roles = cur.Provisioning.Roles // always the file's
@@ -132,12 +132,22 @@ func (s *Service) install(org gateway.OrgID, st Settings) {
 }
 
 func (s *Service) readSettings(ctx context.Context, org gateway.OrgID) (Settings, bool, error) {
+	return s.readSettingsNewerThan(ctx, org, 0)
+}
+
+// readSettingsNewerThan reads the stored settings when their version is
+// newer than version (found false otherwise): the common case, nothing
+// new, decodes nothing.
+func (s *Service) readSettingsNewerThan(ctx context.Context, org gateway.OrgID, version uint64) (Settings, bool, error) {
 	rec, err := s.store.Records().Get(ctx, org, kindSettings, settingsID)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return Settings{}, false, nil
 	}
 	if err != nil {
 		return Settings{}, false, err
+	}
+	if version != 0 && rec.Version <= version {
+		return Settings{}, false, nil
 	}
 	var stored storedSettings
 	if err := json.Unmarshal(rec.Value, &stored); err != nil {

@@ -41,6 +41,12 @@ func (c cancelingUsers) Update(ctx context.Context, org gateway.OrgID, id string
 	return u, err
 }
 
+func (c cancelingUsers) Replace(ctx context.Context, u *gateway.User, ifVersion uint64, events []gateway.Event, audit ...gateway.AuditEntry) error {
+	err := c.UserStore.Replace(ctx, u, ifVersion, events, audit...)
+	c.cancel()
+	return err
+}
+
 // TestClientGoneIsNotAServerError: a request whose client went away is
 // neither logged as an error nor counted as a 5xx, and the write that
 // committed before stays committed.

@@ -28,6 +28,23 @@ func putUser(tb *bolt.Bucket, u *gateway.User) error {
 	return tb.Bucket(bUsers).Put([]byte(u.ID), raw)
 }
 
+// currentUserHeader is currentUser without the document: what a write
+// of a record decided before needs (version, indexed fields).
+func currentUserHeader(tb *bolt.Bucket, org gateway.OrgID, id string, ifVersion uint64) (*gateway.User, error) {
+	raw := tb.Bucket(bUsers).Get([]byte(id))
+	if raw == nil {
+		return nil, notFound("User", id)
+	}
+	u, _, err := decodeUserHeader(raw, org)
+	switch {
+	case err != nil:
+		return nil, err
+	case ifVersion != 0 && u.Version != ifVersion:
+		return nil, preconditionFailed("User", id, u.Version)
+	}
+	return u, nil
+}
+
 // currentUser reads the user a write applies to, checking its version
 // when ifVersion is not 0.
 func currentUser(tb *bolt.Bucket, org gateway.OrgID, id string, ifVersion uint64) (*gateway.User, error) {
@@ -101,14 +118,25 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 	if u.Version != 1 || u.ID == "" {
 		return fmt.Errorf("bolt: create user: %w", unstamped("user", u.ID, u.Version, 1))
 	}
-	err := us.s.write(ctx, u.Org, func(tb *bolt.Bucket) error {
+	if u.Org == "" {
+		return fmt.Errorf("bolt: create user: %w", errNoOrg)
+	}
+	raw, err := encodeUser(u)
+	if err != nil {
+		return fmt.Errorf("bolt: create user: %w", err)
+	}
+	evs, err := encodeEvents(u.Org, events)
+	if err != nil {
+		return fmt.Errorf("bolt: create user: %w", err)
+	}
+	err = us.s.write(ctx, u.Org, func(tb *bolt.Bucket) error {
 		if tb.Bucket(bUsers).Get([]byte(u.ID)) != nil {
 			return gateway.Errorf(gateway.ErrConflict, "user id %q already exists", u.ID)
 		}
 		if err := userNameTaken(tb, u.UserName, ""); err != nil {
 			return err
 		}
-		if err := putUser(tb, u); err != nil {
+		if err := tb.Bucket(bUsers).Put([]byte(u.ID), raw); err != nil {
 			return err
 		}
 		if err := indexUser(tb, u, true); err != nil {
@@ -123,12 +151,71 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 		if err := appendAudit(tb, u.Org, audit); err != nil {
 			return err
 		}
-		return appendEvents(tb, u.Org, events)
+		return evs.append(tb)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: create user: %w", err)
 	}
 	return nil
+}
+
+// Replace writes a user decided before the call, encoded before the
+// transaction, which only checks the stored version and moves the index
+// entries that changed.
+func (us userStore) Replace(ctx context.Context, u *gateway.User, ifVersion uint64, events []gateway.Event, audit ...gateway.AuditEntry) error {
+	if ifVersion == 0 || u.Version != ifVersion+1 || u.ID == "" {
+		return fmt.Errorf("bolt: replace user: %w", unstamped("user", u.ID, u.Version, ifVersion+1))
+	}
+	if u.Org == "" {
+		return fmt.Errorf("bolt: replace user: %w", errNoOrg)
+	}
+	raw, err := encodeUser(u)
+	if err != nil {
+		return fmt.Errorf("bolt: replace user: %w", err)
+	}
+	evs, err := encodeEvents(u.Org, events)
+	if err != nil {
+		return fmt.Errorf("bolt: replace user: %w", err)
+	}
+	err = us.s.write(ctx, u.Org, func(tb *bolt.Bucket) error {
+		old, err := currentUserHeader(tb, u.Org, u.ID, ifVersion)
+		if err != nil {
+			return err
+		}
+		if err := moveUserIndexes(tb, old, u); err != nil {
+			return err
+		}
+		if err := tb.Bucket(bUsers).Put([]byte(u.ID), raw); err != nil {
+			return err
+		}
+		if err := appendAudit(tb, u.Org, audit); err != nil {
+			return err
+		}
+		return evs.append(tb)
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: replace user: %w", err)
+	}
+	return nil
+}
+
+// moveUserIndexes checks a changed userName is free and moves the index
+// entries of old to nu when an indexed value changed (most changes,
+// activation and names, leave them: rewriting would only dirty pages).
+func moveUserIndexes(tb *bolt.Bucket, old, nu *gateway.User) error {
+	renamed := fold(nu.UserName) != fold(old.UserName)
+	if renamed {
+		if err := userNameTaken(tb, nu.UserName, nu.ID); err != nil {
+			return err
+		}
+	}
+	if !renamed && nu.ExternalID == old.ExternalID && slices.Equal(nu.Emails, old.Emails) && slices.Equal(nu.Pools, old.Pools) {
+		return nil
+	}
+	if err := indexUser(tb, old, false); err != nil {
+		return err
+	}
+	return indexUser(tb, nu, true)
 }
 
 func (us userStore) Get(ctx context.Context, org gateway.OrgID, id string) (*gateway.User, error) {
@@ -198,21 +285,8 @@ func (us userStore) Update(ctx context.Context, org gateway.OrgID, id string, if
 		if err := checkStamped("user", id, org, old.Version, nu.ID, nu.Org, nu.Version); err != nil {
 			return err
 		}
-		if fold(nu.UserName) != fold(old.UserName) {
-			if err := userNameTaken(tb, nu.UserName, id); err != nil {
-				return err
-			}
-		}
-		// Most updates (activation, names) leave the indexed values alone;
-		// rewriting their entries would only dirty index pages.
-		if fold(nu.UserName) != fold(old.UserName) || nu.ExternalID != old.ExternalID || !slices.Equal(nu.Emails, old.Emails) ||
-			!slices.Equal(nu.Pools, old.Pools) {
-			if err := indexUser(tb, old, false); err != nil {
-				return err
-			}
-			if err := indexUser(tb, nu, true); err != nil {
-				return err
-			}
+		if err := moveUserIndexes(tb, old, nu); err != nil {
+			return err
 		}
 		if err := putUser(tb, nu); err != nil {
 			return err
