@@ -44,34 +44,16 @@ var importRules = map[string][]string{
 // TestImportRules parses every non-test Go file and checks its
 // module-internal imports against importRules.
 func TestImportRules(t *testing.T) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fset := token.NewFileSet()
-	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); strings.HasPrefix(name, ".") || name == "testdata" || name == "conformance" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, filepath.Dir(path))
-		rel = filepath.ToSlash(rel)
+	eachProductFile(t, func(path, rel string) {
 		allowed, ok := ruleFor(rel)
 		if !ok {
 			t.Errorf("%s: package %q has no import rule; add one to importRules", path, rel)
-			return nil
+			return
 		}
 		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		for _, imp := range f.Imports {
 			p := strings.Trim(imp.Path.Value, `"`)
@@ -82,6 +64,32 @@ func TestImportRules(t *testing.T) {
 			if !permitted(allowed, target) {
 				t.Errorf("%s imports %s: %q may import only %v", path, p, rel, allowed)
 			}
+		}
+	})
+}
+
+// eachProductFile calls fn with every non-test Go file of the product
+// (conformance and testdata left out) and its package's path in the
+// module ("." for the root).
+func eachProductFile(t *testing.T, fn func(path, pkg string)) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); strings.HasPrefix(name, ".") || name == "testdata" || name == "conformance" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			rel, _ := filepath.Rel(root, filepath.Dir(path))
+			fn(path, filepath.ToSlash(rel))
 		}
 		return nil
 	})
@@ -122,36 +130,15 @@ func permitted(allowed []string, target string) bool {
 // (and no adapter or config) names the default one, so none can fall
 // back to it when an id was forgotten.
 func TestOnlyTheWiringNamesTheDefaultOrganization(t *testing.T) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mayName := map[string]bool{"gateway/app": true, ".": true}
 	fset := token.NewFileSet()
-	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); strings.HasPrefix(name, ".") || name == "testdata" || name == "conformance" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, filepath.Dir(path))
-		rel = filepath.ToSlash(rel)
-		if mayName[rel] {
-			return nil
+	eachProductFile(t, func(path, rel string) {
+		if mayName[rel] || rel == "gateway" && filepath.Base(path) == "org.go" { // the wiring; the definition
+			return
 		}
 		f, err := parser.ParseFile(fset, path, nil, 0)
 		if err != nil {
-			return err
-		}
-		if rel == "gateway" && filepath.Base(path) == "org.go" {
-			return nil // the definition
+			t.Fatal(err)
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			if id, ok := n.(*ast.Ident); ok && id.Name == "DefaultOrg" {
@@ -159,11 +146,7 @@ func TestOnlyTheWiringNamesTheDefaultOrganization(t *testing.T) {
 			}
 			return true
 		})
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestOneLoginFunnel: both sign-in protocols hand their identities to

@@ -172,19 +172,8 @@ func SignInAs(t testing.TB, c *http.Client, loginURL, user, password string) (st
 // takes and returns the SAMLResponse form value (base64).
 func (i *IdP) Resign(t testing.TB, samlResponse string, mutate func(assertion *etree.Element)) string {
 	t.Helper()
-	raw, err := base64.StdEncoding.DecodeString(samlResponse)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		t.Fatal(err)
-	}
+	doc, assertion := plainAssertion(t, samlResponse)
 	resp := doc.Root()
-	assertion := resp.SelectElement("Assertion")
-	if assertion == nil {
-		t.Fatal("Resign: no plain assertion in the response (register the SP unencrypted)")
-	}
 	responseSigned := resp.SelectElement("Signature") != nil
 	mutate(assertion)
 	signed := i.sign(t, assertion)
@@ -266,16 +255,8 @@ func (i *IdP) EncryptAssertion(t testing.TB, samlResponse, metadataURL string) s
 	if cert == nil {
 		t.Fatal("the SP's metadata has no encryption certificate")
 	}
-	raw, _ := base64.StdEncoding.DecodeString(samlResponse)
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		t.Fatal(err)
-	}
+	doc, assertion := plainAssertion(t, samlResponse)
 	root := doc.Root()
-	assertion := root.SelectElement("Assertion")
-	if assertion == nil {
-		t.Fatal("EncryptAssertion: no plain assertion")
-	}
 	plain := etree.NewDocument()
 	plain.SetRoot(assertion.Copy())
 	plainBytes, err := plain.WriteToBytes()
@@ -303,4 +284,23 @@ func (i *IdP) EncryptAssertion(t testing.TB, samlResponse, metadataURL string) s
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(out)
+}
+
+// plainAssertion parses a SAMLResponse form value and finds its plain
+// (unencrypted) assertion.
+func plainAssertion(t testing.TB, samlResponse string) (*etree.Document, *etree.Element) {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(samlResponse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	assertion := doc.Root().SelectElement("Assertion")
+	if assertion == nil {
+		t.Fatal("no plain assertion in the response (register the SP unencrypted)")
+	}
+	return doc, assertion
 }

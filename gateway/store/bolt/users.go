@@ -118,14 +118,7 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 	if u.Version != 1 || u.ID == "" {
 		return fmt.Errorf("bolt: create user: %w", unstamped("user", u.ID, u.Version, 1))
 	}
-	if u.Org == "" {
-		return fmt.Errorf("bolt: create user: %w", errNoOrg)
-	}
-	raw, err := encodeUser(u)
-	if err != nil {
-		return fmt.Errorf("bolt: create user: %w", err)
-	}
-	evs, err := encodeEvents(u.Org, events)
+	raw, evs, err := encodeUserWrite(u, events)
 	if err != nil {
 		return fmt.Errorf("bolt: create user: %w", err)
 	}
@@ -159,6 +152,20 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 	return nil
 }
 
+// encodeUserWrite encodes, before the transaction, a user record decided
+// before the call and the events written with it.
+func encodeUserWrite(u *gateway.User, events []gateway.Event) ([]byte, encodedEvents, error) {
+	if u.Org == "" {
+		return nil, encodedEvents{}, errNoOrg
+	}
+	raw, err := encodeUser(u)
+	if err != nil {
+		return nil, encodedEvents{}, err
+	}
+	evs, err := encodeEvents(u.Org, events)
+	return raw, evs, err
+}
+
 // Replace writes a user decided before the call, encoded before the
 // transaction, which only checks the stored version and moves the index
 // entries that changed.
@@ -166,14 +173,7 @@ func (us userStore) Replace(ctx context.Context, u *gateway.User, ifVersion uint
 	if ifVersion == 0 || u.Version != ifVersion+1 || u.ID == "" {
 		return fmt.Errorf("bolt: replace user: %w", unstamped("user", u.ID, u.Version, ifVersion+1))
 	}
-	if u.Org == "" {
-		return fmt.Errorf("bolt: replace user: %w", errNoOrg)
-	}
-	raw, err := encodeUser(u)
-	if err != nil {
-		return fmt.Errorf("bolt: replace user: %w", err)
-	}
-	evs, err := encodeEvents(u.Org, events)
+	raw, evs, err := encodeUserWrite(u, events)
 	if err != nil {
 		return fmt.Errorf("bolt: replace user: %w", err)
 	}
