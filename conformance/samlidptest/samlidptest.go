@@ -86,15 +86,7 @@ func (i *IdP) Metadata(t testing.TB) []byte {
 // assertions travel signed only.
 func (i *IdP) RegisterSP(t testing.TB, name, metadataURL string, encrypt bool) {
 	t.Helper()
-	resp, err := http.Get(metadataURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("SP metadata: %d", resp.StatusCode)
-	}
+	md := spMetadata(t, metadataURL)
 	if !encrypt {
 		md = regexp.MustCompile(`(?s)<KeyDescriptor use="encryption">.*?</KeyDescriptor>`).ReplaceAll(md, nil)
 	}
@@ -233,13 +225,7 @@ func (i *IdP) sign(t testing.TB, el *etree.Element) *etree.Element {
 // returns the SAMLResponse form value.
 func (i *IdP) EncryptAssertion(t testing.TB, samlResponse, metadataURL string) string {
 	t.Helper()
-	resp, err := http.Get(metadataURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	ed, err := samlsp.ParseMetadata(md)
+	ed, err := samlsp.ParseMetadata(spMetadata(t, metadataURL))
 	if err != nil || len(ed.SPSSODescriptors) == 0 {
 		t.Fatalf("SP metadata: %v", err)
 	}
@@ -303,4 +289,19 @@ func plainAssertion(t testing.TB, samlResponse string) (*etree.Document, *etree.
 		t.Fatal("no plain assertion in the response (register the SP unencrypted)")
 	}
 	return doc, assertion
+}
+
+// spMetadata fetches an SP's metadata.
+func spMetadata(t testing.TB, metadataURL string) []byte {
+	t.Helper()
+	resp, err := http.Get(metadataURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	md, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SP metadata: %d", resp.StatusCode)
+	}
+	return md
 }
