@@ -9,6 +9,7 @@
 // open returns a new, empty store for each subtest and arranges its
 // Close (t.Cleanup). A backend passes the suite unchanged; what it may do
 // besides (its own layout, migrations, crash recovery) it tests itself.
+// RunShared adds what two openers of one store (replicas) must agree on.
 //
 // What the suite writes down, beyond "what was written is read back":
 //   - events are numbered per organization from 1, strictly increasing and

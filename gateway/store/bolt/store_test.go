@@ -206,3 +206,12 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestSharedConformance: bbolt is opened by one process only (its file
+// lock), so the two "openers" of the shared contract are one handle.
+func TestSharedConformance(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (gateway.Store, gateway.Store) {
+		s := openTest(t, "")
+		return s, s
+	})
+}
