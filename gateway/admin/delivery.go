@@ -2,13 +2,10 @@ package admin
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
@@ -30,79 +27,79 @@ type DeadLetterView struct {
 	HeldBehind uint64    `json:"heldBehind,omitempty" doc:"the seq of an earlier dead letter of the same user or group it waits behind"`
 }
 
-func (a *API) registerDelivery() {
-	type deliveryOutput struct {
-		Body struct {
-			Adapters []outbox.Status `json:"adapters"`
+type deliveryOutput struct {
+	Body struct {
+		Adapters []outbox.Status `json:"adapters"`
+	}
+}
+
+type listDeadLettersInput struct {
+	Adapter string `query:"adapter" doc:"one adapter; empty: all"`
+}
+
+type deadLettersOutput struct {
+	Body struct {
+		DeadLetters []DeadLetterView `json:"deadLetters"`
+	}
+}
+
+type replayDeadLetterInput struct {
+	ID string `path:"id" doc:"adapter:seq"`
+}
+
+type replayOutput struct {
+	Body struct {
+		Scheduled int `json:"scheduled" doc:"dead letters scheduled for delivery"`
+	}
+}
+
+func (a *API) getDelivery(ctx context.Context, _ *struct{}) (*deliveryOutput, error) {
+	out := &deliveryOutput{}
+	out.Body.Adapters = []outbox.Status{}
+	if a.opts.Delivery == nil {
+		return out, nil
+	}
+	st, err := a.opts.Delivery.Status(ctx)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out.Body.Adapters = append(out.Body.Adapters, st...)
+	return out, nil
+}
+
+func (a *API) listDeadLetters(ctx context.Context, in *listDeadLettersInput) (*deadLettersOutput, error) {
+	out := &deadLettersOutput{}
+	out.Body.DeadLetters = []DeadLetterView{}
+	if a.opts.Delivery == nil {
+		return out, nil
+	}
+	st, err := a.opts.Delivery.Status(ctx)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	for _, s := range st {
+		if in.Adapter != "" && s.Adapter != in.Adapter {
+			continue
+		}
+		dls, err := a.opts.Delivery.DeadLetters(ctx, s.Adapter)
+		if err != nil {
+			return nil, a.fail(ctx, err)
+		}
+		for _, dl := range dls {
+			out.Body.DeadLetters = append(out.Body.DeadLetters, ViewDeadLetter(s.Adapter, dl))
 		}
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "get-delivery", Method: http.MethodGet, Path: "/delivery", Tags: []string{"delivery"},
-		Summary: "Each adapter's delivery state: lag, oldest undelivered event, dead letters"},
-		func(ctx context.Context, _ *struct{}) (*deliveryOutput, error) {
-			out := &deliveryOutput{}
-			out.Body.Adapters = []outbox.Status{}
-			if a.opts.Delivery == nil {
-				return out, nil
-			}
-			st, err := a.opts.Delivery.Status(ctx)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out.Body.Adapters = append(out.Body.Adapters, st...)
-			return out, nil
-		})
-	type deadLettersOutput struct {
-		Body struct {
-			DeadLetters []DeadLetterView `json:"deadLetters"`
-		}
+	return out, nil
+}
+
+func (a *API) replayDeadLetter(ctx context.Context, in *replayDeadLetterInput) (*replayOutput, error) {
+	n, err := ReplayDeadLetter(ctx, a.opts.Delivery, a.opts.Store, a.manager(ctx), in.ID)
+	if err != nil {
+		return nil, a.fail(ctx, err)
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "list-dead-letters", Method: http.MethodGet, Path: "/dead-letters", Tags: []string{"delivery"},
-		Summary: "Events an adapter set aside, with their last error"},
-		func(ctx context.Context, in *struct {
-			Adapter string `query:"adapter" doc:"one adapter; empty: all"`
-		}) (*deadLettersOutput, error) {
-			out := &deadLettersOutput{}
-			out.Body.DeadLetters = []DeadLetterView{}
-			if a.opts.Delivery == nil {
-				return out, nil
-			}
-			st, err := a.opts.Delivery.Status(ctx)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			for _, s := range st {
-				if in.Adapter != "" && s.Adapter != in.Adapter {
-					continue
-				}
-				dls, err := a.opts.Delivery.DeadLetters(ctx, s.Adapter)
-				if err != nil {
-					return nil, a.fail(ctx, err)
-				}
-				for _, dl := range dls {
-					out.Body.DeadLetters = append(out.Body.DeadLetters, ViewDeadLetter(s.Adapter, dl))
-				}
-			}
-			return out, nil
-		})
-	type replayOutput struct {
-		Body struct {
-			Scheduled int `json:"scheduled" doc:"dead letters scheduled for delivery"`
-		}
-	}
-	huma.Register(a.api, huma.Operation{OperationID: "replay-dead-letter", Method: http.MethodPost, Path: "/dead-letters/{id}/replay", Tags: []string{"delivery"},
-		Summary: "Deliver a dead letter again", Errors: []int{404, 422},
-		Description: "Schedules the dead letter and the adapter's later ones for delivery again (with each, the other dead letters of the same user or group, so that none overtakes another); delivery goes on in the background."},
-		func(ctx context.Context, in *struct {
-			ID string `path:"id" doc:"adapter:seq"`
-		}) (*replayOutput, error) {
-			n, err := ReplayDeadLetter(ctx, a.opts.Delivery, a.opts.Store, a.manager(ctx), in.ID)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &replayOutput{}
-			out.Body.Scheduled = n
-			return out, nil
-		})
+	out := &replayOutput{}
+	out.Body.Scheduled = n
+	return out, nil
 }
 
 // DeliveryStatus is one adapter's delivery state.

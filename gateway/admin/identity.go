@@ -2,12 +2,9 @@ package admin
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
@@ -161,168 +158,160 @@ func ifMatch(h string) (uint64, error) {
 	return v, nil
 }
 
-func (a *API) registerIdentity() {
-	huma.Register(a.api, huma.Operation{OperationID: "get-identity", Method: http.MethodGet, Path: "/identity", Tags: []string{"identity"},
-		Summary: "The identity configuration in force", Description: "The login method (sso) and provisioning method with the configuration file's keys, what to paste into the IdP, and who changed it last."},
-		func(ctx context.Context, _ *struct{}) (*identityOutput, error) {
-			st, ok := a.opts.Service.Current(ctx, a.opts.Org)
-			if !ok {
-				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
-			}
-			return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
-		})
-	huma.Register(a.api, huma.Operation{OperationID: "put-identity", Method: http.MethodPut, Path: "/identity", Tags: []string{"identity"},
-		Summary: "Change the login or provisioning method", Errors: []int{409, 412, 422},
-		Description: "Takes effect at once, without a restart: SCIM starts or stops answering, JIT starts or stops creating. " +
-			"A section left out (sso, provisioning) stays as it is. A change that breaks a rule is refused with 422 naming the rule " +
-			"(one_method, scim_requires_sso, jit_requires_sso, single_idp, self_service_domain, defaults, …); with admin.identity_source: file, with 409. Switching never deletes users."},
-		func(ctx context.Context, in *struct {
-			IfMatch string `header:"If-Match" doc:"the ETag of the configuration read, to refuse a change made meanwhile"`
-			Body    IdentityBody
-		}) (*identityOutput, error) {
-			version, err := ifMatch(in.IfMatch)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			cur, ok := a.opts.Service.Current(ctx, a.opts.Org)
-			if !ok {
-				return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
-			}
-			next, err := merge(cur.IdentitySettings, in.Body)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			mg := a.manager(ctx)
-			st, err := a.opts.Service.UpdateSettings(ctx, mg.Org, mg.Actor, mg.RequestID, version, next, a.opts.SettingsFromFile)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
-		})
+type putIdentityInput struct {
+	IfMatch string `header:"If-Match" doc:"the ETag of the configuration read, to refuse a change made meanwhile"`
+	Body    IdentityBody
+}
 
-	type tokenOutput struct {
-		Body struct {
-			Token              string    `json:"token" doc:"the new SCIM token, shown this once; paste it into the IdP without \"Bearer \""`
-			SCIMBaseURL        string    `json:"scim_base_url"`
-			PreviousValidUntil time.Time `json:"previous_valid_until" doc:"the token in use until now works until then"`
-		}
-	}
-	huma.Register(a.api, huma.Operation{OperationID: "rotate-scim-token", Method: http.MethodPost, Path: "/scim-token", Tags: []string{"identity"},
-		Summary: "Rotate the SCIM token", Description: "Makes a new SCIM token and shows it once; the previous one stays valid for admin.scim_token_grace, " +
-			"or for previous_valid_for (0s: stops at once, for a leaked token)."},
-		func(ctx context.Context, in *struct {
-			Body *struct {
-				PreviousValidFor string `json:"previous_valid_for,omitempty" doc:"how long the token in use until now keeps working, e.g. 1h; 0s: not at all; default: admin.scim_token_grace"`
-			} `required:"false"`
-		}) (*tokenOutput, error) {
-			grace := a.opts.SCIMTokenGrace
-			if in.Body != nil && in.Body.PreviousValidFor != "" {
-				d, err := time.ParseDuration(in.Body.PreviousValidFor)
-				if err != nil || d < 0 || d > 30*24*time.Hour {
-					return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "previous_valid_for: %q is not a duration between 0s and 720h", in.Body.PreviousValidFor))
-				}
-				grace = d
-			}
-			mg := a.manager(ctx)
-			token, until, err := a.opts.Service.RotateSCIMToken(ctx, mg.Org, mg.Actor, mg.RequestID, grace)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &tokenOutput{}
-			out.Body.Token, out.Body.SCIMBaseURL, out.Body.PreviousValidUntil = token, a.opts.SCIMBaseURL, until
-			return out, nil
-		})
+type rotateSCIMTokenInput struct {
+	// nameHint keeps the schema name the OpenAPI document has published.
+	Body *struct {
+		PreviousValidFor string `json:"previous_valid_for,omitempty" doc:"how long the token in use until now keeps working, e.g. 1h; 0s: not at all; default: admin.scim_token_grace"`
+	} `required:"false" nameHint:"rotate-scim-tokenRequest"`
+}
 
-	type apiTokensOutput struct {
-		Body struct {
-			Tokens []provision.APIToken `json:"tokens"`
-		}
+type tokenOutput struct {
+	Body struct {
+		Token              string    `json:"token" doc:"the new SCIM token, shown this once; paste it into the IdP without \"Bearer \""`
+		SCIMBaseURL        string    `json:"scim_base_url"`
+		PreviousValidUntil time.Time `json:"previous_valid_until" doc:"the token in use until now works until then"`
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "list-api-tokens", Method: http.MethodGet, Path: "/api-tokens", Tags: []string{"identity"},
-		Summary: "List the admin API tokens (never their secrets)"},
-		func(ctx context.Context, _ *struct{}) (*apiTokensOutput, error) {
-			ts, err := a.opts.Service.APITokens(ctx, a.opts.Org)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &apiTokensOutput{}
-			out.Body.Tokens = append(ts, []provision.APIToken{}...)
-			return out, nil
-		})
-	type newAPIToken struct {
-		Body struct {
-			Token string             `json:"token" doc:"shown this once"`
-			Info  provision.APIToken `json:"info"`
-		}
-	}
-	huma.Register(a.api, huma.Operation{OperationID: "create-api-token", Method: http.MethodPost, Path: "/api-tokens", Tags: []string{"identity"},
-		Summary: "Create an admin API token", DefaultStatus: http.StatusCreated},
-		func(ctx context.Context, in *struct {
-			Body struct {
-				Name      string `json:"name" minLength:"1" maxLength:"100" doc:"what uses it"`
-				ExpiresIn string `json:"expires_in,omitempty" doc:"how long it works, e.g. 720h; empty: until revoked"`
-			}
-		}) (*newAPIToken, error) {
-			var ttl time.Duration
-			if in.Body.ExpiresIn != "" {
-				d, err := time.ParseDuration(in.Body.ExpiresIn)
-				if err != nil || d <= 0 {
-					return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "expires_in: %q is not a positive duration such as 720h", in.Body.ExpiresIn))
-				}
-				ttl = d
-			}
-			mg := a.manager(ctx)
-			token, info, err := a.opts.Service.CreateAPIToken(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.Name, ttl)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &newAPIToken{}
-			out.Body.Token, out.Body.Info = token, info
-			return out, nil
-		})
-	huma.Register(a.api, huma.Operation{OperationID: "revoke-api-token", Method: http.MethodDelete, Path: "/api-tokens/{id}", Tags: []string{"identity"},
-		Summary: "Revoke an admin API token", DefaultStatus: http.StatusNoContent},
-		func(ctx context.Context, in *struct {
-			ID string `path:"id"`
-		}) (*struct{}, error) {
-			mg := a.manager(ctx)
-			if err := a.opts.Service.RevokeAPIToken(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID); err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return nil, nil
-		})
+}
 
-	type endedOutput struct {
-		Body struct {
-			Ended int `json:"ended" doc:"sessions ended"`
-		}
+type apiTokensOutput struct {
+	Body struct {
+		Tokens []provision.APIToken `json:"tokens"`
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "end-all-sessions", Method: http.MethodDelete, Path: "/sessions", Tags: []string{"identity"},
-		Summary: "Sign everyone out", Description: "Ends every session at once, the caller's too (after an IdP change or compromise); people sign in again through the login method in force."},
-		func(ctx context.Context, _ *struct{}) (*endedOutput, error) {
-			n, err := a.opts.Service.EndAllSessions(ctx, a.manager(ctx))
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &endedOutput{}
-			out.Body.Ended = n
-			return out, nil
-		})
+}
 
-	type meOutput struct {
-		Body struct {
-			Actor     gateway.Actor `json:"actor"`
-			CSRFToken string        `json:"csrf_token,omitempty" doc:"send it as X-CSRF-Token on changes made with the session cookie"`
-		}
+type createAPITokenInput struct {
+	// nameHint keeps the schema name the OpenAPI document has published.
+	Body struct {
+		Name      string `json:"name" minLength:"1" maxLength:"100" doc:"what uses it"`
+		ExpiresIn string `json:"expires_in,omitempty" doc:"how long it works, e.g. 720h; empty: until revoked"`
+	} `nameHint:"create-api-tokenRequest"`
+}
+
+type newAPIToken struct {
+	Body struct {
+		Token string             `json:"token" doc:"shown this once"`
+		Info  provision.APIToken `json:"info"`
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "get-me", Method: http.MethodGet, Path: "/me", Tags: []string{"identity"},
-		Summary: "Who is calling, and the CSRF token of a session"},
-		func(ctx context.Context, _ *struct{}) (*meOutput, error) {
-			out := &meOutput{}
-			out.Body.Actor = a.manager(ctx).Actor
-			if se, ok := ctx.Value(sessionKey{}).(gateway.Session); ok {
-				out.Body.CSRFToken = a.opts.Sessions.CSRFToken(se)
-			}
-			return out, nil
-		})
+}
+
+type endedOutput struct {
+	Body struct {
+		Ended int `json:"ended" doc:"sessions ended"`
+	}
+}
+
+type meOutput struct {
+	Body struct {
+		Actor     gateway.Actor `json:"actor"`
+		CSRFToken string        `json:"csrf_token,omitempty" doc:"send it as X-CSRF-Token on changes made with the session cookie"`
+	}
+}
+
+func (a *API) getIdentity(ctx context.Context, _ *struct{}) (*identityOutput, error) {
+	st, ok := a.opts.Service.Current(ctx, a.opts.Org)
+	if !ok {
+		return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
+	}
+	return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
+}
+
+func (a *API) putIdentity(ctx context.Context, in *putIdentityInput) (*identityOutput, error) {
+	version, err := ifMatch(in.IfMatch)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	cur, ok := a.opts.Service.Current(ctx, a.opts.Org)
+	if !ok {
+		return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
+	}
+	next, err := merge(cur.IdentitySettings, in.Body)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	mg := a.manager(ctx)
+	st, err := a.opts.Service.UpdateSettings(ctx, mg.Org, mg.Actor, mg.RequestID, version, next, a.opts.SettingsFromFile)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
+}
+
+func (a *API) rotateSCIMToken(ctx context.Context, in *rotateSCIMTokenInput) (*tokenOutput, error) {
+	grace := a.opts.SCIMTokenGrace
+	if in.Body != nil && in.Body.PreviousValidFor != "" {
+		d, err := time.ParseDuration(in.Body.PreviousValidFor)
+		if err != nil || d < 0 || d > 30*24*time.Hour {
+			return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "previous_valid_for: %q is not a duration between 0s and 720h", in.Body.PreviousValidFor))
+		}
+		grace = d
+	}
+	mg := a.manager(ctx)
+	token, until, err := a.opts.Service.RotateSCIMToken(ctx, mg.Org, mg.Actor, mg.RequestID, grace)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &tokenOutput{}
+	out.Body.Token, out.Body.SCIMBaseURL, out.Body.PreviousValidUntil = token, a.opts.SCIMBaseURL, until
+	return out, nil
+}
+
+func (a *API) listAPITokens(ctx context.Context, _ *struct{}) (*apiTokensOutput, error) {
+	ts, err := a.opts.Service.APITokens(ctx, a.opts.Org)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &apiTokensOutput{}
+	out.Body.Tokens = append(ts, []provision.APIToken{}...)
+	return out, nil
+}
+
+func (a *API) createAPIToken(ctx context.Context, in *createAPITokenInput) (*newAPIToken, error) {
+	var ttl time.Duration
+	if in.Body.ExpiresIn != "" {
+		d, err := time.ParseDuration(in.Body.ExpiresIn)
+		if err != nil || d <= 0 {
+			return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "expires_in: %q is not a positive duration such as 720h", in.Body.ExpiresIn))
+		}
+		ttl = d
+	}
+	mg := a.manager(ctx)
+	token, info, err := a.opts.Service.CreateAPIToken(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.Name, ttl)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &newAPIToken{}
+	out.Body.Token, out.Body.Info = token, info
+	return out, nil
+}
+
+func (a *API) revokeAPIToken(ctx context.Context, in *idInput) (*struct{}, error) {
+	mg := a.manager(ctx)
+	if err := a.opts.Service.RevokeAPIToken(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return nil, nil
+}
+
+func (a *API) endAllSessions(ctx context.Context, _ *struct{}) (*endedOutput, error) {
+	n, err := a.opts.Service.EndAllSessions(ctx, a.manager(ctx))
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &endedOutput{}
+	out.Body.Ended = n
+	return out, nil
+}
+
+func (a *API) getMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
+	out := &meOutput{}
+	out.Body.Actor = a.manager(ctx).Actor
+	if se, ok := ctx.Value(sessionKey{}).(gateway.Session); ok {
+		out.Body.CSRFToken = a.opts.Sessions.CSRFToken(se)
+	}
+	return out, nil
 }

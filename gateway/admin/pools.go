@@ -2,10 +2,7 @@ package admin
 
 import (
 	"context"
-	"net/http"
 	"time"
-
-	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
@@ -48,80 +45,76 @@ func (a *API) poolOutput(ctx context.Context, p gateway.Pool) (*poolOutput, erro
 	return &poolOutput{ETag: etag(p.Version), Body: v}, nil
 }
 
-func (a *API) registerPools() {
-	type poolsOutput struct {
-		Body struct {
-			Pools []PoolView `json:"pools"`
-		}
+type poolsOutput struct {
+	Body struct {
+		Pools []PoolView `json:"pools"`
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "list-pools", Method: http.MethodGet, Path: "/pools", Tags: []string{"pools"},
-		Summary: "List the pools and how many users each holds"},
-		func(ctx context.Context, _ *struct{}) (*poolsOutput, error) {
-			pools, err := a.opts.Service.Pools(ctx, a.opts.Org)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &poolsOutput{}
-			out.Body.Pools = []PoolView{}
-			for _, p := range pools {
-				v, err := a.poolView(ctx, p)
-				if err != nil {
-					return nil, a.fail(ctx, err)
-				}
-				out.Body.Pools = append(out.Body.Pools, v)
-			}
-			return out, nil
-		})
-	huma.Register(a.api, huma.Operation{OperationID: "create-pool", Method: http.MethodPost, Path: "/pools", Tags: []string{"pools"},
-		Summary: "Create a pool", DefaultStatus: http.StatusCreated, Errors: []int{409, 422}},
-		func(ctx context.Context, in *struct {
-			Body struct {
-				ID   string `json:"id" doc:"fixed for ever: lower-case letters, digits, '-' and '_'"`
-				Name string `json:"name,omitempty" doc:"shown to people; default: the id"`
-			}
-		}) (*poolOutput, error) {
-			mg := a.manager(ctx)
-			p, err := a.opts.Service.CreatePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.ID, in.Body.Name)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return a.poolOutput(ctx, p)
-		})
-	huma.Register(a.api, huma.Operation{OperationID: "update-pool", Method: http.MethodPatch, Path: "/pools/{id}", Tags: []string{"pools"},
-		Summary: "Rename a pool", Errors: []int{404, 412, 422}},
-		func(ctx context.Context, in *struct {
-			ID      string `path:"id"`
-			IfMatch string `header:"If-Match"`
-			Body    struct {
-				Name string `json:"name"`
-			}
-		}) (*poolOutput, error) {
-			version, err := ifMatch(in.IfMatch)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			mg := a.manager(ctx)
-			p, err := a.opts.Service.RenamePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version, in.Body.Name)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return a.poolOutput(ctx, p)
-		})
-	huma.Register(a.api, huma.Operation{OperationID: "delete-pool", Method: http.MethodDelete, Path: "/pools/{id}", Tags: []string{"pools"},
-		Summary: "Delete an empty pool", DefaultStatus: http.StatusNoContent, Errors: []int{404, 409, 412},
-		Description: "Refused (409) while the pool has members, is the default pool, or an IdP group maps to it."},
-		func(ctx context.Context, in *struct {
-			ID      string `path:"id"`
-			IfMatch string `header:"If-Match"`
-		}) (*struct{}, error) {
-			version, err := ifMatch(in.IfMatch)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			mg := a.manager(ctx)
-			if err := a.opts.Service.DeletePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version); err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return nil, nil
-		})
+}
+
+type createPoolInput struct {
+	// nameHint keeps the schema name the OpenAPI document has published.
+	Body struct {
+		ID   string `json:"id" doc:"fixed for ever: lower-case letters, digits, '-' and '_'"`
+		Name string `json:"name,omitempty" doc:"shown to people; default: the id"`
+	} `nameHint:"create-poolRequest"`
+}
+
+type updatePoolInput struct {
+	ID      string `path:"id"`
+	IfMatch string `header:"If-Match"`
+	// nameHint keeps the schema name the OpenAPI document has published.
+	Body struct {
+		Name string `json:"name"`
+	} `nameHint:"update-poolRequest"`
+}
+
+func (a *API) listPools(ctx context.Context, _ *struct{}) (*poolsOutput, error) {
+	pools, err := a.opts.Service.Pools(ctx, a.opts.Org)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &poolsOutput{}
+	out.Body.Pools = []PoolView{}
+	for _, p := range pools {
+		v, err := a.poolView(ctx, p)
+		if err != nil {
+			return nil, a.fail(ctx, err)
+		}
+		out.Body.Pools = append(out.Body.Pools, v)
+	}
+	return out, nil
+}
+
+func (a *API) createPool(ctx context.Context, in *createPoolInput) (*poolOutput, error) {
+	mg := a.manager(ctx)
+	p, err := a.opts.Service.CreatePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.ID, in.Body.Name)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return a.poolOutput(ctx, p)
+}
+
+func (a *API) updatePool(ctx context.Context, in *updatePoolInput) (*poolOutput, error) {
+	version, err := ifMatch(in.IfMatch)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	mg := a.manager(ctx)
+	p, err := a.opts.Service.RenamePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version, in.Body.Name)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return a.poolOutput(ctx, p)
+}
+
+func (a *API) deletePool(ctx context.Context, in *deleteInput) (*struct{}, error) {
+	version, err := ifMatch(in.IfMatch)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	mg := a.manager(ctx)
+	if err := a.opts.Service.DeletePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return nil, nil
 }

@@ -1,20 +1,133 @@
 package admin
 
 import (
-	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
 )
+
+// registration registers one operation; it lets one table hold handlers
+// of different input and output types.
+type registration func(huma.API)
+
+func op[I, O any](o huma.Operation, handler func(context.Context, *I) (*O, error)) registration {
+	return func(api huma.API) { huma.Register(api, o, handler) }
+}
 
 // register declares every operation.
 func (a *API) register() {
-	a.registerIdentity()
-	a.registerUsers()
-	a.registerPools()
-	a.registerAudit()
-	a.registerDelivery()
-	a.registerInvitations()
+	for _, r := range []registration{
+		// Identity: the login and provisioning method, credentials and sessions.
+		op(huma.Operation{OperationID: "get-identity", Method: http.MethodGet, Path: "/identity", Tags: []string{"identity"},
+			Summary: "The identity configuration in force", Description: "The login method (sso) and provisioning method with the configuration file's keys, what to paste into the IdP, and who changed it last."},
+			a.getIdentity),
+		op(huma.Operation{OperationID: "put-identity", Method: http.MethodPut, Path: "/identity", Tags: []string{"identity"},
+			Summary: "Change the login or provisioning method", Errors: []int{409, 412, 422},
+			Description: "Takes effect at once, without a restart: SCIM starts or stops answering, JIT starts or stops creating. " +
+				"A section left out (sso, provisioning) stays as it is. A change that breaks a rule is refused with 422 naming the rule " +
+				"(one_method, scim_requires_sso, jit_requires_sso, single_idp, self_service_domain, defaults, …); with admin.identity_source: file, with 409. Switching never deletes users."},
+			a.putIdentity),
+		op(huma.Operation{OperationID: "rotate-scim-token", Method: http.MethodPost, Path: "/scim-token", Tags: []string{"identity"},
+			Summary: "Rotate the SCIM token", Description: "Makes a new SCIM token and shows it once; the previous one stays valid for admin.scim_token_grace, " +
+				"or for previous_valid_for (0s: stops at once, for a leaked token)."},
+			a.rotateSCIMToken),
+		op(huma.Operation{OperationID: "list-api-tokens", Method: http.MethodGet, Path: "/api-tokens", Tags: []string{"identity"},
+			Summary: "List the admin API tokens (never their secrets)"},
+			a.listAPITokens),
+		op(huma.Operation{OperationID: "create-api-token", Method: http.MethodPost, Path: "/api-tokens", Tags: []string{"identity"},
+			Summary: "Create an admin API token", DefaultStatus: http.StatusCreated},
+			a.createAPIToken),
+		op(huma.Operation{OperationID: "revoke-api-token", Method: http.MethodDelete, Path: "/api-tokens/{id}", Tags: []string{"identity"},
+			Summary: "Revoke an admin API token", DefaultStatus: http.StatusNoContent},
+			a.revokeAPIToken),
+		op(huma.Operation{OperationID: "end-all-sessions", Method: http.MethodDelete, Path: "/sessions", Tags: []string{"identity"},
+			Summary: "Sign everyone out", Description: "Ends every session at once, the caller's too (after an IdP change or compromise); people sign in again through the login method in force."},
+			a.endAllSessions),
+		op(huma.Operation{OperationID: "get-me", Method: http.MethodGet, Path: "/me", Tags: []string{"identity"},
+			Summary: "Who is calling, and the CSRF token of a session"},
+			a.getMe),
+
+		// Users, of any source.
+		op(huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Tags: []string{"users"},
+			Summary: "List users, filtered and paged", Description: "In creation order; each page ends with next when there is more."},
+			a.listUsers),
+		op(huma.Operation{OperationID: "get-user", Method: http.MethodGet, Path: "/users/{id}", Tags: []string{"users"},
+			Summary: "A user"},
+			a.getUser),
+		op(huma.Operation{OperationID: "create-user", Method: http.MethodPost, Path: "/users", Tags: []string{"users"},
+			Summary: "Add a user (provisioning method manual)", DefaultStatus: http.StatusCreated, Errors: []int{409, 422},
+			Description: "Creates the user at once with source manual; refused (422, rule one_method) while another provisioning method is active."},
+			a.createUser),
+		op(huma.Operation{OperationID: "update-user", Method: http.MethodPatch, Path: "/users/{id}", Tags: []string{"users"},
+			Summary: "Change a user's role, pools or activation", Errors: []int{404, 412, 422},
+			Description: "Works for users of any source: role and pools are the app's, and the IdP never overwrites them. Records user.updated naming the changed fields, or user.deactivated/reactivated."},
+			a.updateUser),
+		op(huma.Operation{OperationID: "delete-user", Method: http.MethodDelete, Path: "/users/{id}", Tags: []string{"users"},
+			Summary: "Delete a user", DefaultStatus: http.StatusNoContent, Errors: []int{404, 412},
+			Description: "Deletes any user and ends their sessions. A JIT user removed at the IdP stays until a manager does this; a SCIM user deleted here comes back if the IdP provisions it again."},
+			a.deleteUser),
+
+		// Pools.
+		op(huma.Operation{OperationID: "list-pools", Method: http.MethodGet, Path: "/pools", Tags: []string{"pools"},
+			Summary: "List the pools and how many users each holds"},
+			a.listPools),
+		op(huma.Operation{OperationID: "create-pool", Method: http.MethodPost, Path: "/pools", Tags: []string{"pools"},
+			Summary: "Create a pool", DefaultStatus: http.StatusCreated, Errors: []int{409, 422}},
+			a.createPool),
+		op(huma.Operation{OperationID: "update-pool", Method: http.MethodPatch, Path: "/pools/{id}", Tags: []string{"pools"},
+			Summary: "Rename a pool", Errors: []int{404, 412, 422}},
+			a.updatePool),
+		op(huma.Operation{OperationID: "delete-pool", Method: http.MethodDelete, Path: "/pools/{id}", Tags: []string{"pools"},
+			Summary: "Delete an empty pool", DefaultStatus: http.StatusNoContent, Errors: []int{404, 409, 412},
+			Description: "Refused (409) while the pool has members, is the default pool, or an IdP group maps to it."},
+			a.deletePool),
+
+		// Audit log.
+		op(huma.Operation{OperationID: "list-audit", Method: http.MethodGet, Path: "/audit", Tags: []string{"audit"},
+			Summary: "The audit log, newest first", Description: "Every change made through this API, by the configuration file and by bootstrap: who, what, the target before and after, when, and the request id."},
+			a.listAudit),
+
+		// Delivery to the adapters.
+		op(huma.Operation{OperationID: "get-delivery", Method: http.MethodGet, Path: "/delivery", Tags: []string{"delivery"},
+			Summary: "Each adapter's delivery state: lag, oldest undelivered event, dead letters"},
+			a.getDelivery),
+		op(huma.Operation{OperationID: "list-dead-letters", Method: http.MethodGet, Path: "/dead-letters", Tags: []string{"delivery"},
+			Summary: "Events an adapter set aside, with their last error"},
+			a.listDeadLetters),
+		op(huma.Operation{OperationID: "replay-dead-letter", Method: http.MethodPost, Path: "/dead-letters/{id}/replay", Tags: []string{"delivery"},
+			Summary: "Deliver a dead letter again", Errors: []int{404, 422},
+			Description: "Schedules the dead letter and the adapter's later ones for delivery again (with each, the other dead letters of the same user or group, so that none overtakes another); delivery goes on in the background."},
+			a.replayDeadLetter),
+
+		// Invitations (provisioning method manual).
+		op(huma.Operation{OperationID: "list-invitations", Method: http.MethodGet, Path: "/invitations", Tags: []string{"invitations"},
+			Summary: "List invitations, newest first, with their state (pending, accepted, revoked, expired)"},
+			a.listInvitations),
+		op(huma.Operation{OperationID: "create-invitation", Method: http.MethodPost, Path: "/invitations", Tags: []string{"invitations"},
+			Summary: "Invite a person (provisioning method manual)", DefaultStatus: http.StatusCreated, Errors: []int{409, 422},
+			Description: "Records invitation.created with the single-use link, for the app, a webhook or the SMTP sender (email.smtp) to mail; the answer carries the link too. " +
+				"Accepting signs the person in through the configured SSO (without SSO the link itself proves the email) and creates the user with source manual and the invitation's role and pools."},
+			a.createInvitation),
+		op(huma.Operation{OperationID: "resend-invitation", Method: http.MethodPost, Path: "/invitations/{id}/resend", Tags: []string{"invitations"},
+			Summary: "Send an invitation again with a new link", Errors: []int{404, 409},
+			Description: "Issues a new link (the previous one stops working), valid for expires_in from now, and records invitation.created again."},
+			a.resendInvitation),
+		op(huma.Operation{OperationID: "revoke-invitation", Method: http.MethodDelete, Path: "/invitations/{id}", Tags: []string{"invitations"},
+			Summary: "Revoke a pending invitation", DefaultStatus: http.StatusNoContent, Errors: []int{404, 409}},
+			a.revokeInvitation),
+	} {
+		r(a.api)
+	}
 }
 
-// provisionPatch builds a manager's user change.
-func provisionPatch(role *string, pools *[]string, active *bool) provision.UserPatch {
-	return provision.UserPatch{Role: role, Pools: pools, Active: active}
+// idInput is the whole input of the operations that take only a path id.
+type idInput struct {
+	ID string `path:"id"`
+}
+
+// deleteInput is a delete's input: the id and, optionally, the ETag read.
+type deleteInput struct {
+	ID      string `path:"id"`
+	IfMatch string `header:"If-Match"`
 }

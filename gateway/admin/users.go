@@ -2,15 +2,13 @@ package admin
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/danielgtaylor/huma/v2"
-
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/fold"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // UserView is a user as the admin API shows it.
@@ -94,108 +92,98 @@ func (f UserFilter) matchIgnoringLogin(u *gateway.User) bool {
 	return strings.ContainsRune(q, ' ') && has(u.GivenName+" "+u.FamilyName)
 }
 
-func (a *API) registerUsers() {
-	type usersOutput struct {
-		Body struct {
-			Users []UserView `json:"users"`
-			Next  string     `json:"next,omitempty" doc:"pass as after= for the next page; absent: last page"`
-		}
+type usersOutput struct {
+	Body struct {
+		Users []UserView `json:"users"`
+		Next  string     `json:"next,omitempty" doc:"pass as after= for the next page; absent: last page"`
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Tags: []string{"users"},
-		Summary: "List users, filtered and paged", Description: "In creation order; each page ends with next when there is more."},
-		func(ctx context.Context, f *UserFilter) (*usersOutput, error) {
-			page, next, err := ListUsers(ctx, a.opts.Store, a.opts.Org, *f)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			out := &usersOutput{}
-			out.Body.Users, out.Body.Next = page, next
-			return out, nil
-		})
+}
 
-	huma.Register(a.api, huma.Operation{OperationID: "get-user", Method: http.MethodGet, Path: "/users/{id}", Tags: []string{"users"},
-		Summary: "A user"},
-		func(ctx context.Context, in *struct {
-			ID string `path:"id"`
-		}) (*userOutput, error) {
-			u, err := a.opts.Store.Users().Get(ctx, a.opts.Org, in.ID)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return a.userOutput(ctx, u)
-		})
+type createUserInput struct {
+	// nameHint keeps the schema name the OpenAPI document has published.
+	Body struct {
+		UserName   string   `json:"userName" minLength:"1" doc:"usually the email address"`
+		Email      string   `json:"email,omitempty" format:"email"`
+		GivenName  string   `json:"givenName,omitempty"`
+		FamilyName string   `json:"familyName,omitempty"`
+		Role       string   `json:"role,omitempty" doc:"default: provisioning.default_role"`
+		Pools      []string `json:"pools,omitempty" doc:"default: the default pool"`
+	} `nameHint:"NewUserBody"`
+}
 
-	type newUser struct {
-		Body struct {
-			UserName   string   `json:"userName" minLength:"1" doc:"usually the email address"`
-			Email      string   `json:"email,omitempty" format:"email"`
-			GivenName  string   `json:"givenName,omitempty"`
-			FamilyName string   `json:"familyName,omitempty"`
-			Role       string   `json:"role,omitempty" doc:"default: provisioning.default_role"`
-			Pools      []string `json:"pools,omitempty" doc:"default: the default pool"`
-		}
+type updateUserInput struct {
+	ID      string `path:"id"`
+	IfMatch string `header:"If-Match" doc:"the ETag of the user read, to refuse a change made meanwhile"`
+	// nameHint keeps the schema name the OpenAPI document has published.
+	Body struct {
+		Role   *string   `json:"role,omitempty"`
+		Pools  *[]string `json:"pools,omitempty" doc:"every pool the user belongs to (at least one)"`
+		Active *bool     `json:"active,omitempty" doc:"false deactivates the user and ends their sessions"`
+	} `nameHint:"PatchUserBody"`
+}
+
+func (a *API) listUsers(ctx context.Context, f *UserFilter) (*usersOutput, error) {
+	page, next, err := ListUsers(ctx, a.opts.Store, a.opts.Org, *f)
+	if err != nil {
+		return nil, a.fail(ctx, err)
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "create-user", Method: http.MethodPost, Path: "/users", Tags: []string{"users"},
-		Summary: "Add a user (provisioning method manual)", DefaultStatus: http.StatusCreated, Errors: []int{409, 422},
-		Description: "Creates the user at once with source manual; refused (422, rule one_method) while another provisioning method is active."},
-		func(ctx context.Context, in *newUser) (*userOutput, error) {
-			b := in.Body
-			email := strings.ToLower(strings.TrimSpace(b.Email))
-			if email == "" && strings.Contains(b.UserName, "@") {
-				email = strings.ToLower(strings.TrimSpace(b.UserName))
-			}
-			u := &gateway.User{UserName: strings.TrimSpace(b.UserName), Active: true, GivenName: b.GivenName, FamilyName: b.FamilyName,
-				DisplayName: strings.TrimSpace(b.GivenName + " " + b.FamilyName), Role: b.Role, Pools: b.Pools}
-			if email != "" {
-				u.Emails = []string{email}
-			}
-			u, err := a.opts.Service.AddUser(ctx, a.manager(ctx), u)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return a.userOutput(ctx, u)
-		})
+	out := &usersOutput{}
+	out.Body.Users, out.Body.Next = page, next
+	return out, nil
+}
 
-	type patchUser struct {
-		ID      string `path:"id"`
-		IfMatch string `header:"If-Match" doc:"the ETag of the user read, to refuse a change made meanwhile"`
-		Body    struct {
-			Role   *string   `json:"role,omitempty"`
-			Pools  *[]string `json:"pools,omitempty" doc:"every pool the user belongs to (at least one)"`
-			Active *bool     `json:"active,omitempty" doc:"false deactivates the user and ends their sessions"`
-		}
+func (a *API) getUser(ctx context.Context, in *idInput) (*userOutput, error) {
+	u, err := a.opts.Store.Users().Get(ctx, a.opts.Org, in.ID)
+	if err != nil {
+		return nil, a.fail(ctx, err)
 	}
-	huma.Register(a.api, huma.Operation{OperationID: "update-user", Method: http.MethodPatch, Path: "/users/{id}", Tags: []string{"users"},
-		Summary: "Change a user's role, pools or activation", Errors: []int{404, 412, 422},
-		Description: "Works for users of any source: role and pools are the app's, and the IdP never overwrites them. Records user.updated naming the changed fields, or user.deactivated/reactivated."},
-		func(ctx context.Context, in *patchUser) (*userOutput, error) {
-			version, err := ifMatch(in.IfMatch)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			u, err := a.opts.Service.ChangeUser(ctx, a.manager(ctx), in.ID, version, provisionPatch(in.Body.Role, in.Body.Pools, in.Body.Active))
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return a.userOutput(ctx, u)
-		})
+	return a.userOutput(ctx, u)
+}
 
-	huma.Register(a.api, huma.Operation{OperationID: "delete-user", Method: http.MethodDelete, Path: "/users/{id}", Tags: []string{"users"},
-		Summary: "Delete a user", DefaultStatus: http.StatusNoContent, Errors: []int{404, 412},
-		Description: "Deletes any user and ends their sessions. A JIT user removed at the IdP stays until a manager does this; a SCIM user deleted here comes back if the IdP provisions it again."},
-		func(ctx context.Context, in *struct {
-			ID      string `path:"id"`
-			IfMatch string `header:"If-Match"`
-		}) (*struct{}, error) {
-			version, err := ifMatch(in.IfMatch)
-			if err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			if err := a.opts.Service.RemoveUser(ctx, a.manager(ctx), in.ID, version); err != nil {
-				return nil, a.fail(ctx, err)
-			}
-			return nil, nil
-		})
+func (a *API) createUser(ctx context.Context, in *createUserInput) (*userOutput, error) {
+	b := in.Body
+	email := strings.ToLower(strings.TrimSpace(b.Email))
+	if email == "" && strings.Contains(b.UserName, "@") {
+		email = strings.ToLower(strings.TrimSpace(b.UserName))
+	}
+	u := &gateway.User{UserName: strings.TrimSpace(b.UserName), Active: true, GivenName: b.GivenName, FamilyName: b.FamilyName,
+		DisplayName: strings.TrimSpace(b.GivenName + " " + b.FamilyName), Role: b.Role, Pools: b.Pools}
+	if email != "" {
+		u.Emails = []string{email}
+	}
+	u, err := a.opts.Service.AddUser(ctx, a.manager(ctx), u)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return a.userOutput(ctx, u)
+}
+
+func (a *API) updateUser(ctx context.Context, in *updateUserInput) (*userOutput, error) {
+	version, err := ifMatch(in.IfMatch)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	u, err := a.opts.Service.ChangeUser(ctx, a.manager(ctx), in.ID, version, provisionPatch(in.Body.Role, in.Body.Pools, in.Body.Active))
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return a.userOutput(ctx, u)
+}
+
+func (a *API) deleteUser(ctx context.Context, in *deleteInput) (*struct{}, error) {
+	version, err := ifMatch(in.IfMatch)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	if err := a.opts.Service.RemoveUser(ctx, a.manager(ctx), in.ID, version); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return nil, nil
+}
+
+// provisionPatch builds a manager's user change.
+func provisionPatch(role *string, pools *[]string, active *bool) provision.UserPatch {
+	return provision.UserPatch{Role: role, Pools: pools, Active: active}
 }
 
 func (a *API) userOutput(ctx context.Context, u *gateway.User) (*userOutput, error) {
