@@ -345,7 +345,7 @@ func (l *lane) deliver(ctx context.Context, e *gateway.Event) (attempts int, las
 		wait = min(wait, max(o.BackoffMax, maxRetryAfter)) // a Retry-After of a day stalls a lane for a day
 		w.d.metricResult(w.id, "retried")
 		o.Logger.Info("outbox: delivery failed, will retry", "adapter", w.id, "seq", e.Seq, "attempt", attempt,
-			"retry_in", wait.Round(time.Millisecond), "error", err)
+			"retry_in_ms", wait.Milliseconds(), "error", err)
 		if !l.pause(ctx, wait) {
 			return attempt, err.Error(), false
 		}
