@@ -25,7 +25,9 @@ type Options struct {
 	// settings); it returns nil while people do not sign in by SSO.
 	Starter func() Starter
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// Logger is used with each request's context, so that the gateway's
+	// log handler adds its request id, client address and user agent.
+	Logger *slog.Logger
 }
 
 // Funnel completes sign-ins for one organization.
@@ -54,7 +56,7 @@ func (f *Funnel) testPage() string { return f.opts.PathPrefix + "/console/identi
 // back. A manager's test sign-in only records what the IdP sent.
 func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Identity, in Intent) {
 	ctx := r.Context()
-	log := f.logger(r, "protocol", id.Protocol, "intent", string(in.Kind))
+	log := f.opts.Logger.With("protocol", id.Protocol, "intent", string(in.Kind))
 	if err := in.Check(); err != nil {
 		f.count(id.Protocol, "intent")
 		log.WarnContext(ctx, "sign-in refused: its intent is not usable", "error", err)
@@ -124,13 +126,13 @@ func (f *Funnel) refuse(w http.ResponseWriter, r *http.Request, protocol string,
 	var refused *provision.LoginError
 	if errors.As(err, &refused) {
 		f.count(protocol, refused.Reason)
-		f.logger(r, "protocol", protocol).WarnContext(r.Context(), "sign-in refused", "reason", refused.Reason)
+		f.opts.Logger.With("protocol", protocol).WarnContext(r.Context(), "sign-in refused", "reason", refused.Reason)
 		f.show(w, r, http.StatusForbidden, "You cannot sign in to this application", refused.Message,
 			"If you think you should have access, ask your administrator.")
 		return
 	}
 	f.count(protocol, "store")
-	f.logger(r, "protocol", protocol).ErrorContext(r.Context(), "sign-in failed", "error", err)
+	f.opts.Logger.With("protocol", protocol).ErrorContext(r.Context(), "sign-in failed", "error", err)
 	f.show(w, r, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
 }
 
@@ -142,13 +144,6 @@ func (f *Funnel) count(protocol, result string) {
 	if f.opts.Metrics != nil {
 		f.opts.Metrics.Logins.WithLabelValues(protocol, result).Inc()
 	}
-}
-
-// logger is the funnel's logger with args; the request id, the client's
-// address and its user agent come with the request's context (the
-// gateway's log handler adds them).
-func (f *Funnel) logger(_ *http.Request, args ...any) *slog.Logger {
-	return f.opts.Logger.With(args...)
 }
 
 // LastTestSignIn is what the IdP sent at the manager's last test sign-in

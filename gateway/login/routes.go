@@ -106,7 +106,7 @@ func (f *Funnel) acceptWithoutSSO(w http.ResponseWriter, r *http.Request) {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	f.logger(r, "protocol", "invitation").InfoContext(r.Context(), "invitation accepted without SSO", "user", u.ID)
+	f.opts.Logger.With("protocol", "invitation").InfoContext(r.Context(), "invitation accepted without SSO", "user", u.ID)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -207,7 +207,7 @@ func (f *Funnel) logout(crossSite *http.CrossOriginProtection) http.HandlerFunc 
 			pages.ShowLogout(w, http.StatusForbidden, again)
 			return
 		}
-		log := f.logger(r)
+		log := f.opts.Logger
 		if err := f.opts.Sessions.End(r.Context(), w, r); err != nil {
 			log.ErrorContext(r.Context(), "sign-out: the session could not be deleted", "error", err)
 		}
