@@ -199,11 +199,21 @@ func testKeys(t *testing.T, s gateway.Store) {
 	if v, err := s.Keys().Get(ctx(), orgA, "signing"); err != nil || v != nil {
 		t.Fatalf("a missing key: %q %v", v, err)
 	}
+	stored := racingKeys(t, s)
+	if v, _ := s.Keys().Get(ctx(), orgA, "signing"); !bytes.Equal(v, stored) {
+		t.Fatalf("Get %q, PutIfAbsent answered %q", v, stored)
+	}
+}
+
+// racingKeys puts one key with 16 values at once through the stores in
+// turn, requires every caller to get the same one back, and returns it.
+func racingKeys(t *testing.T, stores ...gateway.Store) []byte {
+	t.Helper()
 	got := make([][]byte, 16)
 	var wg sync.WaitGroup
 	for i := range got {
 		wg.Go(func() {
-			v, err := s.Keys().PutIfAbsent(ctx(), orgA, "signing", []byte(fmt.Sprintf("key-%d", i)))
+			v, err := stores[i%len(stores)].Keys().PutIfAbsent(ctx(), orgA, "signing", []byte(fmt.Sprintf("key-%d", i)))
 			if err != nil {
 				t.Error(err)
 			}
@@ -216,9 +226,7 @@ func testKeys(t *testing.T, s gateway.Store) {
 			t.Fatalf("racing PutIfAbsent disagree: %q and %q", v, got[0])
 		}
 	}
-	if v, _ := s.Keys().Get(ctx(), orgA, "signing"); !bytes.Equal(v, got[0]) {
-		t.Fatalf("Get %q, PutIfAbsent answered %q", v, got[0])
-	}
+	return got[0]
 }
 
 func testIDMaps(t *testing.T, s gateway.Store) {

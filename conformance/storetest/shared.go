@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"bytes"
 	"fmt"
 	"sync"
 	"testing"
@@ -36,26 +35,7 @@ func RunShared(t *testing.T, openPair func(t *testing.T) (a, b gateway.Store)) {
 
 // testSharedKeys: two gateways starting at once create one key between
 // them.
-func testSharedKeys(t *testing.T, a, b gateway.Store) {
-	got := make([][]byte, 16)
-	var wg sync.WaitGroup
-	for i := range got {
-		wg.Go(func() {
-			s := []gateway.Store{a, b}[i%2]
-			v, err := s.Keys().PutIfAbsent(ctx(), orgA, "signing", []byte(fmt.Sprintf("key-%d", i)))
-			if err != nil {
-				t.Error(err)
-			}
-			got[i] = v
-		})
-	}
-	wg.Wait()
-	for _, v := range got {
-		if !bytes.Equal(v, got[0]) {
-			t.Fatalf("the openers disagree on the key: %q and %q", v, got[0])
-		}
-	}
-}
+func testSharedKeys(t *testing.T, a, b gateway.Store) { racingKeys(t, a, b) }
 
 // testSharedNames: racing creates of one name through both openers: one
 // wins.
