@@ -25,6 +25,7 @@ import (
 
 // Identity headers set for the upstream.
 const (
+	HeaderOrg       = "X-Gatehouse-Org" // the person's organization id
 	HeaderUserID    = "X-Gatehouse-User-Id"
 	HeaderEmail     = "X-Gatehouse-Email"
 	HeaderName      = "X-Gatehouse-Name"
@@ -280,10 +281,10 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 	if name == "" {
 		name = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
 	}
-	// One backing array for the seven values: this runs on every request.
-	values := [...]string{u.ID, email, headerSafe(name), strings.Join(escaped, ","), u.Role, strings.Join(u.Pools, ","), token}
+	// One backing array for the values: this runs on every request.
+	values := [...]string{string(u.Org), u.ID, email, headerSafe(name), strings.Join(escaped, ","), u.Role, strings.Join(u.Pools, ","), token}
 	h := make(http.Header, len(values))
-	for i, k := range [...]string{HeaderUserID, HeaderEmail, HeaderName, HeaderGroups, HeaderRole, HeaderPool, HeaderAssertion} {
+	for i, k := range [...]string{HeaderOrg, HeaderUserID, HeaderEmail, HeaderName, HeaderGroups, HeaderRole, HeaderPool, HeaderAssertion} {
 		h[k] = values[i : i+1 : i+1]
 	}
 	return h, nil

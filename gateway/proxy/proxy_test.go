@@ -154,7 +154,7 @@ func TestSignedInRequestsCarryTheIdentity(t *testing.T) {
 		t.Errorf("the app received cookies %q, want only app_pref=dark", got)
 	}
 	want := map[string]string{
-		proxy.HeaderUserID: e.user.ID, proxy.HeaderEmail: "ada@example.com", proxy.HeaderName: "Ada Lovelace",
+		proxy.HeaderOrg: "default", proxy.HeaderUserID: e.user.ID, proxy.HeaderEmail: "ada@example.com", proxy.HeaderName: "Ada Lovelace",
 		proxy.HeaderRole: "manager", proxy.HeaderPool: "support", proxy.HeaderGroups: "R%26D%2C%20Europe",
 	}
 	for k, v := range want {
@@ -182,7 +182,7 @@ func TestSignedInRequestsCarryTheIdentity(t *testing.T) {
 	if err := tok.Claims(set, &c); err != nil {
 		t.Fatalf("the assertion does not verify: %v", err)
 	}
-	if c.Subject != e.user.ID || c.Email != "ada@example.com" || len(c.Groups) != 1 || c.Groups[0] != "R&D, Europe" {
+	if c.Subject != e.user.ID || c.Org != "default" || c.Email != "ada@example.com" || len(c.Groups) != 1 || c.Groups[0] != "R&D, Europe" {
 		t.Fatalf("claims: %+v", c)
 	}
 	if resp := e.get("/gatehouse/auth"); resp.StatusCode != 200 || resp.Header.Get(proxy.HeaderUserID) != e.user.ID {

@@ -102,6 +102,9 @@ func New(ctx context.Context, opts Options) (*Signer, error) {
 // Claims is what the identity token says about the signed-in user.
 type Claims struct {
 	jwt.Claims
+	// Org is the organization the person belongs to: the app must never
+	// guess it from the email.
+	Org    string   `json:"org"`
 	Email  string   `json:"email,omitempty"`
 	Name   string   `json:"name,omitempty"`
 	Groups []string `json:"groups,omitempty"`
@@ -123,7 +126,7 @@ func (s *Signer) Sign(u *gateway.User, groups []string) (string, error) {
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
 			Expiry: jwt.NewNumericDate(now.Add(s.opts.Lifetime)), ID: base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
-		Email: u.PrimaryEmail(), Name: displayName(u), Groups: groups, Role: u.Role, Pools: u.Pools, Source: string(u.Source),
+		Org: string(u.Org), Email: u.PrimaryEmail(), Name: displayName(u), Groups: groups, Role: u.Role, Pools: u.Pools, Source: string(u.Source),
 	}
 	if c.Email == "" {
 		c.Email = u.UserName
