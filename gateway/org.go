@@ -1,6 +1,10 @@
 package gateway
 
-import "regexp"
+import (
+	"context"
+	"regexp"
+	"time"
+)
 
 // OrgID names an organization (a customer of the app, with its own IdP,
 // SCIM token, provisioning method and managers). Every stored key and
@@ -29,3 +33,52 @@ func (o OrgID) Check() error {
 }
 
 func (o OrgID) String() string { return string(o) }
+
+// OperatorScope is where the operator's own changes (organizations) are
+// audited: not an organization (an id is a slug, with no '_'), so none
+// can read or collide with it.
+const OperatorScope OrgID = "_operator"
+
+// Organization is a customer of the app: its own IdP, SCIM token,
+// provisioning method and managers live in its scope of the store; the
+// registry holds what the operator manages: the name, the email domains
+// it owns (each at most one organization's), and whether it is suspended.
+type Organization struct {
+	ID        OrgID     `json:"id"`
+	Name      string    `json:"name"`
+	Domains   []Domain  `json:"domains,omitempty"`
+	Suspended bool      `json:"suspended,omitempty"`
+	Created   time.Time `json:"created"`
+	Modified  time.Time `json:"modified"`
+	Version   uint64    `json:"version"`
+}
+
+// Domain is an email domain an organization owns; it routes sign-ins
+// and binds the self-service link once verified (DNS TXT).
+type Domain struct {
+	Name       string    `json:"name"` // lower-case
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+}
+
+// OrgStore is the registry of organizations. Domains are unique across
+// organizations, compared in lower case. Errors are *Error values:
+// ErrConflict (the id, or a domain, is taken), ErrNotFound,
+// ErrPreconditionFailed (not at ifVersion). Audit entries are recorded
+// in OperatorScope in the same transaction.
+type OrgStore interface {
+	// Create stores a new organization at Version 1.
+	Create(ctx context.Context, o *Organization, audit ...AuditEntry) error
+	Get(ctx context.Context, id OrgID) (*Organization, error)
+	// List returns up to limit organizations with an id after after ("":
+	// from the first), in id order, and how many there are in all.
+	List(ctx context.Context, after OrgID, limit int) ([]*Organization, int, error)
+	// Replace writes o (stamped ifVersion + 1) over the stored one, if
+	// that is still at ifVersion; its domains move with it.
+	Replace(ctx context.Context, o *Organization, ifVersion uint64, audit ...AuditEntry) error
+	// Delete removes the organization from the registry (its data in its
+	// own scope is the caller's to erase) and frees its domains.
+	Delete(ctx context.Context, id OrgID, ifVersion uint64, audit ...AuditEntry) error
+	// ByDomain names the organization holding domain (any case); "" when
+	// none does.
+	ByDomain(ctx context.Context, domain string) (OrgID, error)
+}

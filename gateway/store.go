@@ -23,6 +23,7 @@ import (
 // happens before the call, with the version it was computed from passed
 // as ifVersion.
 type Store interface {
+	Orgs() OrgStore
 	Users() UserStore
 	Groups() GroupStore
 	Outbox() Outbox

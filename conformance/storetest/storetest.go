@@ -29,7 +29,9 @@
 //     expired; Sweep deletes those; sessions end by id, user, all, or
 //     expiry; keys are created once however many ask at once; id maps,
 //     records and the audit log page as documented;
-//   - organizations are isolated from each other.
+//   - organizations are isolated from each other; the registry of
+//     organizations keeps ids and domains unique (domains in any case)
+//     and audits the operator's changes in gateway.OperatorScope.
 package storetest
 
 import (
@@ -68,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) gateway.Store) {
 		{"PoolIndex", testPoolIndex},
 		{"OrganizationsAreIsolated", testIsolation},
 		{"EveryCallNamesAnOrganization", testNoOrganization},
+		{"OrganizationRegistry", testOrgRegistry},
 		{"EventNumbersGaplessInCommitOrder", testEventNumbering},
 		{"OutboxCursorsDeadLettersPruning", testOutboxDelivery},
 		{"ChangedSignal", testChangedSignal},
