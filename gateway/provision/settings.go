@@ -173,11 +173,11 @@ type LoadResult struct {
 }
 
 // fileActor is who wrote settings that came from the configuration file.
-var fileActor = gateway.Actor{Kind: gateway.ActorConfig, ID: "file"}
+func fileActor() gateway.Actor { return gateway.Actor{Kind: gateway.ActorConfig, ID: "file"} }
 
 // FromFile reports whether settings are the configuration file's own:
 // seeded or applied from it, never changed by a person since.
-func (st Settings) FromFile() bool { return st.UpdatedBy == fileActor }
+func (st Settings) FromFile() bool { return st.UpdatedBy == fileActor() }
 
 // LoadSettings brings the org's identity settings in force at
 // start-up. file is what the configuration file says; source says which
@@ -192,7 +192,7 @@ func (s *Service) LoadSettings(ctx context.Context, org gateway.OrgID, file gate
 	if err != nil {
 		return LoadResult{}, err
 	}
-	actor := fileActor
+	actor := fileActor()
 	var res LoadResult
 	differs := found && !reflect.DeepEqual(comparable(stored.IdentitySettings), comparable(file))
 	switch {
