@@ -550,22 +550,30 @@ func (p *provider) checkSubject(response *etree.Element) error {
 	return nil
 }
 
+const xencNS = "http://www.w3.org/2001/04/xmlenc#"
+
 // decrypt returns the plaintext element of an EncryptedAssertion whose
 // key is wrapped for the SP's key (beside the EncryptedData or in its
-// KeyInfo, as IdPs send it).
+// KeyInfo, as IdPs send it). It reads the one EncryptedData the library
+// can have read: an EncryptedAssertion with more than one element of that
+// name, in any namespace, is refused (the library skips one in another
+// namespace, so a second one could carry a different assertion).
 func decrypt(key crypto.Signer, enc *etree.Element) (*etree.Element, error) {
-	data := enc.SelectElement("EncryptedData")
-	if data == nil {
-		return nil, errors.New("no EncryptedData")
+	datas := enc.SelectElements("EncryptedData")
+	if len(datas) != 1 || datas[0].NamespaceURI() != xencNS {
+		return nil, fmt.Errorf("the EncryptedAssertion holds %d EncryptedData elements; exactly one, in XML Encryption's namespace, is accepted", len(datas))
 	}
-	wrapped := enc.SelectElement("EncryptedKey")
-	if wrapped == nil {
-		wrapped = data.FindElement("./KeyInfo/EncryptedKey")
+	data := datas[0]
+	var cek []byte
+	var err error = errors.New("no EncryptedKey for this service provider")
+	for _, wrapped := range append(enc.SelectElements("EncryptedKey"), data.FindElements("./KeyInfo/EncryptedKey")...) {
+		if wrapped.NamespaceURI() != xencNS {
+			continue
+		}
+		if cek, err = xmlenc.Decrypt(key, wrapped); err == nil {
+			break
+		}
 	}
-	if wrapped == nil {
-		return nil, errors.New("no EncryptedKey")
-	}
-	cek, err := xmlenc.Decrypt(key, wrapped)
 	if err != nil {
 		return nil, err
 	}

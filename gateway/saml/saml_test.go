@@ -575,3 +575,38 @@ func TestIntentTravelsWithTheRequest(t *testing.T) {
 		t.Fatalf("completed with %+v (failures %v), want %+v", s.out.intents, s.out.failures, want)
 	}
 }
+
+// TestOneEncryptedData: an EncryptedAssertion carrying a second
+// EncryptedData (in another namespace, which the library skips) is
+// refused, whatever the second one holds: the subject check must read
+// what the library read.
+func TestOneEncryptedData(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	s := startSP(t, i, false, nil)
+	for _, tc := range []struct {
+		name   string
+		extra  bool
+		accept bool
+	}{{"one EncryptedData (control)", false, true}, {"a second, foreign-namespace EncryptedData first", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(s.out.completed)
+			c := samlidptest.Browser(stopAtSP)
+			acs, form := signIn(t, c, s, "/")
+			resp := i.EncryptAssertion(t, form.Get("SAMLResponse"), s.url+"/gatehouse/saml/metadata")
+			if tc.extra {
+				raw := string(mustDecode(t, resp))
+				data := regexp.MustCompile(`(?s)<xenc:EncryptedData.*?</xenc:EncryptedData>`).FindString(raw)
+				if data == "" {
+					t.Fatalf("no EncryptedData in %s", raw)
+				}
+				foreign := strings.ReplaceAll(strings.ReplaceAll(data, "<xenc:EncryptedData", `<x:EncryptedData xmlns:x="urn:example:evil"`), "</xenc:EncryptedData>", "</x:EncryptedData>")
+				resp = base64.StdEncoding.EncodeToString([]byte(strings.Replace(raw, data, foreign+data, 1)))
+			}
+			form.Set("SAMLResponse", resp)
+			post(t, c, acs, form)
+			if got := len(s.out.completed) - before; (got == 1) != tc.accept {
+				t.Fatalf("%d sign-ins, failures %v", got, s.out.failures)
+			}
+		})
+	}
+}
