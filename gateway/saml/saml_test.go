@@ -582,7 +582,7 @@ func TestIntentTravelsWithTheRequest(t *testing.T) {
 // what the library read.
 func TestOneEncryptedData(t *testing.T) {
 	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
-	s := startSP(t, i, false, nil)
+	s := startSP(t, i, false, func(o *saml.Options) { o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)) })
 	for _, tc := range []struct {
 		name   string
 		extra  bool
@@ -599,7 +599,13 @@ func TestOneEncryptedData(t *testing.T) {
 				if data == "" {
 					t.Fatalf("no EncryptedData in %s", raw)
 				}
-				foreign := strings.ReplaceAll(strings.ReplaceAll(data, "<xenc:EncryptedData", `<x:EncryptedData xmlns:x="urn:example:evil"`), "</xenc:EncryptedData>", "</x:EncryptedData>")
+				// The attack needs a Response nobody signed (the signed
+				// assertion inside the encryption is what the library
+				// checks), and a Signature element anywhere to pass the
+				// document's first check.
+				raw = regexp.MustCompile(`(?s)<ds:Signature .*?</ds:Signature>`).ReplaceAllString(raw, "")
+				foreign := strings.ReplaceAll(strings.ReplaceAll(data, "<xenc:EncryptedData", `<x:EncryptedData xmlns:x="urn:example:evil"`), "</xenc:EncryptedData>",
+					`<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/></x:EncryptedData>`)
 				resp = base64.StdEncoding.EncodeToString([]byte(strings.Replace(raw, data, foreign+data, 1)))
 			}
 			form.Set("SAMLResponse", resp)
