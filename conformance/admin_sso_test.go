@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/app"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
+	"github.com/gatehouse-id/gatehouse/gateway/session"
 )
 
 // TestAdminLiveSwitchJITAndProtocol: a manager's changes take effect on
@@ -107,15 +108,41 @@ func TestAdminLiveSwitchJITAndProtocol(t *testing.T) {
 	}
 }
 
+// laxBrowser is a browser as real ones treat the gateway's SameSite=Lax
+// session cookie: not sent with the IdP's cross-site POST to the ACS,
+// sent with top-level GETs.
+func laxBrowser() *http.Client {
+	b := samlidptest.Browser(nil)
+	b.Transport = laxTransport{http.DefaultTransport}
+	return b
+}
+
+type laxTransport struct{ next http.RoundTripper }
+
+func (l laxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/saml/acs") {
+		r = r.Clone(r.Context())
+		var kept []string
+		for _, c := range r.Cookies() {
+			if c.Name != session.CookiePlain && c.Name != session.CookieSecure {
+				kept = append(kept, c.String())
+			}
+		}
+		r.Header.Set("Cookie", strings.Join(kept, "; "))
+	}
+	return l.next.RoundTrip(r)
+}
+
 // TestConsoleTestSignIn: a manager's test sign-in shows what the IdP
 // sent for whoever signs in there, creates nobody and keeps the
-// manager's session.
+// manager's session; in a browser that keeps the session cookie from
+// the IdP's cross-site POST, as real ones do.
 func TestConsoleTestSignIn(t *testing.T) {
 	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
 	idp.Put(t, "/users/bob", `{"password":"bob pass","email":"bob@example.com","given_name":"Bob","surname":"Builder","groups":["Support"]}`)
 	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit")
 	cookie, _ := sessionAs(t, g, "mia@example.com", "manager")
-	b := samlidptest.Browser(nil)
+	b := laxBrowser()
 	rootURL, _ := url.Parse(root)
 	b.Jar.SetCookies(rootURL, []*http.Cookie{cookie})
 	acs, form := samlidptest.SignInAs(t, b, root+"/gatehouse/login/test", "bob", "bob pass")

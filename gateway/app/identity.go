@@ -61,7 +61,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())
 	// Every sign-in ends in the funnel; the sign-in in force follows the
 	// identity settings.
-	a.funnel = login.New(login.Options{Org: gateway.DefaultOrg, Service: a.service, Sessions: a.sessions, PathPrefix: prefix,
+	a.funnel = login.New(login.Options{Org: gateway.DefaultOrg, Store: a.store, Service: a.service, Sessions: a.sessions, PathPrefix: prefix,
 		Starter: func() login.Starter { return a.sso.Load().starter }, Metrics: a.metrics, Logger: a.log})
 	// The sign-in routes follow the identity settings: a manager's change
 	// swaps them at once, without a restart.

@@ -2,10 +2,14 @@ package login
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
@@ -18,6 +22,7 @@ import (
 // Options configures a Funnel.
 type Options struct {
 	Org        gateway.OrgID
+	Store      gateway.Store // where a test sign-in's result waits for the manager's browser
 	Service    *provision.Service
 	Sessions   *session.Manager
 	PathPrefix string
@@ -66,18 +71,7 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Ide
 	returnTo := httpx.SafeReturn(in.Return)
 	switch in.Kind {
 	case TestSignIn:
-		_, m, err := f.opts.Sessions.Current(ctx, r)
-		if err != nil || !m.IsManager() || m.ID != in.Manager {
-			f.count(id.Protocol, "intent")
-			log.WarnContext(ctx, "test sign-in refused: not completed in the session of the manager who started it")
-			f.show(w, r, http.StatusForbidden, "Test sign-in refused",
-				"This test sign-in was started by a manager in another browser session, so its result is not shown here.",
-				"Start the test again from the console.")
-			return
-		}
-		f.tests.put(m.ID, id)
-		log.InfoContext(ctx, "test sign-in", "manager", m.ID)
-		http.Redirect(w, r, f.testPage(), http.StatusFound)
+		f.testSignInDone(w, r, id, in)
 		return
 	case AcceptInvitation:
 		if _, err := f.opts.Service.AcceptInvitation(ctx, f.opts.Org, in.Invitation, &id); err != nil {
@@ -181,4 +175,53 @@ func (l *testSignIns) get(userID string) *gateway.Identity {
 		return &id
 	}
 	return nil
+}
+
+// testResultNS keeps a test sign-in's result until the manager's browser
+// collects it.
+const testResultNS = "test-sign-in"
+
+type testResult struct {
+	Manager  string           `json:"manager"`
+	Identity gateway.Identity `json:"identity"`
+}
+
+// testSignInDone parks a test sign-in's result and sends the browser on
+// to collect it. The session is checked there, not here: a SAML response
+// is the IdP's cross-site POST, which a browser sends without the
+// session's SameSite=Lax cookie, and the top-level GET that follows it
+// carries the cookie.
+func (f *Funnel) testSignInDone(w http.ResponseWriter, r *http.Request, id gateway.Identity, in Intent) {
+	token := rand.Text()
+	val, _ := json.Marshal(testResult{Manager: in.Manager, Identity: id})
+	if _, err := f.opts.Store.Ephemeral().PutIfAbsent(r.Context(), f.opts.Org, testResultNS, token, val, time.Now().Add(5*time.Minute)); err != nil {
+		f.refuse(w, r, id.Protocol, err)
+		return
+	}
+	http.Redirect(w, r, f.opts.PathPrefix+"/login/test/done?t="+url.QueryEscape(token), http.StatusSeeOther)
+}
+
+// collectTestSignIn shows a test sign-in's result to the manager who
+// started it, in that manager's session, once.
+func (f *Funnel) collectTestSignIn(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	raw, err := f.opts.Store.Ephemeral().Take(ctx, f.opts.Org, testResultNS, r.URL.Query().Get("t"))
+	var res testResult
+	if err != nil || raw == nil || json.Unmarshal(raw, &res) != nil {
+		f.show(w, r, http.StatusNotFound, "Test sign-in expired", "This test sign-in's result was shown already or has expired.",
+			"Start the test again from the console.")
+		return
+	}
+	_, m, err := f.opts.Sessions.Current(ctx, r)
+	if err != nil || !m.IsManager() || m.ID != res.Manager {
+		f.count(res.Identity.Protocol, "intent")
+		f.opts.Logger.WarnContext(ctx, "test sign-in refused: not completed in the session of the manager who started it", "protocol", res.Identity.Protocol)
+		f.show(w, r, http.StatusForbidden, "Test sign-in refused",
+			"This test sign-in was started by a manager in another browser session, so its result is not shown here.",
+			"Start the test again from the console.")
+		return
+	}
+	f.tests.put(m.ID, res.Identity)
+	f.opts.Logger.InfoContext(ctx, "test sign-in", "protocol", res.Identity.Protocol, "manager", m.ID)
+	http.Redirect(w, r, f.testPage(), http.StatusSeeOther)
 }

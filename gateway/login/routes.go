@@ -19,6 +19,7 @@ import (
 //	GET  {prefix}/join                   the self-service page
 //	GET  {prefix}/join/signin            starts the sign-in that joins
 //	GET  {prefix}/login/test             a manager's test sign-in (from the console)
+//	GET  {prefix}/login/test/done        shows its result to that manager
 //	GET  {prefix}/logout                 asks to confirm the sign-out
 //	POST {prefix}/logout                 signs out (from this site, with the CSRF token)
 func (f *Funnel) Mount(mux *http.ServeMux) {
@@ -39,6 +40,7 @@ func (f *Funnel) Mount(mux *http.ServeMux) {
 		http.Redirect(w, r, p+"/join", http.StatusFound)
 	})
 	mux.HandleFunc("GET "+p+"/login/test", f.testSignIn)
+	mux.HandleFunc("GET "+p+"/login/test/done", f.collectTestSignIn)
 	mux.HandleFunc("GET "+p+"/logout", f.logoutPage)
 	mux.HandleFunc("POST "+p+"/logout", f.logout(crossSite))
 }
