@@ -39,12 +39,24 @@ const OpsTokenFile = "ops.token"
 // by the gateway's user only, where the CLI finds it.
 func writeOpsToken(dataDir string) (httpx.Bearer, error) {
 	token := base64.RawURLEncoding.EncodeToString(randomKey())
-	path := filepath.Join(dataDir, OpsTokenFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+	// A new file of our own (O_EXCL, 0600), renamed over the old one: a
+	// file or link left at a fixed name cannot lend it other permissions.
+	f, err := os.CreateTemp(dataDir, ".ops.token-*")
+	if err != nil {
 		return httpx.Bearer{}, fmt.Errorf("write the operations token: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	_, err = f.WriteString(token + "\n")
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dataDir, OpsTokenFile))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 		return httpx.Bearer{}, fmt.Errorf("write the operations token: %w", err)
 	}
 	return httpx.NewBearer(token), nil

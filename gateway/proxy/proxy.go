@@ -147,6 +147,7 @@ func New(opts Options) *Proxy {
 		BufferPool:    &bufferPool{},
 		ModifyResponse: func(resp *http.Response) error {
 			p.observe(resp.Request)
+			dropGatewaySetCookies(resp.Header)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -170,6 +171,27 @@ func (b *bufferPool) Get() []byte {
 }
 
 func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
+
+// dropGatewaySetCookies keeps the app from setting the gateway's own
+// cookies (a chosen session cookie would be session fixation).
+func dropGatewaySetCookies(h http.Header) {
+	values := h["Set-Cookie"]
+	if len(values) == 0 {
+		return
+	}
+	kept := values[:0:0]
+	for _, v := range values {
+		name, _, _ := strings.Cut(v, "=")
+		if !httpx.GatewayCookie(strings.TrimSpace(name)) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+		return
+	}
+	h["Set-Cookie"] = kept
+}
 
 // StripIdentityHeaders removes every header that could pass for one the
 // gateway sets: any X-Gatehouse-* in any case, with '_' or '-'.

@@ -70,6 +70,13 @@ func newEnv(t *testing.T) *env {
 		e.up.mu.Lock()
 		e.up.got = append(e.up.got, r.Header.Clone())
 		e.up.mu.Unlock()
+		if r.URL.Path == "/set-cookies" {
+			// An app (or an attacker's content in it) setting the gateway's
+			// session cookie beside its own.
+			w.Header().Add("Set-Cookie", "gatehouse_session=chosen-by-the-app; Path=/")
+			w.Header().Add("Set-Cookie", "__Host-gatehouse_session=chosen; Path=/; Secure")
+			w.Header().Add("Set-Cookie", "app_pref=light; Path=/")
+		}
 		_, _ = io.WriteString(w, "app page "+r.URL.RequestURI())
 	}))
 	t.Cleanup(e.up.srv.Close)
@@ -259,5 +266,17 @@ func TestPercentEncode(t *testing.T) {
 		if strings.ContainsAny(got, " ,+") {
 			t.Errorf("%q still holds a separator", got)
 		}
+	}
+}
+
+// TestTheAppCannotSetTheGatewaysCookies: a Set-Cookie of the gateway's
+// names from the app is dropped (it would fix the session); the app's
+// own cookies go through.
+func TestTheAppCannotSetTheGatewaysCookies(t *testing.T) {
+	e := newEnv(t)
+	e.signIn()
+	resp := e.get("/set-cookies")
+	if got := resp.Header.Values("Set-Cookie"); len(got) != 1 || !strings.HasPrefix(got[0], "app_pref=light") {
+		t.Fatalf("Set-Cookie reaching the browser: %q", got)
 	}
 }
