@@ -141,11 +141,11 @@ func TestConsoleTestSignIn(t *testing.T) {
 	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
 	idp.Put(t, "/users/bob", `{"password":"bob pass","email":"bob@example.com","given_name":"Bob","surname":"Builder","groups":["Support"]}`)
 	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit")
-	cookie, _ := sessionAs(t, g, "mia@example.com", "manager")
+	cookie, csrf := sessionAs(t, g, "mia@example.com", "manager")
 	b := laxBrowser()
 	rootURL, _ := url.Parse(root)
 	b.Jar.SetCookies(rootURL, []*http.Cookie{cookie})
-	acs, form := samlidptest.SignInAs(t, b, root+"/gatehouse/login/test", "bob", "bob pass")
+	acs, form := samlidptest.SignInAs(t, b, "POST "+root+"/gatehouse/login/test?csrf="+url.QueryEscape(csrf), "bob", "bob pass")
 	resp, err := b.PostForm(acs, form)
 	if err != nil {
 		t.Fatal(err)

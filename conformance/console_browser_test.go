@@ -117,7 +117,7 @@ func TestConsoleManagerJourney(t *testing.T) {
 
 	// Bob accepts in his own browser.
 	bob := b.newTab("invitee")
-	bob.run("open the link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`a.button`)), chromedp.Click(chromedp.CSS(`a.button`)))
+	bob.run("open the link", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`form button`)), chromedp.Click(chromedp.CSS(`form button`)))
 	bob.idpSignIn("bob", "bob pass", "#who")
 	if who := bob.text("#who"); who != "bob@example.com as user" {
 		t.Fatalf("the app sees %q", who)

@@ -130,13 +130,13 @@ func TestInvitationThroughSSO(t *testing.T) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	m2 := regexp.MustCompile(`href="([^"]+)"`).FindSubmatch(page)
+	m2 := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindSubmatch(page)
 	if resp.StatusCode != 200 || m2 == nil || resp.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Fatalf("invitation page: %d %s", resp.StatusCode, page)
 	}
 	next, _ := url.Parse(root)
 	next, _ = next.Parse(strings.ReplaceAll(string(m2[1]), "&amp;", "&"))
-	acs, form := samlidptest.SignInAs(t, b, next.String(), "bob", "bob pass")
+	acs, form := samlidptest.SignInAs(t, b, "POST "+next.String(), "bob", "bob pass")
 	resp, err = b.PostForm(acs, form)
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestInvitationThroughSSO(t *testing.T) {
 	other := adminRequest(t, g, "POST", "/invitations", `{"email":"eve@example.com"}`, auth)
 	before := users()
 	b = samlidptest.Browser(nil)
-	acs, form = samlidptest.SignInAs(t, b, other.str("link")+"/signin", samlidptest.User, samlidptest.Password)
+	acs, form = samlidptest.SignInAs(t, b, "POST "+other.str("link")+"/signin", samlidptest.User, samlidptest.Password)
 	resp, err = b.PostForm(acs, form)
 	if err != nil {
 		t.Fatal(err)

@@ -40,13 +40,13 @@ func TestSelfServiceJoin(t *testing.T) {
 		}
 		page, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		m := regexp.MustCompile(`href="([^"]+)"`).FindSubmatch(page)
+		m := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindSubmatch(page)
 		if resp.StatusCode != 200 || m == nil {
 			return resp.StatusCode, string(page)
 		}
 		next, _ := url.Parse(root)
 		next, _ = next.Parse(strings.ReplaceAll(string(m[1]), "&amp;", "&"))
-		back := op.SignInAs(t, c, next.String(), user, password)
+		back := op.SignInAs(t, c, "POST "+next.String(), user, password)
 		c.CheckRedirect = nil
 		resp, err = c.Get(back.String())
 		if err != nil {
@@ -99,7 +99,7 @@ func TestSelfServiceJoin(t *testing.T) {
 		t.Fatalf("reopen: %d %s", got.status, got.raw)
 	}
 	c := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
-	back := op.SignInAs(t, c, root+"/gatehouse/join/signin", "eve", "eve pass")
+	back := op.SignInAs(t, c, "POST "+root+"/gatehouse/join/signin", "eve", "eve pass")
 	if got := adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`,
 		bearer(adminToken)); got.status != 200 {
 		t.Fatalf("close again: %d %s", got.status, got.raw)

@@ -83,18 +83,18 @@ func TestSignInIntentIsRecordedNotInferred(t *testing.T) {
 
 	// The invitation's own sign-in accepts it.
 	b = samlidptest.Browser(nil)
-	acs, form = samlidptest.SignIn(t, b, inv.str("link")+"/signin")
+	acs, form = samlidptest.SignIn(t, b, "POST "+inv.str("link")+"/signin")
 	if status, body := complete(b, acs, form); status == http.StatusForbidden || users() != 1 || pending() {
 		t.Fatalf("the invitation's sign-in: %d %.300s; %d users", status, body, users())
 	}
 
 	// A manager starts a test, then signs out before coming back: the
 	// result is not shown to anyone, and nobody is signed in by it.
-	cookie, _ := sessionAs(t, g, "mia@example.com", "manager")
+	cookie, csrf := sessionAs(t, g, "mia@example.com", "manager")
 	mgr := samlidptest.Browser(nil)
 	rootURL, _ := url.Parse(root)
 	mgr.Jar.SetCookies(rootURL, []*http.Cookie{cookie})
-	acs, form = samlidptest.SignIn(t, mgr, root+"/gatehouse/login/test")
+	acs, form = samlidptest.SignIn(t, mgr, "POST "+root+"/gatehouse/login/test?csrf="+url.QueryEscape(csrf))
 	signOut(t, mgr, root)
 	if status, body := complete(mgr, acs, form); status != http.StatusForbidden || !strings.Contains(body, "another browser session") {
 		t.Fatalf("a test completed after the manager signed out: %d %.300s", status, body)
@@ -102,8 +102,19 @@ func TestSignInIntentIsRecordedNotInferred(t *testing.T) {
 	if n, _ := g.app.Store().Sessions().Count(context.Background(), gateway.DefaultOrg); n != 1 {
 		t.Fatalf("%d sessions: the refused test signed someone in (only Ada's from her acceptance should be left)", n)
 	}
-	// Only managers may start one.
-	if resp, err := samlidptest.Browser(nil).Get(root + "/gatehouse/login/test"); err != nil || resp.StatusCode != http.StatusForbidden {
+	// Only managers may start one, with a button on this site: a link or
+	// another site's form starts nothing.
+	if resp, err := samlidptest.Browser(nil).PostForm(root+"/gatehouse/login/test", nil); err != nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a test started without a manager's session: %v %v", resp.StatusCode, err)
+	}
+	for _, path := range []string{"/gatehouse/join/signin", "/gatehouse/login/test", strings.TrimPrefix(inv.str("link"), root) + "/signin"} {
+		if resp, err := samlidptest.Browser(nil).Get(root + path); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("a link to %s: %v %v, want 405", path, resp.StatusCode, err)
+		}
+		req, _ := http.NewRequest("POST", root+path, nil)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("another site's form to %s: %v %v, want 403", path, resp.StatusCode, err)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway/demo"
 )
 
@@ -58,7 +59,7 @@ func (o *OP) SignIn(t testing.TB, c *http.Client, loginURL string) *url.URL {
 // SignInAs is SignIn as another person.
 func (o *OP) SignInAs(t testing.TB, c *http.Client, loginURL, user, password string) *url.URL {
 	t.Helper()
-	resp, err := c.Get(loginURL)
+	resp, err := samlidptest.Open(c, loginURL) // a link, or "POST <url>" for a button
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,10 +134,12 @@ func SignIn(t testing.TB, c *http.Client, loginURL string) (string, url.Values) 
 	return SignInAs(t, c, loginURL, User, Password)
 }
 
-// SignInAs is SignIn as another user of the IdP.
+// SignInAs is SignIn as another user of the IdP. A loginURL written
+// "POST <url>" is a page's sign-in button (a form post) rather than a
+// link.
 func SignInAs(t testing.TB, c *http.Client, loginURL, user, password string) (string, url.Values) {
 	t.Helper()
-	resp, err := c.Get(loginURL)
+	resp, err := Open(c, loginURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,4 +306,20 @@ func spMetadata(t testing.TB, metadataURL string) []byte {
 		t.Fatalf("SP metadata: %d", resp.StatusCode)
 	}
 	return md
+}
+
+// Open follows a link, or presses a button when loginURL is written
+// "POST <url>" (with the form's fields, if any, as in "POST <url>?<form>").
+func Open(c *http.Client, loginURL string) (*http.Response, error) {
+	target, ok := strings.CutPrefix(loginURL, "POST ")
+	if !ok {
+		return c.Get(loginURL)
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	form := u.Query()
+	u.RawQuery = ""
+	return c.PostForm(u.String(), form)
 }

@@ -14,11 +14,16 @@ import (
 // plain sign-in, each recording its intent as it starts:
 //
 //	GET  {prefix}/invite/{token}         the invitation (a button to sign in, or to accept without SSO)
-//	GET  {prefix}/invite/{token}/signin  starts the sign-in that accepts it
+//	POST {prefix}/invite/{token}/signin  starts the sign-in that accepts it
 //	POST {prefix}/invite/{token}         accepts it without SSO (the link proves the email)
 //	GET  {prefix}/join                   the self-service page
-//	GET  {prefix}/join/signin            starts the sign-in that joins
-//	GET  {prefix}/login/test             a manager's test sign-in (from the console)
+//	POST {prefix}/join/signin            starts the sign-in that joins
+//	POST {prefix}/login/test             a manager's test sign-in (from the console)
+//
+// The sign-ins they start end in an account made or a result recorded, so
+// they start with a POST from this site (a button on these pages), never
+// from a link another site could make a signed-in browser follow.
+//
 //	GET  {prefix}/login/test/done        shows its result to that manager
 //	GET  {prefix}/logout                 asks to confirm the sign-out
 //	POST {prefix}/logout                 signs out (from this site, with the CSRF token)
@@ -26,7 +31,7 @@ func (f *Funnel) Mount(mux *http.ServeMux) {
 	p := f.opts.PathPrefix
 	crossSite := http.NewCrossOriginProtection()
 	mux.HandleFunc("GET "+p+"/invite/{token}", f.invitation)
-	mux.HandleFunc("GET "+p+"/invite/{token}/signin", f.invitationSignIn)
+	mux.Handle("POST "+p+"/invite/{token}/signin", crossSite.Handler(http.HandlerFunc(f.invitationSignIn)))
 	// Links from before the sign-in was started here.
 	mux.HandleFunc("GET "+p+"/invite/{token}/accept", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p+"/invite/"+url.PathEscape(r.PathValue("token")), http.StatusFound)
@@ -35,11 +40,11 @@ func (f *Funnel) Mount(mux *http.ServeMux) {
 	// mail scanner following links uses nothing up) accepts.
 	mux.Handle("POST "+p+"/invite/{token}", crossSite.Handler(http.HandlerFunc(f.acceptWithoutSSO)))
 	mux.HandleFunc("GET "+p+"/join", f.join)
-	mux.HandleFunc("GET "+p+"/join/signin", f.joinSignIn)
+	mux.Handle("POST "+p+"/join/signin", crossSite.Handler(http.HandlerFunc(f.joinSignIn)))
 	mux.HandleFunc("GET "+p+"/join/complete", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p+"/join", http.StatusFound)
 	})
-	mux.HandleFunc("GET "+p+"/login/test", f.testSignIn)
+	mux.Handle("POST "+p+"/login/test", crossSite.Handler(http.HandlerFunc(f.testSignIn)))
 	mux.HandleFunc("GET "+p+"/login/test/done", f.collectTestSignIn)
 	mux.HandleFunc("GET "+p+"/logout", f.logoutPage)
 	mux.HandleFunc("POST "+p+"/logout", f.logout(crossSite))
@@ -72,7 +77,7 @@ func (f *Funnel) invitation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.settings(r).SSOSignIn() {
-		pages.ShowAction(w, pages.Action{Title: "You are invited", Action: f.opts.PathPrefix + "/invite/" + url.PathEscape(token) + "/signin",
+		pages.ShowAction(w, pages.Action{Title: "You are invited", Action: f.opts.PathPrefix + "/invite/" + url.PathEscape(token) + "/signin", Post: true,
 			Message: "You are invited to this application as " + inv.Email + ". Sign in with your organization's account for that address to accept.",
 			Button:  "Sign in to accept"})
 		return
@@ -132,7 +137,7 @@ func (f *Funnel) join(w http.ResponseWriter, r *http.Request) {
 	if f.joinClosed(w, r) {
 		return
 	}
-	pages.ShowAction(w, pages.Action{Title: "Join", Action: f.opts.PathPrefix + "/join/signin", Button: "Sign in to join",
+	pages.ShowAction(w, pages.Action{Title: "Join", Action: f.opts.PathPrefix + "/join/signin", Post: true, Button: "Sign in to join",
 		Message: "People with an address at " + strings.Join(f.settings(r).Provisioning.EmailDomain, " or ") + " can create their account here by signing in with their organization's account."})
 }
 
@@ -148,7 +153,13 @@ func (f *Funnel) joinSignIn(w http.ResponseWriter, r *http.Request) {
 // testSignIn starts a manager's test sign-in: whoever then signs in at
 // the IdP, what it sends is shown to this manager, in this session.
 func (f *Funnel) testSignIn(w http.ResponseWriter, r *http.Request) {
-	_, m, err := f.opts.Sessions.Current(r.Context(), r)
+	se, m, err := f.opts.Sessions.Current(r.Context(), r)
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err == nil && !f.opts.Sessions.ValidCSRF(se, r.PostFormValue("csrf")) {
+		f.show(w, r, http.StatusForbidden, "Test sign-in refused", "This form is out of date or was sent from another site.",
+			"Start the test again from the console.")
+		return
+	}
 	if err != nil || !m.IsManager() {
 		f.show(w, r, http.StatusForbidden, "Test sign-in is for managers", "Only a manager, signed in, can test the sign-in.",
 			"Sign in as a manager and start the test from the console.")
