@@ -36,6 +36,7 @@ func testOrgRegistry(t *testing.T, s gateway.Store) {
 	}{
 		{"the same id", newOrg("acme"), gateway.ErrConflict},
 		{"another's domain, in another case", newOrg("globex", "ACME.com"), gateway.ErrConflict},
+		{"another's domain, fully qualified", newOrg("globex", "acme.com."), gateway.ErrConflict},
 		{"not a slug", newOrg("Acme Inc"), gateway.ErrInvalid},
 		{"not stamped", func() *gateway.Organization { o := newOrg("initech"); o.Version = 0; return o }(), gateway.ErrInternal},
 	} {

@@ -18,10 +18,11 @@ import (
 // address as an attacker, or one fixed after a mistake) is served at
 // once. Bounded: at most maxClients are tracked.
 type FailureLimiter struct {
-	every   rate.Limit
-	burst   int
-	mu      sync.Mutex
-	clients map[string]*rate.Limiter
+	every     rate.Limit
+	burst     int
+	mu        sync.Mutex
+	clients   map[string]*rate.Limiter
+	nextSweep time.Time // a full map is swept for recovered clients at most once a second
 }
 
 const maxClients = 10000
@@ -44,6 +45,7 @@ func (f *FailureLimiter) Fail(client string, now time.Time) (ok bool, retryAfter
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	client = clientKey(client)
 	l := f.clients[client]
 	if l == nil {
 		if len(f.clients) >= maxClients {
@@ -61,11 +63,15 @@ func (f *FailureLimiter) Fail(client string, now time.Time) (ok bool, retryAfter
 }
 
 // evict forgets the clients whose allowance is whole again (they are as
-// good as new) and, if that frees nothing, one client.
+// good as new), at most once a second (a sweep reads them all), and
+// otherwise one client, so that the map stays bounded.
 func (f *FailureLimiter) evict(now time.Time) {
-	for k, l := range f.clients {
-		if l.TokensAt(now) >= float64(f.burst) {
-			delete(f.clients, k)
+	if !now.Before(f.nextSweep) {
+		f.nextSweep = now.Add(time.Second)
+		for k, l := range f.clients {
+			if l.TokensAt(now) >= float64(f.burst) {
+				delete(f.clients, k)
+			}
 		}
 	}
 	if len(f.clients) >= maxClients {
@@ -74,6 +80,16 @@ func (f *FailureLimiter) evict(now time.Time) {
 			break
 		}
 	}
+}
+
+// clientKey is what failures are counted by: the IPv4 address, or the
+// IPv6 /64 (one subscriber's, which can pick any address in it).
+func clientKey(addr string) string {
+	ip := net.ParseIP(addr)
+	if ip == nil || ip.To4() != nil {
+		return addr
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // ClientAddress is the address a request came from (the peer's IP; the

@@ -27,6 +27,16 @@ func TestFailureLimiter(t *testing.T) {
 	if ok, _ := f.Fail("198.51.100.7", now.Add(wait)); ok {
 		t.Fatal("allowed two at once after one refill")
 	}
+	// One IPv6 subscriber's /64 is one client, whatever address it picks.
+	v6 := NewFailureLimiter(2)
+	v6.Fail("2001:db8:1:2::1", now)
+	v6.Fail("2001:db8:1:2:aaaa::7", now)
+	if ok, _ := v6.Fail("2001:db8:1:2:ffff:ffff:ffff:ffff", now); ok {
+		t.Fatal("addresses of one /64 counted apart")
+	}
+	if ok, _ := v6.Fail("2001:db8:1:3::1", now); !ok {
+		t.Fatal("another /64 was refused")
+	}
 	if ok, _ := (*FailureLimiter)(nil).Fail("x", now); !ok || NewFailureLimiter(0) != nil {
 		t.Fatal("no limit configured must allow everything")
 	}

@@ -23,7 +23,11 @@ type orgStore struct{ s *Store }
 
 func (s *Store) Orgs() gateway.OrgStore { return orgStore{s} }
 
-func domainKey(name string) []byte { return []byte(strings.ToLower(strings.TrimSpace(name))) }
+// domainKey is a domain as the registry compares it: lower case, without
+// the root's trailing dot (example.com. is example.com).
+func domainKey(name string) []byte {
+	return []byte(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), "."))
+}
 
 // writeRegistry runs fn in a group-committed transaction on the registry
 // (and the operator's audit scope).
