@@ -144,6 +144,23 @@ func (p pending) intent() login.Intent {
 	return p.Intent
 }
 
+// stateCookie prefixes the cookies of sign-ins in flight; over https
+// they are __Host- cookies (Path=/, no Domain), which a sibling subdomain
+// cannot plant.
+func (o *RP) stateCookie() string {
+	if o.secure() {
+		return "__Host-" + stateCookie
+	}
+	return stateCookie
+}
+
+func (o *RP) stateCookiePath() string {
+	if o.secure() {
+		return "/"
+	}
+	return o.opts.PathPrefix + "/oidc"
+}
+
 func (o *RP) secure() bool { return strings.HasPrefix(o.opts.PublicURL, "https://") }
 
 // login starts a plain sign-in that returns to ?return.
@@ -168,7 +185,7 @@ func (o *RP) Start(w http.ResponseWriter, r *http.Request, in login.Intent) {
 		o.opts.Fail(w, r, http.StatusServiceUnavailable, "store", "The sign-in cannot start right now; try again shortly.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: stateCookie + state, Value: "1", Path: o.opts.PathPrefix + "/oidc", MaxAge: int(requestTimeout.Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: o.stateCookie() + state, Value: "1", Path: o.stateCookiePath(), MaxAge: int(requestTimeout.Seconds()),
 		HttpOnly: true, Secure: o.secure(), SameSite: http.SameSiteLaxMode}) // the IdP's redirect back is a top-level GET
 	to := rp.AuthURL(state, relying, rp.WithCodeChallenge(zoidc.NewSHACodeChallenge(p.Verifier)),
 		rp.AuthURLOpt(rp.WithURLParam("nonce", p.Nonce)))
@@ -187,8 +204,8 @@ func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
 		o.refuse(w, r, "invalid_state", errors.New("the answer carries no state of ours"))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: stateCookie + state, Path: o.opts.PathPrefix + "/oidc", MaxAge: -1, HttpOnly: true, Secure: o.secure()})
-	if c, err := r.Cookie(stateCookie + state); err != nil || c.Value != "1" {
+	http.SetCookie(w, &http.Cookie{Name: o.stateCookie() + state, Path: o.stateCookiePath(), MaxAge: -1, HttpOnly: true, Secure: o.secure()})
+	if c, err := r.Cookie(o.stateCookie() + state); err != nil || c.Value != "1" {
 		o.refuse(w, r, "invalid_state", errors.New("the answer does not belong to a sign-in started in this browser"))
 		return
 	}

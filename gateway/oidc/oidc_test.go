@@ -228,3 +228,55 @@ func TestTwoTabs(t *testing.T) {
 		}
 	}
 }
+
+// TestSecureStateCookie: over https the sign-in's state cookie is a
+// __Host- cookie (Secure, Path=/, no Domain), and the callback takes only
+// that name: a plain-named cookie a sibling subdomain planted is refused.
+func TestSecureStateCookie(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	op := oidcoptest.Start(t, "https://app.example/gatehouse/oidc/callback")
+	var failures []string
+	rp, err := oidc.New(oidc.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: "https://app.example", PathPrefix: "/gatehouse", Issuer: op.Issuer,
+		ClientID: oidcoptest.ClientID, ClientSecret: oidcoptest.ClientSecret,
+		Complete: func(w http.ResponseWriter, r *http.Request, _ gateway.Identity, _ login.Intent) {
+			w.WriteHeader(http.StatusNoContent)
+		},
+		Fail: func(w http.ResponseWriter, r *http.Request, status int, reason, message string) {
+			failures = append(failures, reason)
+			http.Error(w, message, status)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	rp.Mount(mux)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest("GET", "https://app.example/gatehouse/oidc/login?return=/", nil))
+	cookies := w.Result().Cookies()
+	if w.Code != http.StatusFound || len(cookies) != 1 {
+		t.Fatalf("login: %d with cookies %v", w.Code, cookies)
+	}
+	c := cookies[0]
+	if !strings.HasPrefix(c.Name, "__Host-gatehouse_oidc_state_") || c.Path != "/" || c.Domain != "" || !c.Secure || !c.HttpOnly {
+		t.Fatalf("state cookie %s: want __Host-, Path=/, no Domain, Secure, HttpOnly", c.String())
+	}
+	to, err := url.Parse(w.Header().Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := to.Query().Get("state")
+	if state == "" || !strings.HasSuffix(c.Name, state) {
+		t.Fatalf("the cookie %s does not name the state %q", c.Name, state)
+	}
+	planted := httptest.NewRequest("GET", "https://app.example/gatehouse/oidc/callback?code=x&state="+url.QueryEscape(state), nil)
+	planted.AddCookie(&http.Cookie{Name: strings.TrimPrefix(c.Name, "__Host-"), Value: "1"})
+	w = httptest.NewRecorder()
+	mux.ServeHTTP(w, planted)
+	if w.Code == http.StatusNoContent || len(failures) != 1 || failures[0] != "invalid_state" {
+		t.Fatalf("a plain-named state cookie was taken: %d, failures %v", w.Code, failures)
+	}
+}

@@ -308,13 +308,43 @@ func (s *SP) Start(w http.ResponseWriter, r *http.Request, in login.Intent) {
 		s.opts.Fail(w, r, http.StatusInternalServerError, "internal", "The sign-in request could not be made.")
 		return
 	}
-	c := &http.Cookie{Name: requestCookie + req.ID, Value: "1", Path: s.opts.PathPrefix + "/saml", MaxAge: int(requestTimeout.Seconds()),
+	c := &http.Cookie{Name: s.requestCookie() + req.ID, Value: "1", Path: s.requestCookiePath(), MaxAge: int(requestTimeout.Seconds()),
 		HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode}
 	if s.secure() {
 		c.SameSite = http.SameSiteNoneMode // the IdP's POST back is cross-site
 	}
 	http.SetCookie(w, c)
 	http.Redirect(w, r, to.String(), http.StatusFound)
+}
+
+// requestCookie prefixes the cookies of sign-ins in flight. Over https
+// they are __Host- cookies (Path=/, no Domain), which a sibling subdomain
+// cannot set: a planted cookie would let another's response, or eight
+// junk ones, stand for this browser's request.
+func (s *SP) requestCookie() string {
+	if s.secure() {
+		return "__Host-" + requestCookie
+	}
+	return requestCookie
+}
+
+func (s *SP) requestCookiePath() string {
+	if s.secure() {
+		return "/"
+	}
+	return s.opts.PathPrefix + "/saml"
+}
+
+// requestsInFlight are the ids of the requests this browser started
+// (the first maxInFlight cookies of ours; older ones expire).
+func (s *SP) requestsInFlight(r *http.Request) []string {
+	var ids []string
+	for _, c := range r.Cookies() {
+		if id, ok := strings.CutPrefix(c.Name, s.requestCookie()); ok && id != "" && len(ids) < maxInFlight {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // acs consumes a SAML response.
@@ -330,12 +360,7 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, "invalid_response", errors.New("only the HTTP-POST binding is accepted at the ACS"))
 		return
 	}
-	var possible []string
-	for _, c := range r.Cookies() {
-		if id, ok := strings.CutPrefix(c.Name, requestCookie); ok && id != "" && len(possible) < maxInFlight {
-			possible = append(possible, id)
-		}
-	}
+	possible := s.requestsInFlight(r)
 	st := s.cur.Load()
 	response, err := checkDocument(r.PostForm.Get("SAMLResponse"))
 	if err != nil {
@@ -404,7 +429,7 @@ func (s *SP) acs(w http.ResponseWriter, r *http.Request) {
 		in = login.Plain(r.PostForm.Get("RelayState"))
 	}
 	if irt != "" {
-		http.SetCookie(w, &http.Cookie{Name: requestCookie + irt, Path: s.opts.PathPrefix + "/saml", MaxAge: -1, HttpOnly: true, Secure: s.secure()})
+		http.SetCookie(w, &http.Cookie{Name: s.requestCookie() + irt, Path: s.requestCookiePath(), MaxAge: -1, HttpOnly: true, Secure: s.secure()})
 	}
 	id, err := s.identity(assertion, st.idp)
 	if err != nil {

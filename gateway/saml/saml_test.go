@@ -616,3 +616,30 @@ func TestOneEncryptedData(t *testing.T) {
 		})
 	}
 }
+
+// TestSecureRequestCookie: over https the sign-in's cookie is a __Host-
+// cookie (Secure, Path=/, no Domain) sent with the IdP's cross-site POST.
+func TestSecureRequestCookie(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s, err := saml.New(context.Background(), saml.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: "https://app.example", PathPrefix: "/gatehouse", IDPMetadata: i.Metadata(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.Mount(mux)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest("GET", "https://app.example/gatehouse/saml/login?return=/", nil))
+	cookies := w.Result().Cookies()
+	if w.Code != http.StatusFound || len(cookies) != 1 {
+		t.Fatalf("login: %d with cookies %v", w.Code, cookies)
+	}
+	c := cookies[0]
+	if !strings.HasPrefix(c.Name, "__Host-gatehouse_saml_request_") || c.Path != "/" || c.Domain != "" || !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteNoneMode {
+		t.Fatalf("request cookie %s: want __Host-, Path=/, no Domain, Secure, HttpOnly, SameSite=None", c.String())
+	}
+}
