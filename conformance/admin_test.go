@@ -153,7 +153,7 @@ func TestAdminAuthorization(t *testing.T) {
 	if len(routes) < 15 {
 		t.Fatalf("the OpenAPI document lists only %d operations", len(routes))
 	}
-	ids := map[string]string{"id": "no-such-id"}
+	ids := map[string]string{"id": "no-such-id", "org": "no-such-org"}
 	for _, r := range routes {
 		path := concrete(r.Path, ids)
 		body := ""
@@ -187,6 +187,13 @@ func TestAdminAuthorization(t *testing.T) {
 					auth func(*http.Request)
 					want int
 				}{"manager session from another site", withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"), 403})
+		}
+		if strings.HasPrefix(r.Path, "/orgs") { // the operator's alone
+			cases = append(cases, struct {
+				name string
+				auth func(*http.Request)
+				want int
+			}{"manager session with the CSRF token", withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "same-origin"), 403})
 		}
 		for _, c := range cases {
 			got := adminRequest(t, g, r.Method, path, body, c.auth)
@@ -281,10 +288,13 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"resend-invitation":  {"/invitations/" + invitationID + "/resend", `{}`, 200, "invitation:" + invitationID},
 		"revoke-invitation":  {"/invitations/" + invitationID, "", 204, "invitation:" + invitationID},
 		"end-all-sessions":   {"/sessions", "", 200, "sessions:all"},
+		"create-org":         {"/orgs", `{"id":"acme","domains":["acme.com"]}`, 201, "org:acme"},
+		"update-org":         {"/orgs/acme", `{"name":"Acme"}`, 200, "org:acme"},
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
-		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions"}
+		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
+		"create-org", "update-org"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
 			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)
@@ -293,7 +303,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	for _, op := range order {
 		s := samples[op]
 		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
-			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE"}[op]
+			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE", "update-org": "PATCH"}[op]
 		if method == "" {
 			method = "POST"
 		}
@@ -302,7 +312,11 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 			t.Fatalf("%s: %d %s, want %d", op, got.status, got.raw, s.status)
 		}
 		requestID := got.header.Get("X-Request-Id")
-		entries, _, err := g.app.Store().Audit().List(context.Background(), gateway.DefaultOrg, gateway.AuditQuery{Limit: 1})
+		scope := gateway.DefaultOrg
+		if strings.HasSuffix(op, "-org") { // the operator's registry
+			scope = gateway.OperatorScope
+		}
+		entries, _, err := g.app.Store().Audit().List(context.Background(), scope, gateway.AuditQuery{Limit: 1})
 		if err != nil || len(entries) != 1 {
 			t.Fatalf("%s: audit %v %v", op, entries, err)
 		}

@@ -187,6 +187,10 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 // run calls the operation and logs a change (the audit log has what it
 // changed; the log line ties it to the request, its client and actor).
 func (a *API) run(ctx huma.Context, actor gateway.Actor, next func(huma.Context)) {
+	if slices.Contains(ctx.Operation().Tags, operatorTag) && actor != operatorActor() {
+		refuse(ctx, http.StatusForbidden, operatorOnly)
+		return
+	}
 	next(ctx)
 	r, _ := humago.Unwrap(ctx)
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -202,7 +206,7 @@ func (a *API) tokenActor(ctx context.Context, token string) (gateway.Actor, bool
 	if a.opts.BootstrapToken != "" {
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], a.bootstrap[:]) == 1 {
-			return gateway.Actor{Kind: gateway.ActorToken, ID: "admin.token"}, true, nil
+			return operatorActor(), true, nil
 		}
 	}
 	id, ok, err := a.opts.Service.CheckAPIToken(ctx, a.opts.Org, token)

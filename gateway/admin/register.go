@@ -48,6 +48,22 @@ func (a *API) register() {
 			Summary: "Who is calling, and the CSRF token of a session"},
 			a.getMe),
 
+		// Organizations: the operator's registry.
+		op(huma.Operation{OperationID: "list-orgs", Method: http.MethodGet, Path: "/orgs", Tags: []string{operatorTag},
+			Summary: "List the organizations, in id order, with each one's setup status", Description: "The operator only (admin.token). Each page ends with next when there is more."},
+			a.listOrgs),
+		op(huma.Operation{OperationID: "create-org", Method: http.MethodPost, Path: "/orgs", Tags: []string{operatorTag},
+			Summary: "Add an organization", DefaultStatus: http.StatusCreated, Errors: []int{403, 409, 422},
+			Description: "The operator only (admin.token). The id is a URL-safe slug, unique (409); a domain belongs to at most one organization (409) and starts unverified."},
+			a.createOrg),
+		op(huma.Operation{OperationID: "get-org", Method: http.MethodGet, Path: "/orgs/{org}", Tags: []string{operatorTag},
+			Summary: "An organization and its setup status", Errors: []int{403, 404}},
+			a.getOrg),
+		op(huma.Operation{OperationID: "update-org", Method: http.MethodPatch, Path: "/orgs/{org}", Tags: []string{operatorTag},
+			Summary: "Rename an organization or change its domains", Errors: []int{403, 404, 409, 412, 422},
+			Description: "The operator only (admin.token). domains lists every domain the organization owns; one kept keeps its verification, one dropped is free for another organization."},
+			a.updateOrg),
+
 		// Users, of any source.
 		op(huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Tags: []string{"users"},
 			Summary: "List users, filtered and paged", Description: "In creation order; each page ends with next when there is more."},

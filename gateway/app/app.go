@@ -117,6 +117,12 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		DefaultRole:    cfg.Provisioning.DefaultRole,
 		AllowedDomains: cfg.Provisioning.AllowedDomains,
 	})
+	// The organization served at the unprefixed URLs is in the registry
+	// like any other (a gateway from before organizations gains it here).
+	if err := a.service.EnsureOrg(context.Background(), gateway.DefaultOrg, "Default organization"); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("register the default organization: %w", err)
+	}
 	a.service.SetFileSCIMToken(gateway.DefaultOrg, cfg.SCIM.Token.Value())
 	a.service.SetBootstrapManagers(gateway.DefaultOrg, cfg.Admin.BootstrapManagers)
 	if superseded, err := a.service.FileSCIMTokenSuperseded(context.Background(), gateway.DefaultOrg); err == nil && superseded {

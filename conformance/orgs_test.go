@@ -1,0 +1,157 @@
+package conformance
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// TestOrganizationsRegistry: the operator adds, reads, pages and changes
+// organizations; ids and domains are unique (409) and well formed (422);
+// a refusal changes nothing; every change is audited at the operator
+// level; managers and API tokens cannot touch the registry (403).
+func TestOrganizationsRegistry(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")
+	auth := bearer(adminToken)
+	must := func(c adminCall, want int) adminCall {
+		t.Helper()
+		if c.status != want {
+			t.Fatalf("%d %s, want %d", c.status, c.raw, want)
+		}
+		return c
+	}
+	orgIDs := func(c adminCall) []string {
+		var ids []string
+		list, _ := c.body["orgs"].([]any)
+		for _, o := range list {
+			id, _ := o.(map[string]any)["id"].(string)
+			ids = append(ids, id)
+		}
+		return ids
+	}
+
+	// A gateway from before organizations serves the default one, listed.
+	must(adminRequest(t, g, "POST", "/users", `{"userName":"ada@example.com"}`, auth), 201)
+	list := must(adminRequest(t, g, "GET", "/orgs", "", auth), 200)
+	if ids := orgIDs(list); !slices.Equal(ids, []string{"default"}) || list.body["total"] != float64(1) {
+		t.Fatalf("organizations of a new gateway: %s", list.raw)
+	}
+	def := must(adminRequest(t, g, "GET", "/orgs/default", "", auth), 200)
+	if def.str("status", "provisioning_method") != "manual" || def.body["status"].(map[string]any)["users"] != float64(1) {
+		t.Fatalf("the default organization's status: %s", def.raw)
+	}
+
+	created := must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme","name":"Acme","domains":["Acme.COM.","bücher.de","acme.com"]}`, auth), 201)
+	domains, _ := created.body["domains"].([]any)
+	if created.header.Get("ETag") != `"1"` || created.str("name") != "Acme" || len(domains) != 2 ||
+		domains[0].(map[string]any)["name"] != "acme.com" || domains[1].(map[string]any)["name"] != "xn--bcher-kva.de" ||
+		domains[0].(map[string]any)["verified_at"] != nil || created.str("status", "sign_in") != "" {
+		t.Fatalf("created: %s %v", created.raw, created.header)
+	}
+	requestID := created.header.Get("X-Request-Id")
+
+	refusals := []struct {
+		name, body string
+		status     int
+	}{
+		{"the id is taken", `{"id":"acme"}`, 409},
+		{"a domain is another's", `{"id":"rival","domains":["ACME.com"]}`, 409},
+		{"an id that is not a slug", `{"id":"Bad_Id"}`, 422},
+		{"the operator's scope", `{"id":"_operator"}`, 422},
+		{"no id", `{"name":"Nameless"}`, 422},
+		{"not a domain", `{"id":"rival","domains":["acme com"]}`, 422},
+		{"a top-level domain", `{"id":"rival","domains":["com"]}`, 422},
+		{"a control character in the name", `{"id":"rival","name":"A\u0000B"}`, 422},
+	}
+	for _, r := range refusals {
+		got := adminRequest(t, g, "POST", "/orgs", r.body, auth)
+		if got.status != r.status || got.header.Get("Content-Type") != "application/problem+json" || got.str("detail") == "" {
+			t.Errorf("%s: %d %s, want %d with a problem", r.name, got.status, got.raw, r.status)
+		}
+	}
+	if got := adminRequest(t, g, "GET", "/orgs/rival", "", auth); got.status != 404 {
+		t.Fatalf("a refused organization was stored: %d %s", got.status, got.raw)
+	}
+
+	// Domains move: one dropped is free for another organization.
+	changed := must(adminRequest(t, g, "PATCH", "/orgs/acme", `{"domains":["acme.com","acme.io"]}`, func(r *http.Request) {
+		auth(r)
+		r.Header.Set("If-Match", `"1"`)
+	}), 200)
+	if changed.header.Get("ETag") != `"2"` || changed.str("name") != "Acme" {
+		t.Fatalf("changed: %s", changed.raw)
+	}
+	if got := adminRequest(t, g, "PATCH", "/orgs/acme", `{"name":"Acme Corp"}`, func(r *http.Request) {
+		auth(r)
+		r.Header.Set("If-Match", `"1"`)
+	}); got.status != 412 {
+		t.Fatalf("a change from a stale read: %d %s", got.status, got.raw)
+	}
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"rival","domains":["bücher.de"]}`, auth), 201)
+	if got := adminRequest(t, g, "PATCH", "/orgs/rival", `{"domains":["acme.io"]}`, auth); got.status != 409 {
+		t.Fatalf("taking another's domain by a change: %d %s", got.status, got.raw)
+	}
+	if got := must(adminRequest(t, g, "GET", "/orgs/rival", "", auth), 200); got.header.Get("ETag") != `"1"` {
+		t.Fatalf("a refused change was stored: %s", got.raw)
+	}
+	if got := adminRequest(t, g, "PATCH", "/orgs/nobody", `{"name":"X"}`, auth); got.status != 404 {
+		t.Fatalf("changing an unknown organization: %d %s", got.status, got.raw)
+	}
+
+	// Paging walks every organization once, in id order.
+	want := []string{"acme", "default", "rival"}
+	for i := range 7 {
+		id := "org-" + strconv.Itoa(i)
+		must(adminRequest(t, g, "POST", "/orgs", `{"id":"`+id+`"}`, auth), 201)
+		want = append(want, id)
+	}
+	slices.Sort(want)
+	var seen []string
+	for after, pages := "", 0; ; pages++ {
+		page := must(adminRequest(t, g, "GET", "/orgs?limit=3&after="+after, "", auth), 200)
+		seen = append(seen, orgIDs(page)...)
+		if page.body["total"] != float64(len(want)) || pages > len(want) {
+			t.Fatalf("page after %q: %s", after, page.raw)
+		}
+		if after = page.str("next"); after == "" {
+			break
+		}
+	}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("paging saw %v, want %v", seen, want)
+	}
+
+	// Audited at the operator level, not in any organization's log.
+	entries, _, err := g.app.Store().Audit().List(context.Background(), gateway.OperatorScope, gateway.AuditQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(entries, func(e gateway.AuditEntry) bool { return e.Action == "org.create" && e.Target == "org:acme" })
+	if i < 0 || entries[i].RequestID != requestID || entries[i].Actor != (gateway.Actor{Kind: gateway.ActorToken, ID: "admin.token"}) {
+		t.Fatalf("the operator's audit log: %+v", entries)
+	}
+
+	// Managers and API tokens belong to one organization: the registry is
+	// not theirs.
+	token := must(adminRequest(t, g, "POST", "/api-tokens", `{"name":"ci"}`, auth), 201).str("token")
+	mgrCookie, mgrCSRF := sessionAs(t, g, "mia@example.com", "manager")
+	for _, who := range []struct {
+		name string
+		auth func(*http.Request)
+	}{{"an API token", bearer(token)}, {"a manager", withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "same-origin")}} {
+		for _, c := range []struct{ method, path, body string }{
+			{"GET", "/orgs", ""}, {"GET", "/orgs/acme", ""}, {"POST", "/orgs", `{"id":"mine"}`}, {"PATCH", "/orgs/acme", `{"name":"Mine"}`},
+		} {
+			if got := adminRequest(t, g, c.method, c.path, c.body, who.auth); got.status != 403 || got.str("detail") == "" {
+				t.Errorf("%s: %s %s: %d %s, want 403", who.name, c.method, c.path, got.status, got.raw)
+			}
+		}
+	}
+	if got := must(adminRequest(t, g, "GET", "/orgs/acme", "", auth), 200); got.str("name") != "Acme" || got.header.Get("ETag") != `"2"` {
+		t.Fatalf("a refused caller changed the organization: %s", got.raw)
+	}
+}

@@ -1,0 +1,162 @@
+package provision
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// maxOrgDomains bounds an organization's domains (each is a registry key
+// and, later, a DNS lookup).
+const maxOrgDomains = 100
+
+// OrgSpec is what the operator says an organization is.
+type OrgSpec struct {
+	ID      gateway.OrgID
+	Name    string
+	Domains []string
+}
+
+// OrgChange is a partial change to an organization: nil leaves a field
+// as it is.
+type OrgChange struct {
+	Name    *string
+	Domains *[]string
+}
+
+// Operator is the command context of the operator's calls (the registry
+// of organizations is not any organization's).
+type Operator struct {
+	Actor     gateway.Actor
+	RequestID string
+}
+
+// CreateOrg adds an organization to the registry; its domains start
+// unverified.
+func (s *Service) CreateOrg(ctx context.Context, op Operator, spec OrgSpec) (*gateway.Organization, error) {
+	if err := spec.ID.Check(); err != nil {
+		return nil, err
+	}
+	if spec.Name == "" {
+		spec.Name = string(spec.ID)
+	}
+	if err := validOrgName(spec.Name); err != nil {
+		return nil, err
+	}
+	domains, err := orgDomains(spec.Domains, nil)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	o := &gateway.Organization{ID: spec.ID, Name: spec.Name, Domains: domains, Created: now, Modified: now, Version: 1}
+	if err := s.store.Orgs().Create(ctx, o, s.auditEntry(op.Actor, op.RequestID, "org.create", "org:"+string(o.ID), nil, o)); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// EnsureOrg registers an organization the wiring serves (the default one)
+// unless it is registered already.
+func (s *Service) EnsureOrg(ctx context.Context, id gateway.OrgID, name string) error {
+	if _, err := s.store.Orgs().Get(ctx, id); gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
+		return err
+	}
+	_, err := s.CreateOrg(ctx, Operator{Actor: gateway.Actor{Kind: gateway.ActorSystem, ID: "gatehouse"}}, OrgSpec{ID: id, Name: name})
+	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
+		return nil // another replica registered it first
+	}
+	return err
+}
+
+// Org reads one organization of the registry.
+func (s *Service) Org(ctx context.Context, id gateway.OrgID) (*gateway.Organization, error) {
+	if err := id.Check(); err != nil {
+		return nil, gateway.Errorf(gateway.ErrNotFound, "there is no organization %q", string(id))
+	}
+	return s.store.Orgs().Get(ctx, id)
+}
+
+// Orgs lists the registry in id order after after, and how many there are.
+func (s *Service) Orgs(ctx context.Context, after gateway.OrgID, limit int) ([]*gateway.Organization, int, error) {
+	return s.store.Orgs().List(ctx, after, limit)
+}
+
+// UpdateOrg renames an organization or replaces its domains (a domain
+// kept keeps its verification; ifVersion 0: whatever its version).
+func (s *Service) UpdateOrg(ctx context.Context, op Operator, id gateway.OrgID, ifVersion uint64, change OrgChange) (*gateway.Organization, error) {
+	cur, err := s.Org(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ifVersion != 0 && ifVersion != cur.Version {
+		return nil, gateway.Errorf(gateway.ErrPreconditionFailed, "organization %q has changed (its version is %d): read it again and retry", id, cur.Version)
+	}
+	next := *cur
+	if change.Name != nil {
+		if err := validOrgName(*change.Name); err != nil {
+			return nil, err
+		}
+		next.Name = *change.Name
+	}
+	if change.Domains != nil {
+		if next.Domains, err = orgDomains(*change.Domains, cur.Domains); err != nil {
+			return nil, err
+		}
+	}
+	next.Modified = s.clock.Now()
+	next.Version = cur.Version + 1
+	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(op.Actor, op.RequestID, "org.update", "org:"+string(id), cur, &next)); err != nil {
+		return nil, err
+	}
+	return &next, nil
+}
+
+func validOrgName(name string) error {
+	if strings.TrimSpace(name) == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > 200 || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return gateway.Errorf(gateway.ErrInvalid, "an organization's name is 1 to 200 printable characters")
+	}
+	return nil
+}
+
+// orgDomains normalizes the domains given (IDNA to ASCII, lower case,
+// without the root's dot, each once), keeping the verification of those
+// already held in cur.
+func orgDomains(given []string, cur []gateway.Domain) ([]gateway.Domain, error) {
+	if len(given) > maxOrgDomains {
+		return nil, gateway.Errorf(gateway.ErrInvalid, "an organization holds at most %d domains", maxOrgDomains)
+	}
+	var out []gateway.Domain
+	for _, raw := range given {
+		name, err := NormalizeDomain(raw)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(out, func(d gateway.Domain) bool { return d.Name == name }) {
+			continue
+		}
+		d := gateway.Domain{Name: name}
+		if i := slices.IndexFunc(cur, func(c gateway.Domain) bool { return c.Name == name }); i >= 0 {
+			d = cur[i]
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// NormalizeDomain is an email domain as the registry holds it: a DNS
+// name of at least two labels, in ASCII (IDNA), lower case, without the
+// root's trailing dot.
+func NormalizeDomain(raw string) (string, error) {
+	name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(raw), "."))
+	ascii, err := idna.Registration.ToASCII(name)
+	tld := ascii[strings.LastIndexByte(ascii, '.')+1:]
+	if err != nil || !strings.Contains(ascii, ".") || len(ascii) > 253 || strings.Trim(tld, "0123456789") == "" {
+		return "", gateway.Errorf(gateway.ErrInvalid, "%q is not an email domain (e.g. example.com)", raw)
+	}
+	return ascii, nil
+}
