@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -49,7 +50,7 @@ func TestOrganizationsRegistry(t *testing.T) {
 	domains, _ := created.body["domains"].([]any)
 	if created.header.Get("ETag") != `"1"` || created.str("name") != "Acme" || len(domains) != 2 ||
 		domains[0].(map[string]any)["name"] != "acme.com" || domains[1].(map[string]any)["name"] != "xn--bcher-kva.de" ||
-		domains[0].(map[string]any)["verified_at"] != nil || created.str("status", "sign_in") != "" {
+		domains[0].(map[string]any)["verified_at"] != nil || created.str("status", "sign_in") != "none" || created.str("status", "provisioning_method") != "manual" {
 		t.Fatalf("created: %s %v", created.raw, created.header)
 	}
 	requestID := created.header.Get("X-Request-Id")
@@ -153,5 +154,117 @@ func TestOrganizationsRegistry(t *testing.T) {
 	}
 	if got := must(adminRequest(t, g, "GET", "/orgs/acme", "", auth), 200); got.str("name") != "Acme" || got.header.Get("ETag") != `"2"` {
 		t.Fatalf("a refused caller changed the organization: %s", got.raw)
+	}
+}
+
+// TestOrganizationsAdminAPIIsolation: every admin operation is served
+// under /orgs/{org}/ and acts on that organization alone: the same
+// userName in two organizations is two users; no read, write, pool,
+// audit entry or token crosses over; an organization's API token works
+// for it alone (403 elsewhere, on the registry too), and so does a
+// manager; the identity view names the organization's own URLs.
+func TestOrganizationsAdminAPIIsolation(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")
+	operator := bearer(adminToken)
+	must := func(c adminCall, want int) adminCall {
+		t.Helper()
+		if c.status != want {
+			t.Fatalf("%d %s, want %d", c.status, c.raw, want)
+		}
+		return c
+	}
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator), 201)
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"beta"}`, operator), 201)
+
+	ids := map[string]string{}
+	for _, at := range []string{"", "/orgs/acme", "/orgs/beta"} {
+		ids[at] = must(adminRequest(t, g, "POST", at+"/users", `{"userName":"ada@example.com"}`, operator), 201).str("id")
+	}
+	if ids[""] == ids["/orgs/acme"] || ids["/orgs/acme"] == ids["/orgs/beta"] {
+		t.Fatalf("one user across organizations: %v", ids)
+	}
+	for at, id := range ids {
+		list := must(adminRequest(t, g, "GET", at+"/users", "", operator), 200)
+		users, _ := list.body["users"].([]any)
+		if len(users) != 1 || users[0].(map[string]any)["id"] != id {
+			t.Errorf("users of %q: %s", at, list.raw)
+		}
+		for other, otherID := range ids {
+			if other != at {
+				if got := adminRequest(t, g, "GET", at+"/users/"+otherID, "", operator); got.status != 404 {
+					t.Errorf("%q reads a user of %q: %d %s", at, other, got.status, got.raw)
+				}
+				if got := adminRequest(t, g, "DELETE", at+"/users/"+otherID, "", operator); got.status != 404 {
+					t.Errorf("%q deletes a user of %q: %d %s", at, other, got.status, got.raw)
+				}
+			}
+		}
+	}
+	must(adminRequest(t, g, "POST", "/orgs/acme/pools", `{"id":"support"}`, operator), 201)
+	if got := must(adminRequest(t, g, "GET", "/pools", "", operator), 200); strings.Contains(got.raw, "support") {
+		t.Fatalf("another organization's pool is listed: %s", got.raw)
+	}
+	audit := must(adminRequest(t, g, "GET", "/orgs/acme/audit", "", operator), 200)
+	if !strings.Contains(audit.raw, "user:"+ids["/orgs/acme"]) || strings.Contains(audit.raw, ids[""]) || strings.Contains(audit.raw, ids["/orgs/beta"]) {
+		t.Fatalf("acme's audit log: %s", audit.raw)
+	}
+
+	// The organization's own URLs.
+	identity := must(adminRequest(t, g, "GET", "/orgs/acme/identity", "", operator), 200)
+	root := "https://app.example.test/gatehouse/o/acme"
+	if identity.str("scim_base_url") != root+"/scim/v2" || identity.str("sp", "acs_url") != root+"/saml/acs" ||
+		identity.str("sp", "entity_id") != root+"/saml/metadata" || identity.str("provisioning", "method") != "manual" || identity.str("sso", "protocol") != "none" {
+		t.Fatalf("acme's identity: %s", identity.raw)
+	}
+	if got := must(adminRequest(t, g, "POST", "/orgs/acme/scim-token", "", operator), 200); got.str("scim_base_url") != root+"/scim/v2" {
+		t.Fatalf("acme's SCIM token: %s", got.raw)
+	}
+	if got := must(adminRequest(t, g, "POST", "/orgs/acme/invitations", `{"email":"bob@acme.example"}`, operator), 201); !strings.HasPrefix(got.str("link"), root+"/invite/") {
+		t.Fatalf("acme's invitation: %s", got.raw)
+	}
+
+	// Tokens and managers belong to one organization.
+	acmeToken := must(adminRequest(t, g, "POST", "/orgs/acme/api-tokens", `{"name":"acme ci"}`, operator), 201).str("token")
+	defaultToken := must(adminRequest(t, g, "POST", "/api-tokens", `{"name":"default ci"}`, operator), 201).str("token")
+	mgrCookie, mgrCSRF := sessionAs(t, g, "mia@example.com", "manager")
+	if got := must(adminRequest(t, g, "GET", "/orgs/acme/users", "", bearer(acmeToken)), 200); !strings.Contains(got.raw, ids["/orgs/acme"]) {
+		t.Fatalf("acme's token on acme: %s", got.raw)
+	}
+	refused := []struct {
+		name, method, path, body string
+		auth                     func(*http.Request)
+	}{
+		{"acme's token on beta", "GET", "/orgs/beta/users", "", bearer(acmeToken)},
+		{"acme's token changing beta", "DELETE", "/orgs/beta/users/" + ids["/orgs/beta"], "", bearer(acmeToken)},
+		{"acme's token on the default organization", "GET", "/users", "", bearer(acmeToken)},
+		{"acme's token on the registry", "GET", "/orgs", "", bearer(acmeToken)},
+		{"acme's token on an unknown organization", "GET", "/orgs/nope/users", "", bearer(acmeToken)},
+		{"the default organization's token on acme", "GET", "/orgs/acme/users", "", bearer(defaultToken)},
+		{"the default organization's manager on acme", "GET", "/orgs/acme/users", "", withCookie(mgrCookie, "")},
+		{"the default organization's manager changing acme", "POST", "/orgs/acme/pools", `{"id":"mine"}`, withCookie(mgrCookie, mgrCSRF, "Sec-Fetch-Site", "same-origin")},
+	}
+	for _, r := range refused {
+		if got := adminRequest(t, g, r.method, r.path, r.body, r.auth); got.status != 403 || got.str("detail") == "" {
+			t.Errorf("%s: %d %s, want 403", r.name, got.status, got.raw)
+		}
+	}
+	if got := must(adminRequest(t, g, "GET", "/orgs/beta/users/"+ids["/orgs/beta"], "", operator), 200); got.str("id") != ids["/orgs/beta"] {
+		t.Fatalf("a refused call changed beta: %s", got.raw)
+	}
+	if got := adminRequest(t, g, "GET", "/orgs/acme/pools", "", operator); strings.Contains(got.raw, `"mine"`) {
+		t.Fatalf("a refused manager made a pool: %s", got.raw)
+	}
+	// An unknown organization is 404 to the operator, 401 to nobody (its
+	// existence is not told before the caller is known).
+	if got := adminRequest(t, g, "GET", "/orgs/nope/users", "", operator); got.status != 404 || !strings.Contains(got.str("detail"), "nope") {
+		t.Fatalf("an unknown organization: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "GET", "/orgs/acme/users", "", nil); got.status != 401 {
+		t.Fatalf("no credentials on acme: %d %s", got.status, got.raw)
+	}
+	for _, path := range []string{"/orgs/acme/orgs", "/orgs/acme/orgs/beta", "/orgs/acme/openapi.json", "/orgs/Bad_Org/users", "/orgs/acme/"} {
+		if got := adminRequest(t, g, "GET", path, "", operator); got.status != 404 {
+			t.Errorf("GET %s: %d %s, want 404", path, got.status, got.raw)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -63,7 +64,10 @@ type Options struct {
 	Metrics          *metrics.Metrics // nil: not counted
 	SCIMBaseURL      string
 	// InviteBase is where acceptance links point ({public_url}{prefix}/invite).
-	InviteBase    string
+	InviteBase string
+	// PublicRoot is {public_url}{prefix}: another organization than Org
+	// is served under {PublicRoot}/o/{org}.
+	PublicRoot    string
 	InvitationTTL time.Duration
 	Logger        *slog.Logger
 }
@@ -115,7 +119,59 @@ func New(opts Options) *API {
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API at its base, acting on the organization the
+// wiring names (Options.Org), and every operation again under
+// /orgs/{org}/, acting on that organization.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	base := a.opts.PathPrefix + Base
+	if rest, ok := strings.CutPrefix(r.URL.Path, base+"/orgs/"); ok {
+		if id, sub, ok := strings.Cut(rest, "/"); ok {
+			a.serveOrg(w, r, gateway.OrgID(id), sub)
+			return
+		}
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// serveOrg serves an operation under /orgs/{org}/: the request goes on
+// at the operation's own path with the organization in its context (the
+// authentication then checks the caller may act on it, and that it is
+// registered).
+func (a *API) serveOrg(w http.ResponseWriter, r *http.Request, org gateway.OrgID, sub string) {
+	if org.Check() != nil || sub == "" || sub == "orgs" || strings.HasPrefix(sub, "orgs/") || sub == "openapi.json" {
+		writeProblem(w, http.StatusNotFound, "There is no such admin API endpoint; see "+a.opts.PathPrefix+Base+"/openapi.json.")
+		return
+	}
+	in := r.Clone(context.WithValue(r.Context(), orgKey{}, org))
+	in.URL.Path, in.URL.RawPath = a.opts.PathPrefix+Base+"/"+sub, ""
+	a.mux.ServeHTTP(w, in)
+}
+
+// scimBaseURL and inviteBase are where the organization of a request
+// is served: Org at the unprefixed URLs, any other under /o/{org}.
+func (a *API) scimBaseURL(ctx context.Context) string {
+	if org := a.org(ctx); org != a.opts.Org {
+		return a.opts.PublicRoot + "/o/" + string(org) + "/scim/v2"
+	}
+	return a.opts.SCIMBaseURL
+}
+
+func (a *API) inviteBase(ctx context.Context) string {
+	if org := a.org(ctx); org != a.opts.Org {
+		return a.opts.PublicRoot + "/o/" + string(org) + "/invite"
+	}
+	return a.opts.InviteBase
+}
+
+type orgKey struct{}
+
+// org is the organization a request acts on.
+func (a *API) org(ctx context.Context) gateway.OrgID {
+	if org, ok := ctx.Value(orgKey{}).(gateway.OrgID); ok {
+		return org
+	}
+	return a.opts.Org
+}
 
 // OpenAPI is the API's description, generated from its operations.
 func (a *API) OpenAPI() *huma.OpenAPI { return a.api.OpenAPI() }
@@ -147,12 +203,15 @@ func (a *API) Routes() []Route {
 func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	r, w := humago.Unwrap(ctx)
 	w.Header().Set("Cache-Control", "no-store")
+	org := a.org(r.Context())
 	if token, ok := httpx.BearerToken(r); ok {
-		actor, ok, err := a.tokenActor(r.Context(), token)
+		actor, home, ok, err := a.tokenActor(r.Context(), org, token)
 		switch {
 		case err != nil:
 			a.opts.Logger.ErrorContext(r.Context(), "admin: checking a token", "error", err)
 			refuse(ctx, http.StatusServiceUnavailable, "The token cannot be checked right now; retry shortly.")
+		case ok && home != org:
+			refuse(ctx, http.StatusForbidden, fmt.Sprintf("This API token belongs to organization %q and works for it alone.", home))
 		case !ok:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
 			refuse(ctx, http.StatusUnauthorized, "The bearer token is not valid: send admin.token or a token from POST /api-tokens.")
@@ -174,6 +233,9 @@ func (a *API) authenticate(ctx huma.Context, next func(huma.Context)) {
 	case !u.IsManager():
 		refuse(ctx, http.StatusForbidden, "You need the manager role to use the admin API.")
 		return
+	case se.Org != org:
+		refuse(ctx, http.StatusForbidden, fmt.Sprintf("You manage organization %q, not %q.", se.Org, org))
+		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !SameSiteChange(a.crossSite, a.opts.Sessions, se, r, r.Header.Get(CSRFHeader)) {
 		refuse(ctx, http.StatusForbidden, "A change made with a session cookie needs the "+CSRFHeader+" header from GET /me, sent from this site.")
@@ -191,8 +253,19 @@ func (a *API) run(ctx huma.Context, actor gateway.Actor, next func(huma.Context)
 		refuse(ctx, http.StatusForbidden, operatorOnly)
 		return
 	}
-	next(ctx)
 	r, _ := humago.Unwrap(ctx)
+	if org := a.org(r.Context()); org != a.opts.Org { // the wiring's own is served whether registered or not
+		switch _, err := a.opts.Store.Orgs().Get(r.Context(), org); {
+		case gateway.ErrorCodeOf(err) == gateway.ErrNotFound:
+			refuse(ctx, http.StatusNotFound, fmt.Sprintf("There is no organization %q.", org))
+			return
+		case err != nil:
+			a.opts.Logger.ErrorContext(r.Context(), "admin: reading the organization", "error", err)
+			refuse(ctx, http.StatusServiceUnavailable, "The organization cannot be read right now; retry shortly.")
+			return
+		}
+	}
+	next(ctx)
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return
 	}
@@ -201,25 +274,31 @@ func (a *API) run(ctx huma.Context, actor gateway.Actor, next func(huma.Context)
 
 type sessionKey struct{}
 
-// tokenActor checks admin.token, then the API tokens.
-func (a *API) tokenActor(ctx context.Context, token string) (gateway.Actor, bool, error) {
+// tokenActor checks admin.token (the operator, for any organization),
+// then the API tokens: home is the organization the token belongs to
+// (ok with home != org: a valid token of another organization).
+func (a *API) tokenActor(ctx context.Context, org gateway.OrgID, token string) (actor gateway.Actor, home gateway.OrgID, ok bool, err error) {
 	if a.opts.BootstrapToken != "" {
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], a.bootstrap[:]) == 1 {
-			return operatorActor(), true, nil
+			return operatorActor(), org, true, nil
 		}
 	}
-	id, ok, err := a.opts.Service.CheckAPIToken(ctx, a.opts.Org, token)
-	if err != nil || !ok {
-		return gateway.Actor{}, false, err
+	home, named := provision.APITokenOrg(token)
+	if !named {
+		home = a.opts.Org // tokens from before they named their organization are the wiring's
 	}
-	return gateway.Actor{Kind: gateway.ActorToken, ID: id}, true, nil
+	id, ok, err := a.opts.Service.CheckAPIToken(ctx, home, token)
+	if err != nil || !ok {
+		return gateway.Actor{}, "", false, err
+	}
+	return gateway.Actor{Kind: gateway.ActorToken, ID: id}, home, true, nil
 }
 
 // manager is the command context of a request.
 func (a *API) manager(ctx context.Context) provision.Manager {
 	actor, _ := ctx.Value(actorKey{}).(gateway.Actor)
-	return provision.Manager{Org: a.opts.Org, Actor: actor, RequestID: httpx.RequestID(ctx)}
+	return provision.Manager{Org: a.org(ctx), Actor: actor, RequestID: httpx.RequestID(ctx)}
 }
 
 // Problem is the one error shape of the API: RFC 9457 problem details

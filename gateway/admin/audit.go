@@ -21,7 +21,7 @@ type auditOutput struct {
 }
 
 func (a *API) listAudit(ctx context.Context, in *listAuditInput) (*auditOutput, error) {
-	entries, next, err := a.opts.Store.Audit().List(ctx, a.opts.Org, gateway.AuditQuery{Actor: in.Actor, Target: in.Target, Before: in.Before, Limit: in.Limit})
+	entries, next, err := a.opts.Store.Audit().List(ctx, a.org(ctx), gateway.AuditQuery{Actor: in.Actor, Target: in.Target, Before: in.Before, Limit: in.Limit})
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

@@ -86,7 +86,9 @@ func (a *API) listDeadLetters(ctx context.Context, in *listDeadLettersInput) (*d
 			return nil, a.fail(ctx, err)
 		}
 		for _, dl := range dls {
-			out.Body.DeadLetters = append(out.Body.DeadLetters, ViewDeadLetter(s.Adapter, dl))
+			if dl.Event.Org == a.org(ctx) { // another organization's events are not this one's to read
+				out.Body.DeadLetters = append(out.Body.DeadLetters, ViewDeadLetter(s.Adapter, dl))
+			}
 		}
 	}
 	return out, nil
@@ -134,7 +136,7 @@ func ReplayDeadLetter(ctx context.Context, delivery Delivery, store gateway.Stor
 	if err != nil {
 		return 0, err
 	}
-	if !slices.ContainsFunc(dls, func(dl gateway.DeadLetter) bool { return dl.Event.Seq == seq }) {
+	if !slices.ContainsFunc(dls, func(dl gateway.DeadLetter) bool { return dl.Event.Seq == seq && dl.Event.Org == mg.Org }) {
 		return 0, gateway.Errorf(gateway.ErrNotFound, "adapter %q has no dead letter %d", adapter, seq)
 	}
 	// Audited before it is scheduled: a replay nobody can account for

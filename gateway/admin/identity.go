@@ -120,14 +120,14 @@ func merge(cur gateway.IdentitySettings, b IdentityBody) (gateway.IdentitySettin
 	return next, nil
 }
 
-func (a *API) identityView(st provision.Settings) *IdentityView {
+func (a *API) identityView(ctx context.Context, st provision.Settings) *IdentityView {
 	sso, prov := toBody(st.IdentitySettings)
 	source := provision.SettingsFromStore
 	if a.opts.SettingsFromFile {
 		source = provision.SettingsFromFile
 	}
 	return &IdentityView{SSO: sso, Provisioning: prov, Version: st.Version, UpdatedAt: st.UpdatedAt, UpdatedBy: st.UpdatedBy,
-		Source: source, SCIMBaseURL: a.opts.SCIMBaseURL, SP: SPInfoFor(a.opts.SCIMBaseURL)}
+		Source: source, SCIMBaseURL: a.scimBaseURL(ctx), SP: SPInfoFor(a.scimBaseURL(ctx))}
 }
 
 // SPInfoFor is what to paste into the IdP, from the SCIM base URL
@@ -213,11 +213,11 @@ type meOutput struct {
 }
 
 func (a *API) getIdentity(ctx context.Context, _ *struct{}) (*identityOutput, error) {
-	st, ok := a.opts.Service.Current(ctx, a.opts.Org)
+	st, ok := a.opts.Service.Current(ctx, a.org(ctx))
 	if !ok {
 		return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
 	}
-	return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
+	return &identityOutput{ETag: etag(st.Version), Body: a.identityView(ctx, st)}, nil
 }
 
 func (a *API) putIdentity(ctx context.Context, in *putIdentityInput) (*identityOutput, error) {
@@ -225,7 +225,7 @@ func (a *API) putIdentity(ctx context.Context, in *putIdentityInput) (*identityO
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	cur, ok := a.opts.Service.Current(ctx, a.opts.Org)
+	cur, ok := a.opts.Service.Current(ctx, a.org(ctx))
 	if !ok {
 		return nil, a.fail(ctx, gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet"))
 	}
@@ -238,7 +238,7 @@ func (a *API) putIdentity(ctx context.Context, in *putIdentityInput) (*identityO
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	return &identityOutput{ETag: etag(st.Version), Body: a.identityView(st)}, nil
+	return &identityOutput{ETag: etag(st.Version), Body: a.identityView(ctx, st)}, nil
 }
 
 func (a *API) rotateSCIMToken(ctx context.Context, in *rotateSCIMTokenInput) (*tokenOutput, error) {
@@ -256,12 +256,12 @@ func (a *API) rotateSCIMToken(ctx context.Context, in *rotateSCIMTokenInput) (*t
 		return nil, a.fail(ctx, err)
 	}
 	out := &tokenOutput{}
-	out.Body.Token, out.Body.SCIMBaseURL, out.Body.PreviousValidUntil = token, a.opts.SCIMBaseURL, until
+	out.Body.Token, out.Body.SCIMBaseURL, out.Body.PreviousValidUntil = token, a.scimBaseURL(ctx), until
 	return out, nil
 }
 
 func (a *API) listAPITokens(ctx context.Context, _ *struct{}) (*apiTokensOutput, error) {
-	ts, err := a.opts.Service.APITokens(ctx, a.opts.Org)
+	ts, err := a.opts.Service.APITokens(ctx, a.org(ctx))
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

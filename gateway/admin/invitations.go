@@ -41,7 +41,7 @@ type invitationOutput struct {
 }
 
 func (a *API) listInvitations(ctx context.Context, _ *struct{}) (*invitationsOutput, error) {
-	list, err := a.opts.Service.Invitations(ctx, a.opts.Org)
+	list, err := a.opts.Service.Invitations(ctx, a.org(ctx))
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -55,7 +55,7 @@ func (a *API) createInvitation(ctx context.Context, in *createInvitationInput) (
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	inv, err := a.opts.Service.CreateInvitation(ctx, a.manager(ctx), in.Body.Email, in.Body.Role, in.Body.Pools, ttl, a.opts.InviteBase)
+	inv, err := a.opts.Service.CreateInvitation(ctx, a.manager(ctx), in.Body.Email, in.Body.Role, in.Body.Pools, ttl, a.inviteBase(ctx))
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -67,7 +67,7 @@ func (a *API) resendInvitation(ctx context.Context, in *resendInvitationInput) (
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	inv, err := a.opts.Service.ResendInvitation(ctx, a.manager(ctx), in.ID, ttl, a.opts.InviteBase)
+	inv, err := a.opts.Service.ResendInvitation(ctx, a.manager(ctx), in.ID, ttl, a.inviteBase(ctx))
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

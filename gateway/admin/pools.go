@@ -19,7 +19,7 @@ type PoolView struct {
 }
 
 func (a *API) poolView(ctx context.Context, p gateway.Pool) (PoolView, error) {
-	return ViewPool(ctx, a.opts.Service, a.opts.Org, p)
+	return ViewPool(ctx, a.opts.Service, a.org(ctx), p)
 }
 
 // ViewPool is a pool as the API and the console show it.
@@ -69,7 +69,7 @@ type updatePoolInput struct {
 }
 
 func (a *API) listPools(ctx context.Context, _ *struct{}) (*poolsOutput, error) {
-	pools, err := a.opts.Service.Pools(ctx, a.opts.Org)
+	pools, err := a.opts.Service.Pools(ctx, a.org(ctx))
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

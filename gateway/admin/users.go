@@ -123,7 +123,7 @@ type updateUserInput struct {
 }
 
 func (a *API) listUsers(ctx context.Context, f *UserFilter) (*usersOutput, error) {
-	page, next, err := ListUsers(ctx, a.opts.Store, a.opts.Org, *f)
+	page, next, err := ListUsers(ctx, a.opts.Store, a.org(ctx), *f)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -133,7 +133,7 @@ func (a *API) listUsers(ctx context.Context, f *UserFilter) (*usersOutput, error
 }
 
 func (a *API) getUser(ctx context.Context, in *idInput) (*userOutput, error) {
-	u, err := a.opts.Store.Users().Get(ctx, a.opts.Org, in.ID)
+	u, err := a.opts.Store.Users().Get(ctx, a.org(ctx), in.ID)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -187,7 +187,7 @@ func provisionPatch(role *string, pools *[]string, active *bool) provision.UserP
 }
 
 func (a *API) userOutput(ctx context.Context, u *gateway.User) (*userOutput, error) {
-	seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.opts.Org, []string{u.ID})
+	seen, err := a.opts.Store.Sessions().LastLogins(ctx, a.org(ctx), []string{u.ID})
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

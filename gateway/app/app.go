@@ -123,6 +123,10 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		store.Close()
 		return nil, fmt.Errorf("register the default organization: %w", err)
 	}
+	file := cfg.IdentitySettings()
+	a.service.SetNewOrgSettings(gateway.IdentitySettings{SSO: gateway.SSOSettings{Protocol: gateway.ProtocolNone},
+		Provisioning: gateway.ProvisioningSettings{Method: gateway.SourceManual, DefaultPool: file.Provisioning.DefaultPool,
+			DefaultRole: file.Provisioning.DefaultRole, Roles: file.Provisioning.Roles}})
 	a.service.SetFileSCIMToken(gateway.DefaultOrg, cfg.SCIM.Token.Value())
 	a.service.SetBootstrapManagers(gateway.DefaultOrg, cfg.Admin.BootstrapManagers)
 	if superseded, err := a.service.FileSCIMTokenSuperseded(context.Background(), gateway.DefaultOrg); err == nil && superseded {

@@ -54,8 +54,8 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+admin.Base+"/", admin.New(admin.Options{Service: a.service, Store: a.store, Sessions: a.sessions,
 		Delivery: lazyDelivery{a}, Org: gateway.DefaultOrg, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
-		SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite", InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL),
-		Metrics: a.metrics, Logger: a.log}))
+		SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite", PublicRoot: a.publicURL + prefix,
+		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), Metrics: a.metrics, Logger: a.log}))
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())
@@ -69,7 +69,11 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if err := a.applySSO(ctx, st, true); err != nil {
 		return err
 	}
-	a.service.OnSettings(func(org gateway.OrgID, st provision.Settings) { _ = a.applySSO(context.Background(), st, false) })
+	a.service.OnSettings(func(org gateway.OrgID, st provision.Settings) {
+		if org == gateway.DefaultOrg { // the sign-in served at the unprefixed URLs
+			_ = a.applySSO(context.Background(), st, false)
+		}
+	})
 	a.service.SetSettingsCheck(func(ctx context.Context, org gateway.OrgID, next gateway.IdentitySettings) error {
 		routes, err := a.buildSSO(ctx, next)
 		if err != nil {

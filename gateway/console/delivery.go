@@ -24,7 +24,9 @@ func (c *Console) deliveryPage(q *req, status int, errText string) {
 				continue
 			}
 			for _, dl := range dls {
-				d.DeadLetters = append(d.DeadLetters, admin.ViewDeadLetter(s.Adapter, dl))
+				if dl.Event.Org == c.opts.Org { // another organization's events are not this one's to read
+					d.DeadLetters = append(d.DeadLetters, admin.ViewDeadLetter(s.Adapter, dl))
+				}
 			}
 		}
 	}

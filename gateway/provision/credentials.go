@@ -178,8 +178,35 @@ type storedAPIToken struct {
 	Hash string `json:"hash"`
 }
 
-// apiTokenPrefix marks the gateway's admin API tokens: gha_<id>_<secret>.
+// apiTokenPrefix marks the gateway's admin API tokens:
+// gha_<org>.<id>_<secret> (tokens made before organizations were named
+// in them are gha_<id>_<secret>).
 const apiTokenPrefix = "gha_"
+
+// APITokenOrg names the organization an admin API token was made for,
+// when the token says (false: not a token of ours, or one from before
+// tokens named it). It proves nothing: CheckAPIToken does.
+func APITokenOrg(token string) (gateway.OrgID, bool) {
+	org, _, ok := splitAPIToken(token)
+	return org, ok && org != ""
+}
+
+// splitAPIToken takes an API token apart: its organization ("" in the
+// older form) and what follows it (<id>_<secret>).
+func splitAPIToken(token string) (gateway.OrgID, string, bool) {
+	rest, ok := strings.CutPrefix(token, apiTokenPrefix)
+	if !ok {
+		return "", "", false
+	}
+	org, tail, named := strings.Cut(rest, ".")
+	if !named {
+		return "", rest, true
+	}
+	if gateway.OrgID(org).Check() != nil {
+		return "", "", false
+	}
+	return gateway.OrgID(org), tail, true
+}
 
 // CreateAPIToken makes an admin API token and returns it (shown once); it
 // works for ttl (0: until revoked).
@@ -201,7 +228,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, org gateway.OrgID, actor g
 		s.audited(actor, requestID, "api_token.create", "api_token:"+id, nil, t)); err != nil {
 		return "", APIToken{}, err
 	}
-	return apiTokenPrefix + id + "_" + secret, t, nil
+	return apiTokenPrefix + string(org) + "." + id + "_" + secret, t, nil
 }
 
 // APITokens lists the admin API tokens.
@@ -234,8 +261,8 @@ func (s *Service) RevokeAPIToken(ctx context.Context, org gateway.OrgID, actor g
 // CheckAPIToken returns the token's id when token is a valid admin API
 // token of the org.
 func (s *Service) CheckAPIToken(ctx context.Context, org gateway.OrgID, token string) (string, bool, error) {
-	rest, ok := strings.CutPrefix(token, apiTokenPrefix)
-	if !ok {
+	named, rest, ok := splitAPIToken(token)
+	if !ok || named != "" && named != org {
 		return "", false, nil
 	}
 	id, secret, ok := strings.Cut(rest, "_")

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -57,16 +58,35 @@ func (s *Service) CreateOrg(ctx context.Context, op Operator, spec OrgSpec) (*ga
 	if err := s.store.Orgs().Create(ctx, o, s.auditEntry(op.Actor, op.RequestID, "org.create", "org:"+string(o.ID), nil, o)); err != nil {
 		return nil, err
 	}
+	if err := s.seedOrg(ctx, o.ID, op); err != nil {
+		return nil, fmt.Errorf("organization %q is registered, but its settings are not stored yet (they are until they are): %w", o.ID, err)
+	}
 	return o, nil
 }
 
-// EnsureOrg registers an organization the wiring serves (the default one)
-// unless it is registered already.
+// seedOrg stores a new organization's first settings and its default
+// pool (a retry, or another replica, finding them there leaves them).
+func (s *Service) seedOrg(ctx context.Context, org gateway.OrgID, op Operator) error {
+	start, ok := s.newOrgSettings()
+	if !ok {
+		return nil // the wiring serves one organization, set up from the file
+	}
+	if _, err := s.storeSettings(ctx, org, op.Actor, op.RequestID, 0, Settings{}, start, "identity.seed"); err != nil && gateway.ErrorCodeOf(err) != gateway.ErrConflict {
+		return err
+	}
+	return s.ensurePool(ctx, org, op.Actor, start.Provisioning.DefaultPool)
+}
+
+// EnsureOrg registers an organization the wiring serves from the
+// configuration file (the default one) unless it is registered already;
+// its settings are the file's (LoadSettings), never a new one's.
 func (s *Service) EnsureOrg(ctx context.Context, id gateway.OrgID, name string) error {
 	if _, err := s.store.Orgs().Get(ctx, id); gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
 		return err
 	}
-	_, err := s.CreateOrg(ctx, Operator{Actor: gateway.Actor{Kind: gateway.ActorSystem, ID: "gatehouse"}}, OrgSpec{ID: id, Name: name})
+	now := s.clock.Now()
+	o := &gateway.Organization{ID: id, Name: name, Created: now, Modified: now, Version: 1}
+	err := s.store.Orgs().Create(ctx, o, s.auditEntry(gateway.Actor{Kind: gateway.ActorSystem, ID: "gatehouse"}, "", "org.create", "org:"+string(id), nil, o))
 	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
 		return nil // another replica registered it first
 	}

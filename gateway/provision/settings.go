@@ -43,6 +43,31 @@ type settingsState struct {
 	current  map[gateway.OrgID]Settings
 	watchers []func(org gateway.OrgID, st Settings)
 	check    func(ctx context.Context, org gateway.OrgID, next gateway.IdentitySettings) error
+	// newOrg is what an organization starts with (and its roles, the
+	// file's, every organization's); nil until the wiring sets it.
+	newOrg *gateway.IdentitySettings
+}
+
+// SetNewOrgSettings sets what a new organization's identity settings
+// are (no sign-in, managers add people, the file's default pool, role
+// and roles): the start of its setup.
+func (s *Service) SetNewOrgSettings(st gateway.IdentitySettings) {
+	s.settings.mu.Lock()
+	defer s.settings.mu.Unlock()
+	s.settings.newOrg = &st
+}
+
+// newOrgSettings is the start of a new organization's setup (false: the
+// wiring set none).
+func (s *Service) newOrgSettings() (gateway.IdentitySettings, bool) {
+	s.settings.mu.Lock()
+	defer s.settings.mu.Unlock()
+	if s.settings.newOrg == nil {
+		return gateway.IdentitySettings{}, false
+	}
+	st := *s.settings.newOrg
+	st.Provisioning.Roles = slices.Clone(st.Provisioning.Roles)
+	return st, true
 }
 
 // SetSettingsCheck registers a check a change must pass before it is
@@ -102,7 +127,19 @@ func (s *Service) Settings(org gateway.OrgID) (Settings, bool) {
 func (s *Service) Current(ctx context.Context, org gateway.OrgID) (Settings, bool) {
 	cur, ok := s.Settings(org)
 	stored, found, err := s.readSettingsNewerThan(ctx, org, cur.Version)
-	if err != nil || !found {
+	if !ok {
+		// Not in force here yet: an organization set up through the API
+		// (its settings stored, or not even that if its creation stopped
+		// half-way) starts from the new organization's settings.
+		start, known := s.newOrgSettings()
+		if !known {
+			return cur, false
+		}
+		if err != nil || !found {
+			return Settings{IdentitySettings: start}, true
+		}
+		cur.Provisioning.Roles = start.Provisioning.Roles
+	} else if err != nil || !found {
 		return cur, ok
 	}
 	stored.Provisioning.Roles = cur.Provisioning.Roles // always the file's

@@ -252,19 +252,29 @@ func TestAPITokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]bool{
-		token:                  true,
-		token + "x":            false,
-		token[:len(token)-1]:   false,
-		"gha_" + meta.ID + "_": false,
-		"gha__secret":          false,
-		"":                     false,
-		"Bearer " + token:      false,
+		token:                          true,
+		token + "x":                    false,
+		token[:len(token)-1]:           false,
+		"gha_" + meta.ID + "_":         false,
+		"gha__secret":                  false,
+		"gha_default." + meta.ID + "_": false,
+		strings.Replace(token, "gha_default.", "gha_", 1):         true, // the form from before tokens named their organization
+		strings.Replace(token, "gha_default.", "gha_acme.", 1):    false,
+		strings.Replace(token, "gha_default.", "gha_Bad_Org.", 1): false,
+		"":                false,
+		"Bearer " + token: false,
 	}
 	for presented, want := range cases {
 		id, ok, err := svc.CheckAPIToken(ctx, gateway.DefaultOrg, presented)
 		if err != nil || ok != want || ok && id != meta.ID {
 			t.Errorf("CheckAPIToken(%q) = %q %v %v, want %v", presented, id, ok, err, want)
 		}
+	}
+	if org, ok := provision.APITokenOrg(token); !ok || org != gateway.DefaultOrg {
+		t.Fatalf("APITokenOrg(%q) = %q %v", token, org, ok)
+	}
+	if _, ok, _ := svc.CheckAPIToken(ctx, "acme", token); ok {
+		t.Fatal("a token works for another organization")
 	}
 	if err := svc.RevokeAPIToken(ctx, gateway.DefaultOrg, manager.Actor, "", meta.ID); err != nil {
 		t.Fatal(err)
