@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,4 +268,103 @@ func TestOrganizationsAdminAPIIsolation(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 404", path, got.status, got.raw)
 		}
 	}
+}
+
+// TestOrganizationsSCIMIsolation: each organization's SCIM endpoint at
+// /o/{org}/scim/v2 takes its own token alone; the same userName in two
+// organizations is two users; no read, write, filter, count, membership
+// or event crosses over; locations name the organization's URLs.
+func TestOrganizationsSCIMIsolation(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	operator := bearer(adminToken)
+	tokens := map[string]string{"default": testToken}
+	bases := map[string]string{"default": g.base}
+	for _, org := range []string{"acme", "beta"} {
+		if got := adminRequest(t, g, "POST", "/orgs", `{"id":"`+org+`"}`, operator); got.status != 201 {
+			t.Fatalf("create %s: %d %s", org, got.status, got.raw)
+		}
+		bases[org] = "http://" + g.app.MainAddr() + "/gatehouse/o/" + org + "/scim/v2"
+		// SCIM answers once the organization chose it, with its token.
+		tokens[org] = adminRequest(t, g, "POST", "/orgs/"+org+"/scim-token", "", operator).str("token")
+		if got := scimAt(t, bases[org], tokens[org], "GET", "/Users", ""); got.status != 403 || got.str("detail") == "" || !strings.Contains(got.str("detail"), "/orgs/"+org+"/identity") {
+			t.Fatalf("%s before choosing SCIM: %d %s", org, got.status, got.raw)
+		}
+		if got := adminRequest(t, g, "PUT", "/orgs/"+org+"/identity", `{"sso":{"protocol":"external"},"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`, operator); got.status != 200 {
+			t.Fatalf("%s chooses SCIM: %d %s", org, got.status, got.raw)
+		}
+	}
+
+	ids := map[string]string{}
+	for org, base := range bases {
+		created := scimAt(t, base, tokens[org], "POST", "/Users", oktaUser("ada@example.com", "Ada", org))
+		if created.status != 201 || !strings.HasPrefix(created.header.Get("Location"), strings.Replace(base, "http://"+g.app.MainAddr(), "https://app.example.test", 1)+"/Users/") {
+			t.Fatalf("%s: create: %d %s %s", org, created.status, created.header.Get("Location"), created.raw)
+		}
+		ids[org] = created.str("id")
+	}
+	if ids["acme"] == ids["beta"] || ids["acme"] == ids["default"] {
+		t.Fatalf("one user across organizations: %v", ids)
+	}
+	for org, base := range bases {
+		for other, token := range tokens {
+			if other != org {
+				if got := scimAt(t, base, token, "GET", "/Users", ""); got.status != 401 {
+					t.Errorf("%s's token at %s: %d %s", other, org, got.status, got.raw)
+				}
+			}
+		}
+		list := scimAt(t, base, tokens[org], "GET", "/Users?filter="+url.QueryEscape(`userName eq "ada@example.com"`), "")
+		resources, _ := list.body["Resources"].([]any)
+		if list.status != 200 || list.body["totalResults"] != float64(1) || len(resources) != 1 || resources[0].(map[string]any)["id"] != ids[org] ||
+			resources[0].(map[string]any)["name"].(map[string]any)["familyName"] != org {
+			t.Errorf("%s: the filter found %s", org, list.raw)
+		}
+		if all := scimAt(t, base, tokens[org], "GET", "/Users?count=0", ""); all.body["totalResults"] != float64(1) {
+			t.Errorf("%s counts %s", org, all.raw)
+		}
+		for other, id := range ids {
+			if other == org {
+				continue
+			}
+			if got := scimAt(t, base, tokens[org], "GET", "/Users/"+id, ""); got.status != 404 {
+				t.Errorf("%s reads %s's user: %d %s", org, other, got.status, got.raw)
+			}
+			if got := scimAt(t, base, tokens[org], "PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`); got.status != 404 {
+				t.Errorf("%s deactivates %s's user: %d %s", org, other, got.status, got.raw)
+			}
+			if got := scimAt(t, base, tokens[org], "DELETE", "/Users/"+id, ""); got.status != 404 {
+				t.Errorf("%s deletes %s's user: %d %s", org, other, got.status, got.raw)
+			}
+		}
+	}
+	// A group never takes another organization's user.
+	group := scimAt(t, bases["acme"], tokens["acme"], "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng","members":[{"value":"`+ids["beta"]+`"}]}`)
+	if group.status != 400 || group.str("scimType") != "invalidValue" {
+		t.Fatalf("a group with another organization's user: %d %s", group.status, group.raw)
+	}
+	if got := scimAt(t, bases["acme"], tokens["acme"], "GET", "/Groups", ""); got.body["totalResults"] != float64(0) {
+		t.Fatalf("the refused group was stored: %s", got.raw)
+	}
+	for org, id := range ids {
+		if u := scimAt(t, bases[org], tokens[org], "GET", "/Users/"+id, ""); u.status != 200 || u.body["active"] != true {
+			t.Errorf("%s's user after the others' attempts: %d %s", org, u.status, u.raw)
+		}
+		events, err := g.app.Store().Outbox().After(context.Background(), gateway.OrgID(org), 0, 100)
+		if err != nil || len(events) != 1 || events[0].Org != gateway.OrgID(org) || events[0].User == nil || events[0].User.ID != id {
+			t.Errorf("%s's events: %+v %v", org, events, err)
+		}
+	}
+	if got := scimAt(t, "http://"+g.app.MainAddr()+"/gatehouse/o/Bad_Org/scim/v2", testToken, "GET", "/Users", ""); got.status != 404 || got.str("detail") == "" {
+		t.Fatalf("a malformed organization: %d %s", got.status, got.raw)
+	}
+	if got := scimAt(t, "http://"+g.app.MainAddr()+"/gatehouse/o/nope/scim/v2", testToken, "GET", "/Users", ""); got.status != 401 {
+		t.Fatalf("an unknown organization: %d %s", got.status, got.raw)
+	}
+}
+
+// scimAt sends a SCIM request to base with token.
+func scimAt(t *testing.T, base, token, method, path, body string) response {
+	t.Helper()
+	g := &gatewayUnderTest{t: t, base: base, client: &http.Client{}}
+	return g.callAuth("Bearer "+token, method, path, body)
 }

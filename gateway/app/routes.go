@@ -23,8 +23,8 @@ func (a *App) routes() (http.Handler, error) {
 		Store:   a.store,
 		Org:     gateway.DefaultOrg,
 		BaseURL: a.SCIMBaseURL(),
-		Authenticate: func(ctx context.Context, token string) (bool, error) {
-			return a.service.CheckSCIMToken(ctx, gateway.DefaultOrg, token)
+		Authenticate: func(ctx context.Context, org gateway.OrgID, token string) (bool, error) {
+			return a.service.CheckSCIMToken(ctx, org, token)
 		},
 		MaxBodyBytes:          a.cfg.SCIM.MaxBodyBytes,
 		MaxResults:            a.cfg.SCIM.MaxResults,
@@ -41,6 +41,16 @@ func (a *App) routes() (http.Handler, error) {
 	prefix := a.cfg.PathPrefix
 	mux := http.NewServeMux()
 	mux.Handle(prefix+"/scim/", http.StripPrefix(prefix+"/scim", scimServer))
+	// Every organization's SCIM endpoint, with its own token: an unknown
+	// organization has none, so its requests are refused like a wrong
+	// token's, telling nobody which organizations exist.
+	mux.HandleFunc(prefix+"/o/{org}/scim/", func(w http.ResponseWriter, r *http.Request) {
+		org := gateway.OrgID(r.PathValue("org"))
+		root := prefix + "/o/" + string(org) + "/scim"
+		http.StripPrefix(root, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			scimServer.ServeOrg(w, r, org, a.publicURL+root+"/v2")
+		})).ServeHTTP(w, r)
+	})
 	mux.Handle(prefix+"/events", feed.New(feed.Options{
 		Store: a.store, Org: gateway.DefaultOrg,
 		Token: a.cfg.Events.Token.Value(), MaxWait: time.Duration(a.cfg.Events.MaxWait),
@@ -75,10 +85,14 @@ func (a *App) opsRoutes() http.Handler {
 
 // scimDisabled says why SCIM is off right now ("" when it answers): the
 // provisioning method changes live.
-func (a *App) scimDisabled(ctx context.Context) string {
-	st, _ := a.service.Current(ctx, gateway.DefaultOrg)
+func (a *App) scimDisabled(ctx context.Context, org gateway.OrgID) string {
+	st, _ := a.service.Current(ctx, org)
 	if method := st.Provisioning.Method; method != gateway.SourceSCIM {
-		return fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/admin/api/v1/identity) or the console.", method, a.cfg.PathPrefix)
+		api := a.cfg.PathPrefix + "/admin/api/v1"
+		if org != gateway.DefaultOrg {
+			api += "/orgs/" + string(org)
+		}
+		return fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/identity) or the console.", method, api)
 	}
 	return ""
 }

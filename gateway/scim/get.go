@@ -21,7 +21,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		err        error
 	)
 	if ep.groups {
-		g, gerr := s.opts.Store.Groups().Get(ctx, s.opts.Org, ep.id)
+		g, gerr := s.opts.Store.Groups().Get(ctx, orgOf(ctx), ep.id)
 		if gerr != nil {
 			s.writeFailure(w, r, "get group", gerr)
 			return
@@ -36,11 +36,11 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, ep endpoint) {
 			s.writeFailure(w, r, "get group members", merr)
 			return
 		}
-		doc, err = s.groupAttrs(g, members, projectionOf(r, groupSchemaURN))
+		doc, err = s.groupAttrs(baseOf(ctx), g, members, projectionOf(r, groupSchemaURN))
 		externalID, schemas = g.ExternalID, groupSchemas
-		meta = s.resourceMeta("Group", g.ID, g.Created, g.Modified, g.Version)
+		meta = s.resourceMeta(baseOf(ctx), "Group", g.ID, g.Created, g.Modified, g.Version)
 	} else {
-		u, uerr := s.opts.Store.Users().Get(ctx, s.opts.Org, ep.id)
+		u, uerr := s.opts.Store.Users().Get(ctx, orgOf(ctx), ep.id)
 		if uerr != nil {
 			s.writeFailure(w, r, "get user", uerr)
 			return
@@ -55,9 +55,9 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, ep endpoint) {
 			s.writeFailure(w, r, "get user groups", rerr)
 			return
 		}
-		doc, err = s.userAttrs(u, refs[u.ID], projectionOf(r, userSchemaURN))
+		doc, err = s.userAttrs(baseOf(ctx), u, refs[u.ID], projectionOf(r, userSchemaURN))
 		externalID, schemas = u.ExternalID, userSchemas
-		meta = s.resourceMeta("User", u.ID, u.Created, u.Modified, u.Version)
+		meta = s.resourceMeta(baseOf(ctx), "User", u.ID, u.Created, u.Modified, u.Version)
 	}
 	if err != nil {
 		s.writeFailure(w, r, "render resource", err)

@@ -26,12 +26,12 @@ func (h *groupHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes)
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "create group", err)
 	}
-	state(r).location = h.s.opts.BaseURL + "/Groups/" + g.ID
+	state(r).location = baseOf(r.Context()) + "/Groups/" + g.ID
 	return h.s.groupResource(r, g, members)
 }
 
 func (h *groupHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
-	g, err := h.s.opts.Store.Groups().Get(r.Context(), h.s.opts.Org, id)
+	g, err := h.s.opts.Store.Groups().Get(r.Context(), orgOf(r.Context()), id)
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "get group", err)
 	}
@@ -137,11 +137,11 @@ func (s *Server) membersIfWanted(r *http.Request, id string) ([]gateway.Member, 
 	if !projectionOf(r, groupSchemaURN).wants("members") {
 		return nil, nil
 	}
-	return s.opts.Store.Groups().Members(r.Context(), s.opts.Org, id)
+	return s.opts.Store.Groups().Members(r.Context(), orgOf(r.Context()), id)
 }
 
 func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gateway.Member) (scimlib.Resource, error) {
-	doc, err := s.groupAttrs(g, members, projectionOf(r, groupSchemaURN))
+	doc, err := s.groupAttrs(baseOf(r.Context()), g, members, projectionOf(r, groupSchemaURN))
 	if err != nil {
 		return scimlib.Resource{}, s.fail(r, "decode group", err)
 	}
@@ -150,13 +150,13 @@ func (s *Server) groupResource(r *http.Request, g *gateway.Group, members []gate
 
 // groupAttrs is a group's SCIM attributes without id, externalId, schemas
 // and meta, projected as the request asked.
-func (s *Server) groupAttrs(g *gateway.Group, members []gateway.Member, proj projection) (map[string]any, error) {
+func (s *Server) groupAttrs(base string, g *gateway.Group, members []gateway.Member, proj projection) (map[string]any, error) {
 	doc, err := g.Attributes.Map()
 	if err != nil {
 		return nil, err
 	}
 	doc["displayName"] = g.DisplayName
 	delete(doc, "externalId")
-	doc["members"] = membersDoc(members, s.opts.BaseURL)
+	doc["members"] = membersDoc(members, base)
 	return proj.apply(doc), nil
 }

@@ -115,12 +115,12 @@ type metaJSON struct {
 	Version      string `json:"version"`
 }
 
-func (s *Server) resourceMeta(rt, id string, created, modified time.Time, version uint64) metaJSON {
+func (s *Server) resourceMeta(base, rt, id string, created, modified time.Time, version uint64) metaJSON {
 	return metaJSON{
 		ResourceType: rt,
 		Created:      created.Format(time.RFC3339),
 		LastModified: modified.Format(time.RFC3339),
-		Location:     s.opts.BaseURL + "/" + rt + "s/" + id,
+		Location:     base + "/" + rt + "s/" + id,
 		Version:      etag(version),
 	}
 }
@@ -242,7 +242,7 @@ func (s *Server) renderUsers(ctx context.Context, p listParams, proj projection,
 		}
 	}
 	for _, u := range users {
-		meta := s.resourceMeta("User", u.ID, u.Created, u.Modified, u.Version)
+		meta := s.resourceMeta(baseOf(ctx), "User", u.ID, u.Created, u.Modified, u.Version)
 		var res []byte
 		if proj.none() {
 			stored, err := u.Attributes.JSON()
@@ -251,14 +251,14 @@ func (s *Server) renderUsers(ctx context.Context, p listParams, proj projection,
 			}
 			var extra map[string]any
 			if gs := refs[u.ID]; len(gs) > 0 {
-				extra = map[string]any{"groups": s.groupValues(gs)}
+				extra = map[string]any{"groups": s.groupValues(baseOf(ctx), gs)}
 			}
 			res, err = spliceResource(stored, u.ID, userSchemas, meta, extra)
 			if err != nil {
 				return err
 			}
 		} else {
-			doc, err := s.userAttrs(u, refs[u.ID], proj)
+			doc, err := s.userAttrs(baseOf(ctx), u, refs[u.ID], proj)
 			if err != nil {
 				return err
 			}
@@ -280,15 +280,15 @@ func (s *Server) renderGroups(ctx context.Context, p listParams, proj projection
 	for _, g := range groups {
 		var members []gateway.Member
 		if proj.wants("members") {
-			if members, err = s.opts.Store.Groups().Members(ctx, s.opts.Org, g.ID); err != nil {
+			if members, err = s.opts.Store.Groups().Members(ctx, orgOf(ctx), g.ID); err != nil {
 				return err
 			}
 		}
-		doc, err := s.groupAttrs(g, members, proj)
+		doc, err := s.groupAttrs(baseOf(ctx), g, members, proj)
 		if err != nil {
 			return err
 		}
-		res, err := encodeResource(doc, g.ID, g.ExternalID, groupSchemas, s.resourceMeta("Group", g.ID, g.Created, g.Modified, g.Version))
+		res, err := encodeResource(doc, g.ID, g.ExternalID, groupSchemas, s.resourceMeta(baseOf(ctx), "Group", g.ID, g.Created, g.Modified, g.Version))
 		if err != nil {
 			return err
 		}
@@ -303,7 +303,7 @@ func (s *Server) renderGroups(ctx context.Context, p listParams, proj projection
 func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, count int) ([]*gateway.User, int, error) {
 	users := s.opts.Store.Users()
 	if expr == nil {
-		return users.List(ctx, s.opts.Org, offset, count)
+		return users.List(ctx, orgOf(ctx), offset, count)
 	}
 	var matched []*gateway.User
 	var evalErr error
@@ -325,18 +325,18 @@ func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, 
 	}
 	plan := query.Plan(expr, query.Users)
 	if plan.Index == "" {
-		if err := users.Scan(ctx, s.opts.Org, "", keep); err != nil {
+		if err := users.Scan(ctx, orgOf(ctx), "", keep); err != nil {
 			return nil, 0, err
 		}
 	} else {
 		ids := []string{plan.Value}
 		if plan.Index != query.IndexID {
 			var err error
-			if ids, err = users.Lookup(ctx, s.opts.Org, gateway.UserIndex(plan.Index), plan.Value); err != nil {
+			if ids, err = users.Lookup(ctx, orgOf(ctx), gateway.UserIndex(plan.Index), plan.Value); err != nil {
 				return nil, 0, err
 			}
 		}
-		candidates, err := users.GetMany(ctx, s.opts.Org, ids)
+		candidates, err := users.GetMany(ctx, orgOf(ctx), ids)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -359,14 +359,14 @@ func (s *Server) listUsers(ctx context.Context, expr filter.Expression, offset, 
 func (s *Server) listGroups(ctx context.Context, expr filter.Expression, offset, count int) ([]*gateway.Group, int, error) {
 	groups := s.opts.Store.Groups()
 	if expr == nil {
-		return groups.List(ctx, s.opts.Org, offset, count)
+		return groups.List(ctx, orgOf(ctx), offset, count)
 	}
 	var candidates []*gateway.Group
 	plan := query.Plan(expr, query.Groups)
 	if plan.Index == "" {
 		// Collect first: member filters read members, and a read inside
 		// the scan's transaction could deadlock behind a waiting writer.
-		err := groups.Scan(ctx, s.opts.Org, func(g *gateway.Group) bool {
+		err := groups.Scan(ctx, orgOf(ctx), func(g *gateway.Group) bool {
 			candidates = append(candidates, g)
 			return true
 		})
@@ -377,12 +377,12 @@ func (s *Server) listGroups(ctx context.Context, expr filter.Expression, offset,
 		ids := []string{plan.Value}
 		if plan.Index != query.IndexID {
 			var err error
-			if ids, err = groups.Lookup(ctx, s.opts.Org, gateway.GroupIndex(plan.Index), plan.Value); err != nil {
+			if ids, err = groups.Lookup(ctx, orgOf(ctx), gateway.GroupIndex(plan.Index), plan.Value); err != nil {
 				return nil, 0, err
 			}
 		}
 		var err error
-		if candidates, err = groups.GetMany(ctx, s.opts.Org, ids); err != nil {
+		if candidates, err = groups.GetMany(ctx, orgOf(ctx), ids); err != nil {
 			return nil, 0, err
 		}
 		slices.SortFunc(candidates, func(a, b *gateway.Group) int { return strings.Compare(a.ID, b.ID) })
@@ -393,7 +393,7 @@ func (s *Server) listGroups(ctx context.Context, expr filter.Expression, offset,
 		var members []gateway.Member
 		if needMembers {
 			var err error
-			if members, err = groups.Members(ctx, s.opts.Org, g.ID); err != nil {
+			if members, err = groups.Members(ctx, orgOf(ctx), g.ID); err != nil {
 				return nil, 0, err
 			}
 		}

@@ -47,7 +47,7 @@ type Options struct {
 	Token string
 	// Authenticate, when set, decides instead of Token whether a
 	// presented token is valid (tokens rotated through the admin API).
-	Authenticate func(ctx context.Context, token string) (bool, error)
+	Authenticate func(ctx context.Context, org gateway.OrgID, token string) (bool, error)
 	MaxBodyBytes int64
 	MaxResults   int
 	// MaxPatchOperations and MaxMembersPerRequest cap one request's work.
@@ -59,7 +59,7 @@ type Options struct {
 	// Disabled, when set and returning a sentence, makes every request
 	// fail with a SCIM error carrying it (which setting to change). It is
 	// asked on every request: the provisioning method changes live.
-	Disabled func(ctx context.Context) string
+	Disabled func(ctx context.Context, org gateway.OrgID) string
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
 }
@@ -148,25 +148,43 @@ func New(opts Options) (*Server, error) {
 // and back out to the response writer.
 type reqState struct {
 	requestID string
+	org       gateway.OrgID
+	base      string // the organization's SCIM base URL
 	location  string // set by Create: the new resource's URL
 	etag      string // set by handlers whose response may have no body
 }
 
 type stateKey struct{}
 
-func state(r *http.Request) *reqState {
-	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+func state(r *http.Request) *reqState { return stateOf(r.Context()) }
+
+func stateOf(ctx context.Context) *reqState {
+	if st, ok := ctx.Value(stateKey{}).(*reqState); ok {
 		return st
 	}
 	return &reqState{}
 }
 
+// orgOf is the organization a request is served for; the store refuses
+// the empty one a request without state would carry.
+func orgOf(ctx context.Context) gateway.OrgID { return stateOf(ctx).org }
+
+// baseOf is the SCIM base URL of the organization a request is served for.
+func baseOf(ctx context.Context) string { return stateOf(ctx).base }
+
 func (s *Server) meta(r *http.Request) provision.Meta {
-	return provision.Meta{Org: s.opts.Org, Source: gateway.SourceSCIM, RequestID: state(r).requestID}
+	return provision.Meta{Org: state(r).org, Source: gateway.SourceSCIM, RequestID: state(r).requestID}
 }
 
-// ServeHTTP handles one SCIM request.
+// ServeHTTP handles one SCIM request for Options.Org at Options.BaseURL.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.ServeOrg(w, r, s.opts.Org, s.opts.BaseURL)
+}
+
+// ServeOrg handles one SCIM request for org, whose SCIM base URL is base:
+// its token, its users and groups, its URLs. One Server serves every
+// organization; nothing of one is built per organization.
+func (s *Server) ServeOrg(w http.ResponseWriter, r *http.Request, org gateway.OrgID, base string) {
 	start := time.Now()
 	resource := resourceLabel(r.URL.Path)
 	rec := &httpx.StatusRecorder{ResponseWriter: w}
@@ -184,7 +202,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	w = rec
 	w.Header().Set("Content-Type", contentType)
+	if org.Check() != nil {
+		writeError(w, http.StatusNotFound, "", fmt.Sprintf("There is no organization %q: the SCIM base URL is {public_url}{path_prefix}/o/{org}/scim/v2, as the organization's identity settings show it.", string(org)))
+		return
+	}
 
+	st := &reqState{requestID: httpx.RequestID(r.Context()), org: org, base: strings.TrimRight(base, "/")}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	ok, err := s.authenticate(r)
 	if err != nil {
 		s.opts.Logger.ErrorContext(r.Context(), "scim: checking the token", "error", err)
@@ -211,13 +235,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if s.opts.Disabled != nil {
-		if reason := s.opts.Disabled(r.Context()); reason != "" {
+		if reason := s.opts.Disabled(r.Context(), org); reason != "" {
 			writeError(w, http.StatusForbidden, "", reason)
 			return
 		}
 	}
-	st := &reqState{requestID: httpx.RequestID(r.Context())}
-	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	lib := &scimWriter{ResponseWriter: w, s: s, st: st}
 
 	ep := route(r.URL.EscapedPath())
@@ -231,7 +253,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch ep.kind {
 	case epServiceProviderConfig:
-		_, _ = w.Write(s.spc)
+		if base == s.opts.BaseURL {
+			_, _ = w.Write(s.spc)
+		} else {
+			opts := s.opts
+			opts.BaseURL = st.base
+			_, _ = w.Write(serviceProviderConfig(opts))
+		}
 	case epSchemas, epResourceTypes:
 		s.lib.ServeHTTP(lib, r)
 	case epSearch, epRootSearch:
@@ -417,9 +445,9 @@ func (w *scimWriter) Write(b []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.s.opts.BaseURL != "" && (bytes.Contains(b, relUsers) || bytes.Contains(b, relGroups)) {
-		b = bytes.ReplaceAll(b, relUsers, []byte(`"location":"`+w.s.opts.BaseURL+`/Users/`))
-		b = bytes.ReplaceAll(b, relGroups, []byte(`"location":"`+w.s.opts.BaseURL+`/Groups/`))
+	if w.st.base != "" && (bytes.Contains(b, relUsers) || bytes.Contains(b, relGroups)) {
+		b = bytes.ReplaceAll(b, relUsers, []byte(`"location":"`+w.st.base+`/Users/`))
+		b = bytes.ReplaceAll(b, relGroups, []byte(`"location":"`+w.st.base+`/Groups/`))
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -433,5 +461,5 @@ func (s *Server) authenticate(r *http.Request) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	return s.opts.Authenticate(r.Context(), token)
+	return s.opts.Authenticate(r.Context(), state(r).org, token)
 }

@@ -28,12 +28,12 @@ func (h *userHandler) Create(r *http.Request, attrs scimlib.ResourceAttributes) 
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "create user", err)
 	}
-	state(r).location = h.s.opts.BaseURL + "/Users/" + u.ID
+	state(r).location = baseOf(r.Context()) + "/Users/" + u.ID
 	return h.s.userResource(r, u, nil)
 }
 
 func (h *userHandler) Get(r *http.Request, id string) (scimlib.Resource, error) {
-	u, err := h.s.opts.Store.Users().Get(r.Context(), h.s.opts.Org, id)
+	u, err := h.s.opts.Store.Users().Get(r.Context(), orgOf(r.Context()), id)
 	if err != nil {
 		return scimlib.Resource{}, h.s.fail(r, "get user", err)
 	}
@@ -133,7 +133,7 @@ func (s *Server) userWithGroups(r *http.Request, u *gateway.User) (scimlib.Resou
 
 // userResource renders a user for the library.
 func (s *Server) userResource(r *http.Request, u *gateway.User, groups []gateway.GroupRef) (scimlib.Resource, error) {
-	doc, err := s.userAttrs(u, groups, projectionOf(r, userSchemaURN))
+	doc, err := s.userAttrs(baseOf(r.Context()), u, groups, projectionOf(r, userSchemaURN))
 	if err != nil {
 		return scimlib.Resource{}, s.fail(r, "decode user", err)
 	}
@@ -155,7 +155,7 @@ func libResource(r *http.Request, doc map[string]any, id, externalID string, cre
 
 // userAttrs is a user's SCIM attributes, without id, externalId, schemas
 // and meta, projected as the request asked.
-func (s *Server) userAttrs(u *gateway.User, groups []gateway.GroupRef, proj projection) (map[string]any, error) {
+func (s *Server) userAttrs(base string, u *gateway.User, groups []gateway.GroupRef, proj projection) (map[string]any, error) {
 	doc, err := u.Attributes.Map()
 	if err != nil {
 		return nil, err
@@ -163,18 +163,18 @@ func (s *Server) userAttrs(u *gateway.User, groups []gateway.GroupRef, proj proj
 	doc["active"] = u.Active
 	delete(doc, "externalId")
 	if len(groups) > 0 {
-		doc["groups"] = s.groupValues(groups)
+		doc["groups"] = s.groupValues(base, groups)
 	}
 	return proj.apply(doc), nil
 }
 
 // groupValues renders a user's groups as SCIM "groups" values.
-func (s *Server) groupValues(groups []gateway.GroupRef) []any {
+func (s *Server) groupValues(base string, groups []gateway.GroupRef) []any {
 	refs := make([]any, len(groups))
 	for i, g := range groups {
 		ref := map[string]any{"value": g.ID, "display": g.DisplayName, "type": "direct"}
-		if s.opts.BaseURL != "" {
-			ref["$ref"] = s.opts.BaseURL + "/Groups/" + g.ID
+		if base != "" {
+			ref["$ref"] = base + "/Groups/" + g.ID
 		}
 		refs[i] = ref
 	}
@@ -190,7 +190,7 @@ func (s *Server) groupRefs(ctx context.Context, users []*gateway.User) (map[stri
 	for i, u := range users {
 		ids[i] = u.ID
 	}
-	return s.opts.Store.Groups().Memberships(ctx, s.opts.Org, ids)
+	return s.opts.Store.Groups().Memberships(ctx, orgOf(ctx), ids)
 }
 
 // statusClientClosed is what the metrics and access log record for a

@@ -67,7 +67,7 @@ func (s *Server) writeResource(w http.ResponseWriter, r *http.Request, rt string
 	if out.ExternalID.Present() {
 		externalID = out.ExternalID.Value()
 	}
-	meta := s.resourceMeta(rt, out.ID, *out.Meta.Created, *out.Meta.LastModified, 0)
+	meta := s.resourceMeta(baseOf(r.Context()), rt, out.ID, *out.Meta.Created, *out.Meta.LastModified, 0)
 	meta.Version = out.Meta.Version
 	enc, err := encodeResource(map[string]any(out.Attributes), out.ID, externalID, schemas, meta)
 	if err != nil {
