@@ -2,13 +2,18 @@ package conformance
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
@@ -367,4 +372,66 @@ func scimAt(t *testing.T, base, token, method, path, body string) response {
 	t.Helper()
 	g := &gatewayUnderTest{t: t, base: base, client: &http.Client{}}
 	return g.callAuth("Bearer "+token, method, path, body)
+}
+
+// TestOrganizationSuspended: the operator suspends an organization: its
+// sessions end at once, every sign-in is refused with a page that says
+// why, SCIM answers a SCIM error naming the suspension; resumed, people
+// sign in again.
+func TestOrganizationSuspended(t *testing.T) {
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "dashboard of "+r.Header.Get("X-Gatehouse-Email"))
+	}))
+	defer upstream.Close()
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=jit",
+		"GATEHOUSE_PROVISIONING_ALLOWED_DOMAINS=example.com", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)
+	operator := bearer(adminToken)
+	signIn := func(browser *http.Client) (int, string) {
+		t.Helper()
+		acs, form := samlidptest.SignIn(t, browser, root+"/dashboard")
+		resp, err := browser.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	sessions := func() int {
+		n, err := g.app.Store().Sessions().Count(context.Background(), gateway.DefaultOrg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	browser := samlidptest.Browser(nil)
+	if status, body := signIn(browser); status != 200 || body != "dashboard of ada@example.com" || sessions() != 1 {
+		t.Fatalf("before suspension: %d %q, %d sessions", status, body, sessions())
+	}
+
+	if got := adminRequest(t, g, "PATCH", "/orgs/default", `{"suspended":true}`, operator); got.status != 200 || got.body["suspended"] != true {
+		t.Fatalf("suspend: %d %s", got.status, got.raw)
+	}
+	if n := sessions(); n != 0 {
+		t.Fatalf("%d sessions left after suspension", n)
+	}
+	status, body := signIn(samlidptest.Browser(nil))
+	if status != 403 || !strings.Contains(body, "suspended") || sessions() != 0 {
+		t.Fatalf("a sign-in while suspended: %d %s, %d sessions", status, body, sessions())
+	}
+	if got := g.call("GET", "/Users", ""); got.status != 403 || !strings.Contains(got.str("detail"), "suspended") {
+		t.Fatalf("SCIM while suspended: %d %s", got.status, got.raw)
+	}
+	entries, _, err := g.app.Store().Audit().List(context.Background(), gateway.OperatorScope, gateway.AuditQuery{Limit: 1})
+	if err != nil || len(entries) != 1 || entries[0].Action != "org.suspend" || entries[0].Target != "org:default" {
+		t.Fatalf("the operator's audit log: %+v %v", entries, err)
+	}
+
+	if got := adminRequest(t, g, "PATCH", "/orgs/default", `{"suspended":false}`, operator); got.status != 200 || got.body["suspended"] != false {
+		t.Fatalf("resume: %d %s", got.status, got.raw)
+	}
+	if status, body := signIn(samlidptest.Browser(nil)); status != 200 || body != "dashboard of ada@example.com" {
+		t.Fatalf("after resuming: %d %q", status, body)
+	}
 }

@@ -107,8 +107,9 @@ type updateOrgInput struct {
 	Org     string `path:"org"`
 	IfMatch string `header:"If-Match" doc:"the ETag of the organization read, to refuse a change made meanwhile"`
 	Body    struct {
-		Name    *string   `json:"name,omitempty"`
-		Domains *[]string `json:"domains,omitempty" doc:"every domain it owns; a domain kept keeps its verification"`
+		Name      *string   `json:"name,omitempty"`
+		Domains   *[]string `json:"domains,omitempty" doc:"every domain it owns; a domain kept keeps its verification"`
+		Suspended *bool     `json:"suspended,omitempty" doc:"true: every sign-in and SCIM request is refused and its sessions end at once; false: resumed"`
 	}
 }
 
@@ -168,7 +169,7 @@ func (a *API) updateOrg(ctx context.Context, in *updateOrgInput) (*orgOutput, er
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	o, err := a.opts.Service.UpdateOrg(ctx, op, gateway.OrgID(in.Org), version, provision.OrgChange{Name: in.Body.Name, Domains: in.Body.Domains})
+	o, err := a.opts.Service.UpdateOrg(ctx, op, gateway.OrgID(in.Org), version, provision.OrgChange{Name: in.Body.Name, Domains: in.Body.Domains, Suspended: in.Body.Suspended})
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

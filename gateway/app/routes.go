@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -13,6 +14,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/feed"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/scim"
 )
 
@@ -86,6 +88,14 @@ func (a *App) opsRoutes() http.Handler {
 // scimDisabled says why SCIM is off right now ("" when it answers): the
 // provisioning method changes live.
 func (a *App) scimDisabled(ctx context.Context, org gateway.OrgID) string {
+	var refused *provision.LoginError
+	switch err := a.service.CheckActive(ctx, org); {
+	case errors.As(err, &refused):
+		return fmt.Sprintf("The organization %q is suspended by the gateway's operator: SCIM requests are refused until it is resumed.", org)
+	case err != nil:
+		a.log.ErrorContext(ctx, "scim: reading the organization", "error", err)
+		return "The organization cannot be read right now; retry shortly."
+	}
 	st, _ := a.service.Current(ctx, org)
 	if method := st.Provisioning.Method; method != gateway.SourceSCIM {
 		api := a.cfg.PathPrefix + "/admin/api/v1"

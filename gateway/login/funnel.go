@@ -68,6 +68,10 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Ide
 		f.show(w, r, http.StatusBadRequest, "Sign-in failed", "This sign-in cannot be completed.", "Start again from the application.")
 		return
 	}
+	if err := f.opts.Service.CheckActive(ctx, f.opts.Org); err != nil {
+		f.refuse(w, r, id.Protocol, err)
+		return
+	}
 	returnTo := httpx.SafeReturn(in.Return)
 	switch in.Kind {
 	case TestSignIn:

@@ -26,8 +26,9 @@ type OrgSpec struct {
 // OrgChange is a partial change to an organization: nil leaves a field
 // as it is.
 type OrgChange struct {
-	Name    *string
-	Domains *[]string
+	Name      *string
+	Domains   *[]string
+	Suspended *bool
 }
 
 // Operator is the command context of the operator's calls (the registry
@@ -128,12 +129,40 @@ func (s *Service) UpdateOrg(ctx context.Context, op Operator, id gateway.OrgID, 
 			return nil, err
 		}
 	}
+	action := "org.update"
+	if change.Suspended != nil && *change.Suspended != cur.Suspended {
+		next.Suspended = *change.Suspended
+		action = map[bool]string{true: "org.suspend", false: "org.resume"}[next.Suspended]
+	}
 	next.Modified = s.clock.Now()
 	next.Version = cur.Version + 1
-	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(op.Actor, op.RequestID, "org.update", "org:"+string(id), cur, &next)); err != nil {
+	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(op.Actor, op.RequestID, action, "org:"+string(id), cur, &next)); err != nil {
 		return nil, err
 	}
+	if next.Suspended {
+		// Its people are signed out at once; sign-ins are refused from now
+		// (CheckActive). Retried by a repeated suspend if this fails.
+		if _, err := s.store.Sessions().DeleteAll(ctx, id); err != nil {
+			return nil, fmt.Errorf("organization %q is suspended, but its sessions could not be ended (suspend it again): %w", id, err)
+		}
+	}
 	return &next, nil
+}
+
+// CheckActive refuses what an organization's people start (sign-ins,
+// SCIM requests) while the operator has it suspended: a *LoginError with
+// reason suspended.
+func (s *Service) CheckActive(ctx context.Context, org gateway.OrgID) error {
+	o, err := s.store.Orgs().Get(ctx, org)
+	switch {
+	case gateway.ErrorCodeOf(err) == gateway.ErrNotFound:
+		return nil // not registered: nothing of it is served, nothing to suspend
+	case err != nil:
+		return err
+	case o.Suspended:
+		return &LoginError{Reason: "suspended", Message: fmt.Sprintf("Access for %s is suspended.", o.Name)}
+	}
+	return nil
 }
 
 func validOrgName(name string) error {
