@@ -435,3 +435,47 @@ func TestOrganizationSuspended(t *testing.T) {
 		t.Fatalf("after resuming: %d %q", status, body)
 	}
 }
+
+// TestOrganizationsDelivery: every organization's events reach the
+// adapters, each naming its organization (tenant); a downstream failing
+// for one organization's events holds back none of another's, and
+// nothing is lost: once it recovers, they arrive. Delivery state and
+// dead letters are per organization.
+func TestOrganizationsDelivery(t *testing.T) {
+	hook := newHookReceiver(t)
+	g := startGateway(t, "", append(webhookEnv(hook.srv.URL), "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")...)
+	operator := bearer(adminToken)
+	if got := adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator); got.status != 201 {
+		t.Fatalf("create acme: %d %s", got.status, got.raw)
+	}
+	hook.set(func(h *hookReceiver) { h.refuse = func(e gateway.WireEvent) bool { return e.Org == "acme" } })
+	acmeUser := adminRequest(t, g, "POST", "/orgs/acme/users", `{"userName":"ada@acme.example"}`, operator).str("id")
+	defaultUser := adminRequest(t, g, "POST", "/users", `{"userName":"ada@example.com"}`, operator).str("id")
+	delivered := func(org gateway.OrgID, userID string) bool {
+		for _, e := range hook.events() {
+			if e.Type == gateway.OpUserCreated && e.Org == org && e.User != nil && e.User.ID == userID {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, "the default organization's user, while acme's downstream fails", func() bool { return delivered(gateway.DefaultOrg, defaultUser) })
+	if delivered("acme", acmeUser) {
+		t.Fatal("an event the downstream refused counts as delivered")
+	}
+	status := adminRequest(t, g, "GET", "/orgs/acme/delivery", "", operator)
+	adapters, _ := status.body["adapters"].([]any)
+	if status.status != 200 || len(adapters) != 1 || adapters[0].(map[string]any)["lag"] != float64(1) {
+		t.Fatalf("acme's delivery while its events fail: %s", status.raw)
+	}
+	eventually(t, "the default organization's cursor past its event", func() bool {
+		return strings.Contains(adminRequest(t, g, "GET", "/delivery", "", operator).raw, `"lag":0`)
+	})
+	hook.set(func(h *hookReceiver) { h.refuse = nil })
+	eventually(t, "acme's user once its downstream recovers", func() bool { return delivered("acme", acmeUser) })
+	for _, e := range hook.events() {
+		if e.User != nil && (e.User.ID == acmeUser) != (e.Org == "acme") {
+			t.Fatalf("an event names the wrong organization: %+v", e)
+		}
+	}
+}

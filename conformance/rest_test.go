@@ -214,7 +214,7 @@ func openREST(t *testing.T, cfg *rest.Config, store gateway.Store) gateway.Adapt
 	if ps := cfg.Validate(); len(ps) > 0 {
 		t.Fatalf("config: %v", ps)
 	}
-	a, err := cfg.Open(context.Background(), gateway.AdapterEnv{ID: "app-api", Org: gateway.DefaultOrg, Store: store})
+	a, err := cfg.Open(context.Background(), gateway.AdapterEnv{ID: "app-api", Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestRESTLinksAndForgives(t *testing.T) {
 	api.users["app-u-existing"] = map[string]any{"userName": "ada@example.com", "externalId": "u-ada", "active": true}
 	a := openREST(t, restConfig(api.srv.URL), store)
 	ev := func(op gateway.Op, id, seq string) gateway.WireEvent {
-		return gateway.WireEvent{Contract: gateway.EventContract, ID: seq, Type: op, Org: gateway.DefaultOrg,
+		return gateway.WireEvent{Contract: gateway.EventContract, Org: gateway.DefaultOrg, ID: seq, Type: op,
 			User: &gateway.WireUser{ID: id, UserName: "ada@example.com", Email: "ada@example.com", Active: true, DisplayName: "Ada & Co/?#", Version: 1}}
 	}
 	if err := a.Deliver(context.Background(), ev(gateway.OpUserCreated, "u-ada", "e1")); err != nil {
@@ -287,7 +287,7 @@ func TestRESTLinksAndForgives(t *testing.T) {
 	}
 	// A member added before its own creation reached the app (another
 	// lane): retried, not a dead letter.
-	early := gateway.WireEvent{Contract: gateway.EventContract, ID: "e6", Type: gateway.OpGroupMembersAdded, Org: gateway.DefaultOrg,
+	early := gateway.WireEvent{Contract: gateway.EventContract, Org: gateway.DefaultOrg, ID: "e6", Type: gateway.OpGroupMembersAdded,
 		Group: &gateway.WireGroup{ID: "g-1", DisplayName: "Eng", Version: 1}, MemberIDs: []string{"u-not-yet"}}
 	if err := store.IDMaps().Put(context.Background(), gateway.DefaultOrg, "app-api", "group:g-1", "app-g-1"); err != nil {
 		t.Fatal(err)
@@ -351,7 +351,7 @@ func TestRESTAndSQLTakeTheSameEvents(t *testing.T) {
 	if ps := cfg.Validate(); len(ps) != 0 {
 		t.Fatalf("an invitation call refused: %v", ps)
 	}
-	inv := gateway.WireEvent{Contract: gateway.EventContract, ID: "e1", Type: gateway.OpInvitationCreated, Org: gateway.DefaultOrg, RequestID: "r1",
+	inv := gateway.WireEvent{Contract: gateway.EventContract, Org: gateway.DefaultOrg, ID: "e1", Type: gateway.OpInvitationCreated, RequestID: "r1",
 		Invitation: &gateway.WireInvitation{ID: "i1", Email: "bob@example.com", Link: "https://app.example/gatehouse/invite/tok"}}
 	if err := openREST(t, cfg, restStore(t)).Deliver(context.Background(), inv); err != nil {
 		t.Fatalf("deliver invitation.created: %v", err)

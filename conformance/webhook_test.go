@@ -31,6 +31,7 @@ type hookReceiver struct {
 	mu       sync.Mutex
 	down     bool
 	reject   func(gateway.WireEvent) bool // answer 422 (permanent)
+	refuse   func(gateway.WireEvent) bool // answer 503 (retried)
 	got      []gateway.WireEvent
 	ids      map[string]int // deliveries per event id
 	unsigned int
@@ -59,6 +60,11 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		var e gateway.WireEvent
 		if err := json.Unmarshal(body, &e); err != nil {
 			http.Error(w, "not an event", http.StatusBadRequest)
+			return
+		}
+		if h.refuse != nil && h.refuse(e) {
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 			return
 		}
 		if h.reject != nil && h.reject(e) {

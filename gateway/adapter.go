@@ -56,8 +56,7 @@ type ConfigProblem struct {
 
 // AdapterEnv is what an adapter gets from the gateway when it opens.
 type AdapterEnv struct {
-	ID     string // the adapter's id from the configuration
-	Org    OrgID  // the organization whose events it delivers
+	ID     string // the adapter's id from the configuration; it delivers every organization's events, each naming its own (Org)
 	Logger *slog.Logger
 	Store  Store // for state an adapter keeps (id maps)
 }

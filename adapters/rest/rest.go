@@ -220,7 +220,7 @@ func (c *Config) Open(_ context.Context, env gateway.AdapterEnv) (gateway.Adapte
 		MaxIdleConnsPerHost:   64,
 	}
 	return &adapter{
-		cfg: c, id: env.ID, org: env.Org, ids: env.Store.IDMaps(),
+		cfg: c, id: env.ID, ids: env.Store.IDMaps(),
 		base: strings.TrimRight(c.BaseURL, "/"),
 		client: &http.Client{Transport: transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -230,7 +230,6 @@ func (c *Config) Open(_ context.Context, env gateway.AdapterEnv) (gateway.Adapte
 type adapter struct {
 	cfg    *Config
 	id     string
-	org    gateway.OrgID
 	ids    gateway.IDMaps
 	base   string
 	client *http.Client
@@ -274,7 +273,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 		return fmt.Errorf("%s carries no user, group or invitation: %w", e.Type, gateway.ErrPermanent)
 	}
 	key := res.kind + ":" + res.id
-	appID, err := a.ids.Get(ctx, a.org, a.id, key)
+	appID, err := a.ids.Get(ctx, e.Org, a.id, key)
 	if err != nil {
 		return err
 	}
@@ -286,7 +285,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 	creating := strings.HasSuffix(string(e.Type), ".created")
 	deleting := strings.HasSuffix(string(e.Type), ".deleted") || e.Type == gateway.OpUserDeactivated
 	if !creating && appID == "" && anyNeeds(calls, "app_id") {
-		if appID, err = a.link(ctx, res, doc); err != nil {
+		if appID, err = a.link(ctx, e.Org, res, doc); err != nil {
 			return err
 		}
 		if appID == "" {
@@ -307,7 +306,7 @@ func (a *adapter) Deliver(ctx context.Context, e gateway.WireEvent) error {
 		}
 	}
 	if strings.HasSuffix(string(e.Type), ".deleted") {
-		return a.ids.Put(ctx, a.org, a.id, key, deleted)
+		return a.ids.Put(ctx, e.Org, a.id, key, deleted)
 	}
 	return nil
 }
@@ -326,7 +325,7 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 		if op.PerMember {
 			vars["member.id"], vars["member.app_id"] = m, ""
 			if needs(op, "member.app_id") {
-				mid, gone, err := a.memberID(ctx, m)
+				mid, gone, err := a.memberID(ctx, e.Org, m)
 				if err != nil {
 					return err
 				}
@@ -352,7 +351,7 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 				if id == "" {
 					return fmt.Errorf("the answer has no %q: the app's id cannot be kept: %w", op.IDField, gateway.ErrPermanent)
 				}
-				if err := a.ids.Put(ctx, a.org, a.id, res.kind+":"+res.id, id); err != nil {
+				if err := a.ids.Put(ctx, e.Org, a.id, res.kind+":"+res.id, id); err != nil {
 					return err
 				}
 				vars["app_id"] = id
@@ -362,7 +361,7 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 			// wanted (and what a redelivery of one finds).
 		case status == http.StatusConflict && op.IDField != "":
 			// The app has it already: link it instead of failing.
-			found, err := a.link(ctx, res, doc)
+			found, err := a.link(ctx, e.Org, res, doc)
 			if err != nil {
 				return err
 			}
@@ -382,8 +381,8 @@ func (a *adapter) apply(ctx context.Context, e gateway.WireEvent, res resource, 
 
 // memberID is the app's id of a member user, linked by lookup if need be;
 // gone says the user was deleted from the app since.
-func (a *adapter) memberID(ctx context.Context, userID string) (id string, gone bool, err error) {
-	mid, err := a.ids.Get(ctx, a.org, a.id, "user:"+userID)
+func (a *adapter) memberID(ctx context.Context, org gateway.OrgID, userID string) (id string, gone bool, err error) {
+	mid, err := a.ids.Get(ctx, org, a.id, "user:"+userID)
 	switch {
 	case err != nil:
 		return "", false, err
@@ -392,12 +391,12 @@ func (a *adapter) memberID(ctx context.Context, userID string) (id string, gone 
 	case mid != "":
 		return mid, false, nil
 	}
-	mid, err = a.link(ctx, resource{kind: "user", id: userID, lookup: a.cfg.UserLookup}, map[string]any{"user": map[string]any{"id": userID}})
+	mid, err = a.link(ctx, org, resource{kind: "user", id: userID, lookup: a.cfg.UserLookup}, map[string]any{"user": map[string]any{"id": userID}})
 	return mid, false, err
 }
 
 // link finds the resource with the configured lookup and keeps its id.
-func (a *adapter) link(ctx context.Context, res resource, doc map[string]any) (string, error) {
+func (a *adapter) link(ctx context.Context, org gateway.OrgID, res resource, doc map[string]any) (string, error) {
 	if res.lookup == nil {
 		return "", nil
 	}
@@ -418,7 +417,7 @@ func (a *adapter) link(ctx context.Context, res resource, doc map[string]any) (s
 	if id == "" {
 		return "", nil
 	}
-	return id, a.ids.Put(ctx, a.org, a.id, res.kind+":"+res.id, id)
+	return id, a.ids.Put(ctx, org, a.id, res.kind+":"+res.id, id)
 }
 
 // call sends one request and returns its status and body.

@@ -41,9 +41,9 @@ const CSRFHeader = "X-CSRF-Token"
 
 // Delivery is what the API shows and does of the outbox.
 type Delivery interface {
-	Status(ctx context.Context) ([]outbox.Status, error)
-	DeadLetters(ctx context.Context, adapter string) ([]gateway.DeadLetter, error)
-	Replay(ctx context.Context, adapter string, from uint64) (int, error)
+	Status(ctx context.Context, org gateway.OrgID) ([]outbox.Status, error)
+	DeadLetters(ctx context.Context, org gateway.OrgID, adapter string) ([]gateway.DeadLetter, error)
+	Replay(ctx context.Context, org gateway.OrgID, adapter string, from uint64) (int, error)
 }
 
 // Options configures the API.

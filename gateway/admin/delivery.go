@@ -59,7 +59,7 @@ func (a *API) getDelivery(ctx context.Context, _ *struct{}) (*deliveryOutput, er
 	if a.opts.Delivery == nil {
 		return out, nil
 	}
-	st, err := a.opts.Delivery.Status(ctx)
+	st, err := a.opts.Delivery.Status(ctx, a.org(ctx))
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -73,7 +73,7 @@ func (a *API) listDeadLetters(ctx context.Context, in *listDeadLettersInput) (*d
 	if a.opts.Delivery == nil {
 		return out, nil
 	}
-	st, err := a.opts.Delivery.Status(ctx)
+	st, err := a.opts.Delivery.Status(ctx, a.org(ctx))
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -81,14 +81,12 @@ func (a *API) listDeadLetters(ctx context.Context, in *listDeadLettersInput) (*d
 		if in.Adapter != "" && s.Adapter != in.Adapter {
 			continue
 		}
-		dls, err := a.opts.Delivery.DeadLetters(ctx, s.Adapter)
+		dls, err := a.opts.Delivery.DeadLetters(ctx, a.org(ctx), s.Adapter)
 		if err != nil {
 			return nil, a.fail(ctx, err)
 		}
 		for _, dl := range dls {
-			if dl.Event.Org == a.org(ctx) { // another organization's events are not this one's to read
-				out.Body.DeadLetters = append(out.Body.DeadLetters, ViewDeadLetter(s.Adapter, dl))
-			}
+			out.Body.DeadLetters = append(out.Body.DeadLetters, ViewDeadLetter(s.Adapter, dl))
 		}
 	}
 	return out, nil
@@ -132,11 +130,11 @@ func ReplayDeadLetter(ctx context.Context, delivery Delivery, store gateway.Stor
 	if delivery == nil {
 		return 0, gateway.Errorf(gateway.ErrNotFound, "delivery is not running")
 	}
-	dls, err := delivery.DeadLetters(ctx, adapter)
+	dls, err := delivery.DeadLetters(ctx, mg.Org, adapter)
 	if err != nil {
 		return 0, err
 	}
-	if !slices.ContainsFunc(dls, func(dl gateway.DeadLetter) bool { return dl.Event.Seq == seq && dl.Event.Org == mg.Org }) {
+	if !slices.ContainsFunc(dls, func(dl gateway.DeadLetter) bool { return dl.Event.Seq == seq }) {
 		return 0, gateway.Errorf(gateway.ErrNotFound, "adapter %q has no dead letter %d", adapter, seq)
 	}
 	// Audited before it is scheduled: a replay nobody can account for
@@ -145,5 +143,5 @@ func ReplayDeadLetter(ctx context.Context, delivery Delivery, store gateway.Stor
 		Target: "dead_letter:" + id, RequestID: mg.RequestID}); err != nil {
 		return 0, err
 	}
-	return delivery.Replay(ctx, adapter, seq)
+	return delivery.Replay(ctx, mg.Org, adapter, seq)
 }

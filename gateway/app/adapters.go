@@ -84,7 +84,7 @@ func (a *App) startDelivery() error {
 	ctx := context.Background()
 	var targets []outbox.Target
 	for _, ca := range a.adapters {
-		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Org: gateway.DefaultOrg, Logger: a.log.With("adapter", ca.id), Store: a.store})
+		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Logger: a.log.With("adapter", ca.id), Store: a.store})
 		if err != nil {
 			for _, t := range targets {
 				_ = t.Adapter.Close()
@@ -94,8 +94,7 @@ func (a *App) startDelivery() error {
 		targets = append(targets, outbox.Target{ID: ca.id, Adapter: ad})
 	}
 	d := a.cfg.Delivery
-	a.dispatcher = outbox.New(a.store, targets, outbox.Options{
-		Org:         gateway.DefaultOrg,
+	a.delivery = &deliveries{store: a.store, targets: targets, byOrg: map[gateway.OrgID]*outbox.Dispatcher{}, opts: outbox.Options{
 		MaxAttempts: d.MaxAttempts,
 		BackoffMin:  time.Duration(d.BackoffMin),
 		BackoffMax:  time.Duration(d.BackoffMax),
@@ -104,13 +103,27 @@ func (a *App) startDelivery() error {
 		Retention:   time.Duration(d.Retention),
 		Logger:      a.log,
 		Metrics:     a.metrics,
-	})
-	if err := a.dispatcher.Start(ctx); err != nil {
-		for _, t := range targets {
-			_ = t.Adapter.Close()
-		}
+	}}
+	// The default organization's first: the one served before any other.
+	_, err := a.delivery.ensure(ctx, gateway.DefaultOrg)
+	if err == nil {
+		err = a.delivery.ensureRegistered(ctx)
+	}
+	if err != nil {
+		_ = a.delivery.Stop(ctx)
 		return err
 	}
-	a.workers = append(a.workers, a.dispatcher)
+	a.workers = append(a.workers, a.delivery)
+	a.service.OnOrgCreated(func(org gateway.OrgID) {
+		if _, err := a.delivery.ensure(context.Background(), org); err != nil {
+			a.log.Error("delivery: starting a new organization's (retried within a minute)", "org", string(org), "error", err)
+		}
+	})
+	// Organizations created on another replica, or whose start failed.
+	a.every(time.Minute, false, func(ctx context.Context) {
+		if err := a.delivery.ensureRegistered(ctx); err != nil {
+			a.log.Error("delivery: starting the organizations' dispatchers", "error", err)
+		}
+	})
 	return nil
 }

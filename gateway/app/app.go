@@ -24,7 +24,6 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/login"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
-	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
 	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
@@ -49,9 +48,9 @@ type App struct {
 	serveErr        chan error
 	workers         []Worker // stopped in reverse order, after the servers
 
-	adapters   []configuredAdapter
-	dispatcher *outbox.Dispatcher
-	sessions   *session.Manager
+	adapters []configuredAdapter
+	delivery *deliveries
+	sessions *session.Manager
 
 	// sso holds the sign-in routes of the identity settings in force;
 	// ssoMu orders their swaps.

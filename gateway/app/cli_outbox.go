@@ -22,7 +22,7 @@ import (
 // outboxCommand steers delivery through the running gateway's operations
 // listener (it holds the database lock; see opsapi.go).
 func outboxCommand(configPath *string, environ []string, stdout io.Writer) *cobra.Command {
-	var adapter string
+	var adapter, org string
 	var from uint64
 	var asJSON bool
 	call := func(ctx context.Context, method, path string, q url.Values, out any) error {
@@ -37,6 +37,12 @@ func outboxCommand(configPath *string, environ []string, stdout io.Writer) *cobr
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		u := base + path
+		if org != "" {
+			if q == nil {
+				q = url.Values{}
+			}
+			q.Set("org", org)
+		}
 		if len(q) > 0 {
 			u += "?" + q.Encode()
 		}
@@ -77,6 +83,7 @@ func outboxCommand(configPath *string, environ []string, stdout io.Writer) *cobr
 host, which holds the database; the endpoints answer loopback clients only.`,
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print the API's JSON")
+	cmd.PersistentFlags().StringVar(&org, "org", "", "the organization whose delivery (default: the default organization)")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Each adapter's cursor, lag, oldest undelivered event and dead letters",

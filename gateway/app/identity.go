@@ -153,23 +153,29 @@ func randomKey() []byte {
 // dispatcher starts after the routes are built.
 type lazyDelivery struct{ a *App }
 
-func (d lazyDelivery) Status(ctx context.Context) ([]outbox.Status, error) {
-	if d.a.dispatcher == nil {
+func (d lazyDelivery) Status(ctx context.Context, org gateway.OrgID) ([]outbox.Status, error) {
+	if d.a.delivery == nil {
 		return nil, nil
 	}
-	return d.a.dispatcher.Status(ctx)
+	disp, err := d.a.delivery.of(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	return disp.Status(ctx)
 }
 
-func (d lazyDelivery) DeadLetters(ctx context.Context, adapter string) ([]gateway.DeadLetter, error) {
-	if d.a.dispatcher == nil {
-		return nil, gateway.Errorf(gateway.ErrNotFound, "delivery is not running")
+func (d lazyDelivery) DeadLetters(ctx context.Context, org gateway.OrgID, adapter string) ([]gateway.DeadLetter, error) {
+	disp, err := d.a.delivery.of(ctx, org)
+	if err != nil {
+		return nil, err
 	}
-	return d.a.dispatcher.DeadLetters(ctx, adapter)
+	return disp.DeadLetters(ctx, adapter)
 }
 
-func (d lazyDelivery) Replay(ctx context.Context, adapter string, from uint64) (int, error) {
-	if d.a.dispatcher == nil {
-		return 0, gateway.Errorf(gateway.ErrUnavailable, "delivery is not running")
+func (d lazyDelivery) Replay(ctx context.Context, org gateway.OrgID, adapter string, from uint64) (int, error) {
+	disp, err := d.a.delivery.of(ctx, org)
+	if err != nil {
+		return 0, err
 	}
-	return d.a.dispatcher.Replay(ctx, adapter, from)
+	return disp.Replay(ctx, adapter, from)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/outbox"
 )
 
 // The outbox operations endpoints live on the operations listener and
@@ -112,8 +113,26 @@ func writeOpsError(w http.ResponseWriter, err error) {
 	writeJSON(w, status, map[string]string{"error": gateway.ErrorMessageOf(err)})
 }
 
+// opsDispatcher is the delivery of the organization ?org= names (the
+// default one when it names none).
+func (a *App) opsDispatcher(r *http.Request) (*outbox.Dispatcher, error) {
+	org := gateway.DefaultOrg
+	if v := r.URL.Query().Get("org"); v != "" {
+		org = gateway.OrgID(v)
+	}
+	if _, err := a.store.Orgs().Get(r.Context(), org); err != nil && org != gateway.DefaultOrg {
+		return nil, err
+	}
+	return a.delivery.of(r.Context(), org)
+}
+
 func (a *App) outboxStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := a.dispatcher.Status(r.Context())
+	disp, err := a.opsDispatcher(r)
+	if err != nil {
+		writeOpsError(w, err)
+		return
+	}
+	st, err := disp.Status(r.Context())
 	if err != nil {
 		writeOpsError(w, err)
 		return
@@ -125,7 +144,12 @@ func (a *App) outboxStatus(w http.ResponseWriter, r *http.Request) {
 // does: what failed and why, not the user's data.
 func (a *App) outboxDeadLetters(w http.ResponseWriter, r *http.Request) {
 	adapter := r.URL.Query().Get("adapter")
-	dls, err := a.dispatcher.DeadLetters(r.Context(), adapter)
+	disp, err := a.opsDispatcher(r)
+	if err != nil {
+		writeOpsError(w, err)
+		return
+	}
+	dls, err := disp.DeadLetters(r.Context(), adapter)
 	if err != nil {
 		writeOpsError(w, err)
 		return
@@ -148,7 +172,12 @@ func (a *App) outboxReplay(w http.ResponseWriter, r *http.Request) {
 		}
 		from = n
 	}
-	n, err := a.dispatcher.Replay(r.Context(), q.Get("adapter"), from)
+	disp, err := a.opsDispatcher(r)
+	if err != nil {
+		writeOpsError(w, err)
+		return
+	}
+	n, err := disp.Replay(r.Context(), q.Get("adapter"), from)
 	if err != nil {
 		writeOpsError(w, err)
 		return

@@ -12,21 +12,19 @@ type deliveryData struct {
 func (c *Console) deliveryPage(q *req, status int, errText string) {
 	var d deliveryData
 	if c.opts.Delivery != nil {
-		st, err := c.opts.Delivery.Status(q.ctx())
+		st, err := c.opts.Delivery.Status(q.ctx(), c.opts.Org)
 		if err != nil {
 			status, errText = c.errorText(q, err)
 		}
 		d.Adapters = st
 		for _, s := range st {
-			dls, err := c.opts.Delivery.DeadLetters(q.ctx(), s.Adapter)
+			dls, err := c.opts.Delivery.DeadLetters(q.ctx(), c.opts.Org, s.Adapter)
 			if err != nil {
 				status, errText = c.errorText(q, err)
 				continue
 			}
 			for _, dl := range dls {
-				if dl.Event.Org == c.opts.Org { // another organization's events are not this one's to read
-					d.DeadLetters = append(d.DeadLetters, admin.ViewDeadLetter(s.Adapter, dl))
-				}
+				d.DeadLetters = append(d.DeadLetters, admin.ViewDeadLetter(s.Adapter, dl))
 			}
 		}
 	}

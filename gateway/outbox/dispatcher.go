@@ -49,7 +49,11 @@ type Options struct {
 	Batch       int           // events read at once (512)
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
-	Clock       gateway.Clock
+	// SkipGauges leaves the per-adapter gauges (lag, oldest, dead
+	// letters) to another dispatcher: they are one organization's (the
+	// default's); every organization's is in Status. Counters are shared.
+	SkipGauges bool
+	Clock      gateway.Clock
 }
 
 func (o *Options) defaults() {

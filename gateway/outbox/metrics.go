@@ -18,7 +18,7 @@ func (d *Dispatcher) metricLatency(adapter string, took time.Duration) {
 }
 
 func (d *Dispatcher) metricDeadLetters(adapter string, n int) {
-	if m := d.opts.Metrics; m != nil {
+	if m := d.opts.Metrics; m != nil && !d.opts.SkipGauges {
 		m.OutboxDeadLetters.WithLabelValues(adapter).Set(float64(n))
 	}
 }
@@ -27,7 +27,7 @@ func (d *Dispatcher) metricDeadLetters(adapter string, n int) {
 // when they changed) after its cursor was written.
 func (d *Dispatcher) metricProgress(ctx context.Context, w *worker, deadLettersChanged bool) {
 	m := d.opts.Metrics
-	if m == nil {
+	if m == nil || d.opts.SkipGauges {
 		return
 	}
 	st, err := w.status(ctx, deadLettersChanged)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -62,7 +63,27 @@ func (s *Service) CreateOrg(ctx context.Context, op Operator, spec OrgSpec) (*ga
 	if err := s.seedOrg(ctx, o.ID, op); err != nil {
 		return nil, fmt.Errorf("organization %q is registered, but its settings are not stored yet (they are until they are): %w", o.ID, err)
 	}
+	s.orgWatchers.mu.Lock()
+	watchers := slices.Clone(s.orgWatchers.fns)
+	s.orgWatchers.mu.Unlock()
+	for _, fn := range watchers {
+		fn(o.ID)
+	}
 	return o, nil
+}
+
+// orgWatchers are told of each organization created here (other
+// replicas' are found by scanning the registry).
+type orgWatchers struct {
+	mu  sync.Mutex
+	fns []func(org gateway.OrgID)
+}
+
+// OnOrgCreated registers fn, called after an organization is created.
+func (s *Service) OnOrgCreated(fn func(org gateway.OrgID)) {
+	s.orgWatchers.mu.Lock()
+	defer s.orgWatchers.mu.Unlock()
+	s.orgWatchers.fns = append(s.orgWatchers.fns, fn)
 }
 
 // seedOrg stores a new organization's first settings and its default

@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/outbox"
+)
+
+// deliveries runs one outbox dispatcher per organization over the same
+// adapters: each organization's events have their own cursors, retries
+// and dead letters, so a downstream failing for one organization's
+// events never holds back another's.
+type deliveries struct {
+	store   gateway.Store
+	targets []outbox.Target // the adapters, opened once, closed by Stop
+	opts    outbox.Options  // every dispatcher's, but Org and SkipGauges
+
+	mu      sync.Mutex
+	byOrg   map[gateway.OrgID]*outbox.Dispatcher
+	stopped bool
+}
+
+// sharedAdapter is an adapter every organization's dispatcher delivers
+// to; a dispatcher stopping does not close it.
+type sharedAdapter struct{ gateway.Adapter }
+
+func (sharedAdapter) Close() error { return nil }
+
+// ensure starts org's dispatcher unless it runs.
+func (d *deliveries) ensure(ctx context.Context, org gateway.OrgID) (*outbox.Dispatcher, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return nil, gateway.Errorf(gateway.ErrUnavailable, "delivery is stopping")
+	}
+	if disp, ok := d.byOrg[org]; ok {
+		return disp, nil
+	}
+	targets := make([]outbox.Target, len(d.targets))
+	for i, t := range d.targets {
+		targets[i] = outbox.Target{ID: t.ID, Adapter: sharedAdapter{t.Adapter}}
+	}
+	opts := d.opts
+	opts.Org, opts.SkipGauges = org, org != gateway.DefaultOrg
+	disp := outbox.New(d.store, targets, opts)
+	if err := disp.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start delivery for organization %q: %w", org, err)
+	}
+	d.byOrg[org] = disp
+	return disp, nil
+}
+
+// ensureRegistered starts a dispatcher for every registered organization
+// without one (at start, and after the registry changed, here or on
+// another replica).
+func (d *deliveries) ensureRegistered(ctx context.Context) error {
+	var after gateway.OrgID
+	for {
+		page, _, err := d.store.Orgs().List(ctx, after, 500)
+		if err != nil {
+			return fmt.Errorf("list organizations: %w", err)
+		}
+		for _, o := range page {
+			if _, err := d.ensure(ctx, o.ID); err != nil {
+				return err
+			}
+		}
+		if len(page) < 500 {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// of returns org's dispatcher, starting it if the organization has none
+// yet (its first event may have been written a moment ago).
+func (d *deliveries) of(ctx context.Context, org gateway.OrgID) (*outbox.Dispatcher, error) {
+	if d == nil {
+		return nil, gateway.Errorf(gateway.ErrUnavailable, "delivery is not running")
+	}
+	return d.ensure(ctx, org)
+}
+
+// Stop stops every organization's dispatcher, then closes the adapters.
+func (d *deliveries) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	d.stopped = true
+	running := make([]*outbox.Dispatcher, 0, len(d.byOrg))
+	for _, disp := range d.byOrg {
+		running = append(running, disp)
+	}
+	d.mu.Unlock()
+	var errs []error
+	for _, disp := range running {
+		errs = append(errs, disp.Stop(ctx))
+	}
+	for _, t := range d.targets {
+		if err := t.Adapter.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close adapter %s: %w", t.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
