@@ -215,6 +215,9 @@ type AdapterEntry struct {
 	ID     string    `yaml:"id"`
 	Type   string    `yaml:"type"`
 	Config yaml.Node `yaml:"config"`
+	// Orgs limits the adapter to these organizations' events (none: every
+	// organization's).
+	Orgs []string `yaml:"orgs"`
 
 	// Decoded is the typed configuration once the adapter type has read
 	// it; Redacted prints it (its secrets redacted), never the raw node.

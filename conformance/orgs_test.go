@@ -479,3 +479,34 @@ func TestOrganizationsDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestAdapterLimitedToOrganizations: an adapter with orgs takes those
+// organizations' events alone; one without takes every organization's.
+func TestAdapterLimitedToOrganizations(t *testing.T) {
+	all, acmeOnly := newHookReceiver(t), newHookReceiver(t)
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual", "HOOK_SECRET="+hookSecret,
+		`GATEHOUSE_ADAPTERS=[{"id":"all","type":"webhook","config":{"url":"`+all.srv.URL+`","secret":"env:HOOK_SECRET"}},`+
+			`{"id":"acme-only","type":"webhook","config":{"url":"`+acmeOnly.srv.URL+`","secret":"env:HOOK_SECRET"},"orgs":["acme"]}]`)
+	operator := bearer(adminToken)
+	if got := adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator); got.status != 201 {
+		t.Fatalf("create acme: %d %s", got.status, got.raw)
+	}
+	adminRequest(t, g, "POST", "/users", `{"userName":"ada@example.com"}`, operator)
+	adminRequest(t, g, "POST", "/orgs/acme/users", `{"userName":"ada@acme.example"}`, operator)
+	orgsOf := func(h *hookReceiver) []string {
+		var out []string
+		for _, e := range h.events() {
+			out = append(out, string(e.Org))
+		}
+		slices.Sort(out)
+		return out
+	}
+	eventually(t, "both organizations' events at the unlimited adapter", func() bool { return slices.Equal(orgsOf(all), []string{"acme", "default"}) })
+	eventually(t, "acme's event at acme's adapter", func() bool { return len(acmeOnly.events()) == 1 })
+	if got := orgsOf(acmeOnly); !slices.Equal(got, []string{"acme"}) {
+		t.Fatalf("acme's adapter took %v", got)
+	}
+	if got := adminRequest(t, g, "GET", "/delivery", "", operator); strings.Contains(got.raw, "acme-only") {
+		t.Fatalf("the default organization's delivery lists acme's adapter: %s", got.raw)
+	}
+}

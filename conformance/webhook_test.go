@@ -283,7 +283,8 @@ func TestAdapterConfigProblems(t *testing.T) {
 	var out, errOut bytes.Buffer
 	env := []string{
 		`GATEHOUSE_ADAPTERS=[{"id":"hook","type":"webhook","config":{"url":"ftp://x","secret":"env:NOT_SET_ANYWHERE"}},` +
-			`{"id":"hook","type":"carrier-pigeon"},{"type":"webhook","config":{"url":"https://x","secret":"whsec_c2hvcnQ=","colour":"red"}}]`,
+			`{"id":"hook","type":"carrier-pigeon"},{"type":"webhook","config":{"url":"https://x","secret":"whsec_c2hvcnQ=","colour":"red"}},` +
+			`{"id":"acme-hook","type":"webhook","config":{"url":"https://x","secret":"whsec_c2hvcnQ="},"orgs":["acme","Not An Org"]}]`,
 		"GATEHOUSE_SCIM_MAX_RESULTS=0",
 	}
 	code := app.Main([]string{"check-config"}, env, &out, &errOut, "test")
@@ -298,6 +299,7 @@ func TestAdapterConfigProblems(t *testing.T) {
 		"adapters[2].id: is required",
 		"adapters[2].config: ",
 		"colour",
+		"adapters[3].orgs[1]: organization id \"Not An Org\" is not a slug",
 		"scim.max_results",
 	} {
 		if !strings.Contains(errOut.String(), want) {

@@ -21,6 +21,7 @@ const MailAdapterID = "email"
 type configuredAdapter struct {
 	id, typ string
 	cfg     gateway.AdapterConfig
+	orgs    []gateway.OrgID // none: every organization's events
 }
 
 // loadAdapters decodes and checks every configured adapter (the
@@ -59,7 +60,14 @@ func loadAdapters(cfg *config.Config) ([]configuredAdapter, []config.Problem) {
 		if i < len(cfg.Adapters) {
 			cfg.Adapters[i].Decoded = ac
 		}
-		out = append(out, configuredAdapter{id: e.ID, typ: e.Type, cfg: ac})
+		var orgs []gateway.OrgID
+		for j, o := range e.Orgs {
+			if err := gateway.OrgID(o).Check(); err != nil {
+				problems = append(problems, config.Problem{Path: fmt.Sprintf("%s.orgs[%d]", path, j), Message: gateway.ErrorMessageOf(err)})
+			}
+			orgs = append(orgs, gateway.OrgID(o))
+		}
+		out = append(out, configuredAdapter{id: e.ID, typ: e.Type, cfg: ac, orgs: orgs})
 	}
 	if s := cfg.Email.SMTP; s.Host != "" {
 		// Invitations are mailed through the outbox like every delivery:
@@ -83,6 +91,7 @@ func loadAdapters(cfg *config.Config) ([]configuredAdapter, []config.Problem) {
 func (a *App) startDelivery() error {
 	ctx := context.Background()
 	var targets []outbox.Target
+	var onlyFor [][]gateway.OrgID
 	for _, ca := range a.adapters {
 		ad, err := ca.cfg.Open(ctx, gateway.AdapterEnv{ID: ca.id, Logger: a.log.With("adapter", ca.id), Store: a.store})
 		if err != nil {
@@ -92,9 +101,10 @@ func (a *App) startDelivery() error {
 			return fmt.Errorf("open adapter %s (%s): %w", ca.id, ca.typ, err)
 		}
 		targets = append(targets, outbox.Target{ID: ca.id, Adapter: ad})
+		onlyFor = append(onlyFor, ca.orgs)
 	}
 	d := a.cfg.Delivery
-	a.delivery = &deliveries{store: a.store, targets: targets, byOrg: map[gateway.OrgID]*outbox.Dispatcher{}, opts: outbox.Options{
+	a.delivery = &deliveries{store: a.store, targets: targets, onlyFor: onlyFor, byOrg: map[gateway.OrgID]*outbox.Dispatcher{}, opts: outbox.Options{
 		MaxAttempts: d.MaxAttempts,
 		BackoffMin:  time.Duration(d.BackoffMin),
 		BackoffMax:  time.Duration(d.BackoffMax),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -16,8 +17,9 @@ import (
 // events never holds back another's.
 type deliveries struct {
 	store   gateway.Store
-	targets []outbox.Target // the adapters, opened once, closed by Stop
-	opts    outbox.Options  // every dispatcher's, but Org and SkipGauges
+	targets []outbox.Target   // the adapters, opened once, closed by Stop
+	onlyFor [][]gateway.OrgID // per target: the organizations it is limited to (none: all)
+	opts    outbox.Options    // every dispatcher's, but Org and SkipGauges
 
 	mu      sync.Mutex
 	byOrg   map[gateway.OrgID]*outbox.Dispatcher
@@ -40,9 +42,11 @@ func (d *deliveries) ensure(ctx context.Context, org gateway.OrgID) (*outbox.Dis
 	if disp, ok := d.byOrg[org]; ok {
 		return disp, nil
 	}
-	targets := make([]outbox.Target, len(d.targets))
+	var targets []outbox.Target
 	for i, t := range d.targets {
-		targets[i] = outbox.Target{ID: t.ID, Adapter: sharedAdapter{t.Adapter}}
+		if len(d.onlyFor[i]) == 0 || slices.Contains(d.onlyFor[i], org) {
+			targets = append(targets, outbox.Target{ID: t.ID, Adapter: sharedAdapter{t.Adapter}})
+		}
 	}
 	opts := d.opts
 	opts.Org, opts.SkipGauges = org, org != gateway.DefaultOrg
