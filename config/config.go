@@ -80,6 +80,9 @@ type SCIM struct {
 	// AuthFailuresPerMinute slows a client guessing tokens without ever
 	// slowing the right token.
 	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute" doc:"wrong-token requests allowed a minute from one client address before they get 429 with Retry-After; 0: no limit"`
+	// OrgRequestsPerSecond shares the gateway fairly: one organization's
+	// bulk push cannot take all of it.
+	OrgRequestsPerSecond int `yaml:"org_requests_per_second" doc:"SCIM requests one organization may make a second (bursts of twice as many); more get 429 with Retry-After; 0: no limit"`
 }
 
 // SSO configures single sign-on.
@@ -274,7 +277,7 @@ func Default() *Config {
 		DataDir:      "./gatehouse-data",
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
-		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000, AuthFailuresPerMinute: 20},
+		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000, AuthFailuresPerMinute: 20, OrgRequestsPerSecond: 1000},
 		SSO:          SSO{Protocol: "none", LoginRate: 100, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
 		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
@@ -495,6 +498,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.SCIM.MaxMembersPerRequest < 1 {
 		add("scim.max_members_per_request", "must be at least 1")
+	}
+	if c.SCIM.OrgRequestsPerSecond < 0 {
+		add("scim.org_requests_per_second", "must not be negative (0: no limit)")
 	}
 	if c.SCIM.AuthFailuresPerMinute < 0 {
 		add("scim.auth_failures_per_minute", "must not be negative (0: no limit)")

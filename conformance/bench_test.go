@@ -16,7 +16,7 @@ import (
 func BenchmarkSCIM(b *testing.B) {
 	for _, users := range []int{1000} {
 		t := &testing.T{}
-		g := startGateway(t, b.TempDir(), "GATEHOUSE_STORE_FSYNC=true", "GATEHOUSE_LOG_LEVEL=error")
+		g := startGateway(t, b.TempDir(), "GATEHOUSE_STORE_FSYNC=true", "GATEHOUSE_LOG_LEVEL=error", unshared)
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 		do := func(b *testing.B, method, path, body string, want int) {
 			req, _ := http.NewRequest(method, g.base+path, strings.NewReader(body))

@@ -17,7 +17,7 @@ import (
 func BenchmarkLargeGroupPatch(b *testing.B) {
 	const n = 10000
 	t := &testing.T{}
-	g := startGateway(t, b.TempDir(), "GATEHOUSE_LOG_LEVEL=error", "GATEHOUSE_SCIM_MAX_BODY_BYTES=4194304")
+	g := startGateway(t, b.TempDir(), "GATEHOUSE_LOG_LEVEL=error", "GATEHOUSE_SCIM_MAX_BODY_BYTES=4194304", unshared)
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for w := range 16 {

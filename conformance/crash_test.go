@@ -24,7 +24,7 @@ func TestCrashLosesNoAcknowledgedChange(t *testing.T) {
 	rc := newHookReceiver(t)
 	rc.set(func(h *hookReceiver) { h.down = true })
 	dir := t.TempDir()
-	env := append([]string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim",
+	env := append([]string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external", unshared, "GATEHOUSE_PROVISIONING_METHOD=scim",
 		"GATEHOUSE_DATA_DIR=" + dir, "GATEHOUSE_LOG_LEVEL=warn"}, webhookEnv(rc.srv.URL+"/hooks")...)
 	p := startBinary(t, dir, env...)
 	g := &gatewayUnderTest{t: t, base: "http://" + p.addr + "/gatehouse/scim/v2", client: &http.Client{Timeout: 10 * time.Second}}

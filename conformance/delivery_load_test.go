@@ -31,7 +31,7 @@ func TestDeliveryLoad(t *testing.T) {
 	seconds := time.Duration(envInt("GHTEST_LOAD_SECONDS", 8)) * time.Second
 	outage := time.Duration(envInt("GHTEST_LOAD_OUTAGE_SECONDS", 60)) * time.Second
 	queued := envInt("GHTEST_LOAD_QUEUED", 10000)
-	base := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external",
+	base := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external", unshared,
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data"}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	creates := func(p *process, name string, c int) loadResult {

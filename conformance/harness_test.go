@@ -29,6 +29,10 @@ type gatewayUnderTest struct {
 	stop    func() // shut down now (restart tests)
 }
 
+// unshared lifts the per-organization SCIM share: load runs and
+// benchmarks measure the gateway, not the share.
+const unshared = "GATEHOUSE_SCIM_ORG_REQUESTS_PER_SECOND=0"
+
 // startGateway starts a SCIM-enabled gateway. extraEnv entries override
 // the defaults (GATEHOUSE_* variables).
 func startGateway(t *testing.T, dataDir string, extraEnv ...string) *gatewayUnderTest {

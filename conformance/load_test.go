@@ -42,7 +42,7 @@ func TestLoad(t *testing.T) {
 	if os.Getenv("GHTEST_LOAD_PIN") == "1" {
 		wrapper = []string{"taskset", "-c", "0"}
 	}
-	env := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external",
+	env := []string{"GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external", unshared,
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data"}
 	// GHTEST_LOAD_ENV adds variables to the gateway's environment (e.g.
 	// "GOGC=200 GATEHOUSE_LOG_LEVEL=info").

@@ -510,3 +510,42 @@ func TestAdapterLimitedToOrganizations(t *testing.T) {
 		t.Fatalf("the default organization's delivery lists acme's adapter: %s", got.raw)
 	}
 }
+
+// TestOrganizationsShareSCIMFairly: an organization past its share of
+// SCIM requests gets 429 with Retry-After and a SCIM error, counted for
+// it; another organization pushing at the same time is not slowed.
+func TestOrganizationsShareSCIMFairly(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_SCIM_ORG_REQUESTS_PER_SECOND=5")
+	operator := bearer(adminToken)
+	if got := adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator); got.status != 201 {
+		t.Fatalf("create acme: %d %s", got.status, got.raw)
+	}
+	acmeToken := adminRequest(t, g, "POST", "/orgs/acme/scim-token", "", operator).str("token")
+	if got := adminRequest(t, g, "PUT", "/orgs/acme/identity", `{"sso":{"protocol":"external"},"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`, operator); got.status != 200 {
+		t.Fatalf("acme chooses SCIM: %d %s", got.status, got.raw)
+	}
+	acme := "http://" + g.app.MainAddr() + "/gatehouse/o/acme/scim/v2"
+	var throttled response
+	for i := range 40 { // a bulk push: far past 5 a second with bursts of 10
+		got := scimAt(t, acme, acmeToken, "POST", "/Users", oktaUser("bulk"+strconv.Itoa(i)+"@acme.example", "B", "K"))
+		if got.status == 429 {
+			throttled = got
+			break
+		}
+		if got.status != 201 {
+			t.Fatalf("acme's push: %d %s", got.status, got.raw)
+		}
+	}
+	if throttled.status != 429 || throttled.header.Get("Retry-After") == "" || !strings.Contains(throttled.str("detail"), "org_requests_per_second") {
+		t.Fatalf("acme past its share: %d %v %s", throttled.status, throttled.header, throttled.raw)
+	}
+	// The default organization's share is its own: its requests go on.
+	for i := range 8 {
+		if got := g.call("POST", "/Users", oktaUser("ada"+strconv.Itoa(i)+"@example.com", "A", "L")); got.status != 201 {
+			t.Fatalf("the default organization while acme is throttled: %d %s", got.status, got.raw)
+		}
+	}
+	if v := metricValue(t, "http://"+g.app.OpsAddr()+"/metrics", `gatehouse_scim_org_throttled_total{org="acme"}`); v < 1 {
+		t.Fatalf("acme's throttled requests counted %v", v)
+	}
+}

@@ -33,6 +33,7 @@ func (a *App) routes() (http.Handler, error) {
 		MaxPatchOperations:    a.cfg.SCIM.MaxPatchOperations,
 		MaxMembersPerRequest:  a.cfg.SCIM.MaxMembersPerRequest,
 		AuthFailuresPerMinute: a.cfg.SCIM.AuthFailuresPerMinute,
+		OrgRequestsPerSecond:  a.cfg.SCIM.OrgRequestsPerSecond,
 		Disabled:              a.scimDisabled,
 		Logger:                a.log,
 		Metrics:               a.metrics,

@@ -15,6 +15,10 @@ type Metrics struct {
 	SCIMAuthFailures prometheus.Counter
 	// SCIMAuthThrottled counts wrong-token requests answered 429.
 	SCIMAuthThrottled prometheus.Counter
+	// SCIMOrgThrottled counts requests answered 429 because their
+	// organization went past its share (a series appears only for an
+	// organization that did).
+	SCIMOrgThrottled *prometheus.CounterVec
 
 	OutboxDeliveries  *prometheus.CounterVec
 	OutboxDuration    *prometheus.HistogramVec
@@ -91,6 +95,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: "gatehouse", Subsystem: "scim", Name: "auth_throttled_total",
 			Help: "Wrong-token SCIM requests answered 429: the client failed more than scim.auth_failures_per_minute times a minute.",
 		}),
+		SCIMOrgThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gatehouse", Subsystem: "scim", Name: "org_throttled_total",
+			Help: "SCIM requests answered 429 because their organization made more than scim.org_requests_per_second.",
+		}, []string{"org"}),
 	}
 	m.OutboxDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "gatehouse", Subsystem: "outbox", Name: "deliveries_total",
@@ -134,7 +142,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Namespace: "gatehouse", Subsystem: "admin", Name: "requests_total",
 		Help: "Admin API calls by operation (operationId) and status class; refused credentials count as 4xx.",
 	}, []string{"operation", "class"})
-	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMAuthThrottled, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
+	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMAuthThrottled, m.SCIMOrgThrottled, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -17,12 +17,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	scimlib "github.com/elimity-com/scim"
 	scimerrors "github.com/elimity-com/scim/errors"
 	"github.com/elimity-com/scim/optional"
 	"github.com/elimity-com/scim/schema"
+	"golang.org/x/time/rate"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
@@ -56,6 +58,9 @@ type Options struct {
 	// AuthFailuresPerMinute bounds wrong-token requests per client
 	// address (then 429); 0: no limit.
 	AuthFailuresPerMinute int
+	// OrgRequestsPerSecond is each organization's share: requests past it
+	// (bursts of twice as many) get 429 with Retry-After; 0: no limit.
+	OrgRequestsPerSecond int
 	// Disabled, when set and returning a sentence, makes every request
 	// fail with a SCIM error carrying it (which setting to change). It is
 	// asked on every request: the provisioning method changes live.
@@ -70,6 +75,7 @@ type Server struct {
 	opts     Options
 	bearer   httpx.Bearer
 	failures *httpx.FailureLimiter
+	shares   sync.Map // org → *rate.Limiter (made once its token is right: only real organizations get one)
 	lib      scimlib.Server
 	users    *userHandler
 	groups   *groupHandler
@@ -234,6 +240,15 @@ func (s *Server) ServeOrg(w http.ResponseWriter, r *http.Request, org gateway.Or
 		return
 	}
 
+	if wait, ok := s.share(org); !ok {
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.SCIMOrgThrottled.WithLabelValues(string(org)).Inc()
+		}
+		secs := max(int(math.Ceil(wait.Seconds())), 1)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, "", fmt.Sprintf("This organization is sending more than %d requests a second (scim.org_requests_per_second); retry in %d s.", s.opts.OrgRequestsPerSecond, secs))
+		return
+	}
 	if s.opts.Disabled != nil {
 		if reason := s.opts.Disabled(r.Context(), org); reason != "" {
 			writeError(w, http.StatusForbidden, "", reason)
@@ -450,6 +465,25 @@ func (w *scimWriter) Write(b []byte) (int, error) {
 		b = bytes.ReplaceAll(b, relGroups, []byte(`"location":"`+w.st.base+`/Groups/`))
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// share takes one request from org's share; when there is none left it
+// says how long until there is.
+func (s *Server) share(org gateway.OrgID) (time.Duration, bool) {
+	if s.opts.OrgRequestsPerSecond <= 0 {
+		return 0, true
+	}
+	l, ok := s.shares.Load(org)
+	if !ok {
+		l, _ = s.shares.LoadOrStore(org, rate.NewLimiter(rate.Limit(s.opts.OrgRequestsPerSecond), 2*s.opts.OrgRequestsPerSecond))
+	}
+	lim := l.(*rate.Limiter)
+	if lim.Allow() {
+		return 0, true
+	}
+	res := lim.Reserve()
+	defer res.Cancel()
+	return res.Delay(), false
 }
 
 // authenticate checks the request's bearer token.
