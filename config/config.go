@@ -27,6 +27,7 @@ type Config struct {
 	Listen       string       `yaml:"listen" doc:"main listener: SCIM, SSO and proxy"`
 	OpsListen    string       `yaml:"ops_listen" doc:"operations listener: /metrics, /healthz, /readyz"`
 	OpsPprof     bool         `yaml:"ops_pprof" doc:"also serve Go's profiles at /debug/pprof/ on ops_listen (keep that listener private)"`
+	Domains      Domains      `yaml:"domains"`
 	PublicURL    string       `yaml:"public_url" doc:"external URL of the gateway (scheme://host[:port]); meta.location and SSO URLs are built from it"`
 	DataDir      string       `yaml:"data_dir" doc:"directory holding the bbolt database gatehouse.db"`
 	PathPrefix   string       `yaml:"path_prefix" doc:"every gateway endpoint lives under this path (no '_': Okta refuses it)"`
@@ -152,6 +153,11 @@ type EmailSMTP struct {
 	Password Secret `yaml:"password" doc:"SMTP password (secret; env:NAME and file:PATH allowed)"`
 	From     string `yaml:"from" doc:"sender address, e.g. Acme <no-reply@acme.example>"`
 	TLS      string `yaml:"tls" doc:"starttls (required STARTTLS), tls (implicit TLS) or none (only to a loopback server)"`
+}
+
+// Domains configures the verification of organizations' domains.
+type Domains struct {
+	Resolver string `yaml:"resolver" doc:"host:port of the DNS server that verification asks for TXT _gatehouse.<domain>; empty: the system's resolver"`
 }
 
 // StringList is a list that YAML may also give as one scalar.
@@ -498,6 +504,11 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.SCIM.MaxMembersPerRequest < 1 {
 		add("scim.max_members_per_request", "must be at least 1")
+	}
+	if r := c.Domains.Resolver; r != "" {
+		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
+			add("domains.resolver", "%q is not host:port (e.g. 127.0.0.1:53)", r)
+		}
 	}
 	if c.SCIM.OrgRequestsPerSecond < 0 {
 		add("scim.org_requests_per_second", "must not be negative (0: no limit)")

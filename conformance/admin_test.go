@@ -153,7 +153,7 @@ func TestAdminAuthorization(t *testing.T) {
 	if len(routes) < 15 {
 		t.Fatalf("the OpenAPI document lists only %d operations", len(routes))
 	}
-	ids := map[string]string{"id": "no-such-id", "org": "no-such-org"}
+	ids := map[string]string{"id": "no-such-id", "org": "no-such-org", "domain": "no-such.example"}
 	for _, r := range routes {
 		path := concrete(r.Path, ids)
 		body := ""
@@ -242,7 +242,8 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		http.Error(w, "refused", http.StatusBadRequest) // permanent: a dead letter
 	}))
 	defer hook.Close()
-	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual",
+	zone := startDNS(t)
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual", "GATEHOUSE_DOMAINS_RESOLVER="+zone.addr,
 		`GATEHOUSE_ADAPTERS=[{"id":"hook","type":"webhook","config":{"url":"`+hook.URL+`","secret":"env:HOOK_SECRET"}}]`,
 		"HOOK_SECRET="+hookSecret, "GATEHOUSE_DELIVERY_MAX_ATTEMPTS=1")
 	auth := bearer(adminToken)
@@ -258,6 +259,9 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	mustStatus(adminRequest(t, g, "POST", "/pools", `{"id":"doomed"}`, auth), 201)
 	tokenID := mustStatus(adminRequest(t, g, "POST", "/api-tokens", `{"name":"to revoke"}`, auth), 201).str("info", "id")
 	invitationID := mustStatus(adminRequest(t, g, "POST", "/invitations", `{"email":"invitee@example.com"}`, auth), 201).str("id")
+	mustStatus(adminRequest(t, g, "PATCH", "/orgs/default", `{"domains":["example.org"]}`, auth), 200)
+	record := mustStatus(adminRequest(t, g, "GET", "/domains", "", auth), 200).body["domains"].([]any)[0].(map[string]any)
+	zone.set(record["txt_name"].(string), record["txt_value"].(string))
 	var deadLetter string
 	eventually(t, "a dead letter", func() bool {
 		dls := adminRequest(t, g, "GET", "/dead-letters", "", auth)
@@ -290,11 +294,12 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"end-all-sessions":   {"/sessions", "", 200, "sessions:all"},
 		"create-org":         {"/orgs", `{"id":"acme","domains":["acme.com"]}`, 201, "org:acme"},
 		"update-org":         {"/orgs/acme", `{"name":"Acme"}`, 200, "org:acme"},
+		"verify-domain":      {"/domains/example.org/verify", "", 200, "org:default/domain:example.org"},
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
 		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
-		"create-org", "update-org"}
+		"create-org", "update-org", "verify-domain"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
 			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)
@@ -313,7 +318,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		}
 		requestID := got.header.Get("X-Request-Id")
 		scope := gateway.DefaultOrg
-		if strings.HasSuffix(op, "-org") { // the operator's registry
+		if strings.HasSuffix(op, "-org") || op == "verify-domain" { // the registry of organizations
 			scope = gateway.OperatorScope
 		}
 		entries, _, err := g.app.Store().Audit().List(context.Background(), scope, gateway.AuditQuery{Limit: 1})

@@ -549,3 +549,56 @@ func TestOrganizationsShareSCIMFairly(t *testing.T) {
 		t.Fatalf("acme's throttled requests counted %v", v)
 	}
 }
+
+// TestOrganizationDomainVerification: a domain is unverified until its
+// DNS publishes the organization's TXT record, asked of a real DNS server
+// (on loopback); a missing or wrong record is refused saying what DNS
+// holds, and changes nothing.
+func TestOrganizationDomainVerification(t *testing.T) {
+	zone := startDNS(t)
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_DOMAINS_RESOLVER="+zone.addr)
+	operator := bearer(adminToken)
+	if got := adminRequest(t, g, "POST", "/orgs", `{"id":"acme","domains":["acme.com","acme.io"]}`, operator); got.status != 201 {
+		t.Fatalf("create acme: %d %s", got.status, got.raw)
+	}
+	list := adminRequest(t, g, "GET", "/orgs/acme/domains", "", operator)
+	domains, _ := list.body["domains"].([]any)
+	if list.status != 200 || len(domains) != 2 {
+		t.Fatalf("acme's domains: %d %s", list.status, list.raw)
+	}
+	first := domains[0].(map[string]any)
+	txtName, txtValue := first["txt_name"].(string), first["txt_value"].(string)
+	if first["name"] != "acme.com" || first["verified"] != false || txtName != "_gatehouse.acme.com" || !strings.HasPrefix(txtValue, "gatehouse-verification=") ||
+		txtValue == domains[1].(map[string]any)["txt_value"] {
+		t.Fatalf("acme.com before verification: %s", list.raw)
+	}
+	verify := func() adminCall {
+		return adminRequest(t, g, "POST", "/orgs/acme/domains/ACME.com/verify", "", operator)
+	}
+	if got := verify(); got.status != 422 || !strings.Contains(got.str("detail"), "found: none") {
+		t.Fatalf("no record: %d %s", got.status, got.raw)
+	}
+	zone.set(txtName, "gatehouse-verification=someone-elses")
+	if got := verify(); got.status != 422 || !strings.Contains(got.str("detail"), "someone-elses") {
+		t.Fatalf("a wrong record: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "GET", "/orgs/acme", "", operator); got.header.Get("ETag") != `"1"` {
+		t.Fatalf("a refused verification changed the organization: %s", got.raw)
+	}
+	zone.set(txtName, "v=spf1 -all", txtValue)
+	got := verify()
+	if got.status != 200 || got.body["verified"] != true || got.str("verified_at") == "" {
+		t.Fatalf("the right record: %d %s", got.status, got.raw)
+	}
+	org := adminRequest(t, g, "GET", "/orgs/acme", "", operator)
+	if ds := org.body["domains"].([]any); ds[0].(map[string]any)["verified_at"] == nil || ds[1].(map[string]any)["verified_at"] != nil {
+		t.Fatalf("acme after verifying acme.com: %s", org.raw)
+	}
+	if got := adminRequest(t, g, "POST", "/orgs/acme/domains/other.example/verify", "", operator); got.status != 404 {
+		t.Fatalf("a domain acme does not hold: %d %s", got.status, got.raw)
+	}
+	entries, _, err := g.app.Store().Audit().List(context.Background(), gateway.OperatorScope, gateway.AuditQuery{Limit: 1})
+	if err != nil || len(entries) != 1 || entries[0].Action != "org.domain_verified" || entries[0].Target != "org:acme/domain:acme.com" {
+		t.Fatalf("the operator's audit log: %+v %v", entries, err)
+	}
+}

@@ -58,6 +58,9 @@ type Organization struct {
 type Domain struct {
 	Name       string    `json:"name"` // lower-case
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// Token is what the domain's DNS must publish to prove the
+	// organization holds it (TXT _gatehouse.<name>).
+	Token string `json:"verification_token,omitempty"`
 }
 
 // OrgStore is the registry of organizations. Domains are unique across

@@ -175,3 +175,59 @@ func (a *API) updateOrg(ctx context.Context, in *updateOrgInput) (*orgOutput, er
 	}
 	return a.orgOutput(ctx, o)
 }
+
+// DomainView is one of an organization's domains and how to prove it.
+type DomainView struct {
+	Name       string    `json:"name"`
+	Verified   bool      `json:"verified"`
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	TXTName    string    `json:"txt_name" doc:"the DNS name to publish a TXT record at"`
+	TXTValue   string    `json:"txt_value" doc:"the TXT record's value"`
+}
+
+func viewDomain(d gateway.Domain) DomainView {
+	name, value := provision.DomainRecord(d)
+	return DomainView{Name: d.Name, Verified: !d.VerifiedAt.IsZero(), VerifiedAt: d.VerifiedAt, TXTName: name, TXTValue: value}
+}
+
+type domainsOutput struct {
+	Body struct {
+		Domains []DomainView `json:"domains"`
+	}
+}
+
+type domainOutput struct {
+	Body DomainView
+}
+
+type domainInput struct {
+	Domain string `path:"domain"`
+}
+
+func (a *API) listDomains(ctx context.Context, _ *struct{}) (*domainsOutput, error) {
+	o, err := a.opts.Service.Org(ctx, a.org(ctx))
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &domainsOutput{}
+	out.Body.Domains = []DomainView{}
+	for _, d := range o.Domains {
+		out.Body.Domains = append(out.Body.Domains, viewDomain(d))
+	}
+	return out, nil
+}
+
+func (a *API) verifyDomain(ctx context.Context, in *domainInput) (*domainOutput, error) {
+	mg := a.manager(ctx)
+	o, err := a.opts.Service.VerifyDomain(ctx, mg.Org, mg.Actor, mg.RequestID, in.Domain)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	name, _ := provision.NormalizeDomain(in.Domain)
+	for _, d := range o.Domains {
+		if d.Name == name {
+			return &domainOutput{Body: viewDomain(d)}, nil
+		}
+	}
+	return nil, a.fail(ctx, gateway.Errorf(gateway.ErrNotFound, "the organization has no domain %s", name))
+}

@@ -64,6 +64,15 @@ func (a *API) register() {
 			Description: "The operator only (admin.token). domains lists every domain the organization owns; one kept keeps its verification, one dropped is free for another organization."},
 			a.updateOrg),
 
+		// The organization's domains.
+		op(huma.Operation{OperationID: "list-domains", Method: http.MethodGet, Path: "/domains", Tags: []string{"domains"},
+			Summary: "The organization's email domains, verified or not, with the DNS record that proves each"},
+			a.listDomains),
+		op(huma.Operation{OperationID: "verify-domain", Method: http.MethodPost, Path: "/domains/{domain}/verify", Tags: []string{"domains"},
+			Summary: "Check a domain's DNS record and mark it verified", Errors: []int{404, 422, 503},
+			Description: "Looks up the TXT record txt_name (GET /domains) and marks the domain verified when it holds txt_value; 422 says what DNS holds instead."},
+			a.verifyDomain),
+
 		// Users, of any source.
 		op(huma.Operation{OperationID: "list-users", Method: http.MethodGet, Path: "/users", Tags: []string{"users"},
 			Summary: "List users, filtered and paged", Description: "In creation order; each page ends with next when there is more."},

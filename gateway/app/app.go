@@ -126,6 +126,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.service.SetNewOrgSettings(gateway.IdentitySettings{SSO: gateway.SSOSettings{Protocol: gateway.ProtocolNone},
 		Provisioning: gateway.ProvisioningSettings{Method: gateway.SourceManual, DefaultPool: file.Provisioning.DefaultPool,
 			DefaultRole: file.Provisioning.DefaultRole, Roles: file.Provisioning.Roles}})
+	a.service.SetTXTResolver(txtResolver(cfg.Domains.Resolver))
 	a.service.SetFileSCIMToken(gateway.DefaultOrg, cfg.SCIM.Token.Value())
 	a.service.SetBootstrapManagers(gateway.DefaultOrg, cfg.Admin.BootstrapManagers)
 	if superseded, err := a.service.FileSCIMTokenSuperseded(context.Background(), gateway.DefaultOrg); err == nil && superseded {
@@ -308,3 +309,20 @@ func (a *App) ready(ctx context.Context) error {
 
 // Service is the provisioning service (for in-process tests and tools).
 func (a *App) Service() *provision.Service { return a.service }
+
+// txtResolver asks DNS for TXT records: the system's resolver, or the
+// server at addr (host:port) when one is configured.
+func txtResolver(addr string) provision.TXTResolver {
+	r := &net.Resolver{PreferGo: true}
+	if addr != "" {
+		r.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	return func(ctx context.Context, name string) ([]string, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return r.LookupTXT(ctx, name)
+	}
+}

@@ -2,8 +2,11 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -63,27 +66,28 @@ func (s *Service) CreateOrg(ctx context.Context, op Operator, spec OrgSpec) (*ga
 	if err := s.seedOrg(ctx, o.ID, op); err != nil {
 		return nil, fmt.Errorf("organization %q is registered, but its settings are not stored yet (they are until they are): %w", o.ID, err)
 	}
-	s.orgWatchers.mu.Lock()
-	watchers := slices.Clone(s.orgWatchers.fns)
-	s.orgWatchers.mu.Unlock()
+	s.orgHooks.mu.Lock()
+	watchers := slices.Clone(s.orgHooks.fns)
+	s.orgHooks.mu.Unlock()
 	for _, fn := range watchers {
 		fn(o.ID)
 	}
 	return o, nil
 }
 
-// orgWatchers are told of each organization created here (other
+// orgHooks: who is told of each organization created here (other
 // replicas' are found by scanning the registry).
-type orgWatchers struct {
+type orgHooks struct {
 	mu  sync.Mutex
 	fns []func(org gateway.OrgID)
+	txt TXTResolver
 }
 
 // OnOrgCreated registers fn, called after an organization is created.
 func (s *Service) OnOrgCreated(fn func(org gateway.OrgID)) {
-	s.orgWatchers.mu.Lock()
-	defer s.orgWatchers.mu.Unlock()
-	s.orgWatchers.fns = append(s.orgWatchers.fns, fn)
+	s.orgHooks.mu.Lock()
+	defer s.orgHooks.mu.Unlock()
+	s.orgHooks.fns = append(s.orgHooks.fns, fn)
 }
 
 // seedOrg stores a new organization's first settings and its default
@@ -209,7 +213,7 @@ func orgDomains(given []string, cur []gateway.Domain) ([]gateway.Domain, error) 
 		if slices.ContainsFunc(out, func(d gateway.Domain) bool { return d.Name == name }) {
 			continue
 		}
-		d := gateway.Domain{Name: name}
+		d := gateway.Domain{Name: name, Token: NewToken()}
 		if i := slices.IndexFunc(cur, func(c gateway.Domain) bool { return c.Name == name }); i >= 0 {
 			d = cur[i]
 		}
@@ -229,4 +233,73 @@ func NormalizeDomain(raw string) (string, error) {
 		return "", gateway.Errorf(gateway.ErrInvalid, "%q is not an email domain (e.g. example.com)", raw)
 	}
 	return ascii, nil
+}
+
+// DomainRecord is the DNS TXT record that proves an organization holds a
+// domain: its name and the value to publish.
+func DomainRecord(d gateway.Domain) (name, value string) {
+	return "_gatehouse." + d.Name, "gatehouse-verification=" + d.Token
+}
+
+// TXTResolver looks up a name's TXT records.
+type TXTResolver func(ctx context.Context, name string) ([]string, error)
+
+// SetTXTResolver sets how domain verification asks DNS.
+func (s *Service) SetTXTResolver(fn TXTResolver) {
+	s.orgHooks.mu.Lock()
+	defer s.orgHooks.mu.Unlock()
+	s.orgHooks.txt = fn
+}
+
+// VerifyDomain checks that the organization's domain publishes its
+// record in DNS and, when it does, marks it verified (audited in the
+// operator's scope, with the caller). A record not (yet) there is
+// ErrInvalid, saying what was found; DNS not answering, ErrUnavailable.
+func (s *Service) VerifyDomain(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, domain string) (*gateway.Organization, error) {
+	name, err := NormalizeDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.Org(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(cur.Domains, func(d gateway.Domain) bool { return d.Name == name })
+	if i < 0 {
+		return nil, gateway.Errorf(gateway.ErrNotFound, "the organization has no domain %s (the operator adds domains)", name)
+	}
+	if !cur.Domains[i].VerifiedAt.IsZero() {
+		return cur, nil
+	}
+	s.orgHooks.mu.Lock()
+	lookup := s.orgHooks.txt
+	s.orgHooks.mu.Unlock()
+	if lookup == nil {
+		return nil, gateway.Errorf(gateway.ErrUnavailable, "domain verification is not set up on this gateway")
+	}
+	record, want := DomainRecord(cur.Domains[i])
+	found, err := lookup(ctx, record)
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		found = nil
+	case err != nil:
+		return nil, gateway.Errorf(gateway.ErrUnavailable, "DNS did not answer for %s: %v; try again shortly", record, err)
+	}
+	if !slices.Contains(found, want) {
+		seen := "none"
+		if len(found) > 0 {
+			seen = strconv.Quote(strings.Join(found, `", "`))
+		}
+		return nil, gateway.Errorf(gateway.ErrInvalid, "%s has no TXT record %q yet (found: %s); add it at the domain's DNS host and try again (DNS changes can take a while to show)", record, want, seen)
+	}
+	next := *cur
+	next.Domains = slices.Clone(cur.Domains)
+	next.Domains[i].VerifiedAt = s.clock.Now()
+	next.Modified = next.Domains[i].VerifiedAt
+	next.Version = cur.Version + 1
+	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(actor, requestID, "org.domain_verified", "org:"+string(org)+"/domain:"+name, cur, &next)); err != nil {
+		return nil, err
+	}
+	return &next, nil
 }

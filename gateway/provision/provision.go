@@ -35,15 +35,15 @@ type Policy struct {
 
 // Service runs provisioning commands.
 type Service struct {
-	store       gateway.Store
-	clock       gateway.Clock
-	policies    sync.Map // org → *Policy, replaced whole when the settings change
-	fallback    *Policy  // the policy of a org without settings of its own
-	locks       keyLocks // one writer per record at a time in this process
-	settings    settingsState
-	fileSCIM    fileTokens
-	bootstrap   sync.Map // org → set of bootstrap managers' emails
-	orgWatchers orgWatchers
+	store     gateway.Store
+	clock     gateway.Clock
+	policies  sync.Map // org → *Policy, replaced whole when the settings change
+	fallback  *Policy  // the policy of a org without settings of its own
+	locks     keyLocks // one writer per record at a time in this process
+	settings  settingsState
+	fileSCIM  fileTokens
+	bootstrap sync.Map // org → set of bootstrap managers' emails
+	orgHooks  orgHooks
 }
 
 // New returns a Service writing to store, with policy in force until
