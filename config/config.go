@@ -24,25 +24,26 @@ import (
 
 // Config is the whole configuration. The doc tags feed Reference().
 type Config struct {
-	Listen       string       `yaml:"listen" doc:"main listener: SCIM, SSO and proxy"`
-	OpsListen    string       `yaml:"ops_listen" doc:"operations listener: /metrics, /healthz, /readyz"`
-	OpsPprof     bool         `yaml:"ops_pprof" doc:"also serve Go's profiles at /debug/pprof/ on ops_listen (keep that listener private)"`
-	Domains      Domains      `yaml:"domains"`
-	PublicURL    string       `yaml:"public_url" doc:"external URL of the gateway (scheme://host[:port]); meta.location and SSO URLs are built from it"`
-	DataDir      string       `yaml:"data_dir" doc:"directory holding the bbolt database gatehouse.db"`
-	PathPrefix   string       `yaml:"path_prefix" doc:"every gateway endpoint lives under this path (no '_': Okta refuses it)"`
-	Log          Log          `yaml:"log"`
-	SCIM         SCIM         `yaml:"scim"`
-	SSO          SSO          `yaml:"sso"`
-	Provisioning Provisioning `yaml:"provisioning"`
-	Store        Store        `yaml:"store"`
-	Delivery     Delivery     `yaml:"delivery"`
-	Events       Events       `yaml:"events"`
-	Upstream     Upstream     `yaml:"upstream"`
-	Session      Session      `yaml:"session"`
-	Admin        Admin        `yaml:"admin"`
-	Email        Email        `yaml:"email"`
-	Adapters     Adapters     `yaml:"adapters" doc:"downstream adapters events are delivered to, a list of {id, type, config} (YAML, or JSON in the variable); none: the built-in directory alone"`
+	Listen        string        `yaml:"listen" doc:"main listener: SCIM, SSO and proxy"`
+	OpsListen     string        `yaml:"ops_listen" doc:"operations listener: /metrics, /healthz, /readyz"`
+	OpsPprof      bool          `yaml:"ops_pprof" doc:"also serve Go's profiles at /debug/pprof/ on ops_listen (keep that listener private)"`
+	Domains       Domains       `yaml:"domains"`
+	PublicURL     string        `yaml:"public_url" doc:"external URL of the gateway (scheme://host[:port]); meta.location and SSO URLs are built from it"`
+	DataDir       string        `yaml:"data_dir" doc:"directory holding the bbolt database gatehouse.db"`
+	PathPrefix    string        `yaml:"path_prefix" doc:"every gateway endpoint lives under this path (no '_': Okta refuses it)"`
+	Log           Log           `yaml:"log"`
+	SCIM          SCIM          `yaml:"scim"`
+	SSO           SSO           `yaml:"sso"`
+	Provisioning  Provisioning  `yaml:"provisioning"`
+	Store         Store         `yaml:"store"`
+	Delivery      Delivery      `yaml:"delivery"`
+	Events        Events        `yaml:"events"`
+	Upstream      Upstream      `yaml:"upstream"`
+	Session       Session       `yaml:"session"`
+	Admin         Admin         `yaml:"admin"`
+	Email         Email         `yaml:"email"`
+	Adapters      Adapters      `yaml:"adapters" doc:"downstream adapters events are delivered to, a list of {id, type, config} (YAML, or JSON in the variable); none: the built-in directory alone"`
+	Organizations Organizations `yaml:"organizations" doc:"organizations declared here, a list of {id, name, domains} (YAML, or JSON in the variable): created at start, and changed while nobody changed them through the admin API (or always, with admin.identity_source: file); others in the registry stay"`
 
 	// Warnings are things Load noticed that do not stop the gateway, such
 	// as GATEHOUSE_* variables that match no key (Kubernetes injects
@@ -213,6 +214,16 @@ type Upstream struct {
 type Session struct {
 	IdleTimeout     Duration `yaml:"idle_timeout" doc:"a session ends after this long without a request"`
 	AbsoluteTimeout Duration `yaml:"absolute_timeout" doc:"a session ends this long after sign-in, whatever the activity"`
+}
+
+// Organizations are the organizations the file declares.
+type Organizations []OrgEntry
+
+// OrgEntry is one organization the file declares.
+type OrgEntry struct {
+	ID      string   `yaml:"id"`
+	Name    string   `yaml:"name"`
+	Domains []string `yaml:"domains"`
 }
 
 // Adapters is the list of downstream adapters.
@@ -590,6 +601,23 @@ func (c *Config) Validate() []Problem {
 	if c.Delivery.Retention < 0 {
 		add("delivery.retention", "must not be negative")
 	}
+	orgSeen, domainSeen := map[string]int{}, map[string]string{}
+	for i, o := range c.Organizations {
+		path := fmt.Sprintf("organizations[%d]", i)
+		if err := gateway.OrgID(o.ID).Check(); err != nil {
+			add(path+".id", "%s", gateway.ErrorMessageOf(err))
+		} else if j, dup := orgSeen[o.ID]; dup {
+			add(path+".id", "%q is also the id of organizations[%d]", o.ID, j)
+		}
+		orgSeen[o.ID] = i
+		for j, d := range o.Domains {
+			key := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+			if owner, dup := domainSeen[key]; dup && owner != o.ID {
+				add(fmt.Sprintf("%s.domains[%d]", path, j), "%q is also a domain of organization %q: a domain belongs to one organization", d, owner)
+			}
+			domainSeen[key] = o.ID
+		}
+	}
 	seen := map[string]int{}
 	for i, a := range c.Adapters {
 		path := fmt.Sprintf("adapters[%d]", i)
@@ -803,6 +831,12 @@ func setValue(v reflect.Value, s string) error {
 			return fmt.Errorf("%q is not an integer", s)
 		}
 		*p = n
+	case *Organizations:
+		var list Organizations
+		if err := yaml.Unmarshal([]byte(s), &list); err != nil {
+			return fmt.Errorf("is not a YAML or JSON list of {id, name, domains}: %v", err)
+		}
+		*p = list
 	case *Adapters:
 		var list Adapters
 		if err := yaml.Unmarshal([]byte(s), &list); err != nil {

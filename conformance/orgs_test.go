@@ -602,3 +602,40 @@ func TestOrganizationDomainVerification(t *testing.T) {
 		t.Fatalf("the operator's audit log: %+v %v", entries, err)
 	}
 }
+
+// TestOrganizationsFromTheFile: organizations declared in the file are
+// created at start and follow the file while nobody changed them in the
+// admin API; a person's change wins over the file afterwards (with a
+// warning), and organizations the file does not name stay.
+func TestOrganizationsFromTheFile(t *testing.T) {
+	dir := t.TempDir()
+	declare := func(orgs string) *gatewayUnderTest {
+		return startGateway(t, dir, "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_ORGANIZATIONS="+orgs)
+	}
+	operator := bearer(adminToken)
+	g := declare(`[{"id":"acme","name":"Acme","domains":["acme.com"]},{"id":"beta"}]`)
+	if got := adminRequest(t, g, "GET", "/orgs/acme", "", operator); got.status != 200 || got.str("name") != "Acme" || !strings.Contains(got.raw, `"acme.com"`) || got.str("status", "provisioning_method") != "manual" {
+		t.Fatalf("acme from the file: %d %s", got.status, got.raw)
+	}
+	adminRequest(t, g, "POST", "/orgs", `{"id":"gamma"}`, operator)
+	g.stop()
+
+	g = declare(`[{"id":"acme","name":"Acme Inc","domains":["acme.com","acme.io"]}]`)
+	if got := adminRequest(t, g, "GET", "/orgs/acme", "", operator); got.str("name") != "Acme Inc" || !strings.Contains(got.raw, `"acme.io"`) {
+		t.Fatalf("acme after the file changed: %s", got.raw)
+	}
+	for _, id := range []string{"beta", "gamma"} {
+		if got := adminRequest(t, g, "GET", "/orgs/"+id, "", operator); got.status != 200 {
+			t.Fatalf("%s, no longer in the file: %d", id, got.status)
+		}
+	}
+	if got := adminRequest(t, g, "PATCH", "/orgs/acme", `{"name":"Acme (renamed by a person)"}`, operator); got.status != 200 {
+		t.Fatalf("rename: %d %s", got.status, got.raw)
+	}
+	g.stop()
+
+	g = declare(`[{"id":"acme","name":"Acme Inc","domains":["acme.com","acme.io"]}]`)
+	if got := adminRequest(t, g, "GET", "/orgs/acme", "", operator); got.str("name") != "Acme (renamed by a person)" {
+		t.Fatalf("the file overwrote a person's change: %s", got.raw)
+	}
+}

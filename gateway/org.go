@@ -51,6 +51,9 @@ type Organization struct {
 	Created   time.Time `json:"created"`
 	Modified  time.Time `json:"modified"`
 	Version   uint64    `json:"version"`
+	// UpdatedBy is who wrote this version: the configuration file's
+	// changes give way to a person's.
+	UpdatedBy Actor `json:"updated_by"`
 }
 
 // Domain is an email domain an organization owns; it routes sign-ins

@@ -126,6 +126,18 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.service.SetNewOrgSettings(gateway.IdentitySettings{SSO: gateway.SSOSettings{Protocol: gateway.ProtocolNone},
 		Provisioning: gateway.ProvisioningSettings{Method: gateway.SourceManual, DefaultPool: file.Provisioning.DefaultPool,
 			DefaultRole: file.Provisioning.DefaultRole, Roles: file.Provisioning.Roles}})
+	specs := make([]provision.OrgSpec, len(cfg.Organizations))
+	for i, o := range cfg.Organizations {
+		specs[i] = provision.OrgSpec{ID: gateway.OrgID(o.ID), Name: o.Name, Domains: o.Domains}
+	}
+	conflicts, err := a.service.ApplyFileOrgs(context.Background(), specs, cfg.Admin.IdentitySource == provision.SettingsFromFile)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	for _, c := range conflicts {
+		log.Warn("organizations: " + c)
+	}
 	a.service.SetTXTResolver(txtResolver(cfg.Domains.Resolver))
 	a.service.SetFileSCIMToken(gateway.DefaultOrg, cfg.SCIM.Token.Value())
 	a.service.SetBootstrapManagers(gateway.DefaultOrg, cfg.Admin.BootstrapManagers)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -59,7 +60,7 @@ func (s *Service) CreateOrg(ctx context.Context, op Operator, spec OrgSpec) (*ga
 		return nil, err
 	}
 	now := s.clock.Now()
-	o := &gateway.Organization{ID: spec.ID, Name: spec.Name, Domains: domains, Created: now, Modified: now, Version: 1}
+	o := &gateway.Organization{ID: spec.ID, Name: spec.Name, Domains: domains, Created: now, Modified: now, Version: 1, UpdatedBy: op.Actor}
 	if err := s.store.Orgs().Create(ctx, o, s.auditEntry(op.Actor, op.RequestID, "org.create", "org:"+string(o.ID), nil, o)); err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func (s *Service) EnsureOrg(ctx context.Context, id gateway.OrgID, name string) 
 		return err
 	}
 	now := s.clock.Now()
-	o := &gateway.Organization{ID: id, Name: name, Created: now, Modified: now, Version: 1}
+	o := &gateway.Organization{ID: id, Name: name, Created: now, Modified: now, Version: 1, UpdatedBy: gateway.Actor{Kind: gateway.ActorSystem, ID: "gatehouse"}}
 	err := s.store.Orgs().Create(ctx, o, s.auditEntry(gateway.Actor{Kind: gateway.ActorSystem, ID: "gatehouse"}, "", "org.create", "org:"+string(id), nil, o))
 	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
 		return nil // another replica registered it first
@@ -161,6 +162,7 @@ func (s *Service) UpdateOrg(ctx context.Context, op Operator, id gateway.OrgID, 
 	}
 	next.Modified = s.clock.Now()
 	next.Version = cur.Version + 1
+	next.UpdatedBy = op.Actor
 	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(op.Actor, op.RequestID, action, "org:"+string(id), cur, &next)); err != nil {
 		return nil, err
 	}
@@ -298,8 +300,49 @@ func (s *Service) VerifyDomain(ctx context.Context, org gateway.OrgID, actor gat
 	next.Domains[i].VerifiedAt = s.clock.Now()
 	next.Modified = next.Domains[i].VerifiedAt
 	next.Version = cur.Version + 1
+	next.UpdatedBy = actor
 	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(actor, requestID, "org.domain_verified", "org:"+string(org)+"/domain:"+name, cur, &next)); err != nil {
 		return nil, err
 	}
 	return &next, nil
+}
+
+// ApplyFileOrgs brings the organizations the configuration file declares
+// into the registry at start: a missing one is created; one the file
+// wrote last (or any, with fromFile) takes the file's name and domains;
+// one a person changed since keeps its values, and the returned
+// conflicts say so. Organizations the file does not name stay.
+func (s *Service) ApplyFileOrgs(ctx context.Context, specs []OrgSpec, fromFile bool) (conflicts []string, err error) {
+	file := Operator{Actor: fileActor()}
+	for _, spec := range specs {
+		if spec.Name == "" {
+			spec.Name = string(spec.ID)
+		}
+		cur, err := s.store.Orgs().Get(ctx, spec.ID)
+		if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+			if _, err := s.CreateOrg(ctx, file, spec); err != nil {
+				return nil, fmt.Errorf("organization %q from the configuration file: %w", spec.ID, err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		want, err := orgDomains(spec.Domains, cur.Domains)
+		if err != nil {
+			return nil, fmt.Errorf("organization %q from the configuration file: %w", spec.ID, err)
+		}
+		same := cur.Name == spec.Name && slices.EqualFunc(want, cur.Domains, func(a, b gateway.Domain) bool { return a.Name == b.Name })
+		switch {
+		case same:
+		case fromFile || cur.UpdatedBy == fileActor():
+			if _, err := s.UpdateOrg(ctx, file, spec.ID, cur.Version, OrgChange{Name: &spec.Name, Domains: &spec.Domains}); err != nil {
+				return nil, fmt.Errorf("organization %q from the configuration file: %w", spec.ID, err)
+			}
+		default:
+			conflicts = append(conflicts, fmt.Sprintf("organization %q: the configuration file's name or domains differ from what %s changed at %s through the admin API, which stays in force; "+
+				"make the file say the same, or start once with admin.identity_source: file", spec.ID, cur.UpdatedBy.String(), cur.Modified.UTC().Format(time.RFC3339)))
+		}
+	}
+	return conflicts, nil
 }
