@@ -225,8 +225,13 @@ func TestOrganizationsAdminAPIIsolation(t *testing.T) {
 	if got := must(adminRequest(t, g, "POST", "/orgs/acme/scim-token", "", operator), 200); got.str("scim_base_url") != root+"/scim/v2" {
 		t.Fatalf("acme's SCIM token: %s", got.raw)
 	}
-	if got := must(adminRequest(t, g, "POST", "/orgs/acme/invitations", `{"email":"bob@acme.example"}`, operator), 201); !strings.HasPrefix(got.str("link"), root+"/invite/") {
-		t.Fatalf("acme's invitation: %s", got.raw)
+	// acme's sign-in pages are not served yet: an invitation link would
+	// lead nowhere, so none is made.
+	if got := adminRequest(t, g, "POST", "/orgs/acme/invitations", `{"email":"bob@acme.example"}`, operator); got.status != 409 || !strings.Contains(got.str("detail"), "POST /users") {
+		t.Fatalf("acme's invitation: %d %s", got.status, got.raw)
+	}
+	if got := must(adminRequest(t, g, "GET", "/orgs/acme/invitations", "", operator), 200); strings.Contains(got.raw, "bob@acme.example") {
+		t.Fatalf("a refused invitation was stored: %s", got.raw)
 	}
 
 	// Tokens and managers belong to one organization.
@@ -637,5 +642,57 @@ func TestOrganizationsFromTheFile(t *testing.T) {
 	g = declare(`[{"id":"acme","name":"Acme Inc","domains":["acme.com","acme.io"]}]`)
 	if got := adminRequest(t, g, "GET", "/orgs/acme", "", operator); got.str("name") != "Acme (renamed by a person)" {
 		t.Fatalf("the file overwrote a person's change: %s", got.raw)
+	}
+}
+
+// TestSuspendedOrganizationRefusesInvitations: accepting an invitation
+// without SSO is a sign-in too: refused while the organization is
+// suspended, creating nobody.
+func TestSuspendedOrganizationRefusesInvitations(t *testing.T) {
+	addr := freeAddr(t)
+	root := "http://" + addr
+	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_SSO_PROTOCOL=none",
+		"GATEHOUSE_PROVISIONING_METHOD=manual", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	operator := bearer(adminToken)
+	inv := adminRequest(t, g, "POST", "/invitations", `{"email":"zoe@example.com","role":"user"}`, operator)
+	if inv.status != 201 {
+		t.Fatalf("invite: %d %s", inv.status, inv.raw)
+	}
+	if got := adminRequest(t, g, "PATCH", "/orgs/default", `{"suspended":true}`, operator); got.status != 200 {
+		t.Fatalf("suspend: %d %s", got.status, got.raw)
+	}
+	resp, err := samlidptest.Browser(nil).PostForm(inv.str("link"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "suspended") {
+		t.Fatalf("accepting while suspended: %d %s", resp.StatusCode, body)
+	}
+	if _, n, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 0); n != 0 {
+		t.Fatalf("%d users after a refused acceptance", n)
+	}
+}
+
+// TestOrganizationPolicyAfterRestart: an organization's provisioning
+// method is its own from the first request after a restart, never the
+// file's (which is the default organization's).
+func TestOrganizationPolicyAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	operator := bearer(adminToken)
+	g := startGateway(t, dir, "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")
+	adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator)
+	adminRequest(t, g, "POST", "/orgs/acme/scim-token", "", operator)
+	if got := adminRequest(t, g, "PUT", "/orgs/acme/identity", `{"sso":{"protocol":"external"},"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`, operator); got.status != 200 {
+		t.Fatalf("acme chooses SCIM: %d %s", got.status, got.raw)
+	}
+	g.stop()
+	g = startGateway(t, dir, "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")
+	if got := adminRequest(t, g, "POST", "/orgs/acme/users", `{"userName":"ada@acme.example"}`, operator); got.status != 422 {
+		t.Fatalf("a manual user in acme, which provisions by SCIM: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "POST", "/users", `{"userName":"ada@example.com"}`, operator); got.status != 201 {
+		t.Fatalf("a manual user in the default organization: %d %s", got.status, got.raw)
 	}
 }

@@ -147,8 +147,8 @@ func (a *API) serveOrg(w http.ResponseWriter, r *http.Request, org gateway.OrgID
 	a.mux.ServeHTTP(w, in)
 }
 
-// scimBaseURL and inviteBase are where the organization of a request
-// is served: Org at the unprefixed URLs, any other under /o/{org}.
+// scimBaseURL is where the organization of a request is served: Org at
+// the unprefixed URLs, any other under /o/{org}.
 func (a *API) scimBaseURL(ctx context.Context) string {
 	if org := a.org(ctx); org != a.opts.Org {
 		return a.opts.PublicRoot + "/o/" + string(org) + "/scim/v2"
@@ -156,11 +156,14 @@ func (a *API) scimBaseURL(ctx context.Context) string {
 	return a.opts.SCIMBaseURL
 }
 
-func (a *API) inviteBase(ctx context.Context) string {
+// inviteBase is where an organization's invitation links point; only
+// Org's sign-in pages are served so far, and a link must never lead
+// nowhere.
+func (a *API) inviteBase(ctx context.Context) (string, error) {
 	if org := a.org(ctx); org != a.opts.Org {
-		return a.opts.PublicRoot + "/o/" + string(org) + "/invite"
+		return "", gateway.Errorf(gateway.ErrConflict, "invitations of organization %q need its sign-in pages, which this gateway does not serve yet: add people with POST /users, or provision them by SCIM", org)
 	}
-	return a.opts.InviteBase
+	return a.opts.InviteBase, nil
 }
 
 type orgKey struct{}

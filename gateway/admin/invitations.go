@@ -55,7 +55,11 @@ func (a *API) createInvitation(ctx context.Context, in *createInvitationInput) (
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	inv, err := a.opts.Service.CreateInvitation(ctx, a.manager(ctx), in.Body.Email, in.Body.Role, in.Body.Pools, ttl, a.inviteBase(ctx))
+	base, err := a.inviteBase(ctx)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	inv, err := a.opts.Service.CreateInvitation(ctx, a.manager(ctx), in.Body.Email, in.Body.Role, in.Body.Pools, ttl, base)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -67,7 +71,11 @@ func (a *API) resendInvitation(ctx context.Context, in *resendInvitationInput) (
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	inv, err := a.opts.Service.ResendInvitation(ctx, a.manager(ctx), in.ID, ttl, a.inviteBase(ctx))
+	base, err := a.inviteBase(ctx)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	inv, err := a.opts.Service.ResendInvitation(ctx, a.manager(ctx), in.ID, ttl, base)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

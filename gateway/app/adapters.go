@@ -115,13 +115,12 @@ func (a *App) startDelivery() error {
 		Metrics:     a.metrics,
 	}}
 	// The default organization's first: the one served before any other.
-	_, err := a.delivery.ensure(ctx, gateway.DefaultOrg)
-	if err == nil {
-		err = a.delivery.ensureRegistered(ctx)
-	}
-	if err != nil {
+	if _, err := a.delivery.ensure(ctx, gateway.DefaultOrg); err != nil {
 		_ = a.delivery.Stop(ctx)
 		return err
+	}
+	if err := a.delivery.ensureRegistered(ctx); err != nil {
+		a.log.Error("delivery: some organizations' dispatchers did not start (retried each minute)", "error", err)
 	}
 	a.workers = append(a.workers, a.delivery)
 	a.service.OnOrgCreated(func(org gateway.OrgID) {

@@ -63,18 +63,21 @@ func (d *deliveries) ensure(ctx context.Context, org gateway.OrgID) (*outbox.Dis
 // another replica).
 func (d *deliveries) ensureRegistered(ctx context.Context) error {
 	var after gateway.OrgID
+	var failed []error
 	for {
 		page, _, err := d.store.Orgs().List(ctx, after, 500)
 		if err != nil {
 			return fmt.Errorf("list organizations: %w", err)
 		}
 		for _, o := range page {
+			// One organization's failure to start holds back none of the
+			// others' (the default's is started, and fatal, before this).
 			if _, err := d.ensure(ctx, o.ID); err != nil {
-				return err
+				failed = append(failed, err)
 			}
 		}
 		if len(page) < 500 {
-			return nil
+			return errors.Join(failed...)
 		}
 		after = page[len(page)-1].ID
 	}
@@ -100,7 +103,12 @@ func (d *deliveries) Stop(ctx context.Context) error {
 	d.mu.Unlock()
 	var errs []error
 	for _, disp := range running {
-		errs = append(errs, disp.Stop(ctx))
+		if err := disp.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // a dispatcher may still be delivering: its adapters stay open
 	}
 	for _, t := range d.targets {
 		if err := t.Adapter.Close(); err != nil {

@@ -104,6 +104,10 @@ func (f *Funnel) acceptWithoutSSO(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, f.opts.PathPrefix+"/invite/"+url.PathEscape(r.PathValue("token")), http.StatusSeeOther)
 		return
 	}
+	if err := f.opts.Service.CheckActive(r.Context(), f.opts.Org); err != nil {
+		f.refuse(w, r, "invitation", err) // a suspended organization's sign-ins, this one too
+		return
+	}
 	u, err := f.opts.Service.AcceptInvitation(r.Context(), f.opts.Org, r.PathValue("token"), nil)
 	if err != nil {
 		f.refuse(w, r, "invitation", err)

@@ -83,6 +83,7 @@ func normalizePools(pools []string) []string {
 // AddUser is a manager creating a user directly (method manual): source
 // manual, the given role and pools or the defaults.
 func (s *Service) AddUser(ctx context.Context, mg Manager, u *gateway.User) (*gateway.User, error) {
+	s.Current(ctx, mg.Org) // the settings another replica stored count
 	if method := s.policy(mg.Org).Method; method != gateway.SourceManual {
 		return nil, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleOneMethod, Path: "provisioning.method",
 			Message: "managers add users only while the provisioning method is manual; the active method is " + string(method)}}}

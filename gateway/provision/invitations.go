@@ -66,6 +66,7 @@ func (s *Service) issue(mg Manager, si *storedInvitation, linkBase string) (gate
 // answer and in the invitation.created event, for the app, a webhook or
 // the SMTP sender to mail; only its hash is kept.
 func (s *Service) CreateInvitation(ctx context.Context, mg Manager, email, role string, pools []string, ttl time.Duration, linkBase string) (gateway.Invitation, error) {
+	s.Current(ctx, mg.Org) // the settings another replica stored count
 	if method := s.policy(mg.Org).Method; method != gateway.SourceManual {
 		return gateway.Invitation{}, &gateway.RuleError{Violations: []gateway.RuleViolation{{Rule: gateway.RuleOneMethod, Path: "provisioning.method",
 			Message: "managers invite people only while the provisioning method is manual; the active method is " + string(method)}}}

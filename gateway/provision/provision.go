@@ -55,10 +55,19 @@ func New(store gateway.Store, clock gateway.Clock, policy Policy) *Service {
 	return &Service{store: store, clock: clock, fallback: &policy}
 }
 
-// policy is the org's provisioning policy now in force.
+// policy is the org's provisioning policy now in force. An organization
+// whose settings were never read here (one made through the admin API,
+// or on another replica) has them read now: it never borrows the file's
+// policy, which is the default organization's.
 func (s *Service) policy(org gateway.OrgID) *Policy {
 	if p, ok := s.policies.Load(org); ok {
 		return p.(*Policy)
+	}
+	if st, ok := s.Current(context.Background(), org); ok {
+		if p, ok := s.policies.Load(org); ok {
+			return p.(*Policy)
+		}
+		return policyOf(st.IdentitySettings) // not stored yet: a new organization's start
 	}
 	return s.fallback
 }
