@@ -31,6 +31,15 @@ type adminCall struct {
 	raw    string
 }
 
+// must stops the test unless the call answered want.
+func (c adminCall) must(t *testing.T, want int) adminCall {
+	t.Helper()
+	if c.status != want {
+		t.Fatalf("%d %s, want %d", c.status, c.raw, want)
+	}
+	return c
+}
+
 func (c adminCall) str(path ...string) string {
 	var v any = c.body
 	for _, p := range path {
@@ -247,13 +256,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		`GATEHOUSE_ADAPTERS=[{"id":"hook","type":"webhook","config":{"url":"`+hook.URL+`","secret":"env:HOOK_SECRET"}}]`,
 		"HOOK_SECRET="+hookSecret, "GATEHOUSE_DELIVERY_MAX_ATTEMPTS=1")
 	auth := bearer(adminToken)
-	mustStatus := func(c adminCall, want int) adminCall {
-		t.Helper()
-		if c.status != want {
-			t.Fatalf("%d %s, want %d", c.status, c.raw, want)
-		}
-		return c
-	}
+	mustStatus := func(c adminCall, want int) adminCall { t.Helper(); return c.must(t, want) }
 	// Fixtures: a user, a pool, an API token, a dead letter.
 	victim := mustStatus(adminRequest(t, g, "POST", "/users", `{"userName":"victim@example.com"}`, auth), 201).str("id")
 	mustStatus(adminRequest(t, g, "POST", "/pools", `{"id":"doomed"}`, auth), 201)

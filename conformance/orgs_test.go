@@ -24,13 +24,7 @@ import (
 func TestOrganizationsRegistry(t *testing.T) {
 	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")
 	auth := bearer(adminToken)
-	must := func(c adminCall, want int) adminCall {
-		t.Helper()
-		if c.status != want {
-			t.Fatalf("%d %s, want %d", c.status, c.raw, want)
-		}
-		return c
-	}
+	must := func(c adminCall, want int) adminCall { t.Helper(); return c.must(t, want) }
 	orgIDs := func(c adminCall) []string {
 		var ids []string
 		list, _ := c.body["orgs"].([]any)
@@ -172,13 +166,7 @@ func TestOrganizationsRegistry(t *testing.T) {
 func TestOrganizationsAdminAPIIsolation(t *testing.T) {
 	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")
 	operator := bearer(adminToken)
-	must := func(c adminCall, want int) adminCall {
-		t.Helper()
-		if c.status != want {
-			t.Fatalf("%d %s, want %d", c.status, c.raw, want)
-		}
-		return c
-	}
+	must := func(c adminCall, want int) adminCall { t.Helper(); return c.must(t, want) }
 	must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator), 201)
 	must(adminRequest(t, g, "POST", "/orgs", `{"id":"beta"}`, operator), 201)
 
