@@ -95,7 +95,12 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Ide
 		f.refuse(w, r, id.Protocol, err)
 		return
 	}
-	if _, err := f.opts.Sessions.Start(ctx, w, r, u.ID, id.Protocol); err != nil {
+	if err := f.startSession(ctx, w, r, u.ID, id.Protocol); err != nil {
+		var refused *provision.LoginError
+		if errors.As(err, &refused) {
+			f.refuse(w, r, id.Protocol, err)
+			return
+		}
 		f.count(id.Protocol, "store")
 		log.ErrorContext(ctx, "sign-in: the session could not be stored", "error", err)
 		f.show(w, r, http.StatusServiceUnavailable, "Sign-in failed", "The sign-in could not be completed right now.", "Try again in a moment.")
@@ -107,6 +112,23 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Ide
 	}
 	log.InfoContext(ctx, "signed in", "user", u.ID, "jit_created", created)
 	http.Redirect(w, r, returnTo, http.StatusFound)
+}
+
+// startSession signs the user in. A suspension that ended the
+// organization's sessions while this sign-in was completing ends this
+// one too (a *provision.LoginError): no session outlives it.
+func (f *Funnel) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, userID, protocol string) error {
+	se, err := f.opts.Sessions.Start(ctx, w, r, userID, protocol)
+	if err != nil {
+		return err
+	}
+	if err := f.opts.Service.CheckActive(ctx, f.opts.Org); err != nil {
+		if derr := f.opts.Store.Sessions().Delete(ctx, f.opts.Org, se.ID); derr != nil {
+			return errors.Join(err, derr)
+		}
+		return err
+	}
+	return nil
 }
 
 // Failed shows a protocol's refusal and counts it; reason is one of the

@@ -113,7 +113,7 @@ func (f *Funnel) acceptWithoutSSO(w http.ResponseWriter, r *http.Request) {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	if _, err := f.opts.Sessions.Start(r.Context(), w, r, u.ID, "invitation"); err != nil {
+	if err := f.startSession(r.Context(), w, r, u.ID, "invitation"); err != nil {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
