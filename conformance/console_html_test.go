@@ -49,6 +49,11 @@ func TestConsoleHTML(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Every page states which organization it is about.
+		if !strings.Contains(body, `<span class="org" id="org" title="The organization every page here is about">Default organization</span>`) ||
+			!strings.Contains(body, " · Default organization · Gatehouse console</title>") {
+			t.Errorf("%s does not name its organization", path)
+		}
 		labels := map[string]bool{}
 		var controls []*html.Node
 		var links, actions []string

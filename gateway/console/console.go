@@ -129,6 +129,7 @@ func (c *Console) manager(q *req) provision.Manager {
 // page is what every template gets.
 type page struct {
 	Title, Nav, Prefix, CSRF, Me, Notice, Error string
+	Org                                         string // the organization the page is about, by name
 	Data                                        any
 }
 
@@ -192,6 +193,10 @@ func (c *Console) render(q *req, status int, name, title, nav string, data any, 
 		Notice: notice, Error: errText, Data: data}
 	if p.Me == "" {
 		p.Me = q.user.UserName
+	}
+	p.Org = string(c.opts.Org)
+	if o, err := c.opts.Service.Org(q.ctx(), c.opts.Org); err == nil {
+		p.Org = o.Name
 	}
 	var buf bytes.Buffer
 	if err := c.pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
