@@ -51,11 +51,7 @@ func (a *API) listInvitations(ctx context.Context, _ *struct{}) (*invitationsOut
 }
 
 func (a *API) createInvitation(ctx context.Context, in *createInvitationInput) (*invitationOutput, error) {
-	ttl, err := a.ttl(in.Body.ExpiresIn)
-	if err != nil {
-		return nil, a.fail(ctx, err)
-	}
-	base, err := a.inviteBase(ctx)
+	ttl, base, err := a.invitationTerms(ctx, in.Body.ExpiresIn)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -67,11 +63,7 @@ func (a *API) createInvitation(ctx context.Context, in *createInvitationInput) (
 }
 
 func (a *API) resendInvitation(ctx context.Context, in *resendInvitationInput) (*invitationOutput, error) {
-	ttl, err := a.ttl(in.Body.ExpiresIn)
-	if err != nil {
-		return nil, a.fail(ctx, err)
-	}
-	base, err := a.inviteBase(ctx)
+	ttl, base, err := a.invitationTerms(ctx, in.Body.ExpiresIn)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -98,4 +90,15 @@ func (a *API) ttl(text string) (time.Duration, error) {
 		return 0, gateway.Errorf(gateway.ErrInvalid, "expires_in: %q is not a duration such as 72h", text)
 	}
 	return d, nil
+}
+
+// invitationTerms are a link's lifetime (expires_in, or the default) and
+// where it points.
+func (a *API) invitationTerms(ctx context.Context, expiresIn string) (time.Duration, string, error) {
+	ttl, err := a.ttl(expiresIn)
+	if err != nil {
+		return 0, "", err
+	}
+	base, err := a.inviteBase(ctx)
+	return ttl, base, err
 }

@@ -71,6 +71,12 @@ func putOrg(tx *bolt.Tx, o, old *gateway.Organization, audit []gateway.AuditEntr
 	if err := tx.Bucket(bucketOrgs).Put([]byte(o.ID), raw); err != nil {
 		return err
 	}
+	return auditOperator(tx, audit)
+}
+
+// auditOperator records the registry's audit entries in the operator's
+// scope, in the registry change's transaction.
+func auditOperator(tx *bolt.Tx, audit []gateway.AuditEntry) error {
 	if len(audit) == 0 {
 		return nil
 	}
@@ -197,14 +203,7 @@ func (r orgStore) Delete(ctx context.Context, id gateway.OrgID, ifVersion uint64
 		if err := tx.Bucket(bucketOrgs).Delete([]byte(id)); err != nil {
 			return err
 		}
-		if len(audit) == 0 {
-			return nil
-		}
-		tb, err := tenantBucket(tx, gateway.OperatorScope)
-		if err != nil {
-			return err
-		}
-		return appendAudit(tb, gateway.OperatorScope, audit)
+		return auditOperator(tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: delete organization: %w", err)
