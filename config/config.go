@@ -90,11 +90,16 @@ type SCIM struct {
 // SSO configures single sign-on.
 type SSO struct {
 	Protocol string `yaml:"protocol" doc:"none, saml, oidc, or external (the app or another proxy does login)"`
-	// LoginRate bounds the sign-ins started per second (each costs a
-	// signature and a stored request), whoever asks.
-	LoginRate int     `yaml:"login_rate" doc:"sign-ins started per second, all clients together (bursts of twice as many); more get 429; 0: no limit"`
-	SAML      SSOSAML `yaml:"saml"`
-	OIDC      SSOOIDC `yaml:"oidc"`
+	// LoginRate bounds the sign-ins started per second in each
+	// organization (each costs a signature and a stored request), whoever
+	// asks.
+	LoginRate int `yaml:"login_rate" doc:"sign-ins started per second in each organization, all its clients together (bursts of twice as many); more get 429; 0: no limit"`
+	// CachedOrgs bounds the organizations whose SAML SP or OIDC RP is
+	// kept built in memory; the least recently used beyond it are dropped
+	// and built again at their next sign-in.
+	CachedOrgs int     `yaml:"cached_orgs" doc:"organizations whose sign-in (SAML SP, OIDC RP) is kept built in memory; past it the least recently used is dropped and rebuilt on its next sign-in"`
+	SAML       SSOSAML `yaml:"saml"`
+	OIDC       SSOOIDC `yaml:"oidc"`
 }
 
 // SSOSAML configures the SAML service provider.
@@ -295,7 +300,7 @@ func Default() *Config {
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
 		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000, AuthFailuresPerMinute: 20, OrgRequestsPerSecond: 1000},
-		SSO:          SSO{Protocol: "none", LoginRate: 100, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
+		SSO:          SSO{Protocol: "none", LoginRate: 100, CachedOrgs: 1000, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
 		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
 		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
@@ -582,6 +587,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.SSO.LoginRate < 0 {
 		add("sso.login_rate", "must not be negative (0: no limit)")
+	}
+	if c.SSO.CachedOrgs < 1 {
+		add("sso.cached_orgs", "must be at least 1")
 	}
 	if c.Store.OpenTimeout <= 0 {
 		add("store.open_timeout", "must be a positive duration such as 5s")

@@ -94,7 +94,7 @@ func sessionAs(t *testing.T, g *gatewayUnderTest, email, role string) (*http.Coo
 		t.Fatal(err)
 	}
 	w := httptest.NewRecorder()
-	se, err := g.app.Sessions().Start(ctx, w, httptest.NewRequest("GET", "/", nil), u.ID, "saml")
+	se, err := g.app.Sessions().Start(ctx, w, httptest.NewRequest("GET", "/", nil), gateway.DefaultOrg, u.ID, "saml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +510,7 @@ func TestAdminUsersAndPools(t *testing.T) {
 func sessionFor(t *testing.T, g *gatewayUnderTest, userID string) *http.Cookie {
 	t.Helper()
 	w := httptest.NewRecorder()
-	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), userID, "saml"); err != nil {
+	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), gateway.DefaultOrg, userID, "saml"); err != nil {
 		t.Fatal(err)
 	}
 	return w.Result().Cookies()[0]

@@ -265,3 +265,22 @@ func decodeID(resp *http.Response) string {
 	_ = json.NewDecoder(resp.Body).Decode(&v)
 	return v.ID
 }
+
+// page is an HTML page as a browser got it.
+type page struct {
+	status int
+	body   string
+	url    string // where it ended, after redirects
+}
+
+// getPage GETs url with c (following redirects as c does).
+func getPage(t *testing.T, c *http.Client, url string) page {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return page{status: resp.StatusCode, body: string(b), url: resp.Request.URL.String()}
+}

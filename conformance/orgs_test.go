@@ -213,13 +213,18 @@ func TestOrganizationsAdminAPIIsolation(t *testing.T) {
 	if got := must(adminRequest(t, g, "POST", "/orgs/acme/scim-token", "", operator), 200); got.str("scim_base_url") != root+"/scim/v2" {
 		t.Fatalf("acme's SCIM token: %s", got.raw)
 	}
-	// acme's sign-in pages are not served yet: an invitation link would
-	// lead nowhere, so none is made.
-	if got := adminRequest(t, g, "POST", "/orgs/acme/invitations", `{"email":"bob@acme.example"}`, operator); got.status != 409 || !strings.Contains(got.str("detail"), "POST /users") {
-		t.Fatalf("acme's invitation: %d %s", got.status, got.raw)
+	// acme's invitation links lead to acme's own pages.
+	inv := must(adminRequest(t, g, "POST", "/orgs/acme/invitations", `{"email":"bob@acme.example"}`, operator), 201)
+	link, ok := strings.CutPrefix(inv.str("link"), root+"/invite/")
+	if !ok {
+		t.Fatalf("acme's invitation link: %s", inv.raw)
 	}
-	if got := must(adminRequest(t, g, "GET", "/orgs/acme/invitations", "", operator), 200); strings.Contains(got.raw, "bob@acme.example") {
-		t.Fatalf("a refused invitation was stored: %s", got.raw)
+	page := getPage(t, http.DefaultClient, "http://"+g.app.MainAddr()+"/gatehouse/o/acme/invite/"+link)
+	if page.status != 200 || !strings.Contains(page.body, "bob@acme.example") || !strings.Contains(page.body, `action="/gatehouse/o/acme/invite/`) {
+		t.Fatalf("acme's invitation page: %d %s", page.status, page.body)
+	}
+	if page := getPage(t, http.DefaultClient, "http://"+g.app.MainAddr()+"/gatehouse/invite/"+link); page.status != 403 || !strings.Contains(page.body, "not valid") {
+		t.Fatalf("acme's invitation at the default organization's URL: %d %s", page.status, page.body)
 	}
 
 	// Tokens and managers belong to one organization.

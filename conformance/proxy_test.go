@@ -117,7 +117,7 @@ func signedInCookie(t *testing.T, g *gatewayUnderTest) *http.Cookie {
 		t.Fatal(err)
 	}
 	w := httptest.NewRecorder()
-	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), u.ID, "saml"); err != nil {
+	if _, err := g.app.Sessions().Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), gateway.DefaultOrg, u.ID, "saml"); err != nil {
 		t.Fatal(err)
 	}
 	return w.Result().Cookies()[0]

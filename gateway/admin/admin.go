@@ -156,12 +156,11 @@ func (a *API) scimBaseURL(ctx context.Context) string {
 	return a.opts.SCIMBaseURL
 }
 
-// inviteBase is where an organization's invitation links point; only
-// Org's sign-in pages are served so far, and a link must never lead
-// nowhere.
+// inviteBase is where an organization's invitation links point: Org's
+// at the unprefixed URLs, any other's under /o/{org}.
 func (a *API) inviteBase(ctx context.Context) (string, error) {
 	if org := a.org(ctx); org != a.opts.Org {
-		return "", gateway.Errorf(gateway.ErrConflict, "invitations of organization %q need its sign-in pages, which this gateway does not serve yet: add people with POST /users, or provision them by SCIM", org)
+		return a.opts.PublicRoot + "/o/" + string(org) + "/invite", nil
 	}
 	return a.opts.InviteBase, nil
 }

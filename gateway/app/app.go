@@ -13,8 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,11 +50,9 @@ type App struct {
 	delivery *deliveries
 	sessions *session.Manager
 
-	// sso holds the sign-in routes of the identity settings in force;
-	// ssoMu orders their swaps.
-	sso       atomic.Pointer[ssoRoutes]
-	ssoMu     sync.Mutex
-	ssoClosed bool // shut down: no more routes are put in force
+	// sso holds each organization's sign-in routes of the identity
+	// settings in force.
+	sso *ssoSet
 
 	funnel *login.Funnel
 
@@ -104,6 +100,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		registry:        reg,
 		metrics:         metrics.New(reg),
 		shutdownTimeout: 15 * time.Second,
+		sso:             newSSOSet(cfg.SSO.CachedOrgs, gateway.DefaultOrg),
 		serveErr:        make(chan error, 2),
 	}
 	metrics.RegisterCommitStats(reg, func() (uint64, uint64, float64) {
@@ -293,7 +290,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	for i := len(a.workers) - 1; i >= 0; i-- {
 		errs = append(errs, a.workers[i].Stop(ctx))
 	}
-	a.stopSSO()
+	a.sso.close()
 	errs = append(errs, a.store.Close())
 	a.log.Info("gatehouse stopped")
 	return errors.Join(errs...)

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/login"
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
+	"github.com/gatehouse-id/gatehouse/gateway/pages"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/proxy"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
@@ -48,7 +49,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("csrf key: %w", err)
 	}
-	a.sessions = session.New(session.Options{Store: a.store, Org: gateway.DefaultOrg,
+	a.sessions = session.New(session.Options{Store: a.store, LegacyOrg: gateway.DefaultOrg,
 		Idle: time.Duration(a.cfg.Session.IdleTimeout), Absolute: time.Duration(a.cfg.Session.AbsoluteTimeout),
 		Secure: strings.HasPrefix(a.publicURL, "https://"), CSRFKey: csrfKey})
 	mux.Handle(prefix+admin.Base+"/", admin.New(admin.Options{Service: a.service, Store: a.store, Sessions: a.sessions,
@@ -59,25 +60,32 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
 	mux.Handle("GET "+prefix+"/.well-known/jwks.json", sig.JWKS())
-	// Every sign-in ends in the funnel; the sign-in in force follows the
-	// identity settings.
-	a.funnel = login.New(login.Options{Org: gateway.DefaultOrg, Store: a.store, Service: a.service, Sessions: a.sessions, PathPrefix: prefix,
-		Starter: func() login.Starter { return a.sso.Load().starter }, Metrics: a.metrics, Logger: a.log})
-	// The sign-in routes follow the identity settings: a manager's change
-	// swaps them at once, without a restart.
+	// Every sign-in ends in the funnel; each organization's sign-in in
+	// force follows its identity settings.
+	a.funnel = login.New(login.Options{UnprefixedOrg: gateway.DefaultOrg, Store: a.store, Service: a.service, Sessions: a.sessions, PathPrefix: prefix,
+		Starter: func(ctx context.Context, org gateway.OrgID) (login.Starter, error) {
+			routes, err := a.ssoFor(ctx, org)
+			if err != nil {
+				return nil, err
+			}
+			return routes.starter, nil
+		}, Metrics: a.metrics, Logger: a.log})
+	// The default organization's sign-in is built at start (a mistake in
+	// the file stops the gateway); the others' at their first sign-in. A
+	// manager's change swaps them at once, without a restart.
 	st, _ := a.service.Settings(gateway.DefaultOrg)
-	if err := a.applySSO(ctx, st, true); err != nil {
+	if err := a.applySSO(ctx, gateway.DefaultOrg, a.sso.entry(gateway.DefaultOrg), st, true); err != nil {
 		return err
 	}
 	a.service.OnSettings(func(org gateway.OrgID, st provision.Settings) {
-		if org == gateway.DefaultOrg { // the sign-in served at the unprefixed URLs
-			_ = a.applySSO(context.Background(), st, false)
+		if e := a.sso.existing(org); e != nil {
+			_ = a.applySSO(context.Background(), org, e, st, false)
 		}
 	})
 	a.service.SetSettingsCheck(func(ctx context.Context, org gateway.OrgID, next gateway.IdentitySettings) error {
-		routes, err := a.buildSSO(ctx, next)
+		routes, err := a.buildSSO(ctx, org, next)
 		if err != nil {
-			a.log.WarnContext(ctx, "identity settings refused: the identity provider's settings cannot be used", "error", err)
+			a.log.WarnContext(ctx, "identity settings refused: the identity provider's settings cannot be used", "org", string(org), "error", err)
 			return err
 		}
 		routes.stop()
@@ -87,11 +95,12 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	// and signing out.
 	starts := http.NewServeMux()
 	a.funnel.Mount(starts)
-	for _, path := range []string{"/invite/", "/join", "/join/", "/login/", "/logout"} {
+	for _, path := range []string{"/invite/", "/join", "/join/", "/login/", "/logout",
+		"/o/{org}/invite/", "/o/{org}/join", "/o/{org}/join/", "/o/{org}/login/"} {
 		mux.Handle(prefix+path, a.limitSignInStarts(starts))
 	}
 	con, err := console.New(console.Options{Service: a.service, Store: a.store, Sessions: a.sessions, Delivery: lazyDelivery{a},
-		Org: gateway.DefaultOrg, PathPrefix: prefix, SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite",
+		UnprefixedOrg: gateway.DefaultOrg, PathPrefix: prefix, PublicRoot: a.publicURL + prefix,
 		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace), Mails: a.cfg.Email.SMTP.Host != "",
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.funnel.LastTestSignIn, Logger: a.log})
 	if err != nil {
@@ -99,17 +108,42 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	}
 	mux.Handle(prefix+"/console", con)
 	mux.Handle(prefix+"/console/", con)
-	// The routes in force, after checking the stored settings' version:
-	// settings stored elsewhere (another gateway, a command) swap them
-	// before this request uses them.
-	var sso http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.service.Current(r.Context(), gateway.DefaultOrg)
-		a.sso.Load().handler.ServeHTTP(w, r)
-	})
-	sso = a.limitSignInStarts(sso)
-	mux.Handle(prefix+"/saml/", sso)
-	mux.Handle(prefix+"/oidc/", sso)
-	mux.Handle(prefix+"/login", sso)
+	// Each organization's routes in force, after checking its stored
+	// settings' version: settings stored elsewhere (another gateway, a
+	// command) swap them before this request uses them.
+	serveSSO := func(w http.ResponseWriter, r *http.Request, org gateway.OrgID) {
+		routes, err := a.ssoFor(r.Context(), org)
+		if err != nil {
+			a.log.ErrorContext(r.Context(), "sign-in: the organization's sign-in could not be built", "org", string(org), "error", err)
+			unavailableSSO().ServeHTTP(w, r)
+			return
+		}
+		routes.handler.ServeHTTP(w, r)
+	}
+	defaultSSO := a.limitSignInStarts(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		serveSSO(w, r, gateway.DefaultOrg)
+	}))
+	mux.Handle(prefix+"/saml/", defaultSSO)
+	mux.Handle(prefix+"/oidc/", defaultSSO)
+	mux.Handle(prefix+"/login", a.funnel.Discover(defaultSSO))
+	orgSSO := a.limitSignInStarts(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		org := gateway.OrgID(r.PathValue("org"))
+		if err := a.service.CheckOrg(r.Context(), org); err != nil {
+			if code := gateway.ErrorCodeOf(err); code != gateway.ErrNotFound && code != gateway.ErrInvalid {
+				a.log.ErrorContext(r.Context(), "sign-in: reading the organization", "org", string(org), "error", err)
+				unavailableSSO().ServeHTTP(w, r)
+				return
+			}
+			pages.Show(w, http.StatusNotFound, pages.Message{Title: "No such organization",
+				Message: "This link names an organization the application does not have.",
+				Hint:    "Check the link, or ask your administrator for your organization's sign-in link.", RequestID: httpx.RequestID(r.Context())})
+			return
+		}
+		serveSSO(w, r, org)
+	}))
+	for _, path := range []string{"/o/{org}/saml/", "/o/{org}/oidc/", "/o/{org}/login"} {
+		mux.Handle(prefix+path, orgSSO)
+	}
 	if a.cfg.Upstream.URL == "" {
 		return nil
 	}
@@ -118,7 +152,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		return fmt.Errorf("upstream.url: %w", err)
 	}
 	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store,
-		Org: gateway.DefaultOrg, LoginURL: loginURL, Logger: a.log,
+		LoginURL: loginURL, Logger: a.log,
 		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -21,9 +24,9 @@ import (
 	samlsp "github.com/gatehouse-id/gatehouse/gateway/saml"
 )
 
-// ssoRoutes are the sign-in routes of one version of the identity
-// settings, and the background work they need (metadata refresh, or the
-// retry of a build that failed).
+// ssoRoutes are the sign-in routes of one version of an organization's
+// identity settings, and the background work they need (metadata
+// refresh, or the retry of a build that failed).
 type ssoRoutes struct {
 	handler http.Handler
 	starter login.Starter // nil while people do not sign in by SSO
@@ -37,30 +40,150 @@ func (r *ssoRoutes) stop() {
 	}
 }
 
-// applySSO builds the sign-in routes of st and puts them in force. Swaps
-// are serialized and ordered by the settings' version: a change that
-// finishes building late never replaces a newer one. At start-up (strict)
-// a failure is returned; later it fails closed (sign-in shows an error
-// page, never the previous IdP's routes) and the build is retried until
-// it works or newer settings arrive.
-func (a *App) applySSO(ctx context.Context, st provision.Settings, strict bool) error {
-	a.ssoMu.Lock()
-	defer a.ssoMu.Unlock()
-	if cur := a.sso.Load(); a.ssoClosed || cur != nil && cur.version > st.Version {
+// orgSSO is one organization's sign-in routes in force; mu orders their
+// swaps.
+type orgSSO struct {
+	mu     sync.Mutex
+	closed bool // dropped or shut down: no more routes are put in force
+	routes atomic.Pointer[ssoRoutes]
+	used   atomic.Int64 // when last used (UnixNano), to drop the least recent
+}
+
+func (e *orgSSO) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	if routes := e.routes.Load(); routes != nil {
+		routes.stop()
+	}
+}
+
+// ssoSet holds the organizations' sign-in routes, built at their first
+// sign-in and kept for at most max organizations (an SP holds its IdP's
+// metadata and keys, and may fetch it every hour: a gateway with
+// thousands of organizations keeps those in use). The pinned one (the
+// default organization, built at start) is never dropped.
+type ssoSet struct {
+	mu     sync.Mutex
+	orgs   map[gateway.OrgID]*orgSSO
+	max    int
+	pinned gateway.OrgID
+	closed bool
+}
+
+func newSSOSet(max int, pinned gateway.OrgID) *ssoSet {
+	return &ssoSet{orgs: map[gateway.OrgID]*orgSSO{}, max: max, pinned: pinned}
+}
+
+// entry returns org's entry, making it (and dropping the least recently
+// used beyond max) when it has none; nil after shutdown.
+func (s *ssoSet) entry(org gateway.OrgID) *orgSSO {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
-	routes, err := a.buildSSO(ctx, st.IdentitySettings)
+	e, ok := s.orgs[org]
+	if !ok {
+		if len(s.orgs) >= s.max {
+			s.dropLeastRecent()
+		}
+		e = &orgSSO{}
+		s.orgs[org] = e
+	}
+	e.used.Store(time.Now().UnixNano())
+	return e
+}
+
+// existing returns org's entry if it has one.
+func (s *ssoSet) existing(org gateway.OrgID) *orgSSO {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.orgs[org]
+}
+
+func (s *ssoSet) dropLeastRecent() {
+	var victim gateway.OrgID
+	oldest := int64(math.MaxInt64)
+	for org, e := range s.orgs {
+		if used := e.used.Load(); org != s.pinned && used < oldest {
+			victim, oldest = org, used
+		}
+	}
+	if e, ok := s.orgs[victim]; ok {
+		delete(s.orgs, victim)
+		go e.close() // it may be building: it sees closed once done
+	}
+}
+
+// size is how many organizations have their sign-in built.
+func (s *ssoSet) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.orgs)
+}
+
+// close stops every organization's routes for good (shutdown).
+func (s *ssoSet) close() {
+	s.mu.Lock()
+	s.closed = true
+	orgs := s.orgs
+	s.orgs = map[gateway.OrgID]*orgSSO{}
+	s.mu.Unlock()
+	for _, e := range orgs {
+		e.close()
+	}
+}
+
+// ssoFor returns the sign-in routes in force for org, building them at
+// its first sign-in or when its settings changed (stored by another
+// gateway or a command): the version is checked on every use.
+func (a *App) ssoFor(ctx context.Context, org gateway.OrgID) (*ssoRoutes, error) {
+	st, _ := a.service.Current(ctx, org)
+	for range 3 {
+		e := a.sso.entry(org)
+		if e == nil {
+			return nil, errors.New("the gateway is shutting down")
+		}
+		if routes := e.routes.Load(); routes != nil && routes.version >= st.Version {
+			return routes, nil
+		}
+		if err := a.applySSO(ctx, org, e, st, false); err != nil {
+			return nil, err
+		}
+		if routes := e.routes.Load(); routes != nil {
+			return routes, nil
+		}
+		// Dropped while building (thousands of organizations starting
+		// sign-ins at once): build it again.
+	}
+	return nil, fmt.Errorf("the sign-in of organization %s could not be kept built", org)
+}
+
+// applySSO builds org's sign-in routes for st and puts them in force.
+// Swaps are serialized and ordered by the settings' version: a change
+// that finishes building late never replaces a newer one. At start-up
+// (strict) a failure is returned; later it fails closed (sign-in shows an
+// error page, never the previous IdP's routes) and the build is retried
+// until it works or newer settings arrive.
+func (a *App) applySSO(ctx context.Context, org gateway.OrgID, e *orgSSO, st provision.Settings, strict bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur := e.routes.Load(); e.closed || cur != nil && cur.version > st.Version {
+		return nil
+	}
+	routes, err := a.buildSSO(ctx, org, st.IdentitySettings)
 	if err != nil {
 		if strict {
 			return err
 		}
 		a.log.Error("sign-in: the identity settings in force could not be loaded; sign-in shows an error page and the gateway retries",
-			"version", st.Version, "error", err)
+			"org", string(org), "version", st.Version, "error", err)
 		routes = &ssoRoutes{handler: unavailableSSO()}
 		routes.workers = []*periodic{newPeriodic(30*time.Second, false, func(ctx context.Context) {
-			if retry, err := a.buildSSO(ctx, st.IdentitySettings); err == nil {
+			if retry, err := a.buildSSO(ctx, org, st.IdentitySettings); err == nil {
 				retry.stop()
-				go func() { _ = a.applySSO(context.Background(), st, false) }()
+				go func() { _ = a.applySSO(context.Background(), org, e, st, false) }()
 			}
 		})}
 	}
@@ -68,41 +191,36 @@ func (a *App) applySSO(ctx context.Context, st provision.Settings, strict bool) 
 	for _, w := range routes.workers {
 		w.start()
 	}
-	if old := a.sso.Swap(routes); old != nil {
+	if old := e.routes.Swap(routes); old != nil {
 		old.stop()
 	}
 	return nil
 }
 
-// stopSSO stops the routes' work for good (shutdown).
-func (a *App) stopSSO() {
-	a.ssoMu.Lock()
-	defer a.ssoMu.Unlock()
-	a.ssoClosed = true
-	if routes := a.sso.Load(); routes != nil {
-		routes.stop()
-	}
-}
-
 func unavailableSSO() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pages.Show(w, http.StatusServiceUnavailable, pages.Message{Title: "Sign-in is not available",
-			Message:   "Single sign-on is misconfigured on this gateway, so nobody can sign in right now.",
+			Message:   "Single sign-on is misconfigured for this organization, so nobody can sign in right now.",
 			Hint:      "An administrator fixes the identity settings; the gateway log says what is wrong.",
 			RequestID: httpx.RequestID(r.Context())})
 	})
 }
 
-// buildSSO makes the sign-in routes of st: the SAML SP or the OIDC RP and
-// the {prefix}/login entry point, or a page saying sign-in is off. Its
-// workers are not started.
-func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRoutes, error) {
-	prefix := a.cfg.PathPrefix
+// buildSSO makes org's sign-in routes for st: the SAML SP or the OIDC RP
+// and the organization's login entry point, or a page saying sign-in is
+// off, all under the organization's base path ({prefix} for the default
+// organization, {prefix}/o/{org} for the others). Its workers are not
+// started.
+func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.IdentitySettings) (*ssoRoutes, error) {
+	base := a.funnel.Base(org)
 	mux := http.NewServeMux()
 	routes := &ssoRoutes{handler: mux}
+	complete := func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent) {
+		a.funnel.Complete(w, r, org, id, in)
+	}
 	switch st.SSO.Protocol {
 	case gateway.ProtocolSAML:
-		sp, refresh, err := a.samlSP(ctx, st.SSO.SAML)
+		sp, refresh, err := a.samlSP(ctx, org, base, st.SSO.SAML, complete)
 		if err != nil {
 			return nil, err
 		}
@@ -111,23 +229,23 @@ func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRo
 		}
 		sp.Mount(mux)
 		routes.starter = sp
-		mux.HandleFunc("GET "+prefix+"/login", a.funnel.LoginPage(prefix+"/saml/login", "SAML single sign-on"))
+		mux.HandleFunc("GET "+base+"/login", a.funnel.LoginPage(org, base+"/saml/login", "SAML single sign-on"))
 	case gateway.ProtocolOIDC:
 		c := st.SSO.OIDC
-		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: gateway.DefaultOrg, PublicURL: a.publicURL,
-			PathPrefix: prefix, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
-			Complete: a.funnel.Complete, Fail: a.funnel.Failed("oidc"), Logger: a.log})
+		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: org, PublicURL: a.publicURL,
+			PathPrefix: base, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
+			Complete: complete, Fail: a.funnel.Failed("oidc"), Logger: a.log.With("org", string(org))})
 		if err != nil {
 			return nil, err
 		}
 		relying.Mount(mux)
 		routes.starter = relying
-		mux.HandleFunc("GET "+prefix+"/login", a.funnel.LoginPage(prefix+"/oidc/login", "OIDC single sign-on"))
+		mux.HandleFunc("GET "+base+"/login", a.funnel.LoginPage(org, base+"/oidc/login", "OIDC single sign-on"))
 	default:
 		protocol := st.SSO.Protocol
-		mux.HandleFunc("GET "+prefix+"/login", func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("GET "+base+"/login", func(w http.ResponseWriter, r *http.Request) {
 			pages.Show(w, http.StatusServiceUnavailable, pages.Message{Title: "Sign-in is not available",
-				Message:   fmt.Sprintf("Single sign-on is not available on this gateway: the login method is %q.", protocol),
+				Message:   fmt.Sprintf("Single sign-on is not available for this organization: its login method is %q.", protocol),
 				Hint:      "A manager sets the login method to SAML or OIDC with the identity provider's settings.",
 				RequestID: httpx.RequestID(r.Context())})
 		})
@@ -135,19 +253,21 @@ func (a *App) buildSSO(ctx context.Context, st gateway.IdentitySettings) (*ssoRo
 	return routes, nil
 }
 
-// samlSP builds the SAML service provider from the SAML settings,
+// samlSP builds org's SAML service provider from its SAML settings,
 // reading the IdP metadata (uploaded, from its file, or fetched once from
 // its URL), and the task that fetches it again for certificate rollover.
-func (a *App) samlSP(ctx context.Context, c gateway.SAMLSettings) (*samlsp.SP, *periodic, error) {
+func (a *App) samlSP(ctx context.Context, org gateway.OrgID, base string, c gateway.SAMLSettings,
+	complete func(http.ResponseWriter, *http.Request, gateway.Identity, login.Intent)) (*samlsp.SP, *periodic, error) {
 	metadata, err := loadMetadata(ctx, c)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata could not be read from its URL or file"}, err)
 	}
-	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Org: gateway.DefaultOrg,
-		PublicURL: a.publicURL, PathPrefix: a.cfg.PathPrefix, IDPMetadata: metadata,
+	log := a.log.With("org", string(org))
+	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Org: org,
+		PublicURL: a.publicURL, PathPrefix: base, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
-		Complete: a.funnel.Complete, Fail: a.funnel.Failed("saml"), Logger: a.log})
+		Complete: complete, Fail: a.funnel.Failed("saml"), Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata is not usable SAML metadata of one IdP with a signing certificate"}, err)
 	}
@@ -161,11 +281,11 @@ func (a *App) samlSP(ctx context.Context, c gateway.SAMLSettings) (*samlsp.SP, *
 		if err == nil {
 			var changed bool
 			if changed, err = sp.SetIDPMetadata(raw); changed {
-				a.log.Info("saml: IdP metadata changed; using the new one")
+				log.Info("saml: IdP metadata changed; using the new one")
 			}
 		}
 		if err != nil {
-			a.log.Warn("saml: refreshing the IdP metadata failed; keeping the last good one", "error", err)
+			log.Warn("saml: refreshing the IdP metadata failed; keeping the last good one", "error", err)
 		}
 	}), nil
 }
@@ -217,22 +337,39 @@ func loadMetadata(ctx context.Context, c gateway.SAMLSettings) ([]byte, error) {
 	return b, nil
 }
 
-// limitSignInStarts bounds the sign-ins started per second (sso.login_rate,
-// bursts of twice as many): each costs a signature (SAML) and a stored
-// request, so an unbounded stream of them is a cheap way to load the
-// gateway. The limit is global: behind a load balancer every client has
-// its address. Completions (ACS, callback) are not limited.
+// limitSignInStarts bounds the sign-ins started per second in each
+// organization (sso.login_rate, bursts of twice as many): each costs a
+// signature (SAML) and a stored request, so an unbounded stream of them
+// is a cheap way to load the gateway, and one organization's storm may
+// not hold back another's sign-ins. Behind a load balancer every client
+// has its address, so the limit is per organization, not per client.
+// Completions (ACS, callback) are not limited.
 func (a *App) limitSignInStarts(next http.Handler) http.Handler {
 	if a.cfg.SSO.LoginRate <= 0 {
 		return next
 	}
-	limiter := rate.NewLimiter(rate.Limit(a.cfg.SSO.LoginRate), 2*a.cfg.SSO.LoginRate)
+	var limiters sync.Map // gateway.OrgID → *rate.Limiter
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if start := a.signInStart(r.URL.Path); start != "" && !limiter.Allow() {
+		start, org := a.signInStart(r.URL.Path)
+		if start == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		l, ok := limiters.Load(org)
+		if !ok {
+			// Only organizations that exist get a limiter (made-up names in
+			// the path would grow the map); the others' pages say so.
+			if a.service.CheckOrg(r.Context(), org) != nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+			l, _ = limiters.LoadOrStore(org, rate.NewLimiter(rate.Limit(a.cfg.SSO.LoginRate), 2*a.cfg.SSO.LoginRate))
+		}
+		if !l.(*rate.Limiter).Allow() {
 			a.metrics.Logins.WithLabelValues(start, "rate_limited").Inc()
 			w.Header().Set("Retry-After", "1")
 			pages.Show(w, http.StatusTooManyRequests, pages.Message{Title: "Too many sign-ins at once",
-				Message: "The gateway is starting more sign-ins than it is set to allow right now.", Hint: "Try again in a moment."})
+				Message: "The gateway is starting more sign-ins for this organization than it is set to allow right now.", Hint: "Try again in a moment."})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -240,20 +377,30 @@ func (a *App) limitSignInStarts(next http.Handler) http.Handler {
 }
 
 // signInStart names the sign-in a path starts ("saml", "oidc", or what
-// the funnel starts it for), or "" for any other path.
-func (a *App) signInStart(path string) string {
+// the funnel starts it for) and the organization it is for, or "" for
+// any other path. An organization named in the path is not checked here
+// (the limiters are keyed by valid slugs only).
+func (a *App) signInStart(path string) (string, gateway.OrgID) {
 	p := a.cfg.PathPrefix
+	org := gateway.DefaultOrg
+	if rest, ok := strings.CutPrefix(path, p+"/o/"); ok {
+		named, tail, _ := strings.Cut(rest, "/")
+		if gateway.OrgID(named).Check() != nil {
+			return "", ""
+		}
+		org, path = gateway.OrgID(named), p+"/"+tail
+	}
 	switch {
 	case path == p+"/saml/login":
-		return "saml"
+		return "saml", org
 	case path == p+"/oidc/login":
-		return "oidc"
+		return "oidc", org
 	case path == p+"/join/signin":
-		return "join"
+		return "join", org
 	case path == p+"/login/test":
-		return "test"
+		return "test", org
 	case strings.HasPrefix(path, p+"/invite/") && strings.HasSuffix(path, "/signin"):
-		return "invitation"
+		return "invitation", org
 	}
-	return ""
+	return "", ""
 }

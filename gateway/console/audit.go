@@ -18,7 +18,7 @@ func (c *Console) auditPage(q *req) {
 	before, _ := strconv.ParseUint(qs.Get("before"), 10, 64)
 	d := auditData{Actor: qs.Get("actor"), Target: qs.Get("target")}
 	status, errText := http.StatusOK, ""
-	entries, next, err := c.opts.Store.Audit().List(q.ctx(), c.opts.Org, gateway.AuditQuery{Actor: d.Actor, Target: d.Target, Before: before, Limit: 50})
+	entries, next, err := c.opts.Store.Audit().List(q.ctx(), q.org(), gateway.AuditQuery{Actor: d.Actor, Target: d.Target, Before: before, Limit: 50})
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}

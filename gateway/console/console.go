@@ -36,14 +36,16 @@ var staticFS embed.FS
 
 // Options configures the console.
 type Options struct {
-	Service       *provision.Service
-	Store         gateway.Store
-	Sessions      *session.Manager
-	Delivery      admin.Delivery
-	Org           gateway.OrgID
+	Service  *provision.Service
+	Store    gateway.Store
+	Sessions *session.Manager
+	Delivery admin.Delivery
+	// UnprefixedOrg is the organization served at the unprefixed URLs; a
+	// manager of any other finds its URLs under {PublicRoot}/o/{org}.
+	UnprefixedOrg gateway.OrgID
 	PathPrefix    string
-	SCIMBaseURL   string
-	InviteBase    string
+	// PublicRoot is {public_url}{prefix}.
+	PublicRoot    string
 	InvitationTTL time.Duration
 	// Mails says whether the gateway mails invitations (email.smtp); when
 	// not, a new link is shown to the manager once, to send.
@@ -52,7 +54,7 @@ type Options struct {
 	SettingsFromFile bool
 	// LastSignIn returns what the IdP sent at a user's last sign-in (for
 	// the test sign-in), or nil.
-	LastSignIn func(ctx context.Context, userID string) *gateway.Identity
+	LastSignIn func(ctx context.Context, org gateway.OrgID, userID string) *gateway.Identity
 	Logger     *slog.Logger
 }
 
@@ -66,7 +68,7 @@ type Console struct {
 
 // New builds the console.
 func New(opts Options) (*Console, error) {
-	if err := opts.Org.Check(); err != nil {
+	if err := opts.UnprefixedOrg.Check(); err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	if opts.Logger == nil {
@@ -121,15 +123,36 @@ type req struct {
 
 func (q *req) ctx() context.Context { return q.r.Context() }
 
+// org is the organization the console shows: the one the manager signed
+// in to (a manager of one organization is nobody in another's).
+func (q *req) org() gateway.OrgID { return q.session.Org }
+
+// orgPath is where the organization's own pages are, after the public
+// URL: {prefix} for the default organization, {prefix}/o/{org} for any
+// other.
+func (c *Console) orgPath(q *req) string {
+	if q.org() == c.opts.UnprefixedOrg {
+		return c.opts.PathPrefix
+	}
+	return c.opts.PathPrefix + "/o/" + string(q.org())
+}
+
+// orgRoot is the organization's public root URL (its SCIM base URL,
+// SAML and OIDC endpoints and invitation links are under it).
+func (c *Console) orgRoot(q *req) string {
+	return strings.TrimSuffix(c.opts.PublicRoot, c.opts.PathPrefix) + c.orgPath(q)
+}
+
 // manager is the command context of the request.
 func (c *Console) manager(q *req) provision.Manager {
-	return provision.Manager{Org: c.opts.Org, Actor: admin.SessionActor(q.user), RequestID: httpx.RequestID(q.ctx())}
+	return provision.Manager{Org: q.org(), Actor: admin.SessionActor(q.user), RequestID: httpx.RequestID(q.ctx())}
 }
 
 // page is what every template gets.
 type page struct {
 	Title, Nav, Prefix, CSRF, Me, Notice, Error string
 	Org                                         string // the organization the page is about, by name
+	OrgPath                                     string // where its own sign-in pages are ({prefix} or {prefix}/o/{org})
 	Data                                        any
 }
 
@@ -194,8 +217,8 @@ func (c *Console) render(q *req, status int, name, title, nav string, data any, 
 	if p.Me == "" {
 		p.Me = q.user.UserName
 	}
-	p.Org = string(c.opts.Org)
-	if o, err := c.opts.Service.Org(q.ctx(), c.opts.Org); err == nil {
+	p.Org, p.OrgPath = string(q.org()), c.orgPath(q)
+	if o, err := c.opts.Service.Org(q.ctx(), q.org()); err == nil {
 		p.Org = o.Name
 	}
 	var buf bytes.Buffer

@@ -12,13 +12,13 @@ type deliveryData struct {
 func (c *Console) deliveryPage(q *req, status int, errText string) {
 	var d deliveryData
 	if c.opts.Delivery != nil {
-		st, err := c.opts.Delivery.Status(q.ctx(), c.opts.Org)
+		st, err := c.opts.Delivery.Status(q.ctx(), q.org())
 		if err != nil {
 			status, errText = c.errorText(q, err)
 		}
 		d.Adapters = st
 		for _, s := range st {
-			dls, err := c.opts.Delivery.DeadLetters(q.ctx(), c.opts.Org, s.Adapter)
+			dls, err := c.opts.Delivery.DeadLetters(q.ctx(), q.org(), s.Adapter)
 			if err != nil {
 				status, errText = c.errorText(q, err)
 				continue

@@ -40,21 +40,21 @@ var methodLabels = map[gateway.Source]string{
 }
 
 func (c *Console) identityPage(q *req, status int, errText string) {
-	st, ok := c.opts.Service.Current(q.ctx(), c.opts.Org)
+	st, ok := c.opts.Service.Current(q.ctx(), q.org())
 	if !ok {
 		c.fail(q.w, q.r, http.StatusServiceUnavailable, "The identity settings are not loaded yet.")
 		return
 	}
-	choices, err := c.opts.Service.MethodChoices(q.ctx(), c.opts.Org)
+	choices, err := c.opts.Service.MethodChoices(q.ctx(), q.org())
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	d := identityData{FromFile: c.opts.SettingsFromFile, SAMLURL: st.SSO.SAML.IDPMetadataURL, SAMLUploaded: st.SSO.SAML.IDPMetadataXML != "",
 		OIDCIssuer: st.SSO.OIDC.Issuer, OIDCClientID: st.SSO.OIDC.ClientID, OIDCSecretSet: st.SSO.OIDC.ClientSecret.IsSet(),
-		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.opts.SCIMBaseURL, SP: admin.SPInfoFor(c.opts.SCIMBaseURL),
+		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.orgRoot(q) + "/scim/v2", SP: admin.SPInfoFor(c.orgRoot(q) + "/scim/v2"),
 		CanTest: st.SSOSignIn(),
 		Version: st.Version, MetadataFile: st.SSO.SAML.IDPMetadataFile}
-	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), c.opts.Org); err != nil {
+	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), q.org()); err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	for _, p := range []struct{ v, l string }{{"none", "None"}, {"saml", "SAML 2.0"}, {"oidc", "OIDC"}, {"external", "External (the app or another proxy signs people in)"}} {
@@ -65,7 +65,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 			Allowed: ch.Allowed || st.Provisioning.Method == ch.Method, Reason: ch.Reason})
 	}
 	if c.opts.LastSignIn != nil {
-		d.LastSignIn = c.opts.LastSignIn(q.ctx(), q.user.ID)
+		d.LastSignIn = c.opts.LastSignIn(q.ctx(), q.org(), q.user.ID)
 	}
 	c.render(q, status, "identity", "Identity configuration", "identity", d, notice(q.r), errText)
 }
@@ -75,7 +75,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 // the version the form was rendered from: a change another manager made
 // meanwhile is not silently overwritten.
 func (c *Console) update(q *req, change func(*gateway.IdentitySettings)) error {
-	cur, ok := c.opts.Service.Current(q.ctx(), c.opts.Org)
+	cur, ok := c.opts.Service.Current(q.ctx(), q.org())
 	if !ok {
 		return gateway.Errorf(gateway.ErrUnavailable, "the identity settings are not loaded yet")
 	}
@@ -171,7 +171,7 @@ func (c *Console) rotateSCIMToken(q *req) {
 }
 
 func (c *Console) confirmEndSessions(q *req) {
-	n, _ := c.opts.Store.Sessions().Count(q.ctx(), c.opts.Org)
+	n, _ := c.opts.Store.Sessions().Count(q.ctx(), q.org())
 	c.render(q, http.StatusOK, "confirm", "Sign everyone out?", "identity", confirmation{
 		Question: fmt.Sprintf("End all %d sessions now, yours too? Everyone signs in again through the login method in force (do it after changing or distrusting the identity provider).", n),
 		Action:   c.opts.PathPrefix + "/console/sessions/end", Button: "Sign everyone out", Back: c.opts.PathPrefix + "/console/identity"}, "", "")
@@ -188,5 +188,5 @@ func (c *Console) endSessions(q *req) {
 		return
 	}
 	// The manager's own session ended too: sign in again, back here.
-	http.Redirect(q.w, q.r, c.opts.PathPrefix+"/login?return="+url.QueryEscape(c.opts.PathPrefix+"/console/identity"), http.StatusSeeOther)
+	http.Redirect(q.w, q.r, c.orgPath(q)+"/login?return="+url.QueryEscape(c.opts.PathPrefix+"/console/identity"), http.StatusSeeOther)
 }

@@ -14,15 +14,15 @@ type poolsData struct {
 }
 
 func (c *Console) poolsPage(q *req, status int, errText string) {
-	pools, err := c.opts.Service.Pools(q.ctx(), c.opts.Org)
+	pools, err := c.opts.Service.Pools(q.ctx(), q.org())
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
-	policy := c.opts.Service.Policy(c.opts.Org)
-	st, _ := c.opts.Service.Current(q.ctx(), c.opts.Org)
+	policy := c.opts.Service.Policy(q.org())
+	st, _ := c.opts.Service.Current(q.ctx(), q.org())
 	d := poolsData{Roles: st.Provisioning.Roles, DefaultRole: policy.DefaultRole, DefaultPool: policy.DefaultPool}
 	for _, p := range pools {
-		v, err := admin.ViewPool(q.ctx(), c.opts.Service, c.opts.Org, p)
+		v, err := admin.ViewPool(q.ctx(), c.opts.Service, q.org(), p)
 		if err != nil {
 			status, errText = c.errorText(q, err)
 		}

@@ -39,7 +39,7 @@ func (c *Console) usersView(q *req, status int, noticeText, errText string, newL
 	}
 	f := admin.UserFilter{Q: qs.Get("q"), Source: qs.Get("source"), Role: qs.Get("role"), Pool: qs.Get("pool"), Active: qs.Get("active"),
 		After: qs.Get("after"), Limit: limit}
-	users, next, err := admin.ListUsers(q.ctx(), c.opts.Store, c.opts.Org, f)
+	users, next, err := admin.ListUsers(q.ctx(), c.opts.Store, q.org(), f)
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
@@ -66,14 +66,14 @@ func (c *Console) usersView(q *req, status int, noticeText, errText string, newL
 	for _, s := range []gateway.Source{gateway.SourceSCIM, gateway.SourceJIT, gateway.SourceManual, gateway.SourceSelfService} {
 		d.Sources = append(d.Sources, option{Value: string(s), Label: strings.ReplaceAll(string(s), "_", "-"), Checked: f.Source == string(s)})
 	}
-	policy := c.opts.Service.Policy(c.opts.Org)
-	d.Roles = c.roleOptions(f.Role, policy.DefaultRole)
+	policy := c.opts.Service.Policy(q.org())
+	d.Roles = c.roleOptions(q, f.Role, policy.DefaultRole)
 	d.Pools, err = c.poolOptions(q, []string{f.Pool}, policy.DefaultPool)
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	d.Method, d.Manual = policy.Method, policy.Method == gateway.SourceManual
-	if d.Invitations, err = c.opts.Service.Invitations(q.ctx(), c.opts.Org); err != nil {
+	if d.Invitations, err = c.opts.Service.Invitations(q.ctx(), q.org()); err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	// The ones a manager can still act on (resend, revoke); the audit log
@@ -84,8 +84,8 @@ func (c *Console) usersView(q *req, status int, noticeText, errText string, newL
 	c.render(q, status, "users", "Users", "users", d, noticeText, errText)
 }
 
-func (c *Console) roleOptions(selected, def string) []option {
-	st, _ := c.opts.Service.Settings(c.opts.Org) // roles are the file's: no store read
+func (c *Console) roleOptions(q *req, selected, def string) []option {
+	st, _ := c.opts.Service.Current(q.ctx(), q.org())
 	roles := st.Provisioning.Roles
 	if len(roles) == 0 {
 		roles = []string{gateway.RoleManager, gateway.RoleUser}
@@ -98,7 +98,7 @@ func (c *Console) roleOptions(selected, def string) []option {
 }
 
 func (c *Console) poolOptions(q *req, selected []string, def string) ([]option, error) {
-	pools, err := c.opts.Service.Pools(q.ctx(), c.opts.Org)
+	pools, err := c.opts.Service.Pools(q.ctx(), q.org())
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (c *Console) addUser(q *req) {
 
 func (c *Console) invite(q *req) {
 	f := q.r.PostForm
-	inv, err := c.opts.Service.CreateInvitation(q.ctx(), c.manager(q), f.Get("email"), f.Get("role"), f["pools"], c.opts.InvitationTTL, c.opts.InviteBase)
+	inv, err := c.opts.Service.CreateInvitation(q.ctx(), c.manager(q), f.Get("email"), f.Get("role"), f["pools"], c.opts.InvitationTTL, c.orgRoot(q)+"/invite")
 	if err != nil {
 		status, text := c.errorText(q, err)
 		c.usersPage(q, status, text)
@@ -149,7 +149,7 @@ func (c *Console) invited(q *req, inv gateway.Invitation, notice string) {
 }
 
 func (c *Console) resend(q *req) {
-	inv, err := c.opts.Service.ResendInvitation(q.ctx(), c.manager(q), q.r.PathValue("id"), c.opts.InvitationTTL, c.opts.InviteBase)
+	inv, err := c.opts.Service.ResendInvitation(q.ctx(), c.manager(q), q.r.PathValue("id"), c.opts.InvitationTTL, c.orgRoot(q)+"/invite")
 	if err != nil {
 		status, text := c.errorText(q, err)
 		c.usersPage(q, status, text)
@@ -176,23 +176,23 @@ type userData struct {
 
 func (c *Console) userPage(q *req, status int, errText string) {
 	id := q.r.PathValue("id")
-	u, err := c.opts.Store.Users().Get(q.ctx(), c.opts.Org, id)
+	u, err := c.opts.Store.Users().Get(q.ctx(), q.org(), id)
 	if err != nil {
 		code, text := c.errorText(q, err)
 		c.fail(q.w, q.r, code, text)
 		return
 	}
-	seen, err := c.opts.Store.Sessions().LastLogins(q.ctx(), c.opts.Org, []string{id})
+	seen, err := c.opts.Store.Sessions().LastLogins(q.ctx(), q.org(), []string{id})
 	if err != nil {
 		status, errText = c.errorText(q, err)
 	}
 	d := userData{User: admin.ViewUser(u, seen)}
-	if refs, err := c.opts.Store.Groups().Memberships(q.ctx(), c.opts.Org, []string{id}); err == nil {
+	if refs, err := c.opts.Store.Groups().Memberships(q.ctx(), q.org(), []string{id}); err == nil {
 		for _, g := range refs[id] {
 			d.Groups = append(d.Groups, g.DisplayName)
 		}
 	}
-	if sessions, err := c.opts.Store.Sessions().ListUser(q.ctx(), c.opts.Org, id); err == nil {
+	if sessions, err := c.opts.Store.Sessions().ListUser(q.ctx(), q.org(), id); err == nil {
 		now := time.Now()
 		for _, se := range sessions {
 			if now.Before(se.Expires) {
@@ -200,7 +200,7 @@ func (c *Console) userPage(q *req, status int, errText string) {
 			}
 		}
 	}
-	d.Roles = c.roleOptions(u.Role, "")
+	d.Roles = c.roleOptions(q, u.Role, "")
 	if d.Pools, err = c.poolOptions(q, u.Pools, ""); err != nil {
 		status, errText = c.errorText(q, err)
 	}
@@ -253,7 +253,7 @@ func (c *Console) confirmDelete(q *req) {
 // meanwhile.
 func (c *Console) confirmUser(q *req, action, button, question, scimNote string, withVersion bool) {
 	id := q.r.PathValue("id")
-	u, err := c.opts.Store.Users().Get(q.ctx(), c.opts.Org, id)
+	u, err := c.opts.Store.Users().Get(q.ctx(), q.org(), id)
 	if err != nil {
 		code, text := c.errorText(q, err)
 		c.fail(q.w, q.r, code, text)

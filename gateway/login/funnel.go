@@ -21,21 +21,25 @@ import (
 
 // Options configures a Funnel.
 type Options struct {
-	Org        gateway.OrgID
-	Store      gateway.Store // where a test sign-in's result waits for the manager's browser
-	Service    *provision.Service
-	Sessions   *session.Manager
-	PathPrefix string
-	// Starter is the sign-in in force (it follows the identity
-	// settings); it returns nil while people do not sign in by SSO.
-	Starter func() Starter
+	// UnprefixedOrg is the organization served at the unprefixed URLs
+	// ({prefix}/invite/…); every other one is at {prefix}/o/{org}/….
+	UnprefixedOrg gateway.OrgID
+	Store         gateway.Store // where a test sign-in's result waits for the manager's browser
+	Service       *provision.Service
+	Sessions      *session.Manager
+	PathPrefix    string
+	// Starter is the organization's sign-in in force (it follows its
+	// identity settings); it returns nil while its people do not sign in
+	// by SSO.
+	Starter func(ctx context.Context, org gateway.OrgID) (Starter, error)
 	Metrics *metrics.Metrics
 	// Logger is used with each request's context, so that the gateway's
 	// log handler adds its request id, client address and user agent.
 	Logger *slog.Logger
 }
 
-// Funnel completes sign-ins for one organization.
+// Funnel completes sign-ins, each in the organization whose IdP (or
+// page) it started at.
 type Funnel struct {
 	opts  Options
 	tests testSignIns
@@ -43,7 +47,7 @@ type Funnel struct {
 
 // New builds the funnel.
 func New(opts Options) *Funnel {
-	if err := opts.Org.Check(); err != nil {
+	if err := opts.UnprefixedOrg.Check(); err != nil {
 		panic("login.New: " + err.Error()) // the wiring names the organization; none is assumed
 	}
 	if opts.Logger == nil {
@@ -52,50 +56,60 @@ func New(opts Options) *Funnel {
 	return &Funnel{opts: opts}
 }
 
-// testPage is where a manager's test sign-in shows what the IdP sent.
+// testPage is where a manager's test sign-in shows what the IdP sent
+// (the console is the signed-in manager's organization's).
 func (f *Funnel) testPage() string { return f.opts.PathPrefix + "/console/identity/test" }
+
+// Base is where an organization's sign-in pages are: {prefix} for the
+// default organization, {prefix}/o/{org} for every other.
+func (f *Funnel) Base(org gateway.OrgID) string {
+	if org == f.opts.UnprefixedOrg {
+		return f.opts.PathPrefix
+	}
+	return f.opts.PathPrefix + "/o/" + string(org)
+}
 
 // Complete takes a verified identity through the funnel, as its intent
 // says: the policy (JIT, link, refusals), an invitation or a join first
 // when that is what the sign-in was for, then the session and the way
 // back. A manager's test sign-in only records what the IdP sent.
-func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Identity, in Intent) {
+func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, org gateway.OrgID, id gateway.Identity, in Intent) {
 	ctx := r.Context()
-	log := f.opts.Logger.With("protocol", id.Protocol, "intent", string(in.Kind))
+	log := f.opts.Logger.With("org", string(org), "protocol", id.Protocol, "intent", string(in.Kind))
 	if err := in.Check(); err != nil {
 		f.count(id.Protocol, "intent")
 		log.WarnContext(ctx, "sign-in refused: its intent is not usable", "error", err)
 		f.show(w, r, http.StatusBadRequest, "Sign-in failed", "This sign-in cannot be completed.", "Start again from the application.")
 		return
 	}
-	if err := f.opts.Service.CheckActive(ctx, f.opts.Org); err != nil {
+	if err := f.opts.Service.CheckActive(ctx, org); err != nil {
 		f.refuse(w, r, id.Protocol, err)
 		return
 	}
 	returnTo := httpx.SafeReturn(in.Return)
 	switch in.Kind {
 	case TestSignIn:
-		f.testSignInDone(w, r, id, in)
+		f.testSignInDone(w, r, org, id, in)
 		return
 	case AcceptInvitation:
-		if _, err := f.opts.Service.AcceptInvitation(ctx, f.opts.Org, in.Invitation, &id); err != nil {
+		if _, err := f.opts.Service.AcceptInvitation(ctx, org, in.Invitation, &id); err != nil {
 			f.refuse(w, r, id.Protocol, err)
 			return
 		}
 		returnTo = "/"
 	case Join:
-		if _, _, err := f.opts.Service.Join(ctx, f.opts.Org, id); err != nil {
+		if _, _, err := f.opts.Service.Join(ctx, org, id); err != nil {
 			f.refuse(w, r, id.Protocol, err)
 			return
 		}
 		returnTo = "/"
 	}
-	u, created, err := f.opts.Service.Login(ctx, f.opts.Org, id)
+	u, created, err := f.opts.Service.Login(ctx, org, id)
 	if err != nil {
 		f.refuse(w, r, id.Protocol, err)
 		return
 	}
-	if err := f.startSession(ctx, w, r, u.ID, id.Protocol); err != nil {
+	if err := f.startSession(ctx, w, r, org, u.ID, id.Protocol); err != nil {
 		var refused *provision.LoginError
 		if errors.As(err, &refused) {
 			f.refuse(w, r, id.Protocol, err)
@@ -117,13 +131,13 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, id gateway.Ide
 // startSession signs the user in. A suspension that ended the
 // organization's sessions while this sign-in was completing ends this
 // one too (a *provision.LoginError): no session outlives it.
-func (f *Funnel) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, userID, protocol string) error {
-	se, err := f.opts.Sessions.Start(ctx, w, r, userID, protocol)
+func (f *Funnel) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, org gateway.OrgID, userID, protocol string) error {
+	se, err := f.opts.Sessions.Start(ctx, w, r, org, userID, protocol)
 	if err != nil {
 		return err
 	}
-	if err := f.opts.Service.CheckActive(ctx, f.opts.Org); err != nil {
-		if derr := f.opts.Store.Sessions().Delete(ctx, f.opts.Org, se.ID); derr != nil {
+	if err := f.opts.Service.CheckActive(ctx, org); err != nil {
+		if derr := f.opts.Store.Sessions().Delete(ctx, org, se.ID); derr != nil {
 			return errors.Join(err, derr)
 		}
 		return err
@@ -168,22 +182,28 @@ func (f *Funnel) count(protocol, result string) {
 
 // LastTestSignIn is what the IdP sent at the manager's last test sign-in
 // in this process (nil: none).
-func (f *Funnel) LastTestSignIn(_ context.Context, managerID string) *gateway.Identity {
-	return f.tests.get(managerID)
+func (f *Funnel) LastTestSignIn(_ context.Context, org gateway.OrgID, managerID string) *gateway.Identity {
+	return f.tests.get(managerKey{org, managerID})
+}
+
+// managerKey names a manager across organizations.
+type managerKey struct {
+	org gateway.OrgID
+	id  string
 }
 
 // testSignIns keeps, per manager, what the IdP sent at their last test
 // sign-in, in this process (bounded; a diagnostic, not state).
 type testSignIns struct {
 	mu sync.Mutex
-	m  map[string]gateway.Identity
+	m  map[managerKey]gateway.Identity
 }
 
-func (l *testSignIns) put(userID string, id gateway.Identity) {
+func (l *testSignIns) put(userID managerKey, id gateway.Identity) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[string]gateway.Identity{}
+		l.m = map[managerKey]gateway.Identity{}
 	}
 	if _, ok := l.m[userID]; !ok && len(l.m) >= 1000 {
 		for k := range l.m { // evict one, not everyone's
@@ -194,7 +214,7 @@ func (l *testSignIns) put(userID string, id gateway.Identity) {
 	l.m[userID] = id
 }
 
-func (l *testSignIns) get(userID string) *gateway.Identity {
+func (l *testSignIns) get(userID managerKey) *gateway.Identity {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if id, ok := l.m[userID]; ok {
@@ -217,29 +237,33 @@ type testResult struct {
 // is the IdP's cross-site POST, which a browser sends without the
 // session's SameSite=Lax cookie, and the top-level GET that follows it
 // carries the cookie.
-func (f *Funnel) testSignInDone(w http.ResponseWriter, r *http.Request, id gateway.Identity, in Intent) {
+func (f *Funnel) testSignInDone(w http.ResponseWriter, r *http.Request, org gateway.OrgID, id gateway.Identity, in Intent) {
 	token := rand.Text()
 	val, _ := json.Marshal(testResult{Manager: in.Manager, Identity: id})
-	if _, err := f.opts.Store.Ephemeral().PutIfAbsent(r.Context(), f.opts.Org, testResultNS, token, val, time.Now().Add(5*time.Minute)); err != nil {
+	if _, err := f.opts.Store.Ephemeral().PutIfAbsent(r.Context(), org, testResultNS, token, val, time.Now().Add(5*time.Minute)); err != nil {
 		f.refuse(w, r, id.Protocol, err)
 		return
 	}
-	http.Redirect(w, r, f.opts.PathPrefix+"/login/test/done?t="+url.QueryEscape(token), http.StatusSeeOther)
+	http.Redirect(w, r, f.Base(org)+"/login/test/done?t="+url.QueryEscape(token), http.StatusSeeOther)
 }
 
 // collectTestSignIn shows a test sign-in's result to the manager who
 // started it, in that manager's session, once.
 func (f *Funnel) collectTestSignIn(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	raw, err := f.opts.Store.Ephemeral().Take(ctx, f.opts.Org, testResultNS, r.URL.Query().Get("t"))
+	org, ok := f.org(w, r)
+	if !ok {
+		return
+	}
+	raw, err := f.opts.Store.Ephemeral().Take(ctx, org, testResultNS, r.URL.Query().Get("t"))
 	var res testResult
 	if err != nil || raw == nil || json.Unmarshal(raw, &res) != nil {
 		f.show(w, r, http.StatusNotFound, "Test sign-in expired", "This test sign-in's result was shown already or has expired.",
 			"Start the test again from the console.")
 		return
 	}
-	_, m, err := f.opts.Sessions.Current(ctx, r)
-	if err != nil || !m.IsManager() || m.ID != res.Manager {
+	se, m, err := f.opts.Sessions.Current(ctx, r)
+	if err != nil || se.Org != org || !m.IsManager() || m.ID != res.Manager {
 		f.count(res.Identity.Protocol, "intent")
 		f.opts.Logger.WarnContext(ctx, "test sign-in refused: not completed in the session of the manager who started it", "protocol", res.Identity.Protocol)
 		f.show(w, r, http.StatusForbidden, "Test sign-in refused",
@@ -247,7 +271,7 @@ func (f *Funnel) collectTestSignIn(w http.ResponseWriter, r *http.Request) {
 			"Start the test again from the console.")
 		return
 	}
-	f.tests.put(m.ID, res.Identity)
+	f.tests.put(managerKey{org, m.ID}, res.Identity)
 	f.opts.Logger.InfoContext(ctx, "test sign-in", "protocol", res.Identity.Protocol, "manager", m.ID)
 	http.Redirect(w, r, f.testPage(), http.StatusSeeOther)
 }

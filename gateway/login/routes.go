@@ -1,6 +1,7 @@
 package login
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,119 +12,163 @@ import (
 )
 
 // Mount adds the pages that start sign-ins for something other than a
-// plain sign-in, each recording its intent as it starts:
+// plain sign-in, each recording its intent as it starts, for the default
+// organization at {prefix} and for every other at {prefix}/o/{org}:
 //
-//	GET  {prefix}/invite/{token}         the invitation (a button to sign in, or to accept without SSO)
-//	POST {prefix}/invite/{token}/signin  starts the sign-in that accepts it
-//	POST {prefix}/invite/{token}         accepts it without SSO (the link proves the email)
-//	GET  {prefix}/join                   the self-service page
-//	POST {prefix}/join/signin            starts the sign-in that joins
-//	POST {prefix}/login/test             a manager's test sign-in (from the console)
+//	GET  …/invite/{token}         the invitation (a button to sign in, or to accept without SSO)
+//	POST …/invite/{token}/signin  starts the sign-in that accepts it
+//	POST …/invite/{token}         accepts it without SSO (the link proves the email)
+//	GET  …/join                   the self-service page
+//	POST …/join/signin            starts the sign-in that joins
+//	POST …/login/test             a manager's test sign-in (from the console)
 //
 // The sign-ins they start end in an account made or a result recorded, so
 // they start with a POST from this site (a button on these pages), never
 // from a link another site could make a signed-in browser follow.
 //
-//	GET  {prefix}/login/test/done        shows its result to that manager
-//	GET  {prefix}/logout                 asks to confirm the sign-out
-//	POST {prefix}/logout                 signs out (from this site, with the CSRF token)
+//	GET  …/login/test/done        shows its result to that manager
+//	GET  {prefix}/logout          asks to confirm the sign-out (of whichever organization)
+//	POST {prefix}/logout          signs out (from this site, with the CSRF token)
 func (f *Funnel) Mount(mux *http.ServeMux) {
-	p := f.opts.PathPrefix
 	crossSite := http.NewCrossOriginProtection()
-	mux.HandleFunc("GET "+p+"/invite/{token}", f.invitation)
-	mux.Handle("POST "+p+"/invite/{token}/signin", crossSite.Handler(http.HandlerFunc(f.invitationSignIn)))
-	// Links from before the sign-in was started here.
-	mux.HandleFunc("GET "+p+"/invite/{token}/accept", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, p+"/invite/"+url.PathEscape(r.PathValue("token")), http.StatusFound)
-	})
-	// Without SSO the link proves the email: a click (a POST, so that a
-	// mail scanner following links uses nothing up) accepts.
-	mux.Handle("POST "+p+"/invite/{token}", crossSite.Handler(http.HandlerFunc(f.acceptWithoutSSO)))
-	mux.HandleFunc("GET "+p+"/join", f.join)
-	mux.Handle("POST "+p+"/join/signin", crossSite.Handler(http.HandlerFunc(f.joinSignIn)))
-	mux.HandleFunc("GET "+p+"/join/complete", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, p+"/join", http.StatusFound)
-	})
-	mux.Handle("POST "+p+"/login/test", crossSite.Handler(http.HandlerFunc(f.testSignIn)))
-	mux.HandleFunc("GET "+p+"/login/test/done", f.collectTestSignIn)
+	for _, p := range []string{f.opts.PathPrefix, f.opts.PathPrefix + "/o/{org}"} {
+		mux.HandleFunc("GET "+p+"/invite/{token}", f.invitation)
+		mux.Handle("POST "+p+"/invite/{token}/signin", crossSite.Handler(http.HandlerFunc(f.invitationSignIn)))
+		// Links from before the sign-in was started here.
+		mux.HandleFunc("GET "+p+"/invite/{token}/accept", func(w http.ResponseWriter, r *http.Request) {
+			if org, ok := f.org(w, r); ok {
+				http.Redirect(w, r, f.Base(org)+"/invite/"+url.PathEscape(r.PathValue("token")), http.StatusFound)
+			}
+		})
+		// Without SSO the link proves the email: a click (a POST, so that a
+		// mail scanner following links uses nothing up) accepts.
+		mux.Handle("POST "+p+"/invite/{token}", crossSite.Handler(http.HandlerFunc(f.acceptWithoutSSO)))
+		mux.HandleFunc("GET "+p+"/join", f.join)
+		mux.Handle("POST "+p+"/join/signin", crossSite.Handler(http.HandlerFunc(f.joinSignIn)))
+		mux.HandleFunc("GET "+p+"/join/complete", func(w http.ResponseWriter, r *http.Request) {
+			if org, ok := f.org(w, r); ok {
+				http.Redirect(w, r, f.Base(org)+"/join", http.StatusFound)
+			}
+		})
+		mux.Handle("POST "+p+"/login/test", crossSite.Handler(http.HandlerFunc(f.testSignIn)))
+		mux.HandleFunc("GET "+p+"/login/test/done", f.collectTestSignIn)
+	}
+	p := f.opts.PathPrefix
 	mux.HandleFunc("GET "+p+"/logout", f.logoutPage)
 	mux.HandleFunc("POST "+p+"/logout", f.logout(crossSite))
 }
 
-func (f *Funnel) settings(r *http.Request) gateway.IdentitySettings {
-	st, _ := f.opts.Service.Current(r.Context(), f.opts.Org)
+// org is the organization a page's path names ({prefix}/o/{org}/…; the
+// default organization without one), or false with a page written when
+// it names none that exists.
+func (f *Funnel) org(w http.ResponseWriter, r *http.Request) (gateway.OrgID, bool) {
+	named := r.PathValue("org")
+	if named == "" {
+		return f.opts.UnprefixedOrg, true
+	}
+	org := gateway.OrgID(named)
+	if err := f.opts.Service.CheckOrg(r.Context(), org); err != nil {
+		if code := gateway.ErrorCodeOf(err); code == gateway.ErrNotFound || code == gateway.ErrInvalid {
+			f.show(w, r, http.StatusNotFound, "No such organization", "This link names an organization the application does not have.",
+				"Check the link, or ask your administrator for your organization's sign-in link.")
+			return "", false
+		}
+		f.refuse(w, r, "org", err)
+		return "", false
+	}
+	return org, true
+}
+
+func (f *Funnel) settings(r *http.Request, org gateway.OrgID) gateway.IdentitySettings {
+	st, _ := f.opts.Service.Current(r.Context(), org)
 	return st.IdentitySettings
 }
 
-// starter is the sign-in in force, or nil (and a page written) when
-// people do not sign in by SSO.
-func (f *Funnel) starter(w http.ResponseWriter, r *http.Request) Starter {
-	var s Starter
-	if f.opts.Starter != nil {
-		s = f.opts.Starter()
+// starter is the organization's sign-in in force, or nil (and a page
+// written) when its people do not sign in by SSO.
+func (f *Funnel) starter(w http.ResponseWriter, r *http.Request, org gateway.OrgID) Starter {
+	s, err := f.opts.Starter(r.Context(), org)
+	if err != nil {
+		f.opts.Logger.ErrorContext(r.Context(), "sign-in: the organization's sign-in could not be loaded", "org", string(org), "error", err)
+		f.show(w, r, http.StatusServiceUnavailable, "Sign-in is not available", "Single sign-on cannot be started right now.", "Try again in a moment.")
+		return nil
 	}
 	if s == nil {
-		f.show(w, r, http.StatusServiceUnavailable, "Sign-in is not available", "Single sign-on is not set up on this gateway.",
+		f.show(w, r, http.StatusServiceUnavailable, "Sign-in is not available", "Single sign-on is not set up for this organization.",
 			"A manager sets the login method to SAML or OIDC with the identity provider's settings.")
 	}
 	return s
 }
 
 func (f *Funnel) invitation(w http.ResponseWriter, r *http.Request) {
+	org, ok := f.org(w, r)
+	if !ok {
+		return
+	}
 	token := r.PathValue("token")
-	inv, err := f.opts.Service.CheckInvitation(r.Context(), f.opts.Org, token)
+	inv, err := f.opts.Service.CheckInvitation(r.Context(), org, token)
 	if err != nil {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	if f.settings(r).SSOSignIn() {
-		pages.ShowAction(w, pages.Action{Title: "You are invited", Action: f.opts.PathPrefix + "/invite/" + url.PathEscape(token) + "/signin", Post: true,
+	link := f.Base(org) + "/invite/" + url.PathEscape(token)
+	if f.settings(r, org).SSOSignIn() {
+		pages.ShowAction(w, pages.Action{Title: "You are invited", Action: link + "/signin", Post: true,
 			Message: "You are invited to this application as " + inv.Email + ". Sign in with your organization's account for that address to accept.",
 			Button:  "Sign in to accept"})
 		return
 	}
-	pages.ShowAction(w, pages.Action{Title: "You are invited", Action: f.opts.PathPrefix + "/invite/" + url.PathEscape(token), Post: true,
+	pages.ShowAction(w, pages.Action{Title: "You are invited", Action: link, Post: true,
 		Message: "You are invited to this application as " + inv.Email + ".", Button: "Accept the invitation"})
 }
 
 // invitationSignIn starts the sign-in that accepts the invitation: the
 // token travels with the sign-in in flight, never through the IdP.
 func (f *Funnel) invitationSignIn(w http.ResponseWriter, r *http.Request) {
+	org, ok := f.org(w, r)
+	if !ok {
+		return
+	}
 	token := r.PathValue("token")
-	if _, err := f.opts.Service.CheckInvitation(r.Context(), f.opts.Org, token); err != nil {
+	if _, err := f.opts.Service.CheckInvitation(r.Context(), org, token); err != nil {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	if s := f.starter(w, r); s != nil {
+	if s := f.starter(w, r, org); s != nil {
 		s.Start(w, r, Intent{Kind: AcceptInvitation, Invitation: token})
 	}
 }
 
 func (f *Funnel) acceptWithoutSSO(w http.ResponseWriter, r *http.Request) {
-	if f.settings(r).SSOSignIn() {
-		http.Redirect(w, r, f.opts.PathPrefix+"/invite/"+url.PathEscape(r.PathValue("token")), http.StatusSeeOther)
+	org, ok := f.org(w, r)
+	if !ok {
 		return
 	}
-	if err := f.opts.Service.CheckActive(r.Context(), f.opts.Org); err != nil {
+	if f.settings(r, org).SSOSignIn() {
+		http.Redirect(w, r, f.Base(org)+"/invite/"+url.PathEscape(r.PathValue("token")), http.StatusSeeOther)
+		return
+	}
+	if err := f.opts.Service.CheckActive(r.Context(), org); err != nil {
 		f.refuse(w, r, "invitation", err) // a suspended organization's sign-ins, this one too
 		return
 	}
-	u, err := f.opts.Service.AcceptInvitation(r.Context(), f.opts.Org, r.PathValue("token"), nil)
+	u, err := f.opts.Service.AcceptInvitation(r.Context(), org, r.PathValue("token"), nil)
 	if err != nil {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	if err := f.startSession(r.Context(), w, r, u.ID, "invitation"); err != nil {
+	if err := f.startSession(r.Context(), w, r, org, u.ID, "invitation"); err != nil {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	f.opts.Logger.With("protocol", "invitation").InfoContext(r.Context(), "invitation accepted without SSO", "user", u.ID)
+	f.opts.Logger.With("protocol", "invitation").InfoContext(r.Context(), "invitation accepted without SSO", "org", string(org), "user", u.ID)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// joinClosed writes why joining is not open, if it is not.
-func (f *Funnel) joinClosed(w http.ResponseWriter, r *http.Request) bool {
-	st := f.settings(r)
+// joinClosed writes why joining the organization is not open, if it is
+// not.
+func (f *Funnel) joinClosed(w http.ResponseWriter, r *http.Request, org gateway.OrgID) bool {
+	st := f.settings(r, org)
 	switch {
 	case st.Provisioning.Method != gateway.SourceSelfService:
 		f.show(w, r, http.StatusForbidden, "Registration is closed", "Self-service registration is not open in this application.",
@@ -138,25 +183,32 @@ func (f *Funnel) joinClosed(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (f *Funnel) join(w http.ResponseWriter, r *http.Request) {
-	if f.joinClosed(w, r) {
+	org, ok := f.org(w, r)
+	if !ok || f.joinClosed(w, r, org) {
 		return
 	}
-	pages.ShowAction(w, pages.Action{Title: "Join", Action: f.opts.PathPrefix + "/join/signin", Post: true, Button: "Sign in to join",
-		Message: "People with an address at " + strings.Join(f.settings(r).Provisioning.EmailDomain, " or ") + " can create their account here by signing in with their organization's account."})
+	pages.ShowAction(w, pages.Action{Title: "Join", Action: f.Base(org) + "/join/signin", Post: true, Button: "Sign in to join",
+		Message: "People with an address at " + strings.Join(f.settings(r, org).Provisioning.EmailDomain, " or ") + " can create their account here by signing in with their organization's account."})
 }
 
 func (f *Funnel) joinSignIn(w http.ResponseWriter, r *http.Request) {
-	if f.joinClosed(w, r) {
+	org, ok := f.org(w, r)
+	if !ok || f.joinClosed(w, r, org) {
 		return
 	}
-	if s := f.starter(w, r); s != nil {
+	if s := f.starter(w, r, org); s != nil {
 		s.Start(w, r, Intent{Kind: Join})
 	}
 }
 
 // testSignIn starts a manager's test sign-in: whoever then signs in at
-// the IdP, what it sends is shown to this manager, in this session.
+// the IdP, what it sends is shown to this manager, in this session. The
+// manager is one of the organization whose sign-in is tested.
 func (f *Funnel) testSignIn(w http.ResponseWriter, r *http.Request) {
+	org, ok := f.org(w, r)
+	if !ok {
+		return
+	}
 	se, m, err := f.opts.Sessions.Current(r.Context(), r)
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err == nil && !f.opts.Sessions.ValidCSRF(se, r.PostFormValue("csrf")) {
@@ -164,30 +216,31 @@ func (f *Funnel) testSignIn(w http.ResponseWriter, r *http.Request) {
 			"Start the test again from the console.")
 		return
 	}
-	if err != nil || !m.IsManager() {
-		f.show(w, r, http.StatusForbidden, "Test sign-in is for managers", "Only a manager, signed in, can test the sign-in.",
+	if err != nil || se.Org != org || !m.IsManager() {
+		f.show(w, r, http.StatusForbidden, "Test sign-in is for managers", "Only a manager of this organization, signed in, can test its sign-in.",
 			"Sign in as a manager and start the test from the console.")
 		return
 	}
-	if s := f.starter(w, r); s != nil {
+	if s := f.starter(w, r, org); s != nil {
 		s.Start(w, r, Intent{Kind: TestSignIn, Manager: m.ID})
 	}
 }
 
-// LoginPage starts a plain sign-in at start (the protocol's own entry),
-// keeping the page asked for. While self-service is open it shows the
-// sign-in page first, with the SSO button and the join link; otherwise it
-// goes straight to the IdP (one click fewer for everyone with an account).
-func (f *Funnel) LoginPage(start, method string) http.HandlerFunc {
+// LoginPage starts a plain sign-in in org at start (the protocol's own
+// entry), keeping the page asked for. While self-service is open it shows
+// the sign-in page first, with the SSO button and the join link;
+// otherwise it goes straight to the IdP (one click fewer for everyone
+// with an account).
+func (f *Funnel) LoginPage(org gateway.OrgID, start, method string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		target := start + "?return=" + url.QueryEscape(httpx.SafeReturn(r.URL.Query().Get("return")))
-		st := f.settings(r)
+		st := f.settings(r, org)
 		if st.Provisioning.Method != gateway.SourceSelfService {
 			http.Redirect(w, r, target, http.StatusFound)
 			return
 		}
 		pages.ShowLogin(w, pages.Login{Start: target, Method: method, Domains: strings.Join(st.Provisioning.EmailDomain, " or "),
-			Join: f.opts.PathPrefix + "/join"})
+			Join: f.Base(org) + "/join"})
 	}
 }
 
@@ -230,5 +283,63 @@ func (f *Funnel) logout(crossSite *http.CrossOriginProtection) http.HandlerFunc 
 		}
 		log.InfoContext(r.Context(), "signed out", "user", se.UserID)
 		f.show(w, r, http.StatusOK, "Signed out", "You are signed out of this application.", "")
+	}
+}
+
+// Discover is {prefix}/login, where every sign-in that does not know its
+// organization starts (the proxy sends people there): ?org= names the
+// organization; an email address (login_hint, or typed in the page it
+// shows) finds the organization that holds its domain, verified domains
+// only (home-realm discovery). A gateway with one organization sends
+// everyone to its sign-in (single), as before organizations.
+func (f *Funnel) Discover(single http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		q := r.URL.Query()
+		returnTo := httpx.SafeReturn(q.Get("return"))
+		page := pages.Discover{Action: f.opts.PathPrefix + "/login", Return: returnTo}
+		go2 := func(org gateway.OrgID) {
+			http.Redirect(w, r, f.Base(org)+"/login?return="+url.QueryEscape(returnTo), http.StatusFound)
+		}
+		if named := q.Get("org"); named != "" {
+			org := gateway.OrgID(named)
+			switch err := f.opts.Service.CheckOrg(ctx, org); gateway.ErrorCodeOf(err) {
+			case "":
+				go2(org)
+			case gateway.ErrNotFound, gateway.ErrInvalid:
+				page.Problem = fmt.Sprintf("The application has no organization called %q. Enter your work email address instead.", named)
+				pages.ShowDiscover(w, http.StatusNotFound, page)
+			default:
+				f.refuse(w, r, "discovery", err)
+			}
+			return
+		}
+		if email := strings.TrimSpace(q.Get("login_hint")); email != "" {
+			page.Email = email
+			org, err := f.opts.Service.OrgForEmail(ctx, email)
+			switch {
+			case gateway.ErrorCodeOf(err) == gateway.ErrInvalid:
+				page.Problem = "That is not an email address. Enter the address you use at work, such as ada@example.com."
+				pages.ShowDiscover(w, http.StatusBadRequest, page)
+			case err != nil:
+				f.refuse(w, r, "discovery", err)
+			case org == "":
+				page.Problem = fmt.Sprintf("No organization signs in people of %s here. Check the address, or ask your administrator for your organization's sign-in link.",
+					email[strings.LastIndexByte(email, '@')+1:])
+				pages.ShowDiscover(w, http.StatusNotFound, page)
+			default:
+				go2(org)
+			}
+			return
+		}
+		one, err := f.opts.Service.SingleOrg(ctx)
+		switch {
+		case err != nil:
+			f.refuse(w, r, "discovery", err)
+		case one:
+			single.ServeHTTP(w, r)
+		default:
+			pages.ShowDiscover(w, http.StatusOK, page)
+		}
 	}
 }

@@ -26,6 +26,11 @@ var templates = template.Must(template.New("pages").Parse(`
 {{define "login"}}{{template "head" "Sign in"}}<h1>Sign in</h1>
 <p><a class="button" id="sso" href="{{.Start}}">Sign in with {{.Method}}</a></p>
 <p id="join">New here? People with an address at {{.Domains}} can <a href="{{.Join}}">create their account</a>.</p>{{template "foot"}}{{end}}
+{{define "discover"}}{{template "head" "Sign in"}}<h1>Sign in</h1>
+<form method="get" action="{{.Action}}"><p><label for="email">Your work email address</label><br>
+<input id="email" name="login_hint" type="email" autocomplete="email" required autofocus value="{{.Email}}"{{if .Problem}} aria-invalid="true" aria-describedby="problem"{{end}}></p>
+{{with .Problem}}<p id="problem" role="alert">{{.}}</p>{{end}}<input type="hidden" name="return" value="{{.Return}}"><button type="submit">Continue</button></form>
+<p class="muted">You are sent on to your organization's own sign-in.</p>{{template "foot"}}{{end}}
 {{define "logout"}}{{template "head" "Sign out"}}<h1>Sign out?</h1>{{with .Notice}}<p role="alert">{{.}}</p>{{end}}
 <form method="post" action="{{.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit" autofocus>Sign out</button></form>{{template "foot"}}{{end}}
 `))
@@ -46,6 +51,13 @@ type Action struct {
 // open, the join link.
 type Login struct {
 	Start, Method, Domains, Join string
+}
+
+// Discover asks for the email address that says which organization a
+// person signs in to; Problem says why the last one did not, keeping
+// what they typed.
+type Discover struct {
+	Action, Email, Return, Problem string
 }
 
 // Logout asks for confirmation of a sign-out; its form carries the
@@ -81,6 +93,9 @@ func ShowAction(w http.ResponseWriter, a Action) {
 
 // ShowLogin writes the sign-in page.
 func ShowLogin(w http.ResponseWriter, l Login) { write(w, http.StatusOK, "login", l) }
+
+// ShowDiscover writes the page that asks which organization to sign in to.
+func ShowDiscover(w http.ResponseWriter, status int, d Discover) { write(w, status, "discover", d) }
 
 // ShowLogout writes the sign-out confirmation.
 func ShowLogout(w http.ResponseWriter, status int, l Logout) { write(w, status, "logout", l) }

@@ -176,6 +176,60 @@ func (s *Service) UpdateOrg(ctx context.Context, op Operator, id gateway.OrgID, 
 	return &next, nil
 }
 
+// CheckOrg says whether org is an organization of the registry: an
+// ErrInvalid or ErrNotFound error when it is not. A URL naming one is
+// checked here before anything of it is served.
+func (s *Service) CheckOrg(ctx context.Context, org gateway.OrgID) error {
+	if err := org.Check(); err != nil {
+		return err
+	}
+	_, err := s.store.Orgs().Get(ctx, org)
+	return err
+}
+
+// OrgForEmail is the organization that holds the email address's domain,
+// verified ("" when none does, or its holder has not proven it in DNS
+// yet): home-realm discovery routes only what is proven. An address
+// without a domain is ErrInvalid.
+func (s *Service) OrgForEmail(ctx context.Context, email string) (gateway.OrgID, error) {
+	at := strings.LastIndexByte(email, '@')
+	if at <= 0 || at == len(email)-1 {
+		return "", gateway.Errorf(gateway.ErrInvalid, "%q is not an email address", email)
+	}
+	domain, err := NormalizeDomain(email[at+1:])
+	if err != nil {
+		return "", err
+	}
+	return s.verifiedHolder(ctx, domain)
+}
+
+// verifiedHolder is the organization holding domain (normalized) once
+// it is verified, or "".
+func (s *Service) verifiedHolder(ctx context.Context, domain string) (gateway.OrgID, error) {
+	org, err := s.store.Orgs().ByDomain(ctx, domain)
+	if err != nil || org == "" {
+		return "", err
+	}
+	o, err := s.store.Orgs().Get(ctx, org)
+	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if i := slices.IndexFunc(o.Domains, func(d gateway.Domain) bool { return d.Name == domain }); i >= 0 && !o.Domains[i].VerifiedAt.IsZero() {
+		return org, nil
+	}
+	return "", nil
+}
+
+// SingleOrg reports whether the registry holds at most one organization
+// (a gateway serving one customer, as before organizations).
+func (s *Service) SingleOrg(ctx context.Context) (bool, error) {
+	orgs, _, err := s.store.Orgs().List(ctx, "", 2)
+	return len(orgs) <= 1, err
+}
+
 // CheckActive refuses what an organization's people start (sign-ins,
 // SCIM requests) while the operator has it suspended: a *LoginError with
 // reason suspended.

@@ -45,8 +45,9 @@ type Options struct {
 	Upstream *url.URL
 	Sessions *session.Manager
 	Signer   Signer
-	Store    gateway.Store
-	Org      gateway.OrgID
+	// Store is read for the signed-in person's groups, in the
+	// organization of their session.
+	Store gateway.Store
 	// LoginURL is where a browser without a session is sent, with the
 	// page it asked for (a same-origin path) to come back to.
 	LoginURL func(returnTo string) string
@@ -114,9 +115,6 @@ func (p *Proxy) observe(r *http.Request) {
 
 // New builds the proxy.
 func New(opts Options) *Proxy {
-	if err := opts.Org.Check(); err != nil {
-		panic("proxy.New: " + err.Error()) // the wiring names the organization; none is assumed
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -276,7 +274,7 @@ func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, b
 
 // headers builds the identity headers for u.
 func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, error) {
-	refs, err := p.opts.Store.Groups().Memberships(ctx, p.opts.Org, []string{u.ID})
+	refs, err := p.opts.Store.Groups().Memberships(ctx, u.Org, []string{u.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +284,7 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 		groups = append(groups, g.DisplayName)
 		escaped = append(escaped, PercentEncode(g.DisplayName))
 	}
-	key := u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strings.Join(groups, "\x00")
+	key := string(u.Org) + "\x00" + u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strings.Join(groups, "\x00")
 	now := time.Now()
 	token, ok := p.tokens.get(key, now)
 	if !ok {

@@ -80,12 +80,12 @@ func newEnv(t *testing.T) *env {
 		_, _ = io.WriteString(w, "app page "+r.URL.RequestURI())
 	}))
 	t.Cleanup(e.up.srv.Close)
-	e.sess = session.New(session.Options{Org: gateway.DefaultOrg, Store: e.store})
+	e.sess = session.New(session.Options{LegacyOrg: gateway.DefaultOrg, Store: e.store})
 	if e.signer, err = signer.New(context.Background(), signer.Options{Org: gateway.DefaultOrg, Store: e.store, Issuer: "https://app.example.com/gatehouse", Audience: "https://app.example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	target, _ := url.Parse(e.up.srv.URL)
-	p := proxy.New(proxy.Options{Org: gateway.DefaultOrg, Upstream: target, Sessions: e.sess, Signer: e.signer, Store: e.store,
+	p := proxy.New(proxy.Options{Upstream: target, Sessions: e.sess, Signer: e.signer, Store: e.store,
 		LoginURL: func(ret string) string { return "/gatehouse/saml/login?return=" + url.QueryEscape(ret) }})
 	mux := http.NewServeMux()
 	mux.Handle("/gatehouse/auth", p.Auth())
@@ -98,7 +98,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) signIn() {
 	w := httptest.NewRecorder()
-	if _, err := e.sess.Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), e.user.ID, "saml"); err != nil {
+	if _, err := e.sess.Start(context.Background(), w, httptest.NewRequest("GET", "/", nil), gateway.DefaultOrg, e.user.ID, "saml"); err != nil {
 		e.t.Fatal(err)
 	}
 	e.cookie = w.Result().Cookies()[0]

@@ -2,6 +2,12 @@
 // the store, an opaque random token in a cookie (__Host- prefixed,
 // Secure, HttpOnly, SameSite=Lax), idle and absolute timeouts, a new token
 // at every login, and no session outliving its user's deactivation.
+//
+// A session belongs to one organization, named in its token
+// ("<org>.<random>"; a token without one is the default organization's,
+// as before organizations). The name only says where to look: the store
+// keeps the hash of the whole token under that organization, so a token
+// edited to name another organization is found nowhere.
 package session
 
 import (
@@ -12,6 +18,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -27,8 +34,10 @@ const (
 
 // Options configures a Manager.
 type Options struct {
-	Store      gateway.Store
-	Org        gateway.OrgID
+	Store gateway.Store
+	// LegacyOrg is the organization of tokens that name none (issued
+	// before sessions carried their organization).
+	LegacyOrg  gateway.OrgID
 	Idle       time.Duration // ends after this long without a request (default 8h)
 	Absolute   time.Duration // ends this long after login whatever the activity (default 24h)
 	Secure     bool          // the public URL is https: Secure, __Host- cookie
@@ -45,7 +54,7 @@ type Manager struct{ opts Options }
 
 // New builds a Manager.
 func New(opts Options) *Manager {
-	if err := opts.Org.Check(); err != nil {
+	if err := opts.LegacyOrg.Check(); err != nil {
 		panic("session.New: " + err.Error()) // the wiring names the organization; none is assumed
 	}
 	if opts.Idle <= 0 {
@@ -76,19 +85,48 @@ func hash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Start begins a session for a user who just signed in. Any session the
-// browser already had ends (a new token at every login: no fixation).
-func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, userID, protocol string) (gateway.Session, error) {
-	if c, err := r.Cookie(m.cookieName()); err == nil && c.Value != "" {
-		_ = m.opts.Store.Sessions().Delete(ctx, m.opts.Org, hash(c.Value))
+// tokenOrg is the organization a cookie token names, and false when it
+// names none that could exist.
+func (m *Manager) tokenOrg(token string) (gateway.OrgID, bool) {
+	if token == "" {
+		return "", false
+	}
+	org, _, found := strings.Cut(token, ".")
+	if !found {
+		return m.opts.LegacyOrg, true
+	}
+	return gateway.OrgID(org), gateway.OrgID(org).Check() == nil
+}
+
+// browserSession is the organization and store id of the browser's
+// session token, if it has one.
+func (m *Manager) browserSession(r *http.Request) (gateway.OrgID, string, bool) {
+	c, err := r.Cookie(m.cookieName())
+	if err != nil {
+		return "", "", false
+	}
+	org, ok := m.tokenOrg(c.Value)
+	return org, hash(c.Value), ok
+}
+
+// Start begins a session in org for a user who just signed in. Any
+// session the browser already had ends, in whichever organization (a new
+// token at every login: no fixation; a browser is signed in to one
+// organization at a time).
+func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, org gateway.OrgID, userID, protocol string) (gateway.Session, error) {
+	if err := org.Check(); err != nil {
+		return gateway.Session{}, err
+	}
+	if old, id, ok := m.browserSession(r); ok {
+		_ = m.opts.Store.Sessions().Delete(ctx, old, id)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return gateway.Session{}, err
 	}
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	token := string(org) + "." + base64.RawURLEncoding.EncodeToString(raw[:])
 	now := m.opts.Clock.Now()
-	se := gateway.Session{ID: hash(token), Org: m.opts.Org, UserID: userID, Protocol: protocol,
+	se := gateway.Session{ID: hash(token), Org: org, UserID: userID, Protocol: protocol,
 		Created: now, LastSeen: now, Expires: now.Add(m.opts.Absolute)}
 	if err := m.opts.Store.Sessions().Create(ctx, se); err != nil {
 		return gateway.Session{}, err
@@ -104,16 +142,17 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // like to the caller; the reason stays in the gateway.
 var errSignedOut = gateway.Errorf(gateway.ErrNotFound, "not signed in")
 
-// Current returns the request's session and its user. A session past its
-// idle or absolute end, or whose user is deactivated or gone, is ended and
-// reported as not signed in.
+// Current returns the request's session (its Org is the organization the
+// person signed in to) and its user. A session past its idle or absolute
+// end, or whose user is deactivated or gone, is ended and reported as not
+// signed in.
 func (m *Manager) Current(ctx context.Context, r *http.Request) (gateway.Session, *gateway.User, error) {
-	c, err := r.Cookie(m.cookieName())
-	if err != nil || c.Value == "" {
+	org, id, ok := m.browserSession(r)
+	if !ok {
 		return gateway.Session{}, nil, errSignedOut
 	}
 	sessions := m.opts.Store.Sessions()
-	se, err := sessions.Get(ctx, m.opts.Org, hash(c.Value))
+	se, err := sessions.Get(ctx, org, id)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
 		return se, nil, errSignedOut
 	}
@@ -122,19 +161,19 @@ func (m *Manager) Current(ctx context.Context, r *http.Request) (gateway.Session
 	}
 	now := m.opts.Clock.Now()
 	if !now.Before(se.Expires) || now.Sub(se.LastSeen) >= m.opts.Idle {
-		_ = sessions.Delete(ctx, m.opts.Org, se.ID)
+		_ = sessions.Delete(ctx, org, se.ID)
 		return se, nil, errSignedOut
 	}
-	u, err := m.opts.Store.Users().Get(ctx, m.opts.Org, se.UserID)
+	u, err := m.opts.Store.Users().Get(ctx, org, se.UserID)
 	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound || err == nil && !u.Active {
-		_, _ = sessions.DeleteUser(ctx, m.opts.Org, se.UserID)
+		_, _ = sessions.DeleteUser(ctx, org, se.UserID)
 		return se, nil, errSignedOut
 	}
 	if err != nil {
 		return se, nil, err
 	}
 	if now.Sub(se.LastSeen) >= m.opts.TouchEvery {
-		if err := sessions.Touch(ctx, m.opts.Org, se.ID, now); err == nil {
+		if err := sessions.Touch(ctx, org, se.ID, now); err == nil {
 			se.LastSeen = now
 		}
 	}
@@ -144,8 +183,8 @@ func (m *Manager) Current(ctx context.Context, r *http.Request) (gateway.Session
 // End signs the browser out: the session is deleted and the cookie
 // cleared.
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	if c, err := r.Cookie(m.cookieName()); err == nil && c.Value != "" {
-		if err := m.opts.Store.Sessions().Delete(ctx, m.opts.Org, hash(c.Value)); err != nil {
+	if org, id, ok := m.browserSession(r); ok {
+		if err := m.opts.Store.Sessions().Delete(ctx, org, id); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,8 @@ package session_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -50,7 +52,7 @@ func newEnv(t *testing.T, secure bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := session.New(session.Options{Org: gateway.DefaultOrg, Store: s, Idle: time.Hour, Absolute: 8 * time.Hour, Secure: secure, Clock: clk})
+	m := session.New(session.Options{LegacyOrg: gateway.DefaultOrg, Store: s, Idle: time.Hour, Absolute: 8 * time.Hour, Secure: secure, Clock: clk})
 	return &env{store: s, svc: svc, clk: clk, m: m, user: u}
 }
 
@@ -62,7 +64,7 @@ func (e *env) login(t *testing.T, prior *http.Cookie) *http.Cookie {
 	if prior != nil {
 		r.AddCookie(prior)
 	}
-	if _, err := e.m.Start(context.Background(), w, r, e.user.ID, "saml"); err != nil {
+	if _, err := e.m.Start(context.Background(), w, r, gateway.DefaultOrg, e.user.ID, "saml"); err != nil {
 		t.Fatal(err)
 	}
 	cs := w.Result().Cookies()
@@ -182,5 +184,67 @@ func TestDeactivationEndsSessions(t *testing.T) {
 	}
 	if n, _ := e.store.Sessions().Count(context.Background(), gateway.DefaultOrg); n != 0 {
 		t.Fatalf("a deactivated user keeps %d sessions", n)
+	}
+}
+
+// TestSessionsBelongToOneOrganization: the token names its organization,
+// a token edited to name another is found nowhere, a token from before
+// organizations is the legacy organization's, and a browser signed in to
+// one organization that signs in to another ends the first session.
+func TestSessionsBelongToOneOrganization(t *testing.T) {
+	e := newEnv(t, true)
+	ctx := context.Background()
+	const acme gateway.OrgID = "acme"
+	if _, err := e.svc.CreateOrg(ctx, provision.Operator{Actor: gateway.Actor{Kind: "token", ID: "operator"}}, provision.OrgSpec{ID: acme, Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	ada, err := e.svc.CreateUser(ctx, provision.Meta{Org: acme, Source: gateway.SourceManual}, &gateway.User{UserName: "ada@acme.com", Active: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(org gateway.OrgID, userID string, prior *http.Cookie) *http.Cookie {
+		t.Helper()
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/", nil)
+		if prior != nil {
+			r.AddCookie(prior)
+		}
+		se, err := e.m.Start(ctx, w, r, org, userID, "oidc")
+		if err != nil || se.Org != org {
+			t.Fatalf("start in %s: %+v %v", org, se, err)
+		}
+		return w.Result().Cookies()[0]
+	}
+	inAcme := start(acme, ada.ID, nil)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(inAcme)
+	se, u, err := e.m.Current(ctx, r)
+	if err != nil || se.Org != acme || u.ID != ada.ID {
+		t.Fatalf("current: %+v %v %v", se, u, err)
+	}
+	_, random, _ := strings.Cut(inAcme.Value, ".")
+	for _, forged := range []string{"default." + random, random, "nope." + random, "Acme." + random, "." + random} {
+		if _, err := e.current(&http.Cookie{Name: inAcme.Name, Value: forged}); !session.SignedOut(err) {
+			t.Fatalf("token %q edited to name another organization: %v", forged, err)
+		}
+	}
+	// A token without an organization (from before they were named).
+	legacy := "legacy-token-without-an-organization"
+	sum := sha256.Sum256([]byte(legacy))
+	now := e.clk.Now()
+	if err := e.store.Sessions().Create(ctx, gateway.Session{ID: hex.EncodeToString(sum[:]), Org: gateway.DefaultOrg, UserID: e.user.ID,
+		Created: now, LastSeen: now, Expires: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := e.current(&http.Cookie{Name: inAcme.Name, Value: legacy}); err != nil || u.ID != e.user.ID {
+		t.Fatalf("a session from before organizations: %v %v", u, err)
+	}
+	// Signing in to the default organization ends the Acme session.
+	start(gateway.DefaultOrg, e.user.ID, inAcme)
+	if n, _ := e.store.Sessions().Count(ctx, acme); n != 0 {
+		t.Fatalf("the session in the other organization is kept: %d", n)
+	}
+	if _, err := e.m.Start(ctx, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), "", e.user.ID, "oidc"); err == nil {
+		t.Fatal("a session without an organization was started")
 	}
 }
