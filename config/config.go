@@ -131,9 +131,11 @@ type Provisioning struct {
 	EmailDomain StringList `yaml:"email_domain" doc:"organization email domains a self-service link accepts (one, or a list; comma-separated in the variable)"`
 	// AllowedDomains limits SSO sign-in (and JIT creation) to these email
 	// domains; empty: any domain the IdP vouches for.
-	AllowedDomains    []string          `yaml:"allowed_domains" doc:"email domains allowed to sign in by SSO (comma-separated in the variable); empty: any"`
-	GroupPools        map[string]string `yaml:"group_pools" doc:"IdP group name → pool id: a JIT user created at sign-in joins the pools its groups map to (the default pool when none does) while group_pools_enabled; later changes are the managers' (Group A=pool-a,Group B=pool-b in the variable)"`
-	GroupPoolsEnabled bool              `yaml:"group_pools_enabled" doc:"apply group_pools at sign-in"`
+	AllowedDomains []string `yaml:"allowed_domains" doc:"email domains allowed to sign in by SSO (comma-separated in the variable); empty: any"`
+	// VerifiedDomainsOnly admits only the organization's verified domains.
+	VerifiedDomainsOnly bool              `yaml:"verified_domains_only" doc:"only people whose email is at one of the organization's verified domains may sign in"`
+	GroupPools          map[string]string `yaml:"group_pools" doc:"IdP group name → pool id: a JIT user created at sign-in joins the pools its groups map to (the default pool when none does) while group_pools_enabled; later changes are the managers' (Group A=pool-a,Group B=pool-b in the variable)"`
+	GroupPoolsEnabled   bool              `yaml:"group_pools_enabled" doc:"apply group_pools at sign-in"`
 }
 
 // Admin configures the admin API and who may use it first.
@@ -659,7 +661,7 @@ func (c *Config) IdentitySettings() gateway.IdentitySettings {
 			OIDC: gateway.OIDCSettings{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: s.OIDC.ClientSecret},
 		},
 		Provisioning: gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
-			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains,
+			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly,
 			GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled},
 	}
 }

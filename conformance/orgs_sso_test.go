@@ -179,3 +179,210 @@ func TestOrganizationsSignInThroughTheirOwnIdPs(t *testing.T) {
 		t.Fatalf("Acme's SP metadata: %d %.400s", p.status, p.body)
 	}
 }
+
+// TestHomeRealmDiscoveryAndVerifiedDomains: {prefix}/login sends a
+// person to the organization that holds their email's domain, once DNS
+// proved it; ?org= names one. An organization that admits only its
+// verified domains refuses everyone else its own IdP vouches for,
+// saying which domains it admits, and creates nobody.
+func TestHomeRealmDiscoveryAndVerifiedDomains(t *testing.T) {
+	zone := startDNS(t)
+	addr := freeAddr(t)
+	root := "http://" + addr
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	idp.Put(t, "/users/bob", `{"password":"bob pass","email":"bob@other.example","given_name":"Bob"}`)
+	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_ADMIN_TOKEN="+adminToken,
+		"GATEHOUSE_DOMAINS_RESOLVER="+zone.addr, "GATEHOUSE_UPSTREAM_URL="+startWhoami(t))
+	operator := bearer(adminToken)
+	must := func(c adminCall, want int) adminCall { t.Helper(); return c.must(t, want) }
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme","name":"Acme","domains":["example.com"]}`, operator), 201)
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"globex","name":"Globex","domains":["globex.example"]}`, operator), 201)
+	metadata, _ := json.Marshal(string(idp.Metadata(t)))
+	must(adminRequest(t, g, "PUT", "/orgs/acme/identity", `{"sso":{"protocol":"saml","saml":{"idp_metadata_xml":`+string(metadata)+
+		`}},"provisioning":{"method":"jit","default_pool":"default","default_role":"user","verified_domains_only":true}}`, operator), 200)
+	idp.RegisterSP(t, "acme", root+"/gatehouse/o/acme/saml/metadata", false)
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	discover := func(query string) (int, string, string) {
+		t.Helper()
+		resp, err := noFollow.Get(root + "/gatehouse/login?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Location"), string(body)
+	}
+	// The proxy sends a person without a session to discovery, which asks
+	// for their email (the gateway has several organizations).
+	if p := getPage(t, http.DefaultClient, root+"/dashboard"); p.status != 200 || !strings.Contains(p.url, "/gatehouse/login?return=%2Fdashboard") ||
+		!strings.Contains(p.body, `name="login_hint"`) || !strings.Contains(p.body, `name="return" value="/dashboard"`) {
+		t.Fatalf("discovery page: %d at %s: %.500s", p.status, p.url, p.body)
+	}
+	// An unverified domain routes nowhere, keeping what was typed.
+	if status, _, body := discover("login_hint=ada%40Example.COM&return=%2Fdashboard"); status != 404 ||
+		!strings.Contains(body, "No organization signs in people of Example.COM") || !strings.Contains(body, `value="ada@Example.COM"`) {
+		t.Fatalf("an unverified domain: %d %.500s", status, body)
+	}
+	list := must(adminRequest(t, g, "GET", "/orgs/acme/domains", "", operator), 200)
+	first := list.body["domains"].([]any)[0].(map[string]any)
+	zone.set(first["txt_name"].(string), first["txt_value"].(string))
+	must(adminRequest(t, g, "POST", "/orgs/acme/domains/example.com/verify", "", operator), 200)
+	cases := []struct {
+		query, location string
+		status          int
+		says            string
+	}{
+		{"login_hint=ada%40Example.COM&return=%2Fdashboard", "/gatehouse/o/acme/login?return=%2Fdashboard", 302, ""},
+		{"login_hint=ada%40example.com&return=https%3A%2F%2Fevil.example%2F", "/gatehouse/o/acme/login?return=%2F", 302, ""},
+		{"org=globex&return=%2Fx", "/gatehouse/o/globex/login?return=%2Fx", 302, ""},
+		{"login_hint=bob%40globex.example", "", 404, "No organization signs in people of globex.example"},
+		{"login_hint=not-an-address", "", 400, "not an email address"},
+		{"org=nope", "", 404, `no organization called &#34;nope&#34;`},
+		{"org=..%2Fadmin", "", 404, "no organization called"},
+	}
+	for _, c := range cases {
+		status, location, body := discover(c.query)
+		if status != c.status || location != c.location || !strings.Contains(body, c.says) {
+			t.Errorf("%s: %d to %q: %.300s", c.query, status, location, body)
+		}
+	}
+
+	// Acme admits only its verified domain: Bob, vouched for by Acme's own
+	// IdP but at other.example, is refused and made nobody.
+	signIn := func(user, password string) (int, string) {
+		t.Helper()
+		b := samlidptest.Browser(nil)
+		acs, form := samlidptest.SignInAs(t, b, root+"/gatehouse/login?login_hint=ada%40example.com&return=%2Fwhoami", user, password)
+		resp, err := b.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if status, body := signIn("bob", "bob pass"); status != 403 ||
+		!strings.Contains(body, "Only people with an address at example.com may sign in here; bob@other.example is not one of them") {
+		t.Fatalf("Bob at Acme (verified domains only): %d %.500s", status, body)
+	}
+	if status, body := signIn(samlidptest.User, samlidptest.Password); status != 200 || !strings.Contains(body, `"Org":"acme"`) {
+		t.Fatalf("Ada at Acme: %d %.300s", status, body)
+	}
+	if _, n, _ := g.app.Store().Users().List(context.Background(), "acme", 0, 10); n != 1 {
+		t.Fatalf("Acme holds %d users, want Ada alone", n)
+	}
+	// Off (the default), Acme's IdP speaks for anyone.
+	must(adminRequest(t, g, "PUT", "/orgs/acme/identity", `{"provisioning":{"method":"jit","default_pool":"default","default_role":"user"}}`, operator), 200)
+	if status, body := signIn("bob", "bob pass"); status != 200 || !strings.Contains(body, `"Email":"bob@other.example"`) {
+		t.Fatalf("Bob at Acme (any domain): %d %.300s", status, body)
+	}
+}
+
+// TestOrganizationJoinBoundToVerifiedDomain: an organization's
+// self-service link admits its own domain once verified, at its own URL;
+// a domain another organization holds joins nobody else.
+func TestOrganizationJoinBoundToVerifiedDomain(t *testing.T) {
+	zone := startDNS(t)
+	addr := freeAddr(t)
+	root := "http://" + addr
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_ADMIN_TOKEN="+adminToken,
+		"GATEHOUSE_DOMAINS_RESOLVER="+zone.addr)
+	operator := bearer(adminToken)
+	must := func(c adminCall, want int) adminCall { t.Helper(); return c.must(t, want) }
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme","name":"Acme","domains":["example.com"]}`, operator), 201)
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"globex","name":"Globex"}`, operator), 201)
+	metadata, _ := json.Marshal(string(idp.Metadata(t)))
+	for _, org := range []string{"acme", "globex"} {
+		must(adminRequest(t, g, "PUT", "/orgs/"+org+"/identity", `{"sso":{"protocol":"saml","saml":{"idp_metadata_xml":`+string(metadata)+
+			`}},"provisioning":{"method":"self_service","default_pool":"default","default_role":"user","email_domain":["example.com"]}}`, operator), 200)
+		idp.RegisterSP(t, org, root+"/gatehouse/o/"+org+"/saml/metadata", false)
+	}
+	join := func(org string) (int, string) {
+		t.Helper()
+		b := samlidptest.Browser(nil)
+		p := getPage(t, b, root+"/gatehouse/o/"+org+"/join")
+		if p.status != 200 || !strings.Contains(p.body, `action="/gatehouse/o/`+org+`/join/signin"`) {
+			t.Fatalf("%s's join page: %d %.300s", org, p.status, p.body)
+		}
+		acs, form := samlidptest.SignIn(t, b, "POST "+root+"/gatehouse/o/"+org+"/join/signin")
+		resp, err := b.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	users := func(org gateway.OrgID) int {
+		_, n, _ := g.app.Store().Users().List(context.Background(), org, 0, 0)
+		return n
+	}
+	if status, body := join("acme"); status != 403 || !strings.Contains(body, "The domain example.com is not verified for this organization yet") || users("acme") != 0 {
+		t.Fatalf("joining Acme before example.com is verified: %d %.400s", status, body)
+	}
+	first := must(adminRequest(t, g, "GET", "/orgs/acme/domains", "", operator), 200).body["domains"].([]any)[0].(map[string]any)
+	zone.set(first["txt_name"].(string), first["txt_value"].(string))
+	must(adminRequest(t, g, "POST", "/orgs/acme/domains/example.com/verify", "", operator), 200)
+	if status, body := join("acme"); status != 404 || users("acme") != 1 { // no upstream: the gateway's 404 for "/"
+		t.Fatalf("joining Acme: %d %.400s, %d users", status, body, users("acme"))
+	}
+	if status, body := join("globex"); status != 403 || !strings.Contains(body, "belong to another organization") || users("globex") != 0 {
+		t.Fatalf("joining Globex with Acme's domain: %d %.400s", status, body)
+	}
+}
+
+// TestOrganizationSignInsAreBuiltLazilyAndBounded: an organization's SP
+// is built at its first sign-in, at most sso.cached_orgs are kept, and
+// one dropped is built again when next used, signing in as before.
+func TestOrganizationSignInsAreBuiltLazilyAndBounded(t *testing.T) {
+	addr := freeAddr(t)
+	root := "http://" + addr
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_ADMIN_TOKEN="+adminToken,
+		"GATEHOUSE_SSO_CACHED_ORGS=2")
+	operator := bearer(adminToken)
+	built := func() float64 {
+		return metricValue(t, "http://"+g.app.OpsAddr()+"/metrics", "gatehouse_sso_orgs_built")
+	}
+	if n := built(); n != 1 { // the default organization's, at start
+		t.Fatalf("built at start: %v", n)
+	}
+	metadata, _ := json.Marshal(string(idp.Metadata(t)))
+	orgs := []string{"a1", "a2", "a3"}
+	for _, org := range orgs {
+		adminRequest(t, g, "POST", "/orgs", `{"id":"`+org+`","name":"`+org+`"}`, operator).must(t, 201)
+		adminRequest(t, g, "PUT", "/orgs/"+org+"/identity", `{"sso":{"protocol":"saml","saml":{"idp_metadata_xml":`+string(metadata)+
+			`}},"provisioning":{"method":"jit","default_pool":"default","default_role":"user"}}`, operator).must(t, 200)
+	}
+	if n := built(); n != 1 {
+		t.Fatalf("built after three organizations were set up, before any sign-in: %v", n)
+	}
+	signIn := func(org string) {
+		t.Helper()
+		b := samlidptest.Browser(nil)
+		acs, form := samlidptest.SignIn(t, b, root+"/gatehouse/o/"+org+"/login")
+		resp, err := b.PostForm(acs, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 || resp.Request.URL.Path != "/" { // no upstream: the gateway's 404 for "/"
+			t.Fatalf("sign-in at %s: %d at %s", org, resp.StatusCode, resp.Request.URL)
+		}
+	}
+	for _, org := range orgs {
+		idp.RegisterSP(t, org, root+"/gatehouse/o/"+org+"/saml/metadata", false) // builds it: the metadata is the SP's
+		signIn(org)
+		if n := built(); n > 2 {
+			t.Fatalf("%v organizations built, past sso.cached_orgs=2", n)
+		}
+	}
+	signIn("a1") // dropped for a3, built again
+	for _, org := range orgs {
+		if _, n, _ := g.app.Store().Users().List(context.Background(), gateway.OrgID(org), 0, 0); n != 1 {
+			t.Fatalf("%s holds %d users", org, n)
+		}
+	}
+}

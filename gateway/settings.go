@@ -79,6 +79,10 @@ type ProvisioningSettings struct {
 	// AllowedDomains, when set, are the only email domains that may sign
 	// in by SSO (and be created by JIT).
 	AllowedDomains []string `json:"allowed_domains,omitempty"`
+	// VerifiedDomainsOnly admits only people whose email is at a domain
+	// the organization has verified (DNS TXT); otherwise an organization's
+	// own IdP may assert any address.
+	VerifiedDomainsOnly bool `json:"verified_domains_only,omitempty"`
 	// GroupPools maps IdP group names to pools: a JIT user created at
 	// sign-in joins the pools its groups map to, while GroupPoolsEnabled.
 	GroupPools        map[string]string `json:"group_pools,omitempty"`

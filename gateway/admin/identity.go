@@ -39,14 +39,16 @@ type SSOBody struct {
 
 // ProvisioningBody is the provisioning method and its defaults.
 type ProvisioningBody struct {
-	Method            string            `json:"method" enum:"manual,self_service,scim,jit"`
-	DefaultPool       string            `json:"default_pool"`
-	DefaultRole       string            `json:"default_role"`
-	Roles             []string          `json:"roles,omitempty" doc:"read-only: set in the configuration file"`
-	EmailDomain       []string          `json:"email_domain,omitempty"`
-	AllowedDomains    []string          `json:"allowed_domains,omitempty"`
-	GroupPools        map[string]string `json:"group_pools,omitempty"`
-	GroupPoolsEnabled bool              `json:"group_pools_enabled,omitempty"`
+	Method         string   `json:"method" enum:"manual,self_service,scim,jit"`
+	DefaultPool    string   `json:"default_pool"`
+	DefaultRole    string   `json:"default_role"`
+	Roles          []string `json:"roles,omitempty" doc:"read-only: set in the configuration file"`
+	EmailDomain    []string `json:"email_domain,omitempty"`
+	AllowedDomains []string `json:"allowed_domains,omitempty"`
+	// VerifiedDomainsOnly: see gateway.ProvisioningSettings.
+	VerifiedDomainsOnly bool              `json:"verified_domains_only,omitempty" doc:"only people whose email is at one of the organization's verified domains may sign in (off: its IdP may assert any address)"`
+	GroupPools          map[string]string `json:"group_pools,omitempty"`
+	GroupPoolsEnabled   bool              `json:"group_pools_enabled,omitempty"`
 }
 
 // IdentityBody is a change of the identity configuration: a section left
@@ -92,7 +94,7 @@ func toBody(st gateway.IdentitySettings) (SSOBody, ProvisioningBody) {
 				FirstNameAttribute: s.SAML.FirstNameAttribute, LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
 			OIDC: OIDCBody{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: secret}},
 		ProvisioningBody{Method: string(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole, Roles: p.Roles,
-			EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
+			EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
 }
 
 // merge applies a change to the settings in force.
@@ -115,7 +117,7 @@ func merge(cur gateway.IdentitySettings, b IdentityBody) (gateway.IdentitySettin
 	}
 	if p := b.Provisioning; p != nil {
 		next.Provisioning = gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
-			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
+			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
 	}
 	return next, nil
 }

@@ -45,6 +45,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		}
 		return float64(n)
 	})
+	metrics.RegisterSSOOrgsBuilt(a.registry, func() float64 { return float64(a.sso.size()) })
 	csrfKey, err := a.store.Keys().PutIfAbsent(ctx, gateway.DefaultOrg, "csrf", randomKey())
 	if err != nil {
 		return fmt.Errorf("csrf key: %w", err)

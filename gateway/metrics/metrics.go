@@ -51,6 +51,15 @@ func RegisterSessionCount(reg prometheus.Registerer, count func() float64) {
 	}, count))
 }
 
+// RegisterSSOOrgsBuilt exposes how many organizations have their sign-in
+// (SAML SP or OIDC RP) built in memory: bounded by sso.cached_orgs.
+func RegisterSSOOrgsBuilt(reg prometheus.Registerer, count func() float64) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "orgs_built",
+		Help: "Organizations whose sign-in (SAML SP or OIDC RP) is built in memory (at most sso.cached_orgs).",
+	}, count))
+}
+
 // CommitStats reads the store's group-commit counters.
 type CommitStats func() (commits, writes uint64, seconds float64)
 

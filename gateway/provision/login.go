@@ -49,6 +49,11 @@ func (s *Service) Login(ctx context.Context, org gateway.OrgID, id gateway.Ident
 			return nil, false, refuse("domain", "Accounts of %s cannot sign in here; ask a manager.", domain)
 		}
 	}
+	if policy.VerifiedDomainsOnly {
+		if err := s.checkVerifiedDomain(ctx, org, email); err != nil {
+			return nil, false, err
+		}
+	}
 	u, err = s.findByEmail(ctx, org, email)
 	if err != nil {
 		return nil, false, err
@@ -231,6 +236,9 @@ func (s *Service) Join(ctx context.Context, org gateway.OrgID, id gateway.Identi
 	if !slices.Contains(policy.EmailDomains, domain) {
 		return nil, false, refuse("join_domain", "Only addresses at %s can join here; %s is not one of them.", strings.Join(policy.EmailDomains, ", "), email)
 	}
+	if err := s.checkJoinDomain(ctx, org, domain); err != nil {
+		return nil, false, err
+	}
 	if u, err := s.findByEmail(ctx, org, email); err != nil || u != nil {
 		return u, false, err
 	}
@@ -242,4 +250,56 @@ func (s *Service) Join(ctx context.Context, org gateway.OrgID, id gateway.Identi
 		return u, false, err
 	}
 	return u, err == nil, err
+}
+
+// checkJoinDomain binds the self-service link to the organization's own
+// domains: a domain in the registry joins only the organization holding
+// it, once verified; a domain nobody registered is the manager's choice
+// (a gateway from before organizations).
+func (s *Service) checkJoinDomain(ctx context.Context, org gateway.OrgID, domain string) error {
+	name, err := NormalizeDomain(domain)
+	if err != nil {
+		return refuse("join_domain", "Addresses at %s cannot join here.", domain)
+	}
+	holder, err := s.store.Orgs().ByDomain(ctx, name)
+	switch {
+	case err != nil:
+		return err
+	case holder == "":
+		return nil
+	case holder != org:
+		return refuse("join_domain", "Addresses at %s belong to another organization of this application, so they cannot join this one.", domain)
+	}
+	if verified, err := s.verifiedHolder(ctx, name); err != nil || verified == org {
+		return err
+	}
+	return refuse("join_domain", "The domain %s is not verified for this organization yet, so its addresses cannot join; your administrator verifies it first (a DNS TXT record).", domain)
+}
+
+// checkVerifiedDomain refuses an email that is not at one of the
+// organization's verified domains (its setting "only people of our
+// verified domains"), saying which domains are.
+func (s *Service) checkVerifiedDomain(ctx context.Context, org gateway.OrgID, email string) error {
+	domain, err := NormalizeDomain(email[strings.LastIndexByte(email, '@')+1:])
+	if err == nil {
+		var holder gateway.OrgID
+		if holder, err = s.verifiedHolder(ctx, domain); err == nil && holder == org {
+			return nil
+		}
+	}
+	if err != nil && gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
+		return err
+	}
+	var verified []string
+	if o, err := s.store.Orgs().Get(ctx, org); err == nil {
+		for _, d := range o.Domains {
+			if !d.VerifiedAt.IsZero() {
+				verified = append(verified, d.Name)
+			}
+		}
+	}
+	if len(verified) == 0 {
+		return refuse("domain", "Only people with an address at one of this organization's verified domains may sign in here, and it has verified none yet; ask your administrator.")
+	}
+	return refuse("domain", "Only people with an address at %s may sign in here; %s is not one of them.", strings.Join(verified, " or "), email)
 }

@@ -25,6 +25,9 @@ type Policy struct {
 	// AllowedDomains, when set, are the only email domains (lower case)
 	// that may sign in.
 	AllowedDomains []string
+	// VerifiedDomainsOnly: only emails at the organization's verified
+	// domains may sign in.
+	VerifiedDomainsOnly bool
 	// EmailDomains are the organization's domains a self-service link
 	// accepts.
 	EmailDomains []string

@@ -92,7 +92,7 @@ const (
 func policyOf(st gateway.IdentitySettings) *Policy {
 	p := st.Provisioning
 	policy := &Policy{Method: p.Method, DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
-		AllowedDomains: p.AllowedDomains, EmailDomains: p.EmailDomain}
+		AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, EmailDomains: p.EmailDomain}
 	if p.GroupPoolsEnabled && len(p.GroupPools) > 0 {
 		policy.GroupPools = make(map[string]string, len(p.GroupPools))
 		for g, pool := range p.GroupPools {
