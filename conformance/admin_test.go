@@ -297,12 +297,13 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"end-all-sessions":   {"/sessions", "", 200, "sessions:all"},
 		"create-org":         {"/orgs", `{"id":"acme","domains":["acme.com"]}`, 201, "org:acme"},
 		"update-org":         {"/orgs/acme", `{"name":"Acme"}`, 200, "org:acme"},
+		"delete-org":         {"/orgs/acme", "", 202, "org:acme"},
 		"verify-domain":      {"/domains/example.org/verify", "", 200, "org:default/domain:example.org"},
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
 		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
-		"create-org", "update-org", "verify-domain"}
+		"create-org", "update-org", "delete-org", "verify-domain"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
 			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)
@@ -311,7 +312,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	for _, op := range order {
 		s := samples[op]
 		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
-			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE", "update-org": "PATCH"}[op]
+			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE", "update-org": "PATCH", "delete-org": "DELETE"}[op]
 		if method == "" {
 			method = "POST"
 		}

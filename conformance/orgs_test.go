@@ -689,3 +689,119 @@ func TestOrganizationPolicyAfterRestart(t *testing.T) {
 		t.Fatalf("a manual user in the default organization: %d %s", got.status, got.raw)
 	}
 }
+
+// TestOrganizationDeleted: deleting an organization makes it gone at
+// once (SCIM, the admin API, sign-in pages and sessions all answer as if
+// it never existed, its domains are free), erases its data, and ends its
+// event stream with org.deleted, delivered to the app before its outbox
+// and registry entry go too; the id is then free for a new one.
+func TestOrganizationDeleted(t *testing.T) {
+	hook := newHookReceiver(t)
+	g := startGateway(t, "", append(webhookEnv(hook.srv.URL), "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual")...)
+	ctx := context.Background()
+	operator := bearer(adminToken)
+	must := func(c adminCall, want int) adminCall { t.Helper(); return c.must(t, want) }
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme","name":"Acme","domains":["acme.example"]}`, operator), 201)
+	ada := must(adminRequest(t, g, "POST", "/orgs/acme/users", `{"userName":"ada@acme.example"}`, operator), 201).str("id")
+	must(adminRequest(t, g, "POST", "/orgs/acme/users", `{"userName":"bob@acme.example"}`, operator), 201)
+	must(adminRequest(t, g, "POST", "/orgs/acme/invitations", `{"email":"cy@acme.example"}`, operator), 201)
+	acmeToken := must(adminRequest(t, g, "POST", "/orgs/acme/api-tokens", `{"name":"acme ci"}`, operator), 201).str("token")
+	scimToken := must(adminRequest(t, g, "POST", "/orgs/acme/scim-token", "", operator), 200).str("token")
+	must(adminRequest(t, g, "PUT", "/orgs/acme/identity", `{"sso":{"protocol":"external"},"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`, operator), 200)
+	scimBase := "http://" + g.app.MainAddr() + "/gatehouse/o/acme/scim/v2"
+	scimAt(t, scimBase, scimToken, "GET", "/Users", "").must(t, 200)
+	w := httptest.NewRecorder()
+	if _, err := g.app.Sessions().Start(ctx, w, httptest.NewRequest("GET", "/", nil), "acme", ada, "saml"); err != nil {
+		t.Fatal(err)
+	}
+	adaCookie := w.Result().Cookies()[0]
+	// acme's downstream is down: its last events wait.
+	hook.set(func(h *hookReceiver) { h.refuse = func(e gateway.WireEvent) bool { return e.Org == "acme" } })
+
+	for _, c := range []struct {
+		name    string
+		path    string
+		auth    func(*http.Request)
+		status  int
+		problem string
+	}{
+		{"the organization at the unprefixed URLs", "/orgs/default", operator, 409, "cannot be deleted"},
+		{"an organization's own API token", "/orgs/acme", bearer(acmeToken), 403, "works for it alone"},
+		{"a stale version", "/orgs/acme", withCookie(&http.Cookie{Name: "x", Value: "y"}, "", "Authorization", "Bearer "+adminToken, "If-Match", `"99"`), 412, ""},
+		{"an organization that does not exist", "/orgs/nope", operator, 404, ""},
+	} {
+		if got := adminRequest(t, g, "DELETE", c.path, "", c.auth); got.status != c.status || !strings.Contains(got.str("detail"), c.problem) {
+			t.Errorf("%s: %d %s", c.name, got.status, got.raw)
+		}
+	}
+	deleted := must(adminRequest(t, g, "DELETE", "/orgs/acme", "", operator), 202)
+	if deleted.str("deleted_at") == "" || len(deleted.body["domains"].([]any)) != 0 {
+		t.Fatalf("the deleted organization: %s", deleted.raw)
+	}
+
+	// Gone at once, for everyone.
+	scimAt(t, scimBase, scimToken, "GET", "/Users", "").must(t, 401)
+	if got := adminRequest(t, g, "GET", "/orgs/acme/users", "", operator); got.status != 404 {
+		t.Fatalf("acme's users in the admin API: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "GET", "/orgs/acme/users", "", bearer(acmeToken)); got.status != 401 && got.status != 404 {
+		t.Fatalf("acme's API token: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "GET", "/me", "", withCookie(adaCookie, "")); got.status != 401 {
+		t.Fatalf("Ada's session: %d %s", got.status, got.raw)
+	}
+	for _, path := range []string{"/gatehouse/o/acme/login", "/gatehouse/o/acme/join"} {
+		if p := getPage(t, http.DefaultClient, "http://"+g.app.MainAddr()+path); p.status != 404 {
+			t.Fatalf("%s: %d", path, p.status)
+		}
+	}
+	if got := adminRequest(t, g, "PATCH", "/orgs/acme", `{"name":"Acme again"}`, operator); got.status != 404 {
+		t.Fatalf("renaming a deleted organization: %d %s", got.status, got.raw)
+	}
+	if got := adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator); got.status != 409 {
+		t.Fatalf("a new acme while the deleted one delivers its last events: %d %s", got.status, got.raw)
+	}
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"globex","domains":["acme.example"]}`, operator), 201) // its domain is free
+	// Its data is erased.
+	if _, n, err := g.app.Store().Users().List(ctx, "acme", 0, 10); err != nil || n != 0 {
+		t.Fatalf("acme's users after deletion: %d %v", n, err)
+	}
+	if n, _ := g.app.Store().Sessions().Count(ctx, "acme"); n != 0 {
+		t.Fatalf("acme's sessions after deletion: %d", n)
+	}
+	if entries, _, _ := g.app.Store().Audit().List(ctx, "acme", gateway.AuditQuery{Limit: 10}); len(entries) != 0 {
+		t.Fatalf("acme's audit log after deletion: %+v", entries)
+	}
+	entries, _, err := g.app.Store().Audit().List(ctx, gateway.OperatorScope, gateway.AuditQuery{Target: "org:acme", Limit: 1})
+	if err != nil || len(entries) != 1 || entries[0].Action != "org.delete" {
+		t.Fatalf("the operator's audit log: %+v %v", entries, err)
+	}
+	if n, _ := g.app.Store().Outbox().LastSeq(ctx, "acme"); n == 0 {
+		t.Fatal("acme's undelivered events were erased before delivery")
+	}
+
+	// Its downstream recovers: org.deleted arrives last, then the rest of
+	// the organization goes.
+	hook.set(func(h *hookReceiver) { h.refuse = nil })
+	var last gateway.WireEvent
+	eventually(t, "org.deleted at the app", func() bool {
+		for _, e := range hook.events() {
+			if e.Org == "acme" && e.Seq > last.Seq {
+				last = e
+			}
+		}
+		return last.Type == gateway.OpOrgDeleted
+	})
+	if last.Source != gateway.SourceOperator || last.Organization == nil || last.Organization.ID != "acme" || last.Organization.Name != "Acme" || last.User != nil {
+		t.Fatalf("org.deleted: %+v", last)
+	}
+	eventually(t, "acme gone from the registry", func() bool { return adminRequest(t, g, "GET", "/orgs/acme", "", operator).status == 404 })
+	if n, _ := g.app.Store().Outbox().LastSeq(ctx, "acme"); n != 0 {
+		t.Fatalf("acme's outbox after its last events were delivered: last %d", n)
+	}
+	// The id is free: a new acme starts empty.
+	must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme","name":"New Acme"}`, operator), 201)
+	if got := must(adminRequest(t, g, "GET", "/orgs/acme/users", "", operator), 200); strings.Contains(got.raw, "ada@acme.example") {
+		t.Fatalf("the new acme holds the old one's users: %s", got.raw)
+	}
+}

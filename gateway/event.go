@@ -17,6 +17,9 @@ const (
 	OpGroupMembersAdded   Op = "group.members_added"
 	OpGroupMembersRemoved Op = "group.members_removed"
 	OpInvitationCreated   Op = "invitation.created"
+	// OpOrgDeleted is an organization's last event: the operator deleted
+	// it, and the gateway erased its data (an app erases its copy).
+	OpOrgDeleted Op = "org.deleted"
 )
 
 // Event is one normalized provisioning change, recorded in the outbox in
@@ -34,9 +37,17 @@ type Event struct {
 	Group      *Group    `json:"group,omitempty"`
 	// Invitation is set on invitation.created (with its link).
 	Invitation *Invitation `json:"invitation,omitempty"`
-	MemberIDs  []string    `json:"memberIds,omitempty"`
-	Changed    []string    `json:"changed,omitempty"` // attribute names that changed
-	RequestID  string      `json:"requestId,omitempty"`
+	// Organization is set on org.* events.
+	Organization *OrgRef  `json:"organization,omitempty"`
+	MemberIDs    []string `json:"memberIds,omitempty"`
+	Changed      []string `json:"changed,omitempty"` // attribute names that changed
+	RequestID    string   `json:"requestId,omitempty"`
+}
+
+// OrgRef names an organization in an event.
+type OrgRef struct {
+	ID   OrgID  `json:"id"`
+	Name string `json:"name"`
 }
 
 // Clock tells the time; tests pass a fixed one.

@@ -44,10 +44,14 @@ const OperatorScope OrgID = "_operator"
 // registry holds what the operator manages: the name, the email domains
 // it owns (each at most one organization's), and whether it is suspended.
 type Organization struct {
-	ID        OrgID     `json:"id"`
-	Name      string    `json:"name"`
-	Domains   []Domain  `json:"domains,omitempty"`
-	Suspended bool      `json:"suspended,omitempty"`
+	ID        OrgID    `json:"id"`
+	Name      string   `json:"name"`
+	Domains   []Domain `json:"domains,omitempty"`
+	Suspended bool     `json:"suspended,omitempty"`
+	// DeletedAt is when the operator deleted it: it is gone for everyone,
+	// its data is erased, and the registry entry stays only until its
+	// outbox (ending with org.deleted) is delivered.
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
 	Created   time.Time `json:"created"`
 	Modified  time.Time `json:"modified"`
 	Version   uint64    `json:"version"`
@@ -81,8 +85,16 @@ type OrgStore interface {
 	// Replace writes o (stamped ifVersion + 1) over the stored one, if
 	// that is still at ifVersion; its domains move with it.
 	Replace(ctx context.Context, o *Organization, ifVersion uint64, audit ...AuditEntry) error
-	// Delete removes the organization from the registry (its data in its
-	// own scope is the caller's to erase) and frees its domains.
+	// EraseData deletes everything in the organization's own scope but its
+	// outbox (events, consumers' cursors, dead letters), which is
+	// delivered before the organization is deleted: users, groups and
+	// their indexes, sessions, keys, records (settings, credentials,
+	// invitations, pools), ephemeral values, id maps and its audit log.
+	// Erasing again is harmless.
+	EraseData(ctx context.Context, id OrgID) error
+	// Delete removes the organization from the registry, frees its
+	// domains, and erases all that is left in its scope (its outbox), in
+	// one write.
 	Delete(ctx context.Context, id OrgID, ifVersion uint64, audit ...AuditEntry) error
 	// ByDomain names the organization holding domain (any case); "" when
 	// none does.

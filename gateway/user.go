@@ -10,6 +10,8 @@ const (
 	SourceJIT         Source = "jit"
 	SourceManual      Source = "manual"
 	SourceSelfService Source = "self_service"
+	// SourceOperator is the gateway's operator (organization events).
+	SourceOperator Source = "operator"
 )
 
 // User is a provisioned person. The typed fields are the ones the gateway

@@ -29,8 +29,10 @@ type WireEvent struct {
 	Group     *WireGroup `json:"group,omitempty"` // after the change (before, for group.deleted)
 	// Invitation is set on invitation.created: send Link to Email.
 	Invitation *WireInvitation `json:"invitation,omitempty"`
-	MemberIDs  []string        `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
-	Changed    []string        `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
+	// Organization is set on org.deleted: the organization the event is about.
+	Organization *WireOrg `json:"organization,omitempty"`
+	MemberIDs    []string `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
+	Changed      []string `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
 }
 
 // WireUser is a user as receivers see it.
@@ -67,6 +69,12 @@ type WireGroup struct {
 	Attributes  json.RawMessage `json:"attributes,omitempty"`
 }
 
+// WireOrg is an organization as receivers see it.
+type WireOrg struct {
+	ID   OrgID  `json:"id"`
+	Name string `json:"name"`
+}
+
 // WireInvitation is an invitation as receivers see it.
 type WireInvitation struct {
 	ID      string    `json:"id"`
@@ -91,6 +99,9 @@ func (e Event) Wire() WireEvent {
 			Pool: firstOr(u.Pools), Pools: u.Pools, Role: u.Role, Created: u.Created.UTC(), Modified: u.Modified.UTC(), Version: u.Version,
 			Attributes: documentJSON(u.Attributes),
 		}
+	}
+	if o := e.Organization; o != nil {
+		w.Organization = &WireOrg{ID: o.ID, Name: o.Name}
 	}
 	if i := e.Invitation; i != nil {
 		w.Invitation = &WireInvitation{ID: i.ID, Email: i.Email, Role: i.Role, Pools: i.Pools, Link: i.Link, Expires: i.Expires.UTC()}
@@ -126,7 +137,7 @@ func firstOr(s []string) string {
 func (o Op) Known() bool {
 	switch o {
 	case OpUserCreated, OpUserUpdated, OpUserDeactivated, OpUserReactivated, OpUserDeleted,
-		OpGroupCreated, OpGroupUpdated, OpGroupDeleted, OpGroupMembersAdded, OpGroupMembersRemoved,
+		OpGroupCreated, OpGroupUpdated, OpGroupDeleted, OpGroupMembersAdded, OpGroupMembersRemoved, OpOrgDeleted,
 		OpInvitationCreated:
 		return true
 	}

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) gateway.Store) {
 		{"OrganizationsAreIsolated", testIsolation},
 		{"EveryCallNamesAnOrganization", testNoOrganization},
 		{"OrganizationRegistry", testOrgRegistry},
+		{"OrganizationErasure", testOrgErasure},
 		{"EventNumbersGaplessInCommitOrder", testEventNumbering},
 		{"OutboxCursorsDeadLettersPruning", testOutboxDelivery},
 		{"ChangedSignal", testChangedSignal},

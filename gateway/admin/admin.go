@@ -257,7 +257,7 @@ func (a *API) run(ctx huma.Context, actor gateway.Actor, next func(huma.Context)
 	}
 	r, _ := humago.Unwrap(ctx)
 	if org := a.org(r.Context()); org != a.opts.Org { // the wiring's own is served whether registered or not
-		switch _, err := a.opts.Store.Orgs().Get(r.Context(), org); {
+		switch err := a.opts.Service.CheckOrg(r.Context(), org); {
 		case gateway.ErrorCodeOf(err) == gateway.ErrNotFound:
 			refuse(ctx, http.StatusNotFound, fmt.Sprintf("There is no organization %q.", org))
 			return

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -37,6 +38,7 @@ type OrgView struct {
 	Name      string           `json:"name"`
 	Domains   []gateway.Domain `json:"domains"`
 	Suspended bool             `json:"suspended"`
+	DeletedAt time.Time        `json:"deleted_at,omitzero" doc:"set once deleted: its data is erased, and it leaves the list once its last events (org.deleted) are delivered"`
 	Status    OrgStatus        `json:"status"`
 	Created   time.Time        `json:"created"`
 	Modified  time.Time        `json:"modified"`
@@ -61,7 +63,7 @@ func (a *API) orgView(ctx context.Context, o *gateway.Organization) (OrgView, er
 	if domains == nil {
 		domains = []gateway.Domain{}
 	}
-	return OrgView{ID: o.ID, Name: o.Name, Domains: domains, Suspended: o.Suspended, Created: o.Created, Modified: o.Modified, Version: o.Version,
+	return OrgView{ID: o.ID, Name: o.Name, Domains: domains, Suspended: o.Suspended, DeletedAt: o.DeletedAt, Created: o.Created, Modified: o.Modified, Version: o.Version,
 		Status: OrgStatus{SignIn: st.SSO.Protocol, SignInConfigured: st.SSOSignIn(), ProvisioningMethod: string(st.Provisioning.Method), Users: users}}, nil
 }
 
@@ -174,6 +176,38 @@ func (a *API) updateOrg(ctx context.Context, in *updateOrgInput) (*orgOutput, er
 		return nil, a.fail(ctx, err)
 	}
 	return a.orgOutput(ctx, o)
+}
+
+type deleteOrgInput struct {
+	Org     string `path:"org"`
+	IfMatch string `header:"If-Match" doc:"the ETag of the organization read, to refuse a change made meanwhile"`
+}
+
+type deletedOrgOutput struct {
+	Body OrgView
+}
+
+func (a *API) deleteOrg(ctx context.Context, in *deleteOrgInput) (*deletedOrgOutput, error) {
+	op, err := a.operator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if gateway.OrgID(in.Org) == a.opts.Org {
+		return nil, newProblem(http.StatusConflict, fmt.Sprintf("The organization %q is the one served at the gateway's unprefixed URLs; it cannot be deleted.", in.Org))
+	}
+	version, err := ifMatch(in.IfMatch)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	o, err := a.opts.Service.DeleteOrg(ctx, op, gateway.OrgID(in.Org), version)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	v, err := a.orgView(ctx, o)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &deletedOrgOutput{Body: v}, nil
 }
 
 // DomainView is one of an organization's domains and how to prove it.

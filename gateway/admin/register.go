@@ -63,6 +63,10 @@ func (a *API) register() {
 			Summary: "Rename an organization or change its domains", Errors: []int{403, 404, 409, 412, 422},
 			Description: "The operator only (admin.token). domains lists every domain the organization owns; one kept keeps its verification, one dropped is free for another organization."},
 			a.updateOrg),
+		op(huma.Operation{OperationID: "delete-org", Method: http.MethodDelete, Path: "/orgs/{org}", Tags: []string{operatorTag}, DefaultStatus: http.StatusAccepted,
+			Summary: "Delete an organization and erase its data", Errors: []int{403, 404, 409, 412},
+			Description: "The operator only (admin.token). At once: every sign-in, SCIM request and admin call of the organization is refused as if it never existed, its sessions end, its domains are free, and its data is erased (users, groups, sessions, tokens, settings, invitations, pools, its audit log); org.deleted is its last event. Its outbox is delivered, then erased with the registry entry (202 until then; GET shows deleted_at). Audited at the operator level. The organization at the unprefixed URLs cannot be deleted (409)."},
+			a.deleteOrg),
 
 		// The organization's domains.
 		op(huma.Operation{OperationID: "list-domains", Method: http.MethodGet, Path: "/domains", Tags: []string{"domains"},

@@ -128,10 +128,35 @@ func (a *App) startDelivery() error {
 			a.log.Error("delivery: starting a new organization's (retried within a minute)", "org", string(org), "error", err)
 		}
 	})
-	// Organizations created on another replica, or whose start failed.
+	a.service.OnOrgDeleted(func(org gateway.OrgID) {
+		if _, err := a.delivery.ensure(context.Background(), org); err != nil { // it delivers org.deleted
+			a.log.Error("delivery: a deleted organization's last events (retried within a minute)", "org", string(org), "error", err)
+		}
+		a.delivery.markDeleting(org)
+	})
+	// Organizations created (or deleted) on another replica, or whose
+	// start failed.
+	// A deletion a crash interrupted is done again (each step is
+	// idempotent).
 	a.every(time.Minute, false, func(ctx context.Context) {
 		if err := a.delivery.ensureRegistered(ctx); err != nil {
 			a.log.Error("delivery: starting the organizations' dispatchers", "error", err)
+		}
+		for _, org := range a.delivery.pendingDeletions() {
+			o, err := a.store.Orgs().Get(ctx, org)
+			if err == nil {
+				err = a.service.EraseOrg(ctx, o)
+			}
+			if err != nil && gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
+				a.log.Error("delivery: erasing a deleted organization (retried)", "org", string(org), "error", err)
+			}
+		}
+	})
+	// A deleted organization is gone for good once its last events are
+	// delivered.
+	a.every(2*time.Second, false, func(ctx context.Context) {
+		if err := a.delivery.finishDeletions(ctx, a.service.FinishOrgDeletion); err != nil {
+			a.log.Error("delivery: finishing the deletion of organizations (retried)", "error", err)
 		}
 	})
 	return nil

@@ -24,6 +24,10 @@ type deliveries struct {
 	mu      sync.Mutex
 	byOrg   map[gateway.OrgID]*outbox.Dispatcher
 	stopped bool
+	// deleting are the deleted organizations whose last events are still
+	// being delivered; finishing, those being erased for good (no
+	// dispatcher starts for them meanwhile).
+	deleting, finishing map[gateway.OrgID]bool
 }
 
 // sharedAdapter is an adapter every organization's dispatcher delivers
@@ -41,6 +45,9 @@ func (d *deliveries) ensure(ctx context.Context, org gateway.OrgID) (*outbox.Dis
 	}
 	if disp, ok := d.byOrg[org]; ok {
 		return disp, nil
+	}
+	if d.finishing[org] {
+		return nil, gateway.Errorf(gateway.ErrNotFound, "organization %q is deleted", org)
 	}
 	var targets []outbox.Target
 	for i, t := range d.targets {
@@ -70,6 +77,9 @@ func (d *deliveries) ensureRegistered(ctx context.Context) error {
 			return fmt.Errorf("list organizations: %w", err)
 		}
 		for _, o := range page {
+			if !o.DeletedAt.IsZero() {
+				d.markDeleting(o.ID)
+			}
 			// One organization's failure to start holds back none of the
 			// others' (the default's is started, and fatal, before this).
 			if _, err := d.ensure(ctx, o.ID); err != nil {
@@ -113,6 +123,86 @@ func (d *deliveries) Stop(ctx context.Context) error {
 	for _, t := range d.targets {
 		if err := t.Adapter.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close adapter %s: %w", t.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// markDeleting notes a deleted organization whose outbox is still to be
+// delivered.
+func (d *deliveries) markDeleting(org gateway.OrgID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.deleting == nil {
+		d.deleting = map[gateway.OrgID]bool{}
+	}
+	d.deleting[org] = true
+}
+
+// drained reports whether every adapter org's events go to is past its
+// last event.
+func (d *deliveries) drained(ctx context.Context, org gateway.OrgID) (bool, error) {
+	last, err := d.store.Outbox().LastSeq(ctx, org)
+	if err != nil {
+		return false, err
+	}
+	for i, t := range d.targets {
+		if len(d.onlyFor[i]) > 0 && !slices.Contains(d.onlyFor[i], org) {
+			continue
+		}
+		cursor, err := d.store.Outbox().Cursor(ctx, org, t.ID)
+		if err != nil || cursor < last {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// pendingDeletions are the deleted organizations still delivering.
+func (d *deliveries) pendingDeletions() []gateway.OrgID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pending := make([]gateway.OrgID, 0, len(d.deleting))
+	for org := range d.deleting {
+		pending = append(pending, org)
+	}
+	return pending
+}
+
+// finishDeletions completes the deletion of every deleted organization
+// whose last events (org.deleted last) every adapter is past, delivered
+// or set aside as dead letters: its dispatcher stops and erase removes
+// the rest of it (its outbox and registry entry).
+func (d *deliveries) finishDeletions(ctx context.Context, erase func(context.Context, gateway.OrgID) error) error {
+	var errs []error
+	for _, org := range d.pendingDeletions() {
+		done, err := d.drained(ctx, org)
+		if err != nil || !done {
+			errs = append(errs, err)
+			continue
+		}
+		d.mu.Lock()
+		disp := d.byOrg[org]
+		delete(d.byOrg, org)
+		if d.finishing == nil {
+			d.finishing = map[gateway.OrgID]bool{}
+		}
+		d.finishing[org] = true
+		d.mu.Unlock()
+		if disp != nil {
+			if err := disp.Stop(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		err = erase(ctx, org)
+		d.mu.Lock()
+		delete(d.finishing, org)
+		if err == nil || gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+			delete(d.deleting, org)
+		}
+		d.mu.Unlock()
+		if err != nil && gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
+			errs = append(errs, fmt.Errorf("finish deleting organization %q: %w", org, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -78,6 +78,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if err := a.applySSO(ctx, gateway.DefaultOrg, a.sso.entry(gateway.DefaultOrg), st, true); err != nil {
 		return err
 	}
+	a.service.OnOrgDeleted(a.sso.drop)
 	a.service.OnSettings(func(org gateway.OrgID, st provision.Settings) {
 		if e := a.sso.existing(org); e != nil {
 			_ = a.applySSO(context.Background(), org, e, st, false)

@@ -116,6 +116,19 @@ func (s *ssoSet) dropLeastRecent() {
 	}
 }
 
+// drop forgets org's sign-in (a deleted organization's).
+func (s *ssoSet) drop(org gateway.OrgID) {
+	s.mu.Lock()
+	e, ok := s.orgs[org]
+	if ok && org != s.pinned {
+		delete(s.orgs, org)
+	}
+	s.mu.Unlock()
+	if ok && org != s.pinned {
+		e.close()
+	}
+}
+
 // size is how many organizations have their sign-in built.
 func (s *ssoSet) size() int {
 	s.mu.Lock()

@@ -79,9 +79,10 @@ func (s *Service) CreateOrg(ctx context.Context, op Operator, spec OrgSpec) (*ga
 // orgHooks: who is told of each organization created here (other
 // replicas' are found by scanning the registry).
 type orgHooks struct {
-	mu  sync.Mutex
-	fns []func(org gateway.OrgID)
-	txt TXTResolver
+	mu      sync.Mutex
+	fns     []func(org gateway.OrgID)
+	deleted []func(org gateway.OrgID)
+	txt     TXTResolver
 }
 
 // OnOrgCreated registers fn, called after an organization is created.
@@ -140,6 +141,9 @@ func (s *Service) UpdateOrg(ctx context.Context, op Operator, id gateway.OrgID, 
 	if err != nil {
 		return nil, err
 	}
+	if !cur.DeletedAt.IsZero() {
+		return nil, gateway.Errorf(gateway.ErrNotFound, "there is no organization %q: it was deleted", string(id))
+	}
 	if ifVersion != 0 && ifVersion != cur.Version {
 		return nil, gateway.Errorf(gateway.ErrPreconditionFailed, "organization %q has changed (its version is %d): read it again and retry", id, cur.Version)
 	}
@@ -177,14 +181,117 @@ func (s *Service) UpdateOrg(ctx context.Context, op Operator, id gateway.OrgID, 
 }
 
 // CheckOrg says whether org is an organization of the registry: an
-// ErrInvalid or ErrNotFound error when it is not. A URL naming one is
-// checked here before anything of it is served.
+// ErrInvalid or ErrNotFound error when it is not (or is being deleted).
+// A URL naming one is checked here before anything of it is served.
 func (s *Service) CheckOrg(ctx context.Context, org gateway.OrgID) error {
 	if err := org.Check(); err != nil {
 		return err
 	}
-	_, err := s.store.Orgs().Get(ctx, org)
+	o, err := s.store.Orgs().Get(ctx, org)
+	if err == nil && !o.DeletedAt.IsZero() {
+		return gateway.Errorf(gateway.ErrNotFound, "there is no organization %q: it was deleted", string(org))
+	}
 	return err
+}
+
+// OnOrgDeleted registers fn, called after an organization's deletion
+// started (its data is erased; its outbox is still to be delivered).
+func (s *Service) OnOrgDeleted(fn func(org gateway.OrgID)) {
+	s.orgHooks.mu.Lock()
+	defer s.orgHooks.mu.Unlock()
+	s.orgHooks.deleted = append(s.orgHooks.deleted, fn)
+}
+
+// orgDeletionRecord is the record whose write carries org.deleted into
+// the organization's outbox (and is erased right after).
+const orgDeletionRecord = "org-deletion"
+
+// DeleteOrg deletes an organization: from now on it is gone for everyone
+// (sign-ins, SCIM, the admin API; its sessions end, its domains are free
+// for another), org.deleted is its last event, and all its data is erased
+// but that outbox, which FinishOrgDeletion removes once delivered. The
+// operator's audit log keeps the deletion.
+func (s *Service) DeleteOrg(ctx context.Context, op Operator, id gateway.OrgID, ifVersion uint64) (*gateway.Organization, error) {
+	cur, err := s.Org(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !cur.DeletedAt.IsZero() {
+		return nil, gateway.Errorf(gateway.ErrNotFound, "there is no organization %q: it was deleted", string(id))
+	}
+	if ifVersion != 0 && ifVersion != cur.Version {
+		return nil, gateway.Errorf(gateway.ErrPreconditionFailed, "organization %q has changed (its version is %d): read it again and retry", id, cur.Version)
+	}
+	next := *cur
+	next.Domains, next.DeletedAt = nil, s.clock.Now()
+	next.Modified, next.Version, next.UpdatedBy = next.DeletedAt, cur.Version+1, op.Actor
+	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(op.Actor, op.RequestID, "org.delete", "org:"+string(id), cur, &next)); err != nil {
+		return nil, err
+	}
+	if err := s.EraseOrg(ctx, &next); err != nil {
+		return nil, fmt.Errorf("organization %q is deleted, but erasing its data failed (the gateway retries): %w", id, err)
+	}
+	return &next, nil
+}
+
+// EraseOrg does what a deletion does after it is recorded, and can do
+// again after a crash: org.deleted as the last event, the data erased,
+// the settings in force forgotten, the hooks told.
+func (s *Service) EraseOrg(ctx context.Context, o *gateway.Organization) error {
+	last, err := s.store.Outbox().LastSeq(ctx, o.ID)
+	if err != nil {
+		return err
+	}
+	var recorded bool
+	if last > 0 {
+		evs, err := s.store.Outbox().After(ctx, o.ID, last-1, 1)
+		if err != nil {
+			return err
+		}
+		recorded = len(evs) == 1 && evs[0].Op == gateway.OpOrgDeleted
+	}
+	if !recorded {
+		ev := s.event(Meta{Org: o.ID, Source: gateway.SourceOperator}, gateway.OpOrgDeleted)
+		ev.Organization = &gateway.OrgRef{ID: o.ID, Name: o.Name}
+		if _, err := s.store.Records().Put(ctx, o.ID, orgDeletionRecord, NewID(), 0, []byte(`{}`), gateway.Journal{Events: []gateway.Event{ev}}); err != nil {
+			return err
+		}
+	}
+	if err := s.store.Orgs().EraseData(ctx, o.ID); err != nil {
+		return err
+	}
+	s.forgetOrg(o.ID)
+	s.orgHooks.mu.Lock()
+	hooks := slices.Clone(s.orgHooks.deleted)
+	s.orgHooks.mu.Unlock()
+	for _, fn := range hooks {
+		fn(o.ID)
+	}
+	return nil
+}
+
+// FinishOrgDeletion removes a deleted organization's registry entry and
+// what is left of it (its outbox), once every consumer is past its last
+// event: the caller (the delivery) says so.
+func (s *Service) FinishOrgDeletion(ctx context.Context, id gateway.OrgID) error {
+	o, err := s.store.Orgs().Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if o.DeletedAt.IsZero() {
+		return gateway.Errorf(gateway.ErrConflict, "organization %q is not deleted", string(id))
+	}
+	actor := gateway.Actor{Kind: gateway.ActorSystem, ID: "gatehouse"}
+	return s.store.Orgs().Delete(ctx, id, o.Version, s.auditEntry(actor, "", "org.erased", "org:"+string(id), o, nil))
+}
+
+// forgetOrg drops what this process keeps of an organization's settings:
+// one created again under its id starts from its own.
+func (s *Service) forgetOrg(org gateway.OrgID) {
+	s.settings.mu.Lock()
+	delete(s.settings.current, org)
+	s.settings.mu.Unlock()
+	s.policies.Delete(org)
 }
 
 // OrgForEmail is the organization that holds the email address's domain,
@@ -240,6 +347,8 @@ func (s *Service) CheckActive(ctx context.Context, org gateway.OrgID) error {
 		return nil // not registered: nothing of it is served, nothing to suspend
 	case err != nil:
 		return err
+	case !o.DeletedAt.IsZero():
+		return &LoginError{Reason: "deleted", Message: fmt.Sprintf("%s no longer uses this application.", o.Name)}
 	case o.Suspended:
 		return &LoginError{Reason: "suspended", Message: fmt.Sprintf("Access for %s is suspended.", o.Name)}
 	}

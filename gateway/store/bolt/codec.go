@@ -297,6 +297,9 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 	if e.Invitation != nil {
 		has |= 4
 	}
+	if e.Organization != nil {
+		has |= 8
+	}
 	w.b = append(w.b, has)
 	if e.User != nil {
 		rec, err := encodeUser(e.User)
@@ -316,6 +319,14 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 	}
 	if e.Invitation != nil {
 		rec, err := json.Marshal(e.Invitation)
+		if err != nil {
+			return nil, err
+		}
+		w.uvarint(uint64(len(rec)))
+		w.b = append(w.b, rec...)
+	}
+	if e.Organization != nil {
+		rec, err := json.Marshal(e.Organization)
 		if err != nil {
 			return nil, err
 		}
@@ -374,6 +385,14 @@ func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
 			e.Invitation = &gateway.Invitation{}
 			if err := json.Unmarshal(rec, e.Invitation); err != nil {
 				return gateway.Event{}, fmt.Errorf("event %d: invitation: %w", seq, err)
+			}
+		}
+	}
+	if has&8 != 0 {
+		if rec := nested(); r.err == nil {
+			e.Organization = &gateway.OrgRef{}
+			if err := json.Unmarshal(rec, e.Organization); err != nil {
+				return gateway.Event{}, fmt.Errorf("event %d: organization: %w", seq, err)
 			}
 		}
 	}

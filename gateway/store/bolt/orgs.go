@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
@@ -203,6 +206,9 @@ func (r orgStore) Delete(ctx context.Context, id gateway.OrgID, ifVersion uint64
 		if err := tx.Bucket(bucketOrgs).Delete([]byte(id)); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketTenants).DeleteBucket([]byte(id)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
 		return auditOperator(tx, audit)
 	})
 	if err != nil {
@@ -223,4 +229,38 @@ func (r orgStore) ByDomain(ctx context.Context, domain string) (gateway.OrgID, e
 		return "", fmt.Errorf("bolt: organization by domain: %w", unavailable(err))
 	}
 	return id, nil
+}
+
+// outboxBuckets are what EraseData keeps of an organization: its events
+// and their delivery bookkeeping (the counters keep the event numbering).
+var outboxBuckets = [][]byte{bOutbox, bCursors, bDeadLetters, bCounters}
+
+func (r orgStore) EraseData(ctx context.Context, id gateway.OrgID) error {
+	if err := id.Check(); err != nil {
+		return err
+	}
+	err := r.s.write(ctx, id, func(tb *bolt.Bucket) error {
+		for _, name := range tenantBuckets {
+			if slices.ContainsFunc(outboxBuckets, func(keep []byte) bool { return bytes.Equal(keep, name) }) {
+				continue
+			}
+			if err := tb.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tb.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		counters := tb.Bucket(bCounters)
+		for _, c := range [][]byte{counterUsers, counterGroups} {
+			if err := counters.Delete(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: erase organization %s: %w", id, err)
+	}
+	return nil
 }
