@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	dsig "github.com/russellhaering/goxmldsig"
 
@@ -362,6 +363,19 @@ func TestOrganizationsSCIMIsolation(t *testing.T) {
 	}
 	if got := scimAt(t, "http://"+g.app.MainAddr()+"/gatehouse/o/nope/scim/v2", testToken, "GET", "/Users", ""); got.status != 401 {
 		t.Fatalf("an unknown organization: %d %s", got.status, got.raw)
+	}
+	// The operator sees when each organization's IdP last reached SCIM
+	// (with its token; a refused token is nobody's request).
+	adminRequest(t, g, "POST", "/orgs", `{"id":"idle"}`, operator).must(t, 201)
+	scimAt(t, "http://"+g.app.MainAddr()+"/gatehouse/o/idle/scim/v2", tokens["acme"], "GET", "/Users", "").must(t, 401)
+	list := adminRequest(t, g, "GET", "/orgs", "", operator).must(t, 200)
+	for _, o := range list.body["orgs"].([]any) {
+		o := o.(map[string]any)
+		seen, _ := o["status"].(map[string]any)["last_scim_request"].(string)
+		at, err := time.Parse(time.RFC3339Nano, seen)
+		if o["id"] == "idle" && seen != "" || o["id"] != "idle" && (err != nil || time.Since(at) > time.Minute) {
+			t.Errorf("%s's last SCIM request: %q", o["id"], seen)
+		}
 	}
 }
 

@@ -51,6 +51,9 @@ type OrgStatus struct {
 	SignInConfigured   bool   `json:"sign_in_configured" doc:"people sign in through the organization's own IdP"`
 	ProvisioningMethod string `json:"provisioning_method" doc:"manual, self_service, scim or jit; \"\" until configured"`
 	Users              int    `json:"users"`
+	// LastSCIMRequest is when its IdP last made an authenticated SCIM
+	// request (to the minute).
+	LastSCIMRequest time.Time `json:"last_scim_request,omitzero" doc:"when its IdP last made an authenticated SCIM request (to the minute); absent: never"`
 }
 
 func (a *API) orgView(ctx context.Context, o *gateway.Organization) (OrgView, error) {
@@ -59,12 +62,16 @@ func (a *API) orgView(ctx context.Context, o *gateway.Organization) (OrgView, er
 	if err != nil {
 		return OrgView{}, err
 	}
+	seen, err := a.opts.Service.LastSCIMRequest(ctx, o.ID)
+	if err != nil {
+		return OrgView{}, err
+	}
 	domains := o.Domains
 	if domains == nil {
 		domains = []gateway.Domain{}
 	}
 	return OrgView{ID: o.ID, Name: o.Name, Domains: domains, Suspended: o.Suspended, DeletedAt: o.DeletedAt, Created: o.Created, Modified: o.Modified, Version: o.Version,
-		Status: OrgStatus{SignIn: st.SSO.Protocol, SignInConfigured: st.SSOSignIn(), ProvisioningMethod: string(st.Provisioning.Method), Users: users}}, nil
+		Status: OrgStatus{SignIn: st.SSO.Protocol, SignInConfigured: st.SSOSignIn(), ProvisioningMethod: string(st.Provisioning.Method), Users: users, LastSCIMRequest: seen}}, nil
 }
 
 type orgOutput struct {

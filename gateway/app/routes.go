@@ -26,7 +26,13 @@ func (a *App) routes() (http.Handler, error) {
 		Org:     gateway.DefaultOrg,
 		BaseURL: a.SCIMBaseURL(),
 		Authenticate: func(ctx context.Context, org gateway.OrgID, token string) (bool, error) {
-			return a.service.CheckSCIMToken(ctx, org, token)
+			ok, err := a.service.CheckSCIMToken(ctx, org, token)
+			if ok {
+				if err := a.service.NoteSCIMRequest(ctx, org); err != nil {
+					a.log.WarnContext(ctx, "scim: recording the organization's last request", "org", string(org), "error", err)
+				}
+			}
+			return ok, err
 		},
 		MaxBodyBytes:          a.cfg.SCIM.MaxBodyBytes,
 		MaxResults:            a.cfg.SCIM.MaxResults,

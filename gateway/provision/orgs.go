@@ -292,6 +292,9 @@ func (s *Service) forgetOrg(org gateway.OrgID) {
 	delete(s.settings.current, org)
 	s.settings.mu.Unlock()
 	s.policies.Delete(org)
+	s.seen.mu.Lock()
+	delete(s.seen.at, org)
+	s.seen.mu.Unlock()
 }
 
 // OrgForEmail is the organization that holds the email address's domain,

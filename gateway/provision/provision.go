@@ -47,6 +47,7 @@ type Service struct {
 	fileSCIM  fileTokens
 	bootstrap sync.Map // org → set of bootstrap managers' emails
 	orgHooks  orgHooks
+	seen      seenWrites
 }
 
 // New returns a Service writing to store, with policy in force until

@@ -1,0 +1,90 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// scimSeenKind is the record of an organization's last SCIM request: the
+// console's overview, the operator's list and the setup link show it
+// ("first SCIM request received").
+const (
+	scimSeenKind = "scim-seen"
+	scimSeenID   = "last"
+	// scimSeenEvery is how stale the record may get: one write a minute
+	// per organization, not one per request.
+	scimSeenEvery = time.Minute
+)
+
+// seenWrites is when this process last wrote each organization's record.
+type seenWrites struct {
+	mu sync.Mutex
+	at map[gateway.OrgID]time.Time
+}
+
+type scimSeen struct {
+	At time.Time `json:"at"`
+}
+
+// NoteSCIMRequest records that org's IdP made an authenticated SCIM
+// request now (written at most once a minute per organization; a failed
+// write is retried at a later request).
+func (s *Service) NoteSCIMRequest(ctx context.Context, org gateway.OrgID) error {
+	now := s.clock.Now()
+	s.seen.mu.Lock()
+	if now.Sub(s.seen.at[org]) < scimSeenEvery {
+		s.seen.mu.Unlock()
+		return nil
+	}
+	if s.seen.at == nil {
+		s.seen.at = map[gateway.OrgID]time.Time{}
+	}
+	last := s.seen.at[org]
+	s.seen.at[org] = now
+	s.seen.mu.Unlock()
+	err := s.writeSCIMSeen(ctx, org, now)
+	if err != nil {
+		s.seen.mu.Lock()
+		s.seen.at[org] = last
+		s.seen.mu.Unlock()
+	}
+	return err
+}
+
+func (s *Service) writeSCIMSeen(ctx context.Context, org gateway.OrgID, now time.Time) error {
+	value, _ := json.Marshal(scimSeen{At: now})
+	rec, err := s.store.Records().Get(ctx, org, scimSeenKind, scimSeenID)
+	var version uint64
+	switch {
+	case err == nil:
+		version = rec.Version
+	case gateway.ErrorCodeOf(err) != gateway.ErrNotFound:
+		return err
+	}
+	_, err = s.store.Records().Put(ctx, org, scimSeenKind, scimSeenID, version, value, gateway.Journal{})
+	if code := gateway.ErrorCodeOf(err); code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed {
+		return nil // another request (or replica) wrote it just now
+	}
+	return err
+}
+
+// LastSCIMRequest is when org's IdP last made an authenticated SCIM
+// request, to the minute (zero: never).
+func (s *Service) LastSCIMRequest(ctx context.Context, org gateway.OrgID) (time.Time, error) {
+	rec, err := s.store.Records().Get(ctx, org, scimSeenKind, scimSeenID)
+	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	var seen scimSeen
+	if err := json.Unmarshal(rec.Value, &seen); err != nil {
+		return time.Time{}, err
+	}
+	return seen.At, nil
+}
