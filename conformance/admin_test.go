@@ -298,12 +298,13 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"create-org":         {"/orgs", `{"id":"acme","domains":["acme.com"]}`, 201, "org:acme"},
 		"update-org":         {"/orgs/acme", `{"name":"Acme"}`, 200, "org:acme"},
 		"delete-org":         {"/orgs/acme", "", 202, "org:acme"},
+		"create-setup-link":  {"/setup-links", `{"expires_in":"1h"}`, 201, ""},
 		"verify-domain":      {"/domains/example.org/verify", "", 200, "org:default/domain:example.org"},
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
 		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
-		"create-org", "update-org", "delete-org", "verify-domain"}
+		"create-org", "update-org", "delete-org", "verify-domain", "create-setup-link"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
 			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)

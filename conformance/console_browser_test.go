@@ -94,6 +94,19 @@ func TestConsoleManagerJourney(t *testing.T) {
 	if shots != "" {
 		mgr.screenshot(filepath.Join(shots, "identity.png"))
 	}
+	// The test sign-in goes to the IdP and back (the page's form leads
+	// there by a redirect) and shows what it sent.
+	mgr.run("test the sign-in", chromedp.Evaluate[chromedp.Void](`window.__gatehouseOldPage = true`), chromedp.Click(chromedp.CSS(`form[action$="/login/test"] button`)))
+	mgr.waitFor("the test's result", `document.querySelector('#last-sign-in') !== null`)
+	if got := mgr.text(`#last-sign-in`); !strings.Contains(got, samlidptest.Email) {
+		t.Fatalf("the test sign-in's attributes: %q", got)
+	}
+	// A setup link for the IT admin, shown once.
+	mgr.submit("make a setup link", `#make-setup-link`)
+	if link := value(mgr, "read the setup link", chromedp.Value(chromedp.CSS(`#secret`))); !strings.HasPrefix(link, root+"/gatehouse/setup/link/") {
+		t.Fatalf("the setup link: %q", link)
+	}
+	mgr.run("back to the identity page", chromedp.Navigate(console+"/identity"), chromedp.WaitVisible(chromedp.CSS(`input[name=method][value=jit]`)))
 	mgr.run("switch to JIT",
 		chromedp.Click(chromedp.CSS(`input[name=method][value=jit]`)))
 	mgr.submit("switch to JIT", `form[action$="/identity/method"] button[type=submit]`)

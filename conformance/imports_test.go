@@ -36,6 +36,7 @@ var importRules = map[string][]string{
 	"gateway/demo":      {},
 	"gateway/admin":     {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/outbox", "gateway/fold", "gateway/metrics"},
 	"gateway/console":   {"gateway", "gateway/admin", "gateway/provision", "gateway/session", "gateway/httpx"},
+	"gateway/setup":     {"gateway", "gateway/admin", "gateway/provision", "gateway/login", "gateway/pages", "gateway/httpx"},
 	"gateway/app":       {"*"},
 	"adapters":          {"gateway", "adapters"},
 	".":                 {"config", "gateway/app"},

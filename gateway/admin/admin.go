@@ -62,11 +62,8 @@ type Options struct {
 	SettingsFromFile bool
 	SCIMTokenGrace   time.Duration
 	Metrics          *metrics.Metrics // nil: not counted
-	SCIMBaseURL      string
-	// InviteBase is where acceptance links point ({public_url}{prefix}/invite).
-	InviteBase string
-	// PublicRoot is {public_url}{prefix}: another organization than Org
-	// is served under {PublicRoot}/o/{org}.
+	// PublicRoot is {public_url}{prefix}: Org's SCIM, sign-in and links
+	// are under it, any other organization's under {PublicRoot}/o/{org}.
 	PublicRoot    string
 	InvitationTTL time.Duration
 	Logger        *slog.Logger
@@ -147,22 +144,22 @@ func (a *API) serveOrg(w http.ResponseWriter, r *http.Request, org gateway.OrgID
 	a.mux.ServeHTTP(w, in)
 }
 
-// scimBaseURL is where the organization of a request is served: Org at
-// the unprefixed URLs, any other under /o/{org}.
-func (a *API) scimBaseURL(ctx context.Context) string {
+// orgRoot is the public root of the organization of a request: Org's at
+// the unprefixed URLs, any other's under /o/{org}.
+func (a *API) orgRoot(ctx context.Context) string {
 	if org := a.org(ctx); org != a.opts.Org {
-		return a.opts.PublicRoot + "/o/" + string(org) + "/scim/v2"
+		return a.opts.PublicRoot + "/o/" + string(org)
 	}
-	return a.opts.SCIMBaseURL
+	return a.opts.PublicRoot
 }
+
+// scimBaseURL is where the organization of a request serves SCIM.
+func (a *API) scimBaseURL(ctx context.Context) string { return a.orgRoot(ctx) + "/scim/v2" }
 
 // inviteBase is where an organization's invitation links point: Org's
 // at the unprefixed URLs, any other's under /o/{org}.
 func (a *API) inviteBase(ctx context.Context) (string, error) {
-	if org := a.org(ctx); org != a.opts.Org {
-		return a.opts.PublicRoot + "/o/" + string(org) + "/invite", nil
-	}
-	return a.opts.InviteBase, nil
+	return a.orgRoot(ctx) + "/invite", nil
 }
 
 type orgKey struct{}

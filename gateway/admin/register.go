@@ -133,6 +133,11 @@ func (a *API) register() {
 		op(huma.Operation{OperationID: "list-invitations", Method: http.MethodGet, Path: "/invitations", Tags: []string{"invitations"},
 			Summary: "List invitations, newest first, with their state (pending, accepted, revoked, expired)"},
 			a.listInvitations),
+		op(huma.Operation{OperationID: "create-setup-link", Method: http.MethodPost, Path: "/setup-links", Tags: []string{"setup-links"},
+			Summary: "Make a setup link for the organization's IT admin", DefaultStatus: http.StatusCreated, Errors: []int{409, 422},
+			Description: "A short-lived, single-use link (shown once; only its hash is kept) for whoever connects the organization's IdP, with no account here: " +
+				"it opens, once, into a setup session of that browser (4 hours) that walks them through SAML or OIDC, then SCIM, for this organization only. Audited as setup_link.create; the session's changes are audited as actor setup_link:<id>."},
+			a.createSetupLink),
 		op(huma.Operation{OperationID: "create-invitation", Method: http.MethodPost, Path: "/invitations", Tags: []string{"invitations"},
 			Summary: "Invite a person (provisioning method manual)", DefaultStatus: http.StatusCreated, Errors: []int{409, 422},
 			Description: "Records invitation.created with the single-use link, for the app, a webhook or the SMTP sender (email.smtp) to mail; the answer carries the link too. " +

@@ -188,13 +188,19 @@ func TestBuildVersion(t *testing.T) {
 	}
 }
 
-func TestRedactInvitePaths(t *testing.T) {
-	redact := redactInvitePaths("/gatehouse")
+func TestRedactLinkPaths(t *testing.T) {
+	redact := redactLinkPaths("/gatehouse")
 	for in, want := range map[string]string{
-		"/gatehouse/invite/abc.def":        "/gatehouse/invite/[REDACTED]",
-		"/gatehouse/invite/abc.def/accept": "/gatehouse/invite/[REDACTED]/accept",
-		"/gatehouse/users":                 "/gatehouse/users",
-		"/other/invite/abc":                "/other/invite/abc",
+		"/gatehouse/invite/abc.def":               "/gatehouse/invite/[REDACTED]",
+		"/gatehouse/invite/abc.def/accept":        "/gatehouse/invite/[REDACTED]/accept",
+		"/gatehouse/o/acme/invite/abc.def/signin": "/gatehouse/o/acme/invite/[REDACTED]/signin",
+		"/gatehouse/setup/link/abc.def":           "/gatehouse/setup/link/[REDACTED]",
+		"/gatehouse/o/acme/setup/link/abc.def":    "/gatehouse/o/acme/setup/link/[REDACTED]",
+		"/gatehouse/o/acme/setup/test/done":       "/gatehouse/o/acme/setup/test/done",
+		"/gatehouse/o/invite/invite/x":            "/gatehouse/o/invite/invite/[REDACTED]",
+		"/gatehouse/users":                        "/gatehouse/users",
+		"/gatehouse/o/acme/users":                 "/gatehouse/o/acme/users",
+		"/other/invite/abc":                       "/other/invite/abc",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)

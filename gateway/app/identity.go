@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/proxy"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
+	"github.com/gatehouse-id/gatehouse/gateway/setup"
 	"github.com/gatehouse-id/gatehouse/gateway/signer"
 )
 
@@ -56,7 +57,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+admin.Base+"/", admin.New(admin.Options{Service: a.service, Store: a.store, Sessions: a.sessions,
 		Delivery: lazyDelivery{a}, Org: gateway.DefaultOrg, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
-		SCIMBaseURL: a.SCIMBaseURL(), InviteBase: a.publicURL + prefix + "/invite", PublicRoot: a.publicURL + prefix,
+		PublicRoot:    a.publicURL + prefix,
 		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), Metrics: a.metrics, Logger: a.log}))
 	loginURL := func(returnTo string) string { return prefix + "/login?return=" + url.QueryEscape(returnTo) }
 
@@ -64,13 +65,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	// Every sign-in ends in the funnel; each organization's sign-in in
 	// force follows its identity settings.
 	a.funnel = login.New(login.Options{UnprefixedOrg: gateway.DefaultOrg, Store: a.store, Service: a.service, Sessions: a.sessions, PathPrefix: prefix,
-		Starter: func(ctx context.Context, org gateway.OrgID) (login.Starter, error) {
-			routes, err := a.ssoFor(ctx, org)
-			if err != nil {
-				return nil, err
-			}
-			return routes.starter, nil
-		}, Metrics: a.metrics, Logger: a.log})
+		Starter: a.funnelStarter, Metrics: a.metrics, Logger: a.log})
 	// The default organization's sign-in is built at start (a mistake in
 	// the file stops the gateway); the others' at their first sign-in. A
 	// manager's change swaps them at once, without a restart.
@@ -100,6 +95,19 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	for _, path := range []string{"/invite/", "/join", "/join/", "/login/", "/logout",
 		"/o/{org}/invite/", "/o/{org}/join", "/o/{org}/join/", "/o/{org}/login/"} {
 		mux.Handle(prefix+path, a.limitSignInStarts(starts))
+	}
+	// The setup link's pages, for a customer's IT admin.
+	setupPages, err := setup.New(setup.Options{Service: a.service, Funnel: a.funnel, Starter: a.funnelStarter,
+		PublicRoot: a.publicURL + prefix, PathPrefix: prefix, Assets: prefix + "/console/static",
+		Secure: strings.HasPrefix(a.publicURL, "https://"), CSRFKey: csrfKey, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
+		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("setup pages: %w", err)
+	}
+	setupMux := http.NewServeMux()
+	setupPages.Mount(setupMux)
+	for _, path := range []string{"/setup", "/setup/", "/o/{org}/setup", "/o/{org}/setup/"} {
+		mux.Handle(prefix+path, a.limitSignInStarts(setupMux))
 	}
 	con, err := console.New(console.Options{Service: a.service, Store: a.store, Sessions: a.sessions, Delivery: lazyDelivery{a},
 		UnprefixedOrg: gateway.DefaultOrg, PathPrefix: prefix, PublicRoot: a.publicURL + prefix,
@@ -159,6 +167,16 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))
 	return nil
+}
+
+// funnelStarter is the organization's sign-in in force, nil while its
+// people do not sign in by SSO.
+func (a *App) funnelStarter(ctx context.Context, org gateway.OrgID) (login.Starter, error) {
+	routes, err := a.ssoFor(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	return routes.starter, nil
 }
 
 // countProxied counts the requests to the app by status class.

@@ -70,7 +70,7 @@ func (a *App) routes() (http.Handler, error) {
 	}
 
 	var h http.Handler = mux
-	h = httpx.AccessLogRedacting(a.log, redactInvitePaths(prefix), h)
+	h = httpx.AccessLogRedacting(a.log, redactLinkPaths(prefix), h)
 	h = httpx.Recover(a.log, h)
 	h = httpx.WithRequestID(h)
 	return h, nil
@@ -114,16 +114,30 @@ func (a *App) scimDisabled(ctx context.Context, org gateway.OrgID) string {
 	return ""
 }
 
-// redactInvitePaths hides the token of invitation links in logged paths:
-// it is a credential.
-func redactInvitePaths(prefix string) func(string) string {
-	invite := prefix + "/invite/"
+// redactLinkPaths hides the secret of invitation and setup links in
+// logged paths ({prefix}[/o/{org}]/invite/<token>/…,
+// {prefix}[/o/{org}]/setup/link/<token>): it is a credential.
+func redactLinkPaths(prefix string) func(string) string {
 	return func(path string) string {
-		rest, ok := strings.CutPrefix(path, invite)
+		rest, ok := strings.CutPrefix(path, prefix+"/")
 		if !ok {
 			return path
 		}
-		_, tail, _ := strings.Cut(rest, "/")
-		return strings.TrimSuffix(invite+"[REDACTED]/"+tail, "/")
+		segs := strings.Split(rest, "/")
+		if len(segs) > 2 && segs[0] == "o" {
+			segs = segs[2:]
+		}
+		var secret int
+		switch {
+		case len(segs) > 1 && segs[0] == "invite":
+			secret = 1
+		case len(segs) > 2 && segs[0] == "setup" && segs[1] == "link":
+			secret = 2
+		default:
+			return path
+		}
+		head := path[:len(path)-len(strings.Join(segs, "/"))]
+		segs[secret] = "[REDACTED]"
+		return head + strings.Join(segs, "/")
 	}
 }

@@ -412,6 +412,8 @@ func (a *App) signInStart(path string) (string, gateway.OrgID) {
 		return "join", org
 	case path == p+"/login/test":
 		return "test", org
+	case path == p+"/setup/test":
+		return "setup_test", org
 	case strings.HasPrefix(path, p+"/invite/") && strings.HasSuffix(path, "/signin"):
 		return "invitation", org
 	}

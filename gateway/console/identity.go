@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
@@ -168,6 +169,21 @@ func (c *Console) rotateSCIMToken(q *req) {
 		Message: "Paste this token into the identity provider's SCIM settings (without “Bearer ”). The previous token works until " +
 			until.Format("2006-01-02 15:04 MST") + ".",
 		Secret: token, SecretLabel: "SCIM token", Back: c.opts.PathPrefix + "/console/identity"}, "", "")
+}
+
+// setupLink makes a setup link for the organization's IT admin and shows
+// it once.
+func (c *Console) setupLink(q *req) {
+	link, err := c.opts.Service.CreateSetupLink(q.ctx(), c.manager(q), 24*time.Hour, c.orgRoot(q)+"/setup/link")
+	if err != nil {
+		status, text := c.errorText(q, err)
+		c.identityPage(q, status, text)
+		return
+	}
+	c.render(q, http.StatusOK, "message", "Setup link", "identity", message{
+		Message: "Send this link to the person who runs your Okta or Microsoft Entra ID. With no account here, they connect the sign-in (and SCIM) for this organization, step by step in their identity provider's words. It opens once, until " +
+			link.Expires.Format("2006-01-02 15:04 MST") + ".",
+		Secret: link.Link, SecretLabel: "Setup link", Back: c.opts.PathPrefix + "/console/identity"}, "", "")
 }
 
 func (c *Console) confirmEndSessions(q *req) {

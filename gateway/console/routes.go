@@ -18,6 +18,7 @@ func (c *Console) routes(p string) {
 	c.mux.HandleFunc("POST "+p+"/identity/login", c.signedIn(c.saveLogin))
 	c.mux.HandleFunc("POST "+p+"/identity/method", c.signedIn(c.saveMethod))
 	c.mux.HandleFunc("POST "+p+"/identity/scim-token", c.signedIn(c.rotateSCIMToken))
+	c.mux.HandleFunc("POST "+p+"/identity/setup-link", c.signedIn(c.setupLink))
 	c.mux.HandleFunc("GET "+p+"/sessions/end", c.signedIn(c.confirmEndSessions))
 	c.mux.HandleFunc("POST "+p+"/sessions/end", c.signedIn(c.endSessions))
 	c.mux.HandleFunc("GET "+p+"/users", c.signedIn(func(q *req) { c.usersPage(q, http.StatusOK, "") }))

@@ -91,6 +91,9 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, org gateway.Or
 	case TestSignIn:
 		f.testSignInDone(w, r, org, id, in)
 		return
+	case SetupTest:
+		f.setupTestDone(w, r, org, id, in)
+		return
 	case AcceptInvitation:
 		if _, err := f.opts.Service.AcceptInvitation(ctx, org, in.Invitation, &id); err != nil {
 			f.refuse(w, r, id.Protocol, err)
@@ -274,4 +277,37 @@ func (f *Funnel) collectTestSignIn(w http.ResponseWriter, r *http.Request) {
 	f.tests.put(managerKey{org, m.ID}, res.Identity)
 	f.opts.Logger.InfoContext(ctx, "test sign-in", "protocol", res.Identity.Protocol, "manager", m.ID)
 	http.Redirect(w, r, f.testPage(), http.StatusSeeOther)
+}
+
+// setupTestNS keeps a setup link's test sign-in result until the admin's
+// browser collects it.
+const setupTestNS = "setup-test"
+
+type setupTestResult struct {
+	Setup    string           `json:"setup"`
+	Identity gateway.Identity `json:"identity"`
+}
+
+// setupTestDone parks a setup link's test sign-in result and sends the
+// browser to its setup page, which shows it only in the setup session
+// that started it (checked there: the IdP's POST carries no cookie).
+func (f *Funnel) setupTestDone(w http.ResponseWriter, r *http.Request, org gateway.OrgID, id gateway.Identity, in Intent) {
+	token := rand.Text()
+	val, _ := json.Marshal(setupTestResult{Setup: in.Setup, Identity: id})
+	if _, err := f.opts.Store.Ephemeral().PutIfAbsent(r.Context(), org, setupTestNS, token, val, time.Now().Add(5*time.Minute)); err != nil {
+		f.refuse(w, r, id.Protocol, err)
+		return
+	}
+	http.Redirect(w, r, f.Base(org)+"/setup/test/done?t="+url.QueryEscape(token), http.StatusSeeOther)
+}
+
+// TakeSetupTest returns a parked setup test sign-in's result once: the
+// setup link it was started for, and what the IdP sent.
+func (f *Funnel) TakeSetupTest(ctx context.Context, org gateway.OrgID, token string) (string, gateway.Identity, bool) {
+	raw, err := f.opts.Store.Ephemeral().Take(ctx, org, setupTestNS, token)
+	var res setupTestResult
+	if err != nil || raw == nil || json.Unmarshal(raw, &res) != nil {
+		return "", gateway.Identity{}, false
+	}
+	return res.Setup, res.Identity, true
 }

@@ -29,6 +29,9 @@ const (
 	// TestSignIn shows Intent.Manager what the IdP sent, and changes
 	// nothing: no user, no session.
 	TestSignIn Kind = "test_sign_in"
+	// SetupTest shows the IT admin of the setup link Intent.Setup what
+	// the IdP sent, and changes nothing: no user, no session.
+	SetupTest Kind = "setup_test"
 )
 
 // Intent is what a sign-in is for, decided by the page that started it and
@@ -40,6 +43,7 @@ type Intent struct {
 	Return     string `json:"return,omitempty"`     // SignIn: a same-site path
 	Invitation string `json:"invitation,omitempty"` // AcceptInvitation: its token
 	Manager    string `json:"manager,omitempty"`    // TestSignIn: the manager's user id
+	Setup      string `json:"setup,omitempty"`      // SetupTest: the setup link's id
 }
 
 // Plain is an ordinary sign-in that returns to returnTo (made safe: a
@@ -61,6 +65,11 @@ func (in Intent) Check() error {
 	case TestSignIn:
 		if in.Manager == "" {
 			return fmt.Errorf("a test sign-in names no manager")
+		}
+		return nil
+	case SetupTest:
+		if in.Setup == "" {
+			return fmt.Errorf("a setup test sign-in names no setup link")
 		}
 		return nil
 	}

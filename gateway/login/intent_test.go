@@ -13,6 +13,8 @@ func TestIntentCheck(t *testing.T) {
 		{Intent{Kind: AcceptInvitation}, false},
 		{Intent{Kind: TestSignIn, Manager: "u1"}, true},
 		{Intent{Kind: TestSignIn}, false},
+		{Intent{Kind: SetupTest, Setup: "l1"}, true},
+		{Intent{Kind: SetupTest}, false},
 		{Intent{}, false},
 		{Intent{Kind: "admin"}, false},
 	} {

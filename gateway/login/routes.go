@@ -58,16 +58,23 @@ func (f *Funnel) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/logout", f.logout(crossSite))
 }
 
-// org is the organization a page's path names ({prefix}/o/{org}/…; the
-// default organization without one), or false with a page written when
-// it names none that exists.
-func (f *Funnel) org(w http.ResponseWriter, r *http.Request) (gateway.OrgID, bool) {
+// OrgOf is the organization a page's path names ({prefix}/o/{org}/…;
+// the unprefixed organization without one): an ErrNotFound or ErrInvalid
+// error when it names none that exists.
+func (f *Funnel) OrgOf(r *http.Request) (gateway.OrgID, error) {
 	named := r.PathValue("org")
 	if named == "" {
-		return f.opts.UnprefixedOrg, true
+		return f.opts.UnprefixedOrg, nil
 	}
 	org := gateway.OrgID(named)
-	if err := f.opts.Service.CheckOrg(r.Context(), org); err != nil {
+	return org, f.opts.Service.CheckOrg(r.Context(), org)
+}
+
+// org is OrgOf, or false with a page written when the path names no
+// organization that exists.
+func (f *Funnel) org(w http.ResponseWriter, r *http.Request) (gateway.OrgID, bool) {
+	org, err := f.OrgOf(r)
+	if err != nil {
 		if code := gateway.ErrorCodeOf(err); code == gateway.ErrNotFound || code == gateway.ErrInvalid {
 			f.show(w, r, http.StatusNotFound, "No such organization", "This link names an organization the application does not have.",
 				"Check the link, or ask your administrator for your organization's sign-in link.")

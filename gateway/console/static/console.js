@@ -21,3 +21,15 @@ document.addEventListener("submit", function (e) {
   var msg = e.target.getAttribute("data-confirm");
   if (msg && !window.confirm(msg)) e.preventDefault();
 });
+// A line that waits for something (the setup link's first SCIM request)
+// asks its URL every few seconds and says so once the key is true.
+document.querySelectorAll("[data-poll]").forEach(function (el) {
+  var url = el.getAttribute("data-poll"), key = el.getAttribute("data-poll-key");
+  var timer = setInterval(function () {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (v) {
+        if (v && v[key]) { el.textContent = el.getAttribute("data-poll-done"); clearInterval(timer); }
+      }, function () {});
+  }, 2000);
+});
