@@ -386,3 +386,19 @@ func TestOrganizationSignInsAreBuiltLazilyAndBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleWithoutGatewaySignIn: where the gateway signs nobody in
+// (external, or not set up yet), the console's way to sign in explains
+// how managers get in instead of being a dead end.
+func TestConsoleWithoutGatewaySignIn(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken) // sso.protocol external
+	root := "http://" + g.app.MainAddr() + "/gatehouse"
+	if p := getPage(t, http.DefaultClient, root+"/console/users"); p.status != 200 || !strings.Contains(p.url, "/gatehouse/login?return=") ||
+		!strings.Contains(p.body, "sign in through the application itself") || !strings.Contains(p.body, "API token") {
+		t.Fatalf("the console with external sign-in: %d at %s: %.500s", p.status, p.url, p.body)
+	}
+	adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, bearer(adminToken)).must(t, 201)
+	if p := getPage(t, http.DefaultClient, root+"/o/acme/login"); p.status != 503 || !strings.Contains(p.body, "has not connected its identity provider") || !strings.Contains(p.body, "setup link") {
+		t.Fatalf("an organization without sign-in: %d %.500s", p.status, p.body)
+	}
+}

@@ -255,15 +255,29 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 		routes.starter = relying
 		mux.HandleFunc("GET "+base+"/login", a.funnel.LoginPage(org, base+"/oidc/login", "OIDC single sign-on"))
 	default:
-		protocol := st.SSO.Protocol
-		mux.HandleFunc("GET "+base+"/login", func(w http.ResponseWriter, r *http.Request) {
-			pages.Show(w, http.StatusServiceUnavailable, pages.Message{Title: "Sign-in is not available",
-				Message:   fmt.Sprintf("Single sign-on is not available for this organization: its login method is %q.", protocol),
-				Hint:      "A manager sets the login method to SAML or OIDC with the identity provider's settings.",
-				RequestID: httpx.RequestID(r.Context())})
-		})
+		mux.HandleFunc("GET "+base+"/login", noSignIn(st.SSO.Protocol))
 	}
 	return routes, nil
+}
+
+// noSignIn is the sign-in page of an organization whose people do not
+// sign in through the gateway: it says how they do, and how managers
+// reach the console, rather than being a dead end.
+func noSignIn(protocol string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if protocol == gateway.ProtocolExternal {
+			pages.Show(w, http.StatusOK, pages.Message{Title: "Sign in through the application",
+				Message: "People of this organization sign in through the application itself (or a proxy in front of it), not through this gateway, so it has no sign-in page of its own.",
+				Hint: "Managers open the console after signing in through the gateway, which this organization does not use: use the admin API with an API token instead, " +
+					"or ask the gateway's operator to connect your identity provider with SAML or OIDC (a setup link lets your IT admin do it step by step).",
+				RequestID: httpx.RequestID(r.Context())})
+			return
+		}
+		pages.Show(w, http.StatusServiceUnavailable, pages.Message{Title: "Sign-in is not set up yet",
+			Message:   "This organization has not connected its identity provider (Okta, Microsoft Entra ID, …), so nobody can sign in yet.",
+			Hint:      "A manager or the gateway's operator connects it with SAML or OIDC; a setup link lets your IT admin do it step by step.",
+			RequestID: httpx.RequestID(r.Context())})
+	}
 }
 
 // samlSP builds org's SAML service provider from its SAML settings,
