@@ -393,7 +393,7 @@ func TestOrganizationSignInsAreBuiltLazilyAndBounded(t *testing.T) {
 func TestConsoleWithoutGatewaySignIn(t *testing.T) {
 	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken) // sso.protocol external
 	root := "http://" + g.app.MainAddr() + "/gatehouse"
-	if p := getPage(t, http.DefaultClient, root+"/console/users"); p.status != 200 || !strings.Contains(p.url, "/gatehouse/login?return=") ||
+	if p := getPage(t, http.DefaultClient, root+"/console/users"); p.status != 503 || !strings.Contains(p.url, "/gatehouse/login?return=") ||
 		!strings.Contains(p.body, "sign in through the application itself") || !strings.Contains(p.body, "API token") {
 		t.Fatalf("the console with external sign-in: %d at %s: %.500s", p.status, p.url, p.body)
 	}

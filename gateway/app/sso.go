@@ -266,7 +266,7 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 func noSignIn(protocol string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if protocol == gateway.ProtocolExternal {
-			pages.Show(w, http.StatusOK, pages.Message{Title: "Sign in through the application",
+			pages.Show(w, http.StatusServiceUnavailable, pages.Message{Title: "Sign in through the application",
 				Message: "People of this organization sign in through the application itself (or a proxy in front of it), not through this gateway, so it has no sign-in page of its own.",
 				Hint: "Managers open the console after signing in through the gateway, which this organization does not use: use the admin API with an API token instead, " +
 					"or ask the gateway's operator to connect your identity provider with SAML or OIDC (a setup link lets your IT admin do it step by step).",
