@@ -198,6 +198,19 @@ func TestConsoleForms(t *testing.T) {
 		t.Fatal("the link is shown again on the next page load")
 	}
 
+	// A refused change says what it needs in the page's words (no
+	// configuration keys) and keeps what the manager typed.
+	status, body = post("/identity/login", url.Values{"csrf": {csrf}, "version": {"1"}, "protocol": {"oidc"},
+		"oidc_issuer": {"https://idp.example"}, "oidc_client_secret": {"s3cret"}, "email_attribute": {"mail"}})
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, "fill in the client ID") || strings.Contains(body, "sso.oidc") ||
+		!strings.Contains(body, `value="https://idp.example"`) || !strings.Contains(body, `value="mail"`) || !regexp.MustCompile(`value="oidc" checked`).MatchString(body) {
+		t.Fatalf("a refused login method: %d %.4000s", status, body)
+	}
+	status, body = post("/identity/method", url.Values{"csrf": {csrf}, "version": {"1"}, "method": {"jit"}, "email_domain": {"example.com, example.org"}})
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, "connect your identity provider with SAML or OIDC") || strings.Contains(body, "sso.protocol") ||
+		!strings.Contains(body, `value="example.com, example.org"`) || !regexp.MustCompile(`value="jit" checked`).MatchString(body) {
+		t.Fatalf("a refused method: %d %.4000s", status, body)
+	}
 	method := url.Values{"csrf": {csrf}, "version": {"1"}, "method": {"scim"}}
 	if status, body := post("/identity/method", method); status != http.StatusSeeOther {
 		t.Fatalf("switch to scim: %d %s", status, body)

@@ -282,9 +282,10 @@ func (c *Console) errorText(q *req, err error) (int, string) {
 	if errors.As(err, &rules) && len(rules.Violations) > 0 {
 		msgs := make([]string, len(rules.Violations))
 		for i, v := range rules.Violations {
-			msgs[i] = v.Message
+			msgs[i] = plainWords(v)
 		}
-		return http.StatusUnprocessableEntity, "Refused: " + strings.Join(msgs, "; ") + "."
+		text := strings.Join(msgs, "; ")
+		return http.StatusUnprocessableEntity, "Not saved: " + text + "."
 	}
 	if status := admin.HTTPStatus(err); status != http.StatusInternalServerError {
 		return status, gateway.ErrorMessageOf(err)

@@ -23,14 +23,16 @@ type identityData struct {
 	SAMLUploaded             bool
 	OIDCIssuer, OIDCClientID string
 	OIDCSecretSet            bool
-	EmailDomains             string
-	SCIMBaseURL              string
-	SP                       admin.SPInfo
-	LastSignIn               *gateway.Identity
-	CanTest                  bool
-	Version                  uint64
-	SCIMVersion              uint64
-	MetadataFile             string
+	// SAML attribute names (empty email: the NameID).
+	EmailAttr, FirstNameAttr, LastNameAttr, GroupsAttr string
+	EmailDomains                                       string
+	SCIMBaseURL                                        string
+	SP                                                 admin.SPInfo
+	LastSignIn                                         *gateway.Identity
+	CanTest                                            bool
+	Version                                            uint64
+	SCIMVersion                                        uint64
+	MetadataFile                                       string
 }
 
 var methodLabels = map[gateway.Source]string{
@@ -41,6 +43,13 @@ var methodLabels = map[gateway.Source]string{
 }
 
 func (c *Console) identityPage(q *req, status int, errText string) {
+	c.identityPageTyped(q, status, errText, nil)
+}
+
+// identityPageTyped shows the identity page; after a refused change,
+// typed puts back what the manager typed (the stored settings would
+// silently drop it).
+func (c *Console) identityPageTyped(q *req, status int, errText string, typed func(*identityData)) {
 	st, ok := c.opts.Service.Current(q.ctx(), q.org())
 	if !ok {
 		c.fail(q.w, q.r, http.StatusServiceUnavailable, "The identity settings are not loaded yet.")
@@ -52,6 +61,7 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 	}
 	d := identityData{FromFile: c.opts.SettingsFromFile, SAMLURL: st.SSO.SAML.IDPMetadataURL, SAMLUploaded: st.SSO.SAML.IDPMetadataXML != "",
 		OIDCIssuer: st.SSO.OIDC.Issuer, OIDCClientID: st.SSO.OIDC.ClientID, OIDCSecretSet: st.SSO.OIDC.ClientSecret.IsSet(),
+		EmailAttr: st.SSO.SAML.EmailAttribute, FirstNameAttr: st.SSO.SAML.FirstNameAttribute, LastNameAttr: st.SSO.SAML.LastNameAttribute, GroupsAttr: st.SSO.SAML.GroupsAttribute,
 		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.orgRoot(q) + "/scim/v2", SP: admin.SPInfoFor(c.orgRoot(q) + "/scim/v2"),
 		CanTest: st.SSOSignIn(),
 		Version: st.Version, MetadataFile: st.SSO.SAML.IDPMetadataFile}
@@ -63,10 +73,13 @@ func (c *Console) identityPage(q *req, status int, errText string) {
 	}
 	for _, ch := range choices {
 		d.Methods = append(d.Methods, option{Value: string(ch.Method), Label: methodLabels[ch.Method], Checked: st.Provisioning.Method == ch.Method,
-			Allowed: ch.Allowed || st.Provisioning.Method == ch.Method, Reason: ch.Reason})
+			Allowed: ch.Allowed || st.Provisioning.Method == ch.Method, Reason: plainWords(ch.Violation)})
 	}
 	if c.opts.LastSignIn != nil {
 		d.LastSignIn = c.opts.LastSignIn(q.ctx(), q.org(), q.user.ID)
+	}
+	if typed != nil {
+		typed(&d)
 	}
 	c.render(q, status, "identity", "Identity configuration", "identity", d, notice(q.r), errText)
 }
@@ -119,10 +132,20 @@ func (c *Console) saveLogin(q *req) {
 		if secret := f.Get("oidc_client_secret"); secret != "" {
 			s.SSO.OIDC.ClientSecret = gateway.NewSecret(secret)
 		}
+		s.SSO.SAML.EmailAttribute = strings.TrimSpace(f.Get("email_attribute"))
+		s.SSO.SAML.FirstNameAttribute = strings.TrimSpace(f.Get("first_name_attribute"))
+		s.SSO.SAML.LastNameAttribute = strings.TrimSpace(f.Get("last_name_attribute"))
+		s.SSO.SAML.GroupsAttribute = strings.TrimSpace(f.Get("groups_attribute"))
 	})
 	if err != nil {
 		status, text := c.errorText(q, err)
-		c.identityPage(q, status, text)
+		c.identityPageTyped(q, status, text, func(d *identityData) {
+			for i := range d.Protocols {
+				d.Protocols[i].Checked = d.Protocols[i].Value == f.Get("protocol")
+			}
+			d.SAMLURL, d.OIDCIssuer, d.OIDCClientID = f.Get("saml_metadata_url"), f.Get("oidc_issuer"), f.Get("oidc_client_id")
+			d.EmailAttr, d.FirstNameAttr, d.LastNameAttr, d.GroupsAttr = f.Get("email_attribute"), f.Get("first_name_attribute"), f.Get("last_name_attribute"), f.Get("groups_attribute")
+		})
 		return
 	}
 	c.done(q, c.opts.PathPrefix+"/console/identity", "login")
@@ -142,7 +165,12 @@ func (c *Console) saveMethod(q *req) {
 	})
 	if err != nil {
 		status, text := c.errorText(q, err)
-		c.identityPage(q, status, text)
+		c.identityPageTyped(q, status, text, func(d *identityData) {
+			for i := range d.Methods {
+				d.Methods[i].Checked = d.Methods[i].Value == f.Get("method")
+			}
+			d.EmailDomains = f.Get("email_domain")
+		})
 		return
 	}
 	c.done(q, c.opts.PathPrefix+"/console/identity", "method")

@@ -488,6 +488,8 @@ type MethodChoice struct {
 	Method  gateway.Source
 	Allowed bool
 	Reason  string // the first rule the switch would break
+	// Violation is that rule, for a page to put in its own words.
+	Violation gateway.RuleViolation
 }
 
 // MethodChoices says, for each provisioning method, whether switching to
@@ -513,7 +515,7 @@ func (s *Service) MethodChoices(ctx context.Context, org gateway.OrgID) ([]Metho
 			}
 		}
 		if len(vs) > 0 {
-			c.Allowed, c.Reason = false, vs[0].Message
+			c.Allowed, c.Reason, c.Violation = false, vs[0].Message, vs[0]
 		}
 		out = append(out, c)
 	}
