@@ -112,7 +112,8 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	con, err := console.New(console.Options{Service: a.service, Store: a.store, Sessions: a.sessions, Delivery: lazyDelivery{a},
 		UnprefixedOrg: gateway.DefaultOrg, PathPrefix: prefix, PublicRoot: a.publicURL + prefix,
 		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace), Mails: a.cfg.Email.SMTP.Host != "",
-		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.funnel.LastTestSignIn, Logger: a.log})
+		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.funnel.LastTestSignIn,
+		IdPCertificateExpiry: a.idpCertificateExpiry, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -167,6 +168,20 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle(prefix+"/auth", p.Auth())
 	mux.Handle("/", a.countProxied(p))
 	return nil
+}
+
+// idpCertificateExpiry is when the organization's SAML IdP's signing
+// certificate expires (false: no SAML, or not known).
+func (a *App) idpCertificateExpiry(ctx context.Context, org gateway.OrgID) (time.Time, bool) {
+	routes, err := a.ssoFor(ctx, org)
+	if err != nil {
+		return time.Time{}, false
+	}
+	sp, ok := routes.starter.(interface{ IDPCertificateExpiry() (time.Time, bool) })
+	if !ok {
+		return time.Time{}, false
+	}
+	return sp.IDPCertificateExpiry()
 }
 
 // funnelStarter is the organization's sign-in in force, nil while its

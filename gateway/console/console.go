@@ -55,7 +55,10 @@ type Options struct {
 	// LastSignIn returns what the IdP sent at a user's last sign-in (for
 	// the test sign-in), or nil.
 	LastSignIn func(ctx context.Context, org gateway.OrgID, userID string) *gateway.Identity
-	Logger     *slog.Logger
+	// IdPCertificateExpiry is when the organization's SAML IdP's signing
+	// certificate expires (false: unknown, or no SAML).
+	IdPCertificateExpiry func(ctx context.Context, org gateway.OrgID) (time.Time, bool)
+	Logger               *slog.Logger
 }
 
 // Console serves the pages under {prefix}/console.
@@ -75,7 +78,7 @@ func New(opts Options) (*Console, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{opts: opts, pages: map[string]*template.Template{}, mux: http.NewServeMux(), crossSite: http.NewCrossOriginProtection()}
-	for _, name := range []string{"identity", "users", "user", "pools", "delivery", "audit", "message", "confirm"} {
+	for _, name := range []string{"overview", "identity", "users", "user", "pools", "delivery", "audit", "message", "confirm"} {
 		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, err
@@ -88,8 +91,8 @@ func New(opts Options) (*Console, error) {
 	}
 	p := opts.PathPrefix + "/console"
 	c.mux.Handle("GET "+p+"/static/", http.StripPrefix(p+"/static/", cacheStatic(http.FileServerFS(static))))
-	c.mux.HandleFunc("GET "+p+"/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/users", http.StatusFound) })
-	c.mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/users", http.StatusFound) })
+	c.mux.HandleFunc("GET "+p+"/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/overview", http.StatusFound) })
+	c.mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/overview", http.StatusFound) })
 	c.routes(p)
 	c.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusNotFound, "There is no such page in the console.")

@@ -13,6 +13,7 @@ type option struct {
 }
 
 func (c *Console) routes(p string) {
+	c.mux.HandleFunc("GET "+p+"/overview", c.signedIn(c.overviewPage))
 	c.mux.HandleFunc("GET "+p+"/identity", c.signedIn(func(q *req) { c.identityPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("GET "+p+"/identity/test", c.signedIn(func(q *req) { c.identityPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("POST "+p+"/identity/login", c.signedIn(c.saveLogin))

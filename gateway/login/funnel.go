@@ -275,6 +275,9 @@ func (f *Funnel) collectTestSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.tests.put(managerKey{org, m.ID}, res.Identity)
+	if err := f.opts.Service.NoteSignInTested(ctx, org); err != nil {
+		f.opts.Logger.WarnContext(ctx, "test sign-in: recording it", "error", err)
+	}
 	f.opts.Logger.InfoContext(ctx, "test sign-in", "protocol", res.Identity.Protocol, "manager", m.ID)
 	http.Redirect(w, r, f.testPage(), http.StatusSeeOther)
 }

@@ -88,3 +88,49 @@ func (s *Service) LastSCIMRequest(ctx context.Context, org gateway.OrgID) (time.
 	}
 	return seen.At, nil
 }
+
+// signInTestedKind records an organization's last test sign-in that
+// reached the gateway (a manager's, or a setup link's), and the version
+// of the settings it tested.
+const signInTestedKind = "sign-in-tested"
+
+// SignInTest is the last test sign-in of an organization.
+type SignInTest struct {
+	At              time.Time `json:"at"`
+	SettingsVersion uint64    `json:"settings_version"`
+}
+
+// NoteSignInTested records a test sign-in that worked, under the
+// settings in force now.
+func (s *Service) NoteSignInTested(ctx context.Context, org gateway.OrgID) error {
+	st, _ := s.Current(ctx, org)
+	value, _ := json.Marshal(SignInTest{At: s.clock.Now(), SettingsVersion: st.Version})
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		rec, err := s.store.Records().Get(ctx, org, signInTestedKind, scimSeenID)
+		var version uint64
+		switch {
+		case err == nil:
+			version = rec.Version
+		case gateway.ErrorCodeOf(err) != gateway.ErrNotFound:
+			return err
+		}
+		_, err = s.store.Records().Put(ctx, org, signInTestedKind, scimSeenID, version, value, gateway.Journal{})
+		if code := gateway.ErrorCodeOf(err); code != gateway.ErrConflict && code != gateway.ErrPreconditionFailed {
+			return err
+		}
+	}
+	return busy("sign-in test", string(org))
+}
+
+// LastSignInTest is the organization's last test sign-in (zero: none).
+func (s *Service) LastSignInTest(ctx context.Context, org gateway.OrgID) (SignInTest, error) {
+	rec, err := s.store.Records().Get(ctx, org, signInTestedKind, scimSeenID)
+	if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return SignInTest{}, nil
+	}
+	if err != nil {
+		return SignInTest{}, err
+	}
+	var t SignInTest
+	return t, json.Unmarshal(rec.Value, &t)
+}

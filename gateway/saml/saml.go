@@ -238,6 +238,31 @@ func (s *SP) SetIDPMetadata(raw []byte) (changed bool, err error) {
 	return true, nil
 }
 
+// IDPCertificateExpiry is when the first of the IdP's signing
+// certificates in force expires (false: none could be read): past it,
+// nobody signs in until the IdP's new certificate is here.
+func (s *SP) IDPCertificateExpiry() (time.Time, bool) {
+	var first time.Time
+	for _, d := range s.cur.Load().sp.IDPMetadata.IDPSSODescriptors {
+		for _, k := range d.KeyDescriptors {
+			if k.Use != "" && k.Use != "signing" {
+				continue
+			}
+			for _, c := range k.KeyInfo.X509Data.X509Certificates {
+				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(c.Data), ""))
+				if err != nil {
+					continue
+				}
+				cert, err := x509.ParseCertificate(der)
+				if err == nil && (first.IsZero() || cert.NotAfter.Before(first)) {
+					first = cert.NotAfter
+				}
+			}
+		}
+	}
+	return first, !first.IsZero()
+}
+
 // essentials is what of IdP metadata matters to the SP: the IdP's
 // certificates and sign-in endpoints.
 func essentials(ed *crewsaml.EntityDescriptor) string {

@@ -367,6 +367,9 @@ func (p *Pages) testDone(v *visit) {
 		p.fail(v.w, v.r, err)
 		return
 	}
+	if err := p.opts.Service.NoteSignInTested(v.ctx(), v.org); err != nil {
+		p.opts.Logger.WarnContext(v.ctx(), "setup: recording the test sign-in", "error", err)
+	}
 	http.Redirect(v.w, v.r, p.opts.Funnel.Base(v.org)+"/setup?done=tested#test", http.StatusSeeOther)
 }
 
