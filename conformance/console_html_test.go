@@ -15,7 +15,7 @@ import (
 )
 
 // consolePages are the pages a manager reaches from the navigation.
-var consolePages = []string{"/console/overview", "/console/identity", "/console/users", "/console/pools", "/console/delivery", "/console/audit"}
+var consolePages = []string{"/console/overview", "/console/identity", "/console/users", "/console/groups", "/console/pools", "/console/delivery", "/console/audit"}
 
 // TestConsoleHTML: every control on every console page has a label, and
 // every link and form on them leads somewhere that exists.

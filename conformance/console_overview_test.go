@@ -3,9 +3,11 @@ package conformance
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -90,5 +92,35 @@ func TestConsoleOverview(t *testing.T) {
 	got.must(t, 200)
 	if checks, _ = overview(t, page, cookie); !strings.HasPrefix(checks["tested"], "false") || !strings.Contains(checks["tested"], "before the settings changed") {
 		t.Fatalf("after a change: %q", checks["tested"])
+	}
+}
+
+// TestConsoleGroups: the Groups page lists the IdP's groups with their
+// members (the first few named, linked) and the pool each maps to.
+func TestConsoleGroups(t *testing.T) {
+	g := startGateway(t, "")
+	cookie, csrf := sessionAs(t, g, "mia@example.com", "manager")
+	page := "http://" + g.app.MainAddr() + "/gatehouse/console/groups"
+	if body := httpGetWithCookie(t, page, cookie); !strings.Contains(body, `id="no-groups"`) {
+		t.Fatalf("no groups yet: %.2000s", body)
+	}
+	var members []string
+	for i := range 7 {
+		u := g.call("POST", "/Users", oktaUser(fmt.Sprintf("user%d@example.com", i), "User", strconv.Itoa(i))).must(t, 201)
+		members = append(members, `{"value":"`+u.str("id")+`","display":"user`+strconv.Itoa(i)+`@example.com"}`)
+	}
+	g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Support Agents","members":[`+strings.Join(members, ",")+`]}`).must(t, 201)
+	g.call("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Empty"}`).must(t, 201)
+	adminRequest(t, g, "POST", "/pools", `{"id":"support"}`, withCookie(cookie, csrf)).must(t, 201)
+	adminRequest(t, g, "PUT", "/identity", `{"provisioning":{"method":"scim","default_pool":"default","default_role":"user","group_pools":{"support agents":"support"},"group_pools_enabled":true}}`,
+		withCookie(cookie, csrf)).must(t, 200)
+	body := httpGetWithCookie(t, page, cookie)
+	row := regexp.MustCompile(`(?s)<tr id="group-[^"]+"><td>Support Agents</td>(.*?)</tr>`).FindStringSubmatch(body)
+	if row == nil || !strings.Contains(row[1], "7 members") || strings.Count(row[1], `/console/users/`) != 5 || !strings.Contains(row[1], "…") ||
+		!strings.Contains(row[1], `href="/gatehouse/console/users?pool=support"`) {
+		t.Fatalf("the Support Agents row: %.3000s", body)
+	}
+	if !regexp.MustCompile(`(?s)<td>Empty</td>\s*<td>0 members</td>\s*<td><span class="hint">none</span>`).MatchString(body) {
+		t.Fatalf("the empty group's row: %.3000s", body)
 	}
 }

@@ -78,7 +78,7 @@ func New(opts Options) (*Console, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{opts: opts, pages: map[string]*template.Template{}, mux: http.NewServeMux(), crossSite: http.NewCrossOriginProtection()}
-	for _, name := range []string{"overview", "identity", "users", "user", "pools", "delivery", "audit", "message", "confirm"} {
+	for _, name := range []string{"overview", "identity", "users", "user", "groups", "pools", "delivery", "audit", "message", "confirm"} {
 		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, err

@@ -40,6 +40,7 @@ func (c *Console) routes(p string) {
 	c.mux.HandleFunc("POST "+p+"/invitations", c.signedIn(c.invite))
 	c.mux.HandleFunc("POST "+p+"/invitations/{id}/resend", c.signedIn(c.resend))
 	c.mux.HandleFunc("POST "+p+"/invitations/{id}/revoke", c.signedIn(c.revoke))
+	c.mux.HandleFunc("GET "+p+"/groups", c.signedIn(c.groupsPage))
 	c.mux.HandleFunc("GET "+p+"/pools", c.signedIn(func(q *req) { c.poolsPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("POST "+p+"/pools", c.signedIn(c.createPool))
 	c.mux.HandleFunc("POST "+p+"/pools/{id}", c.signedIn(c.renamePool))

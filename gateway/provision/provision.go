@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/fold"
 )
 
 // Policy is the organization's provisioning configuration.
@@ -35,6 +36,10 @@ type Policy struct {
 	// JIT user is put in at sign-in.
 	GroupPools map[string]string
 }
+
+// PoolOfGroup is the pool an IdP group puts a JIT user in ("": none,
+// or the mapping is off).
+func (p Policy) PoolOfGroup(group string) string { return p.GroupPools[fold.Key(group)] }
 
 // Service runs provisioning commands.
 type Service struct {
