@@ -124,3 +124,21 @@ func TestConsoleGroups(t *testing.T) {
 		t.Fatalf("the empty group's row: %.3000s", body)
 	}
 }
+
+// TestConsoleAuditByEmail: the audit log is searchable by the email it
+// shows for the person who made a change.
+func TestConsoleAuditByEmail(t *testing.T) {
+	g := startGateway(t, "")
+	mia, miaCSRF := sessionAs(t, g, "mia@example.com", "manager")
+	noah, noahCSRF := sessionAs(t, g, "noah@example.com", "manager")
+	adminRequest(t, g, "POST", "/pools", `{"id":"by-mia"}`, withCookie(mia, miaCSRF)).must(t, 201)
+	adminRequest(t, g, "POST", "/pools", `{"id":"by-noah"}`, withCookie(noah, noahCSRF)).must(t, 201)
+	page := "http://" + g.app.MainAddr() + "/gatehouse/console/audit?email="
+	body := httpGetWithCookie(t, page+url.QueryEscape("MIA@example.com"), noah)
+	if !strings.Contains(body, "pool:by-mia") || strings.Contains(body, "pool:by-noah") || !strings.Contains(body, `value="MIA@example.com"`) {
+		t.Fatalf("Mia's changes: %.3000s", body)
+	}
+	if body := httpGetWithCookie(t, page+"nobody%40example.com", noah); !strings.Contains(body, "Nobody in this organization has the email nobody@example.com") || strings.Contains(body, "pool:by-") {
+		t.Fatalf("an unknown email: %.3000s", body)
+	}
+}
