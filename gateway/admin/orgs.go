@@ -11,10 +11,10 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
-// operatorActor is the operator: admin.token. Only the operator manages
+// OperatorActor is the operator: admin.token. Only the operator manages
 // the registry of organizations; managers and API tokens belong to one
 // organization.
-func operatorActor() gateway.Actor { return gateway.Actor{Kind: gateway.ActorToken, ID: "admin.token"} }
+func OperatorActor() gateway.Actor { return gateway.Actor{Kind: gateway.ActorToken, ID: "admin.token"} }
 
 // operatorTag marks the operations of the operator alone (refused to
 // anyone else before their input is read).
@@ -26,7 +26,7 @@ const operatorOnly = "Only the operator (admin.token) manages organizations; a m
 // anyone else.
 func (a *API) operator(ctx context.Context) (provision.Operator, error) {
 	actor, _ := ctx.Value(actorKey{}).(gateway.Actor)
-	if actor != operatorActor() {
+	if actor != OperatorActor() {
 		return provision.Operator{}, newProblem(http.StatusForbidden, operatorOnly)
 	}
 	return provision.Operator{Actor: actor, RequestID: httpx.RequestID(ctx)}, nil
@@ -57,12 +57,17 @@ type OrgStatus struct {
 }
 
 func (a *API) orgView(ctx context.Context, o *gateway.Organization) (OrgView, error) {
-	st, _ := a.opts.Service.Current(ctx, o.ID)
-	_, users, err := a.opts.Store.Users().List(ctx, o.ID, 0, 0)
+	return ViewOrg(ctx, a.opts.Service, a.opts.Store, o)
+}
+
+// ViewOrg is an organization with its status, as the operator sees it.
+func ViewOrg(ctx context.Context, svc *provision.Service, store gateway.Store, o *gateway.Organization) (OrgView, error) {
+	st, _ := svc.Current(ctx, o.ID)
+	_, users, err := store.Users().List(ctx, o.ID, 0, 0)
 	if err != nil {
 		return OrgView{}, err
 	}
-	seen, err := a.opts.Service.LastSCIMRequest(ctx, o.ID)
+	seen, err := svc.LastSCIMRequest(ctx, o.ID)
 	if err != nil {
 		return OrgView{}, err
 	}
@@ -226,7 +231,8 @@ type DomainView struct {
 	TXTValue   string    `json:"txt_value" doc:"the TXT record's value"`
 }
 
-func viewDomain(d gateway.Domain) DomainView {
+// ViewDomain is a domain with the DNS record that proves it.
+func ViewDomain(d gateway.Domain) DomainView {
 	name, value := provision.DomainRecord(d)
 	return DomainView{Name: d.Name, Verified: !d.VerifiedAt.IsZero(), VerifiedAt: d.VerifiedAt, TXTName: name, TXTValue: value}
 }
@@ -253,7 +259,7 @@ func (a *API) listDomains(ctx context.Context, _ *struct{}) (*domainsOutput, err
 	out := &domainsOutput{}
 	out.Body.Domains = []DomainView{}
 	for _, d := range o.Domains {
-		out.Body.Domains = append(out.Body.Domains, viewDomain(d))
+		out.Body.Domains = append(out.Body.Domains, ViewDomain(d))
 	}
 	return out, nil
 }
@@ -267,7 +273,7 @@ func (a *API) verifyDomain(ctx context.Context, in *domainInput) (*domainOutput,
 	name, _ := provision.NormalizeDomain(in.Domain)
 	for _, d := range o.Domains {
 		if d.Name == name {
-			return &domainOutput{Body: viewDomain(d)}, nil
+			return &domainOutput{Body: ViewDomain(d)}, nil
 		}
 	}
 	return nil, a.fail(ctx, gateway.Errorf(gateway.ErrNotFound, "the organization has no domain %s", name))

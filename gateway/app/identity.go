@@ -113,7 +113,8 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		UnprefixedOrg: gateway.DefaultOrg, PathPrefix: prefix, PublicRoot: a.publicURL + prefix,
 		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace), Mails: a.cfg.Email.SMTP.Host != "",
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.funnel.LastTestSignIn,
-		IdPCertificateExpiry: a.idpCertificateExpiry, Logger: a.log})
+		IdPCertificateExpiry: a.idpCertificateExpiry, OperatorToken: a.cfg.Admin.Token.Value(), CSRFKey: csrfKey,
+		Secure: strings.HasPrefix(a.publicURL, "https://"), Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}

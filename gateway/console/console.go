@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
@@ -55,6 +57,13 @@ type Options struct {
 	// LastSignIn returns what the IdP sent at a user's last sign-in (for
 	// the test sign-in), or nil.
 	LastSignIn func(ctx context.Context, org gateway.OrgID, userID string) *gateway.Identity
+	// OperatorToken is admin.token: who holds it opens the operator's
+	// view of every organization ("" : none).
+	OperatorToken string
+	// CSRFKey keys the operator's cookie and its anti-CSRF token.
+	CSRFKey []byte
+	// Secure: the public URL is https.
+	Secure bool
 	// IdPCertificateExpiry is when the organization's SAML IdP's signing
 	// certificate expires (false: unknown, or no SAML).
 	IdPCertificateExpiry func(ctx context.Context, org gateway.OrgID) (time.Time, bool)
@@ -67,6 +76,8 @@ type Console struct {
 	pages     map[string]*template.Template
 	mux       *http.ServeMux
 	crossSite *http.CrossOriginProtection
+	// operatorGuesses bounds wrong operator tokens.
+	operatorGuesses *rate.Limiter
 }
 
 // New builds the console.
@@ -77,7 +88,8 @@ func New(opts Options) (*Console, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{opts: opts, pages: map[string]*template.Template{}, mux: http.NewServeMux(), crossSite: http.NewCrossOriginProtection()}
+	c := &Console{opts: opts, pages: map[string]*template.Template{}, mux: http.NewServeMux(), crossSite: http.NewCrossOriginProtection(),
+		operatorGuesses: rate.NewLimiter(rate.Every(time.Minute), 10)}
 	for _, name := range []string{"overview", "identity", "users", "user", "groups", "pools", "delivery", "audit", "message", "confirm"} {
 		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -85,6 +97,11 @@ func New(opts Options) (*Console, error) {
 		}
 		c.pages[name] = t
 	}
+	operator, err := template.New("operator").ParseFS(templateFS, "templates/operator.html")
+	if err != nil {
+		return nil, err
+	}
+	c.pages["operator"] = operator
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
@@ -94,6 +111,7 @@ func New(opts Options) (*Console, error) {
 	c.mux.HandleFunc("GET "+p+"/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/overview", http.StatusFound) })
 	c.mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, p+"/overview", http.StatusFound) })
 	c.routes(p)
+	c.operatorRoutes(p)
 	c.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusNotFound, "There is no such page in the console.")
 	})
