@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -165,7 +166,7 @@ func TestConsoleTestSignIn(t *testing.T) {
 // many) a sign-in start gets 429 with Retry-After, and is counted.
 func TestSignInStartsAreBounded(t *testing.T) {
 	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
-	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_SSO_LOGIN_RATE=1")
+	g, root := startSAMLGateway(t, idp, "", "GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_SSO_LOGIN_RATE=1", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var statuses []int
 	for range 4 {
@@ -184,6 +185,28 @@ func TestSignInStartsAreBounded(t *testing.T) {
 	}
 	if v := metricValue(t, "http://"+g.app.OpsAddr()+"/metrics", `gatehouse_sso_logins_total{protocol="saml",result="rate_limited"}`); v < 1 {
 		t.Fatalf("rate-limited starts counted %v", v)
+	}
+	// The limit is each organization's: another's sign-ins still start
+	// while the default organization's storm is refused.
+	adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, bearer(adminToken)).must(t, 201)
+	metadata, _ := json.Marshal(string(idp.Metadata(t)))
+	adminRequest(t, g, "PUT", "/orgs/acme/identity", `{"sso":{"protocol":"saml","saml":{"idp_metadata_xml":`+string(metadata)+`}}}`, bearer(adminToken)).must(t, 200)
+	for i := range 2 {
+		resp, err := client.Get(root + "/gatehouse/o/acme/saml/login?return=/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("acme's sign-in %d during the default organization's storm: %d", i, resp.StatusCode)
+		}
+	}
+	if resp, err := client.Get(root + "/gatehouse/saml/login?return=/"); err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the default organization's storm: %v %v", resp.StatusCode, err)
+	}
+	// Organizations that do not exist get no limiter of their own.
+	if resp, err := client.Get(root + "/gatehouse/o/nope/saml/login"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown organization: %v %v", resp.StatusCode, err)
 	}
 }
 
