@@ -53,11 +53,17 @@ func (c adminCall) str(path ...string) string {
 // adminRequest calls the admin API; auth is applied to the request.
 func adminRequest(t *testing.T, g *gatewayUnderTest, method, path, body string, auth func(*http.Request)) adminCall {
 	t.Helper()
+	return adminAt(t, "http://"+g.app.MainAddr(), method, path, body, auth)
+}
+
+// adminAt calls the admin API of the gateway at root (scheme://host).
+func adminAt(t *testing.T, root, method, path, body string, auth func(*http.Request)) adminCall {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, "http://"+g.app.MainAddr()+"/gatehouse"+admin.Base+path, rd)
+	req, err := http.NewRequest(method, root+"/gatehouse"+admin.Base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -400,5 +401,83 @@ func TestConsoleWithoutGatewaySignIn(t *testing.T) {
 	adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, bearer(adminToken)).must(t, 201)
 	if p := getPage(t, http.DefaultClient, root+"/o/acme/login"); p.status != 503 || !strings.Contains(p.body, "has not connected its identity provider") || !strings.Contains(p.body, "setup link") {
 		t.Fatalf("an organization without sign-in: %d %.500s", p.status, p.body)
+	}
+}
+
+// TestOrganizationsIsolatedThroughTheBinary: the built gateway serving two
+// organizations, each with its own SCIM token and its own real IdP (Acme
+// by SAML, Globex by OIDC); the same userName in both is two users; no
+// SCIM read, filter, count or membership, no admin API call and no audit
+// entry crosses over; each person signs in at their organization's own
+// URLs and the app is told the organization by header and signed JWT.
+func TestOrganizationsIsolatedThroughTheBinary(t *testing.T) {
+	addr := freeAddr(t)
+	root := "http://" + addr
+	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	op := oidcoptest.Start(t, root+"/gatehouse/o/globex/oidc/callback")
+	startBinary(t, t.TempDir(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_ADMIN_TOKEN="+adminToken,
+		"GATEHOUSE_UPSTREAM_URL="+startWhoami(t), "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=manual", "GATEHOUSE_STORE_FSYNC=false")
+	operator := bearer(adminToken)
+	admin := func(method, path, body string, auth func(*http.Request)) adminCall {
+		t.Helper()
+		return adminAt(t, root, method, path, body, auth)
+	}
+	metadata, _ := json.Marshal(string(idp.Metadata(t)))
+	scim := `"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}`
+	tokens, bases, ids := map[string]string{}, map[string]string{}, map[string]string{}
+	for org, sso := range map[string]string{
+		"acme":   `{"protocol":"saml","saml":{"idp_metadata_xml":` + string(metadata) + `}}`,
+		"globex": `{"protocol":"oidc","oidc":{"issuer":"` + op.Issuer + `","client_id":"` + oidcoptest.ClientID + `","client_secret":"` + oidcoptest.ClientSecret + `"}}`,
+	} {
+		admin("POST", "/orgs", `{"id":"`+org+`"}`, operator).must(t, 201)
+		tokens[org] = admin("POST", "/orgs/"+org+"/scim-token", "", operator).must(t, 200).str("token")
+		admin("PUT", "/orgs/"+org+"/identity", `{"sso":`+sso+`,`+scim+`}`, operator).must(t, 200)
+		bases[org] = root + "/gatehouse/o/" + org + "/scim/v2"
+		ids[org] = scimAt(t, bases[org], tokens[org], "POST", "/Users", oktaUser(samlidptest.Email, "Ada", org)).must(t, 201).str("id")
+	}
+	idp.RegisterSP(t, "acme", root+"/gatehouse/o/acme/saml/metadata", false)
+	if ids["acme"] == ids["globex"] {
+		t.Fatal("one user in two organizations")
+	}
+	for org := range bases { // a change the audit log keeps
+		admin("POST", "/orgs/"+org+"/pools", `{"id":"pool-`+org+`"}`, operator).must(t, 201)
+	}
+	for org, other := range map[string]string{"acme": "globex", "globex": "acme"} {
+		scimAt(t, bases[org], tokens[other], "GET", "/Users", "").must(t, 401)
+		list := scimAt(t, bases[org], tokens[org], "GET", "/Users?filter="+url.QueryEscape(`userName eq "`+samlidptest.Email+`"`), "").must(t, 200)
+		if list.body["totalResults"] != float64(1) || !strings.Contains(string(list.raw), ids[org]) || strings.Contains(string(list.raw), ids[other]) {
+			t.Fatalf("%s's filter: %s", org, list.raw)
+		}
+		scimAt(t, bases[org], tokens[org], "GET", "/Users/"+ids[other], "").must(t, 404)
+		scimAt(t, bases[org], tokens[org], "POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Eng","members":[{"value":"`+ids[other]+`"}]}`).
+			scimError(t, 400, "invalidValue")
+		token := admin("POST", "/orgs/"+org+"/api-tokens", `{"name":"ci"}`, operator).must(t, 201).str("token")
+		admin("GET", "/orgs/"+other+"/users", "", bearer(token)).must(t, 403)
+		audit := admin("GET", "/orgs/"+org+"/audit", "", bearer(token)).must(t, 200)
+		if !strings.Contains(audit.raw, "pool:pool-"+org) || strings.Contains(audit.raw, "pool-"+other) || strings.Contains(audit.raw, `"tenant":"`+other+`"`) {
+			t.Fatalf("%s's audit log: %s", org, audit.raw)
+		}
+	}
+
+	// Ada signs in at each organization's own URLs, through its own IdP.
+	acme := samlidptest.Browser(nil)
+	acs, form := samlidptest.SignIn(t, acme, root+"/gatehouse/o/acme/login?return=/whoami")
+	resp, err := acme.PostForm(acs, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	atAcme := readWhoami(t, resp)
+	globex := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/o/globex/oidc/callback" })
+	back := op.SignIn(t, globex, root+"/gatehouse/o/globex/login?return=/whoami")
+	globex.CheckRedirect = nil
+	if resp, err = globex.Get(back.String()); err != nil {
+		t.Fatal(err)
+	}
+	atGlobex := readWhoami(t, resp)
+	for org, who := range map[string]whoami{"acme": atAcme, "globex": atGlobex} {
+		sub, claim := orgClaim(t, root, who.Assertion)
+		if who.Org != org || who.UserID != ids[org] || sub != ids[org] || claim != org {
+			t.Fatalf("%s's person at the app: %+v (JWT sub %q org %q)", org, who, sub, claim)
+		}
 	}
 }
