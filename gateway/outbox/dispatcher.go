@@ -47,6 +47,7 @@ type Options struct {
 	PruneEvery  time.Duration // how often pruning runs (a quarter of the retention, between 1s and 1m)
 	AckEvery    time.Duration // how often cursors are written (100ms)
 	Batch       int           // events read at once (512)
+	LaneIdle    time.Duration // a lane's goroutine ends after this long without work (30s)
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 	// SkipGauges leaves the per-adapter gauges (lag, oldest, dead
@@ -90,6 +91,9 @@ func (o *Options) defaults() {
 	}
 	if o.Batch <= 0 {
 		o.Batch = 512
+	}
+	if o.LaneIdle <= 0 {
+		o.LaneIdle = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -191,6 +195,9 @@ type Status struct {
 	Stored      int       `json:"stored"`  // events kept in the outbox (all adapters, within the retention)
 	Oldest      time.Time `json:"oldestUndelivered,omitzero"`
 	DeadLetters int       `json:"deadLetters"`
+	// LanesRunning counts the lanes delivering now (an idle lane's
+	// goroutine ends: an organization with nothing to deliver has none).
+	LanesRunning int `json:"lanesRunning"`
 	// Failures counts failed attempts since the gateway started; the last
 	// one's error (what the downstream answered) and time.
 	Failures      uint64    `json:"failures"`

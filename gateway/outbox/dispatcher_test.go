@@ -482,3 +482,50 @@ func TestReplayDoesNotWaitForABusyLane(t *testing.T) {
 		return false
 	})
 }
+
+// TestIdleLanesEnd: a lane's goroutine runs while it has work and ends
+// when idle (thousands of organizations with nothing to deliver hold no
+// goroutines); new events and replays start lanes again, and nothing is
+// lost on the way.
+func TestIdleLanesEnd(t *testing.T) {
+	e := newEnv(t)
+	rec := newRecorder()
+	d := e.start([]outbox.Target{{ID: "app", Adapter: rec}}, outbox.Options{Lanes: 4, LaneIdle: 30 * time.Millisecond, MaxAttempts: 1})
+	running := func() int {
+		st, err := d.Status(context.Background())
+		if err != nil || len(st) != 1 {
+			t.Fatalf("status: %v %v", st, err)
+		}
+		return st[0].LanesRunning
+	}
+	if n := running(); n != 0 {
+		t.Fatalf("%d lanes run before any event", n)
+	}
+	for i := range 8 {
+		e.user(fmt.Sprintf("u%d@example.com", i))
+	}
+	waitFor(t, "8 deliveries", func() bool { return len(rec.delivered()) == 8 })
+	waitFor(t, "the lanes to end", func() bool { return running() == 0 })
+	// Again, after they ended.
+	rec.setFail(func(gateway.WireEvent, int) error { return fmt.Errorf("refused: %w", gateway.ErrPermanent) })
+	late := e.user("late@example.com")
+	waitFor(t, "the dead letter", func() bool {
+		dls, _ := d.DeadLetters(context.Background(), "app")
+		return len(dls) == 1
+	})
+	waitFor(t, "the lanes to end again", func() bool { return running() == 0 })
+	// A replay starts the lane that holds it.
+	rec.setFail(nil)
+	if n, err := d.Replay(context.Background(), "app", 0); err != nil || n != 1 {
+		t.Fatalf("replay: %d %v", n, err)
+	}
+	waitFor(t, "the replayed event", func() bool {
+		for _, w := range rec.delivered() {
+			if w.User != nil && w.User.ID == late.ID {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, "the cursor past everything", func() bool { return e.cursor("app") == 9 })
+}

@@ -57,10 +57,29 @@ type lane struct {
 	replays   []uint64      // pending requests: replay from these seqs
 	wake      chan struct{} // a request is pending
 	replaying bool          // the lane goroutine is in a replay
+
+	// The lane's goroutine runs while it has work: an event or a replay
+	// starts it, and it ends after Options.LaneIdle without any, so that the
+	// thousands of organizations with nothing to deliver cost no
+	// goroutines. Guarded by mu; start is nil before the worker starts
+	// and once it stops.
+	running bool
+	start   func()
+}
+
+// ensure runs the lane's goroutine unless it runs (or the worker
+// stopped).
+func (l *lane) ensure() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.running && l.start != nil {
+		l.running = true
+		l.start()
+	}
 }
 
 func newWorker(d *Dispatcher, t Target) *worker {
-	w := &worker{d: d, id: t.ID, adapter: t.Adapter, results: make(chan result, 4096)}
+	w := &worker{d: d, id: t.ID, adapter: t.Adapter, results: make(chan result, 256)}
 	for range d.opts.Lanes {
 		w.lanes = append(w.lanes, &lane{w: w, msgs: make(chan *gateway.Event, 64), parked: map[string][]gateway.DeadLetter{},
 			wake: make(chan struct{}, 1)})
@@ -93,7 +112,9 @@ func (w *worker) load(ctx context.Context) error {
 func (w *worker) start(ctx context.Context, wg *sync.WaitGroup) {
 	var lanes sync.WaitGroup
 	for _, l := range w.lanes {
-		lanes.Go(func() { l.run(ctx) })
+		l.mu.Lock()
+		l.start = func() { lanes.Go(func() { l.run(ctx) }) }
+		l.mu.Unlock()
 	}
 	tracked := make(chan struct{})
 	wg.Add(1)
@@ -106,6 +127,9 @@ func (w *worker) start(ctx context.Context, wg *sync.WaitGroup) {
 		defer wg.Done()
 		w.read(ctx)
 		for _, l := range w.lanes {
+			l.mu.Lock()
+			l.start = nil // no lane starts any more: lanes.Wait below is the last
+			l.mu.Unlock()
 			close(l.msgs)
 		}
 		lanes.Wait()
@@ -132,18 +156,22 @@ func (w *worker) read(ctx context.Context) {
 			e := &events[i]
 			w.results <- result{dispatched: e.Seq}
 			l := w.lanes[laneOf(resourceKey(e), len(w.lanes))]
+			l.ensure()
 			select {
 			case l.msgs <- e:
 			case <-ctx.Done():
 				return
 			}
+			// Again after the send: a lane that ended between the two
+			// (finding nothing to do) starts for this event.
+			l.ensure()
 			pos = e.Seq
 		}
 		if len(events) < w.d.opts.Batch {
 			select {
 			case <-changed:
 			case <-ctx.Done():
-			case <-time.After(5 * time.Second): // a safety net, not the mechanism
+			case <-time.After(15 * time.Second): // a safety net, not the mechanism
 			}
 		}
 	}
@@ -188,9 +216,13 @@ func (w *worker) track(ctx context.Context, finished chan<- struct{}) {
 		w.mu.Unlock()
 		w.d.metricProgress(ctx, w, deadChanged)
 	}
-	tick := time.NewTicker(w.d.opts.AckEvery)
-	defer tick.Stop()
+	// The write is due AckEvery after something changed: an idle worker
+	// (most organizations, most of the time) wakes for nothing.
+	var due <-chan time.Time
 	for {
+		if due == nil && (cursor != flushed || len(dead) > 0) {
+			due = time.After(w.d.opts.AckEvery)
+		}
 		select {
 		case r, ok := <-w.results:
 			if !ok {
@@ -217,27 +249,39 @@ func (w *worker) track(ctx context.Context, finished chan<- struct{}) {
 				cursor = pending[0]
 				pending = pending[1:]
 			}
-		case <-tick.C:
-			flush(ctx)
+		case <-due:
+			due = nil
+			flush(ctx) // what it could not write makes the next one due
 		}
 	}
 }
 
-// run delivers the lane's events in order, and takes up replays.
+// run delivers the lane's events in order, and takes up replays, until
+// it has had nothing to do for Options.LaneIdle.
 func (l *lane) run(ctx context.Context) {
+	idle := time.NewTimer(l.w.d.opts.LaneIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case e, ok := <-l.msgs:
 			if !ok {
 				return
 			}
-			if ctx.Err() != nil {
-				continue // drain: nothing more is delivered after Stop
+			if ctx.Err() == nil { // after Stop: drained, nothing more is delivered
+				l.handle(ctx, e)
 			}
-			l.handle(ctx, e)
 		case <-l.wake:
 			l.runReplays(ctx)
+		case <-idle.C:
+			l.mu.Lock()
+			if len(l.msgs) == 0 && len(l.replays) == 0 {
+				l.running = false // an event or request after this starts another
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Unlock()
 		}
+		idle.Reset(l.w.d.opts.LaneIdle)
 	}
 }
 
@@ -267,6 +311,7 @@ func (l *lane) request(from uint64) {
 	case l.wake <- struct{}{}:
 	default: // already signalled
 	}
+	l.ensure()
 }
 
 func (l *lane) runReplays(ctx context.Context) {
@@ -424,6 +469,7 @@ func (w *worker) status(ctx context.Context, countDeadLetters bool) (Status, err
 	st := Status{Adapter: w.id, Cursor: w.cursor, Failures: w.failures, LastFailure: w.lastFailure, LastFailureAt: w.lastFailureAt}
 	cursor := w.cursor
 	w.mu.Unlock()
+	st.LanesRunning = w.runningLanes()
 	var err error
 	if st.LastSeq, err = ob.LastSeq(ctx, w.d.opts.Org); err != nil {
 		return st, err
@@ -457,4 +503,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// runningLanes counts the lanes whose goroutine runs.
+func (w *worker) runningLanes() int {
+	n := 0
+	for _, l := range w.lanes {
+		l.mu.Lock()
+		if l.running {
+			n++
+		}
+		l.mu.Unlock()
+	}
+	return n
 }

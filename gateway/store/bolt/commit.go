@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // committer is the store's adaptive group commit. One goroutine owns the
@@ -31,27 +33,40 @@ type committer struct {
 
 	stats commitStats
 
+	// waiters are, per organization, closed at the next commit of a
+	// write in its scope: one organization's writes wake only its own
+	// readers (with thousands of organizations, waking every reader at
+	// every commit would cost a read per organization per commit).
 	waitMu  sync.Mutex
-	waiters chan struct{} // closed at the next commit; nil when no one waits
+	waiters map[gateway.OrgID]chan struct{}
 }
 
-// changed returns a channel closed when the next transaction commits.
-func (c *committer) changed() <-chan struct{} {
+// changed returns a channel closed when the next transaction with a
+// write in org's scope commits.
+func (c *committer) changed(org gateway.OrgID) <-chan struct{} {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
 	if c.waiters == nil {
-		c.waiters = make(chan struct{})
+		c.waiters = map[gateway.OrgID]chan struct{}{}
 	}
-	return c.waiters
+	ch, ok := c.waiters[org]
+	if !ok {
+		ch = make(chan struct{})
+		c.waiters[org] = ch
+	}
+	return ch
 }
 
-func (c *committer) signal() {
+// signal wakes the readers of the organizations batch wrote in.
+func (c *committer) signal(batch []*writeReq) {
 	c.waitMu.Lock()
-	if c.waiters != nil {
-		close(c.waiters)
-		c.waiters = nil
+	defer c.waitMu.Unlock()
+	for _, req := range batch {
+		if ch, ok := c.waiters[req.org]; ok {
+			close(ch)
+			delete(c.waiters, req.org)
+		}
 	}
-	c.waitMu.Unlock()
 }
 
 // commitStats counts the group commit's work (read with atomic loads).
@@ -67,6 +82,7 @@ type CommitStats struct {
 }
 
 type writeReq struct {
+	org gateway.OrgID // whose scope it writes in ("": the registry)
 	fn  func(*bolt.Tx) error
 	err chan error
 }
@@ -80,10 +96,10 @@ func newCommitter(db *bolt.DB, maxBatch int) *committer {
 	return c
 }
 
-// write runs fn in a group-committed transaction and returns once that
-// transaction is durable (or failed).
-func (c *committer) write(fn func(*bolt.Tx) error) error {
-	req := &writeReq{fn: fn, err: make(chan error, 1)}
+// write runs fn, a write in org's scope, in a group-committed transaction
+// and returns once that transaction is durable (or failed).
+func (c *committer) write(org gateway.OrgID, fn func(*bolt.Tx) error) error {
+	req := &writeReq{org: org, fn: fn, err: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -137,7 +153,7 @@ func (c *committer) commit(batch []*writeReq) {
 	for len(batch) > 0 {
 		failed := -1
 		var failure error
-		err := c.update(len(batch), func(tx *bolt.Tx) error {
+		err := c.update(batch, func(tx *bolt.Tx) error {
 			for i, req := range batch {
 				if err := safeCall(req.fn, tx); err != nil {
 					failed, failure = i, err
@@ -153,7 +169,7 @@ func (c *committer) commit(batch []*writeReq) {
 			return
 		}
 		if prefix := batch[:failed]; len(prefix) > 0 {
-			err := c.update(len(prefix), func(tx *bolt.Tx) error {
+			err := c.update(prefix, func(tx *bolt.Tx) error {
 				for _, req := range prefix {
 					if err := safeCall(req.fn, tx); err != nil {
 						return err
@@ -173,14 +189,15 @@ func (c *committer) commit(batch []*writeReq) {
 	}
 }
 
-// update runs one transaction and counts it when it commits.
-func (c *committer) update(writes int, fn func(*bolt.Tx) error) error {
+// update runs one transaction of the writes of batch and counts it when
+// it commits.
+func (c *committer) update(batch []*writeReq, fn func(*bolt.Tx) error) error {
 	start := time.Now()
 	err := c.db.Update(fn)
 	if err == nil {
-		c.signal()
+		c.signal(batch)
 		c.stats.commits.Add(1)
-		c.stats.writes.Add(uint64(writes))
+		c.stats.writes.Add(uint64(len(batch)))
 		c.stats.nanos.Add(uint64(time.Since(start)))
 	}
 	return err

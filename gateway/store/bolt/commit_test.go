@@ -23,7 +23,7 @@ func holdCommitter(t *testing.T, s *Store) (release func(), done <-chan error) {
 	errc := make(chan error, 1)
 	var once sync.Once
 	go func() {
-		errc <- s.commits.write(func(*bolt.Tx) error {
+		errc <- s.commits.write("org-a", func(*bolt.Tx) error {
 			once.Do(func() { close(entered) })
 			<-gate
 			return nil
@@ -48,7 +48,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			queued <- struct{}{}
-			errs[i] = s.commits.write(func(tx *bolt.Tx) error {
+			errs[i] = s.commits.write("org-a", func(tx *bolt.Tx) error {
 				mu.Lock()
 				runs[i]++
 				mu.Unlock()
@@ -166,3 +166,34 @@ func TestCloseCommitsQueuedWrites(t *testing.T) {
 }
 
 func runtimeYield() { runtime.Gosched() }
+
+// TestChangedIsPerOrganization: a commit wakes the consumers of the
+// organizations it wrote in, and none of the others' (with thousands of
+// organizations, one wake-up per organization per commit would cost a
+// read each).
+func TestChangedIsPerOrganization(t *testing.T) {
+	s := openTest(t, "")
+	ctx := context.Background()
+	a, b := s.Outbox().Changed("org-a"), s.Outbox().Changed("org-b")
+	if _, err := s.Keys().PutIfAbsent(ctx, "org-b", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b:
+	default:
+		t.Fatal("a commit in org-b did not wake org-b's consumers")
+	}
+	select {
+	case <-a:
+		t.Fatal("a commit in org-b woke org-a's consumers")
+	default:
+	}
+	if _, err := s.Keys().PutIfAbsent(ctx, "org-a", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a:
+	default:
+		t.Fatal("a commit in org-a did not wake org-a's consumers")
+	}
+}

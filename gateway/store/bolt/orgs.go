@@ -38,7 +38,7 @@ func (s *Store) writeRegistry(ctx context.Context, fn func(tx *bolt.Tx) error) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return unavailable(s.commits.write(func(tx *bolt.Tx) error {
+	return unavailable(s.commits.write("", func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketOrgs, bucketOrgDomains} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err

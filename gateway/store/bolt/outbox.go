@@ -163,9 +163,10 @@ func (o outboxStore) Prune(ctx context.Context, org gateway.OrgID, upTo uint64, 
 	return n, nil
 }
 
-// Changed is signalled by every commit: one process, one file, and a
-// spurious wake-up costs a consumer one read.
-func (o outboxStore) Changed(gateway.OrgID) <-chan struct{} { return o.s.commits.changed() }
+// Changed is signalled by the commit of any write in org's scope (events
+// or not: a spurious wake-up costs a consumer one read), and only by
+// those: one organization's writes wake none of the others' consumers.
+func (o outboxStore) Changed(org gateway.OrgID) <-chan struct{} { return o.s.commits.changed(org) }
 
 func deadLetterKey(consumer string, seq uint64) []byte {
 	return append(pair(consumer, ""), u64(seq)...)

@@ -301,7 +301,7 @@ func (s *Store) write(ctx context.Context, org gateway.OrgID, fn func(tb *bolt.B
 	if org == "" {
 		return errNoOrg
 	}
-	return unavailable(s.commits.write(func(tx *bolt.Tx) error {
+	return unavailable(s.commits.write(org, func(tx *bolt.Tx) error {
 		tb, err := tenantBucket(tx, org)
 		if err != nil {
 			return err
