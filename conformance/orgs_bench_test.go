@@ -143,3 +143,43 @@ func BenchmarkSCIMManyOrgs(b *testing.B) {
 		g.stop()
 	}
 }
+
+// BenchmarkSCIMWritesManyOrgs measures one organization's SCIM creates
+// (8 at a time) in a gateway that also serves many idle organizations,
+// each with its delivery running, against a gateway serving that one
+// alone: a commit must wake only its own organization's delivery.
+// GHTEST_ORGS sizes it (default 1,000):
+//
+//	go test ./conformance -run XXX -bench SCIMWritesManyOrgs -benchtime 4000x
+func BenchmarkSCIMWritesManyOrgs(b *testing.B) {
+	orgs := envInt("GHTEST_ORGS", 1000)
+	for _, n := range []int{1, orgs} {
+		t := &testing.T{}
+		g := startGateway(t, b.TempDir(), "GATEHOUSE_LOG_LEVEL=error", "GATEHOUSE_ADMIN_TOKEN="+adminToken, unshared)
+		for i := 1; i < n; i++ {
+			adminRequest(t, g, "POST", "/orgs", fmt.Sprintf(`{"id":"org-%05d"}`, i), bearer(adminToken))
+		}
+		var seq atomic.Int64
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		b.Run(fmt.Sprintf("orgs=%d", n), func(b *testing.B) {
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest("POST", g.base+"/Users", stringsReader(oktaUser(fmt.Sprintf("w%d@example.com", seq.Add(1)), "W", "K")))
+					req.Header.Set("Authorization", "Bearer "+testToken)
+					req.Header.Set("Content-Type", "application/scim+json")
+					resp, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 201 {
+						b.Fatalf("create: %d", resp.StatusCode)
+					}
+				}
+			})
+		})
+		g.stop()
+	}
+}
