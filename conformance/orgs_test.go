@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -817,5 +818,42 @@ func TestOrganizationDeleted(t *testing.T) {
 	must(adminRequest(t, g, "POST", "/orgs", `{"id":"acme","name":"New Acme"}`, operator), 201)
 	if got := must(adminRequest(t, g, "GET", "/orgs/acme/users", "", operator), 200); strings.Contains(got.raw, "ada@acme.example") {
 		t.Fatalf("the new acme holds the old one's users: %s", got.raw)
+	}
+}
+
+// TestOrganizationInvitationAccepted: an organization's invitation,
+// accepted at its own URL (no SSO: the link proves the email), makes the
+// person in that organization alone and signs them in to it.
+func TestOrganizationInvitationAccepted(t *testing.T) {
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PUBLIC_URL=http://app.example.test", "GATEHOUSE_PROVISIONING_METHOD=manual")
+	operator := bearer(adminToken)
+	adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator).must(t, 201)
+	link := adminRequest(t, g, "POST", "/orgs/acme/invitations", `{"email":"bob@acme.example"}`, operator).must(t, 201).str("link")
+	path := strings.TrimPrefix(link, "http://app.example.test")
+	if !strings.HasPrefix(path, "/gatehouse/o/acme/invite/") {
+		t.Fatalf("the link: %s", link)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("POST", "http://"+g.app.MainAddr()+path, nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := browser.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accepting: %d", resp.StatusCode)
+	}
+	ctx := context.Background()
+	ids, _ := g.app.Store().Users().Lookup(ctx, "acme", gateway.UserByEmail, "bob@acme.example")
+	if len(ids) != 1 {
+		t.Fatalf("Bob in acme: %v", ids)
+	}
+	if other, _ := g.app.Store().Users().Lookup(ctx, gateway.DefaultOrg, gateway.UserByEmail, "bob@acme.example"); len(other) != 0 {
+		t.Fatalf("Bob in the default organization: %v", other)
+	}
+	if n, _ := g.app.Store().Sessions().Count(ctx, "acme"); n != 1 {
+		t.Fatalf("Bob's session in acme: %d", n)
 	}
 }
