@@ -230,24 +230,43 @@ func (l *testSignIns) get(userID managerKey) *gateway.Identity {
 // collects it.
 const testResultNS = "test-sign-in"
 
+// testResult is a test sign-in's result waiting for the browser that
+// started it; Owner is who may see it (the manager's user id, or the
+// setup link's id).
 type testResult struct {
-	Manager  string           `json:"manager"`
+	Owner    string           `json:"owner"`
 	Identity gateway.Identity `json:"identity"`
 }
 
-// testSignInDone parks a test sign-in's result and sends the browser on
-// to collect it. The session is checked there, not here: a SAML response
-// is the IdP's cross-site POST, which a browser sends without the
-// session's SameSite=Lax cookie, and the top-level GET that follows it
-// carries the cookie.
-func (f *Funnel) testSignInDone(w http.ResponseWriter, r *http.Request, org gateway.OrgID, id gateway.Identity, in Intent) {
+// parkTest keeps a test sign-in's result for five minutes under a random
+// token and sends the browser on to done?t=<token> to collect it. Who may
+// see it is checked there, not here: a SAML response is the IdP's
+// cross-site POST, which a browser sends without the SameSite=Lax
+// cookies, and the top-level GET that follows it carries them.
+func (f *Funnel) parkTest(w http.ResponseWriter, r *http.Request, org gateway.OrgID, ns, done string, res testResult) {
 	token := rand.Text()
-	val, _ := json.Marshal(testResult{Manager: in.Manager, Identity: id})
-	if _, err := f.opts.Store.Ephemeral().PutIfAbsent(r.Context(), org, testResultNS, token, val, time.Now().Add(5*time.Minute)); err != nil {
-		f.refuse(w, r, id.Protocol, err)
+	val, _ := json.Marshal(res)
+	if _, err := f.opts.Store.Ephemeral().PutIfAbsent(r.Context(), org, ns, token, val, time.Now().Add(5*time.Minute)); err != nil {
+		f.refuse(w, r, res.Identity.Protocol, err)
 		return
 	}
-	http.Redirect(w, r, f.Base(org)+"/login/test/done?t="+url.QueryEscape(token), http.StatusSeeOther)
+	http.Redirect(w, r, f.Base(org)+done+"?t="+url.QueryEscape(token), http.StatusSeeOther)
+}
+
+// takeTest returns a parked test sign-in's result, once.
+func (f *Funnel) takeTest(ctx context.Context, org gateway.OrgID, ns, token string) (testResult, bool) {
+	raw, err := f.opts.Store.Ephemeral().Take(ctx, org, ns, token)
+	var res testResult
+	if err != nil || raw == nil || json.Unmarshal(raw, &res) != nil {
+		return testResult{}, false
+	}
+	return res, true
+}
+
+// testSignInDone parks a manager's test sign-in's result, for that
+// manager's session.
+func (f *Funnel) testSignInDone(w http.ResponseWriter, r *http.Request, org gateway.OrgID, id gateway.Identity, in Intent) {
+	f.parkTest(w, r, org, testResultNS, "/login/test/done", testResult{Owner: in.Manager, Identity: id})
 }
 
 // collectTestSignIn shows a test sign-in's result to the manager who
@@ -258,15 +277,14 @@ func (f *Funnel) collectTestSignIn(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := f.opts.Store.Ephemeral().Take(ctx, org, testResultNS, r.URL.Query().Get("t"))
-	var res testResult
-	if err != nil || raw == nil || json.Unmarshal(raw, &res) != nil {
+	res, ok := f.takeTest(ctx, org, testResultNS, r.URL.Query().Get("t"))
+	if !ok {
 		f.show(w, r, http.StatusNotFound, "Test sign-in expired", "This test sign-in's result was shown already or has expired.",
 			"Start the test again from the console.")
 		return
 	}
 	se, m, err := f.opts.Sessions.Current(ctx, r)
-	if err != nil || se.Org != org || !m.IsManager() || m.ID != res.Manager {
+	if err != nil || se.Org != org || !m.IsManager() || m.ID != res.Owner {
 		f.count(res.Identity.Protocol, "intent")
 		f.opts.Logger.WarnContext(ctx, "test sign-in refused: not completed in the session of the manager who started it", "protocol", res.Identity.Protocol)
 		f.show(w, r, http.StatusForbidden, "Test sign-in refused",
@@ -286,31 +304,15 @@ func (f *Funnel) collectTestSignIn(w http.ResponseWriter, r *http.Request) {
 // browser collects it.
 const setupTestNS = "setup-test"
 
-type setupTestResult struct {
-	Setup    string           `json:"setup"`
-	Identity gateway.Identity `json:"identity"`
-}
-
-// setupTestDone parks a setup link's test sign-in result and sends the
-// browser to its setup page, which shows it only in the setup session
-// that started it (checked there: the IdP's POST carries no cookie).
+// setupTestDone parks a setup link's test sign-in result for its setup
+// page, which shows it only in the setup session that started it.
 func (f *Funnel) setupTestDone(w http.ResponseWriter, r *http.Request, org gateway.OrgID, id gateway.Identity, in Intent) {
-	token := rand.Text()
-	val, _ := json.Marshal(setupTestResult{Setup: in.Setup, Identity: id})
-	if _, err := f.opts.Store.Ephemeral().PutIfAbsent(r.Context(), org, setupTestNS, token, val, time.Now().Add(5*time.Minute)); err != nil {
-		f.refuse(w, r, id.Protocol, err)
-		return
-	}
-	http.Redirect(w, r, f.Base(org)+"/setup/test/done?t="+url.QueryEscape(token), http.StatusSeeOther)
+	f.parkTest(w, r, org, setupTestNS, "/setup/test/done", testResult{Owner: in.Setup, Identity: id})
 }
 
 // TakeSetupTest returns a parked setup test sign-in's result once: the
 // setup link it was started for, and what the IdP sent.
 func (f *Funnel) TakeSetupTest(ctx context.Context, org gateway.OrgID, token string) (string, gateway.Identity, bool) {
-	raw, err := f.opts.Store.Ephemeral().Take(ctx, org, setupTestNS, token)
-	var res setupTestResult
-	if err != nil || raw == nil || json.Unmarshal(raw, &res) != nil {
-		return "", gateway.Identity{}, false
-	}
-	return res.Setup, res.Identity, true
+	res, ok := f.takeTest(ctx, org, setupTestNS, token)
+	return res.Owner, res.Identity, ok
 }

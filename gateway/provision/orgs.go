@@ -134,18 +134,27 @@ func (s *Service) Orgs(ctx context.Context, after gateway.OrgID, limit int) ([]*
 	return s.store.Orgs().List(ctx, after, limit)
 }
 
+// liveOrg reads an organization the operator changes: not deleted, and
+// at ifVersion (0: whatever its version).
+func (s *Service) liveOrg(ctx context.Context, id gateway.OrgID, ifVersion uint64) (*gateway.Organization, error) {
+	cur, err := s.Org(ctx, id)
+	switch {
+	case err != nil:
+		return nil, err
+	case !cur.DeletedAt.IsZero():
+		return nil, gateway.Errorf(gateway.ErrNotFound, "there is no organization %q: it was deleted", string(id))
+	case ifVersion != 0 && ifVersion != cur.Version:
+		return nil, gateway.Errorf(gateway.ErrPreconditionFailed, "organization %q has changed (its version is %d): read it again and retry", id, cur.Version)
+	}
+	return cur, nil
+}
+
 // UpdateOrg renames an organization or replaces its domains (a domain
 // kept keeps its verification; ifVersion 0: whatever its version).
 func (s *Service) UpdateOrg(ctx context.Context, op Operator, id gateway.OrgID, ifVersion uint64, change OrgChange) (*gateway.Organization, error) {
-	cur, err := s.Org(ctx, id)
+	cur, err := s.liveOrg(ctx, id, ifVersion)
 	if err != nil {
 		return nil, err
-	}
-	if !cur.DeletedAt.IsZero() {
-		return nil, gateway.Errorf(gateway.ErrNotFound, "there is no organization %q: it was deleted", string(id))
-	}
-	if ifVersion != 0 && ifVersion != cur.Version {
-		return nil, gateway.Errorf(gateway.ErrPreconditionFailed, "organization %q has changed (its version is %d): read it again and retry", id, cur.Version)
 	}
 	next := *cur
 	if change.Name != nil {
@@ -212,15 +221,9 @@ const orgDeletionRecord = "org-deletion"
 // but that outbox, which FinishOrgDeletion removes once delivered. The
 // operator's audit log keeps the deletion.
 func (s *Service) DeleteOrg(ctx context.Context, op Operator, id gateway.OrgID, ifVersion uint64) (*gateway.Organization, error) {
-	cur, err := s.Org(ctx, id)
+	cur, err := s.liveOrg(ctx, id, ifVersion)
 	if err != nil {
 		return nil, err
-	}
-	if !cur.DeletedAt.IsZero() {
-		return nil, gateway.Errorf(gateway.ErrNotFound, "there is no organization %q: it was deleted", string(id))
-	}
-	if ifVersion != 0 && ifVersion != cur.Version {
-		return nil, gateway.Errorf(gateway.ErrPreconditionFailed, "organization %q has changed (its version is %d): read it again and retry", id, cur.Version)
 	}
 	next := *cur
 	next.Domains, next.DeletedAt = nil, s.clock.Now()

@@ -14,7 +14,7 @@ import (
 // ("first SCIM request received").
 const (
 	scimSeenKind = "scim-seen"
-	scimSeenID   = "last"
+	scimSeenID   = "last" // the id of every one-record kind here
 	// scimSeenEvery is how stale the record may get: one write a minute
 	// per organization, not one per request.
 	scimSeenEvery = time.Minute
@@ -57,7 +57,18 @@ func (s *Service) NoteSCIMRequest(ctx context.Context, org gateway.OrgID) error 
 
 func (s *Service) writeSCIMSeen(ctx context.Context, org gateway.OrgID, now time.Time) error {
 	value, _ := json.Marshal(scimSeen{At: now})
-	rec, err := s.store.Records().Get(ctx, org, scimSeenKind, scimSeenID)
+	err := s.putLatest(ctx, org, scimSeenKind, value)
+	if code := gateway.ErrorCodeOf(err); code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed {
+		return nil // another request (or replica) wrote it just now
+	}
+	return err
+}
+
+// putLatest writes value as the one record of kind (over whatever
+// version is stored); a write that raced another is ErrConflict or
+// ErrPreconditionFailed.
+func (s *Service) putLatest(ctx context.Context, org gateway.OrgID, kind string, value []byte) error {
+	rec, err := s.store.Records().Get(ctx, org, kind, scimSeenID)
 	var version uint64
 	switch {
 	case err == nil:
@@ -65,10 +76,7 @@ func (s *Service) writeSCIMSeen(ctx context.Context, org gateway.OrgID, now time
 	case gateway.ErrorCodeOf(err) != gateway.ErrNotFound:
 		return err
 	}
-	_, err = s.store.Records().Put(ctx, org, scimSeenKind, scimSeenID, version, value, gateway.Journal{})
-	if code := gateway.ErrorCodeOf(err); code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed {
-		return nil // another request (or replica) wrote it just now
-	}
+	_, err = s.store.Records().Put(ctx, org, kind, scimSeenID, version, value, gateway.Journal{})
 	return err
 }
 
@@ -106,15 +114,7 @@ func (s *Service) NoteSignInTested(ctx context.Context, org gateway.OrgID) error
 	st, _ := s.Current(ctx, org)
 	value, _ := json.Marshal(SignInTest{At: s.clock.Now(), SettingsVersion: st.Version})
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		rec, err := s.store.Records().Get(ctx, org, signInTestedKind, scimSeenID)
-		var version uint64
-		switch {
-		case err == nil:
-			version = rec.Version
-		case gateway.ErrorCodeOf(err) != gateway.ErrNotFound:
-			return err
-		}
-		_, err = s.store.Records().Put(ctx, org, signInTestedKind, scimSeenID, version, value, gateway.Journal{})
+		err := s.putLatest(ctx, org, signInTestedKind, value)
 		if code := gateway.ErrorCodeOf(err); code != gateway.ErrConflict && code != gateway.ErrPreconditionFailed {
 			return err
 		}
