@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -168,6 +169,14 @@ func TestOrganizationsSignInThroughTheirOwnIdPs(t *testing.T) {
 		t.Fatalf("Acme's response made %d sessions at Initech", n)
 	}
 
+	// Expired sessions and sign-in data are swept in every organization.
+	swept := g.app.SweepExpired(ctx, time.Now().Add(48*time.Hour))
+	for _, org := range []gateway.OrgID{"acme", "globex"} {
+		if n, _ := g.app.Store().Sessions().Count(ctx, org); n != 0 || swept.Sessions < 2 || swept.Ephemeral < 1 {
+			t.Fatalf("after the sweep, %s keeps %d sessions (swept %+v)", org, n, swept)
+		}
+	}
+
 	// Organizations that do not exist have no sign-in, no metadata.
 	for _, path := range []string{"/gatehouse/o/nope/login", "/gatehouse/o/nope/saml/metadata", "/gatehouse/o/Not_A_Slug/login", "/gatehouse/o/nope/join"} {
 		if p := getPage(t, http.DefaultClient, root+path); p.status != 404 || !strings.Contains(p.body, "No such organization") {
@@ -241,6 +250,9 @@ func TestHomeRealmDiscoveryAndVerifiedDomains(t *testing.T) {
 		{"login_hint=not-an-address", "", 400, "not an email address"},
 		{"org=nope", "", 404, `no organization called &#34;nope&#34;`},
 		{"org=..%2Fadmin", "", 404, "no organization called"},
+		// The default organization's sign-in is this URL itself (external
+		// here: the page says how its people sign in).
+		{"org=default&return=%2Fx", "", 503, "sign in through the application itself"},
 	}
 	for _, c := range cases {
 		status, location, body := discover(c.query)

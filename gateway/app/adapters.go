@@ -143,11 +143,7 @@ func (a *App) startDelivery() error {
 			a.log.Error("delivery: starting the organizations' dispatchers", "error", err)
 		}
 		for _, org := range a.delivery.pendingDeletions() {
-			o, err := a.store.Orgs().Get(ctx, org)
-			if err == nil {
-				err = a.service.EraseOrg(ctx, o)
-			}
-			if err != nil && gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
+			if err := a.service.EraseOrg(ctx, org); err != nil && gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
 				a.log.Error("delivery: erasing a deleted organization (retried)", "org", string(org), "error", err)
 			}
 		}

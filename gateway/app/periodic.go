@@ -71,19 +71,43 @@ type Swept struct {
 	Ephemeral int // sign-in requests in flight and replay records past their expiry
 }
 
-// SweepExpired deletes the sessions that ended or went idle and the
-// sign-in data (SAML requests and assertion ids, OIDC state) that expired
-// before now. Failures are logged; the next sweep tries again.
+// SweepExpired deletes, in every organization, the sessions that ended or
+// went idle and the sign-in data (SAML requests and assertion ids, OIDC
+// state, test results) that expired before now. An organization with
+// nothing expired costs a read. Failures are logged; the next sweep tries
+// again.
 func (a *App) SweepExpired(ctx context.Context, now time.Time) Swept {
 	var out Swept
 	now = now.UTC()
 	idle := time.Duration(a.cfg.Session.IdleTimeout)
-	var err error
-	if out.Sessions, err = a.store.Sessions().Expire(ctx, gateway.DefaultOrg, now, now.Add(-idle)); err != nil {
-		a.log.Warn("sessions: expiry sweep failed", "error", err)
+	sweep := func(org gateway.OrgID) {
+		n, err := a.store.Sessions().Expire(ctx, org, now, now.Add(-idle))
+		if err != nil {
+			a.log.Warn("sessions: expiry sweep failed", "org", string(org), "error", err)
+		}
+		out.Sessions += n
+		if n, err = a.store.Ephemeral().Sweep(ctx, org, now); err != nil {
+			a.log.Warn("sign-in data: expiry sweep failed", "org", string(org), "error", err)
+		}
+		out.Ephemeral += n
 	}
-	if out.Ephemeral, err = a.store.Ephemeral().Sweep(ctx, gateway.DefaultOrg, now); err != nil {
-		a.log.Warn("sign-in data: expiry sweep failed", "error", err)
+	sweep(gateway.DefaultOrg) // registered or not
+	var after gateway.OrgID
+	for {
+		page, _, err := a.store.Orgs().List(ctx, after, 500)
+		if err != nil {
+			a.log.Warn("sweep: listing the organizations failed", "error", err)
+			break
+		}
+		for _, o := range page {
+			if o.ID != gateway.DefaultOrg {
+				sweep(o.ID)
+			}
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].ID
 	}
 	if out.Sessions+out.Ephemeral > 0 {
 		a.log.Debug("swept expired data", "sessions", out.Sessions, "sign_in_data", out.Ephemeral)

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -76,8 +77,10 @@ type Console struct {
 	pages     map[string]*template.Template
 	mux       *http.ServeMux
 	crossSite *http.CrossOriginProtection
-	// operatorGuesses bounds wrong operator tokens.
+	// operatorGuesses bounds wrong operator tokens; operatorMu makes
+	// sign-in attempts take turns.
 	operatorGuesses *rate.Limiter
+	operatorMu      sync.Mutex
 }
 
 // New builds the console.

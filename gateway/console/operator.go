@@ -108,14 +108,22 @@ func (c *Console) operatorSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Guessing is bounded: 10 wrong tokens in a row, then one a minute.
-	if c.operatorGuesses.Tokens() < 1 {
+	// Attempts take turns, so that concurrent guesses cannot all pass the
+	// check before the first wrong one counts.
+	given := r.PostFormValue("token")
+	c.operatorMu.Lock()
+	allowed := c.operatorGuesses.Tokens() >= 1
+	right := allowed && subtle.ConstantTimeCompare([]byte(given), []byte(c.opts.OperatorToken)) == 1
+	if allowed && !right {
+		c.operatorGuesses.Allow()
+	}
+	c.operatorMu.Unlock()
+	if !allowed {
 		w.Header().Set("Retry-After", "60")
 		c.operatorPage(w, r, http.StatusTooManyRequests, "signin", nil, "Too many wrong tokens: try again in a minute.")
 		return
 	}
-	given := r.PostFormValue("token")
-	if subtle.ConstantTimeCompare([]byte(given), []byte(c.opts.OperatorToken)) != 1 {
-		c.operatorGuesses.Allow()
+	if !right {
 		c.opts.Logger.WarnContext(r.Context(), "console: operator sign-in refused")
 		c.operatorPage(w, r, http.StatusUnauthorized, "signin", nil, "That is not the operator token (admin.token).")
 		return

@@ -297,8 +297,10 @@ func (f *Funnel) logout(crossSite *http.CrossOriginProtection) http.HandlerFunc 
 // organization starts (the proxy sends people there): ?org= names the
 // organization; an email address (login_hint, or typed in the page it
 // shows) finds the organization that holds its domain, verified domains
-// only (home-realm discovery). A gateway with one organization sends
-// everyone to its sign-in (single), as before organizations.
+// only (home-realm discovery). The unprefixed organization's sign-in
+// (single) is served here, not redirected to: it has no other URL; and
+// a gateway with one organization sends everyone to it, as before
+// organizations.
 func (f *Funnel) Discover(single http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -306,6 +308,10 @@ func (f *Funnel) Discover(single http.Handler) http.HandlerFunc {
 		returnTo := httpx.SafeReturn(q.Get("return"))
 		page := pages.Discover{Action: f.opts.PathPrefix + "/login", Return: returnTo}
 		go2 := func(org gateway.OrgID) {
+			if org == f.opts.UnprefixedOrg {
+				single.ServeHTTP(w, r) // its sign-in is at this very URL
+				return
+			}
 			http.Redirect(w, r, f.Base(org)+"/login?return="+url.QueryEscape(returnTo), http.StatusFound)
 		}
 		if named := q.Get("org"); named != "" {

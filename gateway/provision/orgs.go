@@ -231,16 +231,37 @@ func (s *Service) DeleteOrg(ctx context.Context, op Operator, id gateway.OrgID, 
 	if err := s.store.Orgs().Replace(ctx, &next, cur.Version, s.auditEntry(op.Actor, op.RequestID, "org.delete", "org:"+string(id), cur, &next)); err != nil {
 		return nil, err
 	}
-	if err := s.EraseOrg(ctx, &next); err != nil {
+	if err := s.EraseOrg(ctx, id); err != nil {
 		return nil, fmt.Errorf("organization %q is deleted, but erasing its data failed (the gateway retries): %w", id, err)
 	}
 	return &next, nil
 }
 
+// eraseLock orders the steps of one organization's deletion in this
+// process (the request's erasure, the retries, the final removal): none
+// runs twice at once, and none runs after the organization is gone.
+func (s *Service) eraseLock(ctx context.Context, id gateway.OrgID) (func(), error) {
+	return s.locks.lock(ctx, "org-deletion\x00"+string(id))
+}
+
 // EraseOrg does what a deletion does after it is recorded, and can do
 // again after a crash: org.deleted as the last event, the data erased,
-// the settings in force forgotten, the hooks told.
-func (s *Service) EraseOrg(ctx context.Context, o *gateway.Organization) error {
+// the settings in force forgotten, the hooks told. An organization no
+// longer in the registry (its deletion finished) is ErrNotFound, and
+// nothing is written.
+func (s *Service) EraseOrg(ctx context.Context, id gateway.OrgID) error {
+	unlock, err := s.eraseLock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	o, err := s.store.Orgs().Get(ctx, id)
+	switch {
+	case err != nil:
+		return err
+	case o.DeletedAt.IsZero():
+		return gateway.Errorf(gateway.ErrConflict, "organization %q is not deleted", string(id))
+	}
 	last, err := s.store.Outbox().LastSeq(ctx, o.ID)
 	if err != nil {
 		return err
@@ -277,6 +298,11 @@ func (s *Service) EraseOrg(ctx context.Context, o *gateway.Organization) error {
 // what is left of it (its outbox), once every consumer is past its last
 // event: the caller (the delivery) says so.
 func (s *Service) FinishOrgDeletion(ctx context.Context, id gateway.OrgID) error {
+	unlock, err := s.eraseLock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	o, err := s.store.Orgs().Get(ctx, id)
 	if err != nil {
 		return err

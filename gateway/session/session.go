@@ -109,6 +109,21 @@ func (m *Manager) browserSession(r *http.Request) (gateway.OrgID, string, bool) 
 	return org, hash(c.Value), ok
 }
 
+// endBrowserSession deletes the session the browser's cookie names, if it
+// exists: a cookie naming a made-up organization writes nothing there.
+func (m *Manager) endBrowserSession(ctx context.Context, r *http.Request) error {
+	org, id, ok := m.browserSession(r)
+	if !ok {
+		return nil
+	}
+	if _, err := m.opts.Store.Sessions().Get(ctx, org, id); gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return m.opts.Store.Sessions().Delete(ctx, org, id)
+}
+
 // Start begins a session in org for a user who just signed in. Any
 // session the browser already had ends, in whichever organization (a new
 // token at every login: no fixation; a browser is signed in to one
@@ -117,9 +132,7 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err := org.Check(); err != nil {
 		return gateway.Session{}, err
 	}
-	if old, id, ok := m.browserSession(r); ok {
-		_ = m.opts.Store.Sessions().Delete(ctx, old, id)
-	}
+	_ = m.endBrowserSession(ctx, r) // the old session may be gone already
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return gateway.Session{}, err
@@ -183,10 +196,8 @@ func (m *Manager) Current(ctx context.Context, r *http.Request) (gateway.Session
 // End signs the browser out: the session is deleted and the cookie
 // cleared.
 func (m *Manager) End(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-	if org, id, ok := m.browserSession(r); ok {
-		if err := m.opts.Store.Sessions().Delete(ctx, org, id); err != nil {
-			return err
-		}
+	if err := m.endBrowserSession(ctx, r); err != nil {
+		return err
 	}
 	http.SetCookie(w, &http.Cookie{Name: m.cookieName(), Value: "", Path: "/", MaxAge: -1,
 		Secure: m.opts.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})

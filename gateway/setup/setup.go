@@ -398,7 +398,9 @@ func (p *Pages) scim(v *visit) {
 	next.Provisioning.Method = gateway.SourceSCIM
 	if cur.Provisioning.Method != gateway.SourceSCIM {
 		if _, err := p.opts.Service.UpdateSettings(v.ctx(), v.org, v.session.Actor(), httpx.RequestID(v.ctx()), cur.Version, next, false); err != nil {
-			p.render(v, http.StatusUnprocessableEntity, form{Step: "scim", Problem: p.plainWords(v, err, vendor)})
+			// The new token is in force: show it, or it is lost.
+			p.render(v, http.StatusUnprocessableEntity, form{Step: "scim", SCIMToken: token, Problem: p.plainWords(v, err, vendor) +
+				" The new SCIM token below is in force already: paste it into " + vendors[vendor].Name + ", then turn on SCIM again."})
 			return
 		}
 	}
