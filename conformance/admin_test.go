@@ -265,6 +265,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	mustStatus := func(c adminCall, want int) adminCall { t.Helper(); return c.must(t, want) }
 	// Fixtures: a user, a pool, an API token, a dead letter.
 	victim := mustStatus(adminRequest(t, g, "POST", "/users", `{"userName":"victim@example.com"}`, auth), 201).str("id")
+	member := mustStatus(adminRequest(t, g, "POST", "/users", `{"userName":"member@example.com"}`, auth), 201).str("id")
 	mustStatus(adminRequest(t, g, "POST", "/pools", `{"id":"doomed"}`, auth), 201)
 	tokenID := mustStatus(adminRequest(t, g, "POST", "/api-tokens", `{"name":"to revoke"}`, auth), 201).str("info", "id")
 	invitationID := mustStatus(adminRequest(t, g, "POST", "/invitations", `{"email":"invitee@example.com"}`, auth), 201).str("id")
@@ -296,6 +297,10 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"create-pool":        {"/pools", `{"id":"sales","name":"Sales"}`, 201, "pool:sales"},
 		"update-pool":        {"/pools/sales", `{"name":"Sales EMEA"}`, 200, "pool:sales"},
 		"delete-pool":        {"/pools/doomed", "", 204, "pool:doomed"},
+		"put-role":           {"/roles/auditor", `{"permissions":["audit.read"]}`, 200, "role:auditor"},
+		"put-pool-member":    {"/pools/sales/members/" + member, `{"role":"auditor"}`, 200, "user:" + member},
+		"remove-pool-member": {"/pools/sales/members/" + member, "", 204, "user:" + member},
+		"delete-role":        {"/roles/auditor", "", 204, "role:auditor"},
 		"replay-dead-letter": {"/dead-letters/" + deadLetter + "/replay", "", 200, "dead_letter:" + deadLetter},
 		"create-invitation":  {"/invitations", `{"email":"someone@example.com","role":"user"}`, 201, ""},
 		"resend-invitation":  {"/invitations/" + invitationID + "/resend", `{}`, 200, "invitation:" + invitationID},
@@ -309,7 +314,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
-		"delete-user", "create-pool", "update-pool", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
+		"delete-user", "create-pool", "update-pool", "put-role", "put-pool-member", "remove-pool-member", "delete-role", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
 		"create-org", "update-org", "delete-org", "verify-domain", "create-setup-link"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
@@ -319,7 +324,8 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	for _, op := range order {
 		s := samples[op]
 		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
-			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE", "update-org": "PATCH", "delete-org": "DELETE"}[op]
+			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE", "update-org": "PATCH", "delete-org": "DELETE",
+			"put-role": "PUT", "put-pool-member": "PUT", "remove-pool-member": "DELETE", "delete-role": "DELETE"}[op]
 		if method == "" {
 			method = "POST"
 		}

@@ -22,7 +22,7 @@ import (
 
 // whoami is what the app behind the gateway was told about a request.
 type whoami struct {
-	Org, Email, UserID, Assertion string
+	Org, Email, UserID, Assertion, Access string
 }
 
 // startWhoami is an app that answers every request with the identity
@@ -31,7 +31,7 @@ func startWhoami(t *testing.T) string {
 	t.Helper()
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(whoami{Org: r.Header.Get("X-Gatehouse-Org"), Email: r.Header.Get("X-Gatehouse-Email"),
-			UserID: r.Header.Get("X-Gatehouse-User-Id"), Assertion: r.Header.Get("X-Gatehouse-Assertion")})
+			UserID: r.Header.Get("X-Gatehouse-User-Id"), Assertion: r.Header.Get("X-Gatehouse-Assertion"), Access: r.Header.Get("X-Gatehouse-Access")})
 	}))
 	t.Cleanup(app.Close)
 	return app.URL

@@ -20,6 +20,10 @@ const (
 	// OpOrgDeleted is an organization's last event: the operator deleted
 	// it, and the gateway erased its data (an app erases its copy).
 	OpOrgDeleted Op = "org.deleted"
+	// OpPoolUpdated: a pool changed the role it grants its members.
+	OpPoolUpdated Op = "pool.updated"
+	// OpRoleUpdated: a role was created or its permissions changed.
+	OpRoleUpdated Op = "role.updated"
 )
 
 // Event is one normalized provisioning change, recorded in the outbox in
@@ -38,10 +42,13 @@ type Event struct {
 	// Invitation is set on invitation.created (with its link).
 	Invitation *Invitation `json:"invitation,omitempty"`
 	// Organization is set on org.* events.
-	Organization *OrgRef  `json:"organization,omitempty"`
-	MemberIDs    []string `json:"memberIds,omitempty"`
-	Changed      []string `json:"changed,omitempty"` // attribute names that changed
-	RequestID    string   `json:"requestId,omitempty"`
+	Organization *OrgRef `json:"organization,omitempty"`
+	// Pool is set on pool.updated, Role on role.updated.
+	Pool      *Pool    `json:"pool,omitempty"`
+	Role      *Role    `json:"role,omitempty"`
+	MemberIDs []string `json:"memberIds,omitempty"`
+	Changed   []string `json:"changed,omitempty"` // attribute names that changed
+	RequestID string   `json:"requestId,omitempty"`
 }
 
 // OrgRef names an organization in an event.

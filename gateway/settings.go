@@ -254,11 +254,45 @@ func ValidPoolID(id string) bool { return poolIDPattern.MatchString(id) }
 // pools). A user belongs to one or more pools; the app assigns them,
 // never the IdP.
 type Pool struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Role is the role its members hold in it, unless a membership says
+	// otherwise ("": the organization's default role).
+	Role    string    `json:"role,omitempty"`
 	Created time.Time `json:"created"`
 	Version uint64    `json:"version"`
 }
+
+// Role is a named set of permissions (words the app defines, such as
+// agents.debug). A person holds a role in each pool they are in.
+type Role struct {
+	Name        string    `json:"name"`
+	Permissions []string  `json:"permissions"`
+	Modified    time.Time `json:"modified"`
+	Version     uint64    `json:"version"`
+}
+
+// Access is what a person may do in one pool: the role they hold there
+// and its permissions.
+type Access struct {
+	Pool        string   `json:"pool"`
+	Role        string   `json:"role"`
+	Permissions []string `json:"permissions"`
+}
+
+var (
+	roleNamePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	permissionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._:-]{0,99}$`)
+)
+
+// ValidRoleName reports whether name can name a role: 1 to 63 lower-case
+// letters, digits, '-' or '_', starting with a letter or digit.
+func ValidRoleName(name string) bool { return roleNamePattern.MatchString(name) }
+
+// ValidPermission reports whether p can be a permission: 1 to 100
+// lower-case letters, digits, '.', '_', ':' or '-', starting with a
+// letter or digit (agents.debug, billing:admin).
+func ValidPermission(p string) bool { return permissionPattern.MatchString(p) }
 
 // Duration is a time.Duration that reads and writes as "1h0m0s" in JSON.
 type Duration time.Duration

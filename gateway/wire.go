@@ -31,8 +31,12 @@ type WireEvent struct {
 	Invitation *WireInvitation `json:"invitation,omitempty"`
 	// Organization is set on org.deleted: the organization the event is about.
 	Organization *WireOrg `json:"organization,omitempty"`
-	MemberIDs    []string `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
-	Changed      []string `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
+	// Pool is set on pool.updated: the pool after the change.
+	Pool *WirePool `json:"pool,omitempty"`
+	// Role is set on role.updated: the role after the change.
+	Role      *WireRole `json:"role,omitempty"`
+	MemberIDs []string  `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
+	Changed   []string  `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
 }
 
 // WireUser is a user as receivers see it.
@@ -69,6 +73,20 @@ type WireGroup struct {
 	Attributes  json.RawMessage `json:"attributes,omitempty"`
 }
 
+// WirePool is a pool as receivers see it: the role it grants its members
+// ("" : the organization's default role).
+type WirePool struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// WireRole is a role as receivers see it.
+type WireRole struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+}
+
 // WireOrg is an organization as receivers see it.
 type WireOrg struct {
 	ID   OrgID  `json:"id"`
@@ -102,6 +120,16 @@ func (e Event) Wire() WireEvent {
 	}
 	if o := e.Organization; o != nil {
 		w.Organization = &WireOrg{ID: o.ID, Name: o.Name}
+	}
+	if p := e.Pool; p != nil {
+		w.Pool = &WirePool{ID: p.ID, Name: p.Name, Role: p.Role}
+	}
+	if r := e.Role; r != nil {
+		perms := r.Permissions
+		if perms == nil {
+			perms = []string{}
+		}
+		w.Role = &WireRole{Name: r.Name, Permissions: perms}
 	}
 	if i := e.Invitation; i != nil {
 		w.Invitation = &WireInvitation{ID: i.ID, Email: i.Email, Role: i.Role, Pools: i.Pools, Link: i.Link, Expires: i.Expires.UTC()}
@@ -138,6 +166,7 @@ func (o Op) Known() bool {
 	switch o {
 	case OpUserCreated, OpUserUpdated, OpUserDeactivated, OpUserReactivated, OpUserDeleted,
 		OpGroupCreated, OpGroupUpdated, OpGroupDeleted, OpGroupMembersAdded, OpGroupMembersRemoved, OpOrgDeleted,
+		OpPoolUpdated, OpRoleUpdated,
 		OpInvitationCreated:
 		return true
 	}

@@ -10,12 +10,16 @@ import (
 
 // PoolView is a pool with its member count.
 type PoolView struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	Members int       `json:"members"`
-	Default bool      `json:"default" doc:"new users are put in it (provisioning.default_pool)"`
-	Created time.Time `json:"created"`
-	Version uint64    `json:"version"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Role is the role its members hold in it (unless a membership holds
+	// its own); RoleIsDefault says it follows provisioning.default_role.
+	Role          string    `json:"role"`
+	RoleIsDefault bool      `json:"role_is_default,omitempty"`
+	Members       int       `json:"members"`
+	Default       bool      `json:"default" doc:"new users are put in it (provisioning.default_pool)"`
+	Created       time.Time `json:"created"`
+	Version       uint64    `json:"version"`
 }
 
 func (a *API) poolView(ctx context.Context, p gateway.Pool) (PoolView, error) {
@@ -28,7 +32,12 @@ func ViewPool(ctx context.Context, svc *provision.Service, org gateway.OrgID, p 
 	if err != nil {
 		return PoolView{}, err
 	}
-	return PoolView{ID: p.ID, Name: p.Name, Members: len(members), Default: svc.Policy(org).DefaultPool == p.ID,
+	policy := svc.Policy(org)
+	role := p.Role
+	if role == "" {
+		role = policy.DefaultRole
+	}
+	return PoolView{ID: p.ID, Name: p.Name, Role: role, RoleIsDefault: p.Role == "", Members: len(members), Default: policy.DefaultPool == p.ID,
 		Created: p.Created, Version: p.Version}, nil
 }
 
@@ -56,6 +65,7 @@ type createPoolInput struct {
 	Body struct {
 		ID   string `json:"id" doc:"fixed for ever: lower-case letters, digits, '-' and '_'"`
 		Name string `json:"name,omitempty" doc:"shown to people; default: the id"`
+		Role string `json:"role,omitempty" doc:"the role its members hold in it; default: provisioning.default_role"`
 	} `nameHint:"create-poolRequest"`
 }
 
@@ -64,7 +74,8 @@ type updatePoolInput struct {
 	IfMatch string `header:"If-Match"`
 	// nameHint keeps the schema name the OpenAPI document has published.
 	Body struct {
-		Name string `json:"name"`
+		Name *string `json:"name,omitempty"`
+		Role *string `json:"role,omitempty" doc:"the role its members hold in it; \"\": follow provisioning.default_role"`
 	} `nameHint:"update-poolRequest"`
 }
 
@@ -87,7 +98,7 @@ func (a *API) listPools(ctx context.Context, _ *struct{}) (*poolsOutput, error) 
 
 func (a *API) createPool(ctx context.Context, in *createPoolInput) (*poolOutput, error) {
 	mg := a.manager(ctx)
-	p, err := a.opts.Service.CreatePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.ID, in.Body.Name)
+	p, err := a.opts.Service.CreatePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.ID, in.Body.Name, in.Body.Role)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -100,11 +111,75 @@ func (a *API) updatePool(ctx context.Context, in *updatePoolInput) (*poolOutput,
 		return nil, a.fail(ctx, err)
 	}
 	mg := a.manager(ctx)
-	p, err := a.opts.Service.RenamePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version, in.Body.Name)
+	p, err := a.opts.Service.Pool(ctx, mg.Org, in.ID)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	if in.Body.Name != nil {
+		if p, err = a.opts.Service.RenamePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version, *in.Body.Name); err != nil {
+			return nil, a.fail(ctx, err)
+		}
+		version = p.Version
+	}
+	if in.Body.Role != nil {
+		if p, err = a.opts.Service.SetPoolRole(ctx, mg, in.ID, version, *in.Body.Role); err != nil {
+			return nil, a.fail(ctx, err)
+		}
+	}
 	return a.poolOutput(ctx, p)
+}
+
+type memberInput struct {
+	ID     string `path:"id"`
+	UserID string `path:"user_id"`
+	Body   *struct {
+		Role string `json:"role,omitempty" doc:"the role the user holds in this pool, instead of the pool's; absent or \"\": the pool's"`
+	} `required:"false"`
+}
+
+// MemberView is a user's membership of a pool and their access there.
+type MemberView struct {
+	Pool   string         `json:"pool"`
+	UserID string         `json:"user_id"`
+	Access gateway.Access `json:"access"`
+}
+
+type memberOutput struct {
+	Body MemberView
+}
+
+func (a *API) putMember(ctx context.Context, in *memberInput) (*memberOutput, error) {
+	role := ""
+	if in.Body != nil {
+		role = in.Body.Role
+	}
+	u, err := a.opts.Service.PutMember(ctx, a.manager(ctx), in.ID, in.UserID, role)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	access, _, err := a.opts.Service.Access(ctx, u)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &memberOutput{Body: MemberView{Pool: in.ID, UserID: u.ID}}
+	for _, ac := range access {
+		if ac.Pool == in.ID {
+			out.Body.Access = ac
+		}
+	}
+	return out, nil
+}
+
+type removeMemberInput struct {
+	ID     string `path:"id"`
+	UserID string `path:"user_id"`
+}
+
+func (a *API) removeMember(ctx context.Context, in *removeMemberInput) (*struct{}, error) {
+	if _, err := a.opts.Service.RemoveMember(ctx, a.manager(ctx), in.ID, in.UserID); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return nil, nil
 }
 
 func (a *API) deletePool(ctx context.Context, in *deleteInput) (*struct{}, error) {

@@ -163,7 +163,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("upstream.url: %w", err)
 	}
-	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store,
+	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store, Access: a.service.Access,
 		LoginURL: loginURL, Logger: a.log,
 		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
 	mux.Handle(prefix+"/auth", p.Auth())

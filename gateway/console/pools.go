@@ -33,7 +33,7 @@ func (c *Console) poolsPage(q *req, status int, errText string) {
 
 func (c *Console) createPool(q *req) {
 	mg := c.manager(q)
-	if _, err := c.opts.Service.CreatePool(q.ctx(), mg.Org, mg.Actor, mg.RequestID, strings.TrimSpace(q.r.PostFormValue("id")), strings.TrimSpace(q.r.PostFormValue("name"))); err != nil {
+	if _, err := c.opts.Service.CreatePool(q.ctx(), mg.Org, mg.Actor, mg.RequestID, strings.TrimSpace(q.r.PostFormValue("id")), strings.TrimSpace(q.r.PostFormValue("name")), ""); err != nil {
 		status, text := c.errorText(q, err)
 		c.poolsPage(q, status, text)
 		return

@@ -102,7 +102,10 @@ func (s *Service) seedOrg(ctx context.Context, org gateway.OrgID, op Operator) e
 	if _, err := s.storeSettings(ctx, org, op.Actor, op.RequestID, 0, Settings{}, start, "identity.seed"); err != nil && gateway.ErrorCodeOf(err) != gateway.ErrConflict {
 		return err
 	}
-	return s.ensurePool(ctx, org, op.Actor, start.Provisioning.DefaultPool)
+	if err := s.ensurePool(ctx, org, op.Actor, start.Provisioning.DefaultPool); err != nil {
+		return err
+	}
+	return s.ensureRoles(ctx, org, op.Actor)
 }
 
 // EnsureOrg registers an organization the wiring serves from the

@@ -13,6 +13,7 @@ const kindPool = "pool"
 
 type storedPool struct {
 	Name    string `json:"name"`
+	Role    string `json:"role,omitempty"`
 	Created string `json:"created"`
 }
 
@@ -21,13 +22,13 @@ func decodePool(rec gateway.Record) (gateway.Pool, error) {
 	if err := json.Unmarshal(rec.Value, &sp); err != nil {
 		return gateway.Pool{}, fmt.Errorf("pool %q record: %w", rec.ID, err)
 	}
-	p := gateway.Pool{ID: rec.ID, Name: sp.Name, Version: rec.Version}
+	p := gateway.Pool{ID: rec.ID, Name: sp.Name, Role: sp.Role, Version: rec.Version}
 	p.Created, _ = parseTime(sp.Created)
 	return p, nil
 }
 
 func encodePool(p gateway.Pool) []byte {
-	raw, _ := json.Marshal(storedPool{Name: p.Name, Created: formatTime(p.Created)})
+	raw, _ := json.Marshal(storedPool{Name: p.Name, Role: p.Role, Created: formatTime(p.Created)})
 	return raw
 }
 
@@ -83,9 +84,10 @@ func validPoolName(name string) error {
 	return nil
 }
 
-// CreatePool makes a pool; its id is fixed for ever (users and mappings
-// name it), its name can change.
-func (s *Service) CreatePool(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, id, name string) (gateway.Pool, error) {
+// CreatePool makes a pool granting role to its members ("": the default
+// role); its id is fixed for ever (users and mappings name it), its name
+// and role can change.
+func (s *Service) CreatePool(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, id, name, role string) (gateway.Pool, error) {
 	if !gateway.ValidPoolID(id) {
 		return gateway.Pool{}, gateway.Errorf(gateway.ErrInvalid, "pool id %q: use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit", id)
 	}
@@ -95,7 +97,12 @@ func (s *Service) CreatePool(ctx context.Context, org gateway.OrgID, actor gatew
 	if err := validPoolName(name); err != nil {
 		return gateway.Pool{}, err
 	}
-	p := gateway.Pool{ID: id, Name: name, Created: s.clock.Now()}
+	if role != "" {
+		if err := s.checkRole(ctx, org, role); err != nil {
+			return gateway.Pool{}, err
+		}
+	}
+	p := gateway.Pool{ID: id, Name: name, Role: role, Created: s.clock.Now()}
 	v, err := s.store.Records().Put(ctx, org, kindPool, id, 0, encodePool(p),
 		s.audited(actor, requestID, "pool.create", "pool:"+id, nil, p))
 	if gateway.ErrorCodeOf(err) == gateway.ErrConflict {
@@ -105,6 +112,7 @@ func (s *Service) CreatePool(ctx context.Context, org gateway.OrgID, actor gatew
 		return gateway.Pool{}, err
 	}
 	p.Version = v
+	s.changedAccess(org)
 	return p, nil
 }
 
@@ -158,8 +166,11 @@ func (s *Service) DeletePool(ctx context.Context, org gateway.OrgID, actor gatew
 	if len(members) > 0 {
 		return gateway.Errorf(gateway.ErrConflict, "pool %q has %d members: move them to other pools first", id, len(members))
 	}
-	return poolNotFound(s.store.Records().Delete(ctx, org, kindPool, id, ifVersion,
-		s.audited(actor, requestID, "pool.delete", "pool:"+id, cur, nil)), id)
+	err = s.store.Records().Delete(ctx, org, kindPool, id, ifVersion, s.audited(actor, requestID, "pool.delete", "pool:"+id, cur, nil))
+	if err == nil {
+		s.changedAccess(org)
+	}
+	return poolNotFound(err, id)
 }
 
 // ensurePool creates a pool named by the settings when it is missing.
@@ -167,7 +178,7 @@ func (s *Service) ensurePool(ctx context.Context, org gateway.OrgID, actor gatew
 	if _, err := s.Pool(ctx, org, id); gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
 		return err
 	}
-	if _, err := s.CreatePool(ctx, org, actor, "", id, id); err != nil && gateway.ErrorCodeOf(err) != gateway.ErrConflict {
+	if _, err := s.CreatePool(ctx, org, actor, "", id, id, ""); err != nil && gateway.ErrorCodeOf(err) != gateway.ErrConflict {
 		return fmt.Errorf("create the default pool %q: %w", id, err)
 	}
 	return nil

@@ -53,6 +53,7 @@ type Service struct {
 	bootstrap sync.Map // org → set of bootstrap managers' emails
 	orgHooks  orgHooks
 	seen      seenWrites
+	access    accessModels
 }
 
 // New returns a Service writing to store, with policy in force until

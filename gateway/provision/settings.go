@@ -46,6 +46,8 @@ type settingsState struct {
 	// newOrg is what an organization starts with (and its roles, the
 	// file's, every organization's); nil until the wiring sets it.
 	newOrg *gateway.IdentitySettings
+	// roleSeeds are the permissions the file gives roles not stored yet.
+	roleSeeds map[string][]string
 }
 
 // SetNewOrgSettings sets what a new organization's identity settings
@@ -161,6 +163,7 @@ func (s *Service) install(org gateway.OrgID, st Settings) {
 	}
 	s.settings.current[org] = st
 	s.policies.Store(org, policyOf(st.IdentitySettings))
+	s.changedAccess(org) // the default role may have changed
 	watchers := slices.Clone(s.settings.watchers)
 	s.settings.mu.Unlock()
 	for _, w := range watchers {
@@ -267,6 +270,9 @@ func (s *Service) LoadSettings(ctx context.Context, org gateway.OrgID, file gate
 		return LoadResult{}, err
 	}
 	s.install(org, res.Settings)
+	if err := s.ensureRoles(ctx, org, actor); err != nil {
+		return LoadResult{}, err
+	}
 	return res, nil
 }
 

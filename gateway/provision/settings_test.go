@@ -290,7 +290,7 @@ func TestAPITokens(t *testing.T) {
 func TestManagersOwnRolesAndPools(t *testing.T) {
 	ctx := context.Background()
 	svc, store := loaded(t, samlJIT())
-	if _, err := svc.CreatePool(ctx, gateway.DefaultOrg, manager.Actor, "", "support", "Support"); err != nil {
+	if _, err := svc.CreatePool(ctx, gateway.DefaultOrg, manager.Actor, "", "support", "Support", ""); err != nil {
 		t.Fatal(err)
 	}
 	u, created, err := svc.Login(ctx, gateway.DefaultOrg, ident("ada@example.com"))
@@ -376,7 +376,7 @@ func TestAddUserAndBootstrapManagers(t *testing.T) {
 func TestGroupPoolsMapping(t *testing.T) {
 	ctx := context.Background()
 	svc, _ := loaded(t, samlJIT())
-	if _, err := svc.CreatePool(ctx, gateway.DefaultOrg, manager.Actor, "", "support", ""); err != nil {
+	if _, err := svc.CreatePool(ctx, gateway.DefaultOrg, manager.Actor, "", "support", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	next := samlJIT()

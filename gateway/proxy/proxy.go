@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,11 +34,18 @@ const (
 	HeaderRole      = "X-Gatehouse-Role"
 	HeaderPool      = "X-Gatehouse-Pool"      // the user's pool ids, comma-separated
 	HeaderAssertion = "X-Gatehouse-Assertion" // the identity JWT
+	// HeaderAccess is the person's access, pool by pool:
+	// "pool=role:perm,perm;pool=role:perm" (pools and roles hold no
+	// '=', ':' or ';', permissions no ',' or ';'). Past accessBudget it is
+	// left out and HeaderAccessOmitted says so: the JWT's access claim
+	// always holds it.
+	HeaderAccess        = "X-Gatehouse-Access"
+	HeaderAccessOmitted = "X-Gatehouse-Access-Omitted"
 )
 
 // Signer issues the identity JWT.
 type Signer interface {
-	Sign(u *gateway.User, groups []string) (string, error)
+	Sign(u *gateway.User, groups []string, access []gateway.Access) (string, error)
 }
 
 // Options configures the proxy.
@@ -48,6 +56,10 @@ type Options struct {
 	// Store is read for the signed-in person's groups, in the
 	// organization of their session.
 	Store gateway.Store
+	// Access is what a user may do in each of their pools, and a version
+	// that changes whenever any of it may have (a token signed under an
+	// older version is not reused).
+	Access func(ctx context.Context, u *gateway.User) ([]gateway.Access, uint64, error)
 	// LoginURL is where a browser without a session is sent, with the
 	// page it asked for (a same-origin path) to come back to.
 	LoginURL func(returnTo string) string
@@ -220,27 +232,54 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
-// Auth answers nginx auth_request: 200 with the identity headers for a
-// valid session, 401 otherwise (nginx then sends the browser to sign in).
+// accessBudget bounds the access header: beyond it the app reads the
+// JWT's claim (a proxy or server in front of the app may refuse larger
+// headers).
+const accessBudget = 4096
+
+// Auth answers nginx auth_request and Envoy ext_authz: 200 with the
+// identity headers for a valid session, 401 otherwise (the proxy then
+// sends the browser to sign in). With ?pool=ID&permission=P it answers
+// a question: 200 when the session holds P in that pool, 403 when not.
 func (p *Proxy) Auth() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		q := r.URL.Query()
+		pool, permission := q.Get("pool"), q.Get("permission")
+		if (pool == "") != (permission == "") {
+			http.Error(w, "ask with both pool and permission, or neither", http.StatusBadRequest)
+			return
+		}
 		_, u, err := p.opts.Sessions.Current(r.Context(), r)
 		if err != nil {
-			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		h, err := p.headers(r.Context(), u)
+		h, access, err := p.headers(r.Context(), u)
 		if err != nil {
+			p.opts.Logger.ErrorContext(r.Context(), "auth: identity headers", "error", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
 		for k, v := range h {
 			w.Header()[k] = v
 		}
-		w.Header().Set("Cache-Control", "no-store")
+		if permission != "" && !holds(access, pool, permission) {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// holds reports whether access grants permission in pool.
+func holds(access []gateway.Access, pool, permission string) bool {
+	for _, a := range access {
+		if a.Pool == pool {
+			return slices.Contains(a.Permissions, permission)
+		}
+	}
+	return false
 }
 
 // identify returns the identity headers of the request's user, or writes
@@ -248,7 +287,7 @@ func (p *Proxy) Auth() http.Handler {
 func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, bool) {
 	_, u, err := p.opts.Sessions.Current(r.Context(), r)
 	if err == nil {
-		h, err := p.headers(r.Context(), u)
+		h, _, err := p.headers(r.Context(), u)
 		if err != nil {
 			p.opts.Logger.ErrorContext(r.Context(), "proxy: identity headers", "error", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
@@ -273,10 +312,17 @@ func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, b
 }
 
 // headers builds the identity headers for u.
-func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, error) {
+func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []gateway.Access, error) {
 	refs, err := p.opts.Store.Groups().Memberships(ctx, u.Org, []string{u.ID})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var access []gateway.Access
+	var accessVersion uint64
+	if p.opts.Access != nil {
+		if access, accessVersion, err = p.opts.Access(ctx, u); err != nil {
+			return nil, nil, err
+		}
 	}
 	groups := make([]string, 0, len(refs[u.ID]))
 	escaped := make([]string, 0, len(refs[u.ID]))
@@ -284,12 +330,13 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 		groups = append(groups, g.DisplayName)
 		escaped = append(escaped, PercentEncode(g.DisplayName))
 	}
-	key := string(u.Org) + "\x00" + u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strings.Join(groups, "\x00")
+	key := string(u.Org) + "\x00" + u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strconv.FormatUint(accessVersion, 10) +
+		"\x00" + strings.Join(groups, "\x00")
 	now := time.Now()
 	token, ok := p.tokens.get(key, now)
 	if !ok {
-		if token, err = p.opts.Signer.Sign(u, groups); err != nil {
-			return nil, err
+		if token, err = p.opts.Signer.Sign(u, groups, access); err != nil {
+			return nil, nil, err
 		}
 		p.tokens.put(key, token, now.Add(tokenReuse))
 	}
@@ -303,11 +350,38 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, erro
 	}
 	// One backing array for the values: this runs on every request.
 	values := [...]string{string(u.Org), u.ID, email, headerSafe(name), strings.Join(escaped, ","), u.Role, strings.Join(u.Pools, ","), token}
-	h := make(http.Header, len(values))
+	h := make(http.Header, len(values)+1)
 	for i, k := range [...]string{HeaderOrg, HeaderUserID, HeaderEmail, HeaderName, HeaderGroups, HeaderRole, HeaderPool, HeaderAssertion} {
 		h[k] = values[i : i+1 : i+1]
 	}
-	return h, nil
+	if compact := CompactAccess(access); len(compact) <= accessBudget {
+		h[HeaderAccess] = []string{compact}
+	} else {
+		h[HeaderAccessOmitted] = []string{"too-large: read the access claim of " + HeaderAssertion}
+	}
+	return h, access, nil
+}
+
+// CompactAccess writes access in the header's form:
+// "pool=role:perm,perm;pool=role:perm".
+func CompactAccess(access []gateway.Access) string {
+	var b strings.Builder
+	for i, a := range access {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(a.Pool)
+		b.WriteByte('=')
+		b.WriteString(a.Role)
+		b.WriteByte(':')
+		for j, perm := range a.Permissions {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(perm)
+		}
+	}
+	return b.String()
 }
 
 // PercentEncode writes s as RFC 3986 percent-encoding: every byte of its

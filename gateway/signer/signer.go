@@ -111,10 +111,13 @@ type Claims struct {
 	Role   string   `json:"role,omitempty"`
 	Pools  []string `json:"pools,omitempty"`
 	Source string   `json:"source,omitempty"`
+	// Access is, per pool the person is in, the role they hold there and
+	// its permissions: what they may do in the app.
+	Access []gateway.Access `json:"access"`
 }
 
 // Sign issues a token for u, valid for the configured lifetime.
-func (s *Signer) Sign(u *gateway.User, groups []string) (string, error) {
+func (s *Signer) Sign(u *gateway.User, groups []string, access []gateway.Access) (string, error) {
 	now := s.opts.Clock.Now()
 	var jti [12]byte
 	if _, err := rand.Read(jti[:]); err != nil {
@@ -127,6 +130,10 @@ func (s *Signer) Sign(u *gateway.User, groups []string) (string, error) {
 			Expiry: jwt.NewNumericDate(now.Add(s.opts.Lifetime)), ID: base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
 		Org: string(u.Org), Email: u.PrimaryEmail(), Name: displayName(u), Groups: groups, Role: u.Role, Pools: u.Pools, Source: string(u.Source),
+		Access: access,
+	}
+	if c.Access == nil {
+		c.Access = []gateway.Access{}
 	}
 	if c.Email == "" {
 		c.Email = u.UserName

@@ -71,7 +71,8 @@ func TestIdentityTokenVerifiesWithTheJWKS(t *testing.T) {
 	}
 	u := &gateway.User{ID: "u-1", UserName: "ada@example.com", Emails: []string{"ada@example.com"}, GivenName: "Ada", FamilyName: "Lovelace",
 		Role: "manager", Pools: []string{"default"}, Source: gateway.SourceJIT}
-	token, err := s.Sign(u, []string{"Eng"})
+	access := []gateway.Access{{Pool: "default", Role: "debugger", Permissions: []string{"agents.debug", "agents.read"}}}
+	token, err := s.Sign(u, []string{"Eng"}, access)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,8 @@ func TestIdentityTokenVerifiesWithTheJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	if c.Subject != "u-1" || c.Email != "ada@example.com" || c.Name != "Ada Lovelace" || c.Role != "manager" || len(c.Groups) != 1 || c.ID == "" {
+	if c.Subject != "u-1" || c.Email != "ada@example.com" || c.Name != "Ada Lovelace" || c.Role != "manager" || len(c.Groups) != 1 || c.ID == "" ||
+		len(c.Access) != 1 || c.Access[0].Role != "debugger" || len(c.Access[0].Permissions) != 2 {
 		t.Fatalf("claims: %+v", c)
 	}
 	if _, err := verify(t, token, set, now.Add(61*time.Second)); err == nil {

@@ -300,6 +300,12 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 	if e.Organization != nil {
 		has |= 8
 	}
+	if e.Pool != nil {
+		has |= 16
+	}
+	if e.Role != nil {
+		has |= 32
+	}
 	w.b = append(w.b, has)
 	if e.User != nil {
 		rec, err := encodeUser(e.User)
@@ -325,8 +331,14 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 		w.uvarint(uint64(len(rec)))
 		w.b = append(w.b, rec...)
 	}
-	if e.Organization != nil {
-		rec, err := json.Marshal(e.Organization)
+	for _, v := range []struct {
+		present bool
+		value   any
+	}{{e.Organization != nil, e.Organization}, {e.Pool != nil, e.Pool}, {e.Role != nil, e.Role}} {
+		if !v.present {
+			continue
+		}
+		rec, err := json.Marshal(v.value)
 		if err != nil {
 			return nil, err
 		}
@@ -393,6 +405,22 @@ func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
 			e.Organization = &gateway.OrgRef{}
 			if err := json.Unmarshal(rec, e.Organization); err != nil {
 				return gateway.Event{}, fmt.Errorf("event %d: organization: %w", seq, err)
+			}
+		}
+	}
+	if has&16 != 0 {
+		if rec := nested(); r.err == nil {
+			e.Pool = &gateway.Pool{}
+			if err := json.Unmarshal(rec, e.Pool); err != nil {
+				return gateway.Event{}, fmt.Errorf("event %d: pool: %w", seq, err)
+			}
+		}
+	}
+	if has&32 != 0 {
+		if rec := nested(); r.err == nil {
+			e.Role = &gateway.Role{}
+			if err := json.Unmarshal(rec, e.Role); err != nil {
+				return gateway.Event{}, fmt.Errorf("event %d: role: %w", seq, err)
 			}
 		}
 	}
