@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"reflect"
 	"sort"
 	"strconv"
@@ -39,6 +40,7 @@ type Config struct {
 	Delivery      Delivery      `yaml:"delivery"`
 	Events        Events        `yaml:"events"`
 	Upstream      Upstream      `yaml:"upstream"`
+	Proxy         Proxy         `yaml:"proxy"`
 	Session       Session       `yaml:"session"`
 	Admin         Admin         `yaml:"admin"`
 	Email         Email         `yaml:"email"`
@@ -127,6 +129,9 @@ type Provisioning struct {
 	DefaultPool string   `yaml:"default_pool" doc:"pool new users are put in (created when missing)"`
 	DefaultRole string   `yaml:"default_role" doc:"role new users get"`
 	Roles       []string `yaml:"roles" doc:"roles a user may hold (comma-separated in the variable); must include manager"`
+	// RolePermissions seeds each role's permissions in an organization
+	// that does not hold the role yet; managers change them afterwards.
+	RolePermissions RolePermissions `yaml:"role_permissions" doc:"role → its permissions (the app's words, such as agents.debug), given to an organization's role when it is first stored; managers change them afterwards (YAML, or JSON in the variable)"`
 	// EmailDomain is one domain or a list.
 	EmailDomain StringList `yaml:"email_domain" doc:"organization email domains a self-service link accepts (one, or a list; comma-separated in the variable)"`
 	// AllowedDomains limits SSO sign-in (and JIT creation) to these email
@@ -217,11 +222,32 @@ type Upstream struct {
 	Audience string `yaml:"audience" doc:"aud of the identity JWT the app receives; default: public_url"`
 }
 
+// Proxy configures what the proxy checks beyond a session.
+type Proxy struct {
+	Rules ProxyRules `yaml:"rules" doc:"paths that need a permission, a list of {path, permission, pool | pool_segment | pool_header} (YAML, or JSON in the variable); the first rule whose path matches decides; none matches: any signed-in person passes"`
+}
+
+// ProxyRules are the proxy's permission rules, in order.
+type ProxyRules []ProxyRule
+
+// ProxyRule says that paths matching Path need Permission, in the pool
+// it names (fixed, a path segment, or a header), or in any pool.
+type ProxyRule struct {
+	Path        string `yaml:"path"`
+	Permission  string `yaml:"permission"`
+	Pool        string `yaml:"pool"`
+	PoolSegment int    `yaml:"pool_segment"`
+	PoolHeader  string `yaml:"pool_header"`
+}
+
 // Session configures the gateway's own browser sessions.
 type Session struct {
 	IdleTimeout     Duration `yaml:"idle_timeout" doc:"a session ends after this long without a request"`
 	AbsoluteTimeout Duration `yaml:"absolute_timeout" doc:"a session ends this long after sign-in, whatever the activity"`
 }
+
+// RolePermissions maps roles to the permissions they start with.
+type RolePermissions map[string][]string
 
 // Organizations are the organizations the file declares.
 type Organizations []OrgEntry
@@ -590,6 +616,40 @@ func (c *Config) Validate() []Problem {
 	if c.SSO.LoginRate < 0 {
 		add("sso.login_rate", "must not be negative (0: no limit)")
 	}
+	for i, r := range c.Proxy.Rules {
+		at := fmt.Sprintf("proxy.rules[%d]", i)
+		pools := 0
+		for _, set := range []bool{r.Pool != "", r.PoolSegment != 0, r.PoolHeader != ""} {
+			if set {
+				pools++
+			}
+		}
+		switch {
+		case !strings.HasPrefix(r.Path, "/"):
+			add(at+".path", "%q must be a path starting with / (a trailing /* matches everything under it; * matches one segment)", r.Path)
+		case !gateway.ValidPermission(r.Permission):
+			add(at+".permission", "%q is not a permission (lower-case letters, digits, '.', '_', ':' and '-')", r.Permission)
+		case pools > 1:
+			add(at, "name the pool one way: pool, pool_segment or pool_header")
+		case r.PoolSegment < 0:
+			add(at+".pool_segment", "counts path segments from 1")
+		case r.Pool != "" && !gateway.ValidPoolID(r.Pool):
+			add(at+".pool", "%q is not a pool id", r.Pool)
+		}
+		if _, err := path.Match(strings.TrimSuffix(r.Path, "/*"), "/"); err != nil {
+			add(at+".path", "%q is not a path pattern: %v", r.Path, err)
+		}
+	}
+	for role, perms := range c.Provisioning.RolePermissions {
+		if !gateway.ValidRoleName(role) {
+			add("provisioning.role_permissions", "%q is not a role name (lower-case letters, digits, '-' and '_')", role)
+		}
+		for _, p := range perms {
+			if !gateway.ValidPermission(p) {
+				add("provisioning.role_permissions."+role, "%q is not a permission (lower-case letters, digits, '.', '_', ':' and '-', such as agents.debug)", p)
+			}
+		}
+	}
 	if c.SSO.CachedOrgs < 1 {
 		add("sso.cached_orgs", "must be at least 1")
 	}
@@ -847,6 +907,18 @@ func setValue(v reflect.Value, s string) error {
 			return fmt.Errorf("is not a YAML or JSON list of {id, name, domains}: %v", err)
 		}
 		*p = list
+	case *ProxyRules:
+		var list ProxyRules
+		if err := yaml.Unmarshal([]byte(s), &list); err != nil {
+			return fmt.Errorf("is not a YAML or JSON list of {path, permission, pool}: %v", err)
+		}
+		*p = list
+	case *RolePermissions:
+		var m RolePermissions
+		if err := yaml.Unmarshal([]byte(s), &m); err != nil {
+			return fmt.Errorf(`is not a YAML or JSON map of role to permissions ({"debugger": ["agents.debug"]}): %v`, err)
+		}
+		*p = m
 	case *Adapters:
 		var list Adapters
 		if err := yaml.Unmarshal([]byte(s), &list); err != nil {

@@ -3,6 +3,8 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -176,6 +178,96 @@ func TestPoolsGrantRolesAndPermissions(t *testing.T) {
 		entries, _, err := g.app.Store().Audit().List(ctx, gateway.DefaultOrg, gateway.AuditQuery{Actor: "token:admin.token", Limit: 100})
 		if err != nil || !slices.ContainsFunc(entries, func(e gateway.AuditEntry) bool { return e.Action == action }) {
 			t.Fatalf("no %s audit entry by the operator: %v", action, err)
+		}
+	}
+}
+
+// TestRolesSeededFromTheFile: provisioning.role_permissions gives roles
+// their first permissions, in the default organization and every new
+// one; a manager's change wins over the file after a restart.
+func TestRolesSeededFromTheFile(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"GATEHOUSE_ADMIN_TOKEN=" + adminToken, `GATEHOUSE_PROVISIONING_ROLE_PERMISSIONS={"user":["agents.read"],"debugger":["agents.debug","agents.read"]}`}
+	g := startGateway(t, dir, env...)
+	operator := bearer(adminToken)
+	roles := func(path string) map[string][]string {
+		t.Helper()
+		got := adminRequest(t, g, "GET", path, "", operator).must(t, 200)
+		out := map[string][]string{}
+		for _, r := range got.body["roles"].([]any) {
+			r := r.(map[string]any)
+			var perms []string
+			for _, p := range r["permissions"].([]any) {
+				perms = append(perms, p.(string))
+			}
+			out[r["name"].(string)] = perms
+		}
+		return out
+	}
+	want := map[string][]string{"manager": nil, "user": {"agents.read"}, "debugger": {"agents.debug", "agents.read"}}
+	if got := roles("/roles"); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("the default organization's roles: %v", got)
+	}
+	adminRequest(t, g, "POST", "/orgs", `{"id":"acme"}`, operator).must(t, 201)
+	if got := roles("/orgs/acme/roles"); !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("a new organization's roles: %v", got)
+	}
+	adminRequest(t, g, "PUT", "/roles/user", `{"permissions":["docs.read"]}`, operator).must(t, 200)
+	g.stop()
+	g = startGateway(t, dir, env...)
+	if got := roles("/roles"); !slices.Equal(got["user"], []string{"docs.read"}) {
+		t.Fatalf("after a restart, the manager's change: %v", got["user"])
+	}
+}
+
+// TestProxyRules: the proxy's rules protect paths without code in the
+// app: the first matching rule decides, its pool named by a path segment
+// (or fixed, or a header); the auth endpoint answers for a path below it
+// (Envoy ext_authz's path_prefix) with the same rules.
+func TestProxyRules(t *testing.T) {
+	rules := `[{"path":"/admin/*","permission":"app.admin"},{"path":"/pools/*/debug/*","permission":"agents.debug","pool_segment":2}]`
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken, "GATEHOUSE_PROVISIONING_METHOD=manual", "GATEHOUSE_UPSTREAM_URL="+startWhoami(t),
+		"GATEHOUSE_PROXY_RULES="+rules)
+	operator := bearer(adminToken)
+	cookie, _ := sessionAs(t, g, "ada@example.com", "user")
+	root := "http://" + g.app.MainAddr()
+	get := func(path string, headers ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", root+path, nil)
+		req.AddCookie(cookie)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get("/admin/users"); status != 403 || !strings.Contains(body, "needs the permission app.admin in any of your pools") {
+		t.Fatalf("/admin without app.admin: %d %.300s", status, body)
+	}
+	if status, body := get("/admin/users", "Accept", "application/json"); status != 403 || !strings.Contains(body, `"permission":"app.admin"`) {
+		t.Fatalf("/admin without app.admin, as an API: %d %.300s", status, body)
+	}
+	if status, _ := get("/reports"); status != 200 {
+		t.Fatalf("a path no rule names: %d", status)
+	}
+	adminRequest(t, g, "PUT", "/roles/debugger", `{"permissions":["agents.debug","app.admin"]}`, operator).must(t, 200)
+	adminRequest(t, g, "POST", "/pools", `{"id":"prod","role":"debugger"}`, operator).must(t, 201)
+	adminRequest(t, g, "POST", "/pools", `{"id":"staging"}`, operator).must(t, 201)
+	ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultOrg, gateway.UserByEmail, "ada@example.com")
+	for _, pool := range []string{"prod", "staging"} {
+		adminRequest(t, g, "PUT", "/pools/"+pool+"/members/"+ids[0], "", operator).must(t, 200)
+	}
+	for path, want := range map[string]int{
+		"/admin/users": 200, "/pools/prod/debug/session/1": 200, "/pools/staging/debug/session/1": 403,
+		"/gatehouse/auth/pools/prod/debug/x": 200, "/gatehouse/auth/pools/staging/debug/x": 403, "/gatehouse/auth/anything": 200,
+	} {
+		if status, body := get(path); status != want {
+			t.Errorf("%s: %d, want %d: %.200s", path, status, want, body)
 		}
 	}
 }

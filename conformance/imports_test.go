@@ -32,7 +32,7 @@ var importRules = map[string][]string{
 	"gateway/oidc":      {"gateway", "gateway/login", "gateway/httpx", "gateway/metrics", "gateway/oidc"},
 	"gateway/login":     {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/metrics", "gateway/pages"},
 	"gateway/pages":     {},
-	"gateway/proxy":     {"gateway", "gateway/session", "gateway/httpx"},
+	"gateway/proxy":     {"gateway", "gateway/session", "gateway/httpx", "gateway/pages"},
 	"gateway/demo":      {},
 	"gateway/admin":     {"gateway", "gateway/provision", "gateway/session", "gateway/httpx", "gateway/outbox", "gateway/fold", "gateway/metrics"},
 	"gateway/console":   {"gateway", "gateway/admin", "gateway/provision", "gateway/session", "gateway/httpx"},

@@ -163,10 +163,16 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return fmt.Errorf("upstream.url: %w", err)
 	}
-	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store, Access: a.service.Access,
+	rules := make([]proxy.Rule, len(a.cfg.Proxy.Rules))
+	for i, r := range a.cfg.Proxy.Rules {
+		rules[i] = proxy.Rule{Path: r.Path, Permission: r.Permission, Pool: r.Pool, PoolSegment: r.PoolSegment, PoolHeader: r.PoolHeader}
+	}
+	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store, Access: a.service.Access, Rules: rules,
 		LoginURL: loginURL, Logger: a.log,
 		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
-	mux.Handle(prefix+"/auth", p.Auth())
+	auth := p.Auth(prefix + "/auth")
+	mux.Handle(prefix+"/auth", auth)
+	mux.Handle(prefix+"/auth/", auth)
 	mux.Handle("/", a.countProxied(p))
 	return nil
 }

@@ -152,18 +152,24 @@ func (s *Service) Roles(ctx context.Context, org gateway.OrgID) ([]gateway.Role,
 	return out, nil
 }
 
-// fileRoles are the roles the organization's settings name (the
-// configuration file's), the default role among them.
+// fileRoles are the roles the configuration file names: the
+// organization's roles and default role, and those it gives
+// permissions.
 func (s *Service) fileRoles(ctx context.Context, org gateway.OrgID) []string {
 	st, _ := s.Current(ctx, org)
 	roles := slices.Clone(st.Provisioning.Roles)
 	if len(roles) == 0 {
 		roles = []string{gateway.RoleManager, gateway.RoleUser}
 	}
-	if d := st.Provisioning.DefaultRole; d != "" && !slices.Contains(roles, d) {
-		roles = append(roles, d)
+	roles = append(roles, st.Provisioning.DefaultRole)
+	s.settings.mu.Lock()
+	for name := range s.settings.roleSeeds {
+		roles = append(roles, name)
 	}
-	return roles
+	s.settings.mu.Unlock()
+	roles = slices.DeleteFunc(roles, func(r string) bool { return r == "" })
+	slices.Sort(roles)
+	return slices.Compact(roles)
 }
 
 // SetRoleSeeds sets the permissions the configuration file gives roles

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
+	"github.com/gatehouse-id/gatehouse/gateway/pages"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
 )
 
@@ -60,6 +61,9 @@ type Options struct {
 	// that changes whenever any of it may have (a token signed under an
 	// older version is not reused).
 	Access func(ctx context.Context, u *gateway.User) ([]gateway.Access, uint64, error)
+	// Rules are paths that need a permission; the first matching rule
+	// decides (none: any signed-in person passes).
+	Rules []Rule
 	// LoginURL is where a browser without a session is sent, with the
 	// page it asked for (a same-origin path) to come back to.
 	LoginURL func(returnTo string) string
@@ -221,8 +225,12 @@ func wantsJSON(r *http.Request) bool {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	StripIdentityHeaders(r.Header)
-	identity, ok := p.identify(w, r)
+	identity, access, ok := p.identify(w, r)
 	if !ok {
+		return
+	}
+	if rule := refusal(p.opts.Rules, r, r.URL.Path, access); rule != nil {
+		p.forbid(w, r, rule)
 		return
 	}
 	ctx := context.WithValue(r.Context(), identityKey{}, identity)
@@ -237,11 +245,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // headers).
 const accessBudget = 4096
 
-// Auth answers nginx auth_request and Envoy ext_authz: 200 with the
-// identity headers for a valid session, 401 otherwise (the proxy then
-// sends the browser to sign in). With ?pool=ID&permission=P it answers
-// a question: 200 when the session holds P in that pool, 403 when not.
-func (p *Proxy) Auth() http.Handler {
+// Auth, served at base, answers nginx auth_request and Envoy ext_authz:
+// 200 with the identity headers for a valid session, 401 otherwise (the
+// proxy then sends the browser to sign in). With ?pool=ID&permission=P
+// it answers a question: 200 when the session holds P in that pool, 403
+// when not. Below base (base/<the original path>, as Envoy's path_prefix
+// asks) the proxy's rules decide for that path, 403 when one refuses.
+func (p *Proxy) Auth(base string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		q := r.URL.Query()
@@ -268,6 +278,12 @@ func (p *Proxy) Auth() http.Handler {
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
+		if original, ok := strings.CutPrefix(r.URL.Path, base); ok && strings.HasPrefix(original, "/") && permission == "" {
+			if refusal(p.opts.Rules, r, original, access) != nil {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+		}
 		w.WriteHeader(http.StatusOK)
 	})
 }
@@ -282,33 +298,52 @@ func holds(access []gateway.Access, pool, permission string) bool {
 	return false
 }
 
-// identify returns the identity headers of the request's user, or writes
-// the answer for a request without a valid session.
-func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, bool) {
+// forbid answers a request a rule refuses: JSON for an API call, a page
+// for a browser, saying which permission it needs.
+func (p *Proxy) forbid(w http.ResponseWriter, r *http.Request, rule *Rule) {
+	w.Header().Set("Cache-Control", "no-store")
+	where := "in any of your pools"
+	if pool := rule.pool(r, r.URL.Path); pool != "" && pool != noPool {
+		where = "in the pool " + pool
+	}
+	if wantsJSON(r) || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "forbidden", "permission": rule.Permission, "detail": "this needs the permission " + rule.Permission + " " + where})
+		return
+	}
+	pages.Show(w, http.StatusForbidden, pages.Message{Title: "You may not open this",
+		Message: "This page needs the permission " + rule.Permission + " " + where + ", and none of your roles there grants it.",
+		Hint:    "A manager of your organization can give you a role that does."})
+}
+
+// identify returns the identity headers and access of the request's
+// user, or writes the answer for a request without a valid session.
+func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, []gateway.Access, bool) {
 	_, u, err := p.opts.Sessions.Current(r.Context(), r)
 	if err == nil {
-		h, _, err := p.headers(r.Context(), u)
+		h, access, err := p.headers(r.Context(), u)
 		if err != nil {
 			p.opts.Logger.ErrorContext(r.Context(), "proxy: identity headers", "error", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
-			return nil, false
+			return nil, nil, false
 		}
-		return h, true
+		return h, access, true
 	}
 	if !session.SignedOut(err) {
 		p.opts.Logger.ErrorContext(r.Context(), "proxy: session", "error", err)
 		http.Error(w, "The gateway cannot check your session right now; try again shortly.", http.StatusServiceUnavailable)
-		return nil, false
+		return nil, nil, false
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if wantsJSON(r) || r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "not signed in", "login": p.opts.LoginURL("/")})
-		return nil, false
+		return nil, nil, false
 	}
 	http.Redirect(w, r, p.opts.LoginURL(r.URL.RequestURI()), http.StatusFound)
-	return nil, false
+	return nil, nil, false
 }
 
 // headers builds the identity headers for u.

@@ -88,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	p := proxy.New(proxy.Options{Upstream: target, Sessions: e.sess, Signer: e.signer, Store: e.store,
 		LoginURL: func(ret string) string { return "/gatehouse/saml/login?return=" + url.QueryEscape(ret) }})
 	mux := http.NewServeMux()
-	mux.Handle("/gatehouse/auth", p.Auth())
+	mux.Handle("/gatehouse/auth", p.Auth("/gatehouse/auth"))
 	mux.Handle("/", p)
 	e.gw = httptest.NewServer(mux)
 	t.Cleanup(e.gw.Close)

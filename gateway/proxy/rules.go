@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// Rule says that the paths it matches need a permission, in the pool it
+// names (fixed, a path segment counted from 1, or a header) or, naming
+// none, in any of the person's pools.
+type Rule struct {
+	// Path matches a request path: a trailing "/*" matches everything
+	// under it (and itself); otherwise * matches within one segment
+	// (path.Match).
+	Path        string
+	Permission  string
+	Pool        string
+	PoolSegment int
+	PoolHeader  string
+}
+
+// matches reports whether the rule applies to p.
+func (r Rule) matches(p string) bool {
+	pattern := r.Path
+	if under, ok := strings.CutSuffix(pattern, "/*"); ok {
+		// The path's first segments, as many as the pattern has before
+		// "/*", match it: everything under it (and itself).
+		pattern = under
+		depth := strings.Count(under, "/")
+		for i, n := 0, 0; i < len(p); i++ {
+			if p[i] == '/' {
+				if n++; n > depth {
+					p = p[:i]
+					break
+				}
+			}
+		}
+	}
+	ok, _ := path.Match(pattern, p)
+	return ok
+}
+
+// noPool is the pool of a request that does not name the one the rule
+// reads (no such segment, no header): it matches no pool.
+const noPool = "\x00"
+
+// pool is the pool the rule asks about for the request ("": any).
+func (r Rule) pool(req *http.Request, p string) string {
+	switch {
+	case r.Pool != "":
+		return r.Pool
+	case r.PoolHeader != "":
+		if v := req.Header.Get(r.PoolHeader); v != "" {
+			return v
+		}
+		return noPool
+	case r.PoolSegment > 0:
+		segs := strings.Split(strings.Trim(p, "/"), "/")
+		if r.PoolSegment <= len(segs) && segs[r.PoolSegment-1] != "" {
+			return segs[r.PoolSegment-1]
+		}
+		return noPool
+	}
+	return ""
+}
+
+// refusal is the first rule matching p that access does not satisfy, if
+// any (the first matching rule decides).
+func refusal(rules []Rule, req *http.Request, p string, access []gateway.Access) *Rule {
+	for i := range rules {
+		r := &rules[i]
+		if !r.matches(p) {
+			continue
+		}
+		pool := r.pool(req, p)
+		if pool == "" {
+			if slices.ContainsFunc(access, func(a gateway.Access) bool { return slices.Contains(a.Permissions, r.Permission) }) {
+				return nil
+			}
+			return r
+		}
+		if holds(access, pool, r.Permission) {
+			return nil
+		}
+		return r
+	}
+	return nil
+}
