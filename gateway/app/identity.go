@@ -167,7 +167,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	for i, r := range a.cfg.Proxy.Rules {
 		rules[i] = proxy.Rule{Path: r.Path, Permission: r.Permission, Pool: r.Pool, PoolSegment: r.PoolSegment, PoolHeader: r.PoolHeader}
 	}
-	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store, Access: a.service.Access, Rules: rules,
+	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store, Access: a.service.Access, AccessVersion: a.service.AccessVersion, Rules: rules,
 		LoginURL: loginURL, Logger: a.log,
 		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
 	auth := p.Auth(prefix + "/auth")

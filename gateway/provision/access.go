@@ -42,13 +42,16 @@ func decodeRole(rec gateway.Record) (gateway.Role, error) {
 
 func memberKey(pool, userID string) string { return pool + "/" + userID }
 
+// member names a membership in memory (no string built per lookup).
+type member struct{ pool, user string }
+
 // accessModel is an organization's roles, pools and memberships' roles,
 // read once and kept until one of them changes in this process.
 type accessModel struct {
 	version   uint64
 	pools     map[string]string   // pool → its role ("": the default role)
 	roles     map[string][]string // role → its permissions
-	overrides map[string]string   // pool/user → the membership's role
+	overrides map[member]string   // the membership's own role
 	def       string              // the organization's default role
 }
 
@@ -70,7 +73,7 @@ func (s *Service) accessModel(ctx context.Context, org gateway.OrgID) (*accessMo
 		return m.(*accessModel), nil
 	}
 	version := s.access.version.Load() // before reading: a change meanwhile is newer
-	m := &accessModel{version: version, pools: map[string]string{}, roles: map[string][]string{}, overrides: map[string]string{}}
+	m := &accessModel{version: version, pools: map[string]string{}, roles: map[string][]string{}, overrides: map[member]string{}}
 	pools, err := s.Pools(ctx, org)
 	if err != nil {
 		return nil, err
@@ -91,8 +94,9 @@ func (s *Service) accessModel(ctx context.Context, org gateway.OrgID) (*accessMo
 	}
 	for _, rec := range recs {
 		var o struct{ Role string }
-		if json.Unmarshal(rec.Value, &o) == nil {
-			m.overrides[rec.ID] = o.Role
+		pool, user, ok := strings.Cut(rec.ID, "/")
+		if ok && json.Unmarshal(rec.Value, &o) == nil {
+			m.overrides[member{pool, user}] = o.Role
 		}
 	}
 	m.def = s.policy(org).DefaultRole
@@ -112,7 +116,7 @@ func (s *Service) Access(ctx context.Context, u *gateway.User) ([]gateway.Access
 	}
 	out := make([]gateway.Access, 0, len(u.Pools))
 	for _, pool := range u.Pools {
-		role := m.overrides[memberKey(pool, u.ID)]
+		role := m.overrides[member{pool, u.ID}]
 		if role == "" {
 			role = m.pools[pool]
 		}
@@ -123,6 +127,10 @@ func (s *Service) Access(ctx context.Context, u *gateway.User) ([]gateway.Access
 	}
 	return out, m.version, nil
 }
+
+// AccessVersion changes whenever any organization's access may have
+// (what was worked out for a person under an older one is stale).
+func (s *Service) AccessVersion() uint64 { return s.access.version.Load() }
 
 // Roles lists the organization's roles: those stored, and those the
 // configuration file names (provisioning.roles) not stored yet, with

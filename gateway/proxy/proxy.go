@@ -57,10 +57,11 @@ type Options struct {
 	// Store is read for the signed-in person's groups, in the
 	// organization of their session.
 	Store gateway.Store
-	// Access is what a user may do in each of their pools, and a version
-	// that changes whenever any of it may have (a token signed under an
-	// older version is not reused).
-	Access func(ctx context.Context, u *gateway.User) ([]gateway.Access, uint64, error)
+	// Access is what a user may do in each of their pools; AccessVersion
+	// changes whenever any of it may have (what was worked out for a user
+	// under an older version is not reused).
+	Access        func(ctx context.Context, u *gateway.User) ([]gateway.Access, uint64, error)
+	AccessVersion func() uint64
 	// Rules are paths that need a permission; the first matching rule
 	// decides (none: any signed-in person passes).
 	Rules []Rule
@@ -76,6 +77,7 @@ type Options struct {
 // Proxy serves the upstream behind the gateway's sessions.
 type Proxy struct {
 	opts   Options
+	rules  []compiledRule
 	rp     *httputil.ReverseProxy
 	tokens tokenCache
 }
@@ -86,34 +88,37 @@ type Proxy struct {
 // 40 s of its 60 s lifetime left.
 const tokenReuse = 20 * time.Second
 
-// tokenCache keeps recently signed tokens by user state.
+// tokenCache keeps, by user state (and access version), what was worked
+// out for it: the signed token, the access and its header.
 type tokenCache struct {
 	mu sync.Mutex
 	m  map[string]cachedToken
 }
 
 type cachedToken struct {
-	token string
-	until time.Time
+	token   string
+	access  []gateway.Access
+	compact string
+	until   time.Time
 }
 
-func (c *tokenCache) get(key string, now time.Time) (string, bool) {
+func (c *tokenCache) get(key string, now time.Time) (cachedToken, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, ok := c.m[key]
 	if !ok || now.After(t.until) {
-		return "", false
+		return cachedToken{}, false
 	}
-	return t.token, true
+	return t, true
 }
 
-func (c *tokenCache) put(key, token string, until time.Time) {
+func (c *tokenCache) put(key string, t cachedToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= 10000 {
 		c.m = make(map[string]cachedToken) // bounded: start afresh
 	}
-	c.m[key] = cachedToken{token: token, until: until}
+	c.m[key] = t
 }
 
 type identityKey struct{}
@@ -134,7 +139,7 @@ func New(opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{opts: opts}
+	p := &Proxy{opts: opts, rules: compileRules(opts.Rules)}
 	// Its own pool: the default keeps 2 idle connections per host, so
 	// concurrent requests to the app would each open a new one; and the
 	// app beside the gateway is never reached through HTTP_PROXY.
@@ -229,7 +234,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if rule := refusal(p.opts.Rules, r, r.URL.Path, access); rule != nil {
+	if rule := refusal(p.rules, r, r.URL.Path, access); rule != nil {
 		p.forbid(w, r, rule)
 		return
 	}
@@ -279,7 +284,7 @@ func (p *Proxy) Auth(base string) http.Handler {
 			return
 		}
 		if original, ok := strings.CutPrefix(r.URL.Path, base); ok && strings.HasPrefix(original, "/") && permission == "" {
-			if refusal(p.opts.Rules, r, original, access) != nil {
+			if refusal(p.rules, r, original, access) != nil {
 				w.WriteHeader(http.StatusForbidden)
 				return
 			}
@@ -352,12 +357,9 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []ga
 	if err != nil {
 		return nil, nil, err
 	}
-	var access []gateway.Access
 	var accessVersion uint64
-	if p.opts.Access != nil {
-		if access, accessVersion, err = p.opts.Access(ctx, u); err != nil {
-			return nil, nil, err
-		}
+	if p.opts.AccessVersion != nil {
+		accessVersion = p.opts.AccessVersion()
 	}
 	groups := make([]string, 0, len(refs[u.ID]))
 	escaped := make([]string, 0, len(refs[u.ID]))
@@ -368,13 +370,20 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []ga
 	key := string(u.Org) + "\x00" + u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strconv.FormatUint(accessVersion, 10) +
 		"\x00" + strings.Join(groups, "\x00")
 	now := time.Now()
-	token, ok := p.tokens.get(key, now)
+	cached, ok := p.tokens.get(key, now)
 	if !ok {
-		if token, err = p.opts.Signer.Sign(u, groups, access); err != nil {
+		if p.opts.Access != nil {
+			if cached.access, _, err = p.opts.Access(ctx, u); err != nil {
+				return nil, nil, err
+			}
+		}
+		if cached.token, err = p.opts.Signer.Sign(u, groups, cached.access); err != nil {
 			return nil, nil, err
 		}
-		p.tokens.put(key, token, now.Add(tokenReuse))
+		cached.compact, cached.until = CompactAccess(cached.access), now.Add(tokenReuse)
+		p.tokens.put(key, cached)
 	}
+	token, access := cached.token, cached.access
 	email := u.PrimaryEmail()
 	if email == "" {
 		email = u.UserName
@@ -389,8 +398,8 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []ga
 	for i, k := range [...]string{HeaderOrg, HeaderUserID, HeaderEmail, HeaderName, HeaderGroups, HeaderRole, HeaderPool, HeaderAssertion} {
 		h[k] = values[i : i+1 : i+1]
 	}
-	if compact := CompactAccess(access); len(compact) <= accessBudget {
-		h[HeaderAccess] = []string{compact}
+	if len(cached.compact) <= accessBudget {
+		h[HeaderAccess] = []string{cached.compact}
 	} else {
 		h[HeaderAccessOmitted] = []string{"too-large: read the access claim of " + HeaderAssertion}
 	}
@@ -401,6 +410,14 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []ga
 // "pool=role:perm,perm;pool=role:perm".
 func CompactAccess(access []gateway.Access) string {
 	var b strings.Builder
+	n := 0
+	for _, a := range access {
+		n += len(a.Pool) + len(a.Role) + 3
+		for _, perm := range a.Permissions {
+			n += len(perm) + 1
+		}
+	}
+	b.Grow(n)
 	for i, a := range access {
 		if i > 0 {
 			b.WriteByte(';')

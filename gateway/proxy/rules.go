@@ -23,6 +23,39 @@ type Rule struct {
 	PoolHeader  string
 }
 
+// compiledRule is a rule ready for every request: a pattern without
+// wildcards is a string comparison.
+type compiledRule struct {
+	Rule
+	literal bool   // the pattern has no wildcard
+	under   string // for a trailing "/*": the part before it, else ""
+}
+
+func compileRules(rules []Rule) []compiledRule {
+	out := make([]compiledRule, len(rules))
+	for i, r := range rules {
+		c := compiledRule{Rule: r}
+		pattern := r.Path
+		if under, ok := strings.CutSuffix(pattern, "/*"); ok {
+			c.under, pattern = under, under
+		}
+		c.literal = !strings.ContainsAny(pattern, `*?[\`)
+		out[i] = c
+	}
+	return out
+}
+
+// matches reports whether the rule applies to p.
+func (c *compiledRule) matches(p string) bool {
+	if c.literal {
+		if c.under == "" && c.Path != "/*" {
+			return p == c.Path
+		}
+		return p == c.under || len(p) > len(c.under) && p[len(c.under)] == '/' && strings.HasPrefix(p, c.under)
+	}
+	return c.Rule.matches(p)
+}
+
 // matches reports whether the rule applies to p.
 func (r Rule) matches(p string) bool {
 	pattern := r.Path
@@ -70,7 +103,7 @@ func (r Rule) pool(req *http.Request, p string) string {
 
 // refusal is the first rule matching p that access does not satisfy, if
 // any (the first matching rule decides).
-func refusal(rules []Rule, req *http.Request, p string, access []gateway.Access) *Rule {
+func refusal(rules []compiledRule, req *http.Request, p string, access []gateway.Access) *Rule {
 	for i := range rules {
 		r := &rules[i]
 		if !r.matches(p) {
@@ -81,12 +114,12 @@ func refusal(rules []Rule, req *http.Request, p string, access []gateway.Access)
 			if slices.ContainsFunc(access, func(a gateway.Access) bool { return slices.Contains(a.Permissions, r.Permission) }) {
 				return nil
 			}
-			return r
+			return &r.Rule
 		}
 		if holds(access, pool, r.Permission) {
 			return nil
 		}
-		return r
+		return &r.Rule
 	}
 	return nil
 }

@@ -8,13 +8,14 @@ import (
 )
 
 func TestRules(t *testing.T) {
-	rules := []Rule{
+	rules := compileRules([]Rule{
 		{Path: "/admin/*", Permission: "app.admin"},
 		{Path: "/pools/*/debug", Permission: "agents.debug", PoolSegment: 2},
 		{Path: "/pools/*/debug/*", Permission: "agents.debug", PoolSegment: 2},
 		{Path: "/billing/*", Permission: "billing.read", PoolHeader: "X-Pool"},
 		{Path: "/reports", Permission: "reports.read", Pool: "default"},
-	}
+		{Path: "/*", Permission: "never.checked"}, // after the others: everything else
+	})
 	access := []gateway.Access{
 		{Pool: "default", Role: "user", Permissions: []string{"reports.read"}},
 		{Pool: "prod", Role: "debugger", Permissions: []string{"agents.debug"}},
@@ -24,22 +25,22 @@ func TestRules(t *testing.T) {
 		path, header string
 		refused      string // the permission a refusal names; "" allowed
 	}{
-		{"/", "", ""},
+		{"/", "", "never.checked"},
 		{"/admin", "", ""}, // app.admin in finance: any pool will do
 		{"/admin/users/1", "", ""},
-		{"/administrator", "", ""}, // not under /admin
+		{"/administrator", "", "never.checked"}, // not under /admin
 		{"/pools/prod/debug", "", ""},
 		{"/pools/prod/debug/session/42", "", ""},
 		{"/pools/staging/debug", "", "agents.debug"},
 		{"/pools/staging/debug/session/42", "", "agents.debug"},
-		{"/pools/prod/debugger", "", ""}, // another segment
-		{"/pools/staging", "", ""},
+		{"/pools/prod/debugger", "", "never.checked"}, // another segment
+		{"/pools/staging", "", "never.checked"},
 		{"/pools/default/debug", "", "agents.debug"},
 		{"/billing/invoices", "finance", ""},
 		{"/billing/invoices", "prod", "billing.read"},
 		{"/billing/invoices", "", "billing.read"},
 		{"/reports", "", ""},
-		{"/reports/2026", "", ""}, // no rule matches below /reports
+		{"/reports/2026", "", "never.checked"}, // /reports does not cover below it
 	} {
 		r := httptest.NewRequest("GET", c.path, nil)
 		if c.header != "" {
