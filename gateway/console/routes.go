@@ -26,6 +26,7 @@ func (c *Console) routes(p string) {
 	c.mux.HandleFunc("POST "+p+"/users/add", c.signedIn(c.addUser))
 	c.mux.HandleFunc("GET "+p+"/users/{id}", c.signedIn(func(q *req) { c.userPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("POST "+p+"/users/{id}", c.signedIn(c.saveUser))
+	c.mux.HandleFunc("POST "+p+"/users/{id}/pools/{pool}", c.signedIn(c.saveMemberRole))
 	c.mux.HandleFunc("GET "+p+"/users/{id}/deactivate", c.signedIn(c.confirmDeactivate))
 	c.mux.HandleFunc("POST "+p+"/users/{id}/deactivate", c.signedIn(func(q *req) {
 		if q.r.PostFormValue("confirmed") != "yes" {
@@ -44,6 +45,10 @@ func (c *Console) routes(p string) {
 	c.mux.HandleFunc("GET "+p+"/pools", c.signedIn(func(q *req) { c.poolsPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("POST "+p+"/pools", c.signedIn(c.createPool))
 	c.mux.HandleFunc("POST "+p+"/pools/{id}", c.signedIn(c.renamePool))
+	c.mux.HandleFunc("POST "+p+"/pools/{id}/role", c.signedIn(c.setPoolRole))
+	c.mux.HandleFunc("POST "+p+"/roles", c.signedIn(c.saveRole))
+	c.mux.HandleFunc("POST "+p+"/roles/{role}", c.signedIn(c.saveRole))
+	c.mux.HandleFunc("POST "+p+"/roles/{role}/delete", c.signedIn(c.deleteRole))
 	c.mux.HandleFunc("GET "+p+"/delivery", c.signedIn(func(q *req) { c.deliveryPage(q, http.StatusOK, "") }))
 	c.mux.HandleFunc("POST "+p+"/dead-letters/{id}/replay", c.signedIn(c.replay))
 	c.mux.HandleFunc("GET "+p+"/audit", c.signedIn(c.auditPage))

@@ -172,6 +172,14 @@ type userData struct {
 	Groups       []string
 	Sessions     int
 	Roles, Pools []option
+	Access       []accessRow
+}
+
+// accessRow is what the person may do in one pool, and why.
+type accessRow struct {
+	Pool, PoolName, Role, Why string
+	Permissions               []string
+	Choices                   []option // their own role here: "" is the pool's
 }
 
 func (c *Console) userPage(q *req, status int, errText string) {
@@ -201,6 +209,9 @@ func (c *Console) userPage(q *req, status int, errText string) {
 		}
 	}
 	d.Roles = c.roleOptions(q, u.Role, "")
+	if d.Access, err = c.accessRows(q, u); err != nil {
+		status, errText = c.errorText(q, err)
+	}
 	if d.Pools, err = c.poolOptions(q, u.Pools, ""); err != nil {
 		status, errText = c.errorText(q, err)
 	}
@@ -209,6 +220,58 @@ func (c *Console) userPage(q *req, status int, errText string) {
 		title = d.User.UserName
 	}
 	c.render(q, status, "user", title, "users", d, notice(q.r), errText)
+}
+
+// accessRows says, pool by pool, what u may do and why.
+func (c *Console) accessRows(q *req, u *gateway.User) ([]accessRow, error) {
+	details, err := c.opts.Service.AccessDetails(q.ctx(), u)
+	if err != nil {
+		return nil, err
+	}
+	roles, err := c.opts.Service.Roles(q.ctx(), q.org())
+	if err != nil {
+		return nil, err
+	}
+	pools, err := c.opts.Service.Pools(q.ctx(), q.org())
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, p := range pools {
+		names[p.ID] = p.Name
+	}
+	rows := make([]accessRow, 0, len(details))
+	for _, a := range details {
+		row := accessRow{Pool: a.Pool, PoolName: names[a.Pool], Role: a.Role, Permissions: a.Permissions}
+		if row.PoolName == "" {
+			row.PoolName = a.Pool
+		}
+		switch a.From {
+		case "member":
+			row.Why = "their own role in " + row.PoolName
+		case "pool":
+			row.Why = row.PoolName + " grants " + a.Role
+		default:
+			row.Why = row.PoolName + " grants the default role, " + a.Role
+		}
+		row.Choices = append(row.Choices, option{Value: "", Label: "the pool's role", Checked: a.From != "member"})
+		for _, r := range roles {
+			row.Choices = append(row.Choices, option{Value: r.Name, Label: r.Name, Checked: a.From == "member" && r.Name == a.Role})
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// saveMemberRole sets (or clears) the user's own role in a pool.
+func (c *Console) saveMemberRole(q *req) {
+	id := q.r.PathValue("id")
+	if _, err := c.opts.Service.PutMember(q.ctx(), c.manager(q), q.r.PathValue("pool"), id, q.r.PostFormValue("role")); err != nil {
+		status, text := c.errorText(q, err)
+		c.userPage(q, status, text)
+		return
+	}
+	c.done(q, c.opts.PathPrefix+"/console/users/"+id, "access")
 }
 
 func (c *Console) saveUser(q *req) {

@@ -462,3 +462,53 @@ func (s *Service) ensureRoles(ctx context.Context, org gateway.OrgID, actor gate
 	s.changedAccess(org)
 	return nil
 }
+
+// AccessDetail is one pool of a person's access with where their role
+// comes from: their own role in the pool, the pool's, or the default.
+type AccessDetail struct {
+	gateway.Access
+	// From is "member" (their own role there), "pool" (the pool grants
+	// it) or "default" (the pool names none: the default role).
+	From string
+}
+
+// AccessDetails is Access with where each role comes from (the console
+// explains it).
+func (s *Service) AccessDetails(ctx context.Context, u *gateway.User) ([]AccessDetail, error) {
+	m, err := s.accessModel(ctx, u.Org)
+	if err != nil {
+		return nil, err
+	}
+	access, _, err := s.Access(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AccessDetail, len(access))
+	for i, a := range access {
+		from := "default"
+		switch {
+		case m.overrides[member{a.Pool, u.ID}] != "":
+			from = "member"
+		case m.pools[a.Pool] != "":
+			from = "pool"
+		}
+		out[i] = AccessDetail{Access: a, From: from}
+	}
+	return out, nil
+}
+
+// OwnRoles are the members of a pool who hold their own role there, by
+// user id.
+func (s *Service) OwnRoles(ctx context.Context, org gateway.OrgID, pool string) (map[string]string, error) {
+	m, err := s.accessModel(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for k, role := range m.overrides {
+		if k.pool == pool {
+			out[k.user] = role
+		}
+	}
+	return out, nil
+}
