@@ -512,3 +512,24 @@ func (s *Service) OwnRoles(ctx context.Context, org gateway.OrgID, pool string) 
 	}
 	return out, nil
 }
+
+// dropOwnRoles forgets a deleted user's own roles in pools (best effort:
+// one left behind names nobody, and the next deletion of the user id
+// cannot happen).
+func (s *Service) dropOwnRoles(ctx context.Context, org gateway.OrgID, userID string) {
+	m, err := s.accessModel(ctx, org)
+	if err != nil {
+		return
+	}
+	dropped := false
+	for k := range m.overrides {
+		if k.user == userID {
+			if s.store.Records().Delete(ctx, org, kindPoolRole, memberKey(k.pool, k.user), 0, gateway.Journal{}) == nil {
+				dropped = true
+			}
+		}
+	}
+	if dropped {
+		s.changedAccess(org)
+	}
+}

@@ -151,7 +151,8 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 }
 
 // RemoveUser is a manager deleting any user (a JIT user removed at the
-// IdP stays until a manager does this).
+// IdP stays until a manager does this); their own roles in pools go with
+// them.
 func (s *Service) RemoveUser(ctx context.Context, mg Manager, id string, ifVersion uint64) error {
 	if err := s.keepAManager(ctx, mg.Org, id); err != nil {
 		return err

@@ -28,6 +28,7 @@ func userChanges(a, b *gateway.User) []string {
 	add("displayName", a.DisplayName != b.DisplayName)
 	add("emails", !slices.Equal(a.Emails, b.Emails))
 	add("pools", !slices.Equal(a.Pools, b.Pools))
+	add("access", !slices.Equal(a.Pools, b.Pools)) // what they may do follows their pools
 	add("role", a.Role != b.Role)
 	// Document keys already reported through a typed field are skipped;
 	// "name" is reported only for parts without a typed field (formatted…).

@@ -322,7 +322,7 @@ func TestManagersOwnRolesAndPools(t *testing.T) {
 			roleEvent = &events[i]
 		}
 	}
-	if roleEvent == nil || !slices.Equal(roleEvent.Changed, []string{"pools", "role"}) || roleEvent.Source != gateway.SourceManual || roleEvent.RequestID != "req-1" {
+	if roleEvent == nil || !slices.Equal(roleEvent.Changed, []string{"access", "pools", "role"}) || roleEvent.Source != gateway.SourceManual || roleEvent.RequestID != "req-1" {
 		t.Fatalf("user.updated naming role and pools: %+v", roleEvent)
 	}
 	entries, _, _ := store.Audit().List(ctx, gateway.DefaultOrg, gateway.AuditQuery{Target: "user:" + u.ID, Limit: 10})
