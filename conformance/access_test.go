@@ -11,37 +11,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
-// accessClaim verifies the identity JWT with the gateway's JWKS and
-// returns its access claim.
+// accessClaim is the identity JWT's access claim, verified.
 func accessClaim(t *testing.T, root, token string) []gateway.Access {
 	t.Helper()
-	resp, err := http.Get(root + "/gatehouse/.well-known/jwks.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var claims struct {
 		Access []gateway.Access `json:"access"`
 	}
-	if err := parsed.Claims(set, &claims); err != nil {
-		t.Fatalf("identity JWT: %v", err)
-	}
+	verifiedClaims(t, root, token, &claims)
 	return claims.Access
 }
 

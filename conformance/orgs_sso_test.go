@@ -49,9 +49,9 @@ func readWhoami(t *testing.T, resp *http.Response) whoami {
 	return who
 }
 
-// orgClaim verifies the identity JWT with the gateway's published keys
-// and returns its subject and org claim.
-func orgClaim(t *testing.T, root, token string) (string, string) {
+// verifiedClaims verifies the identity JWT with the gateway's published
+// keys (ES256 only) and reads its claims into claims.
+func verifiedClaims(t *testing.T, root, token string, claims any) {
 	t.Helper()
 	resp, err := http.Get(root + "/gatehouse/.well-known/jwks.json")
 	if err != nil {
@@ -66,13 +66,19 @@ func orgClaim(t *testing.T, root, token string) (string, string) {
 	if err != nil {
 		t.Fatalf("identity JWT: %v", err)
 	}
+	if err := parsed.Claims(set, claims); err != nil {
+		t.Fatalf("identity JWT does not verify with the gateway's JWKS: %v", err)
+	}
+}
+
+// orgClaim is the identity JWT's subject and org claim, verified.
+func orgClaim(t *testing.T, root, token string) (string, string) {
+	t.Helper()
 	var claims struct {
 		jwt.Claims
 		Org string `json:"org"`
 	}
-	if err := parsed.Claims(set, &claims); err != nil {
-		t.Fatalf("identity JWT does not verify with the gateway's JWKS: %v", err)
-	}
+	verifiedClaims(t, root, token, &claims)
 	return claims.Subject, claims.Org
 }
 

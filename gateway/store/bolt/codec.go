@@ -400,27 +400,22 @@ func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
 			}
 		}
 	}
-	if has&8 != 0 {
-		if rec := nested(); r.err == nil {
-			e.Organization = &gateway.OrgRef{}
-			if err := json.Unmarshal(rec, e.Organization); err != nil {
-				return gateway.Event{}, fmt.Errorf("event %d: organization: %w", seq, err)
-			}
+	// The JSON-encoded parts, in the order encodeEvent writes them.
+	for _, part := range []struct {
+		bit  byte
+		name string
+		into func() any
+	}{
+		{8, "organization", func() any { e.Organization = &gateway.OrgRef{}; return e.Organization }},
+		{16, "pool", func() any { e.Pool = &gateway.Pool{}; return e.Pool }},
+		{32, "role", func() any { e.Role = &gateway.Role{}; return e.Role }},
+	} {
+		if has&part.bit == 0 {
+			continue
 		}
-	}
-	if has&16 != 0 {
 		if rec := nested(); r.err == nil {
-			e.Pool = &gateway.Pool{}
-			if err := json.Unmarshal(rec, e.Pool); err != nil {
-				return gateway.Event{}, fmt.Errorf("event %d: pool: %w", seq, err)
-			}
-		}
-	}
-	if has&32 != 0 {
-		if rec := nested(); r.err == nil {
-			e.Role = &gateway.Role{}
-			if err := json.Unmarshal(rec, e.Role); err != nil {
-				return gateway.Event{}, fmt.Errorf("event %d: role: %w", seq, err)
+			if err := json.Unmarshal(rec, part.into()); err != nil {
+				return gateway.Event{}, fmt.Errorf("event %d: %s: %w", seq, part.name, err)
 			}
 		}
 	}
