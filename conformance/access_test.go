@@ -108,6 +108,11 @@ func TestPoolsGrantRolesAndPermissions(t *testing.T) {
 		t.Fatalf("a question without a permission: %v %v", resp.StatusCode, err)
 	}
 
+	// A change naming a role that does not exist changes nothing.
+	must(adminRequest(t, g, "PATCH", "/pools/prod", `{"name":"Production","role":"nope"}`, operator), 422)
+	if got := must(adminRequest(t, g, "GET", "/pools", "", operator), 200); strings.Contains(got.raw, "Production") {
+		t.Fatalf("a refused change renamed the pool: %s", got.raw)
+	}
 	// The pool's role changes: the next request says so, no new sign-in.
 	must(adminRequest(t, g, "PATCH", "/pools/prod", `{"role":"viewer"}`, operator), 200)
 	if got := ask(ada, "prod", "agents.debug"); got != 403 {
@@ -245,6 +250,19 @@ func TestProxyRules(t *testing.T) {
 	ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultOrg, gateway.UserByEmail, "ada@example.com")
 	for _, pool := range []string{"prod", "staging"} {
 		adminRequest(t, g, "PUT", "/pools/"+pool+"/members/"+ids[0], "", operator).must(t, 200)
+	}
+	// Ways around the rules: an ambiguous path (servers normalize it
+	// differently) is refused before any rule is read, and below the auth
+	// endpoint the original request's query asks nothing.
+	for path, want := range map[string]int{
+		"/public/%2e%2e/admin/x": 400, "/public/..%2fadmin/x": 400, "/pools/staging/debug/%2e/x": 400,
+		"/gatehouse/auth/public/%2e%2e/pools/staging/debug/x":                     400,
+		"/gatehouse/auth/pools/staging/debug/x?pool=prod&permission=agents.debug": 403,
+		"/gatehouse/auth/reports?pool=prod":                                       200,
+	} {
+		if status, body := get(path); status != want {
+			t.Errorf("%s: %d, want %d: %.200s", path, status, want, body)
+		}
 	}
 	for path, want := range map[string]int{
 		"/admin/users": 200, "/pools/prod/debug/session/1": 200, "/pools/staging/debug/session/1": 403,

@@ -115,6 +115,11 @@ func (a *API) updatePool(ctx context.Context, in *updatePoolInput) (*poolOutput,
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
+	if in.Body.Role != nil && *in.Body.Role != "" { // before anything changes
+		if _, err := a.opts.Service.Role(ctx, mg.Org, *in.Body.Role); err != nil {
+			return nil, a.fail(ctx, gateway.Errorf(gateway.ErrInvalid, "there is no role %q: create it first (PUT /roles/%s)", *in.Body.Role, *in.Body.Role))
+		}
+	}
 	if in.Body.Name != nil {
 		if p, err = a.opts.Service.RenamePool(ctx, mg.Org, mg.Actor, mg.RequestID, in.ID, version, *in.Body.Name); err != nil {
 			return nil, a.fail(ctx, err)

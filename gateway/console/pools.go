@@ -1,6 +1,7 @@
 package console
 
 import (
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,8 +116,12 @@ func (c *Console) setPoolRole(q *req) {
 // by spaces, commas or new lines).
 func (c *Console) saveRole(q *req) {
 	name := strings.TrimSpace(q.r.PathValue("role"))
-	if name == "" {
+	if name == "" { // the new role form: a role of that name is not replaced
 		name = strings.TrimSpace(q.r.PostFormValue("name"))
+		if _, err := c.opts.Service.Role(q.ctx(), q.org(), name); err == nil {
+			c.poolsPage(q, http.StatusConflict, "There is already a role "+name+": change its permissions in its row.")
+			return
+		}
 	}
 	perms := strings.FieldsFunc(q.r.PostFormValue("permissions"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
 	version, _ := strconv.ParseUint(q.r.PostFormValue("version"), 10, 64)

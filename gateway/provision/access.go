@@ -102,6 +102,11 @@ func (s *Service) accessModel(ctx context.Context, org gateway.OrgID) (*accessMo
 	m.def = s.policy(org).DefaultRole
 	if s.access.version.Load() == version {
 		s.access.byOrg.Store(org, m)
+		// A change between the check and the store: it dropped nothing,
+		// so drop what was read before it.
+		if s.access.version.Load() != version {
+			s.access.byOrg.CompareAndDelete(org, m)
+		}
 	}
 	return m, nil
 }
@@ -368,14 +373,16 @@ func (s *Service) PutMember(ctx context.Context, mg Manager, pool, userID, role 
 	if err != nil {
 		return nil, err
 	}
+	// Their own role first: joining never grants, even for a moment,
+	// the pool's role instead of theirs.
+	if err := s.setMemberRole(ctx, mg, u, pool, role); err != nil {
+		return nil, err
+	}
 	if !slices.Contains(u.Pools, pool) {
 		pools := append(slices.Clone(u.Pools), pool)
 		if u, err = s.ChangeUser(ctx, mg, userID, 0, UserPatch{Pools: &pools}); err != nil {
 			return nil, err
 		}
-	}
-	if err := s.setMemberRole(ctx, mg, u, pool, role); err != nil {
-		return nil, err
 	}
 	return u, nil
 }
@@ -391,13 +398,7 @@ func (s *Service) RemoveMember(ctx context.Context, mg Manager, pool, userID str
 		return nil, gateway.Errorf(gateway.ErrNotFound, "user %q is not in pool %q", userID, pool)
 	}
 	pools := slices.DeleteFunc(slices.Clone(u.Pools), func(p string) bool { return p == pool })
-	if u, err = s.ChangeUser(ctx, mg, userID, 0, UserPatch{Pools: &pools}); err != nil {
-		return nil, err
-	}
-	if err := s.setMemberRole(ctx, mg, u, pool, ""); err != nil {
-		return nil, err
-	}
-	return u, nil
+	return s.ChangeUser(ctx, mg, userID, 0, UserPatch{Pools: &pools}) // their own role there goes with it
 }
 
 // setMemberRole stores (or, for "", drops) a membership's own role; a
@@ -432,10 +433,26 @@ func (s *Service) setMemberRole(ctx context.Context, mg Manager, u *gateway.User
 		value, _ := json.Marshal(struct{ Role string }{role})
 		_, err = s.store.Records().Put(ctx, mg.Org, kindPoolRole, key, rec.Version, value, j)
 	}
+	if code := gateway.ErrorCodeOf(err); code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed {
+		return gateway.Errorf(gateway.ErrPreconditionFailed, "the role of user %q in pool %q changed meanwhile: read it again and retry", u.ID, pool)
+	}
 	if err != nil {
 		return err
 	}
 	s.changedAccess(mg.Org)
+	return nil
+}
+
+// dropLeftRoles forgets a person's own roles in the pools they left
+// (re-joining one later gives them the pool's role).
+func (s *Service) dropLeftRoles(ctx context.Context, mg Manager, before []string, u *gateway.User) error {
+	for _, pool := range before {
+		if !slices.Contains(u.Pools, pool) {
+			if err := s.setMemberRole(ctx, mg, u, pool, ""); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -513,17 +530,18 @@ func (s *Service) OwnRoles(ctx context.Context, org gateway.OrgID, pool string) 
 	return out, nil
 }
 
-// dropOwnRoles forgets a deleted user's own roles in pools (best effort:
-// one left behind names nobody, and the next deletion of the user id
-// cannot happen).
-func (s *Service) dropOwnRoles(ctx context.Context, org gateway.OrgID, userID string) {
+// dropOwnRoles forgets own roles in pools, of a deleted user (user set)
+// or in a deleted pool (pool set): they would name nobody, or come back
+// to a new user or pool of the same id. Best effort: the deletion itself
+// is done and recorded.
+func (s *Service) dropOwnRoles(ctx context.Context, org gateway.OrgID, userID, pool string) {
 	m, err := s.accessModel(ctx, org)
 	if err != nil {
 		return
 	}
 	dropped := false
 	for k := range m.overrides {
-		if k.user == userID {
+		if k.user == userID || k.pool == pool {
 			if s.store.Records().Delete(ctx, org, kindPoolRole, memberKey(k.pool, k.user), 0, gateway.Journal{}) == nil {
 				dropped = true
 			}

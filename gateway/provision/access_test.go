@@ -62,6 +62,29 @@ func TestAccessModel(t *testing.T) {
 	if own, err := svc.OwnRoles(ctx, gateway.DefaultOrg, "staging"); err != nil || own[u.ID] != "debugger" {
 		t.Fatalf("own roles in staging: %v %v", own, err)
 	}
+	// Leaving a pool (on her page: her pools) drops her own role there;
+	// coming back, she holds the pool's.
+	two := []string{"default", "prod"}
+	_, err = svc.ChangeUser(ctx, mg, u.ID, 0, provision.UserPatch{Pools: &two})
+	must(err)
+	if own, _ := svc.OwnRoles(ctx, gateway.DefaultOrg, "staging"); len(own) != 0 {
+		t.Fatalf("her own role outlived her membership: %v", own)
+	}
+	three := []string{"default", "prod", "staging"}
+	_, err = svc.ChangeUser(ctx, mg, u.ID, 0, provision.UserPatch{Pools: &three})
+	must(err)
+	if got := roles(); !slices.Equal(got, []string{"default=user", "prod=user", "staging=user"}) {
+		t.Fatalf("back in staging: %v", got)
+	}
+	_, err = svc.PutMember(ctx, mg, "staging", u.ID, "debugger")
+	must(err)
+	// A deletion that fails (a stale version) keeps everything.
+	if err := svc.RemoveUser(ctx, mg, u.ID, 1); gateway.ErrorCodeOf(err) != gateway.ErrPreconditionFailed {
+		t.Fatalf("a deletion at a stale version: %v", err)
+	}
+	if own, _ := svc.OwnRoles(ctx, gateway.DefaultOrg, "staging"); own[u.ID] != "debugger" {
+		t.Fatalf("a failed deletion dropped her own role: %v", own)
+	}
 	must(svc.RemoveUser(ctx, mg, u.ID, 0))
 	if own, err := svc.OwnRoles(ctx, gateway.DefaultOrg, "staging"); err != nil || len(own) != 0 {
 		t.Fatalf("a deleted user's own roles: %v %v", own, err)

@@ -134,7 +134,9 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 			return nil, err
 		}
 	}
-	return s.updateUser(ctx, mg.meta(), id, ifVersion, func(u *gateway.User) (*gateway.User, error) {
+	var before []string
+	nu, err := s.updateUser(ctx, mg.meta(), id, ifVersion, func(u *gateway.User) (*gateway.User, error) {
+		before = slices.Clone(u.Pools)
 		if p.Role != nil {
 			u.Role = role
 		}
@@ -148,6 +150,10 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 	}, func(old, nu *gateway.User) []gateway.AuditEntry {
 		return []gateway.AuditEntry{s.auditEntry(mg.Actor, mg.RequestID, "user.update", "user:"+id, Summarize(old), Summarize(nu))}
 	})
+	if err != nil || p.Pools == nil {
+		return nu, err
+	}
+	return nu, s.dropLeftRoles(ctx, mg, before, nu)
 }
 
 // RemoveUser is a manager deleting any user (a JIT user removed at the

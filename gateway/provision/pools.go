@@ -168,6 +168,7 @@ func (s *Service) DeletePool(ctx context.Context, org gateway.OrgID, actor gatew
 	}
 	err = s.store.Records().Delete(ctx, org, kindPool, id, ifVersion, s.audited(actor, requestID, "pool.delete", "pool:"+id, cur, nil))
 	if err == nil {
+		s.dropOwnRoles(ctx, org, "", id)
 		s.changedAccess(org)
 	}
 	return poolNotFound(err, id)

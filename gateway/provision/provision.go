@@ -304,8 +304,7 @@ func (s *Service) DeleteUser(ctx context.Context, m Meta, id string, ifVersion u
 // from the record deleted.
 func (s *Service) deleteUser(ctx context.Context, m Meta, id string, ifVersion uint64, audit func(old *gateway.User) []gateway.AuditEntry) error {
 	defer s.endSessions(ctx, m.Org, id)
-	defer s.dropOwnRoles(ctx, m.Org, id)
-	return s.store.Users().Delete(ctx, m.Org, id, ifVersion, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
+	err := s.store.Users().Delete(ctx, m.Org, id, ifVersion, func(old *gateway.User, groups []*gateway.Group) (gateway.UserDeletion, error) {
 		now := s.clock.Now()
 		ev := s.event(m, gateway.OpUserDeleted)
 		ev.User = old.Clone()
@@ -326,6 +325,10 @@ func (s *Service) deleteUser(ctx context.Context, m Meta, id string, ifVersion u
 		}
 		return del, nil
 	})
+	if err == nil {
+		s.dropOwnRoles(ctx, m.Org, id, "")
+	}
+	return err
 }
 
 // CreateGroup stores a new group with its members and records

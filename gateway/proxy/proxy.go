@@ -234,9 +234,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if rule := refusal(p.rules, r, r.URL.Path, access); rule != nil {
-		p.forbid(w, r, rule)
-		return
+	if len(p.rules) > 0 {
+		if !plainPath(r) {
+			http.Error(w, "This path is ambiguous (dot segments, empty segments, or encoded slashes) and the gateway checks paths: ask for it plainly.", http.StatusBadRequest)
+			return
+		}
+		if rule := refusal(p.rules, r, r.URL.Path, access); rule != nil {
+			p.forbid(w, r, rule)
+			return
+		}
 	}
 	ctx := context.WithValue(r.Context(), identityKey{}, identity)
 	if p.opts.ObserveUpstream != nil {
@@ -259,10 +265,21 @@ const accessBudget = 4096
 func (p *Proxy) Auth(base string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		q := r.URL.Query()
-		pool, permission := q.Get("pool"), q.Get("permission")
-		if (pool == "") != (permission == "") {
-			http.Error(w, "ask with both pool and permission, or neither", http.StatusBadRequest)
+		// A question is asked at base itself; below it the path is the
+		// original request's, and so is any query string (Envoy passes it
+		// on): it asks nothing, the rules decide.
+		original, below := strings.CutPrefix(r.URL.Path, base)
+		below = below && original != ""
+		var pool, permission string
+		if !below {
+			q := r.URL.Query()
+			pool, permission = q.Get("pool"), q.Get("permission")
+			if (pool == "") != (permission == "") {
+				http.Error(w, "ask with both pool and permission, or neither", http.StatusBadRequest)
+				return
+			}
+		} else if !strings.HasPrefix(original, "/") || len(p.rules) > 0 && !plainPath(&http.Request{URL: &url.URL{Path: original, RawPath: strings.TrimPrefix(r.URL.RawPath, base)}}) {
+			http.Error(w, "ambiguous path", http.StatusBadRequest)
 			return
 		}
 		_, u, err := p.opts.Sessions.Current(r.Context(), r)
@@ -283,11 +300,9 @@ func (p *Proxy) Auth(base string) http.Handler {
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
-		if original, ok := strings.CutPrefix(r.URL.Path, base); ok && strings.HasPrefix(original, "/") && permission == "" {
-			if refusal(p.rules, r, original, access) != nil {
-				w.WriteHeader(http.StatusForbidden)
-				return
-			}
+		if below && refusal(p.rules, r, original, access) != nil {
+			w.WriteHeader(http.StatusForbidden)
+			return
 		}
 		w.WriteHeader(http.StatusOK)
 	})

@@ -87,8 +87,10 @@ func (r Rule) pool(req *http.Request, p string) string {
 	case r.Pool != "":
 		return r.Pool
 	case r.PoolHeader != "":
-		if v := req.Header.Get(r.PoolHeader); v != "" {
-			return v
+		// Sent once, or it names no pool: servers read repeated headers
+		// differently (the first, the last, or joined).
+		if v := req.Header.Values(r.PoolHeader); len(v) == 1 && v[0] != "" {
+			return v[0]
 		}
 		return noPool
 	case r.PoolSegment > 0:
@@ -101,9 +103,34 @@ func (r Rule) pool(req *http.Request, p string) string {
 	return ""
 }
 
+// plainPath reports whether r's path means one thing to the gateway and
+// to the app: no "." or ".." segments, no empty segment ("//"), no
+// backslash, no encoded slash or backslash. Servers normalize those
+// differently, and a path the rules read one way must not reach the app
+// as another.
+func plainPath(r *http.Request) bool {
+	p := r.URL.Path
+	if strings.Contains(p, "//") || strings.ContainsRune(p, '\\') {
+		return false
+	}
+	raw := strings.ToLower(r.URL.RawPath)
+	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+		return false
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
 // refusal is the first rule matching p that access does not satisfy, if
 // any (the first matching rule decides).
 func refusal(rules []compiledRule, req *http.Request, p string, access []gateway.Access) *Rule {
+	if len(p) > 1 {
+		p = strings.TrimSuffix(p, "/") // /reports/ is /reports
+	}
 	for i := range rules {
 		r := &rules[i]
 		if !r.matches(p) {

@@ -56,3 +56,40 @@ func TestRules(t *testing.T) {
 		t.Fatalf("app.admin in no pool: %+v", got)
 	}
 }
+
+// TestRulesAreNotBypassed: paths that servers normalize differently are
+// refused before any rule is read; a trailing slash is the same page; a
+// pool header sent twice names no pool.
+func TestRulesAreNotBypassed(t *testing.T) {
+	for target, plain := range map[string]bool{
+		"/admin/x":                true,
+		"/public/%2e%2e/admin/x":  false,
+		"/public/../admin/x":      false,
+		"/public/..%2fadmin/x":    false,
+		"/public/..%2Fadmin/x":    false,
+		"/public/.%5cadmin":       false,
+		"/public/./admin":         false,
+		"//admin/x":               false,
+		"/a%20b/c":                true,
+		"/files/report.2026.pdf":  true,
+		"/files/..report":         true,
+		"/files/report..":         true,
+		"/api/v1/items?next=../x": true, // the query is not the path
+	} {
+		r := httptest.NewRequest("GET", "http://app.example"+target, nil)
+		if got := plainPath(r); got != plain {
+			t.Errorf("%s: plain %v, want %v", target, got, plain)
+		}
+	}
+	rules := compileRules([]Rule{{Path: "/reports", Permission: "reports.read"}, {Path: "/billing/*", Permission: "billing.read", PoolHeader: "X-Pool"}})
+	access := []gateway.Access{{Pool: "finance", Permissions: []string{"billing.read"}}}
+	if got := refusal(rules, httptest.NewRequest("GET", "/reports/", nil), "/reports/", access); got == nil || got.Permission != "reports.read" {
+		t.Fatalf("/reports/ with a trailing slash: %+v", got)
+	}
+	twice := httptest.NewRequest("GET", "/billing/x", nil)
+	twice.Header.Add("X-Pool", "finance")
+	twice.Header.Add("X-Pool", "other")
+	if got := refusal(rules, twice, "/billing/x", access); got == nil {
+		t.Fatal("a pool header sent twice passed")
+	}
+}
