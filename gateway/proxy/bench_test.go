@@ -107,4 +107,12 @@ func BenchmarkProxyAccess(b *testing.B) {
 		serve(b, auth, cookie(fifty), "/gatehouse/auth?pool=pool-49&permission=agents.debug", 200)
 	})
 	b.Run("auth/50-pools/100-rules", func(b *testing.B) { serve(b, auth, cookie(fifty), "/gatehouse/auth/area-099/pool-49/x", 200) })
+	// The worst case: 100 rules under one first segment, all looked at.
+	var samePrefix []proxy.Rule
+	for i := range 100 {
+		samePrefix = append(samePrefix, proxy.Rule{Path: fmt.Sprintf("/area/%03d/*", i), Permission: "agents.debug", PoolSegment: 3})
+	}
+	worst := proxy.New(proxy.Options{Upstream: target, Sessions: sess, Signer: sig, Store: store, LoginURL: login, Access: svc.Access,
+		AccessVersion: svc.AccessVersion, Rules: samePrefix}).Auth("/gatehouse/auth")
+	b.Run("auth/50-pools/100-rules-one-prefix", func(b *testing.B) { serve(b, worst, cookie(fifty), "/gatehouse/auth/area/099/pool-49/x", 200) })
 }

@@ -77,7 +77,7 @@ type Options struct {
 // Proxy serves the upstream behind the gateway's sessions.
 type Proxy struct {
 	opts   Options
-	rules  []compiledRule
+	rules  ruleTable
 	rp     *httputil.ReverseProxy
 	tokens tokenCache
 }
@@ -234,8 +234,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(p.rules) > 0 {
-		if !plainPath(r) {
+	if len(p.rules.rules) > 0 {
+		if !plainPath(r.URL.Path, r.URL.RawPath) {
 			http.Error(w, "This path is ambiguous (dot segments, empty segments, or encoded slashes) and the gateway checks paths: ask for it plainly.", http.StatusBadRequest)
 			return
 		}
@@ -278,7 +278,7 @@ func (p *Proxy) Auth(base string) http.Handler {
 				http.Error(w, "ask with both pool and permission, or neither", http.StatusBadRequest)
 				return
 			}
-		} else if !strings.HasPrefix(original, "/") || len(p.rules) > 0 && !plainPath(&http.Request{URL: &url.URL{Path: original, RawPath: strings.TrimPrefix(r.URL.RawPath, base)}}) {
+		} else if !strings.HasPrefix(original, "/") || len(p.rules.rules) > 0 && !plainPath(original, strings.TrimPrefix(r.URL.RawPath, base)) {
 			http.Error(w, "ambiguous path", http.StatusBadRequest)
 			return
 		}

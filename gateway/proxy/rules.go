@@ -31,18 +31,59 @@ type compiledRule struct {
 	under   string // for a trailing "/*": the part before it, else ""
 }
 
-func compileRules(rules []Rule) []compiledRule {
-	out := make([]compiledRule, len(rules))
+// ruleTable holds the rules in order, indexed by the first path segment
+// they can match, so that a request looks at the rules of its own first
+// segment (and those whose first segment is a wildcard), in order.
+type ruleTable struct {
+	rules []compiledRule
+	bySeg map[string][]int // literal first segment → rule indexes, ascending
+	wild  []int            // rules whose first segment is a wildcard
+}
+
+const wildcards = `*?[\`
+
+func compileRules(rules []Rule) ruleTable {
+	t := ruleTable{rules: make([]compiledRule, len(rules)), bySeg: map[string][]int{}}
 	for i, r := range rules {
 		c := compiledRule{Rule: r}
 		pattern := r.Path
 		if under, ok := strings.CutSuffix(pattern, "/*"); ok {
 			c.under, pattern = under, under
 		}
-		c.literal = !strings.ContainsAny(pattern, `*?[\`)
-		out[i] = c
+		c.literal = !strings.ContainsAny(pattern, wildcards)
+		t.rules[i] = c
+		if first := firstSegment(pattern); pattern == "" || strings.ContainsAny(first, wildcards) {
+			t.wild = append(t.wild, i)
+		} else {
+			t.bySeg[first] = append(t.bySeg[first], i)
+		}
 	}
-	return out
+	return t
+}
+
+func firstSegment(p string) string {
+	p = strings.TrimPrefix(p, "/")
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// candidates calls fn with the rules that can match p, in their order,
+// until it returns false.
+func (t *ruleTable) candidates(p string, fn func(*compiledRule) bool) {
+	seg, wild := t.bySeg[firstSegment(p)], t.wild
+	for len(seg) > 0 || len(wild) > 0 {
+		var i int
+		if len(wild) == 0 || len(seg) > 0 && seg[0] < wild[0] {
+			i, seg = seg[0], seg[1:]
+		} else {
+			i, wild = wild[0], wild[1:]
+		}
+		if !fn(&t.rules[i]) {
+			return
+		}
+	}
 }
 
 // matches reports whether the rule applies to p.
@@ -103,19 +144,20 @@ func (r Rule) pool(req *http.Request, p string) string {
 	return ""
 }
 
-// plainPath reports whether r's path means one thing to the gateway and
-// to the app: no "." or ".." segments, no empty segment ("//"), no
-// backslash, no encoded slash or backslash. Servers normalize those
-// differently, and a path the rules read one way must not reach the app
-// as another.
-func plainPath(r *http.Request) bool {
-	p := r.URL.Path
+// plainPath reports whether a path (decoded p, and its raw form when it
+// differs) means one thing to the gateway and to the app: no "." or ".."
+// segments, no empty segment ("//"), no backslash, no encoded slash or
+// backslash. Servers normalize those differently, and a path the rules
+// read one way must not reach the app as another.
+func plainPath(p, raw string) bool {
 	if strings.Contains(p, "//") || strings.ContainsRune(p, '\\') {
 		return false
 	}
-	raw := strings.ToLower(r.URL.RawPath)
-	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
-		return false
+	if raw != "" {
+		raw = strings.ToLower(raw)
+		if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+			return false
+		}
 	}
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == "." || seg == ".." {
@@ -127,26 +169,22 @@ func plainPath(r *http.Request) bool {
 
 // refusal is the first rule matching p that access does not satisfy, if
 // any (the first matching rule decides).
-func refusal(rules []compiledRule, req *http.Request, p string, access []gateway.Access) *Rule {
+func refusal(rules ruleTable, req *http.Request, p string, access []gateway.Access) *Rule {
 	if len(p) > 1 {
 		p = strings.TrimSuffix(p, "/") // /reports/ is /reports
 	}
-	for i := range rules {
-		r := &rules[i]
+	var refused *Rule
+	rules.candidates(p, func(r *compiledRule) bool {
 		if !r.matches(p) {
-			continue
+			return true
 		}
 		pool := r.pool(req, p)
-		if pool == "" {
-			if slices.ContainsFunc(access, func(a gateway.Access) bool { return slices.Contains(a.Permissions, r.Permission) }) {
-				return nil
-			}
-			return &r.Rule
+		ok := pool == "" && slices.ContainsFunc(access, func(a gateway.Access) bool { return slices.Contains(a.Permissions, r.Permission) }) ||
+			pool != "" && holds(access, pool, r.Permission)
+		if !ok {
+			refused = &r.Rule
 		}
-		if holds(access, pool, r.Permission) {
-			return nil
-		}
-		return &r.Rule
-	}
-	return nil
+		return false // the first matching rule decides
+	})
+	return refused
 }
