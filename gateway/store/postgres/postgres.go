@@ -1,0 +1,220 @@
+// Package postgres is Gatehouse's gateway.Store on PostgreSQL, for
+// several gateways (replicas) sharing one database. The schema is
+// versioned migrations embedded in the binary (pressly/goose), applied at
+// Open under a PostgreSQL advisory lock, so replicas starting together
+// against an empty database are safe.
+//
+// How the contract of conformance/storetest is kept:
+//   - event numbers: every write that records events ends by bumping its
+//     organization's counter row (gh_counters), which it holds locked to
+//     its commit, so numbers are handed out in commit order without gaps;
+//     the same statement inserts the events and audit entries;
+//   - unique names: unique indexes on the folding key (gateway/fold),
+//     across replicas as well as within one;
+//   - versions: a write reads the row FOR UPDATE (or updates WHERE
+//     version = ifVersion), so a stale If-Match from any replica fails;
+//   - Changed: a write's events NOTIFY the channel "gatehouse" in their
+//     transaction; every replica LISTENs (see signal.go).
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options tunes Open.
+type Options struct {
+	// Schema, when set, holds the gateway's tables (search_path): one
+	// database can serve several gateways, or tests, side by side.
+	Schema string
+	// MaxConns bounds the pool (default: pgxpool's, 4 or the CPUs).
+	MaxConns int32
+	// StatementTimeout bounds every statement (default 10s): a stuck
+	// database fails requests fast instead of holding them.
+	StatementTimeout time.Duration
+}
+
+// Store implements gateway.Store on PostgreSQL.
+type Store struct {
+	pool    *pgxpool.Pool
+	signals *signals
+}
+
+// Open connects to dsn, applies the migrations the database lacks and
+// starts listening for other replicas' changes.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: the DSN: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	timeout := opts.StatementTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())
+	if opts.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if opts.Schema != "" {
+		// IF NOT EXISTS is not safe against a racing replica: its
+		// duplicate is as good as success.
+		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{opts.Schema}.Sanitize()); err != nil && constraint(err) == "" {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: create schema %s: %w", opts.Schema, unavailable(err))
+		}
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{pool: pool, signals: newSignals(pool)}
+	return s, nil
+}
+
+// migrate applies the embedded migrations under an advisory lock.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"), goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres: migrations: %w", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: applying the migrations: %w", err)
+	}
+	return nil
+}
+
+// Close stops listening and releases the connections.
+func (s *Store) Close() error {
+	s.signals.close()
+	s.pool.Close()
+	return nil
+}
+
+// errNoOrg refuses a call that names no organization.
+var errNoOrg = gateway.Errorf(gateway.ErrInvalid, "no organization: the store call names none")
+
+func checkOrg(org gateway.OrgID) error {
+	if org == "" {
+		return errNoOrg
+	}
+	return nil
+}
+
+// unavailable marks the database errors a request may retry: the
+// database is down, restarting or refusing connections, a statement
+// timed out, or a transaction lost a deadlock or serialization race more
+// often than tx retries. Other errors (a constraint the code should have
+// checked, a bad statement) are bugs and stay internal.
+func unavailable(err error) error {
+	if err == nil || errors.As(err, new(*gateway.Error)) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if retryable(err) {
+		return &gateway.Error{Code: gateway.ErrUnavailable, Message: "The database cannot be reached right now; retry the request.", Err: err}
+	}
+	return err
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code[:2] == "08", pgErr.Code[:2] == "53", pgErr.Code[:2] == "57", // connection, resources, operator intervention (incl. statement timeout)
+			pgErr.Code == "40001", pgErr.Code == "40P01": // serialization failure, deadlock
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// conflictAgain reports a transaction PostgreSQL aborted to break a
+// deadlock or a serialization race: running it again is the cure.
+func conflictAgain(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// constraint names the unique constraint err violates ("" when it is
+// not a unique violation).
+func constraint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return pgErr.ConstraintName
+	}
+	return ""
+}
+
+// foreignKey reports a foreign key violation (an edge naming a user or
+// group that is not, or no longer, there).
+func foreignKey(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
+// tx runs fn in a transaction, committed when fn returns nil, and runs it
+// again (up to 3 times) when PostgreSQL aborted it to break a deadlock:
+// fn may run more than once.
+func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for range 3 {
+		if err = pgx.BeginFunc(ctx, s.pool, fn); !conflictAgain(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func notFound(kind, id string) error {
+	return gateway.Errorf(gateway.ErrNotFound, "%s %q not found", kind, id)
+}
+
+func preconditionFailed(kind, id string, have uint64) error {
+	return gateway.Errorf(gateway.ErrPreconditionFailed, "%s %q has changed (its version is %d): read it again and retry", kind, id, have)
+}
+
+// unstamped reports a record the provisioning core did not stamp as the
+// store expects: a bug, never a client error.
+func unstamped(kind, id string, got, want uint64) error {
+	return &gateway.Error{Code: gateway.ErrInternal, Message: "internal error",
+		Err: fmt.Errorf("%s %q: version %d written where %d was due (records are stamped by the provisioning core)", kind, id, got, want)}
+}
+
+func checkStamped(kind, id string, org gateway.OrgID, old uint64, newID string, newOrg gateway.OrgID, newVersion uint64) error {
+	if newID != id || newOrg != org || newVersion != old+1 {
+		return unstamped(kind, id, newVersion, old+1)
+	}
+	return nil
+}

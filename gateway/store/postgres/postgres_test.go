@@ -1,0 +1,137 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gatehouse-id/gatehouse/conformance/storetest"
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// dsn is the PostgreSQL server the tests use: GHTEST_PG_DSN, or the one
+// .ci/run installs and starts. Without a server the tests skip loudly,
+// unless GHTEST_PG_REQUIRED=1 (CI), where that is a failure.
+func dsn(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("GHTEST_PG_DSN")
+	if d == "" {
+		d = "postgres://gatehouse:gatehouse@127.0.0.1:5432/gatehouse_test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d)
+	if err != nil {
+		if os.Getenv("GHTEST_PG_REQUIRED") == "1" {
+			t.Fatalf("PostgreSQL is required (GHTEST_PG_REQUIRED=1) but cannot be reached: %v", err)
+		}
+		t.Skipf("\n\n*** SKIPPING: no PostgreSQL (%v).\n*** Run .ci/run, or set GHTEST_PG_DSN, to run the PostgreSQL store tests. ***\n", err)
+	}
+	conn.Close(ctx)
+	return d
+}
+
+// newSchema names a schema of its own for one test, dropped at its end.
+func newSchema(t *testing.T, d string) string {
+	t.Helper()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "t_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, d)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
+
+func openSchema(t *testing.T, d, schema string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), d, Options{Schema: schema, MaxConns: 8})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	d := dsn(t)
+	storetest.Run(t, func(t *testing.T) gateway.Store { return openSchema(t, d, newSchema(t, d)) })
+}
+
+// TestSharedConformance: two stores on one database are two replicas.
+func TestSharedConformance(t *testing.T) {
+	d := dsn(t)
+	storetest.RunShared(t, func(t *testing.T) (gateway.Store, gateway.Store) {
+		schema := newSchema(t, d)
+		return openSchema(t, d, schema), openSchema(t, d, schema)
+	})
+}
+
+// TestMigrationsOnceUnderARace: replicas starting together against an
+// empty database apply the migrations once between them.
+func TestMigrationsOnceUnderARace(t *testing.T) {
+	d := dsn(t)
+	schema := newSchema(t, d)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := Open(context.Background(), d, Options{Schema: schema})
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("a replica starting beside others: %v", err)
+		}
+	}
+	s := openSchema(t, d, schema)
+	var applied int
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM goose_db_version WHERE version_id > 0`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := migrations.ReadDir("migrations")
+	if applied != len(entries) {
+		t.Fatalf("%d migrations recorded, want %d (each once)", applied, len(entries))
+	}
+}
+
+// TestUnreachableIsUnavailable: a database that cannot be reached is
+// ErrUnavailable (SCIM answers 503 with Retry-After), never a 500.
+func TestUnreachableIsUnavailable(t *testing.T) {
+	// Port 1 on the loopback: nothing listens, connections are refused.
+	pool, err := pgxpool.New(context.Background(), "postgres://gatehouse:secret@127.0.0.1:1/gatehouse?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := &Store{pool: pool}
+	_, err = s.Users().Get(context.Background(), "org-a", "u1")
+	if gateway.ErrorCodeOf(err) != gateway.ErrUnavailable || strings.Contains(gateway.ErrorMessageOf(err), "secret") {
+		t.Fatalf("an unreachable database: %v (code %s)", err, gateway.ErrorCodeOf(err))
+	}
+	if _, err := Open(context.Background(), "postgres://gatehouse:secret@127.0.0.1:1/gatehouse?sslmode=disable&connect_timeout=2", Options{}); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Open of an unreachable database: %v", err)
+	}
+}

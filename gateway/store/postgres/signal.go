@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+)
+
+// The channel every replica LISTENs on, and the payloads sent on it.
+const (
+	signalChannel = "gatehouse"
+	signalEvents  = "events:" // + org: events of org committed (after the schema and a space)
+)
+
+// signals turns the notifications of every replica's commits into the
+// wake-ups of Outbox.Changed. One connection per process listens; while
+// it is down (the database restarting), every waiter is woken when it
+// comes back, since notifications sent meanwhile are lost.
+type signals struct {
+	mu      sync.Mutex
+	waiters map[gateway.OrgID]chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func newSignals(pool *pgxpool.Pool) *signals {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &signals{waiters: map[gateway.OrgID]chan struct{}{}, cancel: cancel, done: make(chan struct{})}
+	go s.listen(ctx, pool.Config().ConnConfig)
+	return s
+}
+
+// changed returns the channel closed at org's next commit of events.
+func (s *signals) changed(org gateway.OrgID) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.waiters[org]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[org] = ch
+	}
+	return ch
+}
+
+func (s *signals) fire(org gateway.OrgID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.waiters[org]; ok {
+		close(ch)
+		delete(s.waiters, org)
+	}
+}
+
+func (s *signals) fireAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for org, ch := range s.waiters {
+		close(ch)
+		delete(s.waiters, org)
+	}
+}
+
+// listen keeps a LISTEN connection open until close, reconnecting with a
+// growing pause when it fails.
+func (s *signals) listen(ctx context.Context, cfg *pgx.ConnConfig) {
+	defer close(s.done)
+	pause := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if s.listenOnce(ctx, cfg) {
+			pause = 100 * time.Millisecond
+		}
+		s.fireAll() // what was sent while no one listened is lost: everyone reads again
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 3*time.Second)
+	}
+}
+
+// listenOnce listens on one connection until it fails; it reports
+// whether it got as far as listening.
+func (s *signals) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+signalChannel); err != nil {
+		return false
+	}
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return false
+	}
+	s.fireAll() // a write may have committed before LISTEN took effect
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true
+		}
+		scope, what, _ := strings.Cut(n.Payload, " ")
+		if scope != schema {
+			continue
+		}
+		if org, ok := strings.CutPrefix(what, signalEvents); ok {
+			s.fire(gateway.OrgID(org))
+		}
+	}
+}
+
+func (s *signals) close() {
+	s.cancel()
+	<-s.done
+	s.fireAll()
+}
