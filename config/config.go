@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -194,10 +195,23 @@ func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Store configures the bbolt store.
+// Store configures where the gateway keeps its state.
 type Store struct {
-	FSync       bool     `yaml:"fsync" doc:"fsync every commit; turn off only for tests"`
-	OpenTimeout Duration `yaml:"open_timeout" doc:"how long to wait for the database file lock"`
+	Type        string        `yaml:"type" doc:"bolt (the embedded default: one process, a file in data_dir) or postgres (replicas sharing one PostgreSQL database)"`
+	FSync       bool          `yaml:"fsync" doc:"bolt: fsync every commit; turn off only for tests"`
+	OpenTimeout Duration      `yaml:"open_timeout" doc:"bolt: how long to wait for the database file lock"`
+	Postgres    StorePostgres `yaml:"postgres"`
+}
+
+// schemaName is a PostgreSQL identifier that needs no quoting.
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// StorePostgres configures the PostgreSQL store.
+type StorePostgres struct {
+	DSN              Secret   `yaml:"dsn" doc:"connection string, e.g. postgres://gatehouse:PASSWORD@db:5432/gatehouse?sslmode=verify-full&sslrootcert=/etc/gatehouse/db-ca.pem (TLS is set here: sslmode, sslrootcert, sslcert, sslkey) (secret; env:NAME and file:PATH allowed)"`
+	Schema           string   `yaml:"schema" doc:"schema holding the gateway's tables; empty: the connection's default (public)"`
+	MaxConns         int      `yaml:"max_conns" doc:"connections this replica opens at most; 0: 4 or the number of CPUs, whichever is more"`
+	StatementTimeout Duration `yaml:"statement_timeout" doc:"longest a statement may run before it fails (a stuck database fails requests fast)"`
 }
 
 // Delivery tunes the outbox dispatcher, for every adapter.
@@ -331,7 +345,7 @@ func Default() *Config {
 		SSO:          SSO{Protocol: "none", LoginRate: 100, CachedOrgs: 1000, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
 		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
-		Store:        Store{FSync: true, OpenTimeout: Duration(5 * time.Second)},
+		Store:        Store{Type: "bolt", FSync: true, OpenTimeout: Duration(5 * time.Second), Postgres: StorePostgres{StatementTimeout: Duration(10 * time.Second)}},
 		// Retries stay frequent (every 1-2 s once backed off) so that a
 		// downstream back from an outage is caught up within seconds, and
 		// go on for about an hour before an event is set aside.
@@ -655,6 +669,24 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.Store.OpenTimeout <= 0 {
 		add("store.open_timeout", "must be a positive duration such as 5s")
+	}
+	switch c.Store.Type {
+	case "bolt":
+	case "postgres":
+		if !c.Store.Postgres.DSN.IsConfigured() {
+			add("store.postgres.dsn", "is required with store.type postgres (e.g. env:GATEHOUSE_DB_DSN naming a variable that holds postgres://user:password@host:5432/db?sslmode=verify-full)")
+		}
+		if c.Store.Postgres.Schema != "" && !schemaName.MatchString(c.Store.Postgres.Schema) {
+			add("store.postgres.schema", "must be a plain identifier (lower-case letters, digits and _)")
+		}
+		if c.Store.Postgres.MaxConns < 0 {
+			add("store.postgres.max_conns", "must be 0 (the default) or more")
+		}
+		if c.Store.Postgres.StatementTimeout <= 0 {
+			add("store.postgres.statement_timeout", "must be a positive duration such as 10s")
+		}
+	default:
+		add("store.type", "must be bolt or postgres, not %q", c.Store.Type)
 	}
 	if c.Delivery.MaxAttempts < 1 {
 		add("delivery.max_attempts", "must be at least 1")

@@ -3,13 +3,18 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
@@ -50,6 +55,7 @@ func startGateway(t *testing.T, dataDir string, extraEnv ...string) *gatewayUnde
 		"GATEHOUSE_PUBLIC_URL=https://app.example.test",
 		"GATEHOUSE_STORE_FSYNC=false",
 	}
+	env = append(env, storeEnv(t, dataDir)...)
 	cfg, err := config.Load("", mergeEnv(env, extraEnv))
 	if err != nil {
 		t.Fatalf("load config: %v", err)
@@ -74,6 +80,37 @@ func startGateway(t *testing.T, dataDir string, extraEnv ...string) *gatewayUnde
 	})
 	g.stop = func() { stopped = true; _ = a.Shutdown(context.Background()) }
 	return g
+}
+
+// storeEnv chooses the store of a gateway under test: bbolt in dataDir,
+// or with GHTEST_STORE=postgres (CI runs the suite both ways) a
+// PostgreSQL schema of its own, named after dataDir so that a restart on
+// the same dataDir finds the same data.
+func storeEnv(t *testing.T, dataDir string) []string {
+	t.Helper()
+	if os.Getenv("GHTEST_STORE") != "postgres" {
+		return nil
+	}
+	dsn := pgDSN(t)
+	sum := sha256.Sum256([]byte(dataDir))
+	schema := "t_" + hex.EncodeToString(sum[:8])
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if conn, err := pgx.Connect(ctx, dsn); err == nil {
+			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	})
+	return []string{"GATEHOUSE_STORE_TYPE=postgres", "GATEHOUSE_STORE_POSTGRES_DSN=" + dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA=" + schema}
+}
+
+// onBolt skips a test of bbolt's own file (crash recovery, its size) when
+// the suite runs on PostgreSQL.
+func onBolt(t *testing.T) {
+	t.Helper()
+	if os.Getenv("GHTEST_STORE") == "postgres" {
+		t.Skip("tests bbolt's file; the suite runs on PostgreSQL (GHTEST_STORE=postgres)")
+	}
 }
 
 func mergeEnv(base, extra []string) []string {

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,7 +22,6 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/metrics"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
 	"github.com/gatehouse-id/gatehouse/gateway/session"
-	"github.com/gatehouse-id/gatehouse/gateway/store/bolt"
 )
 
 // DBFile is the bbolt file inside data_dir.
@@ -34,7 +31,7 @@ const DBFile = "gatehouse.db"
 type App struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	store    *bolt.Store
+	store    gateway.Store
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
 	service  *provision.Service
@@ -78,20 +75,11 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration: " + w)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data_dir %q: %w", cfg.DataDir, err)
-	}
-	store, err := bolt.Open(filepath.Join(cfg.DataDir, DBFile), bolt.Options{
-		Timeout: time.Duration(cfg.Store.OpenTimeout),
-		NoSync:  !cfg.Store.FSync,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	for _, note := range store.Notes() {
-		log.Warn("store: " + note)
-	}
 	reg := prometheus.NewRegistry()
+	store, err := openStore(context.Background(), cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
 	a := &App{
 		adapters:        configured,
 		cfg:             cfg,
@@ -103,10 +91,6 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		sso:             newSSOSet(cfg.SSO.CachedOrgs, gateway.DefaultOrg),
 		serveErr:        make(chan error, 2),
 	}
-	metrics.RegisterCommitStats(reg, func() (uint64, uint64, float64) {
-		st := store.CommitStats()
-		return st.Commits, st.Writes, st.Time.Seconds()
-	})
 	a.service = provision.New(store, gateway.SystemClock{}, provision.Policy{
 		Method:         gateway.Source(cfg.Provisioning.Method),
 		DefaultPool:    cfg.Provisioning.DefaultPool,
@@ -313,7 +297,8 @@ func (a *App) SCIMBaseURL() string { return a.publicURL + a.cfg.PathPrefix + "/s
 func (a *App) Store() gateway.Store { return a.store }
 
 func (a *App) ready(ctx context.Context) error {
-	_, err := a.store.Outbox().Len(ctx, gateway.DefaultOrg)
+	// One indexed read: the store answers (PostgreSQL is reachable).
+	_, err := a.store.Outbox().LastSeq(ctx, gateway.DefaultOrg)
 	return err
 }
 

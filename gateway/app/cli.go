@@ -121,6 +121,7 @@ variables, which override the file.`,
 		},
 		healthcheckCommand(&configPath, &ready, environ, stderr),
 		outboxCommand(&configPath, environ, stdout),
+		migrateCommand(&configPath, environ, stdout),
 	)
 	return root
 }

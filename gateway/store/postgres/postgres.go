@@ -78,15 +78,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	if opts.Schema != "" {
-		// IF NOT EXISTS is not safe against a racing replica: its
-		// duplicate is as good as success.
-		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{opts.Schema}.Sanitize()); err != nil && constraint(err) == "" {
-			pool.Close()
-			return nil, fmt.Errorf("postgres: create schema %s: %w", opts.Schema, unavailable(err))
-		}
+	if err := createSchema(ctx, pool, opts.Schema); err != nil {
+		pool.Close()
+		return nil, err
 	}
-	if err := migrate(ctx, pool); err != nil {
+	if _, err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -94,22 +90,79 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// migrate applies the embedded migrations under an advisory lock.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	locker, err := lock.NewPostgresSessionLocker()
+// Migration says what applying the migrations did: the schema version
+// before and after (versions are the numbers of the embedded files).
+type Migration struct {
+	Before, After int64
+}
+
+// Migrate connects to dsn and applies the migrations the database lacks,
+// as Open does (the gatehouse migrate command, run before a rollout).
+func Migrate(ctx context.Context, dsn string, opts Options) (Migration, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return fmt.Errorf("postgres: migration lock: %w", err)
+		return Migration{}, fmt.Errorf("postgres: the DSN: %w", err)
+	}
+	cfg.MaxConns = 2
+	if opts.Schema != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return Migration{}, fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer pool.Close()
+	if err := createSchema(ctx, pool, opts.Schema); err != nil {
+		return Migration{}, err
+	}
+	return migrate(ctx, pool)
+}
+
+func createSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	if schema == "" {
+		return nil
+	}
+	// IF NOT EXISTS is not safe against a racing replica: its duplicate
+	// is as good as success.
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil && constraint(err) == "" {
+		return fmt.Errorf("postgres: create schema %s: %w", schema, unavailable(err))
+	}
+	return nil
+}
+
+// migrate applies the embedded migrations under an advisory lock. A
+// database whose schema is newer than this binary's is refused: the
+// migrations are forward-only, so an older release cannot know what the
+// newer one changed.
+func migrate(ctx context.Context, pool *pgxpool.Pool) (Migration, error) {
+	// Replicas starting together wait their turn, checking each second
+	// for up to 5 minutes (a long migration holds the lock meanwhile).
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return Migration{}, fmt.Errorf("postgres: migration lock: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 	provider, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"), goose.WithSessionLocker(locker))
 	if err != nil {
-		return fmt.Errorf("postgres: migrations: %w", err)
+		return Migration{}, fmt.Errorf("postgres: migrations: %w", err)
+	}
+	var m Migration
+	if m.Before, err = provider.GetDBVersion(ctx); err != nil && !errors.Is(err, goose.ErrVersionNotFound) {
+		return m, fmt.Errorf("postgres: reading the schema version: %w", unavailable(err))
+	}
+	sources := provider.ListSources()
+	known := sources[len(sources)-1].Version
+	if m.Before > known {
+		return m, fmt.Errorf("postgres: the database's schema is at version %d, newer than this release knows (%d): a newer Gatehouse has used it; run that release or a later one (migrations are forward-only)", m.Before, known)
 	}
 	if _, err := provider.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: applying the migrations: %w", err)
+		return m, fmt.Errorf("postgres: applying the migrations: %w", unavailable(err))
 	}
-	return nil
+	if m.After, err = provider.GetDBVersion(ctx); err != nil {
+		return m, fmt.Errorf("postgres: reading the schema version: %w", unavailable(err))
+	}
+	return m, nil
 }
 
 // Close stops listening and releases the connections.

@@ -135,3 +135,22 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 		t.Fatalf("Open of an unreachable database: %v", err)
 	}
 }
+
+// TestNewerSchemaRefused: a binary older than the schema it finds
+// refuses to start and says why, changing nothing.
+func TestNewerSchemaRefused(t *testing.T) {
+	d := dsn(t)
+	schema := newSchema(t, d)
+	s := openSchema(t, d, schema)
+	if _, err := s.pool.Exec(context.Background(), `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99999, true)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), d, Options{Schema: schema})
+	if err == nil || !strings.Contains(err.Error(), "schema is at version 99999, newer than this release knows") {
+		t.Fatalf("an older binary on a newer schema: %v", err)
+	}
+	m, err := Migrate(context.Background(), d, Options{Schema: newSchema(t, d)})
+	if err != nil || m.Before != 0 || m.After < 1 {
+		t.Fatalf("migrate an empty schema: %+v %v", m, err)
+	}
+}
