@@ -534,6 +534,7 @@ func sessionFor(t *testing.T, g *gatewayUnderTest, userID string) *http.Cookie {
 // identity settings beside the file's and says which win, and says so
 // when the running gateway holds the store.
 func TestCheckConfigShowsStoreAndFile(t *testing.T) {
+	onBolt(t)
 	dir := t.TempDir()
 	env := []string{"GATEHOUSE_DATA_DIR=" + dir, "GATEHOUSE_SCIM_TOKEN=" + testToken, "GATEHOUSE_SSO_PROTOCOL=external",
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_ADMIN_TOKEN=" + adminToken}
@@ -593,6 +594,7 @@ func TestIdPNeverOverwritesRoleOrPools(t *testing.T) {
 // same; a token rotated into the store satisfies it (the file need not
 // carry one).
 func TestSCIMTokenRuleHasOneOwner(t *testing.T) {
+	onBolt(t)
 	dir := t.TempDir()
 	env := []string{"GATEHOUSE_LISTEN=127.0.0.1:0", "GATEHOUSE_OPS_LISTEN=127.0.0.1:0", "GATEHOUSE_DATA_DIR=" + dir,
 		"GATEHOUSE_STORE_FSYNC=false", "GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim"}

@@ -32,13 +32,13 @@ func groupColsOf(alias string) string {
 func scanGroup(row pgx.Row, org gateway.OrgID) (*gateway.Group, error) {
 	g := &gateway.Group{Org: org}
 	var source string
-	var version int64
+	var version, created, modified int64
 	var doc []byte
-	if err := row.Scan(&g.ID, &g.DisplayName, &g.ExternalID, &source, &g.Created, &g.Modified, &version, &doc); err != nil {
+	if err := row.Scan(&g.ID, &g.DisplayName, &g.ExternalID, &source, &created, &modified, &version, &doc); err != nil {
 		return nil, err
 	}
 	g.Source, g.Version = gateway.Source(source), uint64(version)
-	g.Created, g.Modified = g.Created.UTC(), g.Modified.UTC()
+	g.Created, g.Modified = fromNanos(created), fromNanos(modified)
 	g.Attributes = gateway.DocumentFromJSON(doc)
 	return g, nil
 }
@@ -74,7 +74,7 @@ func writeGroup(ctx context.Context, tx pgx.Tx, g *gateway.Group) error {
 	}
 	_, err = tx.Exec(ctx, `UPDATE gh_groups SET name_key = $3, display_name = $4, external_id = $5, source = $6, created = $7,
 		modified = $8, version = $9, doc = $10::json WHERE org = $1 AND id = $2`,
-		g.Org, g.ID, fold(g.DisplayName), g.DisplayName, g.ExternalID, string(g.Source), g.Created, g.Modified, int64(g.Version), string(doc))
+		g.Org, g.ID, fold(g.DisplayName), g.DisplayName, g.ExternalID, string(g.Source), nanos(g.Created), nanos(g.Modified), int64(g.Version), string(doc))
 	return groupWriteError(err, g)
 }
 
@@ -148,7 +148,7 @@ func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.
 	err = gs.s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO gh_groups (org, id, name_key, display_name, external_id, source, created, modified, version, doc)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json)`,
-			g.Org, g.ID, fold(g.DisplayName), g.DisplayName, g.ExternalID, string(g.Source), g.Created, g.Modified, int64(g.Version), string(doc))
+			g.Org, g.ID, fold(g.DisplayName), g.DisplayName, g.ExternalID, string(g.Source), nanos(g.Created), nanos(g.Modified), int64(g.Version), string(doc))
 		if err != nil {
 			return groupWriteError(err, g)
 		}

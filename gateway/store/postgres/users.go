@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,6 +27,22 @@ func fold(s string) string { return namefold.Key(s) }
 // names them in that order.
 const userCols = `id, user_name, external_id, active, given_name, family_name, display_name, emails, source, pools, role, created, modified, version`
 
+// nanos is t in Unix nanoseconds; the zero time (outside their range)
+// is math.MinInt64.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
 // document is d as compact JSON (what the doc columns hold).
 func document(d gateway.Document) ([]byte, error) {
 	raw, err := d.JSON()
@@ -43,10 +61,10 @@ func document(d gateway.Document) ([]byte, error) {
 func scanUser(row pgx.Row, org gateway.OrgID, withDoc bool) (*gateway.User, error) {
 	u := &gateway.User{Org: org}
 	var source string
-	var version int64
+	var version, created, modified int64
 	var doc []byte
 	dest := []any{&u.ID, &u.UserName, &u.ExternalID, &u.Active, &u.GivenName, &u.FamilyName, &u.DisplayName, &u.Emails,
-		&source, &u.Pools, &u.Role, &u.Created, &u.Modified, &version}
+		&source, &u.Pools, &u.Role, &created, &modified, &version}
 	if withDoc {
 		dest = append(dest, &doc)
 	}
@@ -54,7 +72,7 @@ func scanUser(row pgx.Row, org gateway.OrgID, withDoc bool) (*gateway.User, erro
 		return nil, err
 	}
 	u.Source, u.Version = gateway.Source(source), uint64(version)
-	u.Created, u.Modified = u.Created.UTC(), u.Modified.UTC()
+	u.Created, u.Modified = fromNanos(created), fromNanos(modified)
 	if len(u.Emails) == 0 {
 		u.Emails = nil
 	}
@@ -82,7 +100,7 @@ func userArgs(u *gateway.User, doc []byte) []any {
 		pools = []string{}
 	}
 	return []any{u.Org, u.ID, fold(u.UserName), u.UserName, u.ExternalID, u.Active, u.GivenName, u.FamilyName, u.DisplayName,
-		emails, emailKeys, string(u.Source), pools, u.Role, u.Created, u.Modified, int64(u.Version), string(doc)}
+		emails, emailKeys, string(u.Source), pools, u.Role, nanos(u.Created), nanos(u.Modified), int64(u.Version), string(doc)}
 }
 
 const insertUser = `INSERT INTO gh_users (org, id, name_key, user_name, external_id, active, given_name, family_name, display_name,

@@ -26,7 +26,9 @@ CREATE TABLE gh_counters (
 
 -- Users: the typed fields in columns, the SCIM document as JSON. name_key
 -- is the userName's folding key (gateway/fold), unique per organization;
--- email_keys are the folded emails.
+-- email_keys are the folded emails. created and modified are Unix
+-- nanoseconds, the gateway's own precision (timestamptz keeps
+-- microseconds, and an event's copy of a record must equal the record).
 CREATE TABLE gh_users (
     org          text        NOT NULL,
     id           text        NOT NULL,
@@ -42,8 +44,8 @@ CREATE TABLE gh_users (
     source       text        NOT NULL,
     pools        text[]      NOT NULL,
     role         text        NOT NULL,
-    created      timestamptz NOT NULL,
-    modified     timestamptz NOT NULL,
+    created      bigint      NOT NULL,
+    modified     bigint      NOT NULL,
     version      bigint      NOT NULL,
     doc          json        NOT NULL,
     PRIMARY KEY (org, id)
@@ -60,8 +62,8 @@ CREATE TABLE gh_groups (
     display_name text        NOT NULL,
     external_id  text        NOT NULL,
     source       text        NOT NULL,
-    created      timestamptz NOT NULL,
-    modified     timestamptz NOT NULL,
+    created      bigint      NOT NULL,
+    modified     bigint      NOT NULL,
     version      bigint      NOT NULL,
     doc          json        NOT NULL,
     PRIMARY KEY (org, id)
