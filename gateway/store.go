@@ -242,3 +242,17 @@ type DeadLetter struct {
 	At         time.Time
 	HeldBehind uint64 // Seq of the dead letter it waits behind (0: it failed itself)
 }
+
+// Leaser is what a store that several replicas share offers so that one
+// replica at a time does a piece of work (delivering an organization's
+// events). A store one process alone opens (bbolt) does not offer it: that
+// process holds every lease.
+type Leaser interface {
+	// TryLease claims name for this process unless another holds it.
+	// Held, it returns a channel closed when the hold is lost (the
+	// database connection holding it broke): the work must stop at once,
+	// since another replica may take it up.
+	TryLease(ctx context.Context, name string) (lost <-chan struct{}, ok bool, err error)
+	// ReleaseLease gives name up (another replica may take it).
+	ReleaseLease(ctx context.Context, name string)
+}

@@ -114,8 +114,12 @@ func (a *App) startDelivery() error {
 		Logger:      a.log,
 		Metrics:     a.metrics,
 	}}
+	if leaser, ok := a.store.(gateway.Leaser); ok {
+		a.delivery.leases = leaser
+		a.delivery.keepLeases(ctx, a.log)
+	}
 	// The default organization's first: the one served before any other.
-	if _, err := a.delivery.ensure(ctx, gateway.DefaultOrg); err != nil {
+	if _, err := a.delivery.ensure(ctx, gateway.DefaultOrg); err != nil && err != errDeliveredElsewhere {
 		_ = a.delivery.Stop(ctx)
 		return err
 	}
@@ -123,13 +127,16 @@ func (a *App) startDelivery() error {
 		a.log.Error("delivery: some organizations' dispatchers did not start (retried each minute)", "error", err)
 	}
 	a.workers = append(a.workers, a.delivery)
+	// Delivery leases no replica holds (one died or stopped) are claimed
+	// within a second or two.
+	a.every(1500*time.Millisecond, false, func(ctx context.Context) { a.delivery.keepLeases(ctx, a.log) })
 	a.service.OnOrgCreated(func(org gateway.OrgID) {
-		if _, err := a.delivery.ensure(context.Background(), org); err != nil {
+		if _, err := a.delivery.ensure(context.Background(), org); err != nil && err != errDeliveredElsewhere {
 			a.log.Error("delivery: starting a new organization's (retried within a minute)", "org", string(org), "error", err)
 		}
 	})
 	a.service.OnOrgDeleted(func(org gateway.OrgID) {
-		if _, err := a.delivery.ensure(context.Background(), org); err != nil { // it delivers org.deleted
+		if _, err := a.delivery.ensure(context.Background(), org); err != nil && err != errDeliveredElsewhere { // it delivers org.deleted
 			a.log.Error("delivery: a deleted organization's last events (retried within a minute)", "org", string(org), "error", err)
 		}
 		a.delivery.markDeleting(org)

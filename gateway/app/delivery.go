@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
@@ -28,6 +31,131 @@ type deliveries struct {
 	// being delivered; finishing, those being erased for good (no
 	// dispatcher starts for them meanwhile).
 	deleting, finishing map[gateway.OrgID]bool
+
+	// leases, with a store replicas share, split the organizations among
+	// the replicas: each of deliveryShards leases is held by one replica,
+	// which alone delivers the events of the organizations hashed to it.
+	// held maps the shards held here to the channel closed when the hold
+	// is lost. Without leases (bbolt: one process) everything is here.
+	leases gateway.Leaser
+	held   map[int]<-chan struct{}
+	// registryRead is when keepLeases last started the dispatchers of the
+	// registered organizations (those another replica created are found
+	// within registryEvery).
+	registryRead time.Time
+}
+
+// registryEvery is how often, with replicas, the registry is read for
+// organizations another replica created.
+const registryEvery = 10 * time.Second
+
+// deliveryShards is how many delivery leases the organizations are
+// hashed into: few enough that a replica tries them all every second or
+// two, enough to spread organizations over several replicas.
+const deliveryShards = 16
+
+func shardOf(org gateway.OrgID) int {
+	h := fnv.New32a()
+	h.Write([]byte(org))
+	return int(h.Sum32() % deliveryShards)
+}
+
+// errDeliveredElsewhere: another replica holds the organization's lease.
+var errDeliveredElsewhere = gateway.Errorf(gateway.ErrUnavailable, "another replica delivers this organization's events")
+
+// deliversHereLocked reports whether this replica delivers org's events.
+func (d *deliveries) deliversHereLocked(org gateway.OrgID) bool {
+	return d.leases == nil || d.held[shardOf(org)] != nil
+}
+
+// keepLeases claims the delivery leases no replica holds (all of them at
+// the first start, those of a replica that died or stopped later) and
+// starts delivering the organizations they cover. A lease lost (the
+// database connection holding it broke) stops its organizations'
+// dispatchers at once.
+func (d *deliveries) keepLeases(ctx context.Context, log *slog.Logger) {
+	if d.leases == nil {
+		return
+	}
+	gained := false
+	for shard := range deliveryShards {
+		d.mu.Lock()
+		_, have := d.held[shard]
+		stopped := d.stopped
+		d.mu.Unlock()
+		if have || stopped {
+			continue
+		}
+		lost, ok, err := d.leases.TryLease(ctx, fmt.Sprintf("delivery/%d", shard))
+		if err != nil {
+			log.Warn("delivery: claiming a delivery lease (retried)", "error", err)
+			return
+		}
+		if !ok {
+			continue
+		}
+		d.mu.Lock()
+		if d.held == nil {
+			d.held = map[int]<-chan struct{}{}
+		}
+		d.held[shard] = lost
+		d.mu.Unlock()
+		gained = true
+		go d.watchLease(shard, lost, log)
+	}
+	if gained || time.Since(d.registryRead) >= registryEvery {
+		d.registryRead = time.Now()
+		if err := d.ensureRegistered(ctx); err != nil {
+			log.Error("delivery: starting the organizations' dispatchers", "error", err)
+		}
+	}
+}
+
+// watchLease stops the dispatchers of shard's organizations when its
+// lease is lost.
+func (d *deliveries) watchLease(shard int, lost <-chan struct{}, log *slog.Logger) {
+	<-lost
+	d.mu.Lock()
+	if d.held[shard] != lost {
+		d.mu.Unlock()
+		return
+	}
+	delete(d.held, shard)
+	var stopping []*outbox.Dispatcher
+	for org, disp := range d.byOrg {
+		if shardOf(org) == shard {
+			stopping = append(stopping, disp)
+			delete(d.byOrg, org)
+		}
+	}
+	d.mu.Unlock()
+	log.Warn("delivery: a delivery lease was lost (the database connection broke); its organizations are delivered by whichever replica claims it next", "shard", shard, "organizations", len(stopping))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, disp := range stopping {
+		_ = disp.Stop(ctx)
+	}
+}
+
+// releaseLeases gives every lease up (a replica shutting down hands its
+// organizations to the others at once, not after its connection times
+// out).
+func (d *deliveries) releaseLeases() {
+	if d.leases == nil {
+		return
+	}
+	d.mu.Lock()
+	shards := make([]int, 0, len(d.held))
+	for shard := range d.held {
+		shards = append(shards, shard)
+	}
+	clear(d.held)
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, shard := range shards {
+		d.leases.ReleaseLease(ctx, fmt.Sprintf("delivery/%d", shard))
+	}
 }
 
 // sharedAdapter is an adapter every organization's dispatcher delivers
@@ -49,15 +177,10 @@ func (d *deliveries) ensure(ctx context.Context, org gateway.OrgID) (*outbox.Dis
 	if d.finishing[org] {
 		return nil, gateway.Errorf(gateway.ErrNotFound, "organization %q is deleted", org)
 	}
-	var targets []outbox.Target
-	for i, t := range d.targets {
-		if len(d.onlyFor[i]) == 0 || slices.Contains(d.onlyFor[i], org) {
-			targets = append(targets, outbox.Target{ID: t.ID, Adapter: sharedAdapter{t.Adapter}})
-		}
+	if !d.deliversHereLocked(org) {
+		return nil, errDeliveredElsewhere
 	}
-	opts := d.opts
-	opts.Org, opts.SkipGauges = org, org != gateway.DefaultOrg
-	disp := outbox.New(d.store, targets, opts)
+	disp := outbox.New(d.store, d.targetsOf(org), d.optsOf(org))
 	if err := disp.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start delivery for organization %q: %w", org, err)
 	}
@@ -82,7 +205,7 @@ func (d *deliveries) ensureRegistered(ctx context.Context) error {
 			}
 			// One organization's failure to start holds back none of the
 			// others' (the default's is started, and fatal, before this).
-			if _, err := d.ensure(ctx, o.ID); err != nil {
+			if _, err := d.ensure(ctx, o.ID); err != nil && err != errDeliveredElsewhere {
 				failed = append(failed, err)
 			}
 		}
@@ -99,7 +222,33 @@ func (d *deliveries) of(ctx context.Context, org gateway.OrgID) (*outbox.Dispatc
 	if d == nil {
 		return nil, gateway.Errorf(gateway.ErrUnavailable, "delivery is not running")
 	}
-	return d.ensure(ctx, org)
+	disp, err := d.ensure(ctx, org)
+	if err != errDeliveredElsewhere {
+		return disp, err
+	}
+	// Another replica delivers org: answer from the store.
+	observer := outbox.New(d.store, d.targetsOf(org), d.optsOf(org))
+	if err := observer.Observe(ctx); err != nil {
+		return nil, err
+	}
+	return observer, nil
+}
+
+// targetsOf are the adapters org's events go to.
+func (d *deliveries) targetsOf(org gateway.OrgID) []outbox.Target {
+	var targets []outbox.Target
+	for i, t := range d.targets {
+		if len(d.onlyFor[i]) == 0 || slices.Contains(d.onlyFor[i], org) {
+			targets = append(targets, outbox.Target{ID: t.ID, Adapter: sharedAdapter{t.Adapter}})
+		}
+	}
+	return targets
+}
+
+func (d *deliveries) optsOf(org gateway.OrgID) outbox.Options {
+	opts := d.opts
+	opts.Org, opts.SkipGauges = org, org != gateway.DefaultOrg
+	return opts
 }
 
 // Stop stops every organization's dispatcher, then closes the adapters.
@@ -120,6 +269,7 @@ func (d *deliveries) Stop(ctx context.Context) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...) // a dispatcher may still be delivering: its adapters stay open
 	}
+	d.releaseLeases()
 	for _, t := range d.targets {
 		if err := t.Adapter.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close adapter %s: %w", t.ID, err))
@@ -164,7 +314,9 @@ func (d *deliveries) pendingDeletions() []gateway.OrgID {
 	defer d.mu.Unlock()
 	pending := make([]gateway.OrgID, 0, len(d.deleting))
 	for org := range d.deleting {
-		pending = append(pending, org)
+		if d.deliversHereLocked(org) {
+			pending = append(pending, org)
+		}
 	}
 	return pending
 }

@@ -146,6 +146,18 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return nil
 }
 
+// Observe loads each worker's durable state without delivering: a
+// replica that does not deliver an organization's events (another holds
+// its lease) answers for their status and dead letters from the store.
+func (d *Dispatcher) Observe(ctx context.Context) error {
+	for _, w := range d.workers {
+		if err := w.load(ctx); err != nil {
+			return fmt.Errorf("outbox: read the state of %s: %w", w.id, err)
+		}
+	}
+	return nil
+}
+
 // Stop ends delivery: deliveries in flight are abandoned (they are
 // delivered again after a restart), cursors are written, adapters closed.
 func (d *Dispatcher) Stop(ctx context.Context) error {
@@ -177,6 +189,9 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 func (d *Dispatcher) Replay(ctx context.Context, adapter string, from uint64) (int, error) {
 	if d.stopped.Load() {
 		return 0, gateway.Errorf(gateway.ErrUnavailable, "delivery is stopping; replay after the restart")
+	}
+	if d.cancel == nil {
+		return 0, gateway.Errorf(gateway.ErrUnavailable, "another replica delivers organization %s's events right now; retry the replay in a moment (it may reach that replica)", d.opts.Org)
 	}
 	for _, w := range d.workers {
 		if w.id == adapter {

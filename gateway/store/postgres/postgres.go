@@ -54,6 +54,7 @@ type Options struct {
 type Store struct {
 	pool    *pgxpool.Pool
 	signals *signals
+	leases  *leases
 }
 
 // Open connects to dsn, applies the migrations the database lacks and
@@ -86,7 +87,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, signals: newSignals(pool)}
+	s := &Store{pool: pool, signals: newSignals(pool), leases: newLeases(pool.Config().ConnConfig, opts.Schema)}
 	return s, nil
 }
 
@@ -167,6 +168,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (Migration, error) {
 
 // Close stops listening and releases the connections.
 func (s *Store) Close() error {
+	s.leases.close()
 	s.signals.close()
 	s.pool.Close()
 	return nil

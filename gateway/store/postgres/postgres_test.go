@@ -154,3 +154,59 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatalf("migrate an empty schema: %+v %v", m, err)
 	}
 }
+
+// TestLeases: one replica at a time holds a lease; it passes on when the
+// holder releases it or dies, and a holder whose connection is cut learns
+// it has lost it within the keepalive.
+func TestLeases(t *testing.T) {
+	d := dsn(t)
+	schema := newSchema(t, d)
+	a, b := openSchema(t, d, schema), openSchema(t, d, schema)
+	ctx := context.Background()
+	_, ok, err := a.TryLease(ctx, "delivery/0")
+	if !ok || err != nil {
+		t.Fatalf("first claim: %v %v", ok, err)
+	}
+	if _, ok, err := b.TryLease(ctx, "delivery/0"); ok || err != nil {
+		t.Fatalf("a second replica claimed a held lease: %v %v", ok, err)
+	}
+	if _, ok, _ := b.TryLease(ctx, "delivery/1"); !ok {
+		t.Fatal("another lease is free")
+	}
+	// Another gateway in another schema does not contend.
+	other := openSchema(t, d, newSchema(t, d))
+	if _, ok, _ := other.TryLease(ctx, "delivery/0"); !ok {
+		t.Fatal("a gateway in another schema shares the lease")
+	}
+	a.ReleaseLease(ctx, "delivery/0")
+	if _, ok, _ := b.TryLease(ctx, "delivery/0"); !ok {
+		t.Fatal("a released lease was not taken up")
+	}
+	// The holder's connection is cut (the database restarted, a network
+	// partition): it hears so, and the lease is free for the others.
+	lostA, ok, _ := a.TryLease(ctx, "delivery/2")
+	if !ok {
+		t.Fatal("claim delivery/2")
+	}
+	a.leases.mu.Lock()
+	pid := a.leases.conn.PgConn().PID()
+	a.leases.mu.Unlock()
+	if _, err := b.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lostA:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the holder did not hear that its lease connection broke")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok, _ := b.TryLease(ctx, "delivery/2"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease of a holder cut off was not taken up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

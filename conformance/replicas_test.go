@@ -1,0 +1,133 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// replicaPair starts two gateways sharing one PostgreSQL schema (two
+// replicas behind one load balancer), each with its own data_dir, both
+// delivering to hook.
+func replicaPair(t *testing.T, hook *hookReceiver, extraEnv ...string) (a, b *gatewayUnderTest) {
+	t.Helper()
+	dsn := pgDSN(t)
+	schema := fmt.Sprintf("replicas_%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if conn, err := pgx.Connect(ctx, dsn); err == nil {
+			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	})
+	env := append([]string{"GATEHOUSE_STORE_TYPE=postgres", "GATEHOUSE_STORE_POSTGRES_DSN=" + dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA=" + schema, unshared},
+		webhookEnv(hook.srv.URL)...)
+	env = append(env, extraEnv...)
+	return startGateway(t, "", env...), startGateway(t, "", env...)
+}
+
+func userJSON(name string) string {
+	return `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"` + name + `","active":true,"emails":[{"value":"` + name + `","primary":true}]}`
+}
+
+// TestReplicasActAsOne: two gateways on one database are one gateway:
+// what one acknowledges the other reads; names stay unique and If-Match
+// holds across them; every change is delivered once, by one replica at a
+// time, in order per user; when the delivering replica stops, the other
+// takes over within seconds and nothing is lost.
+func TestReplicasActAsOne(t *testing.T) {
+	hook := newHookReceiver(t)
+	a, b := replicaPair(t, hook)
+	replicas := []*gatewayUnderTest{a, b}
+
+	// Writes through both, each read back through the other.
+	var ids []string
+	for i := range 20 {
+		w, r := replicas[i%2], replicas[(i+1)%2]
+		id := w.call("POST", "/Users", userJSON(fmt.Sprintf("u%02d@example.com", i))).must(t, 201).str("id")
+		r.call("GET", "/Users/"+id, "").must(t, 200)
+		r.call("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"n`+fmt.Sprint(i)+`"}]}`).must(t, 200)
+		ids = append(ids, id)
+	}
+
+	// Racing creates of one name, spread over both: one wins.
+	var wg sync.WaitGroup
+	statuses := make([]int, 10)
+	for i := range statuses {
+		wg.Go(func() { statuses[i] = replicas[i%2].call("POST", "/Users", userJSON("race@example.com")).status })
+	}
+	wg.Wait()
+	won := 0
+	for _, s := range statuses {
+		switch s {
+		case 201:
+			won++
+		case 409:
+		default:
+			t.Fatalf("a racing create answered %d", s)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d racing creates of one name won across replicas, want 1 (%v)", won, statuses)
+	}
+
+	// A stale If-Match from one replica is refused by the other.
+	stale := a.call("GET", "/Users/"+ids[0], "").must(t, 200).header.Get("ETag")
+	b.call("PATCH", "/Users/"+ids[0], `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"fresh"}]}`,
+		"If-Match", stale).must(t, 200)
+	a.call("PATCH", "/Users/"+ids[0], `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"stale"}]}`,
+		"If-Match", stale).scimError(t, 412, "")
+
+	checkDelivered := func(what string) {
+		t.Helper()
+		last, err := a.app.Store().Outbox().LastSeq(context.Background(), "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, what, func() bool { return len(hook.events()) >= int(last) })
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		seen := map[uint64]bool{}
+		lastOf := map[string]uint64{}
+		for _, e := range hook.got {
+			if hook.ids[e.ID] != 1 {
+				t.Errorf("%s: event %d (%s) delivered %d times: two replicas delivered one stream", what, e.Seq, e.Type, hook.ids[e.ID])
+			}
+			seen[e.Seq] = true
+			if e.User != nil {
+				if e.Seq <= lastOf[e.User.ID] {
+					t.Errorf("%s: user %s's event %d came after %d", what, e.User.ID, e.Seq, lastOf[e.User.ID])
+				}
+				lastOf[e.User.ID] = e.Seq
+			}
+		}
+		for seq := uint64(1); seq <= last; seq++ {
+			if !seen[seq] {
+				t.Errorf("%s: event %d was never delivered", what, seq)
+			}
+		}
+	}
+	checkDelivered("every acknowledged change delivered")
+
+	// The replica that delivers stops (a rolling upgrade): the other takes
+	// the stream up from the durable cursor.
+	a.stop()
+	start := time.Now()
+	for i := range 5 {
+		b.call("POST", "/Users", userJSON(fmt.Sprintf("after%d@example.com", i))).must(t, 201)
+	}
+	last, _ := b.app.Store().Outbox().LastSeq(context.Background(), "default")
+	eventually(t, "the surviving replica delivering", func() bool { return len(hook.events()) >= int(last) })
+	t.Logf("after the delivering replica stopped, the other delivered its first new events within %v", time.Since(start).Round(10*time.Millisecond))
+	hook.mu.Lock()
+	for _, e := range hook.got {
+		if hook.ids[e.ID] != 1 {
+			t.Errorf("after the takeover, event %d delivered %d times", e.Seq, hook.ids[e.ID])
+		}
+	}
+	hook.mu.Unlock()
+}

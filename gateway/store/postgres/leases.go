@@ -1,0 +1,133 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// leases are PostgreSQL session advisory locks held on one connection of
+// their own: a replica that dies (or whose connection breaks) loses them
+// all at once, and another replica takes them up at its next try. A
+// keepalive notices a broken connection within a second, so that the
+// work stops here before another replica can have started it.
+type leases struct {
+	cfg    *pgx.ConnConfig
+	schema string
+
+	mu   sync.Mutex
+	conn *pgx.Conn
+	held map[string]int64
+	lost chan struct{} // closed when conn broke; shared by the leases held on it
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newLeases(cfg *pgx.ConnConfig, schema string) *leases {
+	l := &leases{cfg: cfg, schema: schema, held: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.keepalive()
+	return l
+}
+
+// leaseKey is name's advisory lock key: 64 bits of a hash of the schema
+// and the name, so gateways in separate schemas never contend.
+func (l *leases) key(name string) int64 {
+	sum := sha256.Sum256([]byte("gatehouse/" + l.schema + "/" + name))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// TryLease claims name unless another replica holds it.
+func (s *Store) TryLease(ctx context.Context, name string) (<-chan struct{}, bool, error) {
+	return s.leases.try(ctx, name)
+}
+
+// ReleaseLease gives name up.
+func (s *Store) ReleaseLease(ctx context.Context, name string) { s.leases.release(ctx, name) }
+
+func (l *leases) try(ctx context.Context, name string) (<-chan struct{}, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.held[name]; ok {
+		return l.lost, true, nil
+	}
+	if l.conn == nil {
+		conn, err := pgx.ConnectConfig(ctx, l.cfg)
+		if err != nil {
+			return nil, false, fmt.Errorf("postgres: lease connection: %w", unavailable(err))
+		}
+		l.conn, l.lost = conn, make(chan struct{})
+	}
+	key := l.key(name)
+	var ok bool
+	if err := l.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+		l.dropLocked()
+		return nil, false, fmt.Errorf("postgres: lease %s: %w", name, unavailable(err))
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	l.held[name] = key
+	return l.lost, true, nil
+}
+
+func (l *leases) release(ctx context.Context, name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key, ok := l.held[name]
+	if !ok || l.conn == nil {
+		return
+	}
+	delete(l.held, name)
+	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+		l.dropLocked() // the other leases are as good as lost
+	}
+}
+
+// dropLocked closes the lease connection: every lease on it is lost.
+func (l *leases) dropLocked() {
+	if l.conn == nil {
+		return
+	}
+	_ = l.conn.Close(context.Background())
+	l.conn = nil
+	close(l.lost)
+	clear(l.held)
+}
+
+// keepalive checks the lease connection each second while it holds
+// leases.
+func (l *leases) keepalive() {
+	defer close(l.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		if l.conn != nil && len(l.held) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if _, err := l.conn.Exec(ctx, "SELECT 1"); err != nil {
+				l.dropLocked()
+			}
+			cancel()
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *leases) close() {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropLocked()
+}
