@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,4 +131,60 @@ func TestReplicasActAsOne(t *testing.T) {
 		}
 	}
 	hook.mu.Unlock()
+}
+
+// TestReplicasFollowEachOthersSettings: a method switch and a new API
+// token made through one replica act on the other within a second.
+func TestReplicasFollowEachOthersSettings(t *testing.T) {
+	hook := newHookReceiver(t)
+	a, b := replicaPair(t, hook, "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	ada := b.call("POST", "/Users", userJSON("before@example.com")).must(t, 201).str("id")
+
+	// A role's permissions change through A: B's next answer has them (B
+	// keeps the access model in memory; A's change signal drops it).
+	if r := adminRequest(t, b, "GET", "/users/"+ada+"/access", "", bearer(adminToken)); r.status != 200 || strings.Contains(r.raw, "docs.read") {
+		t.Fatalf("access before: %d %s", r.status, r.raw)
+	}
+	if r := adminRequest(t, a, "PUT", "/roles/user", `{"permissions":["docs.read"]}`, bearer(adminToken)); r.status != 200 {
+		t.Fatalf("change the user role: %d %s", r.status, r.raw)
+	}
+	start := time.Now()
+	for {
+		r := adminRequest(t, b, "GET", "/users/"+ada+"/access", "", bearer(adminToken))
+		if strings.Contains(r.raw, `"permissions":["docs.read"]`) {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("B still answers the old access %v after A changed the role: %s", time.Since(start), r.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the other replica followed a role's change within %v", time.Since(start).Round(time.Millisecond))
+
+	// SCIM off (manual provisioning) through A: B refuses SCIM writes.
+	if r := adminRequest(t, a, "PUT", "/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`, bearer(adminToken)); r.status != 200 {
+		t.Fatalf("switch to manual: %d %s", r.status, r.raw)
+	}
+	start = time.Now()
+	for {
+		r := b.call("POST", "/Users", userJSON(fmt.Sprintf("during%d@example.com", time.Now().UnixNano())))
+		if r.status == 403 {
+			break
+		}
+		if r.status != 201 || time.Since(start) > time.Second {
+			t.Fatalf("B still provisions by SCIM %v after A switched to manual: %d %s", time.Since(start), r.status, r.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the other replica followed the method switch within %v", time.Since(start).Round(time.Millisecond))
+
+	// An API token made through B works on A at once (it is read from the
+	// database on each use).
+	tok := adminRequest(t, b, "POST", "/api-tokens", `{"name":"ci"}`, bearer(adminToken))
+	if tok.status != 201 || tok.str("token") == "" {
+		t.Fatalf("create an API token: %d %s", tok.status, tok.raw)
+	}
+	if r := adminRequest(t, a, "GET", "/users", "", bearer(tok.str("token"))); r.status != 200 {
+		t.Fatalf("the token made on B, used on A: %d %s", r.status, r.raw)
+	}
 }

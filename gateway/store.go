@@ -256,3 +256,15 @@ type Leaser interface {
 	// ReleaseLease gives name up (another replica may take it).
 	ReleaseLease(ctx context.Context, name string)
 }
+
+// ChangeFeed is offered by a store that several replicas share: it tells
+// this process of the administrative records (settings, pools, roles,
+// credentials) that any replica wrote, so that what it keeps in memory
+// follows within a moment.
+type ChangeFeed interface {
+	// OnRecordChange registers fn, called on a goroutine of the store's
+	// with the organization and kind of each record written, and with
+	// ("", "") when changes may have been missed (the feed reconnected):
+	// then anything kept may be stale. fn must not block.
+	OnRecordChange(fn func(org OrgID, kind string))
+}

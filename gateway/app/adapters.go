@@ -114,6 +114,13 @@ func (a *App) startDelivery() error {
 		Logger:      a.log,
 		Metrics:     a.metrics,
 	}}
+	if feed, ok := a.store.(gateway.ChangeFeed); ok {
+		// Another replica's change to settings, pools or roles applies
+		// here within a moment (the feed must not wait on the refresh).
+		feed.OnRecordChange(func(org gateway.OrgID, kind string) {
+			go a.service.RecordChanged(context.Background(), org, kind)
+		})
+	}
 	if leaser, ok := a.store.(gateway.Leaser); ok {
 		a.delivery.leases = leaser
 		a.delivery.keepLeases(ctx, a.log)

@@ -14,6 +14,16 @@ import (
 
 type recordStore struct{ s *Store }
 
+// OnRecordChange registers fn to hear of every record any replica writes
+// (see gateway.ChangeFeed).
+func (s *Store) OnRecordChange(fn func(org gateway.OrgID, kind string)) { s.signals.onRecordChange(fn) }
+
+// notifyRecord tells every replica, at commit, that a record changed.
+func notifyRecord(ctx context.Context, tx pgx.Tx, org gateway.OrgID, kind string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, current_schema() || ' ' || $2)`, signalChannel, signalRecords+string(org)+":"+kind)
+	return err
+}
+
 // Records is the store of administrative records.
 func (s *Store) Records() gateway.RecordStore { return recordStore{s} }
 
@@ -92,6 +102,9 @@ func (rs recordStore) Put(ctx context.Context, org gateway.OrgID, kind, id strin
 			if tag.RowsAffected() == 0 {
 				return gateway.Errorf(gateway.ErrConflict, "%s %q already exists", kind, id)
 			}
+			if err := notifyRecord(ctx, tx, org, kind); err != nil {
+				return err
+			}
 			return j.write(ctx, tx)
 		}
 		have, exists, err := recordVersion(ctx, tx, org, kind, id)
@@ -105,6 +118,9 @@ func (rs recordStore) Put(ctx context.Context, org gateway.OrgID, kind, id strin
 		}
 		if _, err := tx.Exec(ctx, `UPDATE gh_records SET version = $4, value = $5::json WHERE org = $1 AND kind = $2 AND id = $3`,
 			org, kind, id, int64(ifVersion+1), string(value)); err != nil {
+			return err
+		}
+		if err := notifyRecord(ctx, tx, org, kind); err != nil {
 			return err
 		}
 		return j.write(ctx, tx)
@@ -134,6 +150,9 @@ func (rs recordStore) Delete(ctx context.Context, org gateway.OrgID, kind, id st
 			return gateway.Errorf(gateway.ErrPreconditionFailed, "%s %q has changed (its version is %d): read it again and retry", kind, id, have)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM gh_records WHERE org = $1 AND kind = $2 AND id = $3`, org, kind, id); err != nil {
+			return err
+		}
+		if err := notifyRecord(ctx, tx, org, kind); err != nil {
 			return err
 		}
 		return j.write(ctx, tx)

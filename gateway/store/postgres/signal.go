@@ -15,7 +15,8 @@ import (
 // The channel every replica LISTENs on, and the payloads sent on it.
 const (
 	signalChannel = "gatehouse"
-	signalEvents  = "events:" // + org: events of org committed (after the schema and a space)
+	signalEvents  = "events:"  // + org: events of org committed (after the schema and a space)
+	signalRecords = "records:" // + org ":" kind: a record of org was written
 )
 
 // signals turns the notifications of every replica's commits into the
@@ -25,6 +26,7 @@ const (
 type signals struct {
 	mu      sync.Mutex
 	waiters map[gateway.OrgID]chan struct{}
+	records []func(org gateway.OrgID, kind string)
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -59,10 +61,29 @@ func (s *signals) fire(org gateway.OrgID) {
 
 func (s *signals) fireAll() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for org, ch := range s.waiters {
 		close(ch)
 		delete(s.waiters, org)
+	}
+	subs := s.records
+	s.mu.Unlock()
+	for _, fn := range subs {
+		fn("", "") // what was missed is unknown: everything may be stale
+	}
+}
+
+func (s *signals) onRecordChange(fn func(org gateway.OrgID, kind string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records = append(s.records, fn)
+}
+
+func (s *signals) recordChanged(org gateway.OrgID, kind string) {
+	s.mu.Lock()
+	subs := s.records
+	s.mu.Unlock()
+	for _, fn := range subs {
+		fn(org, kind)
 	}
 }
 
@@ -111,6 +132,9 @@ func (s *signals) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 		}
 		if org, ok := strings.CutPrefix(what, signalEvents); ok {
 			s.fire(gateway.OrgID(org))
+		} else if rec, ok := strings.CutPrefix(what, signalRecords); ok {
+			org, kind, _ := strings.Cut(rec, ":")
+			s.recordChanged(gateway.OrgID(org), kind)
 		}
 	}
 }
