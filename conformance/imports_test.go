@@ -22,7 +22,7 @@ var importRules = map[string][]string{
 	"gateway/metrics":   {},
 	"gateway/fold":      {},
 	"gateway/provision": {"gateway", "gateway/fold"},
-	"gateway/store":     {"gateway", "gateway/fold"},
+	"gateway/store":     {"gateway", "gateway/fold", "gateway/store/internal"}, // backends share storekit
 	"gateway/session":   {"gateway", "gateway/httpx"},
 	"gateway/signer":    {"gateway"},
 	"gateway/outbox":    {"gateway", "gateway/metrics"},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/store/internal/storekit"
 )
 
 // Records are a small binary header holding the typed fields, followed by
@@ -131,18 +132,7 @@ func (r *reader) time() time.Time {
 	return time.Unix(0, v).UTC()
 }
 
-func document(d gateway.Document) ([]byte, error) {
-	raw, err := d.JSON()
-	if err != nil {
-		return nil, err
-	}
-	// Compact so that documents built in memory splice cleanly.
-	var c bytes.Buffer
-	if err := json.Compact(&c, raw); err != nil {
-		return nil, err
-	}
-	return c.Bytes(), nil
-}
+var document = storekit.Document
 
 func encodeUser(u *gateway.User) ([]byte, error) {
 	doc, err := document(u.Attributes)

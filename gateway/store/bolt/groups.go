@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/store/internal/storekit"
 )
 
 type groupStore struct{ s *Store }
@@ -84,14 +85,7 @@ func missingUsers(tb *bolt.Bucket, ms []gateway.Member) []string {
 	return missing
 }
 
-func unknownMembers(missing []string) error {
-	const shown = 10
-	list := strings.Join(missing[:min(len(missing), shown)], ", ")
-	if len(missing) > shown {
-		list += fmt.Sprintf(" and %d more", len(missing)-shown)
-	}
-	return gateway.Errorf(gateway.ErrInvalid, "members name no existing user: %s (provision the users first, or leave them out)", list)
-}
+var unknownMembers = storekit.UnknownMembers
 
 // putEdges writes membership edges in both directions; an existing edge
 // gets the new display.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	namefold "github.com/gatehouse-id/gatehouse/gateway/fold"
+	"github.com/gatehouse-id/gatehouse/gateway/store/internal/storekit"
 )
 
 // SchemaVersion is the layout version this code reads and writes.
@@ -449,29 +450,12 @@ func appendEvents(tb *bolt.Bucket, org gateway.OrgID, events []gateway.Event) er
 	return addCounter(tb, counterOutbox, int64(len(events)))
 }
 
-// checkStamped verifies that a changed record was stamped as the next
-// version of the stored one: same id and org, version + 1.
-func checkStamped(kind, id string, org gateway.OrgID, old uint64, newID string, newOrg gateway.OrgID, newVersion uint64) error {
-	if newID != id || newOrg != org || newVersion != old+1 {
-		return unstamped(kind, id, newVersion, old+1)
-	}
-	return nil
-}
-
-// unstamped reports a record the provisioning core did not stamp as the
-// store expects: a bug, never a client error.
-func unstamped(kind, id string, got, want uint64) error {
-	return &gateway.Error{Code: gateway.ErrInternal, Message: "internal error",
-		Err: fmt.Errorf("%s %q: version %d written where %d was due (records are stamped by the provisioning core)", kind, id, got, want)}
-}
-
-func notFound(kind, id string) error {
-	return gateway.Errorf(gateway.ErrNotFound, "%s %q not found", kind, id)
-}
-
-func preconditionFailed(kind, id string, have uint64) error {
-	return gateway.Errorf(gateway.ErrPreconditionFailed, "%s %q has changed (its version is %d): read it again and retry", kind, id, have)
-}
+var (
+	checkStamped       = storekit.CheckStamped
+	unstamped          = storekit.Unstamped
+	notFound           = storekit.NotFound
+	preconditionFailed = storekit.PreconditionFailed
+)
 
 // openReadOnly opens an existing file without changing it.
 func openReadOnly(path string, opts Options) (*Store, error) {

@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/store/internal/storekit"
 )
 
 type userStore struct{ s *Store }
@@ -323,21 +324,10 @@ func (us userStore) Delete(ctx context.Context, org gateway.OrgID, id string, if
 			return err
 		}
 		// The groups the user leaves change: each comes back stamped.
-		if len(del.Groups) != len(groups) {
-			return fmt.Errorf("user %q leaves %d groups but %d were stamped", id, len(groups), len(del.Groups))
-		}
-		stored := make(map[string]uint64, len(groups))
-		for _, g := range groups {
-			stored[g.ID] = g.Version
+		if err := storekit.CheckLeftGroups(org, id, groups, del.Groups); err != nil {
+			return err
 		}
 		for _, g := range del.Groups {
-			v, ok := stored[g.ID]
-			if !ok {
-				return unstamped("group", g.ID, g.Version, 0)
-			}
-			if err := checkStamped("group", g.ID, org, v, g.ID, g.Org, g.Version); err != nil {
-				return err
-			}
 			if err := putGroup(tb, g); err != nil {
 				return err
 			}

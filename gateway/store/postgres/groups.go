@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/store/internal/storekit"
 )
 
 type groupStore struct{ s *Store }
@@ -93,14 +94,7 @@ func missingUsers(ctx context.Context, tx pgx.Tx, org gateway.OrgID, ms []gatewa
 	return missing, err
 }
 
-func unknownMembers(missing []string) error {
-	const shown = 10
-	list := strings.Join(missing[:min(len(missing), shown)], ", ")
-	if len(missing) > shown {
-		list += fmt.Sprintf(" and %d more", len(missing)-shown)
-	}
-	return gateway.Errorf(gateway.ErrInvalid, "members name no existing user: %s (provision the users first, or leave them out)", list)
-}
+var unknownMembers = storekit.UnknownMembers
 
 // putEdges writes membership edges; an existing edge gets the new
 // display. A member deleted meanwhile (on any replica) fails the write

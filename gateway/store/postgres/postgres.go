@@ -33,6 +33,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/store/internal/storekit"
 )
 
 //go:embed migrations/*.sql
@@ -252,24 +253,9 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return err
 }
 
-func notFound(kind, id string) error {
-	return gateway.Errorf(gateway.ErrNotFound, "%s %q not found", kind, id)
-}
-
-func preconditionFailed(kind, id string, have uint64) error {
-	return gateway.Errorf(gateway.ErrPreconditionFailed, "%s %q has changed (its version is %d): read it again and retry", kind, id, have)
-}
-
-// unstamped reports a record the provisioning core did not stamp as the
-// store expects: a bug, never a client error.
-func unstamped(kind, id string, got, want uint64) error {
-	return &gateway.Error{Code: gateway.ErrInternal, Message: "internal error",
-		Err: fmt.Errorf("%s %q: version %d written where %d was due (records are stamped by the provisioning core)", kind, id, got, want)}
-}
-
-func checkStamped(kind, id string, org gateway.OrgID, old uint64, newID string, newOrg gateway.OrgID, newVersion uint64) error {
-	if newID != id || newOrg != org || newVersion != old+1 {
-		return unstamped(kind, id, newVersion, old+1)
-	}
-	return nil
-}
+var (
+	notFound           = storekit.NotFound
+	preconditionFailed = storekit.PreconditionFailed
+	unstamped          = storekit.Unstamped
+	checkStamped       = storekit.CheckStamped
+)

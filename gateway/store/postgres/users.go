@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	namefold "github.com/gatehouse-id/gatehouse/gateway/fold"
+	"github.com/gatehouse-id/gatehouse/gateway/store/internal/storekit"
 )
 
 type userStore struct{ s *Store }
@@ -44,17 +43,7 @@ func fromNanos(n int64) time.Time {
 }
 
 // document is d as compact JSON (what the doc columns hold).
-func document(d gateway.Document) ([]byte, error) {
-	raw, err := d.JSON()
-	if err != nil {
-		return nil, err
-	}
-	var c bytes.Buffer
-	if err := json.Compact(&c, raw); err != nil {
-		return nil, err
-	}
-	return c.Bytes(), nil
-}
+var document = storekit.Document
 
 // scanUser reads a row of userCols, and the document when withDoc (the
 // row's last column).
@@ -325,21 +314,10 @@ func (us userStore) Delete(ctx context.Context, org gateway.OrgID, id string, if
 			return err
 		}
 		// The groups the user leaves change: each comes back stamped.
-		if len(del.Groups) != len(groups) {
-			return fmt.Errorf("user %q leaves %d groups but %d were stamped", id, len(groups), len(del.Groups))
-		}
-		stored := make(map[string]uint64, len(groups))
-		for _, g := range groups {
-			stored[g.ID] = g.Version
+		if err := storekit.CheckLeftGroups(org, id, groups, del.Groups); err != nil {
+			return err
 		}
 		for _, g := range del.Groups {
-			v, ok := stored[g.ID]
-			if !ok {
-				return unstamped("group", g.ID, g.Version, 0)
-			}
-			if err := checkStamped("group", g.ID, org, v, g.ID, g.Org, g.Version); err != nil {
-				return err
-			}
 			if err := writeGroup(ctx, tx, g); err != nil {
 				return err
 			}
