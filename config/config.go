@@ -258,6 +258,7 @@ type ProxyRule struct {
 type Session struct {
 	IdleTimeout     Duration `yaml:"idle_timeout" doc:"a session ends after this long without a request"`
 	AbsoluteTimeout Duration `yaml:"absolute_timeout" doc:"a session ends this long after sign-in, whatever the activity"`
+	CacheTTL        Duration `yaml:"cache_ttl" doc:"how long the proxy may answer a session and its person's groups from memory; any change in the organization (a sign-out, a deactivation, a group change, on any replica) ends it at once, so this only bounds how long the proxy keeps serving signed-in people while the store cannot be read; 0: read the store on every request"`
 }
 
 // RolePermissions maps roles to the permissions they start with.
@@ -352,7 +353,7 @@ func Default() *Config {
 		Delivery: Delivery{MaxAttempts: 2400, BackoffMin: Duration(200 * time.Millisecond), BackoffMax: Duration(2 * time.Second),
 			Timeout: Duration(10 * time.Second), Lanes: 4, Retention: Duration(7 * 24 * time.Hour)},
 		Events:  Events{MaxWait: Duration(30 * time.Second)},
-		Session: Session{IdleTimeout: Duration(8 * time.Hour), AbsoluteTimeout: Duration(24 * time.Hour)},
+		Session: Session{IdleTimeout: Duration(8 * time.Hour), AbsoluteTimeout: Duration(24 * time.Hour), CacheTTL: Duration(time.Second)},
 	}
 }
 
@@ -590,6 +591,9 @@ func (c *Config) Validate() []Problem {
 		if c.PublicURL == "" {
 			add("public_url", "is required when upstream.url is set: sign-in redirects and cookies are built from it")
 		}
+	}
+	if c.Session.CacheTTL < 0 || c.Session.CacheTTL > Duration(time.Minute) {
+		add("session.cache_ttl", "must be between 0 and 1m (it bounds how long the proxy serves without reading the store)")
 	}
 	if c.Session.IdleTimeout <= 0 || c.Session.AbsoluteTimeout < c.Session.IdleTimeout {
 		add("session.idle_timeout", "must be positive and at most session.absolute_timeout (%s, %s)", c.Session.IdleTimeout, c.Session.AbsoluteTimeout)

@@ -3,6 +3,8 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -187,4 +189,45 @@ func TestReplicasFollowEachOthersSettings(t *testing.T) {
 	if r := adminRequest(t, a, "GET", "/users", "", bearer(tok.str("token"))); r.status != 200 {
 		t.Fatalf("the token made on B, used on A: %d %s", r.status, r.raw)
 	}
+}
+
+// TestReplicasEndSessionsTogether: a session started on one replica is
+// good on the other; deactivating its person through one replica ends it
+// on both within a second, though each keeps sessions in memory for the
+// proxy's hot path.
+func TestReplicasEndSessionsTogether(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	defer upstream.Close()
+	hook := newHookReceiver(t)
+	// A long cache: only the change signal can end the session in time.
+	a, b := replicaPair(t, hook, "GATEHOUSE_UPSTREAM_URL="+upstream.URL, "GATEHOUSE_PUBLIC_URL=http://127.0.0.1", "GATEHOUSE_SESSION_CACHE_TTL=30s")
+	cookie, _ := sessionAs(t, a, "ada@example.com", "user")
+	auth := func(g *gatewayUnderTest) int {
+		req, _ := http.NewRequest("GET", "http://"+g.app.MainAddr()+"/gatehouse/auth", nil)
+		req.AddCookie(cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 3 { // the second and third are answered from each replica's memory
+		if sa, sb := auth(a), auth(b); sa/100 != 2 || sb/100 != 2 {
+			t.Fatalf("the session on A and on B: %d, %d", sa, sb)
+		}
+	}
+	id := a.call("GET", `/Users?filter=userName+eq+%22ada@example.com%22`, "").must(t, 200).get("Resources.0.id").(string)
+	a.call("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`).must(t, 200)
+	if got := auth(a); got != 401 {
+		t.Fatalf("on the replica that deactivated her, the next request: %d, want 401", got)
+	}
+	start := time.Now()
+	for auth(b) != 401 {
+		if time.Since(start) > time.Second {
+			t.Fatalf("the other replica still lets her in %v after the deactivation", time.Since(start))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("the other replica ended the session within %v", time.Since(start).Round(time.Millisecond))
 }

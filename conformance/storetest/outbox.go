@@ -163,3 +163,33 @@ func testChangedSignal(t *testing.T, s gateway.Store) {
 		}
 	}
 }
+
+// testChangedByWhatCachesKeep: Changed(org) is also signalled by the
+// writes that change what a session cache keeps (the proxy's): a user
+// changed without events (a role change records none), and sessions
+// ended, so a revocation is never answered from memory.
+func testChangedByWhatCachesKeep(t *testing.T, s gateway.Store) {
+	u := mustCreate(t, s, newUser(orgA, "cached@x.example"))
+	wait := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Changed was not signalled by %s", what)
+		}
+	}
+	ch := s.Outbox().Changed(orgA)
+	if _, err := s.Users().Update(ctx(), orgA, u.ID, 0, bump(nil, func(u *gateway.User) { u.Role = gateway.RoleManager })); err != nil {
+		t.Fatal(err)
+	}
+	wait("a user changed without events", ch)
+	at := time.Now().UTC()
+	if err := s.Sessions().Create(ctx(), gateway.Session{ID: "sc1", Org: orgA, UserID: u.ID, Protocol: "saml", Created: at, LastSeen: at, Expires: at.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	ch = s.Outbox().Changed(orgA)
+	if n, err := s.Sessions().DeleteUser(ctx(), orgA, u.ID); n != 1 || err != nil {
+		t.Fatalf("end the user's sessions: %d %v", n, err)
+	}
+	wait("a user's sessions ended", ch)
+}

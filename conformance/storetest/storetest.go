@@ -24,7 +24,9 @@
 //   - a record, its indexes, its events and its audit entries commit
 //     together or not at all;
 //   - scans visit in id order and stop when the callback says so;
-//   - Changed(org) wakes a consumer when org's next events commit;
+//   - Changed(org) wakes a consumer when org's next events commit, and
+//     caches (the proxy's sessions) when a user or group changes or
+//     sessions end, events or not;
 //   - ephemeral values are single use and as good as absent once
 //     expired; Sweep deletes those; sessions end by id, user, all, or
 //     expiry; keys are created once however many ask at once; id maps,
@@ -75,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) gateway.Store) {
 		{"EventNumbersGaplessInCommitOrder", testEventNumbering},
 		{"OutboxCursorsDeadLettersPruning", testOutboxDelivery},
 		{"ChangedSignal", testChangedSignal},
+		{"ChangedByWhatCachesKeep", testChangedByWhatCachesKeep},
 		{"EphemeralValues", testEphemeral},
 		{"PutIfAbsentAndTake", testPutIfAbsentAndTake},
 		{"EphemeralSweep", testEphemeralSweep},

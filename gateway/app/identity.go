@@ -53,7 +53,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	}
 	a.sessions = session.New(session.Options{Store: a.store, LegacyOrg: gateway.DefaultOrg,
 		Idle: time.Duration(a.cfg.Session.IdleTimeout), Absolute: time.Duration(a.cfg.Session.AbsoluteTimeout),
-		Secure: strings.HasPrefix(a.publicURL, "https://"), CSRFKey: csrfKey})
+		Secure: strings.HasPrefix(a.publicURL, "https://"), CSRFKey: csrfKey, CacheTTL: time.Duration(a.cfg.Session.CacheTTL)})
 	mux.Handle(prefix+admin.Base+"/", admin.New(admin.Options{Service: a.service, Store: a.store, Sessions: a.sessions,
 		Delivery: lazyDelivery{a}, Org: gateway.DefaultOrg, PathPrefix: prefix, BootstrapToken: a.cfg.Admin.Token.Value(),
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace),
@@ -168,7 +168,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		rules[i] = proxy.Rule{Path: r.Path, Permission: r.Permission, Pool: r.Pool, PoolSegment: r.PoolSegment, PoolHeader: r.PoolHeader}
 	}
 	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store, Access: a.service.Access, AccessVersion: a.service.AccessVersion, Rules: rules,
-		LoginURL: loginURL, Logger: a.log,
+		LoginURL: loginURL, Logger: a.log, CacheTTL: time.Duration(a.cfg.Session.CacheTTL),
 		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
 	auth := p.Auth(prefix + "/auth")
 	mux.Handle(prefix+"/auth", auth)

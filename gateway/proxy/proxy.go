@@ -72,6 +72,10 @@ type Options struct {
 	// ObserveUpstream, when set, is told how long the app took to answer
 	// (to its response headers, or to the failure).
 	ObserveUpstream func(elapsed time.Duration)
+	// CacheTTL is how long a person's session and groups may be answered
+	// from memory (0: read on every request); a change in their
+	// organization ends it at once (see session.Manager.Cached).
+	CacheTTL time.Duration
 }
 
 // Proxy serves the upstream behind the gateway's sessions.
@@ -80,6 +84,52 @@ type Proxy struct {
 	rules  ruleTable
 	rp     *httputil.ReverseProxy
 	tokens tokenCache
+	groups groupCache
+}
+
+// groupCache keeps a person's groups for the hot path, like the session
+// cache: for CacheTTL, until the next change in their organization.
+type groupCache struct {
+	mu sync.Mutex
+	m  map[string]groupsEntry
+}
+
+type groupsEntry struct {
+	refs    []gateway.GroupRef
+	until   time.Time
+	changed <-chan struct{}
+}
+
+// memberships are u's groups, from the cache when it may answer.
+func (p *Proxy) memberships(ctx context.Context, u *gateway.User) ([]gateway.GroupRef, error) {
+	if p.opts.CacheTTL <= 0 {
+		refs, err := p.opts.Store.Groups().Memberships(ctx, u.Org, []string{u.ID})
+		return refs[u.ID], err
+	}
+	key, now := string(u.Org)+"\x00"+u.ID, time.Now()
+	c := &p.groups
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && now.Before(e.until) {
+		select {
+		case <-e.changed:
+		default:
+			return e.refs, nil
+		}
+	}
+	changed := p.opts.Store.Outbox().Changed(u.Org) // before reading: a change meanwhile is newer
+	refs, err := p.opts.Store.Groups().Memberships(ctx, u.Org, []string{u.ID})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= 100_000 {
+		c.m = make(map[string]groupsEntry)
+	}
+	c.m[key] = groupsEntry{refs: refs[u.ID], until: now.Add(p.opts.CacheTTL), changed: changed}
+	c.mu.Unlock()
+	return refs[u.ID], nil
 }
 
 // tokenReuse is how long a signed identity token is handed out again for
@@ -282,7 +332,7 @@ func (p *Proxy) Auth(base string) http.Handler {
 			http.Error(w, "ambiguous path", http.StatusBadRequest)
 			return
 		}
-		_, u, err := p.opts.Sessions.Current(r.Context(), r)
+		_, u, err := p.opts.Sessions.Cached(r.Context(), r)
 		if err != nil {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -340,7 +390,7 @@ func (p *Proxy) forbid(w http.ResponseWriter, r *http.Request, rule *Rule) {
 // identify returns the identity headers and access of the request's
 // user, or writes the answer for a request without a valid session.
 func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, []gateway.Access, bool) {
-	_, u, err := p.opts.Sessions.Current(r.Context(), r)
+	_, u, err := p.opts.Sessions.Cached(r.Context(), r)
 	if err == nil {
 		h, access, err := p.headers(r.Context(), u)
 		if err != nil {
@@ -368,7 +418,7 @@ func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, [
 
 // headers builds the identity headers for u.
 func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []gateway.Access, error) {
-	refs, err := p.opts.Store.Groups().Memberships(ctx, u.Org, []string{u.ID})
+	refs, err := p.memberships(ctx, u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -376,9 +426,9 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []ga
 	if p.opts.AccessVersion != nil {
 		accessVersion = p.opts.AccessVersion()
 	}
-	groups := make([]string, 0, len(refs[u.ID]))
-	escaped := make([]string, 0, len(refs[u.ID]))
-	for _, g := range refs[u.ID] {
+	groups := make([]string, 0, len(refs))
+	escaped := make([]string, 0, len(refs))
+	for _, g := range refs {
 		groups = append(groups, g.DisplayName)
 		escaped = append(escaped, PercentEncode(g.DisplayName))
 	}

@@ -47,10 +47,16 @@ type Options struct {
 	// bytes, kept in the store so that tokens survive a restart). Without
 	// it no CSRF token is valid.
 	CSRFKey []byte
+	// CacheTTL is how long Cached may answer from memory (0: never); see
+	// cache.
+	CacheTTL time.Duration
 }
 
 // Manager starts, reads and ends sessions.
-type Manager struct{ opts Options }
+type Manager struct {
+	opts  Options
+	cache cache
+}
 
 // New builds a Manager.
 func New(opts Options) *Manager {
@@ -121,6 +127,7 @@ func (m *Manager) endBrowserSession(ctx context.Context, r *http.Request) error 
 	} else if err != nil {
 		return err
 	}
+	m.cache.forget(id)
 	return m.opts.Store.Sessions().Delete(ctx, org, id)
 }
 

@@ -138,7 +138,7 @@ func (gs groupStore) Create(ctx context.Context, g *gateway.Group, ms []gateway.
 	if err != nil {
 		return fmt.Errorf("postgres: create group: %w", err)
 	}
-	j.groups = 1
+	j.groups, j.touched = 1, true
 	err = gs.s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO gh_groups (org, id, name_key, display_name, external_id, source, created, modified, version, doc)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json)`,
@@ -283,6 +283,7 @@ func (gs groupStore) Update(ctx context.Context, org gateway.OrgID, id string, i
 			}
 		}
 		result = ng
+		j.touched = true
 		return j.write(ctx, tx)
 	})
 	if err != nil {
@@ -325,7 +326,7 @@ func (gs groupStore) Delete(ctx context.Context, org gateway.OrgID, id string, i
 		if err != nil {
 			return err
 		}
-		j.groups = -1
+		j.groups, j.touched = -1, true
 		if _, err := tx.Exec(ctx, `DELETE FROM gh_groups WHERE org = $1 AND id = $2`, org, id); err != nil {
 			return err
 		}

@@ -27,6 +27,9 @@ type journal struct {
 	target []string
 	users  int64
 	groups int64
+	// touched: the write changed a user or a group (even without events:
+	// a role change records none), so Changed(org) is signalled.
+	touched bool
 }
 
 // newJournal encodes events and audit entries of org.
@@ -81,6 +84,9 @@ func (j *journal) write(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	if len(names) == 0 {
+		if j.touched {
+			return changedIn(ctx, tx, j.org)
+		}
 		return nil
 	}
 	rows, err := tx.Query(ctx, `
@@ -118,16 +124,14 @@ func (j *journal) write(ctx context.Context, tx pgx.Tx) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if len(j.bodies) == 0 {
+	if len(j.bodies) == 0 && !j.touched {
 		return nil
 	}
-	first := uint64(last) - uint64(len(j.bodies)) + 1
-	for i, e := range j.events {
-		e.Seq = first + uint64(i)
+	if len(j.bodies) > 0 {
+		first := uint64(last) - uint64(len(j.bodies)) + 1
+		for i, e := range j.events {
+			e.Seq = first + uint64(i)
+		}
 	}
-	// Delivered at commit, to every replica's listener (Changed).
-	// The payload names the schema: gateways sharing a database in
-	// separate schemas do not wake each other.
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, current_schema() || ' ' || $2)`, signalChannel, signalEvents+string(j.org))
-	return err
+	return changedIn(ctx, tx, j.org)
 }

@@ -242,14 +242,46 @@ func foreignKey(err error) bool {
 
 // tx runs fn in a transaction, committed when fn returns nil, and runs it
 // again (up to 3 times) when PostgreSQL aborted it to break a deadlock:
-// fn may run more than once.
+// fn may run more than once. The organizations whose Changed the
+// transaction signals (changedIn) are woken here as soon as it commits;
+// the other replicas hear the NOTIFY.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	var err error
+	w := &signalledTx{}
 	for range 3 {
-		if err = pgx.BeginFunc(ctx, s.pool, fn); !conflictAgain(err) {
-			return err
+		err = pgx.BeginFunc(ctx, s.pool, func(t pgx.Tx) error {
+			w.Tx, w.changed = t, w.changed[:0]
+			return fn(w)
+		})
+		if !conflictAgain(err) {
+			break
 		}
 	}
+	if err == nil {
+		for _, org := range w.changed {
+			s.signals.fire(org)
+		}
+	}
+	return err
+}
+
+// signalledTx is a transaction that remembers the organizations it
+// signals.
+type signalledTx struct {
+	pgx.Tx
+	changed []gateway.OrgID
+}
+
+// changedIn NOTIFYs, at commit, that org changed (Outbox.Changed on every
+// replica, and the caches that follow it), and has tx wake this process's
+// waiters when it commits.
+func changedIn(ctx context.Context, tx pgx.Tx, org gateway.OrgID) error {
+	if w, ok := tx.(*signalledTx); ok {
+		w.changed = append(w.changed, org)
+	}
+	// The payload names the schema: gateways sharing a database in
+	// separate schemas do not wake each other.
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, current_schema() || ' ' || $2)`, signalChannel, signalEvents+string(org))
 	return err
 }
 

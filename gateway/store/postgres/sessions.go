@@ -76,32 +76,44 @@ func (ss sessionStore) Touch(ctx context.Context, org gateway.OrgID, id string, 
 	return nil
 }
 
-func (ss sessionStore) exec(ctx context.Context, what string, org gateway.OrgID, sql string, args ...any) (int, error) {
+// end deletes sessions and, when it deleted any, signals Changed(org):
+// a replica's session cache (the proxy's) drops what it kept at once.
+func (ss sessionStore) end(ctx context.Context, what string, org gateway.OrgID, sql string, args ...any) (int, error) {
 	if err := checkOrg(org); err != nil {
 		return 0, err
 	}
-	tag, err := ss.s.pool.Exec(ctx, sql, append([]any{org}, args...)...)
+	n := 0
+	err := ss.s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sql, append([]any{org}, args...)...)
+		if err != nil {
+			return err
+		}
+		if n = int(tag.RowsAffected()); n == 0 {
+			return nil
+		}
+		return changedIn(ctx, tx, org)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: %s: %w", what, unavailable(err))
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 func (ss sessionStore) Delete(ctx context.Context, org gateway.OrgID, id string) error {
-	_, err := ss.exec(ctx, "delete session", org, `DELETE FROM gh_sessions WHERE org = $1 AND id = $2`, id)
+	_, err := ss.end(ctx, "delete session", org, `DELETE FROM gh_sessions WHERE org = $1 AND id = $2`, id)
 	return err
 }
 
 func (ss sessionStore) DeleteUser(ctx context.Context, org gateway.OrgID, userID string) (int, error) {
-	return ss.exec(ctx, "end user sessions", org, `DELETE FROM gh_sessions WHERE org = $1 AND user_id = $2`, userID)
+	return ss.end(ctx, "end user sessions", org, `DELETE FROM gh_sessions WHERE org = $1 AND user_id = $2`, userID)
 }
 
 func (ss sessionStore) DeleteAll(ctx context.Context, org gateway.OrgID) (int, error) {
-	return ss.exec(ctx, "end all sessions", org, `DELETE FROM gh_sessions WHERE org = $1`)
+	return ss.end(ctx, "end all sessions", org, `DELETE FROM gh_sessions WHERE org = $1`)
 }
 
 func (ss sessionStore) Expire(ctx context.Context, org gateway.OrgID, now, idleBefore time.Time) (int, error) {
-	return ss.exec(ctx, "expire sessions", org, `DELETE FROM gh_sessions WHERE org = $1 AND (expires <= $2 OR last_seen < $3)`, now, idleBefore)
+	return ss.end(ctx, "expire sessions", org, `DELETE FROM gh_sessions WHERE org = $1 AND (expires <= $2 OR last_seen < $3)`, now, idleBefore)
 }
 
 func (ss sessionStore) Count(ctx context.Context, org gateway.OrgID) (int, error) {

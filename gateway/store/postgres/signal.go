@@ -20,9 +20,11 @@ const (
 )
 
 // signals turns the notifications of every replica's commits into the
-// wake-ups of Outbox.Changed. One connection per process listens; while
-// it is down (the database restarting), every waiter is woken when it
-// comes back, since notifications sent meanwhile are lost.
+// wake-ups of Outbox.Changed. One connection per process listens; once it
+// is back after a break (the database restarting), every waiter is woken,
+// since notifications sent meanwhile are lost. Not before: what a cache
+// keeps stays good for its own short lifetime while the database is
+// unreachable, and this process's own commits wake its waiters directly.
 type signals struct {
 	mu      sync.Mutex
 	waiters map[gateway.OrgID]chan struct{}
@@ -96,7 +98,6 @@ func (s *signals) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 		if s.listenOnce(ctx, cfg) {
 			pause = 100 * time.Millisecond
 		}
-		s.fireAll() // what was sent while no one listened is lost: everyone reads again
 		select {
 		case <-ctx.Done():
 		case <-time.After(pause):
@@ -120,7 +121,7 @@ func (s *signals) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		return false
 	}
-	s.fireAll() // a write may have committed before LISTEN took effect
+	s.fireAll() // writes may have committed before LISTEN took effect (or while it was down)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -128,7 +128,7 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 	if err != nil {
 		return fmt.Errorf("postgres: create user: %w", err)
 	}
-	j.users = 1
+	j.users, j.touched = 1, true
 	err = us.s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, insertUser, userArgs(u, doc)...); err != nil {
 			return userWriteError(err, u)
@@ -171,6 +171,7 @@ func (us userStore) Replace(ctx context.Context, u *gateway.User, ifVersion uint
 	if err != nil {
 		return fmt.Errorf("postgres: replace user: %w", err)
 	}
+	j.touched = true
 	err = us.s.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, updateUser, append(userArgs(u, doc), int64(ifVersion))...)
 		if err != nil {
@@ -283,6 +284,7 @@ func (us userStore) Update(ctx context.Context, org gateway.OrgID, id string, if
 			return userWriteError(err, nu)
 		}
 		result = nu
+		j.touched = true
 		return j.write(ctx, tx)
 	})
 	if err != nil {
@@ -326,7 +328,7 @@ func (us userStore) Delete(ctx context.Context, org gateway.OrgID, id string, if
 		if err != nil {
 			return err
 		}
-		j.users = -1
+		j.users, j.touched = -1, true
 		// The membership edges go with the user (ON DELETE CASCADE).
 		if _, err := tx.Exec(ctx, `DELETE FROM gh_users WHERE org = $1 AND id = $2`, org, id); err != nil {
 			return err
