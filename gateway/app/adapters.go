@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/config"
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/outbox"
+	"github.com/gatehouse-id/gatehouse/gateway/store/postgres"
 )
 
 // MailAdapterID is the delivery id of the built-in mailer (email.smtp).
@@ -122,7 +123,7 @@ func (a *App) startDelivery() error {
 		})
 	}
 	if leaser, ok := a.store.(gateway.Leaser); ok {
-		a.delivery.leases = leaser
+		a.delivery.leases, a.delivery.grace = leaser, postgres.LeaseGrace
 		a.delivery.keepLeases(ctx, a.log)
 	}
 	// The default organization's first: the one served before any other.

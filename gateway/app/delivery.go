@@ -38,7 +38,11 @@ type deliveries struct {
 	// held maps the shards held here to the channel closed when the hold
 	// is lost. Without leases (bbolt: one process) everything is here.
 	leases gateway.Leaser
-	held   map[int]<-chan struct{}
+	held   map[int]heldLease
+	// grace is how long after claiming a lease this replica waits before
+	// delivering under it: a former holder cut off from the database
+	// notices within less and stops (see postgres.LeaseGrace).
+	grace time.Duration
 	// registryRead is when keepLeases last started the dispatchers of the
 	// registered organizations (those another replica created are found
 	// within registryEvery).
@@ -48,6 +52,13 @@ type deliveries struct {
 // registryEvery is how often, with replicas, the registry is read for
 // organizations another replica created.
 const registryEvery = 10 * time.Second
+
+// heldLease is a delivery lease this replica holds.
+type heldLease struct {
+	lost   <-chan struct{}
+	active bool // past the grace: its organizations are delivered here
+	since  time.Time
+}
 
 // deliveryShards is how many delivery leases the organizations are
 // hashed into: few enough that a replica tries them all every second or
@@ -65,7 +76,7 @@ var errDeliveredElsewhere = gateway.Errorf(gateway.ErrUnavailable, "another repl
 
 // deliversHereLocked reports whether this replica delivers org's events.
 func (d *deliveries) deliversHereLocked(org gateway.OrgID) bool {
-	return d.leases == nil || d.held[shardOf(org)] != nil
+	return d.leases == nil || d.held[shardOf(org)].active
 }
 
 // keepLeases claims the delivery leases no replica holds (all of them at
@@ -77,10 +88,14 @@ func (d *deliveries) keepLeases(ctx context.Context, log *slog.Logger) {
 	if d.leases == nil {
 		return
 	}
-	gained := false
+	activated := false
 	for shard := range deliveryShards {
 		d.mu.Lock()
-		_, have := d.held[shard]
+		h, have := d.held[shard]
+		if have && !h.active && time.Since(h.since) >= d.grace {
+			h.active, activated = true, true
+			d.held[shard] = h
+		}
 		stopped := d.stopped
 		d.mu.Unlock()
 		if have || stopped {
@@ -95,15 +110,20 @@ func (d *deliveries) keepLeases(ctx context.Context, log *slog.Logger) {
 			continue
 		}
 		d.mu.Lock()
-		if d.held == nil {
-			d.held = map[int]<-chan struct{}{}
+		if d.stopped { // stopping meanwhile: the lease is not ours to keep
+			d.mu.Unlock()
+			d.leases.ReleaseLease(ctx, fmt.Sprintf("delivery/%d", shard))
+			return
 		}
-		d.held[shard] = lost
+		if d.held == nil {
+			d.held = map[int]heldLease{}
+		}
+		d.held[shard] = heldLease{lost: lost, since: time.Now(), active: d.grace <= 0}
+		activated = activated || d.grace <= 0
 		d.mu.Unlock()
-		gained = true
 		go d.watchLease(shard, lost, log)
 	}
-	if gained || time.Since(d.registryRead) >= registryEvery {
+	if activated || time.Since(d.registryRead) >= registryEvery {
 		d.registryRead = time.Now()
 		if err := d.ensureRegistered(ctx); err != nil {
 			log.Error("delivery: starting the organizations' dispatchers", "error", err)
@@ -116,7 +136,7 @@ func (d *deliveries) keepLeases(ctx context.Context, log *slog.Logger) {
 func (d *deliveries) watchLease(shard int, lost <-chan struct{}, log *slog.Logger) {
 	<-lost
 	d.mu.Lock()
-	if d.held[shard] != lost {
+	if d.held[shard].lost != lost {
 		d.mu.Unlock()
 		return
 	}

@@ -13,9 +13,15 @@ import (
 
 // leases are PostgreSQL session advisory locks held on one connection of
 // their own: a replica that dies (or whose connection breaks) loses them
-// all at once, and another replica takes them up at its next try. A
-// keepalive notices a broken connection within a second, so that the
-// work stops here before another replica can have started it.
+// all at once, and another replica takes them up at its next try.
+//   - A keepalive notices a broken connection within leaseNotice, so that
+//     the work stops here before another replica, waiting LeaseGrace
+//     after a claim, starts it.
+//   - The server's TCP keepalives on that connection (5 s idle, then
+//     every 2 s, 3 probes) free the locks of a host that vanished without
+//     closing it within about 11 s, not the operating system's 2 hours.
+//   - Every statement has a deadline, so a database that does not answer
+//     never holds the lease mutex for long.
 type leases struct {
 	cfg    *pgx.ConnConfig
 	schema string
@@ -29,7 +35,23 @@ type leases struct {
 	done chan struct{}
 }
 
+// LeaseGrace is how long a replica waits after claiming a lease before it
+// does the lease's work: longer than a former holder whose connection was
+// cut takes to notice (leaseNotice) and stop.
+const LeaseGrace = 3 * time.Second
+
+const (
+	leaseTick    = 500 * time.Millisecond // keepalive period
+	leaseTimeout = time.Second            // bound of one lease statement
+	leaseNotice  = leaseTick + leaseTimeout
+)
+
 func newLeases(cfg *pgx.ConnConfig, schema string) *leases {
+	cfg = cfg.Copy()
+	cfg.ConnectTimeout = 3 * time.Second
+	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"} {
+		cfg.RuntimeParams[k] = v
+	}
 	l := &leases{cfg: cfg, schema: schema, held: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.keepalive()
 	return l
@@ -56,6 +78,8 @@ func (l *leases) try(ctx context.Context, name string) (<-chan struct{}, bool, e
 	if _, ok := l.held[name]; ok {
 		return l.lost, true, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.ConnectTimeout+leaseTimeout)
+	defer cancel()
 	if l.conn == nil {
 		conn, err := pgx.ConnectConfig(ctx, l.cfg)
 		if err != nil {
@@ -84,6 +108,8 @@ func (l *leases) release(ctx context.Context, name string) {
 		return
 	}
 	delete(l.held, name)
+	ctx, cancel := context.WithTimeout(ctx, leaseTimeout)
+	defer cancel()
 	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
 		l.dropLocked() // the other leases are as good as lost
 	}
@@ -100,11 +126,11 @@ func (l *leases) dropLocked() {
 	clear(l.held)
 }
 
-// keepalive checks the lease connection each second while it holds
+// keepalive checks the lease connection every leaseTick while it holds
 // leases.
 func (l *leases) keepalive() {
 	defer close(l.done)
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(leaseTick)
 	defer t.Stop()
 	for {
 		select {
@@ -114,7 +140,7 @@ func (l *leases) keepalive() {
 		}
 		l.mu.Lock()
 		if l.conn != nil && len(l.held) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
 			if _, err := l.conn.Exec(ctx, "SELECT 1"); err != nil {
 				l.dropLocked()
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -208,5 +209,55 @@ func TestLeases(t *testing.T) {
 			t.Fatal("the lease of a holder cut off was not taken up")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestIDOrderIsByteOrder: ids sort as bytes, as the contract's "id order"
+// means (and bbolt does), even in a database whose default collation is
+// a language's (en-US puts "B" after "a").
+func TestIDOrderIsByteOrder(t *testing.T) {
+	d := dsn(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "gh_collation_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"); err != nil {
+		t.Skipf("cannot create a database with the ICU en-US collation here: %v", err)
+	}
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)") })
+	u, err := url.Parse(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	s, err := Open(ctx, u.String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var viaLanguage bool
+	if err := s.pool.QueryRow(ctx, `SELECT 'B' > 'a'`).Scan(&viaLanguage); err != nil || !viaLanguage {
+		t.Fatalf("the database does not sort as en-US (%v): the test proves nothing", err)
+	}
+	for _, id := range []string{"ab", "a-c", "B"} {
+		if _, err := s.Records().Put(ctx, "org-a", "pool", id, 0, []byte(`{}`), gateway.Journal{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := s.Records().List(ctx, "org-a", "pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.ID)
+	}
+	if strings.Join(got, " ") != "B a-c ab" {
+		t.Fatalf("records in %v, want byte order [B a-c ab]", got)
 	}
 }

@@ -1,25 +1,27 @@
 -- +goose Up
 -- The gateway's state. Every row but the registry's is scoped by its
 -- organization (org). Forward-only: a release adds migrations, never
--- changes or removes one.
+-- changes or removes one. Ids and keys sort in byte order (COLLATE "C"),
+-- as the store contract's "id order" means, whatever the database's
+-- default collation (en_US.UTF-8 would put "a-c" after "ab").
 
 -- The registry of organizations (gateway.Organization as JSON) and the
 -- email domains each owns (lower case, unique across organizations).
 CREATE TABLE gh_orgs (
-    id  text PRIMARY KEY,
+    id  text COLLATE "C" PRIMARY KEY,
     doc json NOT NULL
 );
 CREATE TABLE gh_org_domains (
-    domain text PRIMARY KEY,
-    org    text NOT NULL REFERENCES gh_orgs (id) ON DELETE CASCADE
+    domain text COLLATE "C" PRIMARY KEY,
+    org    text COLLATE "C" NOT NULL REFERENCES gh_orgs (id) ON DELETE CASCADE
 );
 
 -- Per-organization counters: the last event and audit numbers (their
 -- rows are locked by the writes that number, which is what makes event
 -- numbers gapless in commit order) and the number of users and groups.
 CREATE TABLE gh_counters (
-    org   text   NOT NULL,
-    name  text   NOT NULL,
+    org   text COLLATE "C" NOT NULL,
+    name  text COLLATE "C" NOT NULL,
     value bigint NOT NULL,
     PRIMARY KEY (org, name)
 );
@@ -30,9 +32,9 @@ CREATE TABLE gh_counters (
 -- nanoseconds, the gateway's own precision (timestamptz keeps
 -- microseconds, and an event's copy of a record must equal the record).
 CREATE TABLE gh_users (
-    org          text        NOT NULL,
-    id           text        NOT NULL,
-    name_key     text        NOT NULL,
+    org          text COLLATE "C" NOT NULL,
+    id           text COLLATE "C" NOT NULL,
+    name_key     text COLLATE "C" NOT NULL,
     user_name    text        NOT NULL,
     external_id  text        NOT NULL,
     active       boolean     NOT NULL,
@@ -56,9 +58,9 @@ CREATE INDEX gh_users_email_keys ON gh_users USING gin (email_keys);
 CREATE INDEX gh_users_pools ON gh_users USING gin (pools);
 
 CREATE TABLE gh_groups (
-    org          text        NOT NULL,
-    id           text        NOT NULL,
-    name_key     text        NOT NULL,
+    org          text COLLATE "C" NOT NULL,
+    id           text COLLATE "C" NOT NULL,
+    name_key     text COLLATE "C" NOT NULL,
     display_name text        NOT NULL,
     external_id  text        NOT NULL,
     source       text        NOT NULL,
@@ -74,9 +76,9 @@ CREATE INDEX gh_groups_external_id ON gh_groups (org, external_id) WHERE externa
 -- Membership edges; the keys make a dangling edge impossible, even when
 -- a user's deletion races a group's change on another replica.
 CREATE TABLE gh_members (
-    org      text NOT NULL,
-    group_id text NOT NULL,
-    user_id  text NOT NULL,
+    org      text COLLATE "C" NOT NULL,
+    group_id text COLLATE "C" NOT NULL,
+    user_id  text COLLATE "C" NOT NULL,
     display  text NOT NULL,
     PRIMARY KEY (org, group_id, user_id),
     FOREIGN KEY (org, group_id) REFERENCES gh_groups (org, id) ON DELETE CASCADE,
@@ -87,21 +89,21 @@ CREATE INDEX gh_members_user ON gh_members (org, user_id, group_id);
 -- The outbox: events numbered per organization, the cursor of each
 -- consumer (adapter) and the dead letters each set aside.
 CREATE TABLE gh_events (
-    org      text        NOT NULL,
+    org      text COLLATE "C" NOT NULL,
     seq      bigint      NOT NULL,
     occurred timestamptz NOT NULL,
     body     json        NOT NULL,
     PRIMARY KEY (org, seq)
 );
 CREATE TABLE gh_cursors (
-    org      text   NOT NULL,
-    consumer text   NOT NULL,
+    org      text COLLATE "C" NOT NULL,
+    consumer text COLLATE "C" NOT NULL,
     seq      bigint NOT NULL,
     PRIMARY KEY (org, consumer)
 );
 CREATE TABLE gh_dead_letters (
-    org         text        NOT NULL,
-    consumer    text        NOT NULL,
+    org         text COLLATE "C" NOT NULL,
+    consumer    text COLLATE "C" NOT NULL,
     seq         bigint      NOT NULL,
     attempts    integer     NOT NULL,
     last_error  text        NOT NULL,
@@ -112,9 +114,9 @@ CREATE TABLE gh_dead_letters (
 );
 
 CREATE TABLE gh_sessions (
-    org       text        NOT NULL,
-    id        text        NOT NULL,
-    user_id   text        NOT NULL,
+    org       text COLLATE "C" NOT NULL,
+    id        text COLLATE "C" NOT NULL,
+    user_id   text COLLATE "C" NOT NULL,
     protocol  text        NOT NULL,
     created   timestamptz NOT NULL,
     last_seen timestamptz NOT NULL,
@@ -123,8 +125,8 @@ CREATE TABLE gh_sessions (
 );
 CREATE INDEX gh_sessions_user ON gh_sessions (org, user_id);
 CREATE TABLE gh_last_logins (
-    org     text        NOT NULL,
-    user_id text        NOT NULL,
+    org     text COLLATE "C" NOT NULL,
+    user_id text COLLATE "C" NOT NULL,
     at      timestamptz NOT NULL,
     PRIMARY KEY (org, user_id)
 );
@@ -132,19 +134,19 @@ CREATE TABLE gh_last_logins (
 -- Administrative records (settings, credentials, invitations, pools,
 -- roles) by kind and id, each with its version.
 CREATE TABLE gh_records (
-    org     text   NOT NULL,
-    kind    text   NOT NULL,
-    id      text   NOT NULL,
+    org     text COLLATE "C" NOT NULL,
+    kind    text COLLATE "C" NOT NULL,
+    id      text COLLATE "C" NOT NULL,
     version bigint NOT NULL,
     value   json   NOT NULL,
     PRIMARY KEY (org, kind, id)
 );
 
 CREATE TABLE gh_audit (
-    org    text   NOT NULL,
+    org    text COLLATE "C" NOT NULL,
     seq    bigint NOT NULL,
-    actor  text   NOT NULL,
-    target text   NOT NULL,
+    actor  text COLLATE "C" NOT NULL,
+    target text COLLATE "C" NOT NULL,
     entry  json   NOT NULL,
     PRIMARY KEY (org, seq)
 );
@@ -152,26 +154,26 @@ CREATE INDEX gh_audit_actor ON gh_audit (org, actor, seq);
 CREATE INDEX gh_audit_target ON gh_audit (org, target, seq);
 
 CREATE TABLE gh_id_maps (
-    org           text NOT NULL,
-    adapter       text NOT NULL,
-    id            text NOT NULL,
+    org           text COLLATE "C" NOT NULL,
+    adapter       text COLLATE "C" NOT NULL,
+    id            text COLLATE "C" NOT NULL,
     downstream_id text NOT NULL,
     PRIMARY KEY (org, adapter, id)
 );
 
 -- Key material the gateway generates once (signing keys, SP keys).
 CREATE TABLE gh_keys (
-    org   text  NOT NULL,
-    name  text  NOT NULL,
+    org   text COLLATE "C" NOT NULL,
+    name  text COLLATE "C" NOT NULL,
     value bytea NOT NULL,
     PRIMARY KEY (org, name)
 );
 
 -- Short-lived single-use values: sign-ins in flight, replay records.
 CREATE TABLE gh_ephemeral (
-    org     text        NOT NULL,
-    ns      text        NOT NULL,
-    key     text        NOT NULL,
+    org     text COLLATE "C" NOT NULL,
+    ns      text COLLATE "C" NOT NULL,
+    key     text COLLATE "C" NOT NULL,
     expires timestamptz NOT NULL,
     value   bytea       NOT NULL,
     PRIMARY KEY (org, ns, key)
