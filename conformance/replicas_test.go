@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
 // replicaPair starts two gateways sharing one PostgreSQL schema (two
@@ -230,4 +232,36 @@ func TestReplicasEndSessionsTogether(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("the other replica ended the session within %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestReplicasReplayAnywhere: a replay asked of a replica that does not
+// deliver the organization is passed on to the one that does.
+func TestReplicasReplayAnywhere(t *testing.T) {
+	hook := newHookReceiver(t)
+	hook.set(func(h *hookReceiver) {
+		h.reject = func(e gateway.WireEvent) bool { return e.User != nil && e.User.UserName == "bad@example.com" }
+	})
+	a, b := replicaPair(t, hook)
+	a.call("POST", "/Users", userJSON("bad@example.com")).must(t, 201)
+	deadLetters := func() int {
+		dls, err := a.app.Store().Outbox().DeadLetters(context.Background(), gateway.DefaultOrg, "app-hook")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dls)
+	}
+	eventually(t, "the refused event set aside", func() bool { return deadLetters() == 1 })
+	hook.set(func(h *hookReceiver) { h.reject = nil })
+	// A claimed every lease first: B answers the replay and passes it on.
+	if out := outboxCLI(t, b, "replay", "--adapter", "app-hook"); !strings.HasPrefix(out, "1 dead letter(s) of app-hook scheduled") {
+		t.Fatalf("replay through the replica that does not deliver: %q", out)
+	}
+	eventually(t, "the replayed event delivered", func() bool {
+		for _, e := range hook.events() {
+			if e.User != nil && e.User.UserName == "bad@example.com" {
+				return deadLetters() == 0
+			}
+		}
+		return false
+	})
 }

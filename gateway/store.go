@@ -263,8 +263,9 @@ type Leaser interface {
 // follows within a moment.
 type ChangeFeed interface {
 	// OnRecordChange registers fn, called on a goroutine of the store's
-	// with the organization and kind of each record written, and with
-	// ("", "") when changes may have been missed (the feed reconnected):
-	// then anything kept may be stale. fn must not block.
+	// with the organization and kind of each record written, with (org,
+	// "") when records of every kind of org changed (its data was erased),
+	// and with ("", "") when changes may have been missed (the feed
+	// reconnected): then anything kept may be stale. fn must not block.
 	OnRecordChange(fn func(org OrgID, kind string))
 }

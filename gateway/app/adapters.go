@@ -119,6 +119,10 @@ func (a *App) startDelivery() error {
 		// Another replica's change to settings, pools or roles applies
 		// here within a moment (the feed must not wait on the refresh).
 		feed.OnRecordChange(func(org gateway.OrgID, kind string) {
+			if kind == kindReplay {
+				go a.delivery.takeReplays(context.Background(), org, a.log)
+				return
+			}
 			go a.service.RecordChanged(context.Background(), org, kind)
 		})
 	}

@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -205,6 +208,9 @@ func (d *deliveries) ensure(ctx context.Context, org gateway.OrgID) (*outbox.Dis
 		return nil, fmt.Errorf("start delivery for organization %q: %w", org, err)
 	}
 	d.byOrg[org] = disp
+	if d.leases != nil { // replays asked of other replicas before this one delivered org
+		go d.takeReplays(context.WithoutCancel(ctx), org, d.opts.Logger)
+	}
 	return disp, nil
 }
 
@@ -246,12 +252,66 @@ func (d *deliveries) of(ctx context.Context, org gateway.OrgID) (*outbox.Dispatc
 	if err != errDeliveredElsewhere {
 		return disp, err
 	}
-	// Another replica delivers org: answer from the store.
-	observer := outbox.New(d.store, d.targetsOf(org), d.optsOf(org))
+	// Another replica delivers org (or none yet, in its lease's grace):
+	// answer from the store, and pass replays on through it.
+	opts := d.optsOf(org)
+	opts.Forward = func(ctx context.Context, adapter string, from uint64) error {
+		return d.forwardReplay(ctx, org, adapter, from)
+	}
+	observer := outbox.New(d.store, d.targetsOf(org), opts)
 	if err := observer.Observe(ctx); err != nil {
 		return nil, err
 	}
 	return observer, nil
+}
+
+// kindReplay are the replays asked of a replica that does not deliver
+// the organization: records the delivering one takes up (told by the
+// change feed, and when it starts delivering the organization).
+const kindReplay = "delivery-replay"
+
+type replayRequest struct {
+	Adapter string `json:"adapter"`
+	From    uint64 `json:"from"`
+}
+
+func (d *deliveries) forwardReplay(ctx context.Context, org gateway.OrgID, adapter string, from uint64) error {
+	raw, err := json.Marshal(replayRequest{Adapter: adapter, From: from})
+	if err != nil {
+		return err
+	}
+	id := make([]byte, 12)
+	_, _ = rand.Read(id)
+	_, err = d.store.Records().Put(ctx, org, kindReplay, hex.EncodeToString(id), 0, raw, gateway.Journal{})
+	return err
+}
+
+// takeReplays runs the replays asked of other replicas for org, when org
+// is delivered here; each is taken once (deleted first), by one replica.
+func (d *deliveries) takeReplays(ctx context.Context, org gateway.OrgID, log *slog.Logger) {
+	d.mu.Lock()
+	disp := d.byOrg[org]
+	d.mu.Unlock()
+	if disp == nil {
+		return
+	}
+	recs, err := d.store.Records().List(ctx, org, kindReplay)
+	if err != nil {
+		log.Warn("delivery: reading the replays asked of other replicas (retried at the next)", "org", string(org), "error", err)
+		return
+	}
+	for _, rec := range recs {
+		if err := d.store.Records().Delete(ctx, org, kindReplay, rec.ID, rec.Version, gateway.Journal{}); err != nil {
+			continue // taken by another, or to retry
+		}
+		var req replayRequest
+		if json.Unmarshal(rec.Value, &req) != nil {
+			continue
+		}
+		if _, err := disp.Replay(ctx, req.Adapter, req.From); err != nil {
+			log.Warn("delivery: a replay asked of another replica", "org", string(org), "adapter", req.Adapter, "error", err)
+		}
+	}
 }
 
 // targetsOf are the adapters org's events go to.

@@ -50,6 +50,10 @@ type Options struct {
 	LaneIdle    time.Duration // a lane's goroutine ends after this long without work (30s)
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
+	// Forward, on a dispatcher that only observes (another replica
+	// delivers the organization), passes a replay on to the one that
+	// delivers; without it such a replay is refused.
+	Forward func(ctx context.Context, adapter string, from uint64) error
 	// SkipGauges leaves the per-adapter gauges (lag, oldest, dead
 	// letters) to another dispatcher: they are one organization's (the
 	// default's); every organization's is in Status. Counters are shared.
@@ -190,13 +194,21 @@ func (d *Dispatcher) Replay(ctx context.Context, adapter string, from uint64) (i
 	if d.stopped.Load() {
 		return 0, gateway.Errorf(gateway.ErrUnavailable, "delivery is stopping; replay after the restart")
 	}
-	if d.cancel == nil {
-		return 0, gateway.Errorf(gateway.ErrUnavailable, "another replica delivers organization %s's events right now; retry the replay in a moment (it may reach that replica)", d.opts.Org)
-	}
 	for _, w := range d.workers {
-		if w.id == adapter {
+		if w.id != adapter {
+			continue
+		}
+		if d.cancel != nil {
 			return w.replay(ctx, from)
 		}
+		if d.opts.Forward == nil {
+			return 0, gateway.Errorf(gateway.ErrUnavailable, "this process does not deliver organization %s's events", d.opts.Org)
+		}
+		n, err := w.replayCount(ctx, from)
+		if err != nil {
+			return 0, err
+		}
+		return n, d.opts.Forward(ctx, adapter, from)
 	}
 	return 0, gateway.Errorf(gateway.ErrNotFound, "no adapter %q is configured", adapter)
 }

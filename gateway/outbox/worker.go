@@ -439,6 +439,18 @@ func (l *lane) replay(ctx context.Context, from uint64) {
 // resources) and says how many dead letters it concerns: those of the
 // resources that have one at or after from. It does not wait.
 func (w *worker) replay(ctx context.Context, from uint64) (int, error) {
+	n, err := w.replayCount(ctx, from)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range w.lanes {
+		l.request(from)
+	}
+	return n, nil
+}
+
+// replayCount is how many dead letters a replay from from concerns.
+func (w *worker) replayCount(ctx context.Context, from uint64) (int, error) {
 	dls, err := w.d.store.Outbox().DeadLetters(ctx, w.d.opts.Org, w.id)
 	if err != nil {
 		return 0, err
@@ -454,9 +466,6 @@ func (w *worker) replay(ctx context.Context, from uint64) (int, error) {
 		if affected[resourceKey(&dl.Event)] {
 			n++
 		}
-	}
-	for _, l := range w.lanes {
-		l.request(from)
 	}
 	return n, nil
 }

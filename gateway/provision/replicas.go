@@ -8,7 +8,7 @@ import (
 
 // RecordChanged brings what this process keeps in memory up to a record
 // another replica wrote (or, with org "", to everything: changes may
-// have been missed): the identity settings in force (the sign-in routes
+// have been missed; kind "": every record of org): the identity settings in force (the sign-in routes
 // and the SCIM switch follow them) and the access model (pools, roles,
 // memberships' roles). Credentials and invitations are read from the
 // store on every use and need nothing.
@@ -30,6 +30,9 @@ func (s *Service) RecordChanged(ctx context.Context, org gateway.OrgID, kind str
 	case kindSettings:
 		s.Current(ctx, org)
 	case kindPool, kindRole, kindPoolRole:
+		s.changedAccess(org)
+	case "": // every kind (the organization's data was erased)
+		s.Current(ctx, org)
 		s.changedAccess(org)
 	}
 }

@@ -293,7 +293,7 @@ func (gs groupStore) Update(ctx context.Context, org gateway.OrgID, id string, i
 }
 
 func lockGroup(ctx context.Context, tx pgx.Tx, org gateway.OrgID, id string, ifVersion uint64) (*gateway.Group, error) {
-	g, err := scanGroup(tx.QueryRow(ctx, `SELECT `+groupCols+`, doc FROM gh_groups WHERE org = $1 AND id = $2 FOR UPDATE`, org, id), org)
+	g, err := scanGroup(tx.QueryRow(ctx, `SELECT `+groupCols+`, doc FROM gh_groups WHERE org = $1 AND id = $2 FOR NO KEY UPDATE`, org, id), org)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, notFound("Group", id)

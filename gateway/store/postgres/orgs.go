@@ -163,6 +163,14 @@ var (
 )
 
 func eraseData(ctx context.Context, tx pgx.Tx, id gateway.OrgID) error {
+	// Every replica drops what it keeps of the organization (its settings
+	// and access model: records of every kind go) and wakes its caches.
+	if err := notifyRecord(ctx, tx, id, ""); err != nil {
+		return err
+	}
+	if err := changedIn(ctx, tx, id); err != nil {
+		return err
+	}
 	for _, table := range dataTables {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE org = $1`, id); err != nil {
 			return fmt.Errorf("%s: %w", table, err)

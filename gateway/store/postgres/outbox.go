@@ -172,7 +172,7 @@ func (o outboxStore) DeadLetters(ctx context.Context, org gateway.OrgID, consume
 
 // Prune deletes the oldest events, up to upTo, recorded before before.
 func (o outboxStore) Prune(ctx context.Context, org gateway.OrgID, upTo uint64, before time.Time, limit int) (int, error) {
-	if err := checkOrg(org); err != nil {
+	if err := checkOrg(org); err != nil || limit <= 0 {
 		return 0, err
 	}
 	// Events are recorded in time order: the first one too recent ends

@@ -63,7 +63,7 @@ type Store struct {
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: the DSN: %w", err)
+		return nil, errBadDSN // pgx's error may quote the password
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
@@ -74,7 +74,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())
 	if opts.Schema != "" {
-		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -89,6 +89,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, signals: newSignals(pool), leases: newLeases(pool.Config().ConnConfig, opts.Schema)}
+	select {
+	case <-s.signals.ready:
+	case <-ctx.Done():
+		s.Close()
+		return nil, fmt.Errorf("postgres: listening for the other replicas' changes: %w", ctx.Err())
+	case <-time.After(10 * time.Second):
+		s.Close()
+		return nil, fmt.Errorf("postgres: listening for the other replicas' changes: no LISTEN connection within 10s")
+	}
 	return s, nil
 }
 
@@ -103,11 +112,11 @@ type Migration struct {
 func Migrate(ctx context.Context, dsn string, opts Options) (Migration, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return Migration{}, fmt.Errorf("postgres: the DSN: %w", err)
+		return Migration{}, errBadDSN
 	}
 	cfg.MaxConns = 2
 	if opts.Schema != "" {
-		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{opts.Schema}.Sanitize()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -174,6 +183,9 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
 }
+
+// errBadDSN says the DSN cannot be read, without repeating it.
+var errBadDSN = errors.New("postgres: store.postgres.dsn is not a connection string PostgreSQL accepts (postgres://user:password@host:5432/database?sslmode=verify-full, or key=value pairs)")
 
 // errNoOrg refuses a call that names no organization.
 var errNoOrg = gateway.Errorf(gateway.ErrInvalid, "no organization: the store call names none")

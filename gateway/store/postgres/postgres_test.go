@@ -129,11 +129,15 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	defer pool.Close()
 	s := &Store{pool: pool}
 	_, err = s.Users().Get(context.Background(), "org-a", "u1")
-	if gateway.ErrorCodeOf(err) != gateway.ErrUnavailable || strings.Contains(gateway.ErrorMessageOf(err), "secret") {
+	if gateway.ErrorCodeOf(err) != gateway.ErrUnavailable || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("an unreachable database: %v (code %s)", err, gateway.ErrorCodeOf(err))
 	}
 	if _, err := Open(context.Background(), "postgres://gatehouse:secret@127.0.0.1:1/gatehouse?sslmode=disable&connect_timeout=2", Options{}); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("Open of an unreachable database: %v", err)
+	}
+	// A DSN PostgreSQL cannot read is refused without being repeated.
+	if _, err := Open(context.Background(), "host=db password='s3cr et", Options{}); err == nil || strings.Contains(err.Error(), "s3cr") {
+		t.Fatalf("Open of an unreadable DSN: %v", err)
 	}
 }
 

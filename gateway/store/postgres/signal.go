@@ -31,11 +31,15 @@ type signals struct {
 	records []func(org gateway.OrgID, kind string)
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// ready is closed once the first LISTEN took effect: Open waits for
+	// it, so no commit after Open returns goes unheard.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 func newSignals(pool *pgxpool.Pool) *signals {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &signals{waiters: map[gateway.OrgID]chan struct{}{}, cancel: cancel, done: make(chan struct{})}
+	s := &signals{waiters: map[gateway.OrgID]chan struct{}{}, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	go s.listen(ctx, pool.Config().ConnConfig)
 	return s
 }
@@ -121,6 +125,7 @@ func (s *signals) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		return false
 	}
+	s.readyOnce.Do(func() { close(s.ready) })
 	s.fireAll() // writes may have committed before LISTEN took effect (or while it was down)
 	for {
 		n, err := conn.WaitForNotification(ctx)

@@ -142,9 +142,16 @@ func (us userStore) Create(ctx context.Context, u *gateway.User, events []gatewa
 }
 
 // lockUser reads the user a write applies to, locked until the
-// transaction ends, checking its version when ifVersion is not 0.
-func lockUser(ctx context.Context, tx pgx.Tx, org gateway.OrgID, id string, ifVersion uint64) (*gateway.User, error) {
-	u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userCols+`, doc FROM gh_users WHERE org = $1 AND id = $2 FOR UPDATE`, org, id), org, true)
+// transaction ends, checking its version when ifVersion is not 0. An
+// update locks FOR NO KEY UPDATE, which lets a group's new membership
+// edge (its foreign key check) name the user meanwhile; a deletion locks
+// FOR UPDATE.
+func lockUser(ctx context.Context, tx pgx.Tx, org gateway.OrgID, id string, ifVersion uint64, deleting bool) (*gateway.User, error) {
+	lock := "FOR NO KEY UPDATE"
+	if deleting {
+		lock = "FOR UPDATE"
+	}
+	u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userCols+`, doc FROM gh_users WHERE org = $1 AND id = $2 `+lock, org, id), org, true)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, notFound("User", id)
@@ -253,7 +260,7 @@ func (us userStore) Update(ctx context.Context, org gateway.OrgID, id string, if
 	}
 	var result *gateway.User
 	err := us.s.tx(ctx, func(tx pgx.Tx) error {
-		old, err := lockUser(ctx, tx, org, id, ifVersion)
+		old, err := lockUser(ctx, tx, org, id, ifVersion, false)
 		if err != nil {
 			return err
 		}
@@ -298,7 +305,7 @@ func (us userStore) Delete(ctx context.Context, org gateway.OrgID, id string, if
 		return err
 	}
 	err := us.s.tx(ctx, func(tx pgx.Tx) error {
-		old, err := lockUser(ctx, tx, org, id, ifVersion)
+		old, err := lockUser(ctx, tx, org, id, ifVersion, true)
 		if err != nil {
 			return err
 		}
