@@ -6,8 +6,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# The release and the commit it is built from (.git is not in the build
+# context): docker build --build-arg VERSION=v0.9.0 --build-arg COMMIT=$(git rev-parse HEAD) .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/gatehouse . \
+ARG COMMIT=
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/gatehouse . \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

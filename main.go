@@ -7,9 +7,19 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway/app"
 )
 
-// version is set at link time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and commit are set at link time:
+// -ldflags "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD)".
+// Without them the binary names the commit Go recorded when it was built
+// from a checkout.
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
-	os.Exit(app.Main(os.Args[1:], os.Environ(), os.Stdout, os.Stderr, version))
+	v := version
+	if commit != "" && v != "dev" {
+		v += " (commit " + commit[:min(len(commit), 12)] + ")"
+	}
+	os.Exit(app.Main(os.Args[1:], os.Environ(), os.Stdout, os.Stderr, v))
 }

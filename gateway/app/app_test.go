@@ -180,8 +180,11 @@ func TestHealthcheckCommand(t *testing.T) {
 }
 
 func TestBuildVersion(t *testing.T) {
-	if got := BuildVersion("v1.2.3"); got != "v1.2.3" {
+	if got := BuildVersion("v1.2.3"); !strings.HasPrefix(got, "v1.2.3") {
 		t.Errorf("linked version wins: %q", got)
+	}
+	if got := BuildVersion("v1.2.3 (commit 0123456789ab)"); got != "v1.2.3 (commit 0123456789ab)" {
+		t.Errorf("a linked commit is kept: %q", got)
 	}
 	if got := BuildVersion("dev"); got == "" {
 		t.Error("empty fallback version")

@@ -193,10 +193,18 @@ func opsURL(opsListen string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
-// BuildVersion is the version set at link time, or else the module
-// version and VCS revision Go recorded in the binary.
+// BuildVersion names the release and the commit it was built from: the
+// version set at link time (-X main.version, main.commit), or else the
+// module version and the VCS revision Go recorded in the binary
+// ("dev+<commit>" for a build from a checkout).
 func BuildVersion(linked string) string {
 	if linked != "" && linked != "dev" {
+		if strings.Contains(linked, "commit ") {
+			return linked
+		}
+		if rev, _ := vcsRevision(); rev != "" {
+			return linked + " (commit " + rev + ")"
+		}
 		return linked
 	}
 	info, ok := debug.ReadBuildInfo()
@@ -207,7 +215,23 @@ func BuildVersion(linked string) string {
 	if v == "" || v == "(devel)" {
 		v = "dev"
 	}
-	var rev, modified string
+	rev, modified := vcsRevision()
+	if rev != "" && v == "dev" {
+		return "dev+" + rev + modified
+	}
+	if rev != "" {
+		return v + " (commit " + rev + ")"
+	}
+	return v
+}
+
+// vcsRevision is the commit Go recorded in the binary (12 digits), and
+// "-dirty" when the tree had changes.
+func vcsRevision() (rev, modified string) {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", ""
+	}
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -218,13 +242,10 @@ func BuildVersion(linked string) string {
 			}
 		}
 	}
-	if rev != "" && v == "dev" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		return "dev+" + rev + modified
+	if len(rev) > 12 {
+		rev = rev[:12]
 	}
-	return v
+	return rev, modified
 }
 
 // envHelp lists every environment variable with the key it overrides.
