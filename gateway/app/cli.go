@@ -122,6 +122,9 @@ variables, which override the file.`,
 		healthcheckCommand(&configPath, &ready, environ, stderr),
 		outboxCommand(&configPath, environ, stdout),
 		migrateCommand(&configPath, environ, stdout),
+		storeCommand(&configPath, environ, stdout),
+		backupCommand(&configPath, environ, stdout),
+		restoreCommand(&configPath, environ, stdout),
 	)
 	return root
 }

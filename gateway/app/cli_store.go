@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,4 +64,155 @@ are forward-only: a release older than the schema it finds refuses to start.`,
 			return nil
 		},
 	}
+}
+
+// backupCommand takes a consistent copy of the running gateway's bbolt
+// file through its operations listener (the gateway holds the file's
+// lock, and serves on meanwhile).
+func backupCommand(configPath *string, environ []string, stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "backup FILE",
+		Short: "Copy the running gateway's bbolt store to FILE, consistently, while it serves",
+		Long: `Asks the running gateway (on its operations listener, with the token it
+wrote to data_dir) for a consistent copy of its bbolt file, written from one
+read transaction while requests go on, and saves it to FILE: first to a
+temporary file beside it, checked to open as a Gatehouse store, then renamed.
+Restore it with 'gatehouse restore FILE' while the gateway is stopped.
+A PostgreSQL store is backed up with the database's own tools.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(*configPath, environ)
+			if err != nil {
+				return err
+			}
+			if cfg.Store.Type == "postgres" {
+				return fmt.Errorf("store.type is postgres: back it up with PostgreSQL's own tools (pg_dump, base backups, your provider's snapshots)")
+			}
+			base, err := opsURL(cfg.OpsListen)
+			if err != nil {
+				return err
+			}
+			token, err := readOpsToken(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(cmd.Context(), "POST", base+"/backup", nil)
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("the gateway's operations listener (%s) does not answer: %w", base, err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+				return fmt.Errorf("the gateway refused the backup (%d): %s", resp.StatusCode, strings.TrimSpace(string(body)))
+			}
+			dest := args[0]
+			f, err := os.CreateTemp(filepath.Dir(dest), ".gatehouse-backup-*")
+			if err != nil {
+				return err
+			}
+			tmp := f.Name()
+			defer os.Remove(tmp)            // gone once renamed
+			n, err := io.Copy(f, resp.Body) // a cut stream is an error (Content-Length)
+			if err == nil {
+				err = f.Sync()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("the backup was not completed: %w", err)
+			}
+			if err := checkStoreFile(tmp); err != nil {
+				return fmt.Errorf("the backup does not open as a Gatehouse store: %w", err)
+			}
+			if err := os.Rename(tmp, dest); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "backed up %d bytes to %s\n", n, dest)
+			return nil
+		},
+	}
+}
+
+// checkStoreFile opens path read-only as a Gatehouse store (damaged and
+// foreign files are refused, as at start).
+func checkStoreFile(path string) error {
+	s, err := bolt.Open(path, bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// restoreCommand puts a backup in place of the stopped gateway's bbolt
+// file, keeping the file it replaces.
+func restoreCommand(configPath *string, environ []string, stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Put a backup in place of the stopped gateway's bbolt store",
+		Long: `Checks that FILE opens as a Gatehouse store, then puts a copy of it at
+data_dir/gatehouse.db. The gateway must be stopped (its file lock is taken
+to make sure). The file it replaces is kept beside it as
+gatehouse.db.before-restore-<time>.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(*configPath, environ)
+			if err != nil {
+				return err
+			}
+			if err := checkStoreFile(args[0]); err != nil {
+				return fmt.Errorf("%s does not open as a Gatehouse store: %w", args[0], err)
+			}
+			dest := filepath.Join(cfg.DataDir, DBFile)
+			if _, err := os.Stat(dest); err == nil {
+				// Taking the lock proves no gateway has the file open.
+				s, err := bolt.Open(dest, bolt.Options{Timeout: time.Second})
+				if err != nil {
+					return fmt.Errorf("stop the gateway first: %w", err)
+				}
+				if err := s.Close(); err != nil {
+					return err
+				}
+				kept := dest + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
+				if err := os.Rename(dest, kept); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "kept the replaced store as %s\n", kept)
+			}
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return err
+			}
+			if err := copyFile(args[0], dest); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "restored %s to %s\n", args[0], dest)
+			return nil
+		},
+	}
+}
+
+// copyFile copies src to a new dst (0600), synced.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

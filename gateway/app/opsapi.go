@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,28 @@ func (a *App) outboxRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /outbox/status", loopbackOnly(http.HandlerFunc(a.outboxStatus)))
 	mux.Handle("GET /outbox/dead-letters", loopbackOnly(a.opsAuthorized(http.HandlerFunc(a.outboxDeadLetters))))
 	mux.Handle("POST /outbox/replay", loopbackOnly(a.opsAuthorized(http.HandlerFunc(a.outboxReplay))))
+	mux.Handle("POST /backup", loopbackOnly(a.opsAuthorized(http.HandlerFunc(a.backup))))
+}
+
+// backup streams a consistent copy of the bbolt file (gatehouse backup):
+// the whole state, so the same loopback and token rules as dead letters.
+func (a *App) backup(w http.ResponseWriter, r *http.Request) {
+	b, ok := a.store.(interface {
+		Backup(start func(size int64) io.Writer) (int64, error)
+	})
+	if !ok {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": "this gateway's store is PostgreSQL: back it up with the database's own tools (pg_dump, base backups)"})
+		return
+	}
+	_, err := b.Backup(func(size int64) io.Writer {
+		// The length lets the client tell a complete copy from a cut one.
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		return w
+	})
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "backup failed", "error", err) // the client sees a cut stream and refuses it
+	}
 }
 
 // OpsTokenFile, in data_dir, holds the operations listener's token for
