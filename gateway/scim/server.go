@@ -206,7 +206,7 @@ func (s *Server) ServeOrg(w http.ResponseWriter, r *http.Request, org gateway.Or
 		s.opts.Metrics.SCIMRequests.WithLabelValues(resource, method, statusLabel(status)).Inc()
 		s.opts.Metrics.SCIMDuration.WithLabelValues(resource, method).Observe(time.Since(start).Seconds())
 	}()
-	w = rec
+	w = retryOnUnavailable{rec}
 	w.Header().Set("Content-Type", contentType)
 	if org.Check() != nil {
 		writeError(w, http.StatusNotFound, "", fmt.Sprintf("There is no organization %q: the SCIM base URL is {public_url}{path_prefix}/o/{org}/scim/v2, as the organization's identity settings show it.", string(org)))
@@ -497,3 +497,17 @@ func (s *Server) authenticate(r *http.Request) (bool, error) {
 	}
 	return s.opts.Authenticate(r.Context(), state(r).org, token)
 }
+
+// retryOnUnavailable gives every 503 a Retry-After (the store cannot be
+// reached right now: the IdP retries instead of giving up), whichever
+// part of the server wrote it.
+type retryOnUnavailable struct{ http.ResponseWriter }
+
+func (w retryOnUnavailable) WriteHeader(code int) {
+	if code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "2")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w retryOnUnavailable) Unwrap() http.ResponseWriter { return w.ResponseWriter }
