@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,8 @@ func TestProxyLoad(t *testing.T) {
 
 // TestProxyLoadBinary is TestProxyLoad against the real binary (its own
 // heap, its own GC), signed in through a real SAML IdP; with
-// GHTEST_LOAD_PIN=1 the gateway runs on core 0:
+// GHTEST_LOAD_PIN=1 the gateway runs on core 0; GHTEST_LOAD_ENV adds
+// variables to its environment (e.g. the PostgreSQL store's):
 //
 //	GHTEST_LOAD=1 GHTEST_LOAD_PIN=1 taskset -c 1 go test ./conformance -run TestProxyLoadBinary -v
 func TestProxyLoadBinary(t *testing.T) {
@@ -65,9 +67,11 @@ func TestProxyLoadBinary(t *testing.T) {
 	if err := os.WriteFile(mdFile, idp.Metadata(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startBinaryWrapped(t, dir, wrapper, "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL=http://"+addr,
-		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE="+mdFile, "GATEHOUSE_PROVISIONING_METHOD=jit",
-		"GATEHOUSE_UPSTREAM_URL="+upstream.URL, "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data")
+	env := append([]string{"GATEHOUSE_LISTEN=" + addr, "GATEHOUSE_PUBLIC_URL=http://" + addr,
+		"GATEHOUSE_SSO_PROTOCOL=saml", "GATEHOUSE_SSO_SAML_IDP_METADATA_FILE=" + mdFile, "GATEHOUSE_PROVISIONING_METHOD=jit",
+		"GATEHOUSE_UPSTREAM_URL=" + upstream.URL, "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data"},
+		strings.Fields(os.Getenv("GHTEST_LOAD_ENV"))...)
+	p := startBinaryWrapped(t, dir, wrapper, env...)
 	root := "http://" + addr
 	idp.RegisterSP(t, "gatehouse", root+"/gatehouse/saml/metadata", false)
 	browser := samlidptest.Browser(nil)

@@ -3,8 +3,8 @@
 // every object decodes strictly into the Kubernetes API types (an unknown
 // or misplaced field fails), the objects fit together (selectors, ports,
 // probes, the config map), and the configuration they mount passes
-// Gatehouse's own validation. It is a package of its own so that the
-// other suites do not link Helm.
+// Gatehouse's own validation. It is a module of its own (see go.mod) so
+// that Helm's dependencies never enter the gateway's build.
 package deploytest
 
 import (
@@ -249,7 +249,7 @@ func TestChartServiceMonitor(t *testing.T) {
 // rendered with its defaults (GHTEST_UPDATE_MANIFESTS=1 writes it again).
 func TestPlainManifests(t *testing.T) {
 	var b bytes.Buffer
-	b.WriteString("# The Helm chart deploy/helm/gatehouse rendered with its default values\n# (release gatehouse, namespace identity); kubectl apply -n identity -f.\n# Regenerate: GHTEST_UPDATE_MANIFESTS=1 go test ./conformance/deploytest\n")
+	b.WriteString("# The Helm chart deploy/helm/gatehouse rendered with its default values\n# (release gatehouse, namespace identity); kubectl apply -n identity -f.\n# Regenerate: cd conformance/deploytest && GHTEST_UPDATE_MANIFESTS=1 go test ./...\n")
 	for _, doc := range render(t, nil) {
 		fmt.Fprintf(&b, "---\n%s", doc)
 	}
@@ -267,7 +267,7 @@ func TestPlainManifests(t *testing.T) {
 		t.Fatalf("%v (GHTEST_UPDATE_MANIFESTS=1 writes it)", err)
 	}
 	if !bytes.Equal(got, b.Bytes()) {
-		t.Fatalf("%s is not the chart rendered with its defaults: run GHTEST_UPDATE_MANIFESTS=1 go test ./conformance/deploytest", path)
+		t.Fatalf("%s is not the chart rendered with its defaults: run (cd conformance/deploytest && GHTEST_UPDATE_MANIFESTS=1 go test ./...)", path)
 	}
 	var docs []string
 	for _, d := range strings.Split(string(got), "\n---\n") {
