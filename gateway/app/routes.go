@@ -92,16 +92,16 @@ func (a *App) opsRoutes() http.Handler {
 	return mux
 }
 
-// scimDisabled says why SCIM is off right now ("" when it answers): the
+// scimDisabled says why SCIM is off right now (nil when it answers): the
 // provisioning method changes live.
-func (a *App) scimDisabled(ctx context.Context, org gateway.OrgID) string {
+func (a *App) scimDisabled(ctx context.Context, org gateway.OrgID) error {
 	var refused *provision.LoginError
 	switch err := a.service.CheckActive(ctx, org); {
 	case errors.As(err, &refused):
-		return fmt.Sprintf("The organization %q is suspended by the gateway's operator: SCIM requests are refused until it is resumed.", org)
+		return gateway.Errorf(gateway.ErrForbidden, "The organization %q is suspended by the gateway's operator: SCIM requests are refused until it is resumed.", org)
 	case err != nil:
 		a.log.ErrorContext(ctx, "scim: reading the organization", "error", err)
-		return "The organization cannot be read right now; retry shortly."
+		return gateway.Errorf(gateway.ErrUnavailable, "The organization cannot be read right now; retry shortly.")
 	}
 	st, _ := a.service.Current(ctx, org)
 	if method := st.Provisioning.Method; method != gateway.SourceSCIM {
@@ -109,9 +109,9 @@ func (a *App) scimDisabled(ctx context.Context, org gateway.OrgID) string {
 		if org != gateway.DefaultOrg {
 			api += "/orgs/" + string(org)
 		}
-		return fmt.Sprintf("SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/identity) or the console.", method, api)
+		return gateway.Errorf(gateway.ErrForbidden, "SCIM provisioning is disabled: the active provisioning method is %q; a manager sets provisioning.method to scim in the admin API (PUT %s/identity) or the console.", method, api)
 	}
-	return ""
+	return nil
 }
 
 // redactLinkPaths hides the secret of invitation and setup links in

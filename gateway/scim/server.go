@@ -61,10 +61,11 @@ type Options struct {
 	// OrgRequestsPerSecond is each organization's share: requests past it
 	// (bursts of twice as many) get 429 with Retry-After; 0: no limit.
 	OrgRequestsPerSecond int
-	// Disabled, when set and returning a sentence, makes every request
-	// fail with a SCIM error carrying it (which setting to change). It is
-	// asked on every request: the provisioning method changes live.
-	Disabled func(ctx context.Context, org gateway.OrgID) string
+	// Disabled, when set and returning an error, makes every request
+	// answer it: ErrForbidden (403) with the reason SCIM is off (another
+	// provisioning method is active, the organization is suspended), or
+	// ErrUnavailable (503, Retry-After) when that cannot be read now.
+	Disabled func(ctx context.Context, org gateway.OrgID) error
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
 }
@@ -250,8 +251,8 @@ func (s *Server) ServeOrg(w http.ResponseWriter, r *http.Request, org gateway.Or
 		return
 	}
 	if s.opts.Disabled != nil {
-		if reason := s.opts.Disabled(r.Context(), org); reason != "" {
-			writeError(w, http.StatusForbidden, "", reason)
+		if err := s.opts.Disabled(r.Context(), org); err != nil {
+			writeSCIMError(w, err)
 			return
 		}
 	}
