@@ -364,23 +364,19 @@ func (gs groupStore) List(ctx context.Context, org gateway.OrgID, offset, limit 
 	if err := checkOrg(org); err != nil {
 		return nil, 0, err
 	}
-	total, err := count(ctx, gs.s.pool, org, "groups")
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: list groups: %w", unavailable(err))
-	}
 	out := []*gateway.Group{}
-	if limit <= 0 {
-		return out, total, nil
-	}
-	rows, err := gs.s.pool.Query(ctx, `SELECT `+groupCols+`, doc FROM gh_groups WHERE org = $1 ORDER BY id OFFSET $2 LIMIT $3`, org, max(offset, 0), limit)
+	total, err := gs.s.page(ctx, org, "groups", groupCols+", doc", max(offset, 0), limit, func(rows pgx.Rows) (string, error) {
+		g, err := scanGroup(rows, org)
+		if err != nil {
+			return "", err
+		}
+		out = append(out, g)
+		return g.ID, nil
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list groups: %w", unavailable(err))
 	}
-	groups, err := collectGroups(rows, org)
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: list groups: %w", unavailable(err))
-	}
-	return append(out, groups...), total, nil
+	return out, total, nil
 }
 
 func (gs groupStore) Scan(ctx context.Context, org gateway.OrgID, fn func(*gateway.Group) bool) error {

@@ -78,7 +78,8 @@ func (j *journal) write(ctx context.Context, tx pgx.Tx) error {
 	for _, c := range []struct {
 		name  string
 		delta int64
-	}{{"audit", int64(len(j.audit))}, {"events", int64(len(j.bodies))}, {"groups", j.groups}, {"users", j.users}} {
+	}{{"audit", int64(len(j.audit))}, {"events", int64(len(j.bodies))}, {"groups", j.groups}, {"groups_gen", abs(j.groups)},
+		{"users", j.users}, {"users_gen", abs(j.users)}} {
 		if c.delta != 0 {
 			names, deltas = append(names, c.name), append(deltas, c.delta)
 		}
@@ -135,3 +136,5 @@ func (j *journal) write(ctx context.Context, tx pgx.Tx) error {
 	}
 	return changedIn(ctx, tx, j.org)
 }
+
+func abs(n int64) int64 { return max(n, -n) }

@@ -176,7 +176,9 @@ func eraseData(ctx context.Context, tx pgx.Tx, id gateway.OrgID) error {
 			return fmt.Errorf("%s: %w", table, err)
 		}
 	}
-	_, err := tx.Exec(ctx, `DELETE FROM gh_counters WHERE org = $1 AND name <> 'events'`, id)
+	// The event numbering goes on, and so do the list generations (a
+	// page remembered from before the erasure must never match after).
+	_, err := tx.Exec(ctx, `DELETE FROM gh_counters WHERE org = $1 AND name NOT IN ('events', 'users_gen', 'groups_gen')`, id)
 	return err
 }
 

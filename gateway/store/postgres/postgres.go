@@ -58,6 +58,7 @@ type Store struct {
 	pool    *pgxpool.Pool
 	signals *signals
 	leases  *leases
+	pager   pager
 }
 
 // Open connects to dsn, applies the migrations the database lacks and

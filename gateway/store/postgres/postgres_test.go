@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -264,4 +265,66 @@ func TestIDOrderIsByteOrder(t *testing.T) {
 	if strings.Join(got, " ") != "B a-c ab" {
 		t.Fatalf("records in %v, want byte order [B a-c ab]", got)
 	}
+}
+
+// TestDeepPagesAreExact: list pages at any offset, sequential or not,
+// equal the id order, before and after users come and go on this replica
+// or another (the bookmarks of the pager are never used stale).
+func TestDeepPagesAreExact(t *testing.T) {
+	d := dsn(t)
+	schema := newSchema(t, d)
+	a, b := openSchema(t, d, schema), openSchema(t, d, schema)
+	ctx := context.Background()
+	const n = 1500
+	for i := range n {
+		now := time.Now().UTC()
+		u := &gateway.User{ID: fmt.Sprintf("u%05d", i*7%n), Org: "org-a", UserName: fmt.Sprintf("p%d@x.example", i), Active: true,
+			Source: gateway.SourceSCIM, Version: 1, Created: now, Modified: now, Attributes: gateway.NewDocument(map[string]any{})}
+		if err := a.Users().Create(ctx, u, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func() []string {
+		var ids []string
+		if err := a.Users().Scan(ctx, "org-a", "", func(u *gateway.User) bool { ids = append(ids, u.ID); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	check := func(what string, offsets ...int) {
+		t.Helper()
+		all := want()
+		for _, off := range offsets {
+			page, total, err := a.Users().List(ctx, "org-a", off, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total != len(all) {
+				t.Fatalf("%s: total %d, want %d", what, total, len(all))
+			}
+			end := min(off+100, len(all))
+			for i, u := range page {
+				if u.ID != all[off+i] {
+					t.Fatalf("%s: page at %d, row %d is %s, want %s", what, off, i, u.ID, all[off+i])
+				}
+			}
+			if len(page) != max(end-off, 0) {
+				t.Fatalf("%s: page at %d has %d rows, want %d", what, off, len(page), end-off)
+			}
+		}
+	}
+	check("sequential", 0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400)
+	check("deep first", 1399, 37, 1024, 513, 1450, 1600)
+	// Users come and go on the other replica: positions move.
+	if err := b.Users().Delete(ctx, "org-a", "u00000", 0, func(*gateway.User, []*gateway.Group) (gateway.UserDeletion, error) {
+		return gateway.UserDeletion{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := b.Users().Create(ctx, &gateway.User{ID: "u00700x", Org: "org-a", UserName: "new@x.example", Active: true, Source: gateway.SourceSCIM,
+		Version: 1, Created: now, Modified: now, Attributes: gateway.NewDocument(map[string]any{})}, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("after a delete and a create elsewhere", 600, 100, 700, 1399, 1024, 513, 1450, 0)
 }

@@ -407,23 +407,19 @@ func (us userStore) List(ctx context.Context, org gateway.OrgID, offset, limit i
 	if err := checkOrg(org); err != nil {
 		return nil, 0, err
 	}
-	total, err := count(ctx, us.s.pool, org, "users")
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: list users: %w", unavailable(err))
-	}
 	out := []*gateway.User{}
-	if limit <= 0 {
-		return out, total, nil
-	}
-	rows, err := us.s.pool.Query(ctx, `SELECT `+userCols+`, doc FROM gh_users WHERE org = $1 ORDER BY id OFFSET $2 LIMIT $3`, org, max(offset, 0), limit)
+	total, err := us.s.page(ctx, org, "users", userCols+", doc", max(offset, 0), limit, func(rows pgx.Rows) (string, error) {
+		u, err := scanUser(rows, org, true)
+		if err != nil {
+			return "", err
+		}
+		out = append(out, u)
+		return u.ID, nil
+	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list users: %w", unavailable(err))
 	}
-	users, err := collectUsers(rows, org, true)
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: list users: %w", unavailable(err))
-	}
-	return append(out, users...), total, nil
+	return out, total, nil
 }
 
 // scanBatch is how many rows a scan reads per query: a scan holds no
