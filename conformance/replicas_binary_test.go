@@ -63,7 +63,8 @@ func startBalancer(t *testing.T, addr string, backends []string) *balancer {
 // order per user; racing creates of one name across replicas make one
 // user; a stale If-Match from one replica is refused by another; a sign-in
 // started on one replica completes on another and is good on the third; a
-// deactivation through one ends the session on the others within 1 s.
+// deactivation through one ends the session on the others within 1 s;
+// all publish the same JWKS.
 func TestThreeReplicasThroughBinaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -207,6 +208,12 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 	g1.call("PATCH", "/Users/"+ada.str("id"), fmt.Sprintf(patch, "one"), "If-Match", etag).must(t, 200)
 	g2 := &gatewayUnderTest{t: t, base: at(2) + "/gatehouse/scim/v2", client: &http.Client{}}
 	g2.call("PATCH", "/Users/"+ada.str("id"), fmt.Sprintf(patch, "stale"), "If-Match", etag).scimError(t, 412, "")
+
+	// One signing key between them: the JWKS is the same everywhere.
+	if j0, j1, j2 := get(t, at(0)+"/gatehouse/.well-known/jwks.json"), get(t, at(1)+"/gatehouse/.well-known/jwks.json"),
+		get(t, at(2)+"/gatehouse/.well-known/jwks.json"); j0 != j1 || j1 != j2 {
+		t.Fatalf("the replicas publish different keys:\n%s\n%s\n%s", j0, j1, j2)
+	}
 
 	// SAML set up through replica 0; every replica serves it.
 	metadata := fmt.Sprintf("%q", idp.Metadata(t))
