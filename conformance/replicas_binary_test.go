@@ -64,7 +64,8 @@ func startBalancer(t *testing.T, addr string, backends []string) *balancer {
 // user; a stale If-Match from one replica is refused by another; a sign-in
 // started on one replica completes on another and is good on the third; a
 // deactivation through one ends the session on the others within 1 s;
-// all publish the same JWKS.
+// all publish the same JWKS; an API token and a method switch made on one
+// act on all.
 func TestThreeReplicasThroughBinaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -256,4 +257,29 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("the deactivation ended the session on every replica within %v", time.Since(start).Round(time.Millisecond))
+
+	// An API token made on replica 1 works on 0 and 2 at once.
+	tok := adminAt(t, at(1), "POST", "/api-tokens", `{"name":"ci"}`, bearer(adminToken))
+	if tok.status != 201 {
+		t.Fatalf("API token: %d %s", tok.status, tok.raw)
+	}
+	for _, i := range []int{0, 2} {
+		if r := adminAt(t, at(i), "GET", "/users", "", bearer(tok.str("token"))); r.status != 200 {
+			t.Fatalf("the token made on replica 1, used on replica %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	// The method switched to manual on replica 2: SCIM is off on all
+	// three within a second.
+	if r := adminAt(t, at(2), "PUT", "/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`, bearer(adminToken)); r.status != 200 {
+		t.Fatalf("switch to manual: %d %s", r.status, r.raw)
+	}
+	start = time.Now()
+	for i := range reps {
+		for scimAt(t, at(i)+"/gatehouse/scim/v2", testToken, "GET", "/Users?count=1", "").status != 403 {
+			if time.Since(start) > time.Second {
+				t.Fatalf("replica %d still answers SCIM %v after the switch", i, time.Since(start))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
