@@ -85,7 +85,10 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 	root := "http://" + lbAddr
 	env := append([]string{"GATEHOUSE_STORE_TYPE=postgres", "GATEHOUSE_STORE_POSTGRES_DSN=" + dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA=" + schema,
 		"GATEHOUSE_PUBLIC_URL=" + root, "GATEHOUSE_ADMIN_TOKEN=" + adminToken, "GATEHOUSE_SCIM_TOKEN=" + testToken,
-		"GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_UPSTREAM_URL=" + startWhoami(t), unshared},
+		"GATEHOUSE_SSO_PROTOCOL=external", "GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_UPSTREAM_URL=" + startWhoami(t), unshared,
+		// A long session cache: only the change signal can end a session
+		// on the other replicas in time.
+		"GATEHOUSE_SESSION_CACHE_TTL=30s"},
 		webhookEnv(hook.srv.URL)...)
 	var reps [3]*process
 	addrs := make([]string, 3)
@@ -243,8 +246,10 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if s := whoamiAt(0); s != 200 {
-		t.Fatalf("the session through replica 0: %d", s)
+	for i := range reps { // every replica has the session in memory now
+		if s := whoamiAt(i); s != 200 {
+			t.Fatalf("the session through replica %d: %d", i, s)
+		}
 	}
 	// Deactivated through replica 0: refused on 1 and 2 within a second.
 	scimAt(t, at(0)+"/gatehouse/scim/v2", testToken, "PATCH", "/Users/"+ada.str("id"),

@@ -36,6 +36,10 @@ func TestStoreCopyBoltToPostgres(t *testing.T) {
 		t.Fatalf("api token: %d %s", r.status, r.raw)
 	}
 	jwks := get(t, "http://"+g.app.MainAddr()+"/gatehouse/.well-known/jwks.json")
+	// An assertion used just before the move (SAML replay protection).
+	if ok, err := g.app.Store().Ephemeral().PutIfAbsent(context.Background(), gateway.DefaultOrg, "saml-assertion", "id-123", nil, time.Now().Add(time.Hour)); !ok || err != nil {
+		t.Fatalf("record a used assertion: %v %v", ok, err)
+	}
 	last, err := g.app.Store().Outbox().LastSeq(context.Background(), gateway.DefaultOrg)
 	if err != nil || last == 0 {
 		t.Fatalf("events before the copy: %d %v", last, err)
@@ -83,6 +87,10 @@ func TestStoreCopyBoltToPostgres(t *testing.T) {
 	resp.Body.Close()
 	if got := get(t, "http://"+p.app.MainAddr()+"/gatehouse/.well-known/jwks.json"); got != jwks {
 		t.Fatal("the JWKS changed with the copy: the signing keys were not copied")
+	}
+	// The used assertion is still used: it cannot be replayed after the move.
+	if ok, err := p.app.Store().Ephemeral().PutIfAbsent(context.Background(), gateway.DefaultOrg, "saml-assertion", "id-123", nil, time.Now().Add(time.Hour)); ok || err != nil {
+		t.Fatalf("an assertion used before the copy was accepted again after it: %v %v", ok, err)
 	}
 	// The numbering goes on from the copied outbox.
 	p.call("POST", "/Users", userJSON("after-copy@example.com")).must(t, 201)

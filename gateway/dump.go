@@ -9,9 +9,9 @@ import (
 // (gatehouse store copy): exactly one field is set. Event and audit
 // numbers, versions and cursors are kept as they are, so deliveries,
 // replays, the events feed and If-Match carry on across the move.
-// Ephemeral values (sign-ins in flight, replay records) are not moved:
-// they expire within minutes, and a copy is made with the gateway
-// stopped.
+// Ephemeral values move too, while unexpired: an assertion used just
+// before the move stays used (replay protection), and a sign-in in flight
+// completes after it.
 type DumpItem struct {
 	Org OrgID // whose (OperatorScope for the operator's audit entries)
 
@@ -29,6 +29,14 @@ type DumpItem struct {
 	Record     *DumpRecord
 	Audit      *AuditEntry // Seq kept
 	IDMap      *DumpIDMap
+	Ephemeral  *DumpEphemeral
+}
+
+// DumpEphemeral is a short-lived single-use value.
+type DumpEphemeral struct {
+	Namespace, Key string
+	Expires        time.Time
+	Value          []byte
 }
 
 // DumpCursor is a consumer's delivery cursor.

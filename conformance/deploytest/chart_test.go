@@ -176,6 +176,9 @@ func check(t *testing.T, o objects) {
 			t.Errorf("service port %s targets %q, which the container does not name", p.Name, p.TargetPort.String())
 		}
 	}
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds < 1 {
+		t.Errorf("no preStop pause: a rolling update would send requests to a closing pod")
+	}
 	if pod.Annotations["prometheus.io/scrape"] != "true" || pod.Annotations["prometheus.io/port"] != "9090" {
 		t.Errorf("metrics annotations: %v", pod.Annotations)
 	}

@@ -119,9 +119,14 @@ func (a *App) startDelivery() error {
 		// Another replica's change to settings, pools or roles applies
 		// here within a moment (the feed must not wait on the refresh).
 		feed.OnRecordChange(func(org gateway.OrgID, kind string) {
-			if kind == kindReplay {
+			switch {
+			case kind == kindReplay:
 				go a.delivery.takeReplays(context.Background(), org, a.log)
 				return
+			case org == "": // notifications may have been missed
+				go a.delivery.takeAllReplays(context.Background(), a.log)
+			case kind == "":
+				go a.delivery.takeReplays(context.Background(), org, a.log)
 			}
 			go a.service.RecordChanged(context.Background(), org, kind)
 		})
@@ -158,6 +163,7 @@ func (a *App) startDelivery() error {
 	// A deletion a crash interrupted is done again (each step is
 	// idempotent).
 	a.every(time.Minute, false, func(ctx context.Context) {
+		a.delivery.takeAllReplays(ctx, a.log)
 		if err := a.delivery.ensureRegistered(ctx); err != nil {
 			a.log.Error("delivery: starting the organizations' dispatchers", "error", err)
 		}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -140,13 +141,14 @@ A PostgreSQL store is backed up with the database's own tools.`,
 }
 
 // checkStoreFile opens path read-only as a Gatehouse store (damaged and
-// foreign files are refused, as at start).
+// foreign files are refused, as at start) and reads every page of it.
 func checkStoreFile(path string) error {
 	s, err := bolt.Open(path, bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return err
 	}
-	return s.Close()
+	defer s.Close()
+	return s.Verify()
 }
 
 // restoreCommand puts a backup in place of the stopped gateway's bbolt
@@ -169,25 +171,42 @@ gatehouse.db.before-restore-<time>.`,
 				return fmt.Errorf("%s does not open as a Gatehouse store: %w", args[0], err)
 			}
 			dest := filepath.Join(cfg.DataDir, DBFile)
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return err
+			}
+			// Copied beside the destination first, then renamed: an
+			// interrupted restore leaves no partial store behind.
+			tmp := dest + ".restoring"
+			_ = os.Remove(tmp)
+			if err := copyFile(args[0], tmp); err != nil {
+				_ = os.Remove(tmp)
+				return err
+			}
 			if _, err := os.Stat(dest); err == nil {
-				// Taking the lock proves no gateway has the file open.
-				s, err := bolt.Open(dest, bolt.Options{Timeout: time.Second})
-				if err != nil {
+				// Taking the lock (shared: read-only, so the file is left
+				// as it is) proves no gateway has it open; a damaged file
+				// (the reason for many a restore) is set aside all the same.
+				var damaged *bolt.DamagedError
+				s, err := bolt.Open(dest, bolt.Options{ReadOnly: true, Timeout: time.Second})
+				switch {
+				case err == nil:
+					if err := s.Close(); err != nil {
+						_ = os.Remove(tmp)
+						return err
+					}
+				case errors.As(err, &damaged):
+				default:
+					_ = os.Remove(tmp)
 					return fmt.Errorf("stop the gateway first: %w", err)
-				}
-				if err := s.Close(); err != nil {
-					return err
 				}
 				kept := dest + ".before-restore-" + time.Now().UTC().Format("20060102T150405Z")
 				if err := os.Rename(dest, kept); err != nil {
+					_ = os.Remove(tmp)
 					return err
 				}
 				fmt.Fprintf(stdout, "kept the replaced store as %s\n", kept)
 			}
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return err
-			}
-			if err := copyFile(args[0], dest); err != nil {
+			if err := os.Rename(tmp, dest); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "restored %s to %s\n", args[0], dest)

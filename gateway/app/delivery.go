@@ -287,7 +287,10 @@ func (d *deliveries) forwardReplay(ctx context.Context, org gateway.OrgID, adapt
 }
 
 // takeReplays runs the replays asked of other replicas for org, when org
-// is delivered here; each is taken once (deleted first), by one replica.
+// is delivered here. Each is taken once (its record deleted, at its
+// version, by one replica); one that cannot run now is put back for the
+// next try. It runs when the change feed names a replay, after the feed
+// reconnects, when org starts being delivered here, and each minute.
 func (d *deliveries) takeReplays(ctx context.Context, org gateway.OrgID, log *slog.Logger) {
 	d.mu.Lock()
 	disp := d.byOrg[org]
@@ -297,7 +300,7 @@ func (d *deliveries) takeReplays(ctx context.Context, org gateway.OrgID, log *sl
 	}
 	recs, err := d.store.Records().List(ctx, org, kindReplay)
 	if err != nil {
-		log.Warn("delivery: reading the replays asked of other replicas (retried at the next)", "org", string(org), "error", err)
+		log.Warn("delivery: reading the replays asked of other replicas (retried within a minute)", "org", string(org), "error", err)
 		return
 	}
 	for _, rec := range recs {
@@ -309,8 +312,27 @@ func (d *deliveries) takeReplays(ctx context.Context, org gateway.OrgID, log *sl
 			continue
 		}
 		if _, err := disp.Replay(ctx, req.Adapter, req.From); err != nil {
-			log.Warn("delivery: a replay asked of another replica", "org", string(org), "adapter", req.Adapter, "error", err)
+			log.Warn("delivery: a replay asked of another replica could not run here now (kept for the next try)", "org", string(org), "adapter", req.Adapter, "error", err)
+			if _, perr := d.store.Records().Put(ctx, org, kindReplay, rec.ID, 0, rec.Value, gateway.Journal{}); perr != nil {
+				log.Error("delivery: a replay asked of another replica is lost: ask for it again", "org", string(org), "adapter", req.Adapter, "error", perr)
+			}
 		}
+	}
+}
+
+// takeAllReplays is takeReplays for every organization delivered here.
+func (d *deliveries) takeAllReplays(ctx context.Context, log *slog.Logger) {
+	if d == nil || d.leases == nil {
+		return
+	}
+	d.mu.Lock()
+	orgs := make([]gateway.OrgID, 0, len(d.byOrg))
+	for org := range d.byOrg {
+		orgs = append(orgs, org)
+	}
+	d.mu.Unlock()
+	for _, org := range orgs {
+		d.takeReplays(ctx, org, log)
 	}
 }
 

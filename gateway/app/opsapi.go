@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/admin"
@@ -44,14 +45,31 @@ func (a *App) backup(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, map[string]string{"error": "this gateway's store is PostgreSQL: back it up with the database's own tools (pg_dump, base backups)"})
 		return
 	}
-	_, err := b.Backup(func(size int64) io.Writer {
-		// The length lets the client tell a complete copy from a cut one.
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		return w
-	})
+	// The copy goes to a file beside the store first: the read transaction
+	// (which holds off the file's growth, so writes that need it) ends as
+	// fast as the disk writes, not as fast as the client reads.
+	f, err := os.CreateTemp(a.cfg.DataDir, ".backup-*")
 	if err != nil {
-		a.log.ErrorContext(r.Context(), "backup failed", "error", err) // the client sees a cut stream and refuses it
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot write the copy beside the store: " + err.Error()})
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := b.Backup(func(int64) io.Writer { return f })
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		a.log.ErrorContext(r.Context(), "backup failed", "error", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the copy failed: " + err.Error()})
+		return
+	}
+	// A large store takes longer than the listener's write timeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10)) // the client tells a complete copy from a cut one
+	if _, err := io.Copy(w, f); err != nil {
+		a.log.WarnContext(r.Context(), "backup: the client did not take the whole copy", "error", err)
 	}
 }
 

@@ -147,6 +147,17 @@ func exportScope(tb *bolt.Bucket, org gateway.OrgID, fn func(gateway.DumpItem) e
 	}); err != nil {
 		return err
 	}
+	now := time.Now()
+	if err := forEach(tb, bEphemeral, func(k, v []byte) error {
+		ns, key, ok := bytes.Cut(k, []byte{0})
+		exp, value, valid := ephemeralValue(v)
+		if !ok || !valid || !now.Before(exp) {
+			return nil // expired (or unreadable): as good as absent
+		}
+		return item(gateway.DumpItem{Ephemeral: &gateway.DumpEphemeral{Namespace: string(ns), Key: string(key), Expires: exp.UTC(), Value: bytes.Clone(value)}})
+	}); err != nil {
+		return err
+	}
 	return forEach(tb, bIDMaps, func(k, v []byte) error {
 		rest, downstream := k, string(v)
 		adapter, id, ok := bytes.Cut(rest, []byte{0})
@@ -178,4 +189,15 @@ func (s *Store) Backup(start func(size int64) io.Writer) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// Verify reads every page of the file (bbolt's own consistency check): a
+// backup that opens may still be damaged in its middle.
+func (s *Store) Verify() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("the file is damaged: %w", err)
+		}
+		return nil
+	})
 }

@@ -135,6 +135,13 @@ func (s *Store) Import(ctx context.Context, items func(put func(gateway.DumpItem
 				audit[org] = max(audit[org], seq)
 				return b.queue(`INSERT INTO gh_audit (org, seq, actor, target, entry) VALUES ($1, $2, $3, $4, $5::json)`,
 					org, int64(seq), e.Actor.String(), e.Target, string(raw))
+			case it.Ephemeral != nil:
+				e := it.Ephemeral
+				value := e.Value
+				if value == nil {
+					value = []byte{}
+				}
+				return b.queue(`INSERT INTO gh_ephemeral (org, ns, key, expires, value) VALUES ($1, $2, $3, $4, $5)`, org, e.Namespace, e.Key, e.Expires, value)
 			case it.IDMap != nil:
 				m := it.IDMap
 				return b.queue(`INSERT INTO gh_id_maps (org, adapter, id, downstream_id) VALUES ($1, $2, $3, $4)`, org, m.Adapter, m.ID, m.DownstreamID)
@@ -189,7 +196,7 @@ func (s *Store) Export(ctx context.Context, fn func(gateway.DumpItem) error) err
 		}
 		orgs, err := queryStrings(ctx, tx, `SELECT org FROM gh_counters UNION SELECT org FROM gh_records UNION SELECT org FROM gh_audit
 			UNION SELECT org FROM gh_keys UNION SELECT org FROM gh_sessions UNION SELECT org FROM gh_id_maps UNION SELECT org FROM gh_users
-			UNION SELECT org FROM gh_cursors UNION SELECT org FROM gh_last_logins ORDER BY 1`)
+			UNION SELECT org FROM gh_cursors UNION SELECT org FROM gh_last_logins UNION SELECT org FROM gh_ephemeral ORDER BY 1`)
 		if err != nil {
 			return err
 		}
@@ -327,6 +334,12 @@ func exportScope(ctx context.Context, tx pgx.Tx, org gateway.OrgID, fn func(gate
 			}
 			e.Seq = uint64(seq)
 			return item(gateway.DumpItem{Audit: &e})
+		}},
+		{`SELECT ns, key, expires, value FROM gh_ephemeral WHERE org = $1 AND expires > now() ORDER BY ns, key`, func(r pgx.Rows) error {
+			var e gateway.DumpEphemeral
+			err := r.Scan(&e.Namespace, &e.Key, &e.Expires, &e.Value)
+			e.Expires = e.Expires.UTC()
+			return errOr(err, func() error { return item(gateway.DumpItem{Ephemeral: &e}) })
 		}},
 		{`SELECT adapter, id, downstream_id FROM gh_id_maps WHERE org = $1 ORDER BY adapter, id`, func(r pgx.Rows) error {
 			var m gateway.DumpIDMap

@@ -38,20 +38,31 @@ type leases struct {
 // LeaseGrace is how long a replica waits after claiming a lease before it
 // does the lease's work: longer than a former holder whose connection was
 // cut takes to notice (leaseNotice) and stop.
-const LeaseGrace = 3 * time.Second
+const LeaseGrace = 5 * time.Second
 
 const (
 	leaseTick    = 500 * time.Millisecond // keepalive period
 	leaseTimeout = time.Second            // bound of one lease statement
-	leaseNotice  = leaseTick + leaseTimeout
+	// leaseNotice bounds how long a holder takes to notice its connection
+	// is gone: a tick, a claim holding the mutex, the keepalive's own
+	// statement. LeaseGrace is longer.
+	leaseNotice = leaseTick + 2*leaseTimeout
 )
 
-func newLeases(cfg *pgx.ConnConfig, schema string) *leases {
+// withKeepalives is cfg for a connection of its own that must notice a
+// vanished peer: the server's TCP keepalives (5 s idle, then every 2 s, 3
+// probes) and a bounded connect.
+func withKeepalives(cfg *pgx.ConnConfig) *pgx.ConnConfig {
 	cfg = cfg.Copy()
 	cfg.ConnectTimeout = 3 * time.Second
 	for k, v := range map[string]string{"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3"} {
 		cfg.RuntimeParams[k] = v
 	}
+	return cfg
+}
+
+func newLeases(cfg *pgx.ConnConfig, schema string) *leases {
+	cfg = withKeepalives(cfg)
 	l := &leases{cfg: cfg, schema: schema, held: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.keepalive()
 	return l
@@ -78,15 +89,19 @@ func (l *leases) try(ctx context.Context, name string) (<-chan struct{}, bool, e
 	if _, ok := l.held[name]; ok {
 		return l.lost, true, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.ConnectTimeout+leaseTimeout)
-	defer cancel()
 	if l.conn == nil {
+		// No lease is held while there is no connection: nothing waits
+		// on the mutex meanwhile but other claims.
 		conn, err := pgx.ConnectConfig(ctx, l.cfg)
 		if err != nil {
 			return nil, false, fmt.Errorf("postgres: lease connection: %w", unavailable(err))
 		}
 		l.conn, l.lost = conn, make(chan struct{})
 	}
+	// Bounded: the keepalive waits on the mutex, and a holder must notice
+	// a lost connection within leaseNotice.
+	ctx, cancel := context.WithTimeout(ctx, leaseTimeout)
+	defer cancel()
 	key := l.key(name)
 	var ok bool
 	if err := l.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {

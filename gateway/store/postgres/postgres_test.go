@@ -165,6 +165,9 @@ func TestNewerSchemaRefused(t *testing.T) {
 // holder releases it or dies, and a holder whose connection is cut learns
 // it has lost it within the keepalive.
 func TestLeases(t *testing.T) {
+	if leaseNotice >= LeaseGrace {
+		t.Fatalf("a cut-off holder notices within %v, but another replica starts after %v", leaseNotice, LeaseGrace)
+	}
 	d := dsn(t)
 	schema := newSchema(t, d)
 	a, b := openSchema(t, d, schema), openSchema(t, d, schema)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -37,10 +38,14 @@ type signals struct {
 	readyOnce sync.Once
 }
 
+// listenPing is how long the listening connection may be quiet before it
+// is asked to answer.
+const listenPing = 5 * time.Second
+
 func newSignals(pool *pgxpool.Pool) *signals {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &signals{waiters: map[gateway.OrgID]chan struct{}{}, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
-	go s.listen(ctx, pool.Config().ConnConfig)
+	go s.listen(ctx, withKeepalives(pool.Config().ConnConfig))
 	return s
 }
 
@@ -128,9 +133,22 @@ func (s *signals) listenOnce(ctx context.Context, cfg *pgx.ConnConfig) bool {
 	s.readyOnce.Do(func() { close(s.ready) })
 	s.fireAll() // writes may have committed before LISTEN took effect (or while it was down)
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		// A half-open connection would wait for ever: every few seconds
+		// without a notification, the connection is asked to answer.
+		wait, cancel := context.WithTimeout(ctx, listenPing)
+		n, err := conn.WaitForNotification(wait)
+		cancel()
 		if err != nil {
-			return true
+			if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+				return true
+			}
+			ping, cancel := context.WithTimeout(ctx, leaseTimeout)
+			_, err := conn.Exec(ping, "SELECT 1")
+			cancel()
+			if err != nil {
+				return true
+			}
+			continue
 		}
 		scope, what, _ := strings.Cut(n.Payload, " ")
 		if scope != schema {
