@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -91,9 +92,21 @@ func storeEnv(t *testing.T, dataDir string) []string {
 	if os.Getenv("GHTEST_STORE") != "postgres" {
 		return nil
 	}
-	dsn := pgDSN(t)
 	sum := sha256.Sum256([]byte(dataDir))
-	schema := "t_" + hex.EncodeToString(sum[:8])
+	dsn, schema := pgSchema(t, "t_"+hex.EncodeToString(sum[:8]))
+	return []string{"GATEHOUSE_STORE_TYPE=postgres", "GATEHOUSE_STORE_POSTGRES_DSN=" + dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA=" + schema}
+}
+
+// pgSchema names a PostgreSQL schema for a test's gateways (name, or a
+// fresh one when name is ""), dropped when the test ends, and the DSN of
+// the server it lives on.
+func pgSchema(t *testing.T, name string) (dsn, schema string) {
+	t.Helper()
+	dsn = pgDSN(t)
+	schema = name
+	if schema == "" {
+		schema = fmt.Sprintf("t_%d", time.Now().UnixNano())
+	}
 	t.Cleanup(func() {
 		ctx := context.Background()
 		if conn, err := pgx.Connect(ctx, dsn); err == nil {
@@ -101,7 +114,7 @@ func storeEnv(t *testing.T, dataDir string) []string {
 			conn.Close(ctx)
 		}
 	})
-	return []string{"GATEHOUSE_STORE_TYPE=postgres", "GATEHOUSE_STORE_POSTGRES_DSN=" + dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA=" + schema}
+	return dsn, schema
 }
 
 // onBolt skips a test of bbolt's own file (crash recovery, its size) when

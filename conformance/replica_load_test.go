@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestReplicaLoad is the bounded load run of the stores side by side: the
@@ -36,15 +33,7 @@ func TestReplicaLoad(t *testing.T) {
 		"GATEHOUSE_PROVISIONING_METHOD=scim", "GATEHOUSE_LOG_LEVEL=warn", "GATEHOUSE_DATA_DIR=data"}
 	switch store {
 	case "postgres":
-		dsn := pgDSN(t)
-		schema := fmt.Sprintf("load_%d", time.Now().UnixNano())
-		t.Cleanup(func() {
-			ctx := context.Background()
-			if conn, err := pgx.Connect(ctx, dsn); err == nil {
-				_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-				conn.Close(ctx)
-			}
-		})
+		dsn, schema := pgSchema(t, "")
 		env = append(env, "GATEHOUSE_STORE_TYPE=postgres", "GATEHOUSE_STORE_POSTGRES_DSN="+dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA="+schema)
 	case "", "bolt":
 		if replicas != 1 {

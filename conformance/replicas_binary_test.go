@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
@@ -70,15 +68,7 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	dsn := pgDSN(t)
-	schema := fmt.Sprintf("replicas_bin_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if conn, err := pgx.Connect(ctx, dsn); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
+	dsn, schema := pgSchema(t, "")
 	hook := newHookReceiver(t)
 	idp := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
 	lbAddr := freeAddr(t)

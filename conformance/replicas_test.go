@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
@@ -20,15 +18,7 @@ import (
 // delivering to hook.
 func replicaPair(t *testing.T, hook *hookReceiver, extraEnv ...string) (a, b *gatewayUnderTest) {
 	t.Helper()
-	dsn := pgDSN(t)
-	schema := fmt.Sprintf("replicas_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if conn, err := pgx.Connect(ctx, dsn); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
+	dsn, schema := pgSchema(t, "")
 	env := append([]string{"GATEHOUSE_STORE_TYPE=postgres", "GATEHOUSE_STORE_POSTGRES_DSN=" + dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA=" + schema, unshared},
 		webhookEnv(hook.srv.URL)...)
 	env = append(env, extraEnv...)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/app"
 )
@@ -22,7 +20,7 @@ import (
 // stays the same) and the event numbering (the next event follows the
 // last) all carry over, and the copy command verifies the counts.
 func TestStoreCopyBoltToPostgres(t *testing.T) {
-	dsn := pgDSN(t)
+	dsn, schema := pgSchema(t, "")
 	dir := t.TempDir()
 	env := []string{"GATEHOUSE_STORE_TYPE=bolt", "GATEHOUSE_ADMIN_TOKEN=" + adminToken}
 	g := startGateway(t, dir, env...)
@@ -46,14 +44,6 @@ func TestStoreCopyBoltToPostgres(t *testing.T) {
 	}
 	g.stop()
 
-	schema := fmt.Sprintf("copy_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if conn, err := pgx.Connect(ctx, dsn); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
 	pgEnv := []string{"GATEHOUSE_STORE_POSTGRES_DSN=" + dsn, "GATEHOUSE_STORE_POSTGRES_SCHEMA=" + schema}
 	var out, errOut bytes.Buffer
 	if code := app.Main([]string{"store", "copy", "--from", "bolt:" + filepath.Join(dir, app.DBFile)}, pgEnv, &out, &errOut, "test"); code != 0 {
