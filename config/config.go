@@ -88,6 +88,9 @@ type SCIM struct {
 	// OrgRequestsPerSecond shares the gateway fairly: one organization's
 	// bulk push cannot take all of it.
 	OrgRequestsPerSecond int `yaml:"org_requests_per_second" doc:"SCIM requests one organization may make a second (bursts of twice as many); more get 429 with Retry-After; 0: no limit"`
+	// AccessTokenTTL is the lifetime of what the OAuth token endpoint
+	// issues to a SCIM client (Entra expects 60 minutes to 6 hours).
+	AccessTokenTTL Duration `yaml:"access_token_ttl" doc:"how long an access token from the SCIM OAuth token endpoint ({path_prefix}[/o/{org}]/oauth/token, client credentials) works, between 5m and 6h"`
 }
 
 // SSO configures single sign-on.
@@ -342,7 +345,7 @@ func Default() *Config {
 		DataDir:      "./gatehouse-data",
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
-		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000, AuthFailuresPerMinute: 20, OrgRequestsPerSecond: 1000},
+		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000, AuthFailuresPerMinute: 20, OrgRequestsPerSecond: 1000, AccessTokenTTL: Duration(time.Hour)},
 		SSO:          SSO{Protocol: "none", LoginRate: 100, CachedOrgs: 1000, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
 		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
@@ -670,6 +673,9 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.SSO.CachedOrgs < 1 {
 		add("sso.cached_orgs", "must be at least 1")
+	}
+	if c.SCIM.AccessTokenTTL < Duration(5*time.Minute) || c.SCIM.AccessTokenTTL > Duration(6*time.Hour) {
+		add("scim.access_token_ttl", "must be between 5m and 6h")
 	}
 	if c.Store.OpenTimeout <= 0 {
 		add("store.open_timeout", "must be a positive duration such as 5s")

@@ -282,40 +282,58 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		deadLetter, _ = list[0].(map[string]any)["id"].(string)
 		return true
 	})
+	client := mustStatus(adminRequest(t, g, "POST", "/scim-clients", `{"name":"fixture"}`, auth), 201)
+	clientID := client.str("client_id")
+	var shown struct {
+		Client struct {
+			Secrets []struct {
+				ID string `json:"id"`
+			} `json:"secrets"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal([]byte(client.raw), &shown); err != nil || len(shown.Client.Secrets) != 1 {
+		t.Fatalf("the fixture client: %v %s", err, client.raw)
+	}
+	clientSecretID := shown.Client.Secrets[0].ID
 	samples := map[string]struct {
 		path, body string
 		status     int
 		target     string
 	}{
-		"put-identity":       {"/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`, 200, "identity:settings"},
-		"rotate-scim-token":  {"/scim-token", "", 200, "credential:scim"},
-		"create-api-token":   {"/api-tokens", `{"name":"ci"}`, 201, ""},
-		"revoke-api-token":   {"/api-tokens/" + tokenID, "", 204, "api_token:" + tokenID},
-		"create-user":        {"/users", `{"userName":"new@example.com","role":"manager"}`, 201, ""},
-		"update-user":        {"/users/" + victim, `{"role":"manager","pools":["default","doomed"]}`, 200, "user:" + victim},
-		"delete-user":        {"/users/" + victim, "", 204, "user:" + victim},
-		"create-pool":        {"/pools", `{"id":"sales","name":"Sales"}`, 201, "pool:sales"},
-		"update-pool":        {"/pools/sales", `{"name":"Sales EMEA"}`, 200, "pool:sales"},
-		"delete-pool":        {"/pools/doomed", "", 204, "pool:doomed"},
-		"put-role":           {"/roles/auditor", `{"permissions":["audit.read"]}`, 200, "role:auditor"},
-		"put-pool-member":    {"/pools/sales/members/" + member, `{"role":"auditor"}`, 200, "user:" + member},
-		"remove-pool-member": {"/pools/sales/members/" + member, "", 204, "user:" + member},
-		"delete-role":        {"/roles/auditor", "", 204, "role:auditor"},
-		"replay-dead-letter": {"/dead-letters/" + deadLetter + "/replay", "", 200, "dead_letter:" + deadLetter},
-		"create-invitation":  {"/invitations", `{"email":"someone@example.com","role":"user"}`, 201, ""},
-		"resend-invitation":  {"/invitations/" + invitationID + "/resend", `{}`, 200, "invitation:" + invitationID},
-		"revoke-invitation":  {"/invitations/" + invitationID, "", 204, "invitation:" + invitationID},
-		"end-all-sessions":   {"/sessions", "", 200, "sessions:all"},
-		"create-org":         {"/orgs", `{"id":"acme","domains":["acme.com"]}`, 201, "org:acme"},
-		"update-org":         {"/orgs/acme", `{"name":"Acme"}`, 200, "org:acme"},
-		"delete-org":         {"/orgs/acme", "", 202, "org:acme"},
-		"create-setup-link":  {"/setup-links", `{"expires_in":"1h"}`, 201, ""},
-		"verify-domain":      {"/domains/example.org/verify", "", 200, "org:default/domain:example.org"},
+		"put-identity":              {"/identity", `{"provisioning":{"method":"manual","default_pool":"default","default_role":"user"}}`, 200, "identity:settings"},
+		"rotate-scim-token":         {"/scim-token", "", 200, "credential:scim"},
+		"create-api-token":          {"/api-tokens", `{"name":"ci"}`, 201, ""},
+		"revoke-api-token":          {"/api-tokens/" + tokenID, "", 204, "api_token:" + tokenID},
+		"create-user":               {"/users", `{"userName":"new@example.com","role":"manager"}`, 201, ""},
+		"update-user":               {"/users/" + victim, `{"role":"manager","pools":["default","doomed"]}`, 200, "user:" + victim},
+		"delete-user":               {"/users/" + victim, "", 204, "user:" + victim},
+		"create-pool":               {"/pools", `{"id":"sales","name":"Sales"}`, 201, "pool:sales"},
+		"update-pool":               {"/pools/sales", `{"name":"Sales EMEA"}`, 200, "pool:sales"},
+		"delete-pool":               {"/pools/doomed", "", 204, "pool:doomed"},
+		"put-role":                  {"/roles/auditor", `{"permissions":["audit.read"]}`, 200, "role:auditor"},
+		"put-pool-member":           {"/pools/sales/members/" + member, `{"role":"auditor"}`, 200, "user:" + member},
+		"remove-pool-member":        {"/pools/sales/members/" + member, "", 204, "user:" + member},
+		"delete-role":               {"/roles/auditor", "", 204, "role:auditor"},
+		"replay-dead-letter":        {"/dead-letters/" + deadLetter + "/replay", "", 200, "dead_letter:" + deadLetter},
+		"create-invitation":         {"/invitations", `{"email":"someone@example.com","role":"user"}`, 201, ""},
+		"resend-invitation":         {"/invitations/" + invitationID + "/resend", `{}`, 200, "invitation:" + invitationID},
+		"revoke-invitation":         {"/invitations/" + invitationID, "", 204, "invitation:" + invitationID},
+		"end-all-sessions":          {"/sessions", "", 200, "sessions:all"},
+		"create-org":                {"/orgs", `{"id":"acme","domains":["acme.com"]}`, 201, "org:acme"},
+		"update-org":                {"/orgs/acme", `{"name":"Acme"}`, 200, "org:acme"},
+		"delete-org":                {"/orgs/acme", "", 202, "org:acme"},
+		"create-setup-link":         {"/setup-links", `{"expires_in":"1h"}`, 201, ""},
+		"verify-domain":             {"/domains/example.org/verify", "", 200, "org:default/domain:example.org"},
+		"create-scim-client":        {"/scim-clients", `{"name":"Entra"}`, 201, ""},
+		"add-scim-client-secret":    {"/scim-clients/" + clientID + "/secrets", `{}`, 201, "scim_client:" + clientID},
+		"remove-scim-client-secret": {"/scim-clients/" + clientID + "/secrets/" + clientSecretID, "", 204, "scim_client:" + clientID},
+		"delete-scim-client":        {"/scim-clients/" + clientID, "", 204, "scim_client:" + clientID},
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
 		"delete-user", "create-pool", "update-pool", "put-role", "put-pool-member", "remove-pool-member", "delete-role", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
-		"create-org", "update-org", "delete-org", "verify-domain", "create-setup-link"}
+		"create-org", "update-org", "delete-org", "verify-domain", "create-setup-link",
+		"create-scim-client", "add-scim-client-secret", "remove-scim-client-secret", "delete-scim-client"}
 	for _, r := range adminRoutes(t, g) {
 		if r.Method != "GET" && !slices.Contains(order, r.OperationID) {
 			t.Errorf("mutating operation %s (%s %s) has no audit sample here: add one", r.OperationID, r.Method, r.Path)
@@ -325,7 +343,8 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		s := samples[op]
 		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
 			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE", "update-org": "PATCH", "delete-org": "DELETE",
-			"put-role": "PUT", "put-pool-member": "PUT", "remove-pool-member": "DELETE", "delete-role": "DELETE"}[op]
+			"put-role": "PUT", "put-pool-member": "PUT", "remove-pool-member": "DELETE", "delete-role": "DELETE",
+			"remove-scim-client-secret": "DELETE", "delete-scim-client": "DELETE"}[op]
 		if method == "" {
 			method = "POST"
 		}

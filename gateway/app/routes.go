@@ -41,8 +41,11 @@ func (a *App) routes() (http.Handler, error) {
 		AuthFailuresPerMinute: a.cfg.SCIM.AuthFailuresPerMinute,
 		OrgRequestsPerSecond:  a.cfg.SCIM.OrgRequestsPerSecond,
 		Disabled:              a.scimDisabled,
-		Logger:                a.log,
-		Metrics:               a.metrics,
+		IssueToken: func(ctx context.Context, org gateway.OrgID, clientID, secret string) (string, time.Duration, error) {
+			return a.service.IssueSCIMAccessToken(ctx, org, clientID, secret, time.Duration(a.cfg.SCIM.AccessTokenTTL))
+		},
+		Logger:  a.log,
+		Metrics: a.metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build scim server: %w", err)
@@ -59,6 +62,14 @@ func (a *App) routes() (http.Handler, error) {
 		http.StripPrefix(root, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			scimServer.ServeOrg(w, r, org, a.publicURL+root+"/v2")
 		})).ServeHTTP(w, r)
+	})
+	// The OAuth token endpoint of each organization's SCIM API (client
+	// credentials, as Entra's gallery requires).
+	mux.HandleFunc(prefix+"/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		scimServer.ServeToken(w, r, gateway.DefaultOrg)
+	})
+	mux.HandleFunc(prefix+"/o/{org}/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		scimServer.ServeToken(w, r, gateway.OrgID(r.PathValue("org")))
 	})
 	mux.Handle(prefix+"/events", feed.New(feed.Options{
 		Store: a.store, Org: gateway.DefaultOrg,

@@ -104,6 +104,9 @@ func (s *Service) CheckSCIMToken(ctx context.Context, org gateway.OrgID, token s
 	if token == "" {
 		return false, nil
 	}
+	if strings.HasPrefix(token, accessTokenPrefix) {
+		return s.checkAccessToken(ctx, org, token)
+	}
 	t, _, err := s.scimTokens(ctx, org)
 	if err != nil {
 		return false, err

@@ -43,17 +43,18 @@ func (p Policy) PoolOfGroup(group string) string { return p.GroupPools[fold.Key(
 
 // Service runs provisioning commands.
 type Service struct {
-	store     gateway.Store
-	clock     gateway.Clock
-	policies  sync.Map // org → *Policy, replaced whole when the settings change
-	fallback  *Policy  // the policy of a org without settings of its own
-	locks     keyLocks // one writer per record at a time in this process
-	settings  settingsState
-	fileSCIM  fileTokens
-	bootstrap sync.Map // org → set of bootstrap managers' emails
-	orgHooks  orgHooks
-	seen      seenWrites
-	access    accessModels
+	store      gateway.Store
+	clock      gateway.Clock
+	policies   sync.Map // org → *Policy, replaced whole when the settings change
+	fallback   *Policy  // the policy of a org without settings of its own
+	locks      keyLocks // one writer per record at a time in this process
+	settings   settingsState
+	fileSCIM   fileTokens
+	bootstrap  sync.Map // org → set of bootstrap managers' emails
+	orgHooks   orgHooks
+	seen       seenWrites
+	access     accessModels
+	clientKeys scimClientKeys
 }
 
 // New returns a Service writing to store, with policy in force until

@@ -66,8 +66,12 @@ type Options struct {
 	// provisioning method is active, the organization is suspended), or
 	// ErrUnavailable (503, Retry-After) when that cannot be read now.
 	Disabled func(ctx context.Context, org gateway.OrgID) error
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics
+	// IssueToken, when set, serves ServeToken: a client's id and secret
+	// for an access token SCIM accepts (Authenticate checks it), and how
+	// long it lives. ErrForbidden: the client is not authenticated.
+	IssueToken func(ctx context.Context, org gateway.OrgID, clientID, secret string) (string, time.Duration, error)
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics
 }
 
 // Server is the SCIM endpoint. Mount it so that it sees paths starting
