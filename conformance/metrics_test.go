@@ -34,6 +34,8 @@ func TestOperationsListener(t *testing.T) {
 		`gatehouse_scim_requests_total{method="GET",resource="Users",status="401"} 1`,
 		`gatehouse_scim_request_duration_seconds_bucket{method="GET",resource="Users"`,
 		`gatehouse_scim_auth_failures_total 1`,
+		`gatehouse_scim_last_success_timestamp_seconds{org="default"} 1.`, // a Unix time, set by the 200 alone
+		`gatehouse_build_info{goversion="go1.`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

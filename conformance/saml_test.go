@@ -131,7 +131,8 @@ func TestSAMLJITLogin(t *testing.T) {
 		`gatehouse_sso_logins_total{protocol="saml",result="domain"} 1`,
 		`gatehouse_sso_logins_total{protocol="saml",result="invalid_response"} 1`,
 		`gatehouse_sso_jit_created_total 1`,
-		`gatehouse_sso_sessions 1`, // ada's second; the first ended at logout
+		`gatehouse_sso_last_success_timestamp_seconds{org="default",protocol="saml"} 1.`, // a Unix time
+		`gatehouse_sso_sessions 1`,                                                       // ada's second; the first ended at logout
 		`gatehouse_proxy_requests_total{class="2xx"} 2`,
 		`gatehouse_proxy_requests_total{class="3xx"} 3`,
 		`gatehouse_proxy_upstream_duration_seconds_count 2`,

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -91,6 +92,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		sso:             newSSOSet(cfg.SSO.CachedOrgs, gateway.DefaultOrg),
 		serveErr:        make(chan error, 2),
 	}
+	a.SetRelease("")
 	a.service = provision.New(store, gateway.SystemClock{}, provision.Policy{
 		Method:         gateway.Source(cfg.Provisioning.Method),
 		DefaultPool:    cfg.Provisioning.DefaultPool,
@@ -292,6 +294,13 @@ func (a *App) OpsAddr() string { return a.opsLn.Addr().String() }
 
 // SCIMBaseURL is the public SCIM base URL IdPs are configured with.
 func (a *App) SCIMBaseURL() string { return a.publicURL + a.cfg.PathPrefix + "/scim/v2" }
+
+// SetRelease names the release for gatehouse_build_info: the version set
+// at link time ("" or "dev": the one Go recorded, with its commit).
+func (a *App) SetRelease(linked string) {
+	a.metrics.BuildInfo.Reset()
+	a.metrics.BuildInfo.WithLabelValues(BuildVersion(linked), runtime.Version()).Set(1)
+}
 
 // Store exposes the store to in-process tests and tools.
 func (a *App) Store() gateway.Store { return a.store }

@@ -96,7 +96,7 @@ variables, which override the file.`,
 			Short: "Run the gateway (production)",
 			Args:  cobra.NoArgs,
 			RunE: run(func(ctx context.Context) error {
-				return Serve(ctx, configPath, environ, stderr)
+				return Serve(ctx, configPath, environ, stderr, version)
 			}),
 		},
 		demoCommand(run, &configPath, environ, stdout, stderr),

@@ -36,8 +36,9 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(httpx.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
-// Serve loads the configuration and runs the gateway until ctx is done.
-func Serve(ctx context.Context, configPath string, environ []string, logOut io.Writer) error {
+// Serve loads the configuration and runs the gateway until ctx is done;
+// version is the release set at link time.
+func Serve(ctx context.Context, configPath string, environ []string, logOut io.Writer, version string) error {
 	cfg, err := config.Load(configPath, environ)
 	if err != nil {
 		return err
@@ -48,6 +49,7 @@ func Serve(ctx context.Context, configPath string, environ []string, logOut io.W
 	if err != nil {
 		return err
 	}
+	a.SetRelease(version)
 	return a.Run(ctx)
 }
 

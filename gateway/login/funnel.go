@@ -124,6 +124,9 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, org gateway.Or
 		return
 	}
 	f.count(id.Protocol, "ok")
+	if f.opts.Metrics != nil {
+		f.opts.Metrics.LoginLastSuccess.WithLabelValues(string(org), id.Protocol).SetToCurrentTime()
+	}
 	if created && f.opts.Metrics != nil {
 		f.opts.Metrics.JITCreations.Inc()
 	}

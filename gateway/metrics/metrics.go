@@ -40,6 +40,15 @@ type Metrics struct {
 	// AdminRequests counts admin API calls by operation (the OpenAPI
 	// operationId, a fixed set) and status class.
 	AdminRequests *prometheus.CounterVec
+
+	// BuildInfo is 1, labelled with the release (and commit) and Go.
+	BuildInfo *prometheus.GaugeVec
+	// SCIMLastSuccess and LoginLastSuccess are when each organization
+	// last had a SCIM request answered 2xx/3xx, and a sign-in completed
+	// by protocol, as seen by this process (one series per organization
+	// that had one; across replicas, take the max).
+	SCIMLastSuccess  *prometheus.GaugeVec
+	LoginLastSuccess *prometheus.GaugeVec
 }
 
 // RegisterSessionCount exposes how many sessions the store keeps, read at
@@ -151,6 +160,19 @@ func New(reg prometheus.Registerer) *Metrics {
 		Namespace: "gatehouse", Subsystem: "admin", Name: "requests_total",
 		Help: "Admin API calls by operation (operationId) and status class; refused credentials count as 4xx.",
 	}, []string{"operation", "class"})
+	m.BuildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Name: "build_info",
+		Help: "Always 1: the release (with its commit) and the Go version of this gateway.",
+	}, []string{"version", "goversion"})
+	m.SCIMLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "scim", Name: "last_success_timestamp_seconds",
+		Help: "When the organization's last SCIM request was answered without error (Unix time), seen by this process.",
+	}, []string{"org"})
+	m.LoginLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "last_success_timestamp_seconds",
+		Help: "When the organization's last sign-in completed, by protocol (Unix time), seen by this process.",
+	}, []string{"org", "protocol"})
+	reg.MustRegister(m.BuildInfo, m.SCIMLastSuccess, m.LoginLastSuccess)
 	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMAuthThrottled, m.SCIMOrgThrottled, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -209,6 +209,9 @@ func (s *Server) ServeOrg(w http.ResponseWriter, r *http.Request, org gateway.Or
 		}
 		method := methodLabel(r.Method)
 		s.opts.Metrics.SCIMRequests.WithLabelValues(resource, method, statusLabel(status)).Inc()
+		if status < 400 && org.Check() == nil { // only an authenticated request gets this far
+			s.opts.Metrics.SCIMLastSuccess.WithLabelValues(string(org)).SetToCurrentTime()
+		}
 		s.opts.Metrics.SCIMDuration.WithLabelValues(resource, method).Observe(time.Since(start).Seconds())
 	}()
 	w = retryOnUnavailable{rec}
