@@ -1,11 +1,20 @@
 package conformance
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // tokenAt asks a token endpoint; basic sends the client by HTTP Basic,
@@ -168,5 +177,93 @@ func BenchmarkSCIMAuth(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestSCIMWithClientAssertions: a client that authenticates by JWTs its
+// IdP signs (RFC 7523, as Entra's workload identity federation sends
+// them) gets an access token and provisions; forged, replayed, expired,
+// foreign-audience, wrong-issuer and unsigned assertions buy nothing.
+func TestSCIMWithClientAssertions(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	}))
+	defer jwks.Close()
+	g := startGateway(t, "", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	const issuer, subject = "https://login.microsoftonline.com/7f1c/v2.0", "0c5d-service-principal"
+	created := adminRequest(t, g, "POST", "/scim-clients", `{"name":"Entra (federated)","assertion":{"issuer":"`+issuer+`","subject":"`+subject+`","jwks_url":"`+jwks.URL+`"}}`, bearer(adminToken))
+	if created.status != 201 || created.str("client_secret") != "" {
+		t.Fatalf("create a client that authenticates by assertion: %d %s", created.status, created.raw)
+	}
+	clientID := created.str("client_id")
+	audience := created.str("token_endpoint") // the public URL
+	endpoint := "http://" + g.app.MainAddr() + "/gatehouse/oauth/token"
+	sign := func(k *rsa.PrivateKey, alg jose.SignatureAlgorithm, c jwt.Claims) string {
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := jwt.Signed(signer).Claims(c).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	claims := func(mutate func(*jwt.Claims)) jwt.Claims {
+		now := time.Now()
+		c := jwt.Claims{Issuer: issuer, Subject: subject, Audience: jwt.Audience{audience}, Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)),
+			IssuedAt: jwt.NewNumericDate(now), ID: fmt.Sprintf("jti-%d", now.UnixNano())}
+		if mutate != nil {
+			mutate(&c)
+		}
+		return c
+	}
+	ask := func(assertion string) (int, map[string]any) {
+		status, body, _ := tokenAt(t, endpoint, false, url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}, "", "")
+		return status, body
+	}
+	good := sign(key, jose.RS256, claims(nil))
+	status, body := ask(good)
+	if status != 200 || body["token_type"] != "Bearer" {
+		t.Fatalf("a good assertion: %d %v", status, body)
+	}
+	g.callAuth("Bearer "+body["access_token"].(string), "POST", "/Users", oktaUser("fed@example.com", "F", "Ed")).must(t, 201)
+	if status, _ := ask(good); status != 401 {
+		t.Errorf("a replayed assertion: %d, want 401", status)
+	}
+	header, payload, _ := strings.Cut(sign(key, jose.RS256, claims(nil)), ".")
+	_ = header
+	unsigned := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"k1"}`)) + "." + strings.Split(payload, ".")[0] + "."
+	for name, assertion := range map[string]string{
+		"signed by another key":    sign(other, jose.RS256, claims(nil)),
+		"another audience":         sign(key, jose.RS256, claims(func(c *jwt.Claims) { c.Audience = jwt.Audience{"https://elsewhere.example/token"} })),
+		"expired":                  sign(key, jose.RS256, claims(func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(-5 * time.Minute)) })),
+		"another issuer":           sign(key, jose.RS256, claims(func(c *jwt.Claims) { c.Issuer = "https://evil.example" })),
+		"another subject":          sign(key, jose.RS256, claims(func(c *jwt.Claims) { c.Subject = "someone-else" })),
+		"no jti":                   sign(key, jose.RS256, claims(func(c *jwt.Claims) { c.ID = "" })),
+		"living more than an hour": sign(key, jose.RS256, claims(func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(3 * time.Hour)) })),
+		"unsigned (alg none)":      unsigned,
+		"not a JWT":                "not-a-jwt",
+	} {
+		if status, body := ask(assertion); status != 401 || body["error"] != "invalid_client" || body["access_token"] != nil {
+			t.Errorf("%s: %d %v, want 401 invalid_client", name, status, body)
+		}
+	}
+	// A secret buys nothing for a client that has none.
+	if status, _, _ := tokenAt(t, endpoint, true, url.Values{"grant_type": {"client_credentials"}}, clientID, ""); status != 401 {
+		t.Errorf("the assertion client by secret: %d", status)
+	}
+	// An assertion for a client that trusts none (a secret client).
+	plain := adminRequest(t, g, "POST", "/scim-clients", `{"name":"secret client"}`, bearer(adminToken))
+	status, _, _ = tokenAt(t, endpoint, false, url.Values{"grant_type": {"client_credentials"}, "client_id": {plain.str("client_id")},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {sign(key, jose.RS256, claims(nil))}}, "", "")
+	if status != 401 {
+		t.Errorf("an assertion for a client that trusts none: %d", status)
 	}
 }

@@ -17,15 +17,16 @@ type scimClientsOutput struct {
 
 type createSCIMClientInput struct {
 	Body struct {
-		Name            string `json:"name" minLength:"1" maxLength:"100" doc:"which IdP uses it"`
-		SecretExpiresIn string `json:"secret_expires_in,omitempty" doc:"how long the secret works, e.g. 8760h; empty: a year; at most 26280h (3 years)"`
+		Name            string                    `json:"name" minLength:"1" maxLength:"100" doc:"which IdP uses it"`
+		SecretExpiresIn string                    `json:"secret_expires_in,omitempty" doc:"how long the secret works, e.g. 8760h; empty: a year; at most 26280h (3 years)"`
+		Assertion       *provision.AssertionTrust `json:"assertion,omitempty" doc:"instead of a secret: the client authenticates by JWTs this issuer signs (private_key_jwt, RFC 7523), for this subject, with keys at jwks_url"`
 	}
 }
 
 type newSCIMClient struct {
 	Body struct {
 		ClientID      string               `json:"client_id"`
-		ClientSecret  string               `json:"client_secret" doc:"shown this once"`
+		ClientSecret  string               `json:"client_secret,omitempty" doc:"shown this once (none for a client that authenticates by assertion)"`
 		TokenEndpoint string               `json:"token_endpoint"`
 		SCIMBaseURL   string               `json:"scim_base_url"`
 		Client        provision.SCIMClient `json:"client"`
@@ -80,7 +81,7 @@ func (a *API) createSCIMClient(ctx context.Context, in *createSCIMClientInput) (
 		return nil, err
 	}
 	mg := a.manager(ctx)
-	c, secret, err := a.opts.Service.CreateSCIMClient(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.Name, ttl)
+	c, secret, err := a.opts.Service.CreateSCIMClient(ctx, mg.Org, mg.Actor, mg.RequestID, in.Body.Name, ttl, in.Body.Assertion)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}

@@ -100,6 +100,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		AllowedDomains: cfg.Provisioning.AllowedDomains,
 	})
 	a.service.SetRoleSeeds(cfg.Provisioning.RolePermissions) // before any organization stores its roles
+	a.service.SetJWKSFetcher(fetchJWKS)
 	// The organization served at the unprefixed URLs is in the registry
 	// like any other (a gateway from before organizations gains it here).
 	if err := a.service.EnsureOrg(context.Background(), gateway.DefaultOrg, "Default organization"); err != nil {

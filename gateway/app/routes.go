@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -43,6 +44,9 @@ func (a *App) routes() (http.Handler, error) {
 		Disabled:              a.scimDisabled,
 		IssueToken: func(ctx context.Context, org gateway.OrgID, clientID, secret string) (string, time.Duration, error) {
 			return a.service.IssueSCIMAccessToken(ctx, org, clientID, secret, time.Duration(a.cfg.SCIM.AccessTokenTTL))
+		},
+		IssueTokenByAssertion: func(ctx context.Context, org gateway.OrgID, clientID, assertion string) (string, time.Duration, error) {
+			return a.service.IssueSCIMAccessTokenByAssertion(ctx, org, clientID, assertion, a.tokenEndpoint(org), time.Duration(a.cfg.SCIM.AccessTokenTTL))
 		},
 		Logger:  a.log,
 		Metrics: a.metrics,
@@ -101,6 +105,36 @@ func (a *App) opsRoutes() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// tokenEndpoint is the public URL of org's SCIM token endpoint (the
+// audience of a client's assertions).
+func (a *App) tokenEndpoint(org gateway.OrgID) string {
+	if org == gateway.DefaultOrg {
+		return a.publicURL + a.cfg.PathPrefix + "/oauth/token"
+	}
+	return a.publicURL + a.cfg.PathPrefix + "/o/" + string(org) + "/oauth/token"
+}
+
+// fetchJWKS reads a client's published key set: bounded in time and size,
+// redirects not followed.
+func fetchJWKS(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch %s: %s", url, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 }
 
 // scimDisabled says why SCIM is off right now (nil when it answers): the

@@ -55,6 +55,7 @@ type Service struct {
 	seen       seenWrites
 	access     accessModels
 	clientKeys scimClientKeys
+	jwks       jwksCache
 }
 
 // New returns a Service writing to store, with policy in force until

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +48,9 @@ type SCIMClient struct {
 	Created   time.Time      `json:"created"`
 	CreatedBy gateway.Actor  `json:"created_by"`
 	Secrets   []ClientSecret `json:"secrets"`
+	// Assertion, when set, lets the client authenticate by a signed JWT
+	// (private_key_jwt) instead of a secret.
+	Assertion *AssertionTrust `json:"assertion,omitempty"`
 }
 
 // ClientSecret is one secret of a client.
@@ -96,19 +101,29 @@ func (s *Service) scimClient(ctx context.Context, org gateway.OrgID, id string) 
 	return c, rec.Version, nil
 }
 
-// CreateSCIMClient makes a client with one secret, returned this once.
-func (s *Service) CreateSCIMClient(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, name string, ttl time.Duration) (SCIMClient, string, error) {
+// CreateSCIMClient makes a client with one secret, returned this once;
+// or, with trust, one that authenticates by signed assertions and has no
+// secret ("" returned).
+func (s *Service) CreateSCIMClient(ctx context.Context, org gateway.OrgID, actor gateway.Actor, requestID, name string, ttl time.Duration, trust *AssertionTrust) (SCIMClient, string, error) {
 	if n := strings.TrimSpace(name); n == "" || len(n) > 100 {
 		return SCIMClient{}, "", gateway.Errorf(gateway.ErrInvalid, "a SCIM client needs a name of 1 to 100 characters (which IdP uses it)")
 	}
-	ttl, err := secretTTL(ttl)
-	if err != nil {
-		return SCIMClient{}, "", err
-	}
 	now := s.clock.Now()
-	secret := NewToken()
-	c := SCIMClient{ID: randomID("scim_"), Name: name, Created: now, CreatedBy: actor,
-		Secrets: []ClientSecret{{ID: randomID("sec_"), Created: now, Expires: now.Add(ttl), Hash: hashToken(secret)}}}
+	c := SCIMClient{ID: randomID("scim_"), Name: name, Created: now, CreatedBy: actor, Secrets: []ClientSecret{}}
+	secret := ""
+	if trust != nil {
+		if err := checkTrust(trust); err != nil {
+			return SCIMClient{}, "", err
+		}
+		c.Assertion = trust
+	} else {
+		ttl, err := secretTTL(ttl)
+		if err != nil {
+			return SCIMClient{}, "", err
+		}
+		secret = NewToken()
+		c.Secrets = append(c.Secrets, ClientSecret{ID: randomID("sec_"), Created: now, Expires: now.Add(ttl), Hash: hashToken(secret)})
+	}
 	raw, _ := json.Marshal(c)
 	if _, err := s.store.Records().Put(ctx, org, kindSCIMClient, c.ID, 0, raw,
 		s.audited(actor, requestID, "scim_client.create", "scim_client:"+c.ID, nil, c.public())); err != nil {
@@ -235,16 +250,39 @@ func (s *Service) IssueSCIMAccessToken(ctx context.Context, org gateway.OrgID, c
 	if matched == nil {
 		return "", 0, ErrInvalidClient
 	}
-	key, err := s.oauthKey(ctx, org)
-	if err != nil {
-		return "", 0, err
-	}
 	exp := now.Add(ttl)
 	if exp.After(matched.Expires) { // a token outlives no secret
 		exp = matched.Expires
 	}
-	body := accessTokenPrefix + string(org) + "." + c.ID + "." + matched.ID + "." + strconv.FormatInt(exp.Unix(), 10)
+	return s.issueAccessToken(ctx, org, c.ID, matched.ID, now, exp)
+}
+
+// issueAccessToken makes the access token of a client authenticated by
+// secretID (or by assertion), valid until exp.
+func (s *Service) issueAccessToken(ctx context.Context, org gateway.OrgID, clientID, secretID string, now, exp time.Time) (string, time.Duration, error) {
+	key, err := s.oauthKey(ctx, org)
+	if err != nil {
+		return "", 0, err
+	}
+	body := accessTokenPrefix + string(org) + "." + clientID + "." + secretID + "." + strconv.FormatInt(exp.Unix(), 10)
 	return body + "." + mac(key, body), exp.Sub(now).Round(time.Second), nil
+}
+
+// checkTrust says what is wrong with an assertion trust.
+func checkTrust(t *AssertionTrust) error {
+	if t.Issuer == "" || t.Subject == "" {
+		return gateway.Errorf(gateway.ErrInvalid, "assertion: the issuer and subject of the IdP's assertions are both needed")
+	}
+	u, err := url.Parse(t.JWKSURL)
+	if err != nil || u.Host == "" || u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return gateway.Errorf(gateway.ErrInvalid, "assertion: jwks_url must be the https URL where the IdP publishes its signing keys")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 func mac(key []byte, body string) string {
@@ -298,6 +336,9 @@ func (s *Service) checkAccessToken(ctx context.Context, org gateway.OrgID, token
 	}
 	if err != nil {
 		return false, err
+	}
+	if parts[2] == assertionSecretID {
+		return c.Assertion != nil, nil
 	}
 	return slices.ContainsFunc(c.Secrets, func(sc ClientSecret) bool { return sc.ID == parts[2] }), nil
 }

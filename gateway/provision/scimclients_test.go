@@ -36,7 +36,7 @@ func TestSCIMClientCredentials(t *testing.T) {
 		return ok
 	}
 
-	c, secret, err := svc.CreateSCIMClient(ctx, acme, actor, "", "Entra", 48*time.Hour)
+	c, secret, err := svc.CreateSCIMClient(ctx, acme, actor, "", "Entra", 48*time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestSCIMClientCredentials(t *testing.T) {
 	if check(acme, tok3) {
 		t.Fatal("a deleted client's token is accepted")
 	}
-	if _, _, err := svc.CreateSCIMClient(ctx, acme, actor, "", "x", 10*365*24*time.Hour); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
+	if _, _, err := svc.CreateSCIMClient(ctx, acme, actor, "", "x", 10*365*24*time.Hour, nil); gateway.ErrorCodeOf(err) != gateway.ErrInvalid {
 		t.Fatalf("a 10-year secret: %v", err)
 	}
 }

@@ -70,8 +70,11 @@ type Options struct {
 	// for an access token SCIM accepts (Authenticate checks it), and how
 	// long it lives. ErrForbidden: the client is not authenticated.
 	IssueToken func(ctx context.Context, org gateway.OrgID, clientID, secret string) (string, time.Duration, error)
-	Logger     *slog.Logger
-	Metrics    *metrics.Metrics
+	// IssueTokenByAssertion is IssueToken for a client authenticated by a
+	// signed JWT (RFC 7523) instead of a secret.
+	IssueTokenByAssertion func(ctx context.Context, org gateway.OrgID, clientID, assertion string) (string, time.Duration, error)
+	Logger                *slog.Logger
+	Metrics               *metrics.Metrics
 }
 
 // Server is the SCIM endpoint. Mount it so that it sees paths starting

@@ -50,8 +50,23 @@ func (s *Server) ServeToken(w http.ResponseWriter, r *http.Request, org gateway.
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only grant_type=client_credentials is served here")
 		return
 	}
+	var token string
+	var expiresIn time.Duration
+	var err error
 	id, secret, basic := r.BasicAuth()
-	if basic {
+	switch {
+	case form.Has("client_assertion") || form.Has("client_assertion_type"):
+		// RFC 7523 §2.2: the client authenticated by a signed JWT.
+		if form.Get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" || basic || form.Has("client_secret") {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer, with no other client authentication")
+			return
+		}
+		if s.opts.IssueTokenByAssertion == nil {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client assertions are not taken here")
+			return
+		}
+		token, expiresIn, err = s.opts.IssueTokenByAssertion(r.Context(), org, form.Get("client_id"), form.Get("client_assertion"))
+	case basic:
 		// RFC 6749 §2.3.1: the id and secret are form-encoded inside Basic.
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id)
@@ -64,10 +79,10 @@ func (s *Server) ServeToken(w http.ResponseWriter, r *http.Request, org gateway.
 			oauthError(w, http.StatusBadRequest, "invalid_request", "authenticate the client one way: Basic or the form, not both")
 			return
 		}
-	} else {
-		id, secret = form.Get("client_id"), form.Get("client_secret")
+		token, expiresIn, err = s.opts.IssueToken(r.Context(), org, id, secret)
+	default:
+		token, expiresIn, err = s.opts.IssueToken(r.Context(), org, form.Get("client_id"), form.Get("client_secret"))
 	}
-	token, expiresIn, err := s.opts.IssueToken(r.Context(), org, id, secret)
 	var gerr *gateway.Error
 	switch {
 	case err == nil:
