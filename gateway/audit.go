@@ -20,6 +20,8 @@ const (
 	ActorToken   = "token"
 	ActorConfig  = "config"
 	ActorSystem  = "system"
+	// ActorIdP is an organization's IdP (its logout); ID is its issuer.
+	ActorIdP = "idp"
 )
 
 // String names the actor in one token (audit filters use it).

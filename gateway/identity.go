@@ -16,6 +16,17 @@ type Identity struct {
 	GivenName     string
 	FamilyName    string
 	Groups        []string
+	// SessionID is the IdP's session the sign-in belongs to (SAML
+	// SessionIndex, OIDC sid), which its logout names; "" when it sent
+	// none.
+	SessionID string
+	// SubjectFormat is the SAML NameID's Format (a SAML logout request
+	// names the person as the assertion did).
+	SubjectFormat string
+	// IDToken is the OIDC ID token itself, kept with the session as the
+	// id_token_hint of its RP-initiated logout (Okta requires one); never
+	// shown or logged.
+	IDToken string `json:"-"`
 }
 
 // Session is a signed-in browser, kept server-side. The browser holds an
@@ -29,6 +40,12 @@ type Session struct {
 	Created  time.Time
 	LastSeen time.Time
 	Expires  time.Time // absolute end, whatever the activity
+	// IdPSubject and IdPSession are who the IdP signed in (NameID, sub)
+	// and its session (SessionIndex, sid): what its logout names. Empty
+	// for sessions from before logout, and for values a store cannot
+	// keep (see session.Start).
+	IdPSubject string
+	IdPSession string
 }
 
 // SessionStore keeps sessions. Errors are *Error values; Get of an
@@ -48,6 +65,10 @@ type SessionStore interface {
 	// Expire deletes sessions past their absolute end or idle since
 	// before idleBefore, and says how many.
 	Expire(ctx context.Context, org OrgID, now, idleBefore time.Time) (int, error)
+	// EndIdP ends the sessions an IdP's logout names: those it signed in
+	// as subject, or in its session idpSession, or both when both are
+	// given (one of them is); it returns the sessions it ended.
+	EndIdP(ctx context.Context, org OrgID, subject, idpSession string) ([]Session, error)
 	// ListUser returns a user's sessions (which may include ended ones
 	// the sweep has not removed yet).
 	ListUser(ctx context.Context, org OrgID, userID string) ([]Session, error)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
@@ -37,7 +38,9 @@ func Start(t testing.TB, redirectURI string) *OP {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rpBase := strings.TrimSuffix(redirectURI, "/callback") // {public}{prefix}/oidc
 	o, err := demo.StartOP(demo.OPOptions{Listener: ln, ClientID: ClientID, ClientSecret: ClientSecret, RedirectURI: redirectURI,
+		PostLogoutRedirectURIs: []string{rpBase + "/logged-out"}, BackchannelLogoutURI: rpBase + "/backchannel-logout",
 		People: []demo.Person{{Login: User, Password: Password, Email: Email, FirstName: "Ada", LastName: "Lovelace", Groups: []string{"engineering", "admins"}},
 			{Login: "eve", Password: "eve pass", Email: "eve@example.com", FirstName: "Eve", EmailUnverified: true}}})
 	if err != nil {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +191,68 @@ func testSessions(t *testing.T, s gateway.Store) {
 	}
 	if n, err := ss.DeleteAll(ctx(), orgB); err != nil || n != 1 {
 		t.Fatalf("delete all: %d %v", n, err)
+	}
+}
+
+// testIdPLogout: an IdP's logout ends the sessions it names (by subject,
+// by its session, by both) and no other, in its organization only; the
+// index goes with sessions ended any other way.
+func testIdPLogout(t *testing.T, s gateway.Store) {
+	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	ss := s.Sessions()
+	for _, se := range []gateway.Session{
+		{ID: "a1", Org: orgA, UserID: "u1", IdPSubject: "00u1", IdPSession: "sid-1"},
+		{ID: "a2", Org: orgA, UserID: "u1", IdPSubject: "00u1", IdPSession: "sid-2"},
+		{ID: "a3", Org: orgA, UserID: "u1", IdPSubject: "00u1"},
+		{ID: "a4", Org: orgA, UserID: "u2", IdPSubject: "00u2", IdPSession: "sid-3"},
+		{ID: "a5", Org: orgA, UserID: "u3"}, // from before logout: no IdP values
+		{ID: "b1", Org: orgB, UserID: "u1", IdPSubject: "00u1", IdPSession: "sid-1"},
+	} {
+		se.Protocol, se.Created, se.LastSeen, se.Expires = "oidc", at, at, at.Add(time.Hour)
+		if err := ss.Create(ctx(), se); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := ss.Get(ctx(), orgA, "a1"); got.IdPSubject != "00u1" || got.IdPSession != "sid-1" {
+		t.Fatalf("the IdP's subject and session are not kept: %+v", got)
+	}
+	ids := func(list []gateway.Session) []string {
+		var out []string
+		for _, se := range list {
+			out = append(out, se.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if _, err := ss.EndIdP(ctx(), orgA, "", ""); code(err) != gateway.ErrInvalid {
+		t.Fatalf("a logout naming nothing: %v, want invalid (it must not end every session)", err)
+	}
+	if ended, err := ss.EndIdP(ctx(), orgA, "00u1", "sid-2"); err != nil || !slices.Equal(ids(ended), []string{"a2"}) {
+		t.Fatalf("subject and session: %v %v", ids(ended), err)
+	}
+	if ended, err := ss.EndIdP(ctx(), orgA, "", "sid-3"); err != nil || !slices.Equal(ids(ended), []string{"a4"}) || ended[0].UserID != "u2" {
+		t.Fatalf("session only: %v %v", ended, err)
+	}
+	if err := ss.Delete(ctx(), orgA, "a3"); err != nil {
+		t.Fatal(err)
+	}
+	if ended, err := ss.EndIdP(ctx(), orgA, "00u1", ""); err != nil || !slices.Equal(ids(ended), []string{"a1"}) {
+		t.Fatalf("subject only (a3 was signed out before): %v %v", ids(ended), err)
+	}
+	if ended, err := ss.EndIdP(ctx(), orgA, "00u1", ""); err != nil || len(ended) != 0 {
+		t.Fatalf("a second logout ended %v %v", ids(ended), err)
+	}
+	if _, err := ss.Get(ctx(), orgA, "a5"); err != nil {
+		t.Fatalf("a session without IdP values went: %v", err)
+	}
+	if _, err := ss.Get(ctx(), orgB, "b1"); err != nil {
+		t.Fatalf("org B's session with the same subject and sid went: %v", err)
+	}
+	if ended, err := ss.EndIdP(ctx(), orgB, "00u1", "sid-1"); err != nil || !slices.Equal(ids(ended), []string{"b1"}) {
+		t.Fatalf("org B: %v %v", ids(ended), err)
+	}
+	if _, err := ss.DeleteAll(ctx(), orgA); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) gateway.Store) {
 		{"PutIfAbsentAndTake", testPutIfAbsentAndTake},
 		{"EphemeralSweep", testEphemeralSweep},
 		{"Sessions", testSessions},
+		{"IdPLogout", testIdPLogout},
 		{"Keys", testKeys},
 		{"IDMaps", testIDMaps},
 		{"Records", testRecords},

@@ -247,7 +247,11 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 		c := st.SSO.OIDC
 		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: org, PublicURL: a.publicURL,
 			PathPrefix: base, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
-			Complete: complete, Fail: a.funnel.Failed("oidc"), Logger: a.log.With("org", string(org))})
+			Complete: complete, Fail: a.funnel.Failed("oidc"), Logger: a.log.With("org", string(org)),
+			Logout: func(ctx context.Context, l provision.IdPLogout, received time.Time) (int, error) {
+				return a.funnel.IdPLogout(ctx, org, l, received)
+			},
+			Refused: a.funnel.RefusedLogout, SignedOut: a.funnel.SignedOut})
 		if err != nil {
 			return nil, err
 		}

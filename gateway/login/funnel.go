@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,7 +113,7 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, org gateway.Or
 		f.refuse(w, r, id.Protocol, err)
 		return
 	}
-	if err := f.startSession(ctx, w, r, org, u.ID, id.Protocol); err != nil {
+	if err := f.startSession(ctx, w, r, org, u.ID, id); err != nil {
 		var refused *provision.LoginError
 		if errors.As(err, &refused) {
 			f.refuse(w, r, id.Protocol, err)
@@ -134,11 +135,60 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, org gateway.Or
 	http.Redirect(w, r, returnTo, http.StatusFound)
 }
 
+// IdPLogout ends the sessions an IdP's logout names (received is when
+// it arrived), counting it and the time to its last session ended. It
+// returns how many ended.
+func (f *Funnel) IdPLogout(ctx context.Context, org gateway.OrgID, l provision.IdPLogout, received time.Time) (int, error) {
+	ended, err := f.opts.Service.EndIdPSessions(ctx, org, l)
+	result := "ok"
+	switch {
+	case err != nil && gateway.ErrorCodeOf(err) == gateway.ErrNotFound:
+		result = "none"
+	case err != nil:
+		result = "error"
+	case len(ended) == 0:
+		result = "none"
+	}
+	if f.opts.Metrics != nil {
+		f.opts.Metrics.Logouts.WithLabelValues(l.Protocol, result).Inc()
+		if len(ended) > 0 {
+			f.opts.Metrics.LogoutSeconds.WithLabelValues(l.Protocol).Observe(time.Since(received).Seconds())
+		}
+	}
+	users := make([]string, 0, len(ended))
+	for _, se := range ended {
+		if !slices.Contains(users, se.UserID) {
+			users = append(users, se.UserID)
+		}
+	}
+	log := f.opts.Logger.With("org", string(org), "protocol", l.Protocol, "issuer", l.Issuer)
+	if err != nil && result == "error" {
+		log.ErrorContext(ctx, "IdP logout: the sessions could not be ended", "error", err)
+	} else {
+		log.InfoContext(ctx, "IdP logout", "sessions_ended", len(ended), "users", users)
+	}
+	return len(ended), err
+}
+
+// SignedOut shows that the person is signed out (back from the IdP's
+// logout).
+func (f *Funnel) SignedOut(w http.ResponseWriter, r *http.Request, message string) {
+	f.show(w, r, http.StatusOK, "Signed out", message, "")
+}
+
+// RefusedLogout counts an IdP logout message that was refused (forged,
+// replayed, expired, for another audience): it changed nothing.
+func (f *Funnel) RefusedLogout(protocol string) {
+	if f.opts.Metrics != nil {
+		f.opts.Metrics.Logouts.WithLabelValues(protocol, "refused").Inc()
+	}
+}
+
 // startSession signs the user in. A suspension that ended the
 // organization's sessions while this sign-in was completing ends this
 // one too (a *provision.LoginError): no session outlives it.
-func (f *Funnel) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, org gateway.OrgID, userID, protocol string) error {
-	se, err := f.opts.Sessions.Start(ctx, w, r, org, userID, protocol)
+func (f *Funnel) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, org gateway.OrgID, userID string, id gateway.Identity) error {
+	se, err := f.opts.Sessions.StartSignIn(ctx, w, r, org, userID, id)
 	if err != nil {
 		return err
 	}

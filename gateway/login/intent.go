@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 )
 
@@ -80,4 +81,12 @@ func (in Intent) Check() error {
 // SAML service provider and the OIDC relying party).
 type Starter interface {
 	Start(w http.ResponseWriter, r *http.Request, in Intent)
+}
+
+// IdPSignOut is a sign-in that also signs people out at their IdP
+// (RP-initiated logout, SAML single logout): once the gateway's session
+// has ended, SignOutAtIdP sends the browser to the IdP and reports
+// true, or reports false when this IdP offers no logout.
+type IdPSignOut interface {
+	SignOutAtIdP(w http.ResponseWriter, r *http.Request, se gateway.Session, idToken string) bool
 }

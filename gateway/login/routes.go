@@ -164,7 +164,7 @@ func (f *Funnel) acceptWithoutSSO(w http.ResponseWriter, r *http.Request) {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
-	if err := f.startSession(r.Context(), w, r, org, u.ID, "invitation"); err != nil {
+	if err := f.startSession(r.Context(), w, r, org, u.ID, gateway.Identity{Protocol: "invitation"}); err != nil {
 		f.refuse(w, r, "invitation", err)
 		return
 	}
@@ -285,10 +285,20 @@ func (f *Funnel) logout(crossSite *http.CrossOriginProtection) http.HandlerFunc 
 			return
 		}
 		log := f.opts.Logger
+		idToken := f.opts.Sessions.TakeIDToken(r.Context(), se)
 		if err := f.opts.Sessions.End(r.Context(), w, r); err != nil {
 			log.ErrorContext(r.Context(), "sign-out: the session could not be deleted", "error", err)
 		}
-		log.InfoContext(r.Context(), "signed out", "user", se.UserID)
+		log.InfoContext(r.Context(), "signed out", "user", se.UserID, "protocol", se.Protocol)
+		// Then at the IdP, when the sign-in came from one that offers it
+		// (the gateway's own session has ended whatever the IdP answers).
+		if f.opts.Starter != nil && (se.Protocol == "saml" || se.Protocol == "oidc") {
+			if starter, err := f.opts.Starter(r.Context(), se.Org); err == nil && starter != nil {
+				if idp, ok := starter.(IdPSignOut); ok && idp.SignOutAtIdP(w, r, se, idToken) {
+					return
+				}
+			}
+		}
 		f.show(w, r, http.StatusOK, "Signed out", "You are signed out of this application.", "")
 	}
 }

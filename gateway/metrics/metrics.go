@@ -49,6 +49,13 @@ type Metrics struct {
 	// that had one; across replicas, take the max).
 	SCIMLastSuccess  *prometheus.GaugeVec
 	LoginLastSuccess *prometheus.GaugeVec
+	// Logouts counts the IdPs' logout signals by protocol (oidc
+	// back-channel, saml single logout, okta universal logout) and
+	// result; LogoutSeconds is the time from a signal's arrival to its
+	// last session ended in the store (every replica's cache drops it at
+	// that commit's change signal).
+	Logouts       *prometheus.CounterVec
+	LogoutSeconds *prometheus.HistogramVec
 }
 
 // RegisterSessionCount exposes how many sessions the store keeps, read at
@@ -172,7 +179,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		Namespace: "gatehouse", Subsystem: "sso", Name: "last_success_timestamp_seconds",
 		Help: "When the organization's last sign-in completed, by protocol (Unix time), seen by this process.",
 	}, []string{"org", "protocol"})
-	reg.MustRegister(m.BuildInfo, m.SCIMLastSuccess, m.LoginLastSuccess)
+	m.Logouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "logouts_total",
+		Help: "Logout signals from IdPs, by protocol and result (ok, none: no session matched, refused, error).",
+	}, []string{"protocol", "result"})
+	m.LogoutSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "logout_seconds",
+		Help:    "Time from an IdP's logout signal to its last session ended, by protocol.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"protocol"})
+	reg.MustRegister(m.BuildInfo, m.SCIMLastSuccess, m.LoginLastSuccess, m.Logouts, m.LogoutSeconds)
 	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMAuthThrottled, m.SCIMOrgThrottled, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/login"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // Options configures the relying party.
@@ -43,8 +44,14 @@ type Options struct {
 	// sign-in started with (the login funnel).
 	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent)
 	// Fail shows a sign-in error page; reason is a fixed word.
-	Fail   func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
-	Logger *slog.Logger
+	Fail func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
+	// Logout ends the sessions a verified back-channel logout names;
+	// Refused counts one that was not (both the login funnel's).
+	Logout  func(ctx context.Context, l provision.IdPLogout, received time.Time) (int, error)
+	Refused func(protocol string)
+	// SignedOut shows that the person is signed out.
+	SignedOut func(w http.ResponseWriter, r *http.Request, message string)
+	Logger    *slog.Logger
 }
 
 // RP is the relying party.
@@ -127,6 +134,8 @@ func (o *RP) Mount(mux *http.ServeMux) {
 	p := o.opts.PathPrefix + "/oidc"
 	mux.HandleFunc("GET "+p+"/login", o.login)
 	mux.HandleFunc("GET "+p+"/callback", o.callback)
+	mux.HandleFunc("POST "+p+"/backchannel-logout", o.backchannelLogout)
+	mux.HandleFunc("GET "+p+"/logged-out", o.loggedOut)
 }
 
 // pending is a sign-in in flight, with what it is for.
@@ -242,6 +251,7 @@ func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
 		o.refuse(w, r, "no_email", err)
 		return
 	}
+	id.IDToken = tokens.IDToken
 	o.opts.Complete(w, r, id, p.intent())
 }
 
@@ -259,7 +269,7 @@ func (o *RP) identity(c *zoidc.IDTokenClaims) (gateway.Identity, error) {
 		}
 		return ""
 	}
-	id := gateway.Identity{Protocol: "oidc", Issuer: c.Issuer, Subject: c.Subject,
+	id := gateway.Identity{Protocol: "oidc", Issuer: c.Issuer, Subject: c.Subject, SessionID: c.SessionID,
 		Email: str(o.opts.EmailClaim), EmailVerified: bool(c.EmailVerified),
 		GivenName: str(o.opts.GivenNameClaim), FamilyName: str(o.opts.FamilyNameClaim)}
 	if o.opts.EmailClaim == "email" {

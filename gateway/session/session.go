@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
@@ -136,6 +137,15 @@ func (m *Manager) endBrowserSession(ctx context.Context, r *http.Request) error 
 // token at every login: no fixation; a browser is signed in to one
 // organization at a time).
 func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, org gateway.OrgID, userID, protocol string) (gateway.Session, error) {
+	return m.StartSignIn(ctx, w, r, org, userID, gateway.Identity{Protocol: protocol})
+}
+
+// StartSignIn is Start for a sign-in at an IdP: the session keeps who
+// the IdP signed in and its session (id.Subject, id.SessionID), which
+// the IdP's logout names. A value no store can index (longer than 1 KiB,
+// not UTF-8, holding a NUL) is not kept: that session then ends only by
+// a logout naming the other, or the person.
+func (m *Manager) StartSignIn(ctx context.Context, w http.ResponseWriter, r *http.Request, org gateway.OrgID, userID string, id gateway.Identity) (gateway.Session, error) {
 	if err := org.Check(); err != nil {
 		return gateway.Session{}, err
 	}
@@ -146,16 +156,44 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	token := string(org) + "." + base64.RawURLEncoding.EncodeToString(raw[:])
 	now := m.opts.Clock.Now()
-	se := gateway.Session{ID: hash(token), Org: org, UserID: userID, Protocol: protocol,
-		Created: now, LastSeen: now, Expires: now.Add(m.opts.Absolute)}
+	se := gateway.Session{ID: hash(token), Org: org, UserID: userID, Protocol: id.Protocol,
+		Created: now, LastSeen: now, Expires: now.Add(m.opts.Absolute),
+		IdPSubject: IdPValue(id.Subject), IdPSession: IdPValue(id.SessionID)}
 	if err := m.opts.Store.Sessions().Create(ctx, se); err != nil {
 		return gateway.Session{}, err
+	}
+	if id.IDToken != "" {
+		if _, err := m.opts.Store.Ephemeral().PutIfAbsent(ctx, org, idTokenNS, se.ID, []byte(id.IDToken), se.Expires); err != nil {
+			return gateway.Session{}, err
+		}
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: m.cookieName(), Value: token, Path: "/", Expires: se.Expires,
 		Secure: m.opts.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 	return se, nil
+}
+
+// idTokenNS keeps each OIDC session's ID token (its logout's hint).
+const idTokenNS = "oidc-id-token"
+
+// TakeIDToken returns the ID token a session signed in with (once; ""
+// when none was kept), for the IdP's logout.
+func (m *Manager) TakeIDToken(ctx context.Context, se gateway.Session) string {
+	raw, err := m.opts.Store.Ephemeral().Take(ctx, se.Org, idTokenNS, se.ID)
+	if err != nil {
+		return ""
+	}
+	return string(raw)
+}
+
+// IdPValue is v when a store can keep and index it as an IdP's subject
+// or session, and "" otherwise.
+func IdPValue(v string) string {
+	if len(v) > 1024 || !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+		return ""
+	}
+	return v
 }
 
 // errSignedOut is what every way of not having a valid session looks

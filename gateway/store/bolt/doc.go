@@ -25,6 +25,7 @@
 //	id_maps                   adapter id 0x00 resource id → the downstream's id
 //	sessions                  session id (SHA-256 of the cookie token) → session record
 //	sessions_by_user          user id 0x00 session id → ""
+//	sessions_by_idp           "u" IdP subject 0x00 session id → "", "s" IdP session 0x00 session id → ""
 //	keys                      name → key material (the gateway's own signing keys)
 //	ephemeral                 namespace 0x00 key → expiry (uint64 unix nanoseconds) + value
 //

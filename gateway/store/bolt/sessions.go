@@ -23,6 +23,10 @@ func encodeSession(se *gateway.Session) []byte {
 	w.time(se.Created)
 	w.time(se.LastSeen)
 	w.time(se.Expires)
+	if se.IdPSubject != "" || se.IdPSession != "" { // absent in sessions from before logout
+		w.str(se.IdPSubject)
+		w.str(se.IdPSession)
+	}
 	return w.b
 }
 
@@ -33,6 +37,9 @@ func decodeSession(org gateway.OrgID, id string, v []byte) (gateway.Session, err
 	}
 	se := gateway.Session{ID: id, Org: org, UserID: r.str(), Protocol: r.str()}
 	se.Created, se.LastSeen, se.Expires = r.time(), r.time(), r.time()
+	if r.err == nil && len(r.b) > 0 {
+		se.IdPSubject, se.IdPSession = r.str(), r.str()
+	}
 	return se, r.err
 }
 
@@ -51,7 +58,15 @@ func (ss sessionStore) Create(ctx context.Context, se gateway.Session) error {
 		if err := tb.Bucket(bLastLogin).Put([]byte(se.UserID), u64(uint64(se.Created.UnixNano()))); err != nil {
 			return err
 		}
-		return tb.Bucket(bUserSessions).Put(pair(se.UserID, se.ID), nil)
+		if err := tb.Bucket(bUserSessions).Put(pair(se.UserID, se.ID), nil); err != nil {
+			return err
+		}
+		for _, k := range idpKeys(&se) {
+			if err := tb.Bucket(bIdPSessions).Put(k, nil); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: create session: %w", err)
@@ -116,7 +131,62 @@ func deleteSession(tb *bolt.Bucket, org gateway.OrgID, id string) error {
 	if err := tb.Bucket(bUserSessions).Delete(pair(se.UserID, id)); err != nil {
 		return err
 	}
+	for _, k := range idpKeys(&se) {
+		if err := tb.Bucket(bIdPSessions).Delete(k); err != nil {
+			return err
+		}
+	}
 	return tb.Bucket(bSessions).Delete([]byte(id))
+}
+
+// idpKeys are a session's entries in sessions_by_idp: "u" subject and
+// "s" IdP session, each 0x00 the session id (the values hold no NUL:
+// session.Start keeps none).
+func idpKeys(se *gateway.Session) [][]byte {
+	var keys [][]byte
+	if se.IdPSubject != "" {
+		keys = append(keys, pair("u"+se.IdPSubject, se.ID))
+	}
+	if se.IdPSession != "" {
+		keys = append(keys, pair("s"+se.IdPSession, se.ID))
+	}
+	return keys
+}
+
+func (ss sessionStore) EndIdP(ctx context.Context, org gateway.OrgID, subject, idpSession string) ([]gateway.Session, error) {
+	if subject == "" && idpSession == "" {
+		return nil, gateway.Errorf(gateway.ErrInvalid, "a logout names the IdP's subject or session")
+	}
+	var ended []gateway.Session
+	err := ss.s.write(ctx, org, func(tb *bolt.Bucket) error {
+		ended = nil // the function may run again
+		index, by := "u"+subject, func(se *gateway.Session) bool { return idpSession == "" || se.IdPSession == idpSession }
+		if subject == "" {
+			index, by = "s"+idpSession, func(*gateway.Session) bool { return true }
+		}
+		for _, id := range prefixed(tb.Bucket(bIdPSessions), index) {
+			v := tb.Bucket(bSessions).Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			se, err := decodeSession(org, id, v)
+			if err != nil {
+				return err
+			}
+			if !by(&se) {
+				continue
+			}
+			if err := deleteSession(tb, org, id); err != nil {
+				return err
+			}
+			ended = append(ended, se)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: end IdP sessions: %w", err)
+	}
+	return ended, nil
 }
 
 func (ss sessionStore) Delete(ctx context.Context, org gateway.OrgID, id string) error {
@@ -151,7 +221,7 @@ func (ss sessionStore) DeleteAll(ctx context.Context, org gateway.OrgID) (int, e
 		n = tb.Bucket(bSessions).Stats().KeyN
 		// Both buckets are emptied whole: recreating them is cheaper than
 		// deleting every key.
-		for _, name := range [][]byte{bSessions, bUserSessions} {
+		for _, name := range [][]byte{bSessions, bUserSessions, bIdPSessions} {
 			if err := tb.DeleteBucket(name); err != nil {
 				return err
 			}

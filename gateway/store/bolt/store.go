@@ -46,6 +46,7 @@ var (
 	bIDMaps       = []byte("id_maps")
 	bSessions     = []byte("sessions")
 	bUserSessions = []byte("sessions_by_user")
+	bIdPSessions  = []byte("sessions_by_idp")
 	bKeys         = []byte("keys")
 	bEphemeral    = []byte("ephemeral")
 	bUserPool     = []byte("idx_user_pool")
@@ -54,7 +55,7 @@ var (
 	bAudit        = []byte("audit")
 	bAuditActor   = []byte("idx_audit_actor")
 	bAuditTarget  = []byte("idx_audit_target")
-	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions, bKeys, bEphemeral,
+	tenantBuckets = [][]byte{bUsers, bGroups, bUserName, bUserExtID, bUserEmail, bGroupName, bGroupExtID, bGroupUser, bUserGroup, bOutbox, bCounters, bCursors, bDeadLetters, bIDMaps, bSessions, bUserSessions, bIdPSessions, bKeys, bEphemeral,
 		bUserPool, bLastLogin, bRecords, bAudit, bAuditActor, bAuditTarget}
 
 	appendOnly = [][]byte{bUsers, bGroups, bOutbox}

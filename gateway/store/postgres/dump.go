@@ -114,8 +114,9 @@ func (s *Store) Import(ctx context.Context, items func(put func(gateway.DumpItem
 					org, dl.Consumer, int64(dl.Event.Seq), int32(dl.Attempts), dl.LastError, dl.At, int64(dl.HeldBehind), string(raw))
 			case it.Session != nil:
 				se := it.Session
-				return b.queue(`INSERT INTO gh_sessions (org, id, user_id, protocol, created, last_seen, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-					org, se.ID, se.UserID, se.Protocol, se.Created, se.LastSeen, se.Expires)
+				return b.queue(`INSERT INTO gh_sessions (org, id, user_id, protocol, created, last_seen, expires, idp_subject, idp_session)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+					org, se.ID, se.UserID, se.Protocol, se.Created, se.LastSeen, se.Expires, se.IdPSubject, se.IdPSession)
 			case it.LastLogin != nil:
 				return b.queue(`INSERT INTO gh_last_logins (org, user_id, at) VALUES ($1, $2, $3)`, org, it.LastLogin.UserID, it.LastLogin.At)
 			case it.Key != nil:

@@ -18,11 +18,11 @@ func (s *Store) Sessions() gateway.SessionStore { return sessionStore{s} }
 
 func sessionNotFound() error { return gateway.Errorf(gateway.ErrNotFound, "no such session") }
 
-const sessionCols = `id, user_id, protocol, created, last_seen, expires`
+const sessionCols = `id, user_id, protocol, created, last_seen, expires, idp_subject, idp_session`
 
 func scanSession(row pgx.Row, org gateway.OrgID) (gateway.Session, error) {
 	se := gateway.Session{Org: org}
-	err := row.Scan(&se.ID, &se.UserID, &se.Protocol, &se.Created, &se.LastSeen, &se.Expires)
+	err := row.Scan(&se.ID, &se.UserID, &se.Protocol, &se.Created, &se.LastSeen, &se.Expires, &se.IdPSubject, &se.IdPSession)
 	se.Created, se.LastSeen, se.Expires = se.Created.UTC(), se.LastSeen.UTC(), se.Expires.UTC()
 	return se, err
 }
@@ -35,10 +35,10 @@ func (ss sessionStore) Create(ctx context.Context, se gateway.Session) error {
 		return err
 	}
 	batch := &pgx.Batch{}
-	batch.Queue(`INSERT INTO gh_sessions (org, id, user_id, protocol, created, last_seen, expires) VALUES ($1, $2, $3, $4, $5, $6, $7)
+	batch.Queue(`INSERT INTO gh_sessions (org, id, user_id, protocol, created, last_seen, expires, idp_subject, idp_session) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (org, id) DO UPDATE SET user_id = EXCLUDED.user_id, protocol = EXCLUDED.protocol, created = EXCLUDED.created,
-			last_seen = EXCLUDED.last_seen, expires = EXCLUDED.expires`,
-		se.Org, se.ID, se.UserID, se.Protocol, se.Created, se.LastSeen, se.Expires)
+			last_seen = EXCLUDED.last_seen, expires = EXCLUDED.expires, idp_subject = EXCLUDED.idp_subject, idp_session = EXCLUDED.idp_session`,
+		se.Org, se.ID, se.UserID, se.Protocol, se.Created, se.LastSeen, se.Expires, se.IdPSubject, se.IdPSession)
 	batch.Queue(`INSERT INTO gh_last_logins (org, user_id, at) VALUES ($1, $2, $3)
 		ON CONFLICT (org, user_id) DO UPDATE SET at = EXCLUDED.at`, se.Org, se.UserID, se.Created)
 	err := ss.s.tx(ctx, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() })
@@ -114,6 +114,35 @@ func (ss sessionStore) DeleteAll(ctx context.Context, org gateway.OrgID) (int, e
 
 func (ss sessionStore) Expire(ctx context.Context, org gateway.OrgID, now, idleBefore time.Time) (int, error) {
 	return ss.end(ctx, "expire sessions", org, `DELETE FROM gh_sessions WHERE org = $1 AND (expires <= $2 OR last_seen < $3)`, now, idleBefore)
+}
+
+func (ss sessionStore) EndIdP(ctx context.Context, org gateway.OrgID, subject, idpSession string) ([]gateway.Session, error) {
+	if subject == "" && idpSession == "" {
+		return nil, gateway.Errorf(gateway.ErrInvalid, "a logout names the IdP's subject or session")
+	}
+	if err := checkOrg(org); err != nil {
+		return nil, err
+	}
+	var ended []gateway.Session
+	err := ss.s.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM gh_sessions WHERE org = $1
+			AND ($2 = '' OR idp_subject = $2) AND ($3 = '' OR idp_session = $3)
+			AND (idp_subject <> '' OR idp_session <> '') RETURNING `+sessionCols, org, subject, idpSession)
+		if err != nil {
+			return err
+		}
+		if ended, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (gateway.Session, error) { return scanSession(r, org) }); err != nil {
+			return err
+		}
+		if len(ended) == 0 {
+			return nil
+		}
+		return changedIn(ctx, tx, org)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: end IdP sessions: %w", unavailable(err))
+	}
+	return ended, nil
 }
 
 func (ss sessionStore) Count(ctx context.Context, org gateway.OrgID) (int, error) {
