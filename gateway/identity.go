@@ -76,3 +76,17 @@ type SessionStore interface {
 	// or not since the user was created).
 	LastLogins(ctx context.Context, org OrgID, userIDs []string) (map[string]time.Time, error)
 }
+
+// IdPLogout is an IdP's word that a person's sign-in ended: back-channel
+// logout (OIDC), single logout (SAML), Universal Logout (Okta). It names
+// the person by the subject the IdP signed in (Subject), or by the email
+// address of their account (Email, Universal Logout's email format), and
+// may name one of the IdP's sessions (Session).
+type IdPLogout struct {
+	Protocol  string // oidc, saml, universal
+	Issuer    string // who sent it (the audit entry's actor)
+	Subject   string
+	Session   string
+	Email     string
+	RequestID string
+}

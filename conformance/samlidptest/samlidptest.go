@@ -115,12 +115,21 @@ func FormOf(t testing.TB, resp *http.Response) (string, url.Values) {
 	t.Helper()
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	m := formAction.FindSubmatch(b)
-	if m == nil {
+	if formAction.FindSubmatch(b) == nil {
 		t.Fatalf("no form in %d page: %.400s", resp.StatusCode, b)
 	}
+	return formIn(b)
+}
+
+// formIn is the first form's action and hidden fields in page ("" and
+// none when it has no form).
+func formIn(page []byte) (string, url.Values) {
 	v := url.Values{}
-	for _, in := range hiddenInput.FindAllSubmatch(b, -1) {
+	m := formAction.FindSubmatch(page)
+	if m == nil {
+		return "", v
+	}
+	for _, in := range hiddenInput.FindAllSubmatch(page, -1) {
 		v.Set(string(in[1]), html.UnescapeString(string(in[2])))
 	}
 	return html.UnescapeString(string(m[1])), v
@@ -322,4 +331,35 @@ func Open(c *http.Client, loginURL string) (*http.Response, error) {
 	form := u.Query()
 	u.RawQuery = ""
 	return c.PostForm(u.String(), form)
+}
+
+// FollowForms opens target and, as a browser running the pages' scripts
+// would, posts every self-posting SAML form it is answered with (the
+// bindings' HTTP-POST), returning the first response that is not one.
+func FollowForms(c *http.Client, target string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	return FollowFormsFrom(c, req)
+}
+
+// FollowFormsFrom is FollowForms from a request of the caller's.
+func FollowFormsFrom(c *http.Client, req *http.Request) (*http.Response, error) {
+	resp, err := c.Do(req)
+	for i := 0; err == nil && i < 8; i++ {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		action, fields := formIn(b)
+		if fields.Get("SAMLRequest") == "" && fields.Get("SAMLResponse") == "" {
+			resp.Body = io.NopCloser(strings.NewReader(string(b)))
+			return resp, nil
+		}
+		next, perr := resp.Request.URL.Parse(action)
+		if perr != nil {
+			return nil, perr
+		}
+		resp, err = c.PostForm(next.String(), fields)
+	}
+	return resp, err
 }

@@ -248,7 +248,7 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: org, PublicURL: a.publicURL,
 			PathPrefix: base, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
 			Complete: complete, Fail: a.funnel.Failed("oidc"), Logger: a.log.With("org", string(org)),
-			Logout: func(ctx context.Context, l provision.IdPLogout, received time.Time) (int, error) {
+			Logout: func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error) {
 				return a.funnel.IdPLogout(ctx, org, l, received)
 			},
 			Refused: a.funnel.RefusedLogout, SignedOut: a.funnel.SignedOut})
@@ -298,7 +298,11 @@ func (a *App) samlSP(ctx context.Context, org gateway.OrgID, base string, c gate
 		PublicURL: a.publicURL, PathPrefix: base, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
-		Complete: complete, Fail: a.funnel.Failed("saml"), Logger: log})
+		Complete: complete, Fail: a.funnel.Failed("saml"), Logger: log,
+		Logout: func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error) {
+			return a.funnel.IdPLogout(ctx, org, l, received)
+		},
+		Refused: a.funnel.RefusedLogout, SignedOut: a.funnel.SignedOut})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata is not usable SAML metadata of one IdP with a signing certificate"}, err)
 	}

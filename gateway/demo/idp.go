@@ -233,6 +233,21 @@ func (l *loginFirst) GetSession(w http.ResponseWriter, r *http.Request, req *cre
 	return nil
 }
 
+// Single logout is samlidp's own: the sessions the form made are its
+// sessions, so it tracks which service providers each was used for, ends
+// them on a LogoutRequest and propagates its logout (/logout) to them.
+func (l *loginFirst) AddSessionParticipant(r *http.Request, s *crewsaml.Session, p crewsaml.SessionParticipant) error {
+	return l.srv.AddSessionParticipant(r, s, p)
+}
+
+func (l *loginFirst) SessionParticipants(r *http.Request, match func(*crewsaml.Session) bool) ([]crewsaml.SessionParticipant, error) {
+	return l.srv.SessionParticipants(r, match)
+}
+
+func (l *loginFirst) InvalidateSession(w http.ResponseWriter, r *http.Request, req *crewsaml.IdpLogoutRequest) error {
+	return l.srv.InvalidateSession(w, r, req)
+}
+
 func (l *loginFirst) page(w http.ResponseWriter, next, toast string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = l.form.Execute(w, struct{ Action, Continue, Toast string }{l.action, next, toast})

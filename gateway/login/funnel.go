@@ -138,7 +138,7 @@ func (f *Funnel) Complete(w http.ResponseWriter, r *http.Request, org gateway.Or
 // IdPLogout ends the sessions an IdP's logout names (received is when
 // it arrived), counting it and the time to its last session ended. It
 // returns how many ended.
-func (f *Funnel) IdPLogout(ctx context.Context, org gateway.OrgID, l provision.IdPLogout, received time.Time) (int, error) {
+func (f *Funnel) IdPLogout(ctx context.Context, org gateway.OrgID, l gateway.IdPLogout, received time.Time) (int, error) {
 	ended, err := f.opts.Service.EndIdPSessions(ctx, org, l)
 	result := "ok"
 	switch {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
-	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // Logout, both ways (OpenID Connect Back-Channel Logout 1.0 and
@@ -146,7 +145,7 @@ func (o *RP) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		o.logoutError(w, r, http.StatusBadRequest, "invalid_request", "the logout_token is not valid", err)
 		return
 	}
-	if _, err := o.opts.Logout(r.Context(), provision.IdPLogout{Protocol: "oidc", Issuer: c.Issuer, Subject: c.Subject,
+	if _, err := o.opts.Logout(r.Context(), gateway.IdPLogout{Protocol: "oidc", Issuer: c.Issuer, Subject: c.Subject,
 		Session: c.SessionID, RequestID: httpx.RequestID(r.Context())}, received); err != nil {
 		o.logoutError(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", "the sessions cannot be ended right now; send the logout again", err)
 		return

@@ -25,7 +25,6 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
 	"github.com/gatehouse-id/gatehouse/gateway/login"
-	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // Options configures the relying party.
@@ -47,7 +46,7 @@ type Options struct {
 	Fail func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
 	// Logout ends the sessions a verified back-channel logout names;
 	// Refused counts one that was not (both the login funnel's).
-	Logout  func(ctx context.Context, l provision.IdPLogout, received time.Time) (int, error)
+	Logout  func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error)
 	Refused func(protocol string)
 	// SignedOut shows that the person is signed out.
 	SignedOut func(w http.ResponseWriter, r *http.Request, message string)
@@ -88,6 +87,17 @@ func New(opts Options) (*RP, error) {
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.Logout == nil { // unwired: a logout is answered as not done
+		opts.Logout = func(context.Context, gateway.IdPLogout, time.Time) (int, error) {
+			return 0, errors.New("logout is not wired")
+		}
+	}
+	if opts.Refused == nil {
+		opts.Refused = func(string) {}
+	}
+	if opts.SignedOut == nil {
+		opts.SignedOut = func(w http.ResponseWriter, _ *http.Request, message string) { http.Error(w, message, http.StatusOK) }
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -10,26 +10,12 @@ import (
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
 
-// IdPLogout is an IdP's word that a person's sign-in ended: back-channel
-// logout (OIDC), single logout (SAML), Universal Logout (Okta). It names
-// the person by the subject the IdP signed in (Subject), or by the email
-// address of their account (Email, Universal Logout's email format), and
-// may name one of the IdP's sessions (Session).
-type IdPLogout struct {
-	Protocol  string // oidc, saml, universal
-	Issuer    string // who sent it (the audit entry's actor)
-	Subject   string
-	Session   string
-	Email     string
-	RequestID string
-}
-
 // EndIdPSessions ends the sessions an IdP's logout names and audits it
 // (actor: the IdP; target: the person, or the subject when no session
 // matched). It returns the sessions ended; none is not an error (the
 // person may have signed out already), but an email that names no
 // account is ErrNotFound.
-func (s *Service) EndIdPSessions(ctx context.Context, org gateway.OrgID, l IdPLogout) ([]gateway.Session, error) {
+func (s *Service) EndIdPSessions(ctx context.Context, org gateway.OrgID, l gateway.IdPLogout) ([]gateway.Session, error) {
 	var ended []gateway.Session
 	target := "idp-subject:" + l.Subject
 	switch {

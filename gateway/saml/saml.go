@@ -58,8 +58,14 @@ type Options struct {
 	// sign-in started with (the login funnel).
 	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent)
 	// Fail shows a sign-in error page.
-	Fail   func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
-	Logger *slog.Logger
+	Fail func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
+	// Logout ends the sessions a verified LogoutRequest names; Refused
+	// counts one that was not; SignedOut shows that the person is signed
+	// out (all the login funnel's).
+	Logout    func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error)
+	Refused   func(protocol string)
+	SignedOut func(w http.ResponseWriter, r *http.Request, message string)
+	Logger    *slog.Logger
 }
 
 // SP is the service provider.
@@ -104,6 +110,17 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 	if opts.GroupsAttribute == "" {
 		opts.GroupsAttribute = "groups"
 	}
+	if opts.Logout == nil { // unwired: a logout is answered as not done
+		opts.Logout = func(context.Context, gateway.IdPLogout, time.Time) (int, error) {
+			return 0, errors.New("logout is not wired")
+		}
+	}
+	if opts.Refused == nil {
+		opts.Refused = func(string) {}
+	}
+	if opts.SignedOut == nil {
+		opts.SignedOut = func(w http.ResponseWriter, _ *http.Request, message string) { http.Error(w, message, http.StatusOK) }
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -113,6 +130,7 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		return nil, fmt.Errorf("saml: public_url %q does not make a metadata URL", opts.PublicURL)
 	}
 	acsURL, _ := url.Parse(base + "/acs")
+	sloURL, _ := url.Parse(base + "/slo")
 	if opts.EntityID == "" {
 		opts.EntityID = metadataURL.String()
 	}
@@ -131,6 +149,8 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 		Certificate:       cert,
 		MetadataURL:       *metadataURL,
 		AcsURL:            *acsURL,
+		SloURL:            *sloURL,
+		LogoutBindings:    []string{crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding},
 		IDPMetadata:       idp,
 		SignatureMethod:   dsig.RSASHA256SignatureMethod,
 		AllowIDPInitiated: opts.AllowIDPInitiated,
@@ -212,6 +232,8 @@ func (s *SP) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+"/metadata", s.metadata)
 	mux.HandleFunc("GET "+p+"/login", s.login)
 	mux.HandleFunc("POST "+p+"/acs", s.acs)
+	mux.HandleFunc("GET "+p+"/slo", s.slo)
+	mux.HandleFunc("POST "+p+"/slo", s.slo)
 }
 
 // EntityID is the SP's entity id (what the IdP is configured with).
@@ -275,6 +297,9 @@ func essentials(ed *crewsaml.EntityDescriptor) string {
 		}
 		for _, e := range d.SingleSignOnServices {
 			b.WriteString(e.Binding + "=" + e.Location + "\n")
+		}
+		for _, e := range d.SingleLogoutServices {
+			b.WriteString("slo " + e.Binding + "=" + e.Location + " " + e.ResponseLocation + "\n")
 		}
 	}
 	return b.String()
@@ -682,7 +707,13 @@ func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID, acsURL string
 
 // identity reads the person from the assertion's NameID and attributes.
 func (s *SP) identity(a *crewsaml.Assertion, idp string) (gateway.Identity, error) {
-	id := gateway.Identity{Protocol: "saml", Issuer: idp, Subject: a.Subject.NameID.Value, EmailVerified: true}
+	id := gateway.Identity{Protocol: "saml", Issuer: idp, Subject: a.Subject.NameID.Value, SubjectFormat: a.Subject.NameID.Format, EmailVerified: true}
+	for _, st := range a.AuthnStatements {
+		if st.SessionIndex != "" {
+			id.SessionID = st.SessionIndex
+			break
+		}
+	}
 	values := func(name string) []string {
 		var out []string
 		for _, st := range a.AttributeStatements {
