@@ -103,9 +103,17 @@ type SSO struct {
 	// CachedOrgs bounds the organizations whose SAML SP or OIDC RP is
 	// kept built in memory; the least recently used beyond it are dropped
 	// and built again at their next sign-in.
-	CachedOrgs int     `yaml:"cached_orgs" doc:"organizations whose sign-in (SAML SP, OIDC RP) is kept built in memory; past it the least recently used is dropped and rebuilt on its next sign-in"`
-	SAML       SSOSAML `yaml:"saml"`
-	OIDC       SSOOIDC `yaml:"oidc"`
+	CachedOrgs      int                `yaml:"cached_orgs" doc:"organizations whose sign-in (SAML SP, OIDC RP) is kept built in memory; past it the least recently used is dropped and rebuilt on its next sign-in"`
+	SAML            SSOSAML            `yaml:"saml"`
+	OIDC            SSOOIDC            `yaml:"oidc"`
+	UniversalLogout SSOUniversalLogout `yaml:"universal_logout"`
+}
+
+// SSOUniversalLogout lets the IdP end a person's sessions by Okta's
+// Universal Logout.
+type SSOUniversalLogout struct {
+	Issuer  string `yaml:"issuer" doc:"iss of the IdP's signed Universal Logout requests (Okta: https://{yourOktaDomain}); empty: off"`
+	JWKSURL string `yaml:"jwks_url" doc:"where the IdP publishes the keys it signs them with; empty: {issuer}/oauth2/v1/keys (Okta's)"`
 }
 
 // SSOSAML configures the SAML service provider.
@@ -760,7 +768,8 @@ func (c *Config) IdentitySettings() gateway.IdentitySettings {
 				IDPMetadataRefresh: gateway.Duration(s.SAML.IDPMetadataRefresh), AllowIDPInitiated: s.SAML.AllowIDPInitiated,
 				EmailAttribute: s.SAML.EmailAttribute, FirstNameAttribute: s.SAML.FirstNameAttribute,
 				LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
-			OIDC: gateway.OIDCSettings{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: s.OIDC.ClientSecret},
+			OIDC:            gateway.OIDCSettings{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: s.OIDC.ClientSecret},
+			UniversalLogout: gateway.UniversalLogoutSettings{Issuer: s.UniversalLogout.Issuer, JWKSURL: s.UniversalLogout.JWKSURL},
 		},
 		Provisioning: gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
 			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly,

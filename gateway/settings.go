@@ -37,9 +37,30 @@ const (
 
 // SSOSettings is the login method.
 type SSOSettings struct {
-	Protocol string       `json:"protocol"`
-	SAML     SAMLSettings `json:"saml"`
-	OIDC     OIDCSettings `json:"oidc"`
+	Protocol        string                  `json:"protocol"`
+	SAML            SAMLSettings            `json:"saml"`
+	OIDC            OIDCSettings            `json:"oidc"`
+	UniversalLogout UniversalLogoutSettings `json:"universal_logout"`
+}
+
+// UniversalLogoutSettings let the organization's IdP end a person's
+// sessions by Okta's Universal Logout (a Global Token Revocation request
+// it signs): off while Issuer is empty.
+type UniversalLogoutSettings struct {
+	// Issuer is the iss of the IdP's signed requests (Okta: the org's
+	// URL, https://{yourOktaDomain}).
+	Issuer string `json:"issuer,omitempty"`
+	// JWKSURL is where the IdP publishes its keys (default
+	// {issuer}/oauth2/v1/keys, Okta's org keys).
+	JWKSURL string `json:"jwks_url,omitempty"`
+}
+
+// KeysURL is JWKSURL, or Okta's default for the issuer.
+func (u UniversalLogoutSettings) KeysURL() string {
+	if u.JWKSURL != "" {
+		return u.JWKSURL
+	}
+	return strings.TrimRight(u.Issuer, "/") + "/oauth2/v1/keys"
 }
 
 // SAMLSettings configures the one SAML IdP.
@@ -191,6 +212,18 @@ func (s IdentitySettings) Validate() []RuleViolation {
 		}
 		if sso.OIDC.ClientID == "" {
 			add(RuleSingleIdP, "sso.oidc.client_id", "is required when sso.protocol is \"oidc\"")
+		}
+	}
+	if u := sso.UniversalLogout; u.Issuer != "" || u.JWKSURL != "" {
+		switch {
+		case u.Issuer == "":
+			add(RuleSingleIdP, "sso.universal_logout.issuer", "is required for Universal Logout (the IdP's URL, as its signed requests name it)")
+		case !SecureOrLoopback(u.Issuer):
+			add(RuleSingleIdP, "sso.universal_logout.issuer", "%q must be an https URL (http only to a loopback host)", u.Issuer)
+		case u.JWKSURL != "" && !SecureOrLoopback(u.JWKSURL):
+			add(RuleSingleIdP, "sso.universal_logout.jwks_url", "%q must be an https URL (http only to a loopback host)", u.JWKSURL)
+		case sso.Protocol != ProtocolSAML && sso.Protocol != ProtocolOIDC:
+			add(RuleSingleIdP, "sso.universal_logout.issuer", "Universal Logout ends the sessions of people who sign in by SAML or OIDC; set sso.protocol first")
 		}
 	}
 	if p.Method == SourceSelfService && len(p.EmailDomain) == 0 {

@@ -137,6 +137,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	}))
 	mux.Handle(prefix+"/saml/", defaultSSO)
 	mux.Handle(prefix+"/oidc/", defaultSSO)
+	mux.Handle(prefix+"/global-token-revocation", defaultSSO)
 	mux.Handle(prefix+"/login", a.funnel.Discover(defaultSSO))
 	orgSSO := a.limitSignInStarts(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		org := gateway.OrgID(r.PathValue("org"))
@@ -153,7 +154,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		}
 		serveSSO(w, r, org)
 	}))
-	for _, path := range []string{"/o/{org}/saml/", "/o/{org}/oidc/", "/o/{org}/login"} {
+	for _, path := range []string{"/o/{org}/saml/", "/o/{org}/oidc/", "/o/{org}/login", "/o/{org}/global-token-revocation"} {
 		mux.Handle(prefix+path, orgSSO)
 	}
 	if a.cfg.Upstream.URL == "" {

@@ -242,6 +242,7 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 		}
 		sp.Mount(mux)
 		routes.starter = sp
+		a.mountUniversalLogout(mux, org, base, st.SSO.UniversalLogout, sp.IDPEntityID())
 		mux.HandleFunc("GET "+base+"/login", a.funnel.LoginPage(org, base+"/saml/login", "SAML single sign-on"))
 	case gateway.ProtocolOIDC:
 		c := st.SSO.OIDC
@@ -257,11 +258,22 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 		}
 		relying.Mount(mux)
 		routes.starter = relying
+		a.mountUniversalLogout(mux, org, base, st.SSO.UniversalLogout, c.Issuer)
 		mux.HandleFunc("GET "+base+"/login", a.funnel.LoginPage(org, base+"/oidc/login", "OIDC single sign-on"))
 	default:
 		mux.HandleFunc("GET "+base+"/login", noSignIn(st.SSO.Protocol))
 	}
 	return routes, nil
+}
+
+// mountUniversalLogout serves the organization's Global Token Revocation
+// endpoint (Okta's Universal Logout) when its settings name the IdP.
+func (a *App) mountUniversalLogout(mux *http.ServeMux, org gateway.OrgID, base string, cfg gateway.UniversalLogoutSettings, signInIssuer string) {
+	if cfg.Issuer == "" {
+		return
+	}
+	path := base + "/global-token-revocation"
+	mux.HandleFunc("POST "+path, a.funnel.UniversalLogout(org, cfg, a.publicURL+path, signInIssuer))
 }
 
 // noSignIn is the sign-in page of an organization whose people do not

@@ -236,6 +236,9 @@ func (s *SP) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+"/slo", s.slo)
 }
 
+// IDPEntityID is the IdP's entity id (the issuer of its assertions).
+func (s *SP) IDPEntityID() string { return s.cur.Load().idp }
+
 // EntityID is the SP's entity id (what the IdP is configured with).
 func (s *SP) EntityID() string { return s.opts.EntityID }
 
