@@ -14,6 +14,7 @@ import (
 
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/gatehouse-id/gatehouse/conformance/oidcoptest"
 	"github.com/gatehouse-id/gatehouse/conformance/samlidptest"
 	"github.com/gatehouse-id/gatehouse/gateway"
 )
@@ -62,6 +63,7 @@ func startBalancer(t *testing.T, addr string, backends []string) *balancer {
 // user; a stale If-Match from one replica is refused by another; a sign-in
 // started on one replica completes on another and is good on the third; a
 // deactivation through one ends the session on the others within 1 s;
+// the IdP's single logout and Universal Logout do too;
 // all publish the same JWKS; an API token and a method switch made on one
 // act on all.
 func TestThreeReplicasThroughBinaries(t *testing.T) {
@@ -252,6 +254,99 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("the deactivation ended the session on every replica within %v", time.Since(start).Round(time.Millisecond))
+
+	// The IdP's logouts end the session on every replica within a second
+	// too: samlidp's single logout (through the browser and the
+	// balancer), then Okta's Universal Logout sent to replica 0.
+	scimAt(t, at(0)+"/gatehouse/scim/v2", testToken, "PATCH", "/Users/"+ada.str("id"),
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":true}]}`).must(t, 200)
+	okta := startOktaOrg(t)
+	if r := adminAt(t, at(0), "PUT", "/identity", `{"sso":{"protocol":"saml","saml":{"idp_metadata_xml":`+metadata+`},"universal_logout":{"issuer":"`+okta.url+`"}},"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`, bearer(adminToken)); r.status != 200 {
+		t.Fatalf("turn Universal Logout on: %d %s", r.status, r.raw)
+	}
+	signInEverywhere := func() {
+		t.Helper()
+		acs, form := samlidptest.SignIn(t, browser, at(1)+"/gatehouse/login?return=/whoami")
+		acsURL, _ := url.Parse(acs)
+		acsURL.Host = reps[2].addr
+		resp, err := browser.PostForm(acsURL.String(), form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for i := range reps {
+			if s := whoamiAt(i); s != 200 {
+				t.Fatalf("signed in again, through replica %d: %d", i, s)
+			}
+		}
+	}
+	endedEverywhere := func(what string, start time.Time) {
+		t.Helper()
+		for whoamiAt(0) == 200 || whoamiAt(1) == 200 || whoamiAt(2) == 200 {
+			if time.Since(start) > time.Second {
+				t.Fatalf("a replica still serves the session %v after %s", time.Since(start), what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("%s ended the session on every replica within %v", what, time.Since(start).Round(time.Millisecond))
+	}
+	signInEverywhere()
+	resp, err = samlidptest.FollowForms(browser, idp.URL+"/logout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	endedEverywhere("the IdP's SAML single logout", time.Now())
+	signInEverywhere()
+	revoke, _ := http.NewRequest("POST", at(0)+"/gatehouse/global-token-revocation", strings.NewReader(`{"sub_id":{"format":"email","email":"`+samlidptest.Email+`"}}`))
+	revoke.Header.Set("Authorization", "Bearer "+okta.token(t, root+"/gatehouse/global-token-revocation", nil, nil))
+	revoke.Header.Set("Content-Type", "application/json")
+	start = time.Now()
+	resp, err = http.DefaultClient.Do(revoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("Universal Logout through replica 0: %d", resp.StatusCode)
+	}
+	endedEverywhere("Okta's Universal Logout", start)
+
+	// OIDC now: the OP's back-channel logout, sent to replica 1.
+	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
+	if r := adminAt(t, at(0), "PUT", "/identity", `{"sso":{"protocol":"oidc","oidc":{"issuer":"`+op.Issuer+`","client_id":"`+oidcoptest.ClientID+`","client_secret":"`+oidcoptest.ClientSecret+`"}},"provisioning":{"method":"scim","default_pool":"default","default_role":"user"}}`, bearer(adminToken)); r.status != 200 {
+		t.Fatalf("switch to OIDC: %d %s", r.status, r.raw)
+	}
+	browser = samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
+	back := op.SignIn(t, browser, at(2)+"/gatehouse/login?return=/whoami")
+	back.Host = reps[0].addr
+	browser.CheckRedirect = nil
+	resp, err = browser.Get(back.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for i := range reps {
+		if s := whoamiAt(i); s != 200 {
+			t.Fatalf("signed in by OIDC, through replica %d: %d", i, s)
+		}
+	}
+	token, err := op.SignLogoutToken(map[string]any{"iss": op.Issuer, "sub": oidcoptest.User, "aud": oidcoptest.ClientID,
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(), "jti": "replicas-1", "sid": op.Session(oidcoptest.User),
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	resp, err = http.PostForm(at(1)+"/gatehouse/oidc/backchannel-logout", url.Values{"logout_token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("back-channel logout through replica 1: %d", resp.StatusCode)
+	}
+	endedEverywhere("the OP's back-channel logout", start)
 
 	// An API token made on replica 1 works on 0 and 2 at once.
 	tok := adminAt(t, at(1), "POST", "/api-tokens", `{"name":"ci"}`, bearer(adminToken))

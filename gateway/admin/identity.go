@@ -30,11 +30,18 @@ type OIDCBody struct {
 	ClientSecret string `json:"client_secret,omitempty" doc:"write-only: reads show [REDACTED] when one is set; leave it out to keep the stored one"`
 }
 
+// UniversalLogoutBody is sso.universal_logout.
+type UniversalLogoutBody struct {
+	Issuer  string `json:"issuer,omitempty" doc:"iss of the IdP's signed Universal Logout requests (Okta: https://{yourOktaDomain}); empty: off"`
+	JWKSURL string `json:"jwks_url,omitempty" doc:"where the IdP publishes its keys; empty: {issuer}/oauth2/v1/keys"`
+}
+
 // SSOBody is the login method.
 type SSOBody struct {
-	Protocol string   `json:"protocol" enum:"none,saml,oidc,external"`
-	SAML     SAMLBody `json:"saml,omitempty"`
-	OIDC     OIDCBody `json:"oidc,omitempty"`
+	Protocol        string              `json:"protocol" enum:"none,saml,oidc,external"`
+	SAML            SAMLBody            `json:"saml,omitempty"`
+	OIDC            OIDCBody            `json:"oidc,omitempty"`
+	UniversalLogout UniversalLogoutBody `json:"universal_logout,omitempty"`
 }
 
 // ProvisioningBody is the provisioning method and its defaults.
@@ -64,6 +71,11 @@ type SPInfo struct {
 	MetadataURL  string `json:"metadata_url"`
 	ACSURL       string `json:"acs_url"`
 	OIDCRedirect string `json:"oidc_redirect_uri"`
+	// Where the IdP's logouts go (see the README's "Logout everywhere").
+	SingleLogoutURL       string `json:"single_logout_url"`
+	PostLogoutRedirectURI string `json:"post_logout_redirect_uri"`
+	BackchannelLogoutURI  string `json:"backchannel_logout_uri"`
+	UniversalLogoutURL    string `json:"universal_logout_url"`
 }
 
 // IdentityView is the identity configuration in force.
@@ -92,7 +104,8 @@ func toBody(st gateway.IdentitySettings) (SSOBody, ProvisioningBody) {
 			SAML: SAMLBody{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile, IDPMetadataXML: s.SAML.IDPMetadataXML,
 				IDPMetadataRefresh: refresh, AllowIDPInitiated: s.SAML.AllowIDPInitiated, EmailAttribute: s.SAML.EmailAttribute,
 				FirstNameAttribute: s.SAML.FirstNameAttribute, LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
-			OIDC: OIDCBody{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: secret}},
+			OIDC:            OIDCBody{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: secret},
+			UniversalLogout: UniversalLogoutBody{Issuer: s.UniversalLogout.Issuer, JWKSURL: s.UniversalLogout.JWKSURL}},
 		ProvisioningBody{Method: string(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole, Roles: p.Roles,
 			EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
 }
@@ -113,7 +126,8 @@ func merge(cur gateway.IdentitySettings, b IdentityBody) (gateway.IdentitySettin
 			SAML: gateway.SAMLSettings{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile, IDPMetadataXML: s.SAML.IDPMetadataXML,
 				IDPMetadataRefresh: gateway.Duration(refresh), AllowIDPInitiated: s.SAML.AllowIDPInitiated, EmailAttribute: s.SAML.EmailAttribute,
 				FirstNameAttribute: s.SAML.FirstNameAttribute, LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
-			OIDC: gateway.OIDCSettings{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: gateway.NewSecret(s.OIDC.ClientSecret)}}
+			OIDC:            gateway.OIDCSettings{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: gateway.NewSecret(s.OIDC.ClientSecret)},
+			UniversalLogout: gateway.UniversalLogoutSettings{Issuer: s.UniversalLogout.Issuer, JWKSURL: s.UniversalLogout.JWKSURL}}
 	}
 	if p := b.Provisioning; p != nil {
 		next.Provisioning = gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
@@ -137,7 +151,8 @@ func (a *API) identityView(ctx context.Context, st provision.Settings) *Identity
 func SPInfoFor(scimBaseURL string) SPInfo {
 	root := strings.TrimSuffix(scimBaseURL, "/scim/v2")
 	return SPInfo{EntityID: root + "/saml/metadata", MetadataURL: root + "/saml/metadata", ACSURL: root + "/saml/acs",
-		OIDCRedirect: root + "/oidc/callback"}
+		OIDCRedirect: root + "/oidc/callback", SingleLogoutURL: root + "/saml/slo", PostLogoutRedirectURI: root + "/oidc/logged-out",
+		BackchannelLogoutURI: root + "/oidc/backchannel-logout", UniversalLogoutURL: root + "/global-token-revocation"}
 }
 
 type identityOutput struct {
