@@ -250,6 +250,10 @@ type Upstream struct {
 // Proxy configures what the proxy checks beyond a session.
 type Proxy struct {
 	Rules ProxyRules `yaml:"rules" doc:"paths that need a permission, a list of {path, permission, pool | pool_segment | pool_header} (YAML, or JSON in the variable); the first rule whose path matches decides; none matches: any signed-in person passes"`
+	// Groups is which of a person's groups the app is told.
+	Groups string `yaml:"groups" doc:"which groups the app is told in X-Gatehouse-Groups and the JWT: all, mapped (only groups that map to a pool or a role) or none"`
+	// HeaderBudget bounds the identity headers together.
+	HeaderBudget int `yaml:"header_budget" doc:"bytes the identity headers may take together, the JWT included; past it the access header is left out, then the groups move to X-Gatehouse-Groups-Url"`
 }
 
 // ProxyRules are the proxy's permission rules, in order.
@@ -365,6 +369,7 @@ func Default() *Config {
 			Timeout: Duration(10 * time.Second), Lanes: 4, Retention: Duration(7 * 24 * time.Hour)},
 		Events:  Events{MaxWait: Duration(30 * time.Second)},
 		Session: Session{IdleTimeout: Duration(8 * time.Hour), AbsoluteTimeout: Duration(24 * time.Hour), CacheTTL: Duration(time.Second)},
+		Proxy:   Proxy{Groups: "all", HeaderBudget: 8 << 10},
 	}
 }
 
@@ -644,6 +649,14 @@ func (c *Config) Validate() []Problem {
 	}
 	if c.SSO.LoginRate < 0 {
 		add("sso.login_rate", "must not be negative (0: no limit)")
+	}
+	switch c.Proxy.Groups {
+	case "all", "mapped", "none":
+	default:
+		add("proxy.groups", "%q must be all, mapped or none", c.Proxy.Groups)
+	}
+	if c.Proxy.HeaderBudget < 2048 {
+		add("proxy.header_budget", "must be at least 2048 bytes (the identity JWT alone takes about 1 KiB)")
 	}
 	for i, r := range c.Proxy.Rules {
 		at := fmt.Sprintf("proxy.rules[%d]", i)

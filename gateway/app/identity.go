@@ -168,9 +168,19 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	for i, r := range a.cfg.Proxy.Rules {
 		rules[i] = proxy.Rule{Path: r.Path, Permission: r.Permission, Pool: r.Pool, PoolSegment: r.PoolSegment, PoolHeader: r.PoolHeader}
 	}
+	groupsPath := prefix + "/identity/groups"
 	p := proxy.New(proxy.Options{Upstream: target, Sessions: a.sessions, Signer: sig, Store: a.store, Access: a.service.Access, AccessVersion: a.service.AccessVersion, Rules: rules,
 		LoginURL: loginURL, Logger: a.log, CacheTTL: time.Duration(a.cfg.Session.CacheTTL),
+		Groups: a.cfg.Proxy.Groups, MappedGroup: a.service.MappedGroup, HeaderBudget: a.cfg.Proxy.HeaderBudget, GroupsURL: a.publicURL + groupsPath,
+		VerifyAssertion: func(token string) (gateway.OrgID, string, error) {
+			c, err := sig.Verify(token)
+			if err != nil {
+				return "", "", err
+			}
+			return gateway.OrgID(c.Org), c.Subject, nil
+		},
 		ObserveUpstream: func(elapsed time.Duration) { a.metrics.ProxyUpstream.Observe(elapsed.Seconds()) }})
+	mux.Handle("GET "+groupsPath, p.GroupsHandler())
 	auth := p.Auth(prefix + "/auth")
 	mux.Handle(prefix+"/auth", auth)
 	mux.Handle(prefix+"/auth/", auth)

@@ -41,6 +41,12 @@ type Policy struct {
 // or the mapping is off).
 func (p Policy) PoolOfGroup(group string) string { return p.GroupPools[fold.Key(group)] }
 
+// MappedGroup reports whether an IdP group maps to something in the
+// organization (a pool, or a role): what proxy.groups "mapped" keeps.
+func (s *Service) MappedGroup(org gateway.OrgID, group string) bool {
+	return s.policy(org).PoolOfGroup(group) != ""
+}
+
 // Service runs provisioning commands.
 type Service struct {
 	store      gateway.Store

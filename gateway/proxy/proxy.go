@@ -42,11 +42,29 @@ const (
 	// always holds it.
 	HeaderAccess        = "X-Gatehouse-Access"
 	HeaderAccessOmitted = "X-Gatehouse-Access-Omitted"
+	// When the groups would take the identity headers past their budget,
+	// HeaderGroups and the JWT's groups claim are left out, and
+	// HeaderGroupsURL (and the JWT's groups_url claim) says where the app
+	// reads them: GET with the assertion as the bearer token.
+	HeaderGroupsURL = "X-Gatehouse-Groups-Url"
 )
 
-// Signer issues the identity JWT.
+// Group modes (proxy.groups): which of a person's groups the app is told.
+const (
+	GroupsAll    = "all"
+	GroupsMapped = "mapped" // only those that map to a pool or a role
+	GroupsNone   = "none"
+)
+
+// DefaultHeaderBudget bounds the identity headers together, the JWT
+// included: 8 KiB fits every common server's default (nginx's 8 KiB
+// header line buffers, Node's 16 KiB for all headers).
+const DefaultHeaderBudget = 8 << 10
+
+// Signer issues the identity JWT; with a groupsURL it carries that
+// instead of the groups.
 type Signer interface {
-	Sign(u *gateway.User, groups []string, access []gateway.Access) (string, error)
+	Sign(u *gateway.User, groups []string, groupsURL string, access []gateway.Access) (string, error)
 }
 
 // Options configures the proxy.
@@ -76,6 +94,19 @@ type Options struct {
 	// from memory (0: read on every request); a change in their
 	// organization ends it at once (see session.Manager.Cached).
 	CacheTTL time.Duration
+	// Groups is which groups the app is told (GroupsAll when empty);
+	// MappedGroup says whether a group maps to a pool or a role in the
+	// organization (for GroupsMapped).
+	Groups      string
+	MappedGroup func(org gateway.OrgID, group string) bool
+	// HeaderBudget bounds the identity headers together, in bytes
+	// (DefaultHeaderBudget when 0); GroupsURL is the public URL of the
+	// groups endpoint (GroupsHandler), where the groups go past it.
+	HeaderBudget int
+	GroupsURL    string
+	// VerifyAssertion checks an identity JWT the gateway issued, for the
+	// groups endpoint.
+	VerifyAssertion func(token string) (org gateway.OrgID, userID string, err error)
 }
 
 // Proxy serves the upstream behind the gateway's sessions.
@@ -150,6 +181,9 @@ type cachedToken struct {
 	access  []gateway.Access
 	compact string
 	until   time.Time
+	// Past the header budget: the access header left out, the groups
+	// moved to the groups URL.
+	accessOmitted, groupsMoved bool
 }
 
 func (c *tokenCache) get(key string, now time.Time) (cachedToken, bool) {
@@ -416,9 +450,11 @@ func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, [
 	return nil, nil, false
 }
 
-// headers builds the identity headers for u.
+// headers builds the identity headers for u, within the header budget:
+// past it the access header is left out first (the JWT has it), then the
+// groups move out of the headers and the JWT to the groups URL.
 func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []gateway.Access, error) {
-	refs, err := p.memberships(ctx, u)
+	groups, err := p.groupsOf(ctx, u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -426,29 +462,16 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []ga
 	if p.opts.AccessVersion != nil {
 		accessVersion = p.opts.AccessVersion()
 	}
-	groups := make([]string, 0, len(refs))
-	escaped := make([]string, 0, len(refs))
-	for _, g := range refs {
-		groups = append(groups, g.DisplayName)
-		escaped = append(escaped, PercentEncode(g.DisplayName))
-	}
 	key := string(u.Org) + "\x00" + u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strconv.FormatUint(accessVersion, 10) +
 		"\x00" + strings.Join(groups, "\x00")
-	now := time.Now()
-	cached, ok := p.tokens.get(key, now)
-	if !ok {
-		if p.opts.Access != nil {
-			if cached.access, _, err = p.opts.Access(ctx, u); err != nil {
-				return nil, nil, err
-			}
+	escaped := ""
+	if len(groups) > 0 {
+		parts := make([]string, len(groups))
+		for i, g := range groups {
+			parts[i] = PercentEncode(g)
 		}
-		if cached.token, err = p.opts.Signer.Sign(u, groups, cached.access); err != nil {
-			return nil, nil, err
-		}
-		cached.compact, cached.until = CompactAccess(cached.access), now.Add(tokenReuse)
-		p.tokens.put(key, cached)
+		escaped = strings.Join(parts, ",")
 	}
-	token, access := cached.token, cached.access
 	email := u.PrimaryEmail()
 	if email == "" {
 		email = u.UserName
@@ -457,18 +480,130 @@ func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []ga
 	if name == "" {
 		name = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
 	}
+	name = headerSafe(name)
+	now := time.Now()
+	cached, ok := p.tokens.get(key, now)
+	if !ok {
+		if p.opts.Access != nil {
+			if cached.access, _, err = p.opts.Access(ctx, u); err != nil {
+				return nil, nil, err
+			}
+		}
+		if cached.token, err = p.opts.Signer.Sign(u, groups, "", cached.access); err != nil {
+			return nil, nil, err
+		}
+		cached.compact, cached.until = CompactAccess(cached.access), now.Add(tokenReuse)
+		// What the headers take: the fixed ones, then what may go.
+		size := headerSize(HeaderOrg, string(u.Org)) + headerSize(HeaderUserID, u.ID) + headerSize(HeaderEmail, email) +
+			headerSize(HeaderName, name) + headerSize(HeaderRole, u.Role) + headerSize(HeaderPool, strings.Join(u.Pools, ",")) +
+			headerSize(HeaderAssertion, cached.token) + headerSize(HeaderGroups, escaped) + headerSize(HeaderAccess, cached.compact)
+		if len(cached.compact) > accessBudget || size > p.budget() {
+			cached.accessOmitted = true
+			size += headerSize(HeaderAccessOmitted, accessOmittedNote) - headerSize(HeaderAccess, cached.compact)
+		}
+		if size > p.budget() && len(groups) > 0 && p.opts.GroupsURL != "" {
+			moved, err := p.opts.Signer.Sign(u, groups, p.opts.GroupsURL, cached.access)
+			if err != nil {
+				return nil, nil, err
+			}
+			size += headerSize(HeaderAssertion, moved) - headerSize(HeaderAssertion, cached.token) +
+				headerSize(HeaderGroupsURL, p.opts.GroupsURL) - headerSize(HeaderGroups, escaped)
+			cached.token, cached.groupsMoved = moved, true
+		}
+		if size > p.budget() {
+			p.opts.Logger.WarnContext(ctx, "proxy: the identity headers exceed the budget even without groups and access; the app may refuse them",
+				"user", u.ID, "bytes", size, "budget", p.budget())
+		}
+		p.tokens.put(key, cached)
+	}
+	token, access := cached.token, cached.access
+	if cached.groupsMoved {
+		escaped = ""
+	}
 	// One backing array for the values: this runs on every request.
-	values := [...]string{string(u.Org), u.ID, email, headerSafe(name), strings.Join(escaped, ","), u.Role, strings.Join(u.Pools, ","), token}
+	values := [...]string{string(u.Org), u.ID, email, name, escaped, u.Role, strings.Join(u.Pools, ","), token}
 	h := make(http.Header, len(values)+1)
 	for i, k := range [...]string{HeaderOrg, HeaderUserID, HeaderEmail, HeaderName, HeaderGroups, HeaderRole, HeaderPool, HeaderAssertion} {
 		h[k] = values[i : i+1 : i+1]
 	}
-	if len(cached.compact) <= accessBudget {
+	if cached.groupsMoved {
+		delete(h, HeaderGroups)
+		h[HeaderGroupsURL] = []string{p.opts.GroupsURL}
+	}
+	if !cached.accessOmitted {
 		h[HeaderAccess] = []string{cached.compact}
 	} else {
-		h[HeaderAccessOmitted] = []string{"too-large: read the access claim of " + HeaderAssertion}
+		h[HeaderAccessOmitted] = []string{accessOmittedNote}
 	}
 	return h, access, nil
+}
+
+const accessOmittedNote = "too-large: read the access claim of " + HeaderAssertion
+
+// headerSize is what a header takes on the wire ("Name: value\r\n").
+func headerSize(name, value string) int { return len(name) + len(value) + 4 }
+
+func (p *Proxy) budget() int {
+	if p.opts.HeaderBudget > 0 {
+		return p.opts.HeaderBudget
+	}
+	return DefaultHeaderBudget
+}
+
+// groupsOf are the names of u's groups the app is told (proxy.groups).
+func (p *Proxy) groupsOf(ctx context.Context, u *gateway.User) ([]string, error) {
+	if p.opts.Groups == GroupsNone {
+		return nil, nil
+	}
+	refs, err := p.memberships(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	groups := make([]string, 0, len(refs))
+	for _, g := range refs {
+		if p.opts.Groups == GroupsMapped && (p.opts.MappedGroup == nil || !p.opts.MappedGroup(u.Org, g.DisplayName)) {
+			continue
+		}
+		groups = append(groups, g.DisplayName)
+	}
+	return groups, nil
+}
+
+// GroupsHandler serves a person's groups to the app when they did not
+// fit in the headers: GET with the identity JWT (X-Gatehouse-Assertion)
+// as the bearer token, answered {"groups": [...]} (as proxy.groups
+// filters them), for as long as the JWT is valid and the person active.
+func (p *Proxy) GroupsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || p.opts.VerifyAssertion == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+			httpx.WriteJSON(w, http.StatusUnauthorized, "application/json", map[string]string{"error": "invalid_token", "error_description": "send the " + HeaderAssertion + " JWT as the bearer token"})
+			return
+		}
+		org, userID, err := p.opts.VerifyAssertion(strings.TrimSpace(token))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse", error="invalid_token"`)
+			httpx.WriteJSON(w, http.StatusUnauthorized, "application/json", map[string]string{"error": "invalid_token", "error_description": "the token is not a valid " + HeaderAssertion})
+			return
+		}
+		u, err := p.opts.Store.Users().Get(r.Context(), org, userID)
+		if gateway.ErrorCodeOf(err) == gateway.ErrNotFound || err == nil && !u.Active {
+			httpx.WriteJSON(w, http.StatusNotFound, "application/json", map[string]string{"error": "not_found", "error_description": "the person is gone or deactivated"})
+			return
+		}
+		if err != nil {
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, "application/json", map[string]string{"error": "unavailable"})
+			return
+		}
+		groups, err := p.groupsOf(r.Context(), u)
+		if err != nil {
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, "application/json", map[string]string{"error": "unavailable"})
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, "application/json", map[string]any{"sub": u.ID, "org": string(org), "groups": groups})
+	})
 }
 
 // CompactAccess writes access in the header's form:

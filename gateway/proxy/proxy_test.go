@@ -280,3 +280,54 @@ func TestTheAppCannotSetTheGatewaysCookies(t *testing.T) {
 		t.Fatalf("Set-Cookie reaching the browser: %q", got)
 	}
 }
+
+// TestGroupModes: proxy.groups all, mapped (only groups that map to a
+// pool or role) and none, in the header and the JWT alike.
+func TestGroupModes(t *testing.T) {
+	e := newEnv(t)
+	m := provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceManual}
+	if _, err := e.svc.CreateGroup(context.Background(), m, &gateway.Group{DisplayName: "Support"}, []gateway.Member{{UserID: e.user.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	e.signIn()
+	target, _ := url.Parse(e.up.srv.URL)
+	for _, c := range []struct {
+		mode, header string
+		claim        []any
+	}{
+		{proxy.GroupsAll, "R%26D%2C%20Europe,Support", []any{"R&D, Europe", "Support"}},
+		{"", "R%26D%2C%20Europe,Support", []any{"R&D, Europe", "Support"}},
+		{proxy.GroupsMapped, "Support", []any{"Support"}},
+		{proxy.GroupsNone, "", nil},
+	} {
+		t.Run("mode "+c.mode, func(t *testing.T) {
+			p := proxy.New(proxy.Options{Upstream: target, Sessions: e.sess, Signer: e.signer, Store: e.store, Groups: c.mode,
+				MappedGroup: func(org gateway.OrgID, group string) bool { return org == gateway.DefaultOrg && group == "Support" },
+				LoginURL:    func(string) string { return "/login" }})
+			req := httptest.NewRequest("GET", "/x", nil)
+			req.AddCookie(e.cookie)
+			before := len(e.up.seen())
+			p.ServeHTTP(httptest.NewRecorder(), req)
+			seen := e.up.seen()
+			if len(seen) != before+1 {
+				t.Fatal("the request did not reach the app")
+			}
+			h := seen[len(seen)-1]
+			if got := h.Get(proxy.HeaderGroups); got != c.header {
+				t.Fatalf("groups header %q, want %q", got, c.header)
+			}
+			tok, err := jwt.ParseSigned(h.Get(proxy.HeaderAssertion), []jose.SignatureAlgorithm{jose.ES256})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var claims map[string]any
+			if err := tok.UnsafeClaimsWithoutVerification(&claims); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := claims["groups"].([]any)
+			if len(got) != len(c.claim) || len(got) > 0 && got[0] != c.claim[0] {
+				t.Fatalf("groups claim %v, want %v", got, c.claim)
+			}
+		})
+	}
+}

@@ -108,16 +108,21 @@ type Claims struct {
 	Email  string   `json:"email,omitempty"`
 	Name   string   `json:"name,omitempty"`
 	Groups []string `json:"groups,omitempty"`
-	Role   string   `json:"role,omitempty"`
-	Pools  []string `json:"pools,omitempty"`
-	Source string   `json:"source,omitempty"`
+	// GroupsURL, set when the groups were too many for the headers, is
+	// where the app reads them (GET with this token as the bearer); the
+	// token then carries none.
+	GroupsURL string   `json:"groups_url,omitempty"`
+	Role      string   `json:"role,omitempty"`
+	Pools     []string `json:"pools,omitempty"`
+	Source    string   `json:"source,omitempty"`
 	// Access is, per pool the person is in, the role they hold there and
 	// its permissions: what they may do in the app.
 	Access []gateway.Access `json:"access"`
 }
 
-// Sign issues a token for u, valid for the configured lifetime.
-func (s *Signer) Sign(u *gateway.User, groups []string, access []gateway.Access) (string, error) {
+// Sign issues a token for u, valid for the configured lifetime; with a
+// groupsURL the groups are not in it but there.
+func (s *Signer) Sign(u *gateway.User, groups []string, groupsURL string, access []gateway.Access) (string, error) {
 	now := s.opts.Clock.Now()
 	var jti [12]byte
 	if _, err := rand.Read(jti[:]); err != nil {
@@ -129,8 +134,11 @@ func (s *Signer) Sign(u *gateway.User, groups []string, access []gateway.Access)
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
 			Expiry: jwt.NewNumericDate(now.Add(s.opts.Lifetime)), ID: base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
-		Org: string(u.Org), Email: u.PrimaryEmail(), Name: displayName(u), Groups: groups, Role: u.Role, Pools: u.Pools, Source: string(u.Source),
+		Org: string(u.Org), Email: u.PrimaryEmail(), Name: displayName(u), Groups: groups, GroupsURL: groupsURL, Role: u.Role, Pools: u.Pools, Source: string(u.Source),
 		Access: access,
+	}
+	if groupsURL != "" {
+		c.Groups = nil
 	}
 	if c.Access == nil {
 		c.Access = []gateway.Access{}
@@ -139,6 +147,23 @@ func (s *Signer) Sign(u *gateway.User, groups []string, access []gateway.Access)
 		c.Email = u.UserName
 	}
 	return jwt.Signed(s.signer).Claims(c).Serialize()
+}
+
+// Verify checks a token this signer issued (signature, issuer, audience,
+// lifetime) and returns its claims.
+func (s *Signer) Verify(token string) (*Claims, error) {
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return nil, err
+	}
+	var c Claims
+	if err := tok.Claims(&s.key.PublicKey, &c); err != nil {
+		return nil, err
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: s.opts.Issuer, AnyAudience: jwt.Audience{s.opts.Audience}, Time: s.opts.Clock.Now()}, 5*time.Second); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 func displayName(u *gateway.User) string {

@@ -72,7 +72,7 @@ func TestIdentityTokenVerifiesWithTheJWKS(t *testing.T) {
 	u := &gateway.User{ID: "u-1", UserName: "ada@example.com", Emails: []string{"ada@example.com"}, GivenName: "Ada", FamilyName: "Lovelace",
 		Role: "manager", Pools: []string{"default"}, Source: gateway.SourceJIT}
 	access := []gateway.Access{{Pool: "default", Role: "debugger", Permissions: []string{"agents.debug", "agents.read"}}}
-	token, err := s.Sign(u, []string{"Eng"}, access)
+	token, err := s.Sign(u, []string{"Eng"}, "", access)
 	if err != nil {
 		t.Fatal(err)
 	}
