@@ -153,6 +153,8 @@ type Provisioning struct {
 	VerifiedDomainsOnly bool              `yaml:"verified_domains_only" doc:"only people whose email is at one of the organization's verified domains may sign in"`
 	GroupPools          map[string]string `yaml:"group_pools" doc:"IdP group name → pool id: a JIT user created at sign-in joins the pools its groups map to (the default pool when none does) while group_pools_enabled; later changes are the managers' (Group A=pool-a,Group B=pool-b in the variable)"`
 	GroupPoolsEnabled   bool              `yaml:"group_pools_enabled" doc:"apply group_pools at sign-in"`
+	GroupRoles          GroupRoles        `yaml:"group_roles" doc:"IdP groups (SCIM or sign-in) → organization role, in order of precedence, a list of {group, role} (YAML, or JSON in the variable): a person holds the role of the first rule whose group they are in, the default role in none; a role a manager set wins"`
+	GroupRolesEnabled   bool              `yaml:"group_roles_enabled" doc:"apply group_roles (off: roles are the managers' alone)"`
 }
 
 // Admin configures the admin API and who may use it first.
@@ -254,6 +256,15 @@ type Proxy struct {
 	Groups string `yaml:"groups" doc:"which groups the app is told in X-Gatehouse-Groups and the JWT: all, mapped (only groups that map to a pool or a role) or none"`
 	// HeaderBudget bounds the identity headers together.
 	HeaderBudget int `yaml:"header_budget" doc:"bytes the identity headers may take together, the JWT included; past it the access header is left out, then the groups move to X-Gatehouse-Groups-Url"`
+}
+
+// GroupRoles are provisioning.group_roles, in order of precedence.
+type GroupRoles []GroupRole
+
+// GroupRole is one rule of provisioning.group_roles.
+type GroupRole struct {
+	Group string `yaml:"group" json:"group"`
+	Role  string `yaml:"role" json:"role"`
 }
 
 // ProxyRules are the proxy's permission rules, in order.
@@ -786,8 +797,16 @@ func (c *Config) IdentitySettings() gateway.IdentitySettings {
 		},
 		Provisioning: gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
 			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly,
-			GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled},
+			GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled, GroupRoles: groupRoles(p.GroupRoles), GroupRolesEnabled: p.GroupRolesEnabled},
 	}
+}
+
+func groupRoles(rules GroupRoles) []gateway.GroupRole {
+	var out []gateway.GroupRole
+	for _, r := range rules {
+		out = append(out, gateway.GroupRole{Group: r.Group, Role: r.Role})
+	}
+	return out
 }
 
 // Redacted renders the effective configuration as YAML, secrets hidden.
@@ -969,6 +988,12 @@ func setValue(v reflect.Value, s string) error {
 		var list Organizations
 		if err := yaml.Unmarshal([]byte(s), &list); err != nil {
 			return fmt.Errorf("is not a YAML or JSON list of {id, name, domains}: %v", err)
+		}
+		*p = list
+	case *GroupRoles:
+		var list GroupRoles
+		if err := yaml.Unmarshal([]byte(s), &list); err != nil {
+			return fmt.Errorf("is not a YAML or JSON list of {group, role}: %v", err)
 		}
 		*p = list
 	case *ProxyRules:

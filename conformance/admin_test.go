@@ -306,6 +306,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		"revoke-api-token":          {"/api-tokens/" + tokenID, "", 204, "api_token:" + tokenID},
 		"create-user":               {"/users", `{"userName":"new@example.com","role":"manager"}`, 201, ""},
 		"update-user":               {"/users/" + victim, `{"role":"manager","pools":["default","doomed"]}`, 200, "user:" + victim},
+		"role-from-groups":          {"/users/" + victim + "/role", "", 200, "user:" + victim},
 		"delete-user":               {"/users/" + victim, "", 204, "user:" + victim},
 		"create-pool":               {"/pools", `{"id":"sales","name":"Sales"}`, 201, "pool:sales"},
 		"update-pool":               {"/pools/sales", `{"name":"Sales EMEA"}`, 200, "pool:sales"},
@@ -331,7 +332,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 	}
 	// Run in an order where each fixture is still there.
 	order := []string{"put-identity", "rotate-scim-token", "create-api-token", "revoke-api-token", "create-user", "update-user",
-		"delete-user", "create-pool", "update-pool", "put-role", "put-pool-member", "remove-pool-member", "delete-role", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
+		"role-from-groups", "delete-user", "create-pool", "update-pool", "put-role", "put-pool-member", "remove-pool-member", "delete-role", "delete-pool", "replay-dead-letter", "create-invitation", "resend-invitation", "revoke-invitation", "end-all-sessions",
 		"create-org", "update-org", "delete-org", "verify-domain", "create-setup-link",
 		"create-scim-client", "add-scim-client-secret", "remove-scim-client-secret", "delete-scim-client"}
 	for _, r := range adminRoutes(t, g) {
@@ -344,7 +345,7 @@ func TestAdminEveryChangeIsAudited(t *testing.T) {
 		method := map[string]string{"put-identity": "PUT", "update-user": "PATCH", "update-pool": "PATCH",
 			"delete-user": "DELETE", "delete-pool": "DELETE", "revoke-api-token": "DELETE", "revoke-invitation": "DELETE", "end-all-sessions": "DELETE", "update-org": "PATCH", "delete-org": "DELETE",
 			"put-role": "PUT", "put-pool-member": "PUT", "remove-pool-member": "DELETE", "delete-role": "DELETE",
-			"remove-scim-client-secret": "DELETE", "delete-scim-client": "DELETE"}[op]
+			"remove-scim-client-secret": "DELETE", "delete-scim-client": "DELETE", "role-from-groups": "DELETE"}[op]
 		if method == "" {
 			method = "POST"
 		}

@@ -108,6 +108,19 @@ type ProvisioningSettings struct {
 	// sign-in joins the pools its groups map to, while GroupPoolsEnabled.
 	GroupPools        map[string]string `json:"group_pools,omitempty"`
 	GroupPoolsEnabled bool              `json:"group_pools_enabled"`
+	// GroupRoles gives the members of IdP groups (SCIM or sign-in) an
+	// organization role, in order of precedence: a person holds the role
+	// of the first rule whose group they are in, and the default role when
+	// they are in none. Off until GroupRolesEnabled (roles are the app's
+	// managers'); a role a manager set wins over it.
+	GroupRoles        []GroupRole `json:"group_roles,omitempty"`
+	GroupRolesEnabled bool        `json:"group_roles_enabled,omitempty"`
+}
+
+// GroupRole is one rule of the groups-to-roles mapping.
+type GroupRole struct {
+	Group string `json:"group"`
+	Role  string `json:"role"`
 }
 
 // Built-in roles: managers run the organization's identity; the app may
@@ -131,6 +144,7 @@ const (
 	RuleDomains          = "domains"             // domains are lower-case names
 	RuleDefaults         = "defaults"            // default pool and role exist
 	RuleGroupPools       = "group_pools"         // group mappings name pools
+	RuleGroupRoles       = "group_roles"         // group mappings name roles, each group once
 	RuleSCIMToken        = "scim_token"          // SCIM has a token to accept
 )
 
@@ -250,6 +264,20 @@ func (s IdentitySettings) Validate() []RuleViolation {
 	for group, pool := range p.GroupPools {
 		if group == "" || !ValidPoolID(pool) {
 			add(RuleGroupPools, "provisioning.group_pools", "%q → %q: map a group name to a pool id", group, pool)
+		}
+	}
+	seenGroups := map[string]bool{}
+	for i, gr := range p.GroupRoles {
+		at := fmt.Sprintf("provisioning.group_roles[%d]", i)
+		switch key := strings.ToLower(strings.TrimSpace(gr.Group)); {
+		case key == "" || gr.Role == "":
+			add(RuleGroupRoles, at, "map a group name to a role")
+		case len(p.Roles) > 0 && !slices.Contains(p.Roles, gr.Role):
+			add(RuleGroupRoles, at, "%q is not one of the roles %s", gr.Role, strings.Join(p.Roles, ", "))
+		case seenGroups[key]:
+			add(RuleGroupRoles, at, "group %q is mapped twice: the first rule would always win", gr.Group)
+		default:
+			seenGroups[key] = true
 		}
 	}
 	slices.SortFunc(vs, func(a, b RuleViolation) int { return strings.Compare(a.Path+a.Message, b.Path+b.Message) })

@@ -53,9 +53,11 @@ type ProvisioningBody struct {
 	EmailDomain    []string `json:"email_domain,omitempty"`
 	AllowedDomains []string `json:"allowed_domains,omitempty"`
 	// VerifiedDomainsOnly: see gateway.ProvisioningSettings.
-	VerifiedDomainsOnly bool              `json:"verified_domains_only,omitempty" doc:"only people whose email is at one of the organization's verified domains may sign in (off: its IdP may assert any address)"`
-	GroupPools          map[string]string `json:"group_pools,omitempty"`
-	GroupPoolsEnabled   bool              `json:"group_pools_enabled,omitempty"`
+	VerifiedDomainsOnly bool                `json:"verified_domains_only,omitempty" doc:"only people whose email is at one of the organization's verified domains may sign in (off: its IdP may assert any address)"`
+	GroupPools          map[string]string   `json:"group_pools,omitempty"`
+	GroupPoolsEnabled   bool                `json:"group_pools_enabled,omitempty"`
+	GroupRoles          []gateway.GroupRole `json:"group_roles,omitempty" doc:"IdP group → organization role, in order of precedence: the first rule whose group a person is in gives their role, the default role when none does; a role a manager set wins"`
+	GroupRolesEnabled   bool                `json:"group_roles_enabled,omitempty"`
 }
 
 // IdentityBody is a change of the identity configuration: a section left
@@ -107,7 +109,8 @@ func toBody(st gateway.IdentitySettings) (SSOBody, ProvisioningBody) {
 			OIDC:            OIDCBody{Issuer: s.OIDC.Issuer, ClientID: s.OIDC.ClientID, ClientSecret: secret},
 			UniversalLogout: UniversalLogoutBody{Issuer: s.UniversalLogout.Issuer, JWKSURL: s.UniversalLogout.JWKSURL}},
 		ProvisioningBody{Method: string(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole, Roles: p.Roles,
-			EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
+			EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled,
+			GroupRoles: p.GroupRoles, GroupRolesEnabled: p.GroupRolesEnabled}
 }
 
 // merge applies a change to the settings in force.
@@ -131,7 +134,8 @@ func merge(cur gateway.IdentitySettings, b IdentityBody) (gateway.IdentitySettin
 	}
 	if p := b.Provisioning; p != nil {
 		next.Provisioning = gateway.ProvisioningSettings{Method: gateway.Source(p.Method), DefaultPool: p.DefaultPool, DefaultRole: p.DefaultRole,
-			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled}
+			Roles: p.Roles, EmailDomain: p.EmailDomain, AllowedDomains: p.AllowedDomains, VerifiedDomainsOnly: p.VerifiedDomainsOnly, GroupPools: p.GroupPools, GroupPoolsEnabled: p.GroupPoolsEnabled,
+			GroupRoles: p.GroupRoles, GroupRolesEnabled: p.GroupRolesEnabled}
 	}
 	return next, nil
 }

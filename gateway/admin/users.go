@@ -170,6 +170,14 @@ func (a *API) updateUser(ctx context.Context, in *updateUserInput) (*userOutput,
 	return a.userOutput(ctx, u)
 }
 
+func (a *API) roleFromGroups(ctx context.Context, in *idInput) (*userOutput, error) {
+	u, err := a.opts.Service.UnpinRole(ctx, a.manager(ctx), in.ID)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return a.userOutput(ctx, u)
+}
+
 func (a *API) deleteUser(ctx context.Context, in *deleteInput) (*struct{}, error) {
 	version, err := ifMatch(in.IfMatch)
 	if err != nil {

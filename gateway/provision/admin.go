@@ -150,8 +150,17 @@ func (s *Service) ChangeUser(ctx context.Context, mg Manager, id string, ifVersi
 	}, func(old, nu *gateway.User) []gateway.AuditEntry {
 		return []gateway.AuditEntry{s.auditEntry(mg.Actor, mg.RequestID, "user.update", "user:"+id, Summarize(old), Summarize(nu))}
 	})
-	if err != nil || p.Pools == nil {
+	if err != nil {
 		return nu, err
+	}
+	if p.Role != nil {
+		// A manager's choice wins over the groups-to-roles mapping.
+		if err := s.pinRole(ctx, mg, id, role); err != nil {
+			return nu, err
+		}
+	}
+	if p.Pools == nil {
+		return nu, nil
 	}
 	return nu, s.dropLeftRoles(ctx, mg, before, nu)
 }

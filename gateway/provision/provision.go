@@ -35,6 +35,9 @@ type Policy struct {
 	// GroupPools, when set, maps IdP group names (folded) to the pools a
 	// JIT user is put in at sign-in.
 	GroupPools map[string]string
+	// GroupRoles, when set, are the groups-to-roles rules (groups
+	// folded), in order of precedence.
+	GroupRoles []gateway.GroupRole
 }
 
 // PoolOfGroup is the pool an IdP group puts a JIT user in ("": none,
@@ -44,7 +47,12 @@ func (p Policy) PoolOfGroup(group string) string { return p.GroupPools[fold.Key(
 // MappedGroup reports whether an IdP group maps to something in the
 // organization (a pool, or a role): what proxy.groups "mapped" keeps.
 func (s *Service) MappedGroup(org gateway.OrgID, group string) bool {
-	return s.policy(org).PoolOfGroup(group) != ""
+	p := s.policy(org)
+	if p.PoolOfGroup(group) != "" {
+		return true
+	}
+	key := fold.Key(group)
+	return slices.ContainsFunc(p.GroupRoles, func(gr gateway.GroupRole) bool { return gr.Group == key })
 }
 
 // Service runs provisioning commands.
@@ -361,7 +369,7 @@ func (s *Service) CreateGroup(ctx context.Context, m Meta, g *gateway.Group, mem
 	if err := s.store.Groups().Create(ctx, g, members, []gateway.Event{ev}); err != nil {
 		return nil, err
 	}
-	return g, nil
+	return g, s.applyGroupRoles(ctx, m, memberIDs(members))
 }
 
 // UpdateGroup replaces a group and its member list with what change
@@ -431,7 +439,11 @@ func (s *Service) UpdateGroup(ctx context.Context, m Meta, id string, ifVersion 
 		case err != nil:
 			return nil, nil, err
 		}
-		return res, members, nil
+		affected := append(slices.Clone(delta.added), delta.removed...)
+		if slices.Contains(changed, "displayName") { // a renamed group may map elsewhere now
+			affected = append(memberIDs(oldMembers), memberIDs(members)...)
+		}
+		return res, members, s.applyGroupRoles(ctx, m, affected)
 	}
 }
 
@@ -440,10 +452,16 @@ func (s *Service) DeleteGroup(ctx context.Context, m Meta, id string, ifVersion 
 	if err := s.allow(m); err != nil {
 		return err
 	}
-	return s.store.Groups().Delete(ctx, m.Org, id, ifVersion, func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error) {
+	var former []string
+	err := s.store.Groups().Delete(ctx, m.Org, id, ifVersion, func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error) {
 		ev := s.event(m, gateway.OpGroupDeleted)
 		ev.Group = old.Clone()
 		ev.MemberIDs = memberIDs(members)
+		former = ev.MemberIDs
 		return []gateway.Event{ev}, nil
 	})
+	if err != nil {
+		return err
+	}
+	return s.applyGroupRoles(ctx, m, former)
 }

@@ -101,6 +101,11 @@ func policyOf(st gateway.IdentitySettings) *Policy {
 			policy.GroupPools[fold.Key(g)] = pool
 		}
 	}
+	if p.GroupRolesEnabled {
+		for _, gr := range p.GroupRoles {
+			policy.GroupRoles = append(policy.GroupRoles, gateway.GroupRole{Group: fold.Key(gr.Group), Role: gr.Role})
+		}
+	}
 	return policy
 }
 
@@ -407,6 +412,13 @@ func (s *Service) UpdateSettings(ctx context.Context, org gateway.OrgID, actor g
 		return Settings{}, err
 	}
 	s.install(org, st)
+	if before, after := policyOf(cur.IdentitySettings), policyOf(next); !slices.Equal(before.GroupRoles, after.GroupRoles) ||
+		len(after.GroupRoles) > 0 && before.DefaultRole != after.DefaultRole {
+		// The mapping changed: everyone's role follows it now.
+		if err := s.applyGroupRolesToAll(ctx, org); err != nil {
+			return st, fmt.Errorf("the settings are stored; applying the groups-to-roles mapping to everyone failed (it applies again at each group change): %w", err)
+		}
+	}
 	return st, nil
 }
 

@@ -1,0 +1,179 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/fold"
+)
+
+// Groups to roles (provisioning.group_roles): while it is on, a person's
+// organization role follows their IdP groups, the first rule in order
+// whose group they are in, or the default role in none; a role a manager
+// set is pinned and wins until the manager gives it back to the mapping.
+
+const kindRolePin = "role-pin"
+
+// rolePin is a manager's choice of a person's role, kept beside the user.
+type rolePin struct {
+	Role string        `json:"role"`
+	By   gateway.Actor `json:"by"`
+	At   time.Time     `json:"at"`
+}
+
+// RoleFromGroups is the role the mapping gives a person in these groups:
+// the first rule's whose group is among them, or "" when none is.
+func (p Policy) RoleFromGroups(groups []string) string {
+	if len(p.GroupRoles) == 0 {
+		return ""
+	}
+	in := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		in[fold.Key(g)] = true
+	}
+	for _, gr := range p.GroupRoles {
+		if in[gr.Group] {
+			return gr.Role
+		}
+	}
+	return ""
+}
+
+// pinRole records that a manager set the person's role.
+func (s *Service) pinRole(ctx context.Context, mg Manager, userID, role string) error {
+	raw, err := json.Marshal(rolePin{Role: role, By: mg.Actor, At: s.clock.Now()})
+	if err != nil {
+		return err
+	}
+	records := s.store.Records()
+	for {
+		cur, err := records.Get(ctx, mg.Org, kindRolePin, userID)
+		version := cur.Version
+		if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+			version = 0
+		} else if err != nil {
+			return err
+		}
+		_, err = records.Put(ctx, mg.Org, kindRolePin, userID, version, raw, gateway.Journal{})
+		if code := gateway.ErrorCodeOf(err); code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed {
+			continue // another manager at the same moment: the last one wins
+		}
+		return err
+	}
+}
+
+// RolePinned reports whether a manager set the person's role (the
+// mapping then leaves it alone).
+func (s *Service) RolePinned(ctx context.Context, org gateway.OrgID, userID string) (bool, error) {
+	_, err := s.store.Records().Get(ctx, org, kindRolePin, userID)
+	switch code := gateway.ErrorCodeOf(err); {
+	case err == nil:
+		return true, nil
+	case code == gateway.ErrNotFound:
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// UnpinRole gives a person's role back to the groups-to-roles mapping
+// (audited), and applies it at once.
+func (s *Service) UnpinRole(ctx context.Context, mg Manager, userID string) (*gateway.User, error) {
+	if _, err := s.store.Users().Get(ctx, mg.Org, userID); err != nil {
+		return nil, err
+	}
+	entry := s.auditEntry(mg.Actor, mg.RequestID, "user.role_from_groups", "user:"+userID, nil, nil)
+	err := s.store.Records().Delete(ctx, mg.Org, kindRolePin, userID, 0, gateway.Journal{Audit: []gateway.AuditEntry{entry}})
+	if err != nil && gateway.ErrorCodeOf(err) != gateway.ErrNotFound {
+		return nil, err
+	}
+	if err := s.applyGroupRoles(ctx, mg.meta(), []string{userID}); err != nil {
+		return nil, err
+	}
+	return s.store.Users().Get(ctx, mg.Org, userID)
+}
+
+// applyGroupRoles gives each of the users the role the mapping says,
+// unless a manager pinned theirs; user.updated names the role change. It
+// never takes the manager role from the organization's last active
+// manager.
+func (s *Service) applyGroupRoles(ctx context.Context, m Meta, userIDs []string) error {
+	policy := s.policy(m.Org)
+	if len(policy.GroupRoles) == 0 || len(userIDs) == 0 {
+		return nil
+	}
+	userIDs = slices.Compact(slices.Sorted(slices.Values(userIDs)))
+	refs, err := s.store.Groups().Memberships(ctx, m.Org, userIDs)
+	if err != nil {
+		return fmt.Errorf("groups to roles: memberships: %w", err)
+	}
+	for _, id := range userIDs {
+		names := make([]string, 0, len(refs[id]))
+		for _, g := range refs[id] {
+			names = append(names, g.DisplayName)
+		}
+		role := policy.RoleFromGroups(names)
+		if role == "" {
+			role = policy.DefaultRole
+		}
+		u, err := s.store.Users().Get(ctx, m.Org, id)
+		if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if u.Role == role || role == "" {
+			continue
+		}
+		if pinned, err := s.RolePinned(ctx, m.Org, id); err != nil || pinned {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if u.Role == gateway.RoleManager && s.keepAManager(ctx, m.Org, id) != nil {
+			continue
+		}
+		_, err = s.updateUser(ctx, m, id, 0, func(u *gateway.User) (*gateway.User, error) {
+			u.Role = role
+			return u, nil
+		}, func(old, nu *gateway.User) []gateway.AuditEntry {
+			return []gateway.AuditEntry{s.auditEntry(gateway.Actor{Kind: gateway.ActorSystem, ID: "group_roles"}, m.RequestID,
+				"user.role_from_groups", "user:"+id, Summarize(old), Summarize(nu))}
+		})
+		if err != nil {
+			return fmt.Errorf("groups to roles: %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// applyGroupRolesToAll applies the mapping to every user of the
+// organization (it was turned on or changed), a page at a time.
+func (s *Service) applyGroupRolesToAll(ctx context.Context, org gateway.OrgID) error {
+	if len(s.policy(org).GroupRoles) == 0 {
+		return nil
+	}
+	m := Meta{Org: org, Source: gateway.SourceManual}
+	for start := 0; ; start += 200 {
+		users, _, err := s.store.Users().List(ctx, org, start, 200)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(users))
+		for i, u := range users {
+			ids[i] = u.ID
+		}
+		if err := s.applyGroupRoles(ctx, m, ids); err != nil {
+			return err
+		}
+		if len(users) < 200 {
+			return nil
+		}
+	}
+}
