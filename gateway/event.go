@@ -24,6 +24,11 @@ const (
 	OpPoolUpdated Op = "pool.updated"
 	// OpRoleUpdated: a role was created or its permissions changed.
 	OpRoleUpdated Op = "role.updated"
+	// OpCertificateExpiring: the organization's IdP signs with a
+	// certificate that expires within 90, 30 or 7 days (once per
+	// certificate and threshold): past it nobody signs in until the IdP's
+	// new certificate is here.
+	OpCertificateExpiring Op = "connection.certificate_expiring"
 )
 
 // Event is one normalized provisioning change, recorded in the outbox in
@@ -44,11 +49,26 @@ type Event struct {
 	// Organization is set on org.* events.
 	Organization *OrgRef `json:"organization,omitempty"`
 	// Pool is set on pool.updated, Role on role.updated.
-	Pool      *Pool    `json:"pool,omitempty"`
-	Role      *Role    `json:"role,omitempty"`
-	MemberIDs []string `json:"memberIds,omitempty"`
-	Changed   []string `json:"changed,omitempty"` // attribute names that changed
-	RequestID string   `json:"requestId,omitempty"`
+	Pool *Pool `json:"pool,omitempty"`
+	Role *Role `json:"role,omitempty"`
+	// Connection is set on connection.* events.
+	Connection *Connection `json:"connection,omitempty"`
+	MemberIDs  []string    `json:"memberIds,omitempty"`
+	Changed    []string    `json:"changed,omitempty"` // attribute names that changed
+	RequestID  string      `json:"requestId,omitempty"`
+}
+
+// Connection is an organization's connection to its IdP, as a
+// connection.* event tells of it.
+type Connection struct {
+	Protocol string `json:"protocol"` // saml
+	IdP      string `json:"idp"`      // the IdP's entity id
+	// The signing certificate the warning is about.
+	CertificateSubject     string    `json:"certificateSubject"`
+	CertificateFingerprint string    `json:"certificateFingerprint"` // SHA-256 of the DER, hex
+	CertificateNotAfter    time.Time `json:"certificateNotAfter"`
+	DaysLeft               int       `json:"daysLeft"`
+	ThresholdDays          int       `json:"thresholdDays"` // 90, 30 or 7
 }
 
 // OrgRef names an organization in an event.

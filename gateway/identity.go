@@ -90,3 +90,15 @@ type IdPLogout struct {
 	Email     string
 	RequestID string
 }
+
+// ConnectionHealth is what the gateway knows of an organization's
+// connection to its IdP: the signing certificate's expiry and whether
+// its metadata still refreshes.
+type ConnectionHealth struct {
+	CertificateNotAfter time.Time // zero: unknown (no SAML, or not read yet)
+	MetadataRefreshed   time.Time // the last good fetch from the metadata URL (zero: none)
+	// MetadataError is why the fetches fail since MetadataFailingSince
+	// ("" while they work): the last good metadata is in use.
+	MetadataError        string
+	MetadataFailingSince time.Time
+}

@@ -12,6 +12,9 @@ const (
 	SourceSelfService Source = "self_service"
 	// SourceOperator is the gateway's operator (organization events).
 	SourceOperator Source = "operator"
+	// SourceGateway is the gateway itself (what it noticed: an IdP
+	// certificate about to expire).
+	SourceGateway Source = "gateway"
 )
 
 // User is a provisioned person. The typed fields are the ones the gateway

@@ -34,9 +34,11 @@ type WireEvent struct {
 	// Pool is set on pool.updated: the pool after the change.
 	Pool *WirePool `json:"pool,omitempty"`
 	// Role is set on role.updated: the role after the change.
-	Role      *WireRole `json:"role,omitempty"`
-	MemberIDs []string  `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
-	Changed   []string  `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
+	Role *WireRole `json:"role,omitempty"`
+	// Connection is set on connection.certificate_expiring.
+	Connection *WireConnection `json:"connection,omitempty"`
+	MemberIDs  []string        `json:"memberIds,omitempty"` // members added, removed, or of a created or deleted group
+	Changed    []string        `json:"changed,omitempty"`   // attributes that changed (user.updated, group.updated)
 }
 
 // WireUser is a user as receivers see it.
@@ -87,6 +89,23 @@ type WireRole struct {
 	Permissions []string `json:"permissions"`
 }
 
+// WireConnection is an organization's IdP connection as receivers see
+// it: the certificate a warning is about.
+type WireConnection struct {
+	Protocol    string          `json:"protocol"`
+	IdP         string          `json:"idp"`
+	Certificate WireCertificate `json:"certificate"`
+	DaysLeft    int             `json:"daysLeft"`
+	Threshold   int             `json:"thresholdDays"`
+}
+
+// WireCertificate is an IdP signing certificate.
+type WireCertificate struct {
+	Subject     string    `json:"subject"`
+	Fingerprint string    `json:"sha256Fingerprint"`
+	NotAfter    time.Time `json:"notAfter"`
+}
+
 // WireOrg is an organization as receivers see it.
 type WireOrg struct {
 	ID   OrgID  `json:"id"`
@@ -123,6 +142,10 @@ func (e Event) Wire() WireEvent {
 	}
 	if p := e.Pool; p != nil {
 		w.Pool = &WirePool{ID: p.ID, Name: p.Name, Role: p.Role}
+	}
+	if c := e.Connection; c != nil {
+		w.Connection = &WireConnection{Protocol: c.Protocol, IdP: c.IdP, DaysLeft: c.DaysLeft, Threshold: c.ThresholdDays,
+			Certificate: WireCertificate{Subject: c.CertificateSubject, Fingerprint: c.CertificateFingerprint, NotAfter: c.CertificateNotAfter.UTC()}}
 	}
 	if r := e.Role; r != nil {
 		perms := r.Permissions
@@ -166,7 +189,7 @@ func (o Op) Known() bool {
 	switch o {
 	case OpUserCreated, OpUserUpdated, OpUserDeactivated, OpUserReactivated, OpUserDeleted,
 		OpGroupCreated, OpGroupUpdated, OpGroupDeleted, OpGroupMembersAdded, OpGroupMembersRemoved, OpOrgDeleted,
-		OpPoolUpdated, OpRoleUpdated,
+		OpPoolUpdated, OpRoleUpdated, OpCertificateExpiring,
 		OpInvitationCreated:
 		return true
 	}

@@ -50,7 +50,8 @@ type App struct {
 
 	// sso holds each organization's sign-in routes of the identity
 	// settings in force.
-	sso *ssoSet
+	sso   *ssoSet
+	conns connections // the IdP connections' health
 
 	funnel *login.Funnel
 

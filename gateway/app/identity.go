@@ -73,7 +73,10 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	if err := a.applySSO(ctx, gateway.DefaultOrg, a.sso.entry(gateway.DefaultOrg), st, true); err != nil {
 		return err
 	}
-	a.service.OnOrgDeleted(a.sso.drop)
+	a.service.OnOrgDeleted(func(org gateway.OrgID) {
+		a.sso.drop(org)
+		a.conns.forget(org)
+	})
 	a.service.OnSettings(func(org gateway.OrgID, st provision.Settings) {
 		if e := a.sso.existing(org); e != nil {
 			_ = a.applySSO(context.Background(), org, e, st, false)
@@ -113,7 +116,7 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 		UnprefixedOrg: gateway.DefaultOrg, PathPrefix: prefix, PublicRoot: a.publicURL + prefix,
 		InvitationTTL: time.Duration(a.cfg.Admin.InvitationTTL), SCIMTokenGrace: time.Duration(a.cfg.Admin.SCIMTokenGrace), Mails: a.cfg.Email.SMTP.Host != "",
 		SettingsFromFile: a.cfg.Admin.IdentitySource == provision.SettingsFromFile, LastSignIn: a.funnel.LastTestSignIn,
-		IdPCertificateExpiry: a.idpCertificateExpiry, OperatorToken: a.cfg.Admin.Token.Value(), CSRFKey: csrfKey,
+		IdPCertificateExpiry: a.idpCertificateExpiry, ConnectionHealth: a.connectionHealth, OperatorToken: a.cfg.Admin.Token.Value(), CSRFKey: csrfKey,
 		Secure: strings.HasPrefix(a.publicURL, "https://"), Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)

@@ -63,6 +63,8 @@ const sweepInterval = 5 * time.Minute
 // startSweeper deletes what expired now and then.
 func (a *App) startSweeper() {
 	a.every(sweepInterval, true, func(ctx context.Context) { a.SweepExpired(ctx, time.Now()) })
+	// The IdP certificates in use come nearer their end: check them hourly.
+	a.every(time.Hour, false, a.checkConnections)
 }
 
 // Swept says what one sweep deleted.

@@ -95,7 +95,7 @@ func (a *App) routes() (http.Handler, error) {
 func (a *App) opsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{Registry: a.registry}))
-	httpx.Health(mux, a.ready)
+	httpx.Health(mux, a.ready, a.connectionNotes)
 	a.outboxRoutes(mux)
 	if a.cfg.OpsPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -31,7 +31,10 @@ type ssoRoutes struct {
 	handler http.Handler
 	starter login.Starter // nil while people do not sign in by SSO
 	workers []*periodic
-	version uint64
+	// refreshMetadata fetches the IdP metadata again now (nil: it is not
+	// fetched from a URL).
+	refreshMetadata func(ctx context.Context)
+	version         uint64
 }
 
 func (r *ssoRoutes) stop() {
@@ -127,6 +130,19 @@ func (s *ssoSet) drop(org gateway.OrgID) {
 	if ok && org != s.pinned {
 		e.close()
 	}
+}
+
+// built is every organization's sign-in routes in force.
+func (s *ssoSet) built() map[gateway.OrgID]*ssoRoutes {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[gateway.OrgID]*ssoRoutes, len(s.orgs))
+	for org, e := range s.orgs {
+		if r := e.routes.Load(); r != nil {
+			out[org] = r
+		}
+	}
+	return out
 }
 
 // size is how many organizations have their sign-in built.
@@ -239,9 +255,11 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 		}
 		if refresh != nil {
 			routes.workers = append(routes.workers, refresh)
+			routes.refreshMetadata = refresh.fn
 		}
 		sp.Mount(mux)
 		routes.starter = sp
+		a.checkIdPCertificate(ctx, org, sp)
 		a.mountUniversalLogout(mux, org, base, st.SSO.UniversalLogout, sp.IDPEntityID())
 		mux.HandleFunc("GET "+base+"/login", a.funnel.LoginPage(org, base+"/saml/login", "SAML single sign-on"))
 	case gateway.ProtocolOIDC:
@@ -265,6 +283,21 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 	}
 	return routes, nil
 }
+
+// RefreshIdPMetadata fetches the organization's SAML IdP metadata from
+// its URL now, as the hourly refresh does (after an IdP's certificate
+// rollover, or in tests); false when its sign-in fetches none.
+func (a *App) RefreshIdPMetadata(ctx context.Context, org gateway.OrgID) bool {
+	routes, err := a.ssoFor(ctx, org)
+	if err != nil || routes.refreshMetadata == nil {
+		return false
+	}
+	routes.refreshMetadata(ctx)
+	return true
+}
+
+// CheckConnections runs the hourly check of the IdP certificates now.
+func (a *App) CheckConnections(ctx context.Context) { a.checkConnections(ctx) }
 
 // mountUniversalLogout serves the organization's Global Token Revocation
 // endpoint (Okta's Universal Logout) when its settings name the IdP.
@@ -331,9 +364,12 @@ func (a *App) samlSP(ctx context.Context, org gateway.OrgID, base string, c gate
 				log.Info("saml: IdP metadata changed; using the new one")
 			}
 		}
+		a.noteMetadataRefresh(org, err)
 		if err != nil {
 			log.Warn("saml: refreshing the IdP metadata failed; keeping the last good one", "error", err)
+			return
 		}
+		a.checkIdPCertificate(ctx, org, sp)
 	}), nil
 }
 

@@ -68,7 +68,10 @@ type Options struct {
 	// IdPCertificateExpiry is when the organization's SAML IdP's signing
 	// certificate expires (false: unknown, or no SAML).
 	IdPCertificateExpiry func(ctx context.Context, org gateway.OrgID) (time.Time, bool)
-	Logger               *slog.Logger
+	// ConnectionHealth is what the gateway knows of the organization's
+	// IdP connection (a banner on every page when it needs care).
+	ConnectionHealth func(ctx context.Context, org gateway.OrgID) gateway.ConnectionHealth
+	Logger           *slog.Logger
 }
 
 // Console serves the pages under {prefix}/console.
@@ -184,6 +187,7 @@ func (c *Console) manager(q *req) provision.Manager {
 // page is what every template gets.
 type page struct {
 	Title, Nav, Prefix, CSRF, Me, Notice, Error string
+	Banner                                      string // the IdP connection needs care
 	Org                                         string // the organization the page is about, by name
 	OrgPath                                     string // where its own sign-in pages are ({prefix} or {prefix}/o/{org})
 	Data                                        any
@@ -251,6 +255,9 @@ func (c *Console) render(q *req, status int, name, title, nav string, data any, 
 		p.Me = q.user.UserName
 	}
 	p.Org, p.OrgPath = string(q.org()), c.orgPath(q)
+	if c.opts.ConnectionHealth != nil {
+		p.Banner = connectionBanner(c.opts.ConnectionHealth(q.ctx(), q.org()), time.Now())
+	}
 	if o, err := c.opts.Service.Org(q.ctx(), q.org()); err == nil {
 		p.Org = o.Name
 	}

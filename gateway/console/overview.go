@@ -111,6 +111,15 @@ func (c *Console) overviewPage(q *req) {
 		default:
 			cert.Done, cert.Status = true, "Valid until "+expiry.UTC().Format("2 January 2006")+"."
 		}
+		if c.opts.ConnectionHealth != nil {
+			if h := c.opts.ConnectionHealth(ctx, q.org()); h.MetadataError != "" {
+				cert.Warn = true
+				cert.Status += " The metadata URL has failed since " + when(h.MetadataFailingSince) + " (" + h.MetadataError + "); the last good metadata is in use."
+				if cert.Next == "" {
+					cert.Next = "Check the identity provider's metadata URL on the identity page."
+				}
+			}
+		}
 		add(cert)
 	}
 	for i := range d.Checks {
@@ -119,6 +128,23 @@ func (c *Console) overviewPage(q *req) {
 		}
 	}
 	c.render(q, http.StatusOK, "overview", "Overview", "overview", d, "", "")
+}
+
+// connectionBanner is the sentence every console page shows while the
+// IdP connection needs care ("" while it does not).
+func connectionBanner(h gateway.ConnectionHealth, now time.Time) string {
+	switch left := h.CertificateNotAfter.Sub(now); {
+	case h.CertificateNotAfter.IsZero():
+	case left <= 0:
+		return "Your identity provider's signing certificate expired on " + h.CertificateNotAfter.UTC().Format("2 January 2006") + ": nobody can sign in until its new metadata is here."
+	case left < certWarning:
+		return fmt.Sprintf("Your identity provider's signing certificate expires on %s, in %d days: roll it over there and bring its new metadata here before then.",
+			h.CertificateNotAfter.UTC().Format("2 January 2006"), int(left.Hours()/24))
+	}
+	if h.MetadataError != "" {
+		return "Your identity provider's metadata could not be fetched since " + when(h.MetadataFailingSince) + "; the last good one is in use. Check its metadata URL."
+	}
+	return ""
 }
 
 func when(t time.Time) string { return t.UTC().Format("2 January 2006 at 15:04 UTC") }

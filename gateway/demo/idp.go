@@ -162,12 +162,16 @@ func (oktaAttributes) MakeAssertion(req *crewsaml.IdpAuthnRequest, s *crewsaml.S
 }
 
 func selfSigned(cn string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	return selfSignedUntil(cn, time.Now().AddDate(1, 0, 0))
+}
+
+func selfSignedUntil(cn string, notAfter time.Time) (*rsa.PrivateKey, *x509.Certificate, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0)}
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, nil, err
@@ -193,7 +197,12 @@ var loginPage = strings.TrimSpace(`
 // RotateKey gives the IdP a new signing key and certificate, as an IdP
 // does at certificate rollover. Not safe while the IdP is answering.
 func (i *IdP) RotateKey() error {
-	key, cert, err := selfSigned("gatehouse demo idp")
+	return i.RotateKeyUntil(time.Now().AddDate(1, 0, 0))
+}
+
+// RotateKeyUntil is RotateKey with a certificate valid until notAfter.
+func (i *IdP) RotateKeyUntil(notAfter time.Time) error {
+	key, cert, err := selfSignedUntil("gatehouse demo idp", notAfter)
 	if err != nil {
 		return err
 	}

@@ -165,8 +165,9 @@ func Recover(log *slog.Logger, next http.Handler) http.Handler {
 }
 
 // Health serves /healthz (the process is up) and /readyz (ready reports
-// nil when the gateway can serve traffic).
-func Health(mux *http.ServeMux, ready func(context.Context) error) {
+// nil when the gateway can serve traffic; notes, when set, are lines on
+// what needs care without making it unready).
+func Health(mux *http.ServeMux, ready func(context.Context) error, notes func(context.Context) []string) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -179,6 +180,11 @@ func Health(mux *http.ServeMux, ready func(context.Context) error) {
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
+		if notes != nil {
+			for _, n := range notes(r.Context()) {
+				_, _ = w.Write([]byte(n + "\n"))
+			}
+		}
 	})
 }
 

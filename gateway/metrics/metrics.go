@@ -56,6 +56,13 @@ type Metrics struct {
 	// that commit's change signal).
 	Logouts       *prometheus.CounterVec
 	LogoutSeconds *prometheus.HistogramVec
+	// IdPCertificateExpiry is when each organization's SAML IdP signing
+	// certificate (the first to expire) expires; IdPMetadataRefreshed is
+	// its metadata's last good fetch, IdPMetadataRefreshFailures the
+	// fetches that failed (the last good metadata is kept).
+	IdPCertificateExpiry       *prometheus.GaugeVec
+	IdPMetadataRefreshed       *prometheus.GaugeVec
+	IdPMetadataRefreshFailures *prometheus.CounterVec
 }
 
 // RegisterSessionCount exposes how many sessions the store keeps, read at
@@ -188,7 +195,20 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help:    "Time from an IdP's logout signal to its last session ended, by protocol.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"protocol"})
-	reg.MustRegister(m.BuildInfo, m.SCIMLastSuccess, m.LoginLastSuccess, m.Logouts, m.LogoutSeconds)
+	m.IdPCertificateExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "idp_certificate_expiry_timestamp_seconds",
+		Help: "When the organization's SAML IdP signing certificate (the first to expire) expires (Unix time).",
+	}, []string{"org"})
+	m.IdPMetadataRefreshed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "idp_metadata_refreshed_timestamp_seconds",
+		Help: "When the organization's SAML IdP metadata was last fetched from its URL without error (Unix time), seen by this process.",
+	}, []string{"org"})
+	m.IdPMetadataRefreshFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gatehouse", Subsystem: "sso", Name: "idp_metadata_refresh_failures_total",
+		Help: "Fetches of the organization's SAML IdP metadata that failed (the last good metadata is kept).",
+	}, []string{"org"})
+	reg.MustRegister(m.BuildInfo, m.SCIMLastSuccess, m.LoginLastSuccess, m.Logouts, m.LogoutSeconds,
+		m.IdPCertificateExpiry, m.IdPMetadataRefreshed, m.IdPMetadataRefreshFailures)
 	reg.MustRegister(m.AdminRequests, m.SCIMRequests, m.SCIMDuration, m.SCIMAuthFailures, m.SCIMAuthThrottled, m.SCIMOrgThrottled, m.Logins, m.JITCreations, m.ProxyRequests, m.ProxyUpstream,
 		m.OutboxDeliveries, m.OutboxDuration, m.OutboxLag, m.OutboxOldest, m.OutboxDeadLetters,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

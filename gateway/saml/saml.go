@@ -267,7 +267,17 @@ func (s *SP) SetIDPMetadata(raw []byte) (changed bool, err error) {
 // certificates in force expires (false: none could be read): past it,
 // nobody signs in until the IdP's new certificate is here.
 func (s *SP) IDPCertificateExpiry() (time.Time, bool) {
-	var first time.Time
+	cert, ok := s.IDPSigningCertificate()
+	if !ok {
+		return time.Time{}, false
+	}
+	return cert.NotAfter, true
+}
+
+// IDPSigningCertificate is the IdP's signing certificate in force that
+// expires first (false: none could be read).
+func (s *SP) IDPSigningCertificate() (*x509.Certificate, bool) {
+	var first *x509.Certificate
 	for _, d := range s.cur.Load().sp.IDPMetadata.IDPSSODescriptors {
 		for _, k := range d.KeyDescriptors {
 			if k.Use != "" && k.Use != "signing" {
@@ -279,13 +289,13 @@ func (s *SP) IDPCertificateExpiry() (time.Time, bool) {
 					continue
 				}
 				cert, err := x509.ParseCertificate(der)
-				if err == nil && (first.IsZero() || cert.NotAfter.Before(first)) {
-					first = cert.NotAfter
+				if err == nil && (first == nil || cert.NotAfter.Before(first.NotAfter)) {
+					first = cert
 				}
 			}
 		}
 	}
-	return first, !first.IsZero()
+	return first, first != nil
 }
 
 // essentials is what of IdP metadata matters to the SP: the IdP's

@@ -296,6 +296,9 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 	if e.Role != nil {
 		has |= 32
 	}
+	if e.Connection != nil {
+		has |= 64
+	}
 	w.b = append(w.b, has)
 	if e.User != nil {
 		rec, err := encodeUser(e.User)
@@ -324,7 +327,7 @@ func encodeEvent(e *gateway.Event) ([]byte, error) {
 	for _, v := range []struct {
 		present bool
 		value   any
-	}{{e.Organization != nil, e.Organization}, {e.Pool != nil, e.Pool}, {e.Role != nil, e.Role}} {
+	}{{e.Organization != nil, e.Organization}, {e.Pool != nil, e.Pool}, {e.Role != nil, e.Role}, {e.Connection != nil, e.Connection}} {
 		if !v.present {
 			continue
 		}
@@ -399,6 +402,7 @@ func decodeEvent(seq uint64, v []byte) (gateway.Event, error) {
 		{8, "organization", func() any { e.Organization = &gateway.OrgRef{}; return e.Organization }},
 		{16, "pool", func() any { e.Pool = &gateway.Pool{}; return e.Pool }},
 		{32, "role", func() any { e.Role = &gateway.Role{}; return e.Role }},
+		{64, "connection", func() any { e.Connection = &gateway.Connection{}; return e.Connection }},
 	} {
 		if has&part.bit == 0 {
 			continue
