@@ -96,6 +96,9 @@ type SCIM struct {
 // SSO configures single sign-on.
 type SSO struct {
 	Protocol string `yaml:"protocol" doc:"none, saml, oidc, or external (the app or another proxy does login)"`
+	// Preset names the IdP: its attribute and claim names and how an
+	// email is trusted.
+	Preset string `yaml:"preset" doc:"the IdP: okta, entra, google, onelogin, jumpcloud or generic (its attribute and claim names, its groups claim, how an email is trusted); names set under saml win"`
 	// LoginRate bounds the sign-ins started per second in each
 	// organization (each costs a signature and a stored request), whoever
 	// asks.
@@ -122,10 +125,10 @@ type SSOSAML struct {
 	IDPMetadataFile    string   `yaml:"idp_metadata_file" doc:"path of the IdP's SAML metadata (instead of the URL)"`
 	IDPMetadataRefresh Duration `yaml:"idp_metadata_refresh" doc:"how often the metadata URL is fetched again, for IdP certificate rollover; 0: never"`
 	AllowIDPInitiated  bool     `yaml:"allow_idp_initiated" doc:"accept sign-ins the IdP starts (from its dashboard) without a request of ours"`
-	EmailAttribute     string   `yaml:"email_attribute" doc:"attribute holding the email; empty: the NameID"`
-	FirstNameAttribute string   `yaml:"first_name_attribute" doc:"attribute holding the first name"`
-	LastNameAttribute  string   `yaml:"last_name_attribute" doc:"attribute holding the last name"`
-	GroupsAttribute    string   `yaml:"groups_attribute" doc:"attribute holding the groups"`
+	EmailAttribute     string   `yaml:"email_attribute" doc:"attribute holding the email; empty: the preset's (the NameID for most)"`
+	FirstNameAttribute string   `yaml:"first_name_attribute" doc:"attribute holding the first name; empty: the preset's"`
+	LastNameAttribute  string   `yaml:"last_name_attribute" doc:"attribute holding the last name; empty: the preset's"`
+	GroupsAttribute    string   `yaml:"groups_attribute" doc:"attribute holding the groups; empty: the preset's"`
 }
 
 // SSOOIDC configures the OIDC relying party.
@@ -369,7 +372,7 @@ func Default() *Config {
 		PathPrefix:   "/gatehouse",
 		Log:          Log{Level: "info", Format: "json"},
 		SCIM:         SCIM{MaxBodyBytes: 1 << 20, MaxResults: 200, MaxPatchOperations: 1000, MaxMembersPerRequest: 10000, AuthFailuresPerMinute: 20, OrgRequestsPerSecond: 1000, AccessTokenTTL: Duration(time.Hour)},
-		SSO:          SSO{Protocol: "none", LoginRate: 100, CachedOrgs: 1000, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour), FirstNameAttribute: "firstName", LastNameAttribute: "lastName", GroupsAttribute: "groups"}},
+		SSO:          SSO{Protocol: "none", LoginRate: 100, CachedOrgs: 1000, SAML: SSOSAML{IDPMetadataRefresh: Duration(time.Hour)}},
 		Provisioning: Provisioning{Method: "manual", DefaultPool: "default", DefaultRole: "user", Roles: []string{gateway.RoleManager, gateway.RoleUser}},
 		Admin:        Admin{IdentitySource: "store", SCIMTokenGrace: Duration(24 * time.Hour), InvitationTTL: Duration(7 * 24 * time.Hour)},
 		Store:        Store{Type: "bolt", FSync: true, OpenTimeout: Duration(5 * time.Second), Postgres: StorePostgres{StatementTimeout: Duration(10 * time.Second)}},
@@ -787,7 +790,7 @@ func (c *Config) IdentitySettings() gateway.IdentitySettings {
 	s, p := c.SSO, c.Provisioning
 	return gateway.IdentitySettings{
 		SSO: gateway.SSOSettings{
-			Protocol: s.Protocol,
+			Protocol: s.Protocol, Preset: s.Preset,
 			SAML: gateway.SAMLSettings{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile,
 				IDPMetadataRefresh: gateway.Duration(s.SAML.IDPMetadataRefresh), AllowIDPInitiated: s.SAML.AllowIDPInitiated,
 				EmailAttribute: s.SAML.EmailAttribute, FirstNameAttribute: s.SAML.FirstNameAttribute,

@@ -154,7 +154,8 @@ func TestConsoleTestSignIn(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/gatehouse/console/identity/test" || !strings.Contains(string(body), `id="last-sign-in"`) ||
-		!strings.Contains(string(body), "bob@example.com") || !strings.Contains(string(body), "Builder") {
+		!strings.Contains(string(body), "bob@example.com") || !strings.Contains(string(body), "Builder") ||
+		!strings.Contains(string(body), `id="raw-attributes"`) || !strings.Contains(string(body), "<code>NameID</code>") || !strings.Contains(string(body), "<code>firstName</code>") {
 		t.Fatalf("test sign-in: %d at %s:\n%.2000s", resp.StatusCode, resp.Request.URL, body)
 	}
 	if ids, _ := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultOrg, gateway.UserByUserName, "bob@example.com"); len(ids) != 0 {

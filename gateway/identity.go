@@ -13,9 +13,14 @@ type Identity struct {
 	Subject       string // the IdP's id for the person (NameID, sub)
 	Email         string
 	EmailVerified bool // false: the IdP says it did not verify the address
-	GivenName     string
-	FamilyName    string
-	Groups        []string
+	// EmailAtVerifiedDomain: the IdP did not say it verified the address
+	// (Entra never does): it is trusted only at one of the organization's
+	// verified domains. With EmailVerified false and this false, the IdP
+	// said it did not verify it: never trusted.
+	EmailAtVerifiedDomain bool
+	GivenName             string
+	FamilyName            string
+	Groups                []string
 	// SessionID is the IdP's session the sign-in belongs to (SAML
 	// SessionIndex, OIDC sid), which its logout names; "" when it sent
 	// none.
@@ -23,6 +28,12 @@ type Identity struct {
 	// SubjectFormat is the SAML NameID's Format (a SAML logout request
 	// names the person as the assertion did).
 	SubjectFormat string
+	// GroupsOverage: the IdP sent a link instead of the groups (a person
+	// in too many, Entra's overage); Groups is nil, memberships untouched.
+	GroupsOverage bool
+	// Raw is what the IdP sent, attribute (or claim) by name, for the
+	// test sign-in's page; never logged.
+	Raw map[string][]string `json:",omitempty"`
 	// IDToken is the OIDC ID token itself, kept with the session as the
 	// id_token_hint of its RP-initiated logout (Okta requires one); never
 	// shown or logged.

@@ -37,7 +37,11 @@ const (
 
 // SSOSettings is the login method.
 type SSOSettings struct {
-	Protocol        string                  `json:"protocol"`
+	Protocol string `json:"protocol"`
+	// Preset names the IdP (okta, entra, google, onelogin, jumpcloud,
+	// generic; "" is generic): its attribute and claim names, and how an
+	// email is trusted. Names set below win over the preset's.
+	Preset          string                  `json:"preset,omitempty"`
 	SAML            SAMLSettings            `json:"saml"`
 	OIDC            OIDCSettings            `json:"oidc"`
 	UniversalLogout UniversalLogoutSettings `json:"universal_logout"`
@@ -227,6 +231,9 @@ func (s IdentitySettings) Validate() []RuleViolation {
 		if sso.OIDC.ClientID == "" {
 			add(RuleSingleIdP, "sso.oidc.client_id", "is required when sso.protocol is \"oidc\"")
 		}
+	}
+	if !ValidPreset(sso.Preset) {
+		add(RuleSingleIdP, "sso.preset", "%q is not one of %s", sso.Preset, strings.Join(PresetNames(), ", "))
 	}
 	if u := sso.UniversalLogout; u.Issuer != "" || u.JWKSURL != "" {
 		switch {

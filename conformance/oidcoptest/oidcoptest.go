@@ -34,6 +34,13 @@ type OP struct {
 // Start runs an OP trusting redirectURI for the client.
 func Start(t testing.TB, redirectURI string) *OP {
 	t.Helper()
+	return StartWith(t, redirectURI, demo.Person{Login: User, Password: Password, Email: Email, FirstName: "Ada", LastName: "Lovelace", Groups: []string{"engineering", "admins"}},
+		demo.Person{Login: "eve", Password: "eve pass", Email: "eve@example.com", FirstName: "Eve", EmailUnverified: true})
+}
+
+// StartWith runs an OP that knows these people.
+func StartWith(t testing.TB, redirectURI string, people ...demo.Person) *OP {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +48,7 @@ func Start(t testing.TB, redirectURI string) *OP {
 	rpBase := strings.TrimSuffix(redirectURI, "/callback") // {public}{prefix}/oidc
 	o, err := demo.StartOP(demo.OPOptions{Listener: ln, ClientID: ClientID, ClientSecret: ClientSecret, RedirectURI: redirectURI,
 		PostLogoutRedirectURIs: []string{rpBase + "/logged-out"}, BackchannelLogoutURI: rpBase + "/backchannel-logout",
-		People: []demo.Person{{Login: User, Password: Password, Email: Email, FirstName: "Ada", LastName: "Lovelace", Groups: []string{"engineering", "admins"}},
-			{Login: "eve", Password: "eve pass", Email: "eve@example.com", FirstName: "Eve", EmailUnverified: true}}})
+		People: people})
 	if err != nil {
 		t.Fatal(err)
 	}

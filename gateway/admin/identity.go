@@ -39,6 +39,7 @@ type UniversalLogoutBody struct {
 // SSOBody is the login method.
 type SSOBody struct {
 	Protocol        string              `json:"protocol" enum:"none,saml,oidc,external"`
+	Preset          string              `json:"preset,omitempty" enum:"okta,entra,google,onelogin,jumpcloud,generic," doc:"the IdP: its attribute and claim names, its groups claim and how an email is trusted; names set under saml win"`
 	SAML            SAMLBody            `json:"saml,omitempty"`
 	OIDC            OIDCBody            `json:"oidc,omitempty"`
 	UniversalLogout UniversalLogoutBody `json:"universal_logout,omitempty"`
@@ -102,7 +103,7 @@ func toBody(st gateway.IdentitySettings) (SSOBody, ProvisioningBody) {
 	if s.SAML.IDPMetadataRefresh != 0 {
 		refresh = time.Duration(s.SAML.IDPMetadataRefresh).String()
 	}
-	return SSOBody{Protocol: s.Protocol,
+	return SSOBody{Protocol: s.Protocol, Preset: s.Preset,
 			SAML: SAMLBody{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile, IDPMetadataXML: s.SAML.IDPMetadataXML,
 				IDPMetadataRefresh: refresh, AllowIDPInitiated: s.SAML.AllowIDPInitiated, EmailAttribute: s.SAML.EmailAttribute,
 				FirstNameAttribute: s.SAML.FirstNameAttribute, LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},
@@ -125,7 +126,7 @@ func merge(cur gateway.IdentitySettings, b IdentityBody) (gateway.IdentitySettin
 			}
 			refresh = d
 		}
-		next.SSO = gateway.SSOSettings{Protocol: s.Protocol,
+		next.SSO = gateway.SSOSettings{Protocol: s.Protocol, Preset: s.Preset,
 			SAML: gateway.SAMLSettings{IDPMetadataURL: s.SAML.IDPMetadataURL, IDPMetadataFile: s.SAML.IDPMetadataFile, IDPMetadataXML: s.SAML.IDPMetadataXML,
 				IDPMetadataRefresh: gateway.Duration(refresh), AllowIDPInitiated: s.SAML.AllowIDPInitiated, EmailAttribute: s.SAML.EmailAttribute,
 				FirstNameAttribute: s.SAML.FirstNameAttribute, LastNameAttribute: s.SAML.LastNameAttribute, GroupsAttribute: s.SAML.GroupsAttribute},

@@ -247,9 +247,10 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 	complete := func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent) {
 		a.funnel.Complete(w, r, org, id, in)
 	}
+	preset, _ := gateway.Preset(st.SSO.Preset) // validated with the settings
 	switch st.SSO.Protocol {
 	case gateway.ProtocolSAML:
-		sp, refresh, err := a.samlSP(ctx, org, base, st.SSO.SAML, complete)
+		sp, refresh, err := a.samlSP(ctx, org, base, st.SSO.SAML, preset, complete)
 		if err != nil {
 			return nil, err
 		}
@@ -265,7 +266,7 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 	case gateway.ProtocolOIDC:
 		c := st.SSO.OIDC
 		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: org, PublicURL: a.publicURL,
-			PathPrefix: base, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(),
+			PathPrefix: base, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(), Preset: preset,
 			Complete: complete, Fail: a.funnel.Failed("oidc"), Logger: a.log.With("org", string(org)),
 			Logout: func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error) {
 				return a.funnel.IdPLogout(ctx, org, l, received)
@@ -332,7 +333,7 @@ func noSignIn(protocol string) http.HandlerFunc {
 // samlSP builds org's SAML service provider from its SAML settings,
 // reading the IdP metadata (uploaded, from its file, or fetched once from
 // its URL), and the task that fetches it again for certificate rollover.
-func (a *App) samlSP(ctx context.Context, org gateway.OrgID, base string, c gateway.SAMLSettings,
+func (a *App) samlSP(ctx context.Context, org gateway.OrgID, base string, c gateway.SAMLSettings, preset gateway.IdPPreset,
 	complete func(http.ResponseWriter, *http.Request, gateway.Identity, login.Intent)) (*samlsp.SP, *periodic, error) {
 	metadata, err := loadMetadata(ctx, c)
 	if err != nil {
@@ -342,7 +343,7 @@ func (a *App) samlSP(ctx context.Context, org gateway.OrgID, base string, c gate
 	sp, err := samlsp.New(ctx, samlsp.Options{Store: a.store, Org: org,
 		PublicURL: a.publicURL, PathPrefix: base, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
-		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute,
+		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute, Preset: preset,
 		Complete: complete, Fail: a.funnel.Failed("saml"), Logger: log,
 		Logout: func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error) {
 			return a.funnel.IdPLogout(ctx, org, l, received)

@@ -23,7 +23,10 @@ type identityData struct {
 	SAMLUploaded             bool
 	OIDCIssuer, OIDCClientID string
 	OIDCSecretSet            bool
-	// SAML attribute names (empty email: the NameID).
+	// The IdP preset, and the SAML attribute names set over it (empty:
+	// the preset's, shown as placeholders).
+	Presets                                            []option
+	PresetNames                                        gateway.IdPPreset
 	EmailAttr, FirstNameAttr, LastNameAttr, GroupsAttr string
 	EmailDomains                                       string
 	SCIMBaseURL                                        string
@@ -65,6 +68,11 @@ func (c *Console) identityPageTyped(q *req, status int, errText string, typed fu
 		EmailDomains: strings.Join(st.Provisioning.EmailDomain, ", "), SCIMBaseURL: c.orgRoot(q) + "/scim/v2", SP: admin.SPInfoFor(c.orgRoot(q) + "/scim/v2"),
 		CanTest: st.SSOSignIn(),
 		Version: st.Version, MetadataFile: st.SSO.SAML.IDPMetadataFile}
+	d.PresetNames, _ = gateway.Preset(st.SSO.Preset)
+	for _, name := range gateway.PresetNames() {
+		p, _ := gateway.Preset(name)
+		d.Presets = append(d.Presets, option{Value: name, Label: p.Label, Checked: p.Name == d.PresetNames.Name})
+	}
 	if d.SCIMVersion, err = c.opts.Service.SCIMTokenVersion(q.ctx(), q.org()); err != nil {
 		status, errText = c.errorText(q, err)
 	}
@@ -132,6 +140,9 @@ func (c *Console) saveLogin(q *req) {
 		if secret := f.Get("oidc_client_secret"); secret != "" {
 			s.SSO.OIDC.ClientSecret = gateway.NewSecret(secret)
 		}
+		if f.Has("preset") {
+			s.SSO.Preset = f.Get("preset")
+		}
 		s.SSO.SAML.EmailAttribute = strings.TrimSpace(f.Get("email_attribute"))
 		s.SSO.SAML.FirstNameAttribute = strings.TrimSpace(f.Get("first_name_attribute"))
 		s.SSO.SAML.LastNameAttribute = strings.TrimSpace(f.Get("last_name_attribute"))
@@ -142,6 +153,9 @@ func (c *Console) saveLogin(q *req) {
 		c.identityPageTyped(q, status, text, func(d *identityData) {
 			for i := range d.Protocols {
 				d.Protocols[i].Checked = d.Protocols[i].Value == f.Get("protocol")
+			}
+			for i := range d.Presets {
+				d.Presets[i].Checked = d.Presets[i].Value == f.Get("preset")
 			}
 			d.SAMLURL, d.OIDCIssuer, d.OIDCClientID = f.Get("saml_metadata_url"), f.Get("oidc_issuer"), f.Get("oidc_client_id")
 			d.EmailAttr, d.FirstNameAttr, d.LastNameAttr, d.GroupsAttr = f.Get("email_attribute"), f.Get("first_name_attribute"), f.Get("last_name_attribute"), f.Get("groups_attribute")

@@ -33,6 +33,11 @@ type Person struct {
 	Groups                                      []string
 	// EmailUnverified makes the OIDC provider say email_verified=false.
 	EmailUnverified bool
+	// OmitEmailVerified leaves email_verified out of the ID token (as
+	// Entra does); Claims are added to it as they are (an IdP's own, for
+	// tests shaped as each vendor documents them).
+	OmitEmailVerified bool
+	Claims            map[string]any
 }
 
 // People are the demo's users (a fresh slice each call: nothing shared

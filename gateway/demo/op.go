@@ -48,11 +48,12 @@ type OP struct {
 // OIDC app with the groups claim configured does.
 func StartOP(opts OPOptions) (*OP, error) {
 	issuer := "http://" + opts.Listener.Addr().String()
-	people := peopleStore{byID: map[string]*storage.User{}, byName: map[string]*storage.User{}, groups: map[string][]string{}}
+	people := peopleStore{byID: map[string]*storage.User{}, byName: map[string]*storage.User{}, groups: map[string][]string{}, persons: map[string]Person{}}
 	for _, p := range opts.People {
 		u := &storage.User{ID: p.Login, Username: p.Login, Password: p.Password, FirstName: p.FirstName, LastName: p.LastName,
 			Email: p.Email, EmailVerified: !p.EmailUnverified, PreferredLanguage: language.English}
 		people.byID[u.ID], people.byName[strings.ToLower(u.Username)], people.groups[u.ID] = u, u, p.Groups
+		people.persons[u.ID] = p
 	}
 	st := &opStorage{Storage: storage.NewStorageWithClients(people,
 		map[string]*storage.Client{opts.ClientID: storage.WebClient(opts.ClientID, opts.ClientSecret, opts.RedirectURI)}), people: people,
@@ -81,6 +82,7 @@ func (o *OP) ExpireTokens(expired bool) {
 type peopleStore struct {
 	byID, byName map[string]*storage.User
 	groups       map[string][]string
+	persons      map[string]Person
 }
 
 func (p peopleStore) GetUserByID(id string) *storage.User { return p.byID[id] }
@@ -134,6 +136,16 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInf
 	}
 	if groups := s.people.groups[req.GetSubject()]; len(groups) > 0 {
 		ui.AppendClaims("groups", groups)
+	}
+	p := s.people.persons[req.GetSubject()]
+	switch {
+	case p.OmitEmailVerified:
+		ui.EmailVerified = false // omitted
+	case p.EmailUnverified:
+		ui.AppendClaims("email_verified", false) // said, as IdPs do
+	}
+	for k, v := range p.Claims {
+		ui.AppendClaims(k, v)
 	}
 	ui.AppendClaims("sid", s.session(req.GetSubject(), true))
 	return nil

@@ -8,6 +8,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,9 +37,13 @@ type Options struct {
 	Issuer       string
 	ClientID     string
 	ClientSecret string
-	// Claim names (defaults email, given_name, family_name, groups).
+	// Claim names (default: the preset's; generic: email, given_name,
+	// family_name, groups).
 	EmailClaim, GivenNameClaim, FamilyNameClaim, GroupsClaim string
-	HTTPClient                                               *http.Client
+	// Preset is the IdP's (its claim names, how its emails are trusted);
+	// the zero value is generic.
+	Preset     gateway.IdPPreset
+	HTTPClient *http.Client
 	// Complete continues with a verified identity and the intent the
 	// sign-in started with (the login funnel).
 	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent)
@@ -77,10 +82,14 @@ func New(opts Options) (*RP, error) {
 	if err := opts.Org.Check(); err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
 	}
+	if opts.Preset.Name == "" {
+		opts.Preset, _ = gateway.Preset(gateway.PresetGeneric)
+	}
 	for _, d := range []struct {
 		v   *string
 		def string
-	}{{&opts.EmailClaim, "email"}, {&opts.GivenNameClaim, "given_name"}, {&opts.FamilyNameClaim, "family_name"}, {&opts.GroupsClaim, "groups"}} {
+	}{{&opts.EmailClaim, opts.Preset.OIDCEmail}, {&opts.GivenNameClaim, opts.Preset.OIDCGivenName},
+		{&opts.FamilyNameClaim, opts.Preset.OIDCFamilyName}, {&opts.GroupsClaim, opts.Preset.OIDCGroups}} {
 		if *d.v == "" {
 			*d.v = d.def
 		}
@@ -256,7 +265,7 @@ func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
 		o.refuse(w, r, "invalid_token", err)
 		return
 	}
-	id, err := o.identity(tokens.IDTokenClaims)
+	id, err := o.identity(tokens.IDTokenClaims, tokens.IDToken)
 	if err != nil {
 		o.refuse(w, r, "no_email", err)
 		return
@@ -271,27 +280,59 @@ func (o *RP) refuse(w http.ResponseWriter, r *http.Request, reason string, err e
 		"The sign-in was refused ("+reason+"). Start again from the application; if it keeps failing, your administrator can find the details in the gateway's log.")
 }
 
-// identity reads the person from the verified ID token's claims.
-func (o *RP) identity(c *zoidc.IDTokenClaims) (gateway.Identity, error) {
-	str := func(name string) string {
-		if v, ok := c.Claims[name].(string); ok {
-			return strings.TrimSpace(v)
+// identity reads the person from the verified ID token's claims (raw is
+// the token, to tell a claim absent from one false).
+func (o *RP) identity(c *zoidc.IDTokenClaims, raw string) (gateway.Identity, error) {
+	claims := map[string]json.RawMessage{}
+	if parts := strings.Split(raw, "."); len(parts) == 3 {
+		if payload, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			_ = json.Unmarshal(payload, &claims)
 		}
-		return ""
+	}
+	str := func(name string) string {
+		var v string
+		if json.Unmarshal(claims[name], &v) != nil {
+			return ""
+		}
+		return strings.TrimSpace(v)
 	}
 	id := gateway.Identity{Protocol: "oidc", Issuer: c.Issuer, Subject: c.Subject, SessionID: c.SessionID,
-		Email: str(o.opts.EmailClaim), EmailVerified: bool(c.EmailVerified),
-		GivenName: str(o.opts.GivenNameClaim), FamilyName: str(o.opts.FamilyNameClaim)}
-	if o.opts.EmailClaim == "email" {
-		id.Email = strings.TrimSpace(c.Email)
+		Email: str(o.opts.EmailClaim), GivenName: str(o.opts.GivenNameClaim), FamilyName: str(o.opts.FamilyNameClaim),
+		Raw: rawClaims(claims)}
+	fromFallback := false
+	if id.Email == "" && o.opts.Preset.OIDCEmailFallback != "" {
+		id.Email, fromFallback = str(o.opts.Preset.OIDCEmailFallback), true
 	}
-	if o.opts.GivenNameClaim == "given_name" && c.GivenName != "" {
-		id.GivenName = c.GivenName
+	// How far the address is trusted: email_verified true, or the IdP's
+	// verified-domain claim, proves it; false never signs in; absent (or
+	// an address from the fallback claim), only at the organization's
+	// verified domains.
+	var verified, ownsDomain bool
+	_, stated := claims["email_verified"]
+	if stated {
+		verified = bool(c.EmailVerified)
 	}
-	if o.opts.FamilyNameClaim == "family_name" && c.FamilyName != "" {
-		id.FamilyName = c.FamilyName
+	if name := o.opts.Preset.VerifiedDomainClaim; name != "" {
+		var b bool
+		if json.Unmarshal(claims[name], &b) == nil && b {
+			ownsDomain = true
+		} else if str(name) == "1" || strings.EqualFold(str(name), "true") {
+			ownsDomain = true
+		}
 	}
-	if gs, ok := c.Claims[o.opts.GroupsClaim].([]any); ok {
+	switch {
+	case fromFallback:
+		id.EmailAtVerifiedDomain = true
+	case verified || ownsDomain:
+		id.EmailVerified = true
+	case !stated:
+		id.EmailAtVerifiedDomain = true
+	}
+	if names, ok := c.Claims["_claim_names"].(map[string]any); ok && names[o.opts.GroupsClaim] != nil {
+		// Too many groups for the token (Entra's overage, past 200): the
+		// memberships stay as they are (SCIM brings them).
+		id.GroupsOverage = true
+	} else if gs, ok := c.Claims[o.opts.GroupsClaim].([]any); ok {
 		id.Groups = make([]string, 0, len(gs))
 		for _, g := range gs {
 			if s, ok := g.(string); ok {
@@ -303,4 +344,36 @@ func (o *RP) identity(c *zoidc.IDTokenClaims) (gateway.Identity, error) {
 		return id, fmt.Errorf("no email address in the ID token (claim %q); request the email scope", o.opts.EmailClaim)
 	}
 	return id, nil
+}
+
+// rawClaims are the token's claims as a test sign-in shows them: each as
+// strings (a list's items, or the JSON of anything else), bounded.
+func rawClaims(claims map[string]json.RawMessage) map[string][]string {
+	out := make(map[string][]string, len(claims))
+	for name, v := range claims {
+		if len(out) >= 64 {
+			break
+		}
+		var s string
+		var list []any
+		switch {
+		case json.Unmarshal(v, &s) == nil:
+			out[name] = []string{s}
+		case json.Unmarshal(v, &list) == nil:
+			for i, item := range list {
+				if i >= 50 {
+					break
+				}
+				if s, ok := item.(string); ok {
+					out[name] = append(out[name], s)
+				} else {
+					b, _ := json.Marshal(item)
+					out[name] = append(out[name], string(b))
+				}
+			}
+		default:
+			out[name] = []string{string(v)}
+		}
+	}
+	return out
 }

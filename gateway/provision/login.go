@@ -39,8 +39,19 @@ func (s *Service) Login(ctx context.Context, org gateway.OrgID, id gateway.Ident
 	switch {
 	case email == "" || !strings.Contains(email, "@"):
 		return nil, false, refuse("no_email", "The identity provider sent no email address for this account; ask your administrator to release the email attribute to this application.")
-	case !id.EmailVerified:
+	case !id.EmailVerified && !id.EmailAtVerifiedDomain:
 		return nil, false, refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to sign in here.", email)
+	case !id.EmailVerified:
+		// The IdP vouches for the person, not the address (Entra lets a
+		// tenant's admin set any): only an address at one of the
+		// organization's verified domains names them.
+		if err := s.checkVerifiedDomain(ctx, org, email); err != nil {
+			var refused *LoginError
+			if errors.As(err, &refused) {
+				return nil, false, refuse("unverified_email", "Your identity provider does not prove that %s is yours, so it is trusted only at this organization's verified domains. %s", email, refused.Message)
+			}
+			return nil, false, err
+		}
 	}
 	policy := s.policy(org)
 	if domains := policy.AllowedDomains; len(domains) > 0 {

@@ -49,8 +49,12 @@ type Options struct {
 	EntityID          string
 	AllowIDPInitiated bool
 	// Attribute names; an attribute matches by Name or FriendlyName. An
-	// empty EmailAttribute takes the email from the NameID.
+	// empty name is the preset's; an empty EmailAttribute there too takes
+	// the email from the NameID.
 	EmailAttribute, FirstNameAttribute, LastNameAttribute, GroupsAttribute string
+	// Preset is the IdP's (its names, its overage link, how its emails
+	// are trusted); the zero value is generic.
+	Preset gateway.IdPPreset
 	// MaxBody bounds the ACS request body (default 256 KiB; Okta's
 	// responses are a few KiB).
 	MaxBody int64
@@ -101,14 +105,17 @@ func New(ctx context.Context, opts Options) (*SP, error) {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 256 << 10
 	}
-	if opts.FirstNameAttribute == "" {
-		opts.FirstNameAttribute = "firstName"
+	if opts.Preset.Name == "" {
+		opts.Preset, _ = gateway.Preset(gateway.PresetGeneric)
 	}
-	if opts.LastNameAttribute == "" {
-		opts.LastNameAttribute = "lastName"
-	}
-	if opts.GroupsAttribute == "" {
-		opts.GroupsAttribute = "groups"
+	for _, d := range []struct {
+		v   *string
+		def string
+	}{{&opts.EmailAttribute, opts.Preset.SAMLEmail}, {&opts.FirstNameAttribute, opts.Preset.SAMLFirstName},
+		{&opts.LastNameAttribute, opts.Preset.SAMLLastName}, {&opts.GroupsAttribute, opts.Preset.SAMLGroups}} {
+		if *d.v == "" {
+			*d.v = d.def
+		}
 	}
 	if opts.Logout == nil { // unwired: a logout is answered as not done
 		opts.Logout = func(context.Context, gateway.IdPLogout, time.Time) (int, error) {
@@ -720,7 +727,25 @@ func (p *provider) checkAssertion(a *crewsaml.Assertion, entityID, acsURL string
 
 // identity reads the person from the assertion's NameID and attributes.
 func (s *SP) identity(a *crewsaml.Assertion, idp string) (gateway.Identity, error) {
-	id := gateway.Identity{Protocol: "saml", Issuer: idp, Subject: a.Subject.NameID.Value, SubjectFormat: a.Subject.NameID.Format, EmailVerified: true}
+	id := gateway.Identity{Protocol: "saml", Issuer: idp, Subject: a.Subject.NameID.Value, SubjectFormat: a.Subject.NameID.Format, EmailVerified: true,
+		Raw: map[string][]string{"NameID": {a.Subject.NameID.Value}}}
+	if s.opts.Preset.EmailProof == gateway.EmailProofVerifiedDomain {
+		// This IdP lets its admins set any address: trusted only at the
+		// organization's verified domains.
+		id.EmailVerified, id.EmailAtVerifiedDomain = false, true
+	}
+	for _, st := range a.AttributeStatements {
+		for _, at := range st.Attributes {
+			if len(id.Raw) >= maxRawAttributes {
+				break
+			}
+			for _, v := range at.Values {
+				if len(id.Raw[at.Name]) < maxRawValues {
+					id.Raw[at.Name] = append(id.Raw[at.Name], strings.TrimSpace(v.Value))
+				}
+			}
+		}
+	}
 	for _, st := range a.AuthnStatements {
 		if st.SessionIndex != "" {
 			id.SessionID = st.SessionIndex
@@ -757,5 +782,16 @@ func (s *SP) identity(a *crewsaml.Assertion, idp string) (gateway.Identity, erro
 	id.GivenName = first(s.opts.FirstNameAttribute)
 	id.FamilyName = first(s.opts.LastNameAttribute)
 	id.Groups = values(s.opts.GroupsAttribute)
+	if link := s.opts.Preset.SAMLGroupsLink; link != "" && len(values(link)) > 0 {
+		// Too many groups to send: the IdP sent a link instead. The
+		// memberships stay as they are (SCIM brings them).
+		id.Groups, id.GroupsOverage = nil, true
+	}
 	return id, nil
 }
+
+// What of an assertion a test sign-in shows, at most.
+const (
+	maxRawAttributes = 64
+	maxRawValues     = 50
+)

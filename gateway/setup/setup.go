@@ -289,12 +289,15 @@ func (p *Pages) connect(v *visit) {
 		if f.MetadataURL == "" {
 			next.SSO.SAML.IDPMetadataXML = f.MetadataXML
 		}
-		next.SSO.SAML.EmailAttribute, next.SSO.SAML.FirstNameAttribute, next.SSO.SAML.LastNameAttribute, next.SSO.SAML.GroupsAttribute = vendors[vendor].attributes()
+		// The vendor's preset names its attributes (and says how far its
+		// emails are trusted).
+		next.SSO.Preset = vendor
+		next.SSO.SAML.EmailAttribute, next.SSO.SAML.FirstNameAttribute, next.SSO.SAML.LastNameAttribute, next.SSO.SAML.GroupsAttribute = "", "", "", ""
 	case gateway.ProtocolOIDC:
 		if f.Issuer == "" || f.ClientID == "" || secret == "" && !(cur.SSO.OIDC.ClientSecret.IsSet() && cur.SSO.OIDC.Issuer == f.Issuer) {
 			f.Problem = "Paste the issuer, the client ID and the client secret from " + vendors[vendor].Name + "."
 		}
-		next.SSO.Protocol = gateway.ProtocolOIDC
+		next.SSO.Protocol, next.SSO.Preset = gateway.ProtocolOIDC, vendor
 		next.SSO.OIDC.Issuer, next.SSO.OIDC.ClientID = f.Issuer, f.ClientID
 		if secret != "" {
 			next.SSO.OIDC.ClientSecret = gateway.NewSecret(secret)

@@ -20,14 +20,9 @@ type vendor struct {
 	MetadataHint, IssuerHint, ClientIDLabel, SecretLabel string
 	// SCIM: where to turn it on, and the labels of the URL and the token.
 	SCIMWhere, SCIMURL, SCIMToken string
-	// Attribute names of its SAML assertions ("" for the email: the
-	// NameID).
-	Email, FirstName, LastName, Groups string
-	AttributesHint                     string
-}
-
-func (v vendor) attributes() (email, first, last, groups string) {
-	return v.Email, v.FirstName, v.LastName, v.Groups
+	// The attribute names of its SAML assertions are its preset's
+	// (gateway.Preset, by the vendor's key).
+	AttributesHint string
 }
 
 // vendors are the IdPs the setup speaks the words of.
@@ -44,7 +39,6 @@ var vendors = map[string]vendor{
 		ClientIDLabel:  "Client ID (General tab, Client Credentials)", SecretLabel: "Client secret (General tab, Client Credentials)",
 		SCIMWhere: "On the app's General tab, under App Settings, set Provisioning to SCIM; then on the Provisioning tab › Integration, paste these, choose userName as the unique identifier field, push new users, profile updates and groups, and choose HTTP Header authentication:",
 		SCIMURL:   "SCIM connector base URL", SCIMToken: "Authorization (HTTP Header, Bearer token)",
-		FirstName: "firstName", LastName: "lastName", Groups: "groups",
 	},
 	"entra": {
 		Name:       "Microsoft Entra ID",
@@ -58,10 +52,6 @@ var vendors = map[string]vendor{
 		ClientIDLabel:  "Application (client) ID (Overview)", SecretLabel: "Client secret Value (Certificates & secrets › New client secret)",
 		SCIMWhere: "In the enterprise application, go to Provisioning › Get started, set Provisioning Mode to Automatic, and under Admin Credentials paste these, then Test Connection:",
 		SCIMURL:   "Tenant URL", SCIMToken: "Secret Token",
-		Email:     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
-		FirstName: "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
-		LastName:  "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
-		Groups:    "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
 	},
 }
 
