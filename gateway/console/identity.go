@@ -32,6 +32,8 @@ type identityData struct {
 	SCIMBaseURL                                        string
 	SP                                                 admin.SPInfo
 	LastSignIn                                         *gateway.Identity
+	SCIMClients                                        []scimClientView
+	TokenEndpoint                                      string
 	CanTest                                            bool
 	Version                                            uint64
 	SCIMVersion                                        uint64
@@ -85,6 +87,12 @@ func (c *Console) identityPageTyped(q *req, status int, errText string, typed fu
 	}
 	if c.opts.LastSignIn != nil {
 		d.LastSignIn = c.opts.LastSignIn(q.ctx(), q.org(), q.user.ID)
+	}
+	d.TokenEndpoint = c.orgRoot(q) + "/oauth/token"
+	if clients, err := c.opts.Service.SCIMClients(q.ctx(), q.org()); err != nil {
+		status, errText = c.errorText(q, err)
+	} else {
+		d.SCIMClients = viewSCIMClients(clients, time.Now())
 	}
 	if typed != nil {
 		typed(&d)
