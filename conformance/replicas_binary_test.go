@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -311,6 +312,31 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 		t.Fatalf("Universal Logout through replica 0: %d", resp.StatusCode)
 	}
 	endedEverywhere("Okta's Universal Logout", start)
+	// The person signs out through replica 0: a LogoutRequest to the IdP,
+	// its LogoutResponse back through the balancer.
+	signInEverywhere()
+	signOutThrough := func(i int, back string) {
+		t.Helper()
+		resp, err := browser.Get(at(i) + "/gatehouse/logout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		action, fields := samlidptest.FormOf(t, resp)
+		req, _ := http.NewRequest("POST", at(i)+action, strings.NewReader(url.Values{"csrf": {fields.Get("csrf")}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", at(i))
+		start := time.Now()
+		if resp, err = samlidptest.FollowFormsFrom(browser, req); err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(page), back) {
+			t.Fatalf("signing out through replica %d: %d at %s: %.300s", i, resp.StatusCode, resp.Request.URL, page)
+		}
+		endedEverywhere(fmt.Sprintf("signing out through replica %d", i), start)
+	}
+	signOutThrough(0, "signed out of this application and of your identity provider")
 
 	// OIDC now: the OP's back-channel logout, sent to replica 1.
 	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
@@ -347,6 +373,27 @@ func TestThreeReplicasThroughBinaries(t *testing.T) {
 		t.Fatalf("back-channel logout through replica 1: %d", resp.StatusCode)
 	}
 	endedEverywhere("the OP's back-channel logout", start)
+	// Signed in again and out through replica 2: the OP's end_session,
+	// its back-channel logout through the balancer, and back.
+	browser.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if r.URL.Path == "/gatehouse/oidc/callback" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	back = op.SignIn(t, browser, at(2)+"/gatehouse/login?return=/whoami")
+	back.Host = reps[1].addr
+	browser.CheckRedirect = nil
+	if resp, err = browser.Get(back.String()); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for i := range reps {
+		if s := whoamiAt(i); s != 200 {
+			t.Fatalf("signed in by OIDC again, through replica %d: %d", i, s)
+		}
+	}
+	signOutThrough(2, "signed out of this application and of your identity provider")
 
 	// An API token made on replica 1 works on 0 and 2 at once.
 	tok := adminAt(t, at(1), "POST", "/api-tokens", `{"name":"ci"}`, bearer(adminToken))

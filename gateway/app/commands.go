@@ -226,7 +226,11 @@ func Demo(ctx context.Context, configPath string, environ []string, method, sso 
 		// then its port is held, and a sign-in waits for it.
 		trust = func(a *App, cfg *config.Config) error {
 			op, err := demo.StartOP(demo.OPOptions{Listener: idpLn, People: demo.People(), ClientID: "gatehouse-demo",
-				ClientSecret: clientSecret, RedirectURI: a.publicURL + cfg.PathPrefix + "/oidc/callback"})
+				ClientSecret: clientSecret, RedirectURI: a.publicURL + cfg.PathPrefix + "/oidc/callback",
+				// Signing out reaches the OP and comes back; the OP tells
+				// the gateway by back-channel logout, as Okta can.
+				PostLogoutRedirectURIs: []string{a.publicURL + cfg.PathPrefix + "/oidc/logged-out"},
+				BackchannelLogoutURI:   a.publicURL + cfg.PathPrefix + "/oidc/backchannel-logout"})
 			if err != nil {
 				return err
 			}
