@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/provision"
@@ -115,4 +116,24 @@ func BenchmarkProxyAccess(b *testing.B) {
 	worst := proxy.New(proxy.Options{Upstream: target, Sessions: sess, Signer: sig, Store: store, LoginURL: login, Access: svc.Access,
 		AccessVersion: svc.AccessVersion, Rules: samePrefix}).Auth("/gatehouse/auth")
 	b.Run("auth/50-pools/100-rules-one-prefix", func(b *testing.B) { serve(b, worst, cookie(fifty), "/gatehouse/auth/area/099/pool-49/x", 200) })
+	// A person in 2,000 groups: within the 8 KiB budget (the groups move
+	// to the groups URL), and without one (all in the headers), with the
+	// memberships cached as the proxy keeps them (session.cache_ttl).
+	many, err := svc.CreateUser(ctx, meta, &gateway.User{UserName: "many@example.com", Active: true, Pools: []string{"default"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 2000 {
+		if _, err := svc.CreateGroup(ctx, meta, &gateway.Group{DisplayName: fmt.Sprintf("Engineering Platform Team %04d (EMEA)", i)}, []gateway.Member{{UserID: many.ID}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		budget int
+	}{{"auth/2000-groups/8KiB-budget", 0}, {"auth/2000-groups/no-budget", 1 << 20}} {
+		cached := proxy.New(proxy.Options{Upstream: target, Sessions: sess, Signer: sig, Store: store, LoginURL: login, Access: svc.Access,
+			AccessVersion: svc.AccessVersion, CacheTTL: time.Minute, HeaderBudget: c.budget, GroupsURL: "https://app.example.com/gatehouse/identity/groups"}).Auth("/gatehouse/auth")
+		b.Run(c.name, func(b *testing.B) { serve(b, cached, cookie(many), "/gatehouse/auth", 200) })
+	}
 }

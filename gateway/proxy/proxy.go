@@ -8,6 +8,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -126,16 +127,31 @@ type groupCache struct {
 }
 
 type groupsEntry struct {
-	refs    []gateway.GroupRef
+	view    *groupsView
 	until   time.Time
 	changed <-chan struct{}
 }
 
-// memberships are u's groups, from the cache when it may answer.
-func (p *Proxy) memberships(ctx context.Context, u *gateway.User) ([]gateway.GroupRef, error) {
+// groupsView is what the headers need of a person's groups, worked out
+// once per read of their memberships: the names the app is told
+// (proxy.groups), the header's value and a short key of them.
+type groupsView struct {
+	names   []string
+	escaped string // the header's value: each name PercentEncode'd, comma-separated
+	key     string // SHA-256 of the names: part of the token cache's key
+}
+
+// groupsOf is the view of u's groups, from the cache when it may answer.
+func (p *Proxy) groupsOf(ctx context.Context, u *gateway.User) (*groupsView, error) {
+	if p.opts.Groups == GroupsNone {
+		return &groupsView{names: []string{}}, nil
+	}
 	if p.opts.CacheTTL <= 0 {
 		refs, err := p.opts.Store.Groups().Memberships(ctx, u.Org, []string{u.ID})
-		return refs[u.ID], err
+		if err != nil {
+			return nil, err
+		}
+		return p.viewOf(u.Org, refs[u.ID]), nil
 	}
 	key, now := string(u.Org)+"\x00"+u.ID, time.Now()
 	c := &p.groups
@@ -146,7 +162,7 @@ func (p *Proxy) memberships(ctx context.Context, u *gateway.User) ([]gateway.Gro
 		select {
 		case <-e.changed:
 		default:
-			return e.refs, nil
+			return e.view, nil
 		}
 	}
 	changed := p.opts.Store.Outbox().Changed(u.Org) // before reading: a change meanwhile is newer
@@ -154,13 +170,37 @@ func (p *Proxy) memberships(ctx context.Context, u *gateway.User) ([]gateway.Gro
 	if err != nil {
 		return nil, err
 	}
+	view := p.viewOf(u.Org, refs[u.ID])
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= 100_000 {
 		c.m = make(map[string]groupsEntry)
 	}
-	c.m[key] = groupsEntry{refs: refs[u.ID], until: now.Add(p.opts.CacheTTL), changed: changed}
+	c.m[key] = groupsEntry{view: view, until: now.Add(p.opts.CacheTTL), changed: changed}
 	c.mu.Unlock()
-	return refs[u.ID], nil
+	return view, nil
+}
+
+// viewOf works out the view of the groups refs (filtered as
+// proxy.groups says).
+func (p *Proxy) viewOf(org gateway.OrgID, refs []gateway.GroupRef) *groupsView {
+	v := &groupsView{names: make([]string, 0, len(refs))}
+	for _, g := range refs {
+		if p.opts.Groups == GroupsMapped && (p.opts.MappedGroup == nil || !p.opts.MappedGroup(org, g.DisplayName)) {
+			continue
+		}
+		v.names = append(v.names, g.DisplayName)
+	}
+	if len(v.names) == 0 {
+		return v
+	}
+	parts := make([]string, len(v.names))
+	for i, n := range v.names {
+		parts[i] = PercentEncode(n)
+	}
+	v.escaped = strings.Join(parts, ",")
+	sum := sha256.Sum256([]byte(strings.Join(v.names, "\x00")))
+	v.key = string(sum[:])
+	return v
 }
 
 // tokenReuse is how long a signed identity token is handed out again for
@@ -454,24 +494,17 @@ func (p *Proxy) identify(w http.ResponseWriter, r *http.Request) (http.Header, [
 // past it the access header is left out first (the JWT has it), then the
 // groups move out of the headers and the JWT to the groups URL.
 func (p *Proxy) headers(ctx context.Context, u *gateway.User) (http.Header, []gateway.Access, error) {
-	groups, err := p.groupsOf(ctx, u)
+	view, err := p.groupsOf(ctx, u)
 	if err != nil {
 		return nil, nil, err
 	}
+	groups, escaped := view.names, view.escaped
 	var accessVersion uint64
 	if p.opts.AccessVersion != nil {
 		accessVersion = p.opts.AccessVersion()
 	}
 	key := string(u.Org) + "\x00" + u.ID + "\x00" + strconv.FormatUint(u.Version, 10) + "\x00" + strconv.FormatUint(accessVersion, 10) +
-		"\x00" + strings.Join(groups, "\x00")
-	escaped := ""
-	if len(groups) > 0 {
-		parts := make([]string, len(groups))
-		for i, g := range groups {
-			parts[i] = PercentEncode(g)
-		}
-		escaped = strings.Join(parts, ",")
-	}
+		"\x00" + view.key
 	email := u.PrimaryEmail()
 	if email == "" {
 		email = u.UserName
@@ -550,25 +583,6 @@ func (p *Proxy) budget() int {
 	return DefaultHeaderBudget
 }
 
-// groupsOf are the names of u's groups the app is told (proxy.groups).
-func (p *Proxy) groupsOf(ctx context.Context, u *gateway.User) ([]string, error) {
-	if p.opts.Groups == GroupsNone {
-		return nil, nil
-	}
-	refs, err := p.memberships(ctx, u)
-	if err != nil {
-		return nil, err
-	}
-	groups := make([]string, 0, len(refs))
-	for _, g := range refs {
-		if p.opts.Groups == GroupsMapped && (p.opts.MappedGroup == nil || !p.opts.MappedGroup(u.Org, g.DisplayName)) {
-			continue
-		}
-		groups = append(groups, g.DisplayName)
-	}
-	return groups, nil
-}
-
 // GroupsHandler serves a person's groups to the app when they did not
 // fit in the headers: GET with the identity JWT (X-Gatehouse-Assertion)
 // as the bearer token, answered {"groups": [...]} (as proxy.groups
@@ -597,12 +611,12 @@ func (p *Proxy) GroupsHandler() http.Handler {
 			httpx.WriteJSON(w, http.StatusServiceUnavailable, "application/json", map[string]string{"error": "unavailable"})
 			return
 		}
-		groups, err := p.groupsOf(r.Context(), u)
+		view, err := p.groupsOf(r.Context(), u)
 		if err != nil {
 			httpx.WriteJSON(w, http.StatusServiceUnavailable, "application/json", map[string]string{"error": "unavailable"})
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, "application/json", map[string]any{"sub": u.ID, "org": string(org), "groups": groups})
+		httpx.WriteJSON(w, http.StatusOK, "application/json", map[string]any{"sub": u.ID, "org": string(org), "groups": view.names})
 	})
 }
 
