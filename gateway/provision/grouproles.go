@@ -43,6 +43,22 @@ func (p Policy) RoleFromGroups(groups []string) string {
 	return ""
 }
 
+// mapsToRole reports whether any of the group names is in the
+// organization's groups-to-roles mapping (a membership change of another
+// group changes no role).
+func (s *Service) mapsToRole(org gateway.OrgID, names ...string) bool {
+	rules := s.policy(org).GroupRoles
+	for _, n := range names {
+		key := fold.Key(n)
+		for _, gr := range rules {
+			if gr.Group == key {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // pinRole records that a manager set the person's role.
 func (s *Service) pinRole(ctx context.Context, mg Manager, userID, role string) error {
 	raw, err := json.Marshal(rolePin{Role: role, By: mg.Actor, At: s.clock.Now()})

@@ -369,6 +369,9 @@ func (s *Service) CreateGroup(ctx context.Context, m Meta, g *gateway.Group, mem
 	if err := s.store.Groups().Create(ctx, g, members, []gateway.Event{ev}); err != nil {
 		return nil, err
 	}
+	if !s.mapsToRole(m.Org, g.DisplayName) {
+		return g, nil
+	}
 	return g, s.applyGroupRoles(ctx, m, memberIDs(members))
 }
 
@@ -439,6 +442,9 @@ func (s *Service) UpdateGroup(ctx context.Context, m Meta, id string, ifVersion 
 		case err != nil:
 			return nil, nil, err
 		}
+		if !s.mapsToRole(m.Org, old.DisplayName, ng.DisplayName) {
+			return res, members, nil
+		}
 		affected := append(slices.Clone(delta.added), delta.removed...)
 		if slices.Contains(changed, "displayName") { // a renamed group may map elsewhere now
 			affected = append(memberIDs(oldMembers), memberIDs(members)...)
@@ -453,14 +459,15 @@ func (s *Service) DeleteGroup(ctx context.Context, m Meta, id string, ifVersion 
 		return err
 	}
 	var former []string
+	var name string
 	err := s.store.Groups().Delete(ctx, m.Org, id, ifVersion, func(old *gateway.Group, members []gateway.Member) ([]gateway.Event, error) {
 		ev := s.event(m, gateway.OpGroupDeleted)
 		ev.Group = old.Clone()
 		ev.MemberIDs = memberIDs(members)
-		former = ev.MemberIDs
+		former, name = ev.MemberIDs, old.DisplayName
 		return []gateway.Event{ev}, nil
 	})
-	if err != nil {
+	if err != nil || !s.mapsToRole(m.Org, name) {
 		return err
 	}
 	return s.applyGroupRoles(ctx, m, former)
