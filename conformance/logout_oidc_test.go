@@ -59,16 +59,7 @@ func TestOIDCLogout(t *testing.T) {
 	}
 	first := signIn()
 	second := signIn()
-	served := func(c *http.Client) bool {
-		noFollow := *c
-		noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		resp, err := noFollow.Get(root + "/dashboard")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
+	served := func(c *http.Client) bool { return servedBy(t, c, root+"/dashboard") }
 	if !served(first) || !served(second) {
 		t.Fatal("both browsers should be served before any logout")
 	}
@@ -229,6 +220,21 @@ func TestOIDCLogout(t *testing.T) {
 	if v := metricValue(t, metrics, `gatehouse_sso_logouts_total{protocol="oidc",result="none"}`); v != 1 {
 		t.Errorf("the OP's back-channel after the RP-initiated logout: counted %v as finding no session, want 1", v)
 	}
+}
+
+// servedBy reports whether the app answers the browser's request for
+// page itself (a signed-in session), rather than the gateway sending it
+// to sign in.
+func servedBy(t *testing.T, c *http.Client, page string) bool {
+	t.Helper()
+	noFollow := *c
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // idpLogoutAudits are the default organization's audit entries of IdP

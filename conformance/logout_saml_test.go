@@ -65,16 +65,7 @@ func TestSAMLSingleLogout(t *testing.T) {
 		}
 		return c
 	}
-	served := func(c *http.Client) bool {
-		noFollow := *c
-		noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		resp, err := noFollow.Get(root + "/dashboard")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
+	served := func(c *http.Client) bool { return servedBy(t, c, root+"/dashboard") }
 	first, second, third := signIn(), signIn(), signIn()
 	users, _, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 10)
 	sessions, _ := g.app.Store().Sessions().ListUser(context.Background(), gateway.DefaultOrg, users[0].ID)

@@ -100,16 +100,7 @@ func TestUniversalLogout(t *testing.T) {
 		}
 		return c
 	}
-	served := func(c *http.Client) bool {
-		noFollow := *c
-		noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-		resp, err := noFollow.Get(root + "/dashboard")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
+	served := func(c *http.Client) bool { return servedBy(t, c, root+"/dashboard") }
 	ada1, ada2 := signIn(samlidptest.User, samlidptest.Password), signIn(samlidptest.User, samlidptest.Password)
 	grace := signIn("grace", "grace pass")
 
