@@ -267,11 +267,7 @@ func (a *App) buildSSO(ctx context.Context, org gateway.OrgID, st gateway.Identi
 		c := st.SSO.OIDC
 		relying, err := oidcrp.New(oidcrp.Options{Store: a.store, Org: org, PublicURL: a.publicURL,
 			PathPrefix: base, Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret.Value(), Preset: preset,
-			Complete: complete, Fail: a.funnel.Failed("oidc"), Logger: a.log.With("org", string(org)),
-			Logout: func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error) {
-				return a.funnel.IdPLogout(ctx, org, l, received)
-			},
-			Refused: a.funnel.RefusedLogout, SignedOut: a.funnel.SignedOut})
+			Complete: complete, Fail: a.funnel.Failed("oidc"), Logger: a.log.With("org", string(org)), LogoutHooks: a.funnel.LogoutHooks(org)})
 		if err != nil {
 			return nil, err
 		}
@@ -344,11 +340,7 @@ func (a *App) samlSP(ctx context.Context, org gateway.OrgID, base string, c gate
 		PublicURL: a.publicURL, PathPrefix: base, IDPMetadata: metadata,
 		AllowIDPInitiated: c.AllowIDPInitiated, EmailAttribute: c.EmailAttribute,
 		FirstNameAttribute: c.FirstNameAttribute, LastNameAttribute: c.LastNameAttribute, GroupsAttribute: c.GroupsAttribute, Preset: preset,
-		Complete: complete, Fail: a.funnel.Failed("saml"), Logger: log,
-		Logout: func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error) {
-			return a.funnel.IdPLogout(ctx, org, l, received)
-		},
-		Refused: a.funnel.RefusedLogout, SignedOut: a.funnel.SignedOut})
+		Complete: complete, Fail: a.funnel.Failed("saml"), Logger: log, LogoutHooks: a.funnel.LogoutHooks(org)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", &provision.SettingsProblem{Message: "the IdP metadata is not usable SAML metadata of one IdP with a signing certificate"}, err)
 	}

@@ -10,8 +10,11 @@
 package login
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
 	"github.com/gatehouse-id/gatehouse/gateway/httpx"
@@ -89,4 +92,41 @@ type Starter interface {
 // true, or reports false when this IdP offers no logout.
 type IdPSignOut interface {
 	SignOutAtIdP(w http.ResponseWriter, r *http.Request, se gateway.Session, idToken string) bool
+}
+
+// LogoutHooks are what a protocol's logout endpoints (SAML single logout,
+// OIDC back-channel logout) need of the funnel: Logout ends the sessions
+// a verified logout names, Refused counts one that was not, SignedOut
+// shows that the person is signed out.
+type LogoutHooks struct {
+	Logout    func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error)
+	Refused   func(protocol string)
+	SignedOut func(w http.ResponseWriter, r *http.Request, message string)
+}
+
+// OrDefaults is h with what is unset filled in: an unwired Logout
+// answers that nothing was done.
+func (h LogoutHooks) OrDefaults() LogoutHooks {
+	if h.Logout == nil {
+		h.Logout = func(context.Context, gateway.IdPLogout, time.Time) (int, error) {
+			return 0, errors.New("logout is not wired")
+		}
+	}
+	if h.Refused == nil {
+		h.Refused = func(string) {}
+	}
+	if h.SignedOut == nil {
+		h.SignedOut = func(w http.ResponseWriter, _ *http.Request, message string) { http.Error(w, message, http.StatusOK) }
+	}
+	return h
+}
+
+// LogoutHooks are the funnel's hooks for org's logout endpoints.
+func (f *Funnel) LogoutHooks(org gateway.OrgID) LogoutHooks {
+	return LogoutHooks{
+		Logout: func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error) {
+			return f.IdPLogout(ctx, org, l, received)
+		},
+		Refused: f.RefusedLogout, SignedOut: f.SignedOut,
+	}
 }

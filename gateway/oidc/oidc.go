@@ -49,13 +49,9 @@ type Options struct {
 	Complete func(w http.ResponseWriter, r *http.Request, id gateway.Identity, in login.Intent)
 	// Fail shows a sign-in error page; reason is a fixed word.
 	Fail func(w http.ResponseWriter, r *http.Request, status int, reason, message string)
-	// Logout ends the sessions a verified back-channel logout names;
-	// Refused counts one that was not (both the login funnel's).
-	Logout  func(ctx context.Context, l gateway.IdPLogout, received time.Time) (int, error)
-	Refused func(protocol string)
-	// SignedOut shows that the person is signed out.
-	SignedOut func(w http.ResponseWriter, r *http.Request, message string)
-	Logger    *slog.Logger
+	// The funnel's logout hooks (for the protocol's logout endpoints).
+	login.LogoutHooks
+	Logger *slog.Logger
 }
 
 // RP is the relying party.
@@ -97,17 +93,7 @@ func New(opts Options) (*RP, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	if opts.Logout == nil { // unwired: a logout is answered as not done
-		opts.Logout = func(context.Context, gateway.IdPLogout, time.Time) (int, error) {
-			return 0, errors.New("logout is not wired")
-		}
-	}
-	if opts.Refused == nil {
-		opts.Refused = func(string) {}
-	}
-	if opts.SignedOut == nil {
-		opts.SignedOut = func(w http.ResponseWriter, _ *http.Request, message string) { http.Error(w, message, http.StatusOK) }
-	}
+	opts.LogoutHooks = opts.LogoutHooks.OrDefaults()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
