@@ -54,6 +54,8 @@ var oidcPresetCases = []presetCase{
 	{preset: "entra", golden: "entra-oidc.json", refused: "trusted only at this organization"},
 	// ...unless Entra says the tenant owns the domain (xms_edov).
 	{preset: "entra", golden: "entra-edov-oidc.json", email: "ada@contoso.example", given: "Ada", family: "Lovelace"},
+	// email_verified false is never trusted, whatever else the token says.
+	{preset: "entra", golden: "entra-unverified-oidc.json", verified: "acme.example", refused: "has not verified the email address"},
 	{preset: "entra", golden: "entra-overage-oidc.json", verified: "acme.example", email: "ada@acme.example", given: "Ada", family: "Lovelace"},
 	{preset: "google", golden: "google-oidc.json", email: "ada@acme.example", given: "Ada", family: "Lovelace"},
 	// OneLogin sends no email_verified: trusted at a verified domain.
@@ -188,14 +190,19 @@ func TestOIDCPresetsFromGoldenResponses(t *testing.T) {
 				t.Fatal(err)
 			}
 			delete(claims, "_comment")
-			person := demo.Person{Login: "ada", Password: "pw", Email: claims["email"].(string), FirstName: "Ada", LastName: "Lovelace",
-				Claims: claims, OmitEmailVerified: claims["email_verified"] == nil}
+			email, _ := claims["email"].(string)
+			login := "ada"
+			if upn, ok := claims["preferred_username"].(string); ok {
+				login = upn // the OP's own preferred_username is the login
+			}
+			person := demo.Person{Login: login, Password: "pw", Email: email, FirstName: "Ada", LastName: "Lovelace",
+				Claims: claims, OmitEmailVerified: claims["email_verified"] == nil, EmailUnverified: claims["email_verified"] == false}
 			addr := freeAddr(t)
 			op := oidcoptest.StartWith(t, "http://"+addr+"/gatehouse/oidc/callback", person)
 			g, root := presetGateway(t, c, addr, "GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
 				"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret)
 			browser := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
-			back := op.SignInAs(t, browser, root+"/gatehouse/oidc/login?return="+url.QueryEscape("/gatehouse/console/overview"), "ada", "pw")
+			back := op.SignInAs(t, browser, root+"/gatehouse/oidc/login?return="+url.QueryEscape("/gatehouse/console/overview"), login, "pw")
 			browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 			resp, err := browser.Get(back.String())
 			if err != nil {

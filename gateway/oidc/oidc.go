@@ -307,11 +307,13 @@ func (o *RP) identity(c *zoidc.IDTokenClaims, raw string) (gateway.Identity, err
 		}
 	}
 	switch {
+	case stated && !verified:
+		// The IdP says it did not verify the address: never trusted.
 	case fromFallback:
 		id.EmailAtVerifiedDomain = true
 	case verified || ownsDomain:
 		id.EmailVerified = true
-	case !stated:
+	default: // not stated
 		id.EmailAtVerifiedDomain = true
 	}
 	if names, ok := c.Claims["_claim_names"].(map[string]any); ok && names[o.opts.GroupsClaim] != nil {

@@ -247,9 +247,10 @@ func (s *Service) AcceptInvitation(ctx context.Context, org gateway.OrgID, token
 	}
 	u := &gateway.User{UserName: si.Email, Active: true, Emails: []string{si.Email}, Role: si.Role, Pools: si.Pools}
 	if id != nil {
+		if err := s.emailProven(ctx, org, *id, strings.TrimSpace(id.Email), "accept this invitation"); err != nil {
+			return nil, err
+		}
 		switch {
-		case !id.EmailVerified:
-			return nil, refuse("unverified_email", "The identity provider has not verified your email address, so it cannot accept this invitation.")
 		case strings.ToLower(strings.TrimSpace(id.Email)) != si.Email:
 			return nil, refuse("invitation_other_email", "This invitation is for %s, but you signed in as %s. Sign in with the invited account.", si.Email, id.Email)
 		}

@@ -39,19 +39,9 @@ func (s *Service) Login(ctx context.Context, org gateway.OrgID, id gateway.Ident
 	switch {
 	case email == "" || !strings.Contains(email, "@"):
 		return nil, false, refuse("no_email", "The identity provider sent no email address for this account; ask your administrator to release the email attribute to this application.")
-	case !id.EmailVerified && !id.EmailAtVerifiedDomain:
-		return nil, false, refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to sign in here.", email)
-	case !id.EmailVerified:
-		// The IdP vouches for the person, not the address (Entra lets a
-		// tenant's admin set any): only an address at one of the
-		// organization's verified domains names them.
-		if err := s.checkVerifiedDomain(ctx, org, email); err != nil {
-			var refused *LoginError
-			if errors.As(err, &refused) {
-				return nil, false, refuse("unverified_email", "Your identity provider does not prove that %s is yours, so it is trusted only at this organization's verified domains. %s", email, refused.Message)
-			}
-			return nil, false, err
-		}
+	}
+	if err := s.emailProven(ctx, org, id, email, "sign in here"); err != nil {
+		return nil, false, err
 	}
 	policy := s.policy(org)
 	if domains := policy.AllowedDomains; len(domains) > 0 {
@@ -99,6 +89,28 @@ func (s *Service) Login(ctx context.Context, org gateway.OrgID, id gateway.Ident
 		return u, true, nil
 	}
 	return s.admit(ctx, org, u, id, nil)
+}
+
+// emailProven checks that the identity's address is the person's: the
+// IdP verified it, or (an IdP that does not verify addresses, such as
+// Entra) it is at one of the organization's verified domains. what is
+// what the address would be used for, in the refusal.
+func (s *Service) emailProven(ctx context.Context, org gateway.OrgID, id gateway.Identity, email, what string) error {
+	switch {
+	case id.EmailVerified:
+		return nil
+	case !id.EmailAtVerifiedDomain:
+		return refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to %s.", email, what)
+	}
+	// The IdP vouches for the person, not the address (Entra lets a
+	// tenant's admin set any): only an address at one of the
+	// organization's verified domains names them.
+	err := s.checkVerifiedDomain(ctx, org, email)
+	var refused *LoginError
+	if errors.As(err, &refused) {
+		return refuse("unverified_email", "Your identity provider does not prove that %s is yours, so it is trusted only at this organization's verified domains. %s", email, refused.Message)
+	}
+	return err
 }
 
 // groupsFromIdP syncs a JIT user's groups when the IdP sent the groups
@@ -240,8 +252,9 @@ func (s *Service) Join(ctx context.Context, org gateway.OrgID, id gateway.Identi
 	switch {
 	case email == "" || !strings.Contains(email, "@"):
 		return nil, false, refuse("no_email", "The identity provider sent no email address for this account; ask your administrator to release the email attribute to this application.")
-	case !id.EmailVerified:
-		return nil, false, refuse("unverified_email", "The identity provider has not verified the email address %s, so it cannot be used to join.", email)
+	}
+	if err := s.emailProven(ctx, org, id, email, "join"); err != nil {
+		return nil, false, err
 	}
 	domain := email[strings.LastIndexByte(email, '@')+1:]
 	if !slices.Contains(policy.EmailDomains, domain) {
