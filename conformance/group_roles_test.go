@@ -1,12 +1,14 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/gatehouse-id/gatehouse/gateway"
+	"github.com/gatehouse-id/gatehouse/gateway/provision"
 )
 
 // TestGroupsToRoles: with provisioning.group_roles on, a person's role
@@ -93,6 +95,17 @@ func TestGroupsToRoles(t *testing.T) {
 	adminRequest(t, g, "PUT", "/identity", mustJSON(t, map[string]any{"provisioning": prov}), bearer(adminToken)).must(t, 200)
 	if r := role(); r != "agent" {
 		t.Fatalf("the mapping turned on again: %q, want agent", r)
+	}
+	// A role from elsewhere (given before the mapping was on, or by an
+	// invitation) is not the mapping's to move.
+	lead := g.call("POST", "/Users", userJSON("lead@example.com")).must(t, 201).str("id")
+	if _, err := g.app.Service().UpdateUser(context.Background(), provision.Meta{Org: gateway.DefaultOrg, Source: gateway.SourceSCIM}, lead, 0,
+		func(u *gateway.User) (*gateway.User, error) { u.Role = "supervisor"; return u, nil }); err != nil {
+		t.Fatal(err)
+	}
+	g.call("PATCH", "/Groups/"+support, fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":%q}]}]}`, lead)).must(t, 204)
+	if r := adminRequest(t, g, "GET", "/users/"+lead, "", bearer(adminToken)).must(t, 200).body["role"]; r != "supervisor" {
+		t.Fatalf("a role the mapping did not give was moved to %v", r)
 	}
 	// Refused: a role that does not exist, a group mapped twice.
 	prov["group_roles"] = []map[string]string{{"group": "Support", "role": "wizard"}, {"group": "support", "role": "agent"}, {"group": "SUPPORT", "role": "agent"}}

@@ -13,10 +13,16 @@ import (
 
 // Groups to roles (provisioning.group_roles): while it is on, a person's
 // organization role follows their IdP groups, the first rule in order
-// whose group they are in, or the default role in none; a role a manager
-// set is pinned and wins until the manager gives it back to the mapping.
+// whose group they are in, or the default role in none. The mapping moves
+// only roles that are its own: the default role, or one it gave (kept in
+// a role-mapped record). A role from anywhere else (an invitation, the
+// bootstrap, a manager before the mapping was on) stays; a role a manager
+// sets is pinned and wins until the manager gives it back.
 
-const kindRolePin = "role-pin"
+const (
+	kindRolePin    = "role-pin"
+	kindRoleMapped = "role-mapped" // the role the mapping last gave the person
+)
 
 // rolePin is a manager's choice of a person's role, kept beside the user.
 type rolePin struct {
@@ -152,6 +158,12 @@ func (s *Service) applyGroupRoles(ctx context.Context, m Meta, userIDs []string)
 			}
 			continue
 		}
+		if owned, err := s.roleFromMapping(ctx, m.Org, u, policy.DefaultRole); err != nil || !owned {
+			if err != nil {
+				return err
+			}
+			continue // a role from elsewhere: not the mapping's to move
+		}
 		if u.Role == gateway.RoleManager && s.keepAManager(ctx, m.Org, id) != nil {
 			continue
 		}
@@ -165,8 +177,69 @@ func (s *Service) applyGroupRoles(ctx context.Context, m Meta, userIDs []string)
 		if err != nil {
 			return fmt.Errorf("groups to roles: %s: %w", id, err)
 		}
+		if err := s.noteMappedRole(ctx, m.Org, id, role, policy.DefaultRole); err != nil {
+			return fmt.Errorf("groups to roles: %s: %w", id, err)
+		}
 	}
 	return nil
+}
+
+// roleFromMapping reports whether u's role is the mapping's to move: the
+// default role, or the one the mapping last gave.
+func (s *Service) roleFromMapping(ctx context.Context, org gateway.OrgID, u *gateway.User, defaultRole string) (bool, error) {
+	if u.Role == defaultRole {
+		return true, nil
+	}
+	rec, err := s.store.Records().Get(ctx, org, kindRoleMapped, u.ID)
+	switch {
+	case gateway.ErrorCodeOf(err) == gateway.ErrNotFound:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	var mapped rolePin
+	if err := json.Unmarshal(rec.Value, &mapped); err != nil {
+		return false, err
+	}
+	return mapped.Role == u.Role, nil
+}
+
+// noteMappedRole records the role the mapping gave (none to keep when it
+// is the default role).
+func (s *Service) noteMappedRole(ctx context.Context, org gateway.OrgID, userID, role, defaultRole string) error {
+	records := s.store.Records()
+	if role == defaultRole {
+		err := records.Delete(ctx, org, kindRoleMapped, userID, 0, gateway.Journal{})
+		if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+			return nil
+		}
+		return err
+	}
+	raw, err := json.Marshal(rolePin{Role: role, By: gateway.Actor{Kind: gateway.ActorSystem, ID: "group_roles"}, At: s.clock.Now()})
+	if err != nil {
+		return err
+	}
+	for {
+		cur, err := records.Get(ctx, org, kindRoleMapped, userID)
+		version := cur.Version
+		if gateway.ErrorCodeOf(err) == gateway.ErrNotFound {
+			version = 0
+		} else if err != nil {
+			return err
+		}
+		_, err = records.Put(ctx, org, kindRoleMapped, userID, version, raw, gateway.Journal{})
+		if code := gateway.ErrorCodeOf(err); code == gateway.ErrConflict || code == gateway.ErrPreconditionFailed {
+			continue
+		}
+		return err
+	}
+}
+
+// forgetRoleRecords drops a deleted user's pin and mapped role.
+func (s *Service) forgetRoleRecords(ctx context.Context, org gateway.OrgID, userID string) {
+	for _, kind := range []string{kindRolePin, kindRoleMapped} {
+		_ = s.store.Records().Delete(context.WithoutCancel(ctx), org, kind, userID, 0, gateway.Journal{})
+	}
 }
 
 // applyGroupRolesToAll applies the mapping to every user of the

@@ -343,6 +343,7 @@ func (s *Service) deleteUser(ctx context.Context, m Meta, id string, ifVersion u
 	})
 	if err == nil {
 		s.dropOwnRoles(ctx, m.Org, id, "")
+		s.forgetRoleRecords(ctx, m.Org, id)
 	}
 	return err
 }
