@@ -102,6 +102,10 @@ type IdPLogout struct {
 	RequestID string
 }
 
+// IDTokenNamespace is where the ephemeral store keeps each OIDC
+// session's ID token (the hint of its RP-initiated logout), by session id.
+const IDTokenNamespace = "oidc-id-token"
+
 // ConnectionHealth is what the gateway knows of an organization's
 // connection to its IdP: the signing certificate's expiry and whether
 // its metadata still refreshes.

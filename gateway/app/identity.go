@@ -76,6 +76,9 @@ func (a *App) identityRoutes(ctx context.Context, mux *http.ServeMux) error {
 	a.service.OnOrgDeleted(func(org gateway.OrgID) {
 		a.sso.drop(org)
 		a.conns.forget(org)
+		for _, m := range []interface{ DeleteLabelValues(...string) bool }{a.metrics.IdPCertificateExpiry, a.metrics.IdPMetadataRefreshed, a.metrics.IdPMetadataRefreshFailures} {
+			m.DeleteLabelValues(string(org))
+		}
 	})
 	a.service.OnSettings(func(org gateway.OrgID, st provision.Settings) {
 		if e := a.sso.existing(org); e != nil {

@@ -52,8 +52,10 @@ func (f *Funnel) UniversalLogout(org gateway.OrgID, cfg gateway.UniversalLogoutS
 			fail(http.StatusUnauthorized, "invalid_token", "a bearer token the IdP signed is required", errors.New("no bearer token"))
 			return
 		}
-		_, err := f.opts.Service.VerifyIdPToken(r.Context(), org, strings.TrimSpace(raw), provision.IdPTokenCheck{
-			JWKSURL: cfg.KeysURL(), Issuer: cfg.Issuer, Audience: endpoint, MaxLife: time.Hour, ReplayNS: universalReplayNS})
+		// The jti is used up once the body is read too: a request the IdP
+		// must send again (a body this gateway cannot read) keeps its token.
+		claims, err := f.opts.Service.VerifyIdPToken(r.Context(), org, strings.TrimSpace(raw), provision.IdPTokenCheck{
+			JWKSURL: cfg.KeysURL(), Issuer: cfg.Issuer, Audience: endpoint, MaxLife: time.Hour})
 		switch {
 		case gateway.ErrorCodeOf(err) == gateway.ErrUnavailable:
 			fail(http.StatusServiceUnavailable, "temporarily_unavailable", "the IdP's keys cannot be read right now", err)
@@ -87,17 +89,27 @@ func (f *Funnel) UniversalLogout(org gateway.OrgID, cfg gateway.UniversalLogoutS
 			}
 			l.Email = strings.TrimSpace(id.Email)
 		case "iss_sub":
+			// The subject the IdP signed the person in as: the OIDC sub (or
+			// the SAML NameID) of the organization's sign-in.
 			if id.Sub == "" || id.Iss == "" {
 				fail(http.StatusBadRequest, "invalid_request", "sub_id needs iss and sub", errors.New("no iss or sub"))
 				return
 			}
-			if id.Iss != signInIssuer {
+			if id.Iss != signInIssuer && id.Iss != cfg.Issuer {
 				fail(http.StatusNotFound, "invalid_request", "no person of that issuer signs in here", errors.New("iss_sub of issuer "+id.Iss))
 				return
 			}
 			l.Subject = id.Sub
 		default:
 			fail(http.StatusBadRequest, "invalid_request", `sub_id.format must be "email" or "iss_sub"`, errors.New("format "+id.Format))
+			return
+		}
+		switch err := f.opts.Service.UseIdPToken(r.Context(), org, universalReplayNS, claims); {
+		case errors.Is(err, provision.ErrBadIdPToken):
+			fail(http.StatusUnauthorized, "invalid_token", "the token was used already", err)
+			return
+		case err != nil:
+			fail(http.StatusServiceUnavailable, "temporarily_unavailable", "the request cannot be recorded right now; send it again", err)
 			return
 		}
 		if _, err := f.IdPLogout(r.Context(), org, l, received); err != nil {

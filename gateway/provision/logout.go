@@ -3,6 +3,8 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -20,22 +22,35 @@ func (s *Service) EndIdPSessions(ctx context.Context, org gateway.OrgID, l gatew
 	target := "idp-subject:" + l.Subject
 	switch {
 	case l.Email != "":
-		u, err := s.findByEmail(ctx, org, l.Email)
-		if err != nil {
-			return nil, err
+		// Every account the address names (its userName, or one of its
+		// emails): a logout that ends one session too many is safe, one
+		// that ends one too few is not.
+		var ids []string
+		for _, index := range []gateway.UserIndex{gateway.UserByUserName, gateway.UserByEmail} {
+			found, err := s.store.Users().Lookup(ctx, org, index, strings.ToLower(strings.TrimSpace(l.Email)))
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range found {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
 		}
-		if u == nil {
+		if len(ids) == 0 {
 			return nil, gateway.Errorf(gateway.ErrNotFound, "no account has the email address %s", l.Email)
 		}
-		target = "user:" + u.ID
-		list, err := s.store.Sessions().ListUser(ctx, org, u.ID)
-		if err != nil {
-			return nil, err
+		target = "user:" + ids[0]
+		for _, id := range ids {
+			list, err := s.store.Sessions().ListUser(ctx, org, id)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := s.store.Sessions().DeleteUser(ctx, org, id); err != nil {
+				return nil, err
+			}
+			ended = append(ended, list...)
 		}
-		if _, err := s.store.Sessions().DeleteUser(ctx, org, u.ID); err != nil {
-			return nil, err
-		}
-		ended = list
 	case l.Subject != "" || l.Session != "":
 		var err error
 		if ended, err = s.store.Sessions().EndIdP(ctx, org, l.Subject, l.Session); err != nil {
@@ -46,6 +61,9 @@ func (s *Service) EndIdPSessions(ctx context.Context, org gateway.OrgID, l gatew
 		}
 	default:
 		return nil, gateway.Errorf(gateway.ErrInvalid, "the logout names no person and no session")
+	}
+	for _, se := range ended { // the ID tokens kept for their logouts go with them
+		_, _ = s.store.Ephemeral().Take(ctx, org, gateway.IDTokenNamespace, se.ID)
 	}
 	after := map[string]any{"protocol": l.Protocol, "sessions_ended": len(ended)}
 	if l.Session != "" {
@@ -69,7 +87,8 @@ type IdPTokenCheck struct {
 	Audience string // one of the token's audiences
 	MaxLife  time.Duration
 	// ReplayNS keeps each jti once, until the token's expiry (a token
-	// without a jti is refused).
+	// without a jti is refused); "" leaves that to the caller
+	// (UseIdPToken), once it has read what the token comes with.
 	ReplayNS string
 }
 
@@ -110,13 +129,25 @@ func (s *Service) VerifyIdPToken(ctx context.Context, org gateway.OrgID, raw str
 		return std, ErrBadIdPToken
 	}
 	if check.ReplayNS != "" {
-		first, err := s.store.Ephemeral().PutIfAbsent(ctx, org, check.ReplayNS, std.Issuer+" "+std.ID, nil, std.Expiry.Time().Add(leeway))
-		if err != nil {
+		if err := s.UseIdPToken(ctx, org, check.ReplayNS, std); err != nil {
 			return std, err
-		}
-		if !first {
-			return std, ErrBadIdPToken
 		}
 	}
 	return std, nil
+}
+
+// UseIdPToken records a verified token's jti as used in namespace ns
+// until it expires; ErrBadIdPToken when it was used already.
+func (s *Service) UseIdPToken(ctx context.Context, org gateway.OrgID, ns string, c jwt.Claims) error {
+	if c.ID == "" || c.Expiry == nil {
+		return ErrBadIdPToken
+	}
+	first, err := s.store.Ephemeral().PutIfAbsent(ctx, org, ns, c.Issuer+" "+c.ID, nil, c.Expiry.Time().Add(time.Minute))
+	if err != nil {
+		return err
+	}
+	if !first {
+		return ErrBadIdPToken
+	}
+	return nil
 }

@@ -268,9 +268,12 @@ func (s *SP) IDPCertificateExpiry() (time.Time, bool) {
 }
 
 // IDPSigningCertificate is the IdP's signing certificate in force that
-// expires first (false: none could be read).
+// expires first, of those not expired yet (during a rollover the metadata
+// may still list the old one after its end); when all have expired, the
+// last to expire (false: none could be read).
 func (s *SP) IDPSigningCertificate() (*x509.Certificate, bool) {
-	var first *x509.Certificate
+	var first, last *x509.Certificate
+	now := time.Now()
 	for _, d := range s.cur.Load().sp.IDPMetadata.IDPSSODescriptors {
 		for _, k := range d.KeyDescriptors {
 			if k.Use != "" && k.Use != "signing" {
@@ -282,11 +285,20 @@ func (s *SP) IDPSigningCertificate() (*x509.Certificate, bool) {
 					continue
 				}
 				cert, err := x509.ParseCertificate(der)
-				if err == nil && (first == nil || cert.NotAfter.Before(first.NotAfter)) {
+				if err != nil {
+					continue
+				}
+				if last == nil || cert.NotAfter.After(last.NotAfter) {
+					last = cert
+				}
+				if cert.NotAfter.After(now) && (first == nil || cert.NotAfter.Before(first.NotAfter)) {
 					first = cert
 				}
 			}
 		}
+	}
+	if first == nil {
+		first = last
 	}
 	return first, first != nil
 }

@@ -643,3 +643,43 @@ func TestSecureRequestCookie(t *testing.T) {
 		t.Fatalf("request cookie %s: want __Host-, Path=/, no Domain, Secure, HttpOnly, SameSite=None", c.String())
 	}
 }
+
+// TestIDPSigningCertificateDuringRollover: metadata that still lists the
+// IdP's old, expired certificate beside its new one is warned about by the
+// new one; with only expired ones, by the last to expire.
+func TestIDPSigningCertificateDuringRollover(t *testing.T) {
+	i := samlidptest.Start(t, dsig.RSASHA256SignatureMethod)
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	current := i.Metadata(t)
+	validUntil := i.Server.IDP.Certificate.NotAfter
+	if err := i.RotateKeyUntil(time.Now().Add(-24 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	expired := base64.StdEncoding.EncodeToString(i.Server.IDP.Certificate.Raw)
+	// The old (expired) certificate listed first, as metadata during a
+	// rollover lists both.
+	both := strings.Replace(string(current), `<KeyDescriptor use="signing">`,
+		`<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>`+expired+
+			`</X509Certificate></X509Data></KeyInfo></KeyDescriptor><KeyDescriptor use="signing">`, 1)
+	for _, c := range []struct {
+		name     string
+		metadata string
+		want     time.Time
+	}{
+		{"old and new", both, validUntil},
+		{"only the expired one", string(i.Metadata(t)), i.Server.IDP.Certificate.NotAfter},
+	} {
+		s, err := saml.New(context.Background(), saml.Options{Org: gateway.DefaultOrg, Store: st, PublicURL: "https://app.example", PathPrefix: "/gatehouse", IDPMetadata: []byte(c.metadata)})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		cert, ok := s.IDPSigningCertificate()
+		if !ok || !cert.NotAfter.Equal(c.want) {
+			t.Fatalf("%s: the certificate warned about ends %v, want %v", c.name, cert.NotAfter, c.want)
+		}
+	}
+}

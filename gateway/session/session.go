@@ -175,7 +175,7 @@ func (m *Manager) StartSignIn(ctx context.Context, w http.ResponseWriter, r *htt
 }
 
 // idTokenNS keeps each OIDC session's ID token (its logout's hint).
-const idTokenNS = "oidc-id-token"
+const idTokenNS = gateway.IDTokenNamespace
 
 // TakeIDToken returns the ID token a session signed in with (once; ""
 // when none was kept), for the IdP's logout.
