@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -79,10 +80,15 @@ func (o *RP) verifyLogoutToken(ctx context.Context, relying rp.RelyingParty, raw
 	if len(jws.Signatures) != 1 {
 		return nil, errors.New("not one signature")
 	}
+	kid := jws.Signatures[0].Header.KeyID
+	if !o.logoutKeys.mayTry(kid, time.Now()) {
+		return nil, fmt.Errorf("key %q is not the OP's (its keys were fetched less than %v ago)", kid, unknownKeyRetry)
+	}
 	payload, err := relying.IDTokenVerifier().KeySet.VerifySignature(ctx, jws)
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
+	o.logoutKeys.verified(kid)
 	var c logoutClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("claims: %w", err)
@@ -118,6 +124,47 @@ func (o *RP) verifyLogoutToken(ctx context.Context, relying rp.RelyingParty, raw
 }
 
 var errStore = errors.New("the store cannot record the logout token")
+
+// unknownKeyRetry is how often a logout token signed with a key not seen
+// yet may make the gateway fetch the OP's keys: the library fetches them
+// for every unknown kid, and the endpoint answers anyone.
+const unknownKeyRetry = 30 * time.Second
+
+// logoutKeyGuard knows the key ids the OP signed with (ID tokens at
+// sign-in, logout tokens), and when a token with another one was last
+// tried.
+type logoutKeyGuard struct {
+	mu    sync.Mutex
+	known map[string]bool
+	tried time.Time
+}
+
+// mayTry reports whether a token signed with kid is looked at: a known
+// key always; an unknown one at most every unknownKeyRetry (an OP's
+// rotated key verifies at the first try after that).
+func (g *logoutKeyGuard) mayTry(kid string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.known[kid] {
+		return true
+	}
+	if now.Sub(g.tried) < unknownKeyRetry {
+		return false
+	}
+	g.tried = now
+	return true
+}
+
+func (g *logoutKeyGuard) verified(kid string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.known == nil {
+		g.known = map[string]bool{}
+	}
+	if len(g.known) < 64 {
+		g.known[kid] = true
+	}
+}
 
 // backchannelLogout ends the sessions a logout token names. The answer
 // is what the specification asks: 200 with no-store, or 400 with an

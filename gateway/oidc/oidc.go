@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
@@ -61,6 +62,8 @@ type RP struct {
 
 	mu sync.Mutex
 	rp rp.RelyingParty // built at the first sign-in that reaches the issuer
+
+	logoutKeys logoutKeyGuard
 }
 
 const (
@@ -257,6 +260,9 @@ func (o *RP) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id.IDToken = tokens.IDToken
+	if jws, err := jose.ParseSigned(tokens.IDToken, []jose.SignatureAlgorithm{jose.RS256, jose.ES256}); err == nil && len(jws.Signatures) == 1 {
+		o.logoutKeys.verified(jws.Signatures[0].Header.KeyID) // the OP's key: its logout tokens are looked at
+	}
 	o.opts.Complete(w, r, id, p.intent())
 }
 
