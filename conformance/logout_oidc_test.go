@@ -77,9 +77,9 @@ func TestOIDCLogout(t *testing.T) {
 		}
 	}
 	secondSID := op.Session(oidcoptest.User) // the OP session of the last sign-in
-	firstSID := sessions[0].IdPSession
+	firstSID, firstSession := sessions[0].IdPSession, sessions[0].ID
 	if firstSID == secondSID {
-		firstSID = sessions[1].IdPSession
+		firstSID, firstSession = sessions[1].IdPSession, sessions[1].ID
 	}
 
 	backchannel := root + "/gatehouse/oidc/backchannel-logout"
@@ -170,6 +170,9 @@ func TestOIDCLogout(t *testing.T) {
 	}
 	if status, _ := post(valid); status != http.StatusBadRequest {
 		t.Fatalf("a replayed logout token: %d, want 400", status)
+	}
+	if kept, err := g.app.Store().Ephemeral().Take(ctx, gateway.DefaultOrg, gateway.IDTokenNamespace, firstSession); err != nil || kept != nil {
+		t.Fatalf("the ended session's ID token is still kept: %d bytes, %v", len(kept), err)
 	}
 	if v := metricValue(t, metrics, `gatehouse_sso_logout_seconds_count{protocol="oidc"}`); v != 1 {
 		t.Errorf("logout time observed %v times, want 1", v)

@@ -256,7 +256,12 @@ func (s *Service) updateUser(ctx context.Context, m Meta, id string, ifVersion u
 // sessions also check their user at every request, so a failure here
 // only leaves records for the expiry sweep.
 func (s *Service) endSessions(ctx context.Context, org gateway.OrgID, userID string) {
-	_, _ = s.store.Sessions().DeleteUser(context.WithoutCancel(ctx), org, userID)
+	ctx = context.WithoutCancel(ctx)
+	ended, _ := s.store.Sessions().ListUser(ctx, org, userID)
+	_, _ = s.store.Sessions().DeleteUser(ctx, org, userID)
+	for _, se := range ended { // the ID tokens kept for their logouts go with them
+		_, _ = s.store.Ephemeral().Take(ctx, org, gateway.IDTokenNamespace, se.ID)
+	}
 }
 
 // userChange computes, stamps and validates the new version of old; it
