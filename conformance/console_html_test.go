@@ -158,21 +158,7 @@ func TestConsoleForms(t *testing.T) {
 	root := "http://" + g.app.MainAddr() + "/gatehouse/console"
 	post := func(path string, form url.Values, extra ...string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", root+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for i := 0; i+1 < len(extra); i += 2 {
-			req.Header.Set(extra[i], extra[i+1])
-		}
-		if cookie != nil {
-			req.AddCookie(cookie)
-		}
-		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return postForm(t, root+path, cookie, form, extra...)
 	}
 	// No mail server: an invitation's link is shown once, to copy, and the
 	// page says no mail was sent (never "Invitation sent.").
@@ -253,6 +239,27 @@ func TestConsoleForms(t *testing.T) {
 	if pools, _ := g.app.Service().Pools(context.Background(), gateway.DefaultOrg); len(pools) != 1 {
 		t.Fatalf("refused forms made pools: %+v", pools)
 	}
+}
+
+// postForm posts a form as a browser with the cookie does (redirects not
+// followed) and returns the status and the page.
+func postForm(t *testing.T, target string, cookie *http.Cookie, form url.Values, headers ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", target, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func httpGetWithCookie(t *testing.T, u string, c *http.Cookie) string {

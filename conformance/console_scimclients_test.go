@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -23,16 +22,7 @@ func TestConsoleSCIMClients(t *testing.T) {
 	post := func(path string, form url.Values) (int, string) {
 		t.Helper()
 		form.Set("csrf", csrf)
-		req, _ := http.NewRequest("POST", root+"/console"+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(cookie)
-		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return postForm(t, root+"/console"+path, cookie, form)
 	}
 	secretIn := regexp.MustCompile(`id="secret" type="text" readonly value="([^"]+)"`)
 	status, body := post("/identity/scim-clients", url.Values{"name": {"Microsoft Entra ID"}})
