@@ -321,3 +321,65 @@ func BenchmarkBackchannelLogout(b *testing.B) {
 		b.Fatalf("%d sessions left", n)
 	}
 }
+
+// TestBackchannelLogoutBeforeAnySignIn: a gateway that has not signed
+// anyone in since it started (a restarted replica) takes the OP's logout
+// token even right after a forged one with an unknown key: the OP's key
+// ids are read when its relying party is built.
+func TestBackchannelLogoutBeforeAnySignIn(t *testing.T) {
+	addr := freeAddr(t)
+	root := "http://" + addr
+	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
+	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
+		"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
+		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
+		"GATEHOUSE_PROVISIONING_METHOD=manual")
+	ctx := context.Background()
+	signedInCookie(t, g) // Ada, with a session that names no IdP session
+	userID := mustUserID(t, g, "ada@example.com")
+	// Her OIDC session from before the restart, as the store keeps it.
+	if _, err := g.app.Sessions().StartSignIn(ctx, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), gateway.DefaultOrg, userID,
+		gateway.Identity{Protocol: "oidc", Subject: oidcoptest.User, SessionID: "op-session-before"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claims := map[string]any{"iss": op.Issuer, "sub": oidcoptest.User, "aud": []string{oidcoptest.ClientID}, "iat": now.Unix(),
+		"exp": now.Add(time.Minute).Unix(), "jti": rand.Text(), "sid": "op-session-before",
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}
+	otherKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: otherKey}, (&jose.SignerOptions{}).WithHeader("kid", "attacker"))
+	raw, _ := json.Marshal(claims)
+	jws, _ := signer.Sign(raw)
+	forged, _ := jws.CompactSerialize()
+	post := func(token string) int {
+		resp, err := http.PostForm(root+"/gatehouse/oidc/backchannel-logout", url.Values{"logout_token": {token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := post(forged); status != http.StatusBadRequest {
+		t.Fatalf("a forged token: %d", status)
+	}
+	claims["jti"] = rand.Text()
+	valid, err := op.SignLogoutToken(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := post(valid); status != http.StatusOK {
+		t.Fatalf("the OP's token right after a forged one: %d, want 200", status)
+	}
+	if left, _ := g.app.Store().Sessions().ListUser(ctx, gateway.DefaultOrg, userID); len(left) != 1 {
+		t.Fatalf("%d sessions left, want the one the logout did not name", len(left))
+	}
+}
+
+func mustUserID(t *testing.T, g *gatewayUnderTest, userName string) string {
+	t.Helper()
+	ids, err := g.app.Store().Users().Lookup(context.Background(), gateway.DefaultOrg, gateway.UserByUserName, userName)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("user %s: %v %v", userName, ids, err)
+	}
+	return ids[0]
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
@@ -134,7 +136,36 @@ func (o *RP) relyingParty(ctx context.Context) (rp.RelyingParty, error) {
 		return nil, err
 	}
 	o.rp = relying
+	o.learnKeyIDs(ctx)
 	return relying, nil
+}
+
+// learnKeyIDs notes the key ids the OP publishes now, so that its
+// logout tokens are looked at before anyone signed in through this
+// process (best effort: a failure leaves them to be learnt at sign-in).
+func (o *RP) learnKeyIDs(ctx context.Context) {
+	disc, err := client.Discover(ctx, o.opts.Issuer, o.opts.HTTPClient)
+	if err != nil || disc.JwksURI == "" {
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, disc.JwksURI, nil)
+	if err != nil {
+		return
+	}
+	resp, err := o.opts.HTTPClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set) != nil {
+		return
+	}
+	for _, k := range set.Keys {
+		if k.Use == "" || k.Use == "sig" {
+			o.logoutKeys.verified(k.KeyID)
+		}
+	}
 }
 
 // Mount adds the endpoints under {prefix}/oidc.
