@@ -107,6 +107,14 @@ func TestReplicasActAsOne(t *testing.T) {
 		}
 	}
 	checkDelivered("every acknowledged change delivered")
+	// ...and recorded as delivered: a delivery still in flight when its
+	// replica stops is delivered again (at least once), so the stop below
+	// waits for the durable cursor, as a rolling upgrade that drains does.
+	delivered, _ := a.app.Store().Outbox().LastSeq(context.Background(), "default")
+	eventually(t, "every delivery recorded in the cursor", func() bool {
+		c, err := a.app.Store().Outbox().Cursor(context.Background(), "default", "app-hook")
+		return err == nil && c >= delivered
+	})
 
 	// The replica that delivers stops (a rolling upgrade): the other takes
 	// the stream up from the durable cursor.
