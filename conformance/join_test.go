@@ -23,10 +23,8 @@ func TestSelfServiceJoin(t *testing.T) {
 	addr := freeAddr(t)
 	root := "http://" + addr
 	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
-	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
-		"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
-		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
-		"GATEHOUSE_PROVISIONING_METHOD=self_service", "GATEHOUSE_PROVISIONING_EMAIL_DOMAIN=example.org", "GATEHOUSE_ADMIN_TOKEN="+adminToken)
+	g := startGateway(t, "", append(op.GatewayEnv(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
+		"GATEHOUSE_PROVISIONING_METHOD=self_service", "GATEHOUSE_PROVISIONING_EMAIL_DOMAIN=example.org", "GATEHOUSE_ADMIN_TOKEN="+adminToken)...)
 	users := func() int {
 		_, n, _ := g.app.Store().Users().List(context.Background(), gateway.DefaultOrg, 0, 0)
 		return n

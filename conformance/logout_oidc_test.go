@@ -36,10 +36,8 @@ func TestOIDCLogout(t *testing.T) {
 	addr := freeAddr(t)
 	root := "http://" + addr
 	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
-	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
-		"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
-		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
-		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)
+	g := startGateway(t, "", append(op.GatewayEnv(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
+		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)...)
 	ctx := context.Background()
 
 	// Two browsers signed in as Ada, each in its own OP session.
@@ -265,10 +263,8 @@ func BenchmarkBackchannelLogout(b *testing.B) {
 	root := "http://" + addr
 	op := oidcoptest.Start(b, root+"/gatehouse/oidc/callback")
 	t := &testing.T{} // the harness takes a *testing.T, as BenchmarkSCIMAuth does
-	g := startGateway(t, b.TempDir(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_LOG_LEVEL=error",
-		"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
-		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
-		"GATEHOUSE_PROVISIONING_METHOD=jit", unshared)
+	g := startGateway(t, b.TempDir(), append(op.GatewayEnv(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root, "GATEHOUSE_LOG_LEVEL=error",
+		"GATEHOUSE_PROVISIONING_METHOD=jit", unshared)...)
 	ctx := context.Background()
 	// One sign-in builds the RP (discovery, keys) and makes the person.
 	c := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
@@ -330,10 +326,8 @@ func TestBackchannelLogoutBeforeAnySignIn(t *testing.T) {
 	addr := freeAddr(t)
 	root := "http://" + addr
 	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
-	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
-		"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
-		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
-		"GATEHOUSE_PROVISIONING_METHOD=manual")
+	g := startGateway(t, "", append(op.GatewayEnv(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
+		"GATEHOUSE_PROVISIONING_METHOD=manual")...)
 	ctx := context.Background()
 	signedInCookie(t, g) // Ada, with a session that names no IdP session
 	userID := mustUserID(t, g, "ada@example.com")

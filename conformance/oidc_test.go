@@ -25,10 +25,8 @@ func TestOIDCJITLogin(t *testing.T) {
 	addr := freeAddr(t)
 	root := "http://" + addr
 	op := oidcoptest.Start(t, root+"/gatehouse/oidc/callback")
-	g := startGateway(t, "", "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
-		"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
-		"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret,
-		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)
+	g := startGateway(t, "", append(op.GatewayEnv(), "GATEHOUSE_LISTEN="+addr, "GATEHOUSE_PUBLIC_URL="+root,
+		"GATEHOUSE_PROVISIONING_METHOD=jit", "GATEHOUSE_UPSTREAM_URL="+upstream.URL)...)
 	c := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
 	back := op.SignIn(t, c, root+"/dashboard")
 	c.CheckRedirect = nil

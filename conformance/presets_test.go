@@ -199,8 +199,7 @@ func TestOIDCPresetsFromGoldenResponses(t *testing.T) {
 				Claims: claims, OmitEmailVerified: claims["email_verified"] == nil, EmailUnverified: claims["email_verified"] == false}
 			addr := freeAddr(t)
 			op := oidcoptest.StartWith(t, "http://"+addr+"/gatehouse/oidc/callback", person)
-			g, root := presetGateway(t, c, addr, "GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER="+op.Issuer,
-				"GATEHOUSE_SSO_OIDC_CLIENT_ID="+oidcoptest.ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET="+oidcoptest.ClientSecret)
+			g, root := presetGateway(t, c, addr, op.GatewayEnv()...)
 			browser := samlidptest.Browser(func(r *http.Request) bool { return r.URL.Path == "/gatehouse/oidc/callback" })
 			back := op.SignInAs(t, browser, root+"/gatehouse/oidc/login?return="+url.QueryEscape("/gatehouse/console/overview"), login, "pw")
 			browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

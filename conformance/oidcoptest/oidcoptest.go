@@ -56,6 +56,13 @@ func StartWith(t testing.TB, redirectURI string, people ...demo.Person) *OP {
 	return &OP{o}
 }
 
+// GatewayEnv is the configuration of a gateway that signs in with this
+// OP (as its client).
+func (o *OP) GatewayEnv() []string {
+	return []string{"GATEHOUSE_SSO_PROTOCOL=oidc", "GATEHOUSE_SSO_OIDC_ISSUER=" + o.Issuer,
+		"GATEHOUSE_SSO_OIDC_CLIENT_ID=" + ClientID, "GATEHOUSE_SSO_OIDC_CLIENT_SECRET=" + ClientSecret}
+}
+
 var loginID = regexp.MustCompile(`name="id" value="([^"]+)"`)
 
 // SignIn follows loginURL to the OP's form, signs in and returns the
